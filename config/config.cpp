@@ -1,0 +1,296 @@
+#include "config/config.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+extern char** environ;
+
+namespace rheo {
+
+namespace {
+
+using setter = std::function<void(server_config&, const std::string&)>;
+
+struct option {
+  const char* key; // config-file key; env is RHEO_<KEY>, flag is --<key with dashes>
+  const char* help;
+  setter set;
+};
+
+template <class T> T parse_unsigned(const std::string& text, T min, T max) {
+  unsigned long long v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty())
+    throw config_error("expected a non-negative integer, got '" + text + "'");
+  if (v < min || v > max)
+    throw config_error("'" + text + "' is out of range " + std::to_string(min) + ".." +
+                       std::to_string(max));
+  return static_cast<T>(v);
+}
+
+std::string one_of(const std::string& text, std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (auto* a : allowed) {
+    if (text == a) return text;
+    list += list.empty() ? "" : ", ";
+    list += a;
+  }
+  throw config_error("'" + text + "' is not one of " + list);
+}
+
+std::vector<mount> parse_mounts(const std::string& text) {
+  // "/=rheo,/all/=*"
+  std::vector<mount> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos)
+      throw config_error("mount '" + item + "' must be PREFIX=DB (e.g. /=rheo)");
+    out.push_back({item.substr(0, eq), item.substr(eq + 1)});
+  }
+  return out;
+}
+
+void check_mounts(std::vector<mount>& mounts) {
+  if (mounts.empty()) throw config_error("at least one mount is required");
+  for (auto& m : mounts) {
+    if (m.prefix.empty() || m.prefix.front() != '/')
+      throw config_error("mount prefix '" + m.prefix + "' must start with '/'");
+    if (m.prefix.back() != '/') m.prefix += '/';
+    if (m.db.empty() || (m.db != "*" && m.db.find_first_of("/\\. \"$") != std::string::npos))
+      throw config_error("mount database '" + m.db + "' is not a valid database name");
+  }
+}
+
+const std::vector<option>& options() {
+  static const std::vector<option> table = {
+      {"port", "TCP port (0: any free port; the bound port is printed)",
+       [](server_config& c, const std::string& v) { c.port = parse_unsigned<std::uint16_t>(v, 0, 65535); }},
+      {"bind", "address to listen on", [](server_config& c, const std::string& v) {
+         if (v.empty()) throw config_error("must not be empty");
+         c.bind = v;
+       }},
+      {"data_dir", "embedded store directory",
+       [](server_config& c, const std::string& v) {
+         if (v.empty()) throw config_error("must not be empty");
+         c.data_dir = v;
+       }},
+      {"mongo_uri", "MongoDB connection string (selects the MongoDB backend)",
+       [](server_config& c, const std::string& v) { c.mongo_uri = v; }},
+      {"log_level", "error | warn | info | debug",
+       [](server_config& c, const std::string& v) {
+         c.log_level = one_of(v, {"error", "warn", "info", "debug"});
+       }},
+      {"io_threads", "HTTP/WebSocket I/O threads (0: one per core)",
+       [](server_config& c, const std::string& v) { c.io_threads = parse_unsigned<unsigned>(v, 0, 256); }},
+      {"worker_threads", "threads that run blocking store writes",
+       [](server_config& c, const std::string& v) { c.worker_threads = parse_unsigned<unsigned>(v, 1, 1024); }},
+      {"mounts", "URL prefix to database map, PREFIX=DB[,PREFIX=DB] (DB * = all)",
+       [](server_config& c, const std::string& v) { c.mounts = parse_mounts(v); }},
+      {"static_dir", "folder served under static_prefix (the chat app)",
+       [](server_config& c, const std::string& v) { c.static_dir = v; }},
+      {"static_prefix", "URL prefix of the static files", [](server_config& c, const std::string& v) {
+         if (v.size() < 2 || v.front() != '/' || v.back() != '/')
+           throw config_error("must start and end with '/', e.g. /chat/");
+         c.static_prefix = v;
+       }},
+      {"max_body_bytes", "largest accepted request body",
+       [](server_config& c, const std::string& v) {
+         c.max_body_bytes = parse_unsigned<std::size_t>(v, 1, std::size_t(1) << 32);
+       }},
+      {"durability", "full (survives power loss) | normal (survives process crashes)",
+       [](server_config& c, const std::string& v) { c.durability = one_of(v, {"full", "normal"}); }},
+      {"changelog_retention", "change-log entries kept for resuming streams",
+       [](server_config& c, const std::string& v) {
+         c.changelog_retention = parse_unsigned<std::uint64_t>(v, 1, std::uint64_t(1) << 40);
+       }},
+      {"ws_queue_limit_bytes", "outbound bytes queued per WebSocket before closing it with 1013",
+       [](server_config& c, const std::string& v) {
+         c.ws_queue_limit_bytes = parse_unsigned<std::size_t>(v, 1024, std::size_t(1) << 32);
+       }},
+      {"ws_max_client_frame_bytes", "largest frame accepted from a client",
+       [](server_config& c, const std::string& v) {
+         c.ws_max_client_frame_bytes = parse_unsigned<std::size_t>(v, 128, std::size_t(1) << 26);
+       }},
+      {"ws_ping_interval_ms", "interval of server pings",
+       [](server_config& c, const std::string& v) {
+         c.ws_ping_interval_ms = parse_unsigned<unsigned>(v, 10, 3600000);
+       }},
+      {"ws_pong_timeout_ms", "close a WebSocket whose pong is this late",
+       [](server_config& c, const std::string& v) {
+         c.ws_pong_timeout_ms = parse_unsigned<unsigned>(v, 10, 3600000);
+       }},
+      {"shutdown_timeout_ms", "how long shutdown waits for in-flight requests",
+       [](server_config& c, const std::string& v) {
+         c.shutdown_timeout_ms = parse_unsigned<unsigned>(v, 0, 3600000);
+       }},
+  };
+  return table;
+}
+
+const option* find_option(const std::string& key) {
+  for (auto& o : options())
+    if (key == o.key) return &o;
+  return nullptr;
+}
+
+void apply(server_config& c, const option& o, const std::string& v, const std::string& where) {
+  try {
+    o.set(c, v);
+  } catch (const config_error& e) {
+    throw config_error(where + ": " + e.what());
+  }
+}
+
+std::string json_scalar(const rapidjson::Value& v, const std::string& where) {
+  if (v.IsString()) return {v.GetString(), v.GetStringLength()};
+  if (v.IsBool()) return v.GetBool() ? "true" : "false";
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  if (v.IsNumber()) throw config_error(where + ": expected a non-negative integer");
+  throw config_error(where + ": expected a string or a number");
+}
+
+void load_file(server_config& c, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error("config file " + path + ": cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str(),
+                                                                                  text.size());
+  if (doc.HasParseError())
+    throw config_error("config file " + path + ": invalid JSON at offset " +
+                       std::to_string(doc.GetErrorOffset()) + ": " +
+                       rapidjson::GetParseError_En(doc.GetParseError()));
+  if (!doc.IsObject()) throw config_error("config file " + path + ": must be a JSON object");
+  for (auto& m : doc.GetObject()) {
+    std::string key(m.name.GetString(), m.name.GetStringLength());
+    std::string where = "config file " + path + ": key '" + key + "'";
+    if (key == "mounts" && m.value.IsArray()) {
+      c.mounts.clear();
+      for (auto& item : m.value.GetArray()) {
+        if (!item.IsObject() || !item.HasMember("prefix") || !item.HasMember("db") ||
+            !item["prefix"].IsString() || !item["db"].IsString())
+          throw config_error(where + ": each mount must be {\"prefix\":\"/\",\"db\":\"rheo\"}");
+        c.mounts.push_back({item["prefix"].GetString(), item["db"].GetString()});
+      }
+      continue;
+    }
+    auto* o = find_option(key);
+    if (!o) throw config_error("config file " + path + ": unknown key '" + key + "'");
+    apply(c, *o, json_scalar(m.value, where), where);
+  }
+}
+
+std::string env_name(const char* key) {
+  std::string s = "RHEO_";
+  for (const char* p = key; *p; ++p)
+    s += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
+  return s;
+}
+
+std::string flag_name(const char* key) {
+  std::string s = "--";
+  for (const char* p = key; *p; ++p)
+    s += *p == '_' ? '-' : *p;
+  return s;
+}
+
+} // namespace
+
+command_line parse_command_line(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env) {
+  command_line cl;
+  // Pass 1: find --config (flags win over the file, so the file is read first).
+  std::string config_path;
+  if (auto it = env.find("RHEO_CONFIG"); it != env.end()) config_path = it->second;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size()) throw config_error("--config needs a file name");
+      config_path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      config_path = args[i].substr(9);
+    }
+  }
+  if (!config_path.empty()) load_file(cl.config, config_path);
+
+  for (auto& [name, val] : env) {
+    if (name == "RHEO_CONFIG" || name.rfind("RHEO_", 0) != 0) continue;
+    const option* found = nullptr;
+    for (auto& o : options())
+      if (env_name(o.key) == name) found = &o;
+    // Unknown RHEO_* variables are ignored: the environment is shared with other tools
+    // (e.g. RHEO_TEST_MONGO_URI).
+    if (found) apply(cl.config, *found, val, "environment " + name);
+  }
+
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (a == "--help" || a == "-h") {
+      cl.help = true;
+      continue;
+    }
+    if (a == "--version") {
+      cl.version = true;
+      continue;
+    }
+    if (a == "--config") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--config=", 0) == 0) continue;
+    std::string val;
+    bool has_val = false;
+    if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
+      val = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_val = true;
+    }
+    const option* found = nullptr;
+    for (auto& o : options())
+      if (flag_name(o.key) == a) found = &o;
+    if (!found) throw config_error("unknown option '" + a + "' (see --help)");
+    if (!has_val) {
+      if (i + 1 >= args.size()) throw config_error("option " + a + " needs a value");
+      val = args[++i];
+    }
+    apply(cl.config, *found, val, "option " + a);
+  }
+  check_mounts(cl.config.mounts);
+  return cl;
+}
+
+std::map<std::string, std::string> rheo_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("RHEO_", 0) != 0) continue;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string usage_text() {
+  std::string s = "usage: rheo [--config FILE] [options]\n\n"
+                  "Each option KEY may also be set as \"key\" in the config file (JSON,\n"
+                  "comments allowed) or as the environment variable RHEO_KEY.\n"
+                  "Precedence: flags > environment > config file > defaults.\n\noptions:\n";
+  for (auto& o : options()) {
+    std::string f = flag_name(o.key) + " VALUE";
+    s += "  " + f + std::string(f.size() < 34 ? 34 - f.size() : 1, ' ') + o.help + "\n";
+  }
+  s += "  --help                            this text\n"
+       "  --version                         print the version\n";
+  return s;
+}
+
+} // namespace rheo

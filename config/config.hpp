@@ -1,0 +1,69 @@
+// rheo's configuration: built-in defaults, then the config file (JSON, comments
+// allowed), then RHEO_* environment variables, then command-line flags; each layer
+// overrides the one before.
+//
+// Thread-safety: a plain value; built once at startup and read-only afterwards.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rheo {
+
+/// A URL prefix mapped to a database. `db == "*"` exposes every database as
+/// `<prefix><db>/<coll>`.
+struct mount {
+  std::string prefix; // starts and ends with '/'
+  std::string db;
+};
+
+struct server_config {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 8080; // 0: any free port
+  std::string data_dir = "./data";
+  std::string mongo_uri;      // empty: embedded store
+  std::string log_level = "info"; // error | warn | info | debug
+  unsigned io_threads = 0;    // 0: one per core
+  unsigned worker_threads = 16; // blocking store writes run here
+  std::vector<mount> mounts{{"/", "rheo"}};
+  std::string static_dir;     // default: the web/ folder next to the sources
+  std::string static_prefix = "/chat/";
+  std::size_t max_body_bytes = 16 * 1024 * 1024;
+  std::string durability = "full"; // full | normal
+  std::uint64_t changelog_retention = 100000;
+  std::size_t ws_queue_limit_bytes = 1024 * 1024;
+  std::size_t ws_max_client_frame_bytes = 64 * 1024;
+  unsigned ws_ping_interval_ms = 30000;
+  unsigned ws_pong_timeout_ms = 30000;
+  unsigned shutdown_timeout_ms = 10000;
+};
+
+/// A configuration problem; what() is one line naming the key or flag.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What the command line asked for besides configuration.
+struct command_line {
+  server_config config;
+  bool help = false;
+  bool version = false;
+};
+
+/// Builds the configuration from defaults, `--config FILE`, `env` (RHEO_* variables)
+/// and `args` (argv without the program name). Throws config_error.
+command_line parse_command_line(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env);
+
+/// The RHEO_* variables of the current process environment.
+std::map<std::string, std::string> rheo_environment();
+
+/// Usage text for --help.
+std::string usage_text();
+
+} // namespace rheo

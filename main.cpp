@@ -1,0 +1,124 @@
+// rheo: a realtime data server. Parses the configuration, opens the store, starts the
+// actor system and the HTTP/WebSocket server, and shuts everything down cleanly on
+// SIGINT/SIGTERM.
+#include "config/config.hpp"
+#include "config/log.hpp"
+#include "net/rest_api.hpp"
+#include "net/server.hpp"
+#include "storage/sqlite_store.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <thread>
+
+#ifndef RHEO_WEB_DIR
+#define RHEO_WEB_DIR "web"
+#endif
+
+namespace {
+
+/// Raises the soft open-files limit to the hard limit; returns the resulting limit.
+rlim_t raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return rl.rlim_cur;
+}
+
+int run(rheo::server_config config) {
+  using namespace rheo;
+  log::set_level(config.log_level);
+  if (config.static_dir.empty()) config.static_dir = RHEO_WEB_DIR;
+
+  // Signals are taken by one thread with sigwait; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  rlim_t fds = raise_fd_limit();
+
+  if (!config.mongo_uri.empty()) {
+    std::cerr << "rheo: --mongo-uri: the MongoDB backend is not available in this build yet; "
+                 "run without it to use the embedded store\n";
+    return 2;
+  }
+
+  std::unique_ptr<store> db;
+  try {
+    sqlite_store_options opts;
+    opts.data_dir = config.data_dir;
+    opts.durability = config.durability == "normal" ? durability::normal : durability::full;
+    opts.changelog_retention = config.changelog_retention;
+    db = open_sqlite_store(opts);
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    return 2;
+  }
+
+  caf::actor_system_config caf_config;
+  caf::actor_system actors{caf_config};
+
+  rest_api api(config, *db);
+  server srv(config, api, nullptr);
+  std::uint16_t port = 0;
+  try {
+    port = srv.start();
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    db->close();
+    return 2;
+  }
+  std::printf("rheo listening on http://%s:%u (store: %s, open-file limit %llu)\n",
+              config.bind.c_str(), static_cast<unsigned>(port), config.data_dir.c_str(),
+              static_cast<unsigned long long>(fds));
+  std::fflush(stdout);
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+              ", shutting down");
+    srv.stop();
+  });
+  srv.wait();
+  // wait() returns only after stop(); the signal thread has finished or is about to.
+  signal_thread.join();
+  db->close();
+  log::info("stopped cleanly");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  rheo::command_line cl;
+  try {
+    cl = rheo::parse_command_line(args, rheo::rheo_environment());
+  } catch (const rheo::config_error& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    return 2;
+  }
+  if (cl.help) {
+    std::cout << rheo::usage_text();
+    return 0;
+  }
+  if (cl.version) {
+    std::cout << "rheo 0.1.0\n";
+    return 0;
+  }
+  return run(std::move(cl.config));
+}

@@ -1,0 +1,167 @@
+#include "net/http_session.hpp"
+
+#include "net/metrics.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+namespace rheo {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace {
+constexpr auto read_timeout = std::chrono::seconds(60);
+} // namespace
+
+http_session::http_session(net::ip::tcp::socket&& socket, server::impl& srv)
+    : stream_(std::move(socket)), srv_(srv) {}
+
+http_session::~http_session() { srv_.unregister_session(this); }
+
+void http_session::run() {
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void http_session::shutdown() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->stopping_ = true;
+    if (!self->busy_) self->close();
+  });
+}
+
+void http_session::close() {
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  stream_.close();
+}
+
+void http_session::do_read() {
+  if (stopping_) return close();
+  parser_.emplace();
+  parser_->body_limit(srv_.config.max_body_bytes);
+  parser_->header_limit(64 * 1024);
+  stream_.expires_after(read_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+}
+
+void http_session::on_read(beast::error_code ec, std::size_t) {
+  auto start = std::chrono::steady_clock::now();
+  if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+      ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof)
+    return close();
+  if (ec) {
+    busy_ = true;
+    if (ec == http::error::body_limit) {
+      send(error_response(413, "request body exceeds the limit of " +
+                                   std::to_string(srv_.config.max_body_bytes) + " bytes"),
+           false, 11, false, start);
+    } else if (ec == http::error::header_limit) {
+      send(error_response(400, "request headers too large"), false, 11, false,
+           start);
+    } else {
+      send(error_response(400, "malformed HTTP request: " + ec.message()), false, 11, false,
+           start);
+    }
+    return;
+  }
+  busy_ = true;
+  process(parser_->release());
+}
+
+void http_session::process(http::request<http::string_body> req) {
+  auto start = std::chrono::steady_clock::now();
+  http_request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  r.if_match = std::string(req[http::field::if_match]);
+  r.origin = std::string(req[http::field::origin]);
+  r.accept = std::string(req[http::field::accept]);
+  r.access_control_request_headers =
+      std::string(req[http::field::access_control_request_headers]);
+  r.websocket_upgrade = beast::websocket::is_upgrade(req);
+  const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
+  const unsigned version = req.version();
+  const bool head = req.method() == http::verb::head;
+
+  if (r.websocket_upgrade) {
+    auto resolved = srv_.api.resolve_stream(r);
+    if (auto* res = std::get_if<http_response>(&resolved)) {
+      return send(std::move(*res), false, version, false, start);
+    }
+    if (!srv_.hub || srv_.stopping.load())
+      return send(error_response(503, "change streams are not available"), false, version, false,
+                  start);
+    global_metrics().record_request(101, static_cast<std::uint64_t>(
+                                             (std::chrono::steady_clock::now() - start).count()));
+    stream_.expires_never();
+    srv_.hub->accept(stream_.release_socket(), std::move(req), std::move(buffer_),
+                     std::move(std::get<stream_target>(resolved)));
+    return;
+  }
+  r.body = std::move(req.body());
+
+  if (rest_api::is_blocking(r)) {
+    // Store writes may wait for a group commit: run them on the worker pool and keep the
+    // I/O context alive until the response has been posted back.
+    auto guard = net::make_work_guard(srv_.ioc);
+    net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), keep_alive, version,
+                             head, start, guard = std::move(guard)]() mutable {
+      http_response res = self->srv_.api.handle(r);
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res), keep_alive, version, head, start]() mutable {
+                  self->send(std::move(res), keep_alive, version, head, start);
+                });
+    });
+    return;
+  }
+  send(srv_.api.handle(r), keep_alive, version, head, start);
+}
+
+void http_session::send(http_response res, bool keep_alive, unsigned version, bool head,
+                        std::chrono::steady_clock::time_point start) {
+  auto msg = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(res.status), version);
+  msg->set(http::field::server, "rheo");
+  if (!res.content_type.empty()) msg->set(http::field::content_type, res.content_type);
+  for (auto& [k, v] : res.headers)
+    msg->insert(k, v);
+  const bool close = !keep_alive || res.close || stopping_;
+  msg->keep_alive(!close);
+  msg->body() = std::move(res.body);
+  msg->prepare_payload();
+  if (head) msg->body().clear();
+  global_metrics().record_request(
+      res.status,
+      static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+              .count()));
+  response_ = msg;
+  stream_.expires_after(read_timeout);
+  if (head) {
+    auto sr = std::make_shared<http::response_serializer<http::string_body>>(*msg);
+    response_ = std::make_shared<std::pair<decltype(msg), decltype(sr)>>(msg, sr);
+    http::async_write_header(stream_, *sr,
+                             [self = shared_from_this(), close](beast::error_code ec, std::size_t n) {
+                               self->on_write(close, ec, n);
+                             });
+    return;
+  }
+  http::async_write(stream_, *msg,
+                    beast::bind_front_handler(&http_session::on_write, shared_from_this(), close));
+}
+
+void http_session::on_write(bool close_after, beast::error_code ec, std::size_t) {
+  response_.reset();
+  busy_ = false;
+  if (ec || close_after) return close();
+  do_read();
+}
+
+} // namespace rheo

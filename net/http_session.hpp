@@ -1,0 +1,52 @@
+// One HTTP/1.1 connection: reads requests one at a time (pipelined requests wait in the
+// read buffer), answers each in order, hands WebSocket upgrades of stream URLs to the
+// websocket_hub.
+//
+// Thread-safety: all members run on the connection's strand; other threads reach the
+// session only through shutdown(), which posts to that strand.
+#pragma once
+
+#include "net/server_impl.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace rheo {
+
+struct http_response;
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(boost::asio::ip::tcp::socket&& socket, server::impl& srv);
+  ~http_session();
+
+  void run();
+  /// Closes the connection when it is idle, or after the response in flight.
+  void shutdown();
+
+private:
+  void do_read();
+  void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void process(boost::beast::http::request<boost::beast::http::string_body> req);
+  void send(http_response res, bool keep_alive, unsigned version, bool head,
+            std::chrono::steady_clock::time_point start);
+  void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
+  void close();
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  server::impl& srv_;
+  std::shared_ptr<void> response_; // keeps the response alive during async_write
+  bool busy_ = false;
+  bool stopping_ = false;
+};
+
+} // namespace rheo

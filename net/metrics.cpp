@@ -1,0 +1,89 @@
+#include "net/metrics.hpp"
+
+#include <cstdio>
+
+namespace rheo {
+
+metrics& global_metrics() {
+  static metrics m;
+  return m;
+}
+
+void metrics::record_request(int status, std::uint64_t ns) {
+  int cls = status / 100;
+  if (cls < 1 || cls > 5) cls = 0;
+  http_responses[cls].fetch_add(1, std::memory_order_relaxed);
+  double seconds = static_cast<double>(ns) / 1e9;
+  std::size_t i = 0;
+  while (i < latency_bounds_seconds.size() && seconds > latency_bounds_seconds[i])
+    ++i;
+  latency_buckets[i].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_ns.fetch_add(ns, std::memory_order_relaxed);
+  latency_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+
+void line(std::string& out, const char* name, const char* type, const char* help, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+  out += name;
+  out += ' ';
+  out += buf;
+  out += '\n';
+}
+
+} // namespace
+
+std::string metrics::render() const {
+  std::string out;
+  auto r = std::memory_order_relaxed;
+  line(out, "rheo_sessions_open", "gauge", "Open WebSocket sessions.", sessions_open.load(r));
+  line(out, "rheo_subscriptions", "gauge", "Live stream subscriptions.", subscriptions.load(r));
+  line(out, "rheo_upstream_feeds", "gauge", "Open upstream change feeds (one per watched collection).",
+       upstream_feeds.load(r));
+  line(out, "rheo_events_received_total", "counter", "Change events received from upstream feeds.",
+       events_received.load(r));
+  line(out, "rheo_frames_sent_total", "counter", "WebSocket data frames written to clients.",
+       frames_sent.load(r));
+  line(out, "rheo_bytes_queued", "gauge", "Bytes queued for WebSocket clients, not yet written.",
+       bytes_queued.load(r));
+  line(out, "rheo_slow_consumer_closes_total", "counter",
+       "Sessions closed with 1013 because their outbound queue passed its limit.",
+       slow_consumer_closes.load(r));
+  line(out, "rheo_stage_errors_total", "counter",
+       "Change events skipped for a subscription because a stage failed to evaluate.",
+       stage_errors.load(r));
+  out += "# HELP rheo_http_responses_total HTTP responses by status class.\n"
+         "# TYPE rheo_http_responses_total counter\n";
+  for (int c = 1; c <= 5; ++c)
+    out += "rheo_http_responses_total{class=\"" + std::to_string(c) + "xx\"} " +
+           std::to_string(http_responses[c].load(r)) + "\n";
+  out += "# HELP rheo_http_request_duration_seconds HTTP request latency.\n"
+         "# TYPE rheo_http_request_duration_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  char buf[64];
+  for (std::size_t i = 0; i < latency_bounds_seconds.size(); ++i) {
+    cumulative += latency_buckets[i].load(r);
+    std::snprintf(buf, sizeof buf, "%g", latency_bounds_seconds[i]);
+    out += "rheo_http_request_duration_seconds_bucket{le=\"" + std::string(buf) + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  cumulative += latency_buckets.back().load(r);
+  out += "rheo_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  std::snprintf(buf, sizeof buf, "%.9f", static_cast<double>(latency_sum_ns.load(r)) / 1e9);
+  out += "rheo_http_request_duration_seconds_sum " + std::string(buf) + "\n";
+  out += "rheo_http_request_duration_seconds_count " + std::to_string(latency_count.load(r)) + "\n";
+  return out;
+}
+
+} // namespace rheo

@@ -1,0 +1,39 @@
+// Process-wide counters exported at GET /_metrics in Prometheus text format.
+//
+// Thread-safety: every member is an atomic updated with relaxed ordering; any thread
+// may update or render at any time (a render is not a consistent snapshot).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace rheo {
+
+struct metrics {
+  // Realtime.
+  std::atomic<std::int64_t> sessions_open{0};
+  std::atomic<std::int64_t> subscriptions{0};
+  std::atomic<std::int64_t> upstream_feeds{0};
+  std::atomic<std::uint64_t> events_received{0};
+  std::atomic<std::uint64_t> frames_sent{0};
+  std::atomic<std::int64_t> bytes_queued{0};
+  std::atomic<std::uint64_t> slow_consumer_closes{0};
+  std::atomic<std::uint64_t> stage_errors{0};
+  // HTTP.
+  std::array<std::atomic<std::uint64_t>, 6> http_responses{}; // index: status / 100
+  static constexpr std::array<double, 12> latency_bounds_seconds{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};
+  std::array<std::atomic<std::uint64_t>, latency_bounds_seconds.size() + 1> latency_buckets{};
+  std::atomic<std::uint64_t> latency_sum_ns{0};
+  std::atomic<std::uint64_t> latency_count{0};
+
+  void record_request(int status, std::uint64_t nanoseconds);
+  std::string render() const;
+};
+
+/// The process's metrics.
+metrics& global_metrics();
+
+} // namespace rheo

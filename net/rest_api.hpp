@@ -1,0 +1,102 @@
+// The HTTP API without the transport: routing by mount (section 1 of the API
+// contract), the REST data API (section 3), /_ping, /_metrics, static files and CORS.
+// The transport (http_session) turns Beast requests into http_request and writes
+// the http_response back.
+//
+// Thread-safety: handle() and resolve_stream() may be called concurrently from any
+// thread; the object is immutable after construction except for the hooks, which are
+// set once before the server starts.
+#pragma once
+
+#include "config/config.hpp"
+#include "storage/value.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace rheo {
+
+class store;
+
+struct http_request {
+  std::string method; // "GET", "POST", ...
+  std::string target; // path and query, as received
+  std::string body;
+  std::string if_match;
+  std::string origin;
+  std::string accept;
+  std::string access_control_request_headers;
+  bool websocket_upgrade = false;
+};
+
+struct http_response {
+  int status = 200;
+  std::string content_type; // empty when there is no body
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool close = false; // close the connection after this response
+};
+
+/// The target of a WebSocket handshake once it has been authorized and resolved.
+struct stream_target {
+  std::string db;
+  std::string coll;
+  std::string stream;   // the stream's uri
+  object definition;    // the stream definition {"uri":..., "stages":[...]} as stored
+  object avars;         // the client's variable bindings
+};
+
+/// A parsed request target: the decoded path segments and the query parameters in order.
+struct parsed_target {
+  std::string path;
+  std::vector<std::string> segments;
+  std::vector<std::pair<std::string, std::string>> query;
+
+  /// All values of parameter `name`, in order.
+  std::vector<std::string> all(std::string_view name) const;
+  /// The last value of `name`, if any.
+  std::optional<std::string> last(std::string_view name) const;
+};
+
+/// Splits and percent-decodes a request target; nullopt when it is malformed.
+std::optional<parsed_target> parse_target(std::string_view target);
+
+/// The JSON error body of the contract.
+http_response error_response(int status, std::string_view message);
+/// "Bad Request" for 400 and so on.
+const char* status_reason(int status);
+
+class rest_api {
+public:
+  rest_api(const server_config& config, store& db);
+
+  /// Validates a collection metadata document before it is written (e.g. stream
+  /// definitions); throws api_error. Set by the streams layer.
+  std::function<void(const object& metadata)> validate_metadata;
+
+  http_response handle(const http_request& req) const;
+
+  /// For a WebSocket handshake: resolves `/<coll>/_streams/<uri>` (404 unknown collection
+  /// or stream, 400 bad avars, 400 without upgrade headers), or returns the error response.
+  std::variant<stream_target, http_response> resolve_stream(const http_request& req) const;
+
+  /// True when handling `req` may block on a store write (run it off the I/O threads).
+  static bool is_blocking(const http_request& req);
+
+private:
+  struct route;
+  std::optional<route> match_mount(const parsed_target& t) const;
+  http_response dispatch(const http_request& req, const parsed_target& t) const;
+  http_response handle_data(const http_request& req, const parsed_target& t,
+                            const route& r) const;
+  void add_cors(const http_request& req, http_response& res) const;
+
+  const server_config& config_;
+  store& store_;
+};
+
+} // namespace rheo

@@ -1,0 +1,136 @@
+#include "net/server.hpp"
+
+#include "config/log.hpp"
+#include "net/http_session.hpp"
+#include "net/server_impl.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <stdexcept>
+
+namespace rheo {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+unsigned io_thread_count(const server_config& c) {
+  if (c.io_threads) return c.io_threads;
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+} // namespace
+
+server::impl::impl(const server_config& c, rest_api& a, websocket_hub* h)
+    : config(c), api(a), hub(h), ioc(static_cast<int>(io_thread_count(c))),
+      acceptor(net::make_strand(ioc)), workers(c.worker_threads) {}
+
+void server::impl::do_accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
+                                                       tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || stopping.load()) return;
+      // EMFILE and friends: log and keep accepting; the connection is refused by the kernel.
+      log::warn("accept failed: " + ec.message());
+    } else {
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      auto session = std::make_shared<http_session>(std::move(socket), *this);
+      register_session(session);
+      session->run();
+    }
+    if (!stopping.load()) do_accept();
+  });
+}
+
+void server::impl::register_session(const std::shared_ptr<http_session>& s) {
+  std::lock_guard lock(mutex);
+  sessions[s.get()] = s;
+}
+
+void server::impl::unregister_session(const http_session* s) {
+  std::lock_guard lock(mutex);
+  sessions.erase(s);
+}
+
+server::server(const server_config& config, rest_api& api, websocket_hub* hub)
+    : impl_(std::make_unique<impl>(config, api, hub)) {}
+
+server::~server() {
+  stop();
+  wait();
+}
+
+std::uint16_t server::start() {
+  auto& s = *impl_;
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(s.config.bind, ec);
+  if (ec) throw std::runtime_error("bind address '" + s.config.bind + "' is not an IP address");
+  tcp::endpoint ep(address, s.config.port);
+  s.acceptor.open(ep.protocol(), ec);
+  if (!ec) s.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(ep, ec);
+  if (!ec) s.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + s.config.bind + ":" +
+                             std::to_string(s.config.port) + ": " + ec.message());
+  auto port = s.acceptor.local_endpoint().port();
+  s.do_accept();
+  unsigned n = io_thread_count(s.config);
+  for (unsigned i = 0; i < n; ++i)
+    s.threads.emplace_back([&s] {
+      for (;;) {
+        try {
+          s.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          log::error(std::string("I/O thread: unexpected exception: ") + e.what());
+        }
+      }
+    });
+  return port;
+}
+
+void server::stop() {
+  auto& s = *impl_;
+  if (s.stopping.exchange(true)) return;
+  net::post(s.acceptor.get_executor(), [&s] {
+    boost::system::error_code ec;
+    s.acceptor.close(ec);
+  });
+  std::vector<std::shared_ptr<http_session>> live;
+  {
+    std::lock_guard lock(s.mutex);
+    for (auto& [p, w] : s.sessions)
+      if (auto sp = w.lock()) live.push_back(std::move(sp));
+  }
+  for (auto& sp : live)
+    sp->shutdown();
+  if (s.hub) s.hub->shutdown();
+  // In-flight requests finish on their own; the watchdog bounds how long that may take.
+  s.watchdog = std::thread([&s] {
+    std::unique_lock lock(s.mutex);
+    if (!s.stopped_cv.wait_for(lock, std::chrono::milliseconds(s.config.shutdown_timeout_ms),
+                               [&s] { return s.stopped; })) {
+      log::warn("shutdown timeout: closing remaining connections");
+      s.ioc.stop();
+    }
+  });
+}
+
+void server::wait() {
+  auto& s = *impl_;
+  for (auto& t : s.threads)
+    if (t.joinable()) t.join();
+  s.threads.clear();
+  s.workers.join();
+  {
+    std::lock_guard lock(s.mutex);
+    s.stopped = true;
+  }
+  s.stopped_cv.notify_all();
+  if (s.watchdog.joinable()) s.watchdog.join();
+}
+
+} // namespace rheo

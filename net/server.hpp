@@ -1,0 +1,43 @@
+// The HTTP/1.1 (and WebSocket upgrade) server: a listener on a pool of I/O threads,
+// one http_session per connection on its own strand, blocking store writes offloaded
+// to a worker pool so that I/O threads never wait on a commit.
+//
+// Thread-safety: start() and wait() are called from the owning thread; stop() may be
+// called from any thread (e.g. a signal handler thread) and is idempotent.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace rheo {
+
+class rest_api;
+class websocket_hub;
+
+class server {
+public:
+  /// `hub` (may be null) takes WebSocket upgrades of stream URLs.
+  server(const server_config& config, rest_api& api, websocket_hub* hub);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds and starts accepting; returns the bound port. Throws std::runtime_error with
+  /// one clear line when the address cannot be bound.
+  std::uint16_t start();
+  /// Stops accepting, lets in-flight requests finish (up to the configured timeout),
+  /// closes idle connections and WebSockets (1001).
+  void stop();
+  /// Blocks until the server has stopped and every thread has been joined.
+  void wait();
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace rheo

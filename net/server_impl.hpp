@@ -1,0 +1,50 @@
+// The server's shared state, seen by the listener and the HTTP sessions.
+//
+// Thread-safety: `sessions` is guarded by `mutex`; `stopping` is atomic; the rest is
+// immutable after start().
+#pragma once
+
+#include "config/config.hpp"
+#include "net/rest_api.hpp"
+#include "net/server.hpp"
+#include "net/websocket_hub.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace rheo {
+
+class http_session;
+
+struct server::impl {
+  impl(const server_config& c, rest_api& a, websocket_hub* h);
+
+  void do_accept();
+  void register_session(const std::shared_ptr<http_session>& s);
+  void unregister_session(const http_session* s);
+
+  const server_config& config;
+  rest_api& api;
+  websocket_hub* hub;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor;
+  boost::asio::thread_pool workers;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  std::mutex mutex;
+  std::unordered_map<const http_session*, std::weak_ptr<http_session>> sessions;
+  std::condition_variable stopped_cv;
+  bool stopped = false;
+  std::thread watchdog;
+};
+
+} // namespace rheo

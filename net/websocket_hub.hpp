@@ -1,0 +1,29 @@
+// The seam between the HTTP server and the realtime layer: after a WebSocket handshake
+// request has been resolved to a stream, the HTTP session hands its socket and request
+// to the hub, which owns the connection from then on.
+//
+// Thread-safety: accept() and shutdown() may be called from any I/O thread.
+#pragma once
+
+#include "net/rest_api.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace rheo {
+
+class websocket_hub {
+public:
+  virtual ~websocket_hub() = default;
+  /// Completes the handshake of `req` on `socket` and serves stream `target`.
+  /// `buffer` holds any bytes read past the request.
+  virtual void accept(boost::asio::ip::tcp::socket socket,
+                      boost::beast::http::request<boost::beast::http::string_body> req,
+                      boost::beast::flat_buffer buffer, stream_target target) = 0;
+  /// Closes every WebSocket with 1001 (going away). Idempotent.
+  virtual void shutdown() = 0;
+};
+
+} // namespace rheo

@@ -1,0 +1,40 @@
+// A committed change as both stores emit it and the actors route it.
+//
+// Thread-safety: a plain value type; immutable once shared (the actors pass it as
+// shared_ptr<const change_event>).
+#pragma once
+
+#include "storage/update.hpp"
+#include "storage/value.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace rheo {
+
+struct change_event {
+  /// Position in the store's change log; strictly increasing per store (embedded) or 0.
+  std::uint64_t seq = 0;
+  /// The resume token sent to clients as {"_id":{"_data":token}}. On the embedded store:
+  /// the seq as 16 hex digits; on MongoDB: the server's _data string.
+  std::string token;
+  std::string db;
+  std::string coll;
+  /// insert | update | replace | delete | drop | rename | invalidate
+  std::string operation;
+  std::optional<value> document_key; // the _id
+  std::optional<object> full_document;
+  std::optional<update_description> update;
+  date_time wall_time;
+
+  /// The event as MongoDB shapes it for change streams:
+  /// {_id:{_data}, operationType, fullDocument?, documentKey?:{_id}, updateDescription?}.
+  object to_object() const;
+};
+
+/// Embedded-store resume tokens: seq <-> 16 lowercase hex digits.
+std::string token_from_seq(std::uint64_t seq);
+std::optional<std::uint64_t> seq_from_token(std::string_view token);
+
+} // namespace rheo

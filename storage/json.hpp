@@ -1,0 +1,43 @@
+// JSON on the wire (section 2 of the API contract): a parser that accepts strict JSON,
+// MongoDB extended JSON ($oid, $date, $numberLong, ...) and the relaxed shell syntax
+// RESTHeart accepts (unquoted keys, single-quoted strings); and a writer that emits
+// relaxed extended JSON with rheo's fixed choices ({"$oid":...}, {"$date":<millis>}).
+//
+// Thread-safety: free functions without shared state; safe from any thread.
+#pragma once
+
+#include "storage/value.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace rheo {
+
+struct json_limits {
+  std::size_t max_depth = 100;
+};
+
+/// Parses `text` into a value. On malformed input throws api_error(400) whose message
+/// names `what` (e.g. "body", "filter") and the position, e.g.
+/// "invalid JSON in filter at offset 7: expected ':'".
+/// Extended JSON wrappers are decoded: {"$oid":hex}, {"$date":millis|ISO-8601|{"$numberLong":s}},
+/// {"$numberLong":s}, {"$numberInt":s}, {"$numberDouble":s},
+/// {"$regularExpression":{pattern,options}},
+/// {"$binary":{"base64":s,"subType":hex}}, {"$timestamp":{"t":n,"i":n}}, {"$minKey":1},
+/// {"$maxKey":1}. An object is a wrapper only when its key set is exactly the wrapper's; a wrapper
+/// with a bad payload ({"$date":"garbage"}) is a 400. {"$regex":s,"$options":s} is NOT decoded: it
+/// is also the query operator, so it stays a plain object and the query engine interprets it.
+/// Integers that fit int32 become int32, else int64, beyond int64 double; numbers with '.', 'e'
+/// become double (beyond double range: 400). Duplicate keys: the last value wins, in the first
+/// one's position. Nesting deeper than `limits.max_depth` containers is a 400 (no recursion
+/// beyond it). Invalid UTF-8 is passed through; escaped UTF-16 must be well-formed.
+value parse_json(std::string_view text, std::string_view what = "body",
+                 const json_limits& limits = {});
+
+/// Serializes as relaxed extended JSON (see header comment). Non-finite doubles are
+/// written as {"$numberDouble":"NaN"|"Infinity"|"-Infinity"}.
+std::string to_json(const value& v);
+void append_json(std::string& out, const value& v);
+void append_json(std::string& out, const object& o);
+
+} // namespace rheo

@@ -1,0 +1,115 @@
+// The storage interface both backends implement (embedded SQLite, MongoDB): documents
+// in, change events out. Methods report client-visible failures as api_error with the
+// HTTP status of the API contract (404 unknown collection/document, 409 duplicate _id,
+// 412 If-Match mismatch, 400 bad input).
+//
+// Thread-safety: every method of a store may be called concurrently from any thread.
+// A change_feed is used by one thread at a time, except cancel(), callable from any thread.
+#pragma once
+
+#include "storage/change_event.hpp"
+#include "storage/query.hpp"
+#include "storage/update.hpp"
+#include "storage/value.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rheo {
+
+struct collection_info {
+  object metadata; // user metadata, e.g. {"streams":[...]}, without _id/_etag
+  object_id etag;
+};
+
+struct find_query {
+  matcher filter;
+  sort_spec sort;       // empty: newest first ({_id:-1})
+  projection keys;      // empty: whole documents
+  std::int64_t skip = 0;
+  std::int64_t limit = 100;
+};
+
+enum class write_mode { insert, update, upsert };
+
+struct write_result {
+  value id;
+  object_id etag;
+  bool created = false; // a new document (201) rather than an update (200)
+};
+
+/// Raised by change_feed::next when the feed cannot continue: history lost (the resume
+/// position fell out of retention) or invalidated (collection dropped/renamed).
+class feed_lost : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One upstream change feed for one collection.
+class change_feed {
+public:
+  virtual ~change_feed() = default;
+  /// Waits up to `timeout` for events after the feed's position and returns them in
+  /// commit order (possibly none). Throws feed_lost when the feed cannot continue.
+  virtual std::vector<change_event> next(std::chrono::milliseconds timeout) = 0;
+  /// Wakes a blocked next(); afterwards next() returns immediately with nothing.
+  virtual void cancel() = 0;
+};
+
+class store {
+public:
+  virtual ~store() = default;
+
+  // ---- collections ----
+  virtual std::vector<std::string> collection_names(const std::string& db) = 0;
+  virtual std::optional<collection_info> collection(const std::string& db,
+                                                    const std::string& coll) = 0;
+  /// Creates (returns true) or replaces the metadata of (returns false) a collection.
+  virtual bool put_collection(const std::string& db, const std::string& coll, object metadata,
+                              const std::optional<std::string>& if_match) = 0;
+  /// Merges `metadata` into the existing metadata (top-level keys); 404 if missing.
+  virtual void patch_collection(const std::string& db, const std::string& coll, object metadata,
+                                const std::optional<std::string>& if_match) = 0;
+  /// Drops the collection and its documents. `etag` must match (412), 404 if missing.
+  virtual void drop_collection(const std::string& db, const std::string& coll,
+                               const std::string& etag) = 0;
+
+  // ---- documents ----
+  /// 404 when the collection does not exist.
+  virtual std::vector<object> find(const std::string& db, const std::string& coll,
+                                   const find_query& q) = 0;
+  virtual std::int64_t count(const std::string& db, const std::string& coll,
+                             const matcher& filter) = 0;
+  virtual std::optional<object> find_by_id(const std::string& db, const std::string& coll,
+                                           const value& id) = 0;
+  /// Inserts (creating the collection when missing). Generates _id (ObjectId) when absent;
+  /// sets a fresh `_etag`. 409 when the _id exists.
+  virtual write_result insert(const std::string& db, const std::string& coll, object doc) = 0;
+  /// Replaces the document `id` (the body's own _id, if any, must equal `id`).
+  /// mode update: 404 if absent; upsert: inserts; insert: 409 if present.
+  virtual write_result replace(const std::string& db, const std::string& coll, const value& id,
+                               object doc, write_mode mode,
+                               const std::optional<std::string>& if_match) = 0;
+  virtual write_result update(const std::string& db, const std::string& coll, const value& id,
+                              const update_spec& spec, write_mode mode,
+                              const std::optional<std::string>& if_match) = 0;
+  /// 404 when absent.
+  virtual void remove(const std::string& db, const std::string& coll, const value& id,
+                      const std::optional<std::string>& if_match) = 0;
+
+  // ---- change feeds ----
+  /// Opens a feed of the collection's changes after `resume_after` (a token previously
+  /// delivered), or from now when absent. A token that is unknown or past retention
+  /// makes the first next() throw feed_lost.
+  virtual std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
+                                             const std::optional<std::string>& resume_after) = 0;
+
+  /// Closes the store cleanly (checkpoints, releases files). Idempotent.
+  virtual void close() = 0;
+};
+
+} // namespace rheo

@@ -1,0 +1,53 @@
+// Update operators for PATCH (and upserts), and the normalisation of document bodies
+// for POST and PUT (section 3 of the API contract).
+//
+// Thread-safety: compiled objects are immutable after construction and may be used
+// from several threads at once.
+#pragma once
+
+#include "storage/value.hpp"
+
+#include <string>
+#include <vector>
+
+namespace rheo {
+
+/// What an update changed, as MongoDB's change event `updateDescription` reports it:
+/// top-level or dotted paths set, and paths removed.
+struct update_description {
+  object updated_fields;
+  std::vector<std::string> removed_fields;
+};
+
+/// A compiled update: $set $unset $inc $mul $min $max $rename $push (with $each,
+/// $position, $slice, $sort) $addToSet (with $each) $pull $pop $currentDate, dotted
+/// paths (creating intermediate objects). Plain fields in the body are treated as $set.
+/// Unknown operators, conflicting paths, or updating `_id` are api_error(400) naming them.
+class update_spec {
+public:
+  static update_spec parse(const object& body);
+  /// Applies to `doc` in place. Type errors ($inc on a string, $push on a non-array)
+  /// are api_error(400) naming the field. Fills `desc` when given (paths as dotted strings,
+  /// values as they are after the update).
+  void apply(object& doc, update_description* desc = nullptr) const;
+
+  struct op {
+    std::string name; // "$set", ...
+    std::string path;
+    value arg;
+  };
+
+private:
+  std::vector<op> ops_;
+};
+
+/// Normalises a POST/PUT body: keys with dots create nested fields ({"a.b":1} ->
+/// {"a":{"b":1}}); `$currentDate` is applied (and removed); any other top-level
+/// `$`-operator is api_error(400).
+object normalize_document_body(const object& body);
+
+/// Computes an update description between two versions of a document (for replace
+/// events and for stores that do not track it), top-level fields only.
+update_description diff_documents(const object& before, const object& after);
+
+} // namespace rheo

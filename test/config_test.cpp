@@ -1,0 +1,115 @@
+// Configuration layering (defaults < file < environment < flags) and startup errors.
+#define BOOST_TEST_MODULE config
+#include <boost/test/unit_test.hpp>
+
+#include "config/config.hpp"
+#include "test/test_support.hpp"
+
+#include <fstream>
+
+using namespace rheo;
+
+namespace {
+std::string write_file(const rheo::test::temp_dir& dir, const std::string& name,
+                       const std::string& text) {
+  std::string path = dir.path() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(defaults_match_the_documentation) {
+  auto cl = parse_command_line({}, {});
+  BOOST_TEST(cl.config.port == 8080);
+  BOOST_TEST(cl.config.bind == "127.0.0.1");
+  BOOST_TEST(cl.config.data_dir == "./data");
+  BOOST_TEST(cl.config.mongo_uri.empty());
+  BOOST_TEST(cl.config.max_body_bytes == 16u * 1024 * 1024);
+  BOOST_REQUIRE(cl.config.mounts.size() == 1);
+  BOOST_TEST(cl.config.mounts[0].prefix == "/");
+  BOOST_TEST(cl.config.mounts[0].db == "rheo");
+}
+
+BOOST_AUTO_TEST_CASE(flags_override_environment_which_overrides_the_file) {
+  rheo::test::temp_dir dir;
+  auto path = write_file(dir, "c.json", R"({
+    // comments are allowed
+    "port": 1111, "bind": "0.0.0.0", "data_dir": "/from/file", /* block */ "log_level": "warn",
+    "mounts": [{"prefix": "/api", "db": "app"}]
+  })");
+  auto only_file = parse_command_line({"--config", path}, {});
+  BOOST_TEST(only_file.config.port == 1111);
+  BOOST_TEST(only_file.config.bind == "0.0.0.0");
+  BOOST_TEST(only_file.config.mounts[0].prefix == "/api/");
+  BOOST_TEST(only_file.config.mounts[0].db == "app");
+  auto with_env =
+      parse_command_line({"--config", path}, {{"RHEO_PORT", "2222"}, {"RHEO_DATA_DIR", "/env"}});
+  BOOST_TEST(with_env.config.port == 2222);
+  BOOST_TEST(with_env.config.data_dir == "/env");
+  BOOST_TEST(with_env.config.bind == "0.0.0.0");
+  auto with_flag = parse_command_line({"--config", path, "--port", "3333", "--data-dir=/flag"},
+                                      {{"RHEO_PORT", "2222"}});
+  BOOST_TEST(with_flag.config.port == 3333);
+  BOOST_TEST(with_flag.config.data_dir == "/flag");
+  BOOST_TEST(with_flag.config.log_level == "warn");
+}
+
+BOOST_AUTO_TEST_CASE(bad_configuration_is_one_clear_error_naming_the_key) {
+  rheo::test::temp_dir dir;
+  auto check = [](auto&& f, const std::string& fragment) {
+    try {
+      f();
+      BOOST_ERROR("no error for " << fragment);
+    } catch (const config_error& e) {
+      std::string what = e.what();
+      BOOST_TEST(what.find(fragment) != std::string::npos, what);
+      BOOST_TEST(what.find('\n') == std::string::npos);
+    }
+  };
+  auto unknown = write_file(dir, "u.json", R"({"prot": 1})");
+  check([&] { parse_command_line({"--config", unknown}, {}); }, "unknown key 'prot'");
+  auto bad = write_file(dir, "b.json", R"({"port": "eighty"})");
+  check([&] { parse_command_line({"--config", bad}, {}); }, "port");
+  auto broken = write_file(dir, "x.json", R"({"port": )");
+  check([&] { parse_command_line({"--config", broken}, {}); }, "invalid JSON");
+  check([&] { parse_command_line({"--config", dir.path() + "/missing.json"}, {}); },
+        "cannot be read");
+  check([&] { parse_command_line({"--port", "70000"}, {}); }, "--port");
+  check([&] { parse_command_line({"--bogus", "1"}, {}); }, "unknown option '--bogus'");
+  check([&] { parse_command_line({"--port"}, {}); }, "needs a value");
+  check([&] { parse_command_line({}, {{"RHEO_LOG_LEVEL", "loud"}}); }, "RHEO_LOG_LEVEL");
+  check([&] { parse_command_line({"--durability", "maybe"}, {}); }, "durability");
+  check([&] { parse_command_line({"--mounts", "nodb"}, {}); }, "PREFIX=DB");
+}
+
+BOOST_AUTO_TEST_CASE(startup_errors_stop_the_binary_with_one_line) {
+  rheo::test::temp_dir dir;
+  auto r = rheo::test::run_rheo({"--port", "abc"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.output.find("--port") != std::string::npos, r.output);
+
+  auto mongo = rheo::test::run_rheo({"--mongo-uri", "mongodb://localhost/?replicaSet=rs0",
+                                     "--data-dir", dir.path() + "/m"});
+  BOOST_TEST(mongo.exit_code == 2);
+  BOOST_TEST(mongo.output.find("MongoDB") != std::string::npos, mongo.output);
+
+  // A data dir that is a file.
+  std::ofstream(dir.path() + "/file") << "x";
+  auto baddir = rheo::test::run_rheo({"--port", "0", "--data-dir", dir.path() + "/file"});
+  BOOST_TEST(baddir.exit_code == 2);
+  BOOST_TEST(baddir.output.find(dir.path() + "/file") != std::string::npos, baddir.output);
+
+  // A port already in use.
+  rheo::test::rheo_process running;
+  auto busy = rheo::test::run_rheo({"--port", std::to_string(running.port()), "--data-dir",
+                                    dir.path() + "/busy"});
+  BOOST_TEST(busy.exit_code == 2);
+  BOOST_TEST(busy.output.find(std::to_string(running.port())) != std::string::npos, busy.output);
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_every_option) {
+  auto r = rheo::test::run_rheo({"--help"});
+  BOOST_TEST(r.exit_code == 0);
+  for (auto* flag : {"--port", "--bind", "--data-dir", "--mongo-uri", "--log-level", "--config"})
+    BOOST_TEST(r.output.find(flag) != std::string::npos, flag);
+}

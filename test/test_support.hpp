@@ -1,0 +1,99 @@
+// Test support: a temporary directory, a real `rheo` process on a free port, and a
+// minimal blocking HTTP/1.1 client over plain sockets (so tests can also send raw,
+// malformed bytes).
+//
+// Thread-safety: each object is used by one thread; http() may be called from several
+// threads at once (it opens its own connection).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace rheo::test {
+
+class temp_dir {
+public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+/// Runs build/rheo with `--port 0 --bind 127.0.0.1 --data-dir <dir>` plus `args`, and
+/// waits (with a deadline) for it to print its port.
+class rheo_process {
+public:
+  explicit rheo_process(std::vector<std::string> args = {}, std::string data_dir = "");
+  ~rheo_process();
+  rheo_process(const rheo_process&) = delete;
+  rheo_process& operator=(const rheo_process&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& data_dir() const { return data_dir_; }
+  /// Sends `sig` and waits (with a deadline) for exit; returns the exit status as from
+  /// waitpid, or -1 when it did not exit in time (it is then killed).
+  int stop(int sig = 15, std::chrono::seconds deadline = std::chrono::seconds(20));
+  /// What the process wrote to stderr so far.
+  std::string log() const;
+
+private:
+  temp_dir dir_;
+  std::string data_dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+/// Runs build/rheo with `args` to completion; returns the exit code and stderr+stdout.
+struct run_result {
+  int exit_code = -1;
+  std::string output;
+};
+run_result run_rheo(const std::vector<std::string>& args,
+                    const std::vector<std::string>& env = {});
+
+struct http_result {
+  int status = 0;
+  std::map<std::string, std::string> headers; // lower-case names
+  std::string body;
+  std::string header(const std::string& lower_name) const;
+};
+
+/// One request on a fresh connection. Throws std::runtime_error on I/O failure or timeout.
+http_result http(std::uint16_t port, const std::string& method, const std::string& target,
+                 const std::string& body = "",
+                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+/// Sends raw bytes and reads until the server closes or `deadline` passes; returns
+/// everything read.
+std::string raw_exchange(std::uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds deadline = std::chrono::milliseconds(5000));
+
+/// Parses every HTTP response found in `raw` (for pipelining tests).
+std::vector<http_result> parse_responses(const std::string& raw);
+
+/// Connects to 127.0.0.1:port; returns the socket fd. Throws on failure.
+int connect_to(std::uint16_t port);
+
+/// Polls `condition` until it is true or `deadline` passes; returns the last result.
+template <class F> bool eventually(F&& condition, std::chrono::milliseconds deadline =
+                                                      std::chrono::milliseconds(10000)) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() > until) return false;
+    struct timespec ts {0, 5 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+} // namespace rheo::test
