@@ -1,6 +1,8 @@
 // rheo: a realtime data server. Parses the configuration, opens the store, starts the
 // actor system and the HTTP/WebSocket server, and shuts everything down cleanly on
 // SIGINT/SIGTERM.
+#include "actors/actors.hpp"
+#include "actors/realtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
 #include "net/rest_api.hpp"
@@ -69,15 +71,18 @@ int run(rheo::server_config config) {
   }
 
   caf::actor_system_config caf_config;
+  register_message_types(caf_config);
   caf::actor_system actors{caf_config};
 
   rest_api api(config, *db);
-  server srv(config, api, nullptr);
+  realtime streams(actors, *db, config);
+  server srv(config, api, &streams);
   std::uint16_t port = 0;
   try {
     port = srv.start();
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
+    streams.stop();
     db->close();
     return 2;
   }
@@ -96,6 +101,9 @@ int run(rheo::server_config config) {
   srv.wait();
   // wait() returns only after stop(); the signal thread has finished or is about to.
   signal_thread.join();
+  streams.stop();
+  actors.await_all_actors_done();
+  streams.wait_stopped();
   db->close();
   log::info("stopped cleanly");
   return 0;

@@ -3,6 +3,7 @@
 #include "net/metrics.hpp"
 #include "net/static_files.hpp"
 #include "storage/json.hpp"
+#include "storage/pipeline.hpp"
 #include "storage/query.hpp"
 #include "storage/store.hpp"
 #include "storage/update.hpp"
@@ -481,7 +482,7 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     if (m == "PUT") {
       object meta = strip_reserved_metadata(body_object(req, true));
       check_metadata_keys(meta);
-      if (validate_metadata) validate_metadata(meta);
+      validate_streams(meta);
       bool created = store_.put_collection(r.db, coll, std::move(meta), if_match_of(req));
       http_response res = empty_response(created ? 201 : 200);
       if (auto info = store_.collection(r.db, coll))
@@ -492,13 +493,11 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     if (m == "PATCH") {
       object meta = strip_reserved_metadata(body_object(req, false));
       check_metadata_keys(meta);
-      if (validate_metadata) {
-        auto info = store_.collection(r.db, coll);
-        if (!info) return error_response(404, "collection '" + coll + "' does not exist");
+      if (auto info = store_.collection(r.db, coll)) {
         object merged = info->metadata;
         for (auto& [k, v] : meta)
           set_field(merged, k, v);
-        validate_metadata(merged);
+        validate_streams(merged);
       }
       store_.patch_collection(r.db, coll, std::move(meta), if_match_of(req));
       http_response res = empty_response(200);
@@ -657,6 +656,8 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
         const value* uri = find_field(s.as_object(), "uri");
         if (uri && uri->is_string() && uri->as_string() == target.stream) {
           target.definition = s.as_object();
+          auto compiled = pipeline::compile(target.definition, target.avars, server_vars{});
+          target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + compiled.key();
           return target;
         }
       }

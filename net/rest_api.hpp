@@ -4,8 +4,7 @@
 // the http_response back.
 //
 // Thread-safety: handle() and resolve_stream() may be called concurrently from any
-// thread; the object is immutable after construction except for the hooks, which are
-// set once before the server starts.
+// thread; the object is immutable after construction.
 #pragma once
 
 #include "config/config.hpp"
@@ -48,6 +47,7 @@ struct stream_target {
   std::string stream;   // the stream's uri
   object definition;    // the stream definition {"uri":..., "stages":[...]} as stored
   object avars;         // the client's variable bindings
+  std::string key;      // sessions with equal keys share one subscription
 };
 
 /// A parsed request target: the decoded path segments and the query parameters in order.
@@ -73,10 +73,6 @@ const char* status_reason(int status);
 class rest_api {
 public:
   rest_api(const server_config& config, store& db);
-
-  /// Validates a collection metadata document before it is written (e.g. stream
-  /// definitions); throws api_error. Set by the streams layer.
-  std::function<void(const object& metadata)> validate_metadata;
 
   http_response handle(const http_request& req) const;
 

@@ -34,57 +34,73 @@ void append_value(bson_t* b, std::string_view key, const value& v) {
   int kl = static_cast<int>(key.size());
   bool ok = true;
   switch (v.type()) {
-    case bson_type::null: ok = bson_append_null(b, k, kl); break;
-    case bson_type::boolean: ok = bson_append_bool(b, k, kl, v.as_bool()); break;
-    case bson_type::int32: ok = bson_append_int32(b, k, kl, v.get<std::int32_t>()); break;
-    case bson_type::int64: ok = bson_append_int64(b, k, kl, v.get<std::int64_t>()); break;
-    case bson_type::double_: ok = bson_append_double(b, k, kl, v.get<double>()); break;
-    case bson_type::string: {
-      auto& s = v.as_string();
-      ok = bson_append_utf8(b, k, kl, s.data(), static_cast<int>(s.size()));
-      break;
-    }
-    case bson_type::object: {
-      bson_t child;
-      if (!bson_append_document_begin(b, k, kl, &child)) fail_encode(key);
-      append_object(&child, v.as_object());
-      ok = bson_append_document_end(b, &child);
-      break;
-    }
-    case bson_type::array: {
-      bson_t child;
-      if (!bson_append_array_begin(b, k, kl, &child)) fail_encode(key);
-      append_array(&child, v.as_array());
-      ok = bson_append_array_end(b, &child);
-      break;
-    }
-    case bson_type::object_id: {
-      bson_oid_t oid;
-      bson_oid_init_from_data(&oid, v.get<object_id>().bytes.data());
-      ok = bson_append_oid(b, k, kl, &oid);
-      break;
-    }
-    case bson_type::date: ok = bson_append_date_time(b, k, kl, v.get<date_time>().millis); break;
-    case bson_type::regex: {
-      auto& r = v.get<regex_value>();
-      ok = bson_append_regex_w_len(b, k, kl, r.pattern.data(), static_cast<int>(r.pattern.size()),
-                                   r.options.c_str());
-      break;
-    }
-    case bson_type::binary: {
-      auto& bin = v.get<binary_value>();
-      ok = bson_append_binary(b, k, kl, static_cast<bson_subtype_t>(bin.subtype),
-                              reinterpret_cast<const std::uint8_t*>(bin.data.data()),
-                              static_cast<std::uint32_t>(bin.data.size()));
-      break;
-    }
-    case bson_type::timestamp: {
-      auto& ts = v.get<timestamp_value>();
-      ok = bson_append_timestamp(b, k, kl, ts.t, ts.i);
-      break;
-    }
-    case bson_type::min_key: ok = bson_append_minkey(b, k, kl); break;
-    case bson_type::max_key: ok = bson_append_maxkey(b, k, kl); break;
+  case bson_type::null:
+    ok = bson_append_null(b, k, kl);
+    break;
+  case bson_type::boolean:
+    ok = bson_append_bool(b, k, kl, v.as_bool());
+    break;
+  case bson_type::int32:
+    ok = bson_append_int32(b, k, kl, v.get<std::int32_t>());
+    break;
+  case bson_type::int64:
+    ok = bson_append_int64(b, k, kl, v.get<std::int64_t>());
+    break;
+  case bson_type::double_:
+    ok = bson_append_double(b, k, kl, v.get<double>());
+    break;
+  case bson_type::string: {
+    auto& s = v.as_string();
+    ok = bson_append_utf8(b, k, kl, s.data(), static_cast<int>(s.size()));
+    break;
+  }
+  case bson_type::object: {
+    bson_t child;
+    if (!bson_append_document_begin(b, k, kl, &child)) fail_encode(key);
+    append_object(&child, v.as_object());
+    ok = bson_append_document_end(b, &child);
+    break;
+  }
+  case bson_type::array: {
+    bson_t child;
+    if (!bson_append_array_begin(b, k, kl, &child)) fail_encode(key);
+    append_array(&child, v.as_array());
+    ok = bson_append_array_end(b, &child);
+    break;
+  }
+  case bson_type::object_id: {
+    bson_oid_t oid;
+    bson_oid_init_from_data(&oid, v.get<object_id>().bytes.data());
+    ok = bson_append_oid(b, k, kl, &oid);
+    break;
+  }
+  case bson_type::date:
+    ok = bson_append_date_time(b, k, kl, v.get<date_time>().millis);
+    break;
+  case bson_type::regex: {
+    auto& r = v.get<regex_value>();
+    ok = bson_append_regex_w_len(b, k, kl, r.pattern.data(), static_cast<int>(r.pattern.size()),
+                                 r.options.c_str());
+    break;
+  }
+  case bson_type::binary: {
+    auto& bin = v.get<binary_value>();
+    ok = bson_append_binary(b, k, kl, static_cast<bson_subtype_t>(bin.subtype),
+                            reinterpret_cast<const std::uint8_t*>(bin.data.data()),
+                            static_cast<std::uint32_t>(bin.data.size()));
+    break;
+  }
+  case bson_type::timestamp: {
+    auto& ts = v.get<timestamp_value>();
+    ok = bson_append_timestamp(b, k, kl, ts.t, ts.i);
+    break;
+  }
+  case bson_type::min_key:
+    ok = bson_append_minkey(b, k, kl);
+    break;
+  case bson_type::max_key:
+    ok = bson_append_maxkey(b, k, kl);
+    break;
   }
   if (!ok) fail_encode(key);
 }
@@ -115,67 +131,76 @@ array read_array(bson_iter_t* it) {
 
 value read_value(const bson_iter_t* it) {
   switch (bson_iter_type(it)) {
-    case BSON_TYPE_DOUBLE: return value(bson_iter_double(it));
-    case BSON_TYPE_UTF8:
-    case BSON_TYPE_SYMBOL:
-    case BSON_TYPE_CODE: {
-      std::uint32_t len = 0;
-      const char* s = bson_iter_type(it) == BSON_TYPE_UTF8     ? bson_iter_utf8(it, &len)
-                      : bson_iter_type(it) == BSON_TYPE_SYMBOL ? bson_iter_symbol(it, &len)
-                                                               : bson_iter_code(it, &len);
-      if (!s) fail_decode("bad string");
-      return value(std::string(s, len));
-    }
-    case BSON_TYPE_DOCUMENT:
-    case BSON_TYPE_ARRAY: {
-      bson_iter_t child;
-      if (!bson_iter_recurse(it, &child)) fail_decode("bad nested document");
-      if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) return value(read_object(&child));
-      return value(read_array(&child));
-    }
-    case BSON_TYPE_BINARY: {
-      bson_subtype_t sub;
-      std::uint32_t len = 0;
-      const std::uint8_t* data = nullptr;
-      bson_iter_binary(it, &sub, &len, &data);
-      binary_value bin;
-      bin.subtype = static_cast<std::uint8_t>(sub);
-      if (data) bin.data.assign(reinterpret_cast<const char*>(data), len);
-      return value(std::move(bin));
-    }
-    case BSON_TYPE_UNDEFINED:
-    case BSON_TYPE_NULL: return value(null_t{});
-    case BSON_TYPE_OID: {
-      object_id id;
-      const bson_oid_t* oid = bson_iter_oid(it);
-      std::copy(oid->bytes, oid->bytes + 12, id.bytes.begin());
-      return value(id);
-    }
-    case BSON_TYPE_BOOL: return value(bson_iter_bool(it));
-    case BSON_TYPE_DATE_TIME: return value(date_time{bson_iter_date_time(it)});
-    case BSON_TYPE_REGEX: {
-      const char* options = nullptr;
-      const char* pattern = bson_iter_regex(it, &options);
-      return value(regex_value{pattern ? pattern : "", options ? options : ""});
-    }
-    case BSON_TYPE_INT32: return value(bson_iter_int32(it));
-    case BSON_TYPE_TIMESTAMP: {
-      timestamp_value ts;
-      bson_iter_timestamp(it, &ts.t, &ts.i);
-      return value(ts);
-    }
-    case BSON_TYPE_INT64: return value(bson_iter_int64(it));
-    case BSON_TYPE_DECIMAL128: {
-      // No decimal type in the value model: the nearest double.
-      bson_decimal128_t dec;
-      bson_iter_decimal128(it, &dec);
-      char buf[BSON_DECIMAL128_STRING];
-      bson_decimal128_to_string(&dec, buf);
-      return value(std::strtod(buf, nullptr));
-    }
-    case BSON_TYPE_MINKEY: return value(min_key{});
-    case BSON_TYPE_MAXKEY: return value(max_key{});
-    default: fail_decode("unsupported element type");
+  case BSON_TYPE_DOUBLE:
+    return value(bson_iter_double(it));
+  case BSON_TYPE_UTF8:
+  case BSON_TYPE_SYMBOL:
+  case BSON_TYPE_CODE: {
+    std::uint32_t len = 0;
+    const char* s = bson_iter_type(it) == BSON_TYPE_UTF8     ? bson_iter_utf8(it, &len)
+                    : bson_iter_type(it) == BSON_TYPE_SYMBOL ? bson_iter_symbol(it, &len)
+                                                             : bson_iter_code(it, &len);
+    if (!s) fail_decode("bad string");
+    return value(std::string(s, len));
+  }
+  case BSON_TYPE_DOCUMENT:
+  case BSON_TYPE_ARRAY: {
+    bson_iter_t child;
+    if (!bson_iter_recurse(it, &child)) fail_decode("bad nested document");
+    if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) return value(read_object(&child));
+    return value(read_array(&child));
+  }
+  case BSON_TYPE_BINARY: {
+    bson_subtype_t sub;
+    std::uint32_t len = 0;
+    const std::uint8_t* data = nullptr;
+    bson_iter_binary(it, &sub, &len, &data);
+    binary_value bin;
+    bin.subtype = static_cast<std::uint8_t>(sub);
+    if (data) bin.data.assign(reinterpret_cast<const char*>(data), len);
+    return value(std::move(bin));
+  }
+  case BSON_TYPE_UNDEFINED:
+  case BSON_TYPE_NULL:
+    return value(null_t{});
+  case BSON_TYPE_OID: {
+    object_id id;
+    const bson_oid_t* oid = bson_iter_oid(it);
+    std::copy(oid->bytes, oid->bytes + 12, id.bytes.begin());
+    return value(id);
+  }
+  case BSON_TYPE_BOOL:
+    return value(bson_iter_bool(it));
+  case BSON_TYPE_DATE_TIME:
+    return value(date_time{bson_iter_date_time(it)});
+  case BSON_TYPE_REGEX: {
+    const char* options = nullptr;
+    const char* pattern = bson_iter_regex(it, &options);
+    return value(regex_value{pattern ? pattern : "", options ? options : ""});
+  }
+  case BSON_TYPE_INT32:
+    return value(bson_iter_int32(it));
+  case BSON_TYPE_TIMESTAMP: {
+    timestamp_value ts;
+    bson_iter_timestamp(it, &ts.t, &ts.i);
+    return value(ts);
+  }
+  case BSON_TYPE_INT64:
+    return value(bson_iter_int64(it));
+  case BSON_TYPE_DECIMAL128: {
+    // No decimal type in the value model: the nearest double.
+    bson_decimal128_t dec;
+    bson_iter_decimal128(it, &dec);
+    char buf[BSON_DECIMAL128_STRING];
+    bson_decimal128_to_string(&dec, buf);
+    return value(std::strtod(buf, nullptr));
+  }
+  case BSON_TYPE_MINKEY:
+    return value(min_key{});
+  case BSON_TYPE_MAXKEY:
+    return value(max_key{});
+  default:
+    fail_decode("unsupported element type");
   }
 }
 

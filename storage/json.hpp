@@ -20,17 +20,18 @@ struct json_limits {
 /// Parses `text` into a value. On malformed input throws api_error(400) whose message
 /// names `what` (e.g. "body", "filter") and the position, e.g.
 /// "invalid JSON in filter at offset 7: expected ':'".
-/// Extended JSON wrappers are decoded: {"$oid":hex}, {"$date":millis|ISO-8601|{"$numberLong":s}},
-/// {"$numberLong":s}, {"$numberInt":s}, {"$numberDouble":s},
-/// {"$regularExpression":{pattern,options}},
-/// {"$binary":{"base64":s,"subType":hex}}, {"$timestamp":{"t":n,"i":n}}, {"$minKey":1},
-/// {"$maxKey":1}. An object is a wrapper only when its key set is exactly the wrapper's; a wrapper
-/// with a bad payload ({"$date":"garbage"}) is a 400. {"$regex":s,"$options":s} is NOT decoded: it
-/// is also the query operator, so it stays a plain object and the query engine interprets it.
-/// Integers that fit int32 become int32, else int64, beyond int64 double; numbers with '.', 'e'
-/// become double (beyond double range: 400). Duplicate keys: the last value wins, in the first
-/// one's position. Nesting deeper than `limits.max_depth` containers is a 400 (no recursion
-/// beyond it). Invalid UTF-8 is passed through; escaped UTF-16 must be well-formed.
+/// Extended JSON wrappers are decoded: {"$oid":hex}, {"$numberLong":s}, {"$numberInt":s},
+/// {"$date":millis|ISO-8601|{"$numberLong":s}}, {"$numberDouble":s},
+/// {"$regularExpression":{pattern,options}}, {"$binary":{"base64":s,"subType":hex}},
+/// {"$timestamp":{"t":n,"i":n}}, {"$minKey":1}, {"$maxKey":1}.
+/// An object is a wrapper only when its key set is exactly the wrapper's; a wrapper with a
+/// bad payload ({"$date":"garbage"}) is a 400. {"$regex":s,"$options":s} is NOT decoded: it is
+/// also the query operator, so it stays a plain object and the query engine interprets it.
+/// Integers that fit int32 become int32, else int64, beyond int64 double; numbers with '.' or
+/// 'e' become double (too large for a double: 400; too small: 0.0).
+/// Duplicate keys: the last value wins, in the first one's position.
+/// Nesting deeper than `limits.max_depth` containers is a 400 (recursion stops there).
+/// Invalid UTF-8 passes through unchecked; \u escapes must be well-formed UTF-16.
 value parse_json(std::string_view text, std::string_view what = "body",
                  const json_limits& limits = {});
 

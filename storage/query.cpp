@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <optional>
+// GCC 12 reports false -Wmaybe-uninitialized inside <regex> when sanitizers are on.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <regex>
+#pragma GCC diagnostic pop
 
 namespace rheo {
 
@@ -16,7 +20,9 @@ namespace {
 
 const value null_value{};
 
-bool starts_with_dollar(std::string_view s) { return !s.empty() && s.front() == '$'; }
+bool starts_with_dollar(std::string_view s) {
+  return !s.empty() && s.front() == '$';
+}
 
 /// The index named by a path segment when it is all digits, else nullopt.
 std::optional<std::size_t> array_index(std::string_view seg) {
@@ -135,12 +141,22 @@ public:
     bool icase = false, multiline = false, dotall = false, extended = false;
     for (char c : options) {
       switch (c) {
-        case 'i': icase = true; break;
-        case 'm': multiline = true; break;
-        case 's': dotall = true; break;
-        case 'x': extended = true; break;
-        case 'u': break; // UTF-8 is the only encoding we have
-        default: throw_bad_request(std::string("invalid flag in regex options: ") + c);
+      case 'i':
+        icase = true;
+        break;
+      case 'm':
+        multiline = true;
+        break;
+      case 's':
+        dotall = true;
+        break;
+      case 'x':
+        extended = true;
+        break;
+      case 'u':
+        break; // UTF-8 is the only encoding we have
+      default:
+        throw_bad_request(std::string("invalid flag in regex options: ") + c);
       }
     }
     if (!icase && !extended) {
@@ -167,9 +183,12 @@ public:
 
   bool search(std::string_view s) const {
     switch (mode_) {
-      case mode::contains: return s.find(literal_) != std::string_view::npos;
-      case mode::prefix: return s.substr(0, literal_.size()) == literal_;
-      case mode::regex: return std::regex_search(s.begin(), s.end(), *regex_);
+    case mode::contains:
+      return s.find(literal_) != std::string_view::npos;
+    case mode::prefix:
+      return s.substr(0, literal_.size()) == literal_;
+    case mode::regex:
+      return std::regex_search(s.begin(), s.end(), *regex_);
     }
     return false;
   }
@@ -217,15 +236,18 @@ struct cmp_pred final : value_pred {
       : operand(std::move(v)), op(o), any_type(operand.is<min_key>() || operand.is<max_key>()) {}
   bool test(const value* v) const override {
     const value& x = v ? *v : null_value;
-    if (!any_type &&
-        canonical_type_rank(x.type()) != canonical_type_rank(operand.type()))
+    if (!any_type && canonical_type_rank(x.type()) != canonical_type_rank(operand.type()))
       return false;
     int r = compare_values(x, operand);
     switch (op) {
-      case cmp_op::gt: return r > 0;
-      case cmp_op::gte: return r > 0;
-      case cmp_op::lt: return r < 0;
-      case cmp_op::lte: return r <= 0;
+    case cmp_op::gt:
+      return r > 0;
+    case cmp_op::gte:
+      return r >= 0;
+    case cmp_op::lt:
+      return r < 0;
+    case cmp_op::lte:
+      return r <= 0;
     }
     return false;
   }
@@ -429,30 +451,32 @@ condition conjunction(std::vector<condition> kids) {
 
 node_ptr lower_to_path(condition c, const std::string& path) {
   switch (c.k) {
-    case condition::kind::leaf: return std::make_unique<path_node>(path, std::move(c.pred));
-    case condition::kind::negate:
-      return std::make_unique<not_node>(lower_to_path(std::move(c.kids.front()), path));
-    case condition::kind::conjunction: {
-      std::vector<node_ptr> kids;
-      for (auto& k : c.kids)
-        kids.push_back(lower_to_path(std::move(k), path));
-      return make_and(std::move(kids));
-    }
+  case condition::kind::leaf:
+    return std::make_unique<path_node>(path, std::move(c.pred));
+  case condition::kind::negate:
+    return std::make_unique<not_node>(lower_to_path(std::move(c.kids.front()), path));
+  case condition::kind::conjunction: {
+    std::vector<node_ptr> kids;
+    for (auto& k : c.kids)
+      kids.push_back(lower_to_path(std::move(k), path));
+    return make_and(std::move(kids));
+  }
   }
   return nullptr;
 }
 
 pred_ptr lower_to_value(condition c) {
   switch (c.k) {
-    case condition::kind::leaf: return std::move(c.pred);
-    case condition::kind::negate:
-      return std::make_unique<not_pred>(lower_to_value(std::move(c.kids.front())));
-    case condition::kind::conjunction: {
-      auto all = std::make_unique<all_of_pred>();
-      for (auto& k : c.kids)
-        all->preds.push_back(lower_to_value(std::move(k)));
-      return all;
-    }
+  case condition::kind::leaf:
+    return std::move(c.pred);
+  case condition::kind::negate:
+    return std::make_unique<not_pred>(lower_to_value(std::move(c.kids.front())));
+  case condition::kind::conjunction: {
+    auto all = std::make_unique<all_of_pred>();
+    for (auto& k : c.kids)
+      all->preds.push_back(lower_to_value(std::move(k)));
+    return all;
+  }
   }
   return nullptr;
 }
@@ -485,12 +509,13 @@ bool is_operator_object(const object& o, std::string_view field) {
 
 std::optional<int> type_code(const value& v, bool& number) {
   static const std::pair<std::string_view, int> aliases[] = {
-      {"double", 1},      {"string", 2},   {"object", 3},      {"array", 4},
-      {"binData", 5},     {"undefined", 6}, {"objectId", 7},   {"bool", 8},
-      {"date", 9},        {"null", 10},    {"regex", 11},      {"dbPointer", 12},
-      {"javascript", 13}, {"symbol", 14},  {"javascriptWithScope", 15},
-      {"int", 16},        {"timestamp", 17}, {"long", 18},     {"decimal", 19},
-      {"minKey", -1},     {"maxKey", 127}};
+      {"double", 1},      {"string", 2},     {"object", 3},
+      {"array", 4},       {"binData", 5},    {"undefined", 6},
+      {"objectId", 7},    {"bool", 8},       {"date", 9},
+      {"null", 10},       {"regex", 11},     {"dbPointer", 12},
+      {"javascript", 13}, {"symbol", 14},    {"javascriptWithScope", 15},
+      {"int", 16},        {"timestamp", 17}, {"long", 18},
+      {"decimal", 19},    {"minKey", -1},    {"maxKey", 127}};
   if (auto* s = v.get_if<std::string>()) {
     if (*s == "number") {
       number = true;
@@ -550,7 +575,9 @@ std::unique_ptr<in_pred> compile_in(const value& arg, std::string_view op) {
   return p;
 }
 
-bool is_logical_operator(std::string_view k) { return k == "$and" || k == "$or" || k == "$nor"; }
+bool is_logical_operator(std::string_view k) {
+  return k == "$and" || k == "$or" || k == "$nor";
+}
 
 condition compile_operators(const object& ops, std::string_view field);
 
@@ -560,9 +587,9 @@ pred_ptr compile_elem_match(const value& arg, std::string_view field) {
   if (!arg.is_object()) throw_bad_request("$elemMatch needs an object");
   const object& o = arg.as_object();
   bool value_form = !o.empty() && std::all_of(o.begin(), o.end(), [](auto& kv) {
-    return starts_with_dollar(kv.first) && !is_logical_operator(kv.first) &&
-           kv.first != "$where" && kv.first != "$expr" && kv.first != "$function" &&
-           kv.first != "$accumulator" && kv.first != "$comment";
+    return starts_with_dollar(kv.first) && !is_logical_operator(kv.first) && kv.first != "$where" &&
+           kv.first != "$expr" && kv.first != "$function" && kv.first != "$accumulator" &&
+           kv.first != "$comment";
   });
   if (value_form)
     return std::make_unique<elem_match_value_pred>(lower_to_value(compile_operators(o, field)));
@@ -712,11 +739,17 @@ matcher matcher::compile(const object& filter) {
   return m;
 }
 
-bool matcher::matches(const object& doc) const { return !root_ || root_->matches(doc); }
+bool matcher::matches(const object& doc) const {
+  return !root_ || root_->matches(doc);
+}
 
-bool matcher::matches_all() const { return !root_; }
+bool matcher::matches_all() const {
+  return !root_;
+}
 
-const value* matcher::id_equality() const { return id_eq_.get(); }
+const value* matcher::id_equality() const {
+  return id_eq_.get();
+}
 
 // ---- sort ----
 
@@ -876,8 +909,7 @@ object projection::apply(const object& doc) const {
 
 // ---- paths ----
 
-void collect_path_values(const object& doc, std::string_view path,
-                         std::vector<const value*>& out) {
+void collect_path_values(const object& doc, std::string_view path, std::vector<const value*>& out) {
   auto visit = [&out](const value* v) {
     if (v) out.push_back(v);
     return false;

@@ -11,8 +11,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <fcntl.h>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -64,8 +64,7 @@ constexpr const char* sql_docs_desc =
     "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key DESC";
 constexpr const char* sql_docs_asc =
     "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key ASC";
-constexpr const char* sql_docs_count =
-    "SELECT count(*) FROM documents WHERE db = ?1 AND coll = ?2";
+constexpr const char* sql_docs_count = "SELECT count(*) FROM documents WHERE db = ?1 AND coll = ?2";
 constexpr const char* sql_change_insert =
     "INSERT INTO changes(seq, db, coll, event) VALUES(?1, ?2, ?3, ?4)";
 constexpr const char* sql_changes_trim = "DELETE FROM changes WHERE seq < ?1";
@@ -241,51 +240,58 @@ void put_key_value(std::string& out, const value& v) {
 
 void put_key_payload(std::string& out, const value& v) {
   switch (v.type()) {
-    case bson_type::min_key:
-    case bson_type::max_key:
-    case bson_type::null: break;
-    case bson_type::double_:
-    case bson_type::int32:
-    case bson_type::int64: put_number(out, v); break;
-    case bson_type::string: put_string(out, v.as_string()); break;
-    case bson_type::object:
-      // Field by field: type rank, name, value (as compare_values); 0x00 ends (ranks are >= 1).
-      for (auto& [name, field] : v.as_object()) {
-        out.push_back(static_cast<char>(canonical_type_rank(field.type())));
-        put_string(out, name);
-        put_key_payload(out, field);
-      }
-      out.push_back('\0');
-      break;
-    case bson_type::array:
-      for (auto& element : v.as_array())
-        put_key_value(out, element);
-      out.push_back('\0');
-      break;
-    case bson_type::binary: {
-      auto& b = v.get<binary_value>();
-      put_u32(out, static_cast<std::uint32_t>(b.data.size()));
-      out.push_back(static_cast<char>(b.subtype));
-      out.append(b.data);
-      break;
+  case bson_type::min_key:
+  case bson_type::max_key:
+  case bson_type::null:
+    break;
+  case bson_type::double_:
+  case bson_type::int32:
+  case bson_type::int64:
+    put_number(out, v);
+    break;
+  case bson_type::string:
+    put_string(out, v.as_string());
+    break;
+  case bson_type::object:
+    // Field by field: type rank, name, value (as compare_values); 0x00 ends (ranks are >= 1).
+    for (auto& [name, field] : v.as_object()) {
+      out.push_back(static_cast<char>(canonical_type_rank(field.type())));
+      put_string(out, name);
+      put_key_payload(out, field);
     }
-    case bson_type::object_id: {
-      auto& id = v.get<object_id>();
-      out.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
-      break;
-    }
-    case bson_type::boolean: out.push_back(v.as_bool() ? '\1' : '\0'); break;
-    case bson_type::date:
-      put_u64(out, static_cast<std::uint64_t>(v.get<date_time>().millis) ^ (std::uint64_t{1} << 63));
-      break;
-    case bson_type::timestamp:
-      put_u32(out, v.get<timestamp_value>().t);
-      put_u32(out, v.get<timestamp_value>().i);
-      break;
-    case bson_type::regex:
-      put_string(out, v.get<regex_value>().pattern);
-      put_string(out, v.get<regex_value>().options);
-      break;
+    out.push_back('\0');
+    break;
+  case bson_type::array:
+    for (auto& element : v.as_array())
+      put_key_value(out, element);
+    out.push_back('\0');
+    break;
+  case bson_type::binary: {
+    auto& b = v.get<binary_value>();
+    put_u32(out, static_cast<std::uint32_t>(b.data.size()));
+    out.push_back(static_cast<char>(b.subtype));
+    out.append(b.data);
+    break;
+  }
+  case bson_type::object_id: {
+    auto& id = v.get<object_id>();
+    out.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+    break;
+  }
+  case bson_type::boolean:
+    out.push_back(v.as_bool() ? '\1' : '\0');
+    break;
+  case bson_type::date:
+    put_u64(out, static_cast<std::uint64_t>(v.get<date_time>().millis) ^ (std::uint64_t{1} << 63));
+    break;
+  case bson_type::timestamp:
+    put_u32(out, v.get<timestamp_value>().t);
+    put_u32(out, v.get<timestamp_value>().i);
+    break;
+  case bson_type::regex:
+    put_string(out, v.get<regex_value>().pattern);
+    put_string(out, v.get<regex_value>().options);
+    break;
   }
 }
 
@@ -303,7 +309,9 @@ std::string id_key(const value& id) {
   throw api_error(404, "collection '" + coll + "' does not exist");
 }
 
-[[noreturn]] void throw_no_document() { throw api_error(404, "document not found"); }
+[[noreturn]] void throw_no_document() {
+  throw api_error(404, "document not found");
+}
 
 /// If-Match values may arrive quoted ("...") or weak (W/"...").
 bool etag_matches(const std::string& if_match, const object_id& etag) {
@@ -558,7 +566,9 @@ public:
 
   ~sqlite_core() { close(); }
 
-  void start() { writer_thread_ = std::thread([this] { writer_loop(); }); }
+  void start() {
+    writer_thread_ = std::thread([this] { writer_loop(); });
+  }
 
   void close() {
     std::lock_guard close_lk(close_mu_);
@@ -591,6 +601,7 @@ public:
             st->cv.notify_all();
           }
       feeds_.clear();
+      feeds_closed_ = true;
     }
     ::close(lock_fd_);
   }
@@ -634,7 +645,7 @@ public:
     st->db = db;
     st->coll = coll;
     std::lock_guard lk(feeds_mu_);
-    if (closed_) st->lost = "store closed";
+    if (feeds_closed_) st->lost = "store closed";
     st->last_seq = delivered_seq_;
     feeds_[{db, coll}].push_back(st);
     return st;
@@ -771,8 +782,8 @@ private:
         if (st->lost) continue;
         if (st->queue.size() >= max_feed_backlog) {
           st->queue.clear();
-          st->lost = "feed fell behind: more than " + std::to_string(max_feed_backlog) +
-                     " unread events";
+          st->lost =
+              "feed fell behind: more than " + std::to_string(max_feed_backlog) + " unread events";
         } else {
           st->queue.push_back(ev);
         }
@@ -809,6 +820,7 @@ private:
 
   std::mutex feeds_mu_;
   std::uint64_t delivered_seq_ = 0;
+  bool feeds_closed_ = false;
   std::map<std::pair<std::string, std::string>, std::vector<std::weak_ptr<feed_state>>> feeds_;
 
   friend class sqlite_feed;
@@ -846,8 +858,8 @@ void sqlite_feed::catch_up(std::uint64_t after) {
         query q(c, sql_changes_after);
         q.int64(1, static_cast<std::int64_t>(after)).text(2, state_->db).text(3, state_->coll);
         while (q.step())
-          missed.push_back(decode_event(static_cast<std::uint64_t>(q.column_int64(0)),
-                                        state_->db, state_->coll, q.column_blob(1)));
+          missed.push_back(decode_event(static_cast<std::uint64_t>(q.column_int64(0)), state_->db,
+                                        state_->coll, q.column_blob(1)));
       }
       c.run("COMMIT");
     } catch (...) {
@@ -996,9 +1008,10 @@ public:
     if (!collection_exists(c, db, coll)) throw_no_collection(coll);
     std::vector<object> out;
     if (q.limit == 0) return out;
-    const std::uint64_t wanted = q.limit < 0 ? UINT64_MAX
-                                             : static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0)) +
-                                                   static_cast<std::uint64_t>(q.limit);
+    const std::uint64_t wanted =
+        q.limit < 0 ? UINT64_MAX
+                    : static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0)) +
+                          static_cast<std::uint64_t>(q.limit);
     std::uint64_t skipped = 0;
     auto take = [&](object doc) {
       if (skipped < static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0))) {
@@ -1032,8 +1045,8 @@ public:
       }
       auto less = [&](const object& a, const object& b) { return q.sort.compare(a, b) < 0; };
       if (wanted < all.size()) {
-        std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(wanted),
-                          all.end(), less);
+        std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(wanted), all.end(),
+                          less);
         all.resize(wanted);
       } else {
         std::stable_sort(all.begin(), all.end(), less);
@@ -1101,12 +1114,10 @@ public:
     return write_result{std::move(id), etag, true};
   }
 
-  write_result replace(const std::string& db, const std::string& coll, const value& id,
-                       object doc, write_mode mode,
-                       const std::optional<std::string>& if_match) override {
+  write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
+                       write_mode mode, const std::optional<std::string>& if_match) override {
     if (auto* given = find_field(doc, "_id")) {
-      if (compare_values(*given, id) != 0)
-        throw_bad_request("_id cannot be changed");
+      if (compare_values(*given, id) != 0) throw_bad_request("_id cannot be changed");
       erase_field(doc, "_id");
     }
     const std::string key = id_key(id);

@@ -1,6 +1,36 @@
 // The embedded store: SQLite in WAL mode holding BSON documents, with an atomic change
 // log (every write commits its document change and one change-log entry in the same
 // transaction).
+//
+// Layout: <data_dir>/rheo.db (tables collections, documents keyed by an order-preserving
+// encoding of _id so that "newest first" is an index scan, changes keyed by seq) and
+// <data_dir>/rheo.lock (flock: one process per data dir).
+//
+// Writes go through one writer thread that commits queued requests in batches (group
+// commit: one transaction and one fsync per batch, each request in its own savepoint so a
+// failing one rolls back alone). A call returns once its batch committed. Reads use pooled
+// connections and never block on the writer (WAL).
+//
+// Change log and feeds:
+// - insert/replace/update/delete as MongoDB (update carries the full document after the
+//   update). An insert that creates its collection logs only the insert.
+// - Collection create, metadata replace (PUT) and merge (PATCH) log one rheo-internal event
+//   with operationType "meta" and fullDocument = the new metadata; the stream layer uses it
+//   to close sessions whose stream definitions changed. It is not a MongoDB event: do not
+//   forward it to clients.
+// - Dropping a collection logs "drop" then "invalidate" (two entries, one transaction).
+//   A feed delivers both, then its next() throws feed_lost (as a MongoDB change stream
+//   ends on drop); watch again once the collection is recreated.
+// - Committed events reach live feeds from memory (no SQLite access in the steady state).
+//   A feed whose consumer falls more than 200,000 events behind is declared lost.
+// - The log keeps the newest `changelog_retention` entries (trimmed in chunks of about 1/8
+//   of it); resuming from an older, malformed or future token throws feed_lost.
+//
+// find_query: skip < 0 is 0; limit 0 returns nothing, limit < 0 means no limit.
+//
+// Thread-safety: the store is safe to use from any number of threads (store.hpp); feeds
+// as in store.hpp. close() waits for queued writes, then fails later calls with
+// std::runtime_error("store closed") and makes feeds throw feed_lost.
 #pragma once
 
 #include "storage/store.hpp"
@@ -18,7 +48,7 @@ enum class durability {
 };
 
 struct sqlite_store_options {
-  std::string data_dir = "./data";           // created when missing
+  std::string data_dir = "./data"; // created when missing
   rheo::durability durability = durability::full;
   std::uint64_t changelog_retention = 100000; // change-log entries kept (>= 1)
 };

@@ -12,10 +12,12 @@ namespace rheo {
 namespace {
 
 constexpr std::string_view update_operators[] = {
-    "$set",      "$unset",    "$inc",  "$mul", "$min", "$max",        "$rename",
-    "$push",     "$addToSet", "$pull", "$pop", "$currentDate", "$pullAll"};
+    "$set",  "$unset",    "$inc",  "$mul", "$min",         "$max",    "$rename",
+    "$push", "$addToSet", "$pull", "$pop", "$currentDate", "$pullAll"};
 
-bool starts_with_dollar(std::string_view s) { return !s.empty() && s.front() == '$'; }
+bool starts_with_dollar(std::string_view s) {
+  return !s.empty() && s.front() == '$';
+}
 
 std::optional<std::size_t> array_index(std::string_view seg) {
   if (seg.empty() || seg.size() > 9) return std::nullopt;
@@ -65,21 +67,36 @@ bool identical(const value& a, const value& b) {
 
 const char* type_name(const value& v) {
   switch (v.type()) {
-    case bson_type::double_: return "double";
-    case bson_type::string: return "string";
-    case bson_type::object: return "object";
-    case bson_type::array: return "array";
-    case bson_type::binary: return "binData";
-    case bson_type::object_id: return "objectId";
-    case bson_type::boolean: return "bool";
-    case bson_type::date: return "date";
-    case bson_type::null: return "null";
-    case bson_type::regex: return "regex";
-    case bson_type::int32: return "int";
-    case bson_type::timestamp: return "timestamp";
-    case bson_type::int64: return "long";
-    case bson_type::min_key: return "minKey";
-    case bson_type::max_key: return "maxKey";
+  case bson_type::double_:
+    return "double";
+  case bson_type::string:
+    return "string";
+  case bson_type::object:
+    return "object";
+  case bson_type::array:
+    return "array";
+  case bson_type::binary:
+    return "binData";
+  case bson_type::object_id:
+    return "objectId";
+  case bson_type::boolean:
+    return "bool";
+  case bson_type::date:
+    return "date";
+  case bson_type::null:
+    return "null";
+  case bson_type::regex:
+    return "regex";
+  case bson_type::int32:
+    return "int";
+  case bson_type::timestamp:
+    return "timestamp";
+  case bson_type::int64:
+    return "long";
+  case bson_type::min_key:
+    return "minKey";
+  case bson_type::max_key:
+    return "maxKey";
   }
   return "unknown";
 }
@@ -373,6 +390,7 @@ public:
       } else {
         push(a, std::move(p));
       }
+      if (cur) return replace_array(*cur, o.path, std::move(a));
       return set(segs, o.path, std::move(a));
     }
     if (!cur) return; // $pull, $pullAll, $pop on a missing field
@@ -388,7 +406,7 @@ public:
     } else if (n == "$pop" && !a.empty()) {
       a.erase(o.arg.as_double() < 0 ? a.begin() : a.end() - 1);
     }
-    set(segs, o.path, std::move(a));
+    replace_array(*cur, o.path, std::move(a));
   }
 
 private:
@@ -396,6 +414,20 @@ private:
     if (value* cur = find_slot(doc_, segs); cur && identical(*cur, v)) return;
     make_slot(doc_, segs, path) = v;
     set_field(desc_.updated_fields, path, std::move(v));
+  }
+
+  /// MongoDB reports elements appended to an existing array as "path.index"; any other
+  /// change to an array reports the whole array.
+  void replace_array(value& slot, const std::string& path, array a) {
+    const array& old = slot.as_array();
+    if (a.size() == old.size() && std::equal(old.begin(), old.end(), a.begin(), identical)) return;
+    if (a.size() > old.size() && std::equal(old.begin(), old.end(), a.begin(), identical)) {
+      for (std::size_t i = old.size(); i < a.size(); ++i)
+        set_field(desc_.updated_fields, path + "." + std::to_string(i), a[i]);
+    } else {
+      set_field(desc_.updated_fields, path, a);
+    }
+    slot = std::move(a);
   }
 
   void unset(const std::vector<std::string>& segs, const std::string& path) {
@@ -406,8 +438,7 @@ private:
               const std::string& to_path) {
     auto to = split_path(to_path);
     if (passes_through_array(doc_, from))
-      throw_bad_request("$rename: the source field '" + from_path +
-                        "' cannot be inside an array");
+      throw_bad_request("$rename: the source field '" + from_path + "' cannot be inside an array");
     if (passes_through_array(doc_, to))
       throw_bad_request("$rename: the target field '" + to_path + "' cannot be inside an array");
     auto old = remove_slot(doc_, from);

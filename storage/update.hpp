@@ -13,7 +13,9 @@
 namespace rheo {
 
 /// What an update changed, as MongoDB's change event `updateDescription` reports it:
-/// top-level or dotted paths set, and paths removed.
+/// top-level or dotted paths set, and paths removed. Paths whose value did not change are
+/// left out; elements appended to an existing array are reported as "path.index", any other
+/// array change as the whole array at its path.
 struct update_description {
   object updated_fields;
   std::vector<std::string> removed_fields;

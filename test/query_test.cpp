@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(comparisons_stay_within_one_type_bracket) {
       {O{{"a", A{1, 10}}}, O{{"a", O{{"$gt", 5}}}}, true},
       {O{{"a", A{1, 2}}}, O{{"a", O{{"$gt", 5}}}}, false},
       {O{{"a", A{1, 10}}}, O{{"a", O{{"$gt", 2}, {"$lt", 5}}}}, true}, // each op separately
-      {O{{"a", A{1, 2}}}, O{{"a", O{{"$gt", A{1}}}}}, true},              // array vs array
+      {O{{"a", A{1, 2}}}, O{{"a", O{{"$gt", A{1}}}}}, true},           // array vs array
       {O{{"a", O{{"b", 2}}}}, O{{"a", O{{"$gt", O{{"b", 1}}}}}}, true},
   });
 }
@@ -427,14 +427,10 @@ BOOST_AUTO_TEST_CASE(elem_match_with_a_query_matches_one_document_element) {
       {d, O{{"results", O{{"$elemMatch", O{{"product", "abc"}, {"score", O{{"$gte", 8}}}}}}}},
        true},
       {d, O{{"results.product", "xyz"}, {"results.score", O{{"$gte", 8}}}}, true},
-      {d,
-       O{{"results",
-          O{{"$elemMatch", O{{"$or", A{O{{"score", 5}}, O{{"score", 6}}}}}}}}},
-       true},
+      {d, O{{"results", O{{"$elemMatch", O{{"$or", A{O{{"score", 5}}, O{{"score", 6}}}}}}}}}, true},
       {O{{"results", A{1, 2}}}, O{{"results", O{{"$elemMatch", O{{"score", 1}}}}}}, false},
       {O{{"a", A{O{{"b", A{O{{"c", 1}}}}}}}},
-       O{{"a", O{{"$elemMatch", O{{"b", O{{"$elemMatch", O{{"c", 1}}}}}}}}}},
-       true},
+       O{{"a", O{{"$elemMatch", O{{"b", O{{"$elemMatch", O{{"c", 1}}}}}}}}}}, true},
   });
 }
 
@@ -453,10 +449,8 @@ BOOST_AUTO_TEST_CASE(unknown_operators_are_rejected_by_name) {
 
 BOOST_AUTO_TEST_CASE(code_executing_operators_are_not_allowed) {
   BOOST_TEST(compile_error(O{{"$where", "this.a == 1"}}) == "operator $where is not allowed");
-  BOOST_TEST(compile_error(O{{"$and", A{O{{"$where", "1"}}}}}) ==
-             "operator $where is not allowed");
-  BOOST_TEST(compile_error(O{{"a", O{{"$function", O{}}}}}) ==
-             "operator $function is not allowed");
+  BOOST_TEST(compile_error(O{{"$and", A{O{{"$where", "1"}}}}}) == "operator $where is not allowed");
+  BOOST_TEST(compile_error(O{{"a", O{{"$function", O{}}}}}) == "operator $function is not allowed");
   BOOST_TEST(compile_error(O{{"$accumulator", O{}}}) == "operator $accumulator is not allowed");
   BOOST_TEST(compile_error(O{{"a", O{{"$elemMatch", O{{"$where", "1"}}}}}}) ==
              "operator $where is not allowed");
@@ -515,9 +509,9 @@ std::vector<int> sorted_ids(std::vector<O> docs, const O& spec) {
 
 BOOST_AUTO_TEST_CASE(sort_orders_across_types_in_bson_order) {
   std::vector<O> docs{
-      O{{"n", 1}, {"a", "b"}},   O{{"n", 2}, {"a", 2.5}},       O{{"n", 3}},
-      O{{"n", 4}, {"a", true}},  O{{"n", 5}, {"a", value{}}},   O{{"n", 6}, {"a", O{}}},
-      O{{"n", 7}, {"a", 1}},     O{{"n", 8}, {"a", date_time{}}}, O{{"n", 9}, {"a", min_key{}}},
+      O{{"n", 1}, {"a", "b"}},  O{{"n", 2}, {"a", 2.5}},         O{{"n", 3}},
+      O{{"n", 4}, {"a", true}}, O{{"n", 5}, {"a", value{}}},     O{{"n", 6}, {"a", O{}}},
+      O{{"n", 7}, {"a", 1}},    O{{"n", 8}, {"a", date_time{}}}, O{{"n", 9}, {"a", min_key{}}},
   };
   // MinKey, null and missing (stable), numbers, string, object, bool, date.
   BOOST_TEST(sorted_ids(docs, O{{"a", 1}}) == (std::vector<int>{9, 3, 5, 7, 2, 1, 6, 4, 8}),

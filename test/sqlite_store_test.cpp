@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 namespace rheo {
-std::ostream& operator<<(std::ostream& os, const object_id& id) { return os << id.hex(); }
+std::ostream& operator<<(std::ostream& os, const object_id& id) {
+  return os << id.hex();
+}
 } // namespace rheo
 
 using namespace rheo;
@@ -31,7 +33,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-object J(std::string_view text) { return parse_json(text).as_object(); }
+object J(std::string_view text) {
+  return parse_json(text).as_object();
+}
 
 /// Same value, same types, recursively (value's operator== equates 1 and 1.0).
 bool identical(const value& a, const value& b) {
@@ -120,8 +124,7 @@ int status_of(const std::function<void()>& fn) {
 }
 
 find_query query_of(std::string_view filter = "{}", std::string_view sort = "{}",
-                    std::string_view keys = "{}", std::int64_t skip = 0,
-                    std::int64_t limit = 100) {
+                    std::string_view keys = "{}", std::int64_t skip = 0, std::int64_t limit = 100) {
   find_query q;
   q.filter = matcher::compile(J(filter));
   q.sort = sort_spec::parse(J(sort));
@@ -323,9 +326,9 @@ BOOST_AUTO_TEST_CASE(ids_of_several_types_come_back_in_mongodb_descending_order)
   BOOST_TEST(identical(*find_field(asc[1], "_id"), value(null_t{})));
   // 5, 5L and 5.0 are one _id in MongoDB.
   BOOST_TEST(status_of([&] { s.db->insert("rheo", "ids", object{{"_id", value(5.0)}}); }) == 409);
-  BOOST_TEST(
-      status_of([&] { s.db->insert("rheo", "ids", object{{"_id", value(std::int64_t{5})}}); }) ==
-      409);
+  BOOST_TEST(status_of([&] {
+               s.db->insert("rheo", "ids", object{{"_id", value(std::int64_t{5})}});
+             }) == 409);
   BOOST_TEST(s.db->find_by_id("rheo", "ids", value(5.0)).has_value());
   BOOST_TEST(status_of([&] { s.db->insert("rheo", "ids", J("{_id:[1,2]}")); }) == 400);
 }
@@ -394,8 +397,9 @@ BOOST_AUTO_TEST_CASE(crud_reports_404_409_and_412) {
 BOOST_AUTO_TEST_CASE(paging_sort_projection_and_filter_pass_through) {
   store_fixture s;
   for (int i = 0; i < 20; ++i)
-    s.db->insert("rheo", "p",
-                 object{{"_id", value(i)}, {"n", value(i % 5)}, {"s", value(std::string(1, 'a' + i))}});
+    s.db->insert(
+        "rheo", "p",
+        object{{"_id", value(i)}, {"n", value(i % 5)}, {"s", value(std::string(1, 'a' + i))}});
   auto ids = [](const std::vector<object>& docs) {
     std::vector<std::int64_t> out;
     for (auto& d : docs)
@@ -428,8 +432,9 @@ BOOST_AUTO_TEST_CASE(updates_apply_operators_and_keep_the_id) {
   store_fixture s;
   auto feed = s.db->watch("rheo", "u", std::nullopt);
   auto ins = s.db->insert("rheo", "u", J("{_id:'x',a:1,b:2}"));
-  auto r = s.db->update("rheo", "u", value("x"), update_spec::parse(J("{$inc:{a:5},$unset:{b:''}}")),
-                        write_mode::update, ins.etag.hex());
+  auto r =
+      s.db->update("rheo", "u", value("x"), update_spec::parse(J("{$inc:{a:5},$unset:{b:''}}")),
+                   write_mode::update, ins.etag.hex());
   BOOST_TEST(!r.created);
   auto doc = s.db->find_by_id("rheo", "u", value("x"));
   BOOST_TEST(find_field(*doc, "a")->as_int64() == 6);
@@ -523,8 +528,8 @@ BOOST_AUTO_TEST_CASE(concurrent_writers_commit_every_write_with_one_log_entry_in
   reader.join();
   BOOST_TEST(failures.load() == 0);
   BOOST_TEST_MESSAGE("measured: " << threads * per_thread << " durable inserts from " << threads
-                                  << " threads in " << elapsed << " s = "
-                                  << threads * per_thread / elapsed << " inserts/s");
+                                  << " threads in " << elapsed
+                                  << " s = " << threads * per_thread / elapsed << " inserts/s");
   std::printf("measured: %d durable inserts from %d threads: %.0f inserts/s\n",
               threads * per_thread, threads, threads * per_thread / elapsed);
   BOOST_TEST(s.db->count("rheo", "w", matcher{}) == threads * per_thread);

@@ -141,9 +141,8 @@ BOOST_AUTO_TEST_CASE(inc_adds_with_type_promotion) {
   });
   BOOST_TEST(contains(update_error(O{{"$inc", O{{"a", "x"}}}}), "'a'"));
   BOOST_TEST(contains(update_error(O{{"$inc", O{{"a", 1}}}}, O{{"a", "s"}}), "'a'"));
-  BOOST_TEST(contains(update_error(O{{"$inc", O{{"a", 1}}}},
-                                   O{{"a", std::int64_t{9223372036854775807}}}),
-                      "'a'"));
+  BOOST_TEST(contains(
+      update_error(O{{"$inc", O{{"a", 1}}}}, O{{"a", std::int64_t{9223372036854775807}}}), "'a'"));
 }
 
 BOOST_AUTO_TEST_CASE(mul_multiplies_and_zeroes_missing_fields) {
@@ -208,14 +207,11 @@ BOOST_AUTO_TEST_CASE(push_appends_and_creates_arrays) {
 
 BOOST_AUTO_TEST_CASE(push_modifiers_position_sort_and_slice) {
   check_table({
-      {O{{"a", A{1, 4}}},
-       O{{"$push", O{{"a", O{{"$each", A{2, 3}}, {"$position", 1}}}}}},
+      {O{{"a", A{1, 4}}}, O{{"$push", O{{"a", O{{"$each", A{2, 3}}, {"$position", 1}}}}}},
        O{{"a", A{1, 2, 3, 4}}}},
-      {O{{"a", A{1, 4}}},
-       O{{"$push", O{{"a", O{{"$each", A{9}}, {"$position", -1}}}}}},
+      {O{{"a", A{1, 4}}}, O{{"$push", O{{"a", O{{"$each", A{9}}, {"$position", -1}}}}}},
        O{{"a", A{1, 9, 4}}}},
-      {O{{"a", A{1, 4}}},
-       O{{"$push", O{{"a", O{{"$each", A{9}}, {"$position", 0}}}}}},
+      {O{{"a", A{1, 4}}}, O{{"$push", O{{"a", O{{"$each", A{9}}, {"$position", 0}}}}}},
        O{{"a", A{9, 1, 4}}}},
       {O{{"a", A{3, 1}}}, O{{"$push", O{{"a", O{{"$each", A{2}}, {"$sort", 1}}}}}},
        O{{"a", A{1, 2, 3}}}},
@@ -228,14 +224,28 @@ BOOST_AUTO_TEST_CASE(push_modifiers_position_sort_and_slice) {
       {O{{"a", A{1, 2, 3}}}, O{{"$push", O{{"a", O{{"$each", A{}}, {"$slice", 0}}}}}},
        O{{"a", A{}}}},
       {O{{"a", A{O{{"s", 5}}, O{{"s", 1}}}}},
-       O{{"$push",
-          O{{"a", O{{"$each", A{O{{"s", 3}}}}, {"$sort", O{{"s", -1}}}, {"$slice", 2}}}}}},
+       O{{"$push", O{{"a", O{{"$each", A{O{{"s", 3}}}}, {"$sort", O{{"s", -1}}}, {"$slice", 2}}}}}},
        O{{"a", A{O{{"s", 5}}, O{{"s", 3}}}}}},
   });
-  BOOST_TEST(contains(
-      update_error(O{{"$push", O{{"a", O{{"$each", A{1}}, {"$slice", "x"}}}}}}), "'a'"));
+  BOOST_TEST(
+      contains(update_error(O{{"$push", O{{"a", O{{"$each", A{1}}, {"$slice", "x"}}}}}}), "'a'"));
   BOOST_TEST(
       contains(update_error(O{{"$push", O{{"a", O{{"$each", A{1}}, {"$sort", 2}}}}}}), "'a'"));
+}
+
+BOOST_AUTO_TEST_CASE(push_reports_appended_elements_by_index_and_other_changes_whole) {
+  O doc{{"a", A{1}}};
+  auto d = apply_update(doc, O{{"$push", O{{"a", O{{"$each", A{2, 3}}}}}}});
+  BOOST_TEST(same(value(d.updated_fields), value(O{{"a.1", 2}, {"a.2", 3}})));
+  d = apply_update(doc, O{{"$push", O{{"a", O{{"$each", A{0}}, {"$position", 0}}}}}});
+  BOOST_TEST(same(value(d.updated_fields), value(O{{"a", A{0, 1, 2, 3}}})));
+  O fresh;
+  d = apply_update(fresh, O{{"$push", O{{"n.m", 1}}}});
+  BOOST_TEST(same(value(d.updated_fields), value(O{{"n.m", A{1}}})));
+  d = apply_update(doc, O{{"$pop", O{{"a", 1}}}});
+  BOOST_TEST(same(value(d.updated_fields), value(O{{"a", A{0, 1, 2}}})));
+  d = apply_update(doc, O{{"$pull", O{{"a", 9}}}});
+  BOOST_TEST(d.updated_fields.empty());
 }
 
 // ---- $addToSet ----
@@ -299,9 +309,9 @@ BOOST_AUTO_TEST_CASE(pop_removes_the_first_or_last_element) {
 
 BOOST_AUTO_TEST_CASE(current_date_sets_dates_and_timestamps) {
   O doc{{"_id", 1}};
-  auto d = apply_update(doc, O{{"$currentDate", O{{"d", true},
-                                            {"e", O{{"$type", "date"}}},
-                                            {"t.s", O{{"$type", "timestamp"}}}}}});
+  auto d = apply_update(
+      doc, O{{"$currentDate",
+              O{{"d", true}, {"e", O{{"$type", "date"}}}, {"t.s", O{{"$type", "timestamp"}}}}}});
   BOOST_REQUIRE(find_field(doc, "d"));
   BOOST_TEST(find_field(doc, "d")->is<date_time>());
   BOOST_TEST(find_field(doc, "d")->get<date_time>().millis > 1600000000000);
@@ -344,18 +354,17 @@ BOOST_AUTO_TEST_CASE(changing_the_id_is_rejected_and_leaves_the_document_alone) 
   BOOST_TEST(contains(update_error(O{{"$unset", O{{"_id", 1}}}}), immutable));
   BOOST_TEST(contains(update_error(O{{"$inc", O{{"_id", 1}}}}), immutable));
   BOOST_TEST(contains(update_error(O{{"$rename", O{{"_id", "x"}}}}), immutable));
-  BOOST_TEST(contains(update_error(O{{"$set", O{{"_id.k", 2}}}}, O{{"_id", O{{"k", 1}}}}),
-                      immutable));
+  BOOST_TEST(
+      contains(update_error(O{{"$set", O{{"_id.k", 2}}}}, O{{"_id", O{{"k", 1}}}}), immutable));
   O doc{{"_id", 1}, {"a", 1}};
-  BOOST_CHECK_THROW(update_spec::parse(O{{"$set", O{{"a", 2}, {"_id", 3}}}}).apply(doc),
-                    api_error);
+  BOOST_CHECK_THROW(update_spec::parse(O{{"$set", O{{"a", 2}, {"_id", 3}}}}).apply(doc), api_error);
   BOOST_TEST(same(value(doc), value(O{{"_id", 1}, {"a", 1}})));
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_operator_leaves_the_document_unchanged) {
   O doc{{"a", 1}, {"s", "x"}};
-  BOOST_CHECK_THROW(
-      update_spec::parse(O{{"$set", O{{"a", 2}}}, {"$inc", O{{"s", 1}}}}).apply(doc), api_error);
+  BOOST_CHECK_THROW(update_spec::parse(O{{"$set", O{{"a", 2}}}, {"$inc", O{{"s", 1}}}}).apply(doc),
+                    api_error);
   BOOST_TEST(same(value(doc), value(O{{"a", 1}, {"s", "x"}})));
 }
 
@@ -371,9 +380,8 @@ BOOST_AUTO_TEST_CASE(mixed_bodies_combine_plain_fields_and_operators) {
 
 BOOST_AUTO_TEST_CASE(document_bodies_nest_dotted_keys) {
   auto out = normalize_document_body(O{{"a.b", 1}, {"a.c", 2}, {"d", 3}, {"e.f.g", 4}});
-  BOOST_TEST(same(value(out), value(O{{"a", O{{"b", 1}, {"c", 2}}},
-                                      {"d", 3},
-                                      {"e", O{{"f", O{{"g", 4}}}}}})));
+  BOOST_TEST(same(value(out),
+                  value(O{{"a", O{{"b", 1}, {"c", 2}}}, {"d", 3}, {"e", O{{"f", O{{"g", 4}}}}}})));
   auto plain = normalize_document_body(O{{"x", O{{"y.z", 1}}}});
   BOOST_TEST(same(value(plain), value(O{{"x", O{{"y.z", 1}}}})));
 }

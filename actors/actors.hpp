@@ -1,0 +1,137 @@
+// The actors of rheo's realtime core and their typed interfaces, atoms and message
+// types, all in one place. See docs/architecture.md for who creates and stops whom.
+//
+// Thread-safety: actor handles are thread-safe values; message types are immutable
+// once sent (their shared payloads are const).
+#pragma once
+
+#include "storage/value.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/none.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rheo {
+
+class store;
+class ws_connection;
+
+// -- atoms (at most 10 characters each) ---------------------------------------
+
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using detach_atom = caf::atom_constant<caf::atom("detach")>;
+using retire_atom = caf::atom_constant<caf::atom("retire")>;
+using close_atom = caf::atom_constant<caf::atom("close")>;
+using closed_atom = caf::atom_constant<caf::atom("closed")>;
+using feed_atom = caf::atom_constant<caf::atom("feed")>;
+
+// -- message types ------------------------------------------------------------
+
+/// What a session asks the broker for: the stream, and the key under which sessions
+/// share one subscription (database, collection, stream, resolved variables).
+struct subscription_spec {
+  std::string db;
+  std::string coll;
+  std::string stream;
+  std::string key;
+  std::string definition_json; // the stored stream definition
+  std::string avars_json;      // the client's variable bindings
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscription_spec& x) {
+  return f(caf::meta::type_name("rheo.subscription_spec"), x.db, x.coll, x.stream, x.key,
+           x.definition_json, x.avars_json);
+}
+
+/// Change events in commit order, each in the shape stages see
+/// ({_id:{_data}, operationType, fullDocument, documentKey, updateDescription}).
+/// Shared, not copied, between the subscriptions of a node; encoded as BSON when it
+/// crosses the network.
+struct event_batch {
+  std::shared_ptr<const std::vector<object>> events;
+
+  std::vector<std::string> encode() const;
+  void decode(const std::vector<std::string>& encoded);
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
+  std::vector<std::string> encoded;
+  if constexpr (Inspector::reads_state) encoded = x.encode();
+  return f(caf::meta::type_name("rheo.event_batch"), encoded,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.decode(encoded);
+             return caf::none;
+           }));
+}
+
+/// Pre-built WebSocket frames for a session's socket: serialized once by a subscription
+/// and shared by every session of it. Never leaves the node.
+struct frame_batch {
+  std::shared_ptr<const std::string> bytes;
+  std::uint32_t frames = 0;
+};
+
+// -- actor interfaces ---------------------------------------------------------
+
+/// The SESSION actor interface: one per WebSocket connection.
+using session_actor = caf::typed_actor<
+    // Frames to write to the client.
+    caf::reacts_to<frame_batch>,
+    // Close the connection with a WebSocket close code and reason.
+    caf::reacts_to<close_atom, std::uint16_t, std::string>,
+    // Internal: the connection has closed.
+    caf::reacts_to<closed_atom>>;
+
+/// The SUBSCRIPTION actor interface: one per (database, collection, stream, variables).
+using subscription_actor = caf::typed_actor<
+    // Add a session (from the broker).
+    caf::reacts_to<join_atom, session_actor>,
+    // Remove a session (from the broker).
+    caf::reacts_to<closed_atom, session_actor>,
+    // Change events from the watcher, in commit order.
+    caf::reacts_to<event_batch>,
+    // Close every session (collection dropped, feed lost).
+    caf::reacts_to<close_atom, std::uint16_t, std::string>>;
+
+/// The WATCHER actor interface: one per upstream change feed (watched collection).
+using watcher_actor = caf::typed_actor<
+    // Start/stop forwarding events to a subscription (from the broker).
+    caf::reacts_to<attach_atom, subscription_actor>,
+    caf::reacts_to<detach_atom, subscription_actor>,
+    // Internal: events read from the feed by the feed thread.
+    caf::reacts_to<feed_atom, event_batch>,
+    // Internal: the feed ended (history lost, invalidated); the reason.
+    caf::reacts_to<closed_atom, std::string>>;
+
+/// The BROKER actor interface: creates and finds watchers and subscriptions, attaches
+/// sessions, tears down what nobody uses any more.
+using broker_actor = caf::typed_actor<
+    // Attach a session to the subscription for `spec`, creating it (and its watcher)
+    // when needed; replies once the session will receive every later event.
+    caf::replies_to<subscribe_atom, session_actor, subscription_spec>::with<subscription_actor>,
+    // A subscription whose stream definition changed: new sessions get a new one.
+    caf::reacts_to<retire_atom, subscription_actor>,
+    // A watcher whose feed ended: new subscriptions get a new watcher.
+    caf::reacts_to<retire_atom, watcher_actor>>;
+
+/// Registers rheo's message types with a CAF configuration.
+void register_message_types(caf::actor_system_config& cfg);
+
+} // namespace rheo
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::frame_batch)

@@ -1,0 +1,120 @@
+#include "actors/broker.hpp"
+
+#include "actors/subscription.hpp"
+#include "actors/watcher.hpp"
+#include "config/log.hpp"
+#include "storage/store.hpp"
+
+#include <caf/all.hpp>
+
+namespace rheo {
+
+namespace {
+
+using self_ptr = broker_actor::stateful_pointer<broker_state>;
+
+/// Removes a session; tears down its subscription when it was the last one, and the
+/// subscription's watcher when that was its last subscription.
+void remove_session(self_ptr self, const caf::actor_addr& session) {
+  auto& st = self->state;
+  auto it = st.session_to_subscription.find(session);
+  if (it == st.session_to_subscription.end()) return;
+  auto sub_addr = it->second;
+  st.session_to_subscription.erase(it);
+  auto sit = st.subscriptions.find(sub_addr);
+  if (sit == st.subscriptions.end()) return;
+  auto& entry = sit->second;
+  self->send(entry.handle, closed_atom::value,
+             caf::actor_cast<session_actor>(session));
+  if (--entry.sessions > 0) return;
+  // Last session gone: stop the subscription.
+  if (auto k = st.subscriptions_by_key.find(entry.key);
+      k != st.subscriptions_by_key.end() && k->second == entry.handle)
+    st.subscriptions_by_key.erase(k);
+  self->send(entry.watcher, detach_atom::value, entry.handle);
+  self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
+  auto wit = st.watchers.find(entry.watcher.address());
+  if (wit != st.watchers.end() && --wit->second.subscriptions == 0) {
+    if (auto k = st.watchers_by_key.find(entry.watcher_key);
+        k != st.watchers_by_key.end() && k->second == entry.watcher)
+      st.watchers_by_key.erase(k);
+    self->send_exit(wit->second.handle, caf::exit_reason::user_shutdown);
+    st.watchers.erase(wit);
+  }
+  st.subscriptions.erase(sit);
+}
+
+} // namespace
+
+broker_actor::behavior_type broker(self_ptr self, store* db) {
+  self->state.db = db;
+  self->set_down_handler([self](caf::down_msg& dm) { remove_session(self, dm.source); });
+  return {
+      [self](subscribe_atom, session_actor& session,
+             subscription_spec& spec) -> caf::result<subscription_actor> {
+        auto& st = self->state;
+        subscription_actor sub;
+        if (auto it = st.subscriptions_by_key.find(spec.key); it != st.subscriptions_by_key.end()) {
+          sub = it->second;
+        } else {
+          std::string wkey = spec.db + '\0' + spec.coll;
+          watcher_actor w;
+          if (auto wit = st.watchers_by_key.find(wkey); wit != st.watchers_by_key.end()) {
+            w = wit->second;
+          } else {
+            // Open the feed here, synchronously: its position is fixed before we reply,
+            // so every event committed after the client's handshake reaches it.
+            std::shared_ptr<change_feed> feed;
+            try {
+              feed = st.db->watch(spec.db, spec.coll, std::nullopt);
+            } catch (const std::exception& e) {
+              return caf::make_error(caf::sec::runtime_error,
+                                     std::string("cannot watch ") + spec.coll + ": " + e.what());
+            }
+            w = self->spawn(watcher, broker_actor{self}, std::move(feed), spec.coll);
+            st.watchers_by_key[wkey] = w;
+            st.watchers[w.address()] = {w, 0};
+          }
+          sub = self->spawn(subscription, broker_actor{self}, spec);
+          st.subscriptions_by_key[spec.key] = sub;
+          st.subscriptions[sub.address()] = {sub, spec.key, wkey, w, 0};
+          st.watchers[w.address()].subscriptions++;
+          self->send(w, attach_atom::value, sub);
+        }
+        st.subscriptions[sub.address()].sessions++;
+        st.session_to_subscription[session.address()] = sub.address();
+        self->monitor(session);
+        // The join is in the subscription's mailbox before the session learns it joined.
+        self->send(sub, join_atom::value, session);
+        return sub;
+      },
+      [self](retire_atom, const subscription_actor& sub) {
+        auto& st = self->state;
+        auto it = st.subscriptions.find(sub.address());
+        if (it == st.subscriptions.end()) return;
+        if (auto k = st.subscriptions_by_key.find(it->second.key);
+            k != st.subscriptions_by_key.end() && k->second == sub)
+          st.subscriptions_by_key.erase(k);
+      },
+      [self](retire_atom, const watcher_actor& w) {
+        auto& st = self->state;
+        auto it = st.watchers.find(w.address());
+        if (it == st.watchers.end()) return;
+        for (auto k = st.watchers_by_key.begin(); k != st.watchers_by_key.end(); ++k)
+          if (k->second == w) {
+            st.watchers_by_key.erase(k);
+            break;
+          }
+        // Its subscriptions can no longer receive events: new sessions get new ones.
+        for (auto sit = st.subscriptions_by_key.begin(); sit != st.subscriptions_by_key.end();) {
+          auto e = st.subscriptions.find(sit->second.address());
+          if (e != st.subscriptions.end() && e->second.watcher == w)
+            sit = st.subscriptions_by_key.erase(sit);
+          else
+            ++sit;
+        }
+      },
+  };
+}
+
+} // namespace rheo

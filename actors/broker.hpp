@@ -1,0 +1,43 @@
+// The BROKER actor: creates and finds watchers and subscriptions, attaches sessions to
+// subscriptions, and tears down subscriptions without sessions and watchers without
+// subscriptions. Every membership change goes through it, so a session never joins a
+// subscription that is being torn down.
+#pragma once
+
+#include "actors/actors.hpp"
+
+#include <caf/actor_addr.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <string>
+#include <unordered_map>
+
+namespace rheo {
+
+struct broker_state {
+  static inline const char* name = "broker";
+
+  struct watcher_entry {
+    watcher_actor handle;
+    std::size_t subscriptions = 0;
+  };
+  struct subscription_entry {
+    subscription_actor handle;
+    std::string key;
+    std::string watcher_key; // db + '\0' + coll
+    watcher_actor watcher;
+    std::size_t sessions = 0;
+  };
+
+  store* db = nullptr;
+  std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
+  std::unordered_map<caf::actor_addr, watcher_entry> watchers;
+  std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
+  std::unordered_map<caf::actor_addr, subscription_entry> subscriptions;
+  std::unordered_map<caf::actor_addr, caf::actor_addr> session_to_subscription;
+};
+
+/// @param db the store whose change feeds the watchers follow.
+broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db);
+
+} // namespace rheo

@@ -1,0 +1,35 @@
+#include "actors/actors.hpp"
+
+#include "storage/bson_codec.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+namespace rheo {
+
+std::vector<std::string> event_batch::encode() const {
+  std::vector<std::string> out;
+  if (!events) return out;
+  out.reserve(events->size());
+  for (auto& e : *events)
+    out.push_back(encode_bson(e));
+  return out;
+}
+
+void event_batch::decode(const std::vector<std::string>& encoded) {
+  auto v = std::make_shared<std::vector<object>>();
+  v->reserve(encoded.size());
+  for (auto& e : encoded)
+    v->push_back(decode_bson(e));
+  events = std::move(v);
+}
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<subscription_spec>("rheo.subscription_spec");
+  cfg.add_message_type<event_batch>("rheo.event_batch");
+  cfg.add_message_type<session_actor>("rheo.session_actor");
+  cfg.add_message_type<subscription_actor>("rheo.subscription_actor");
+  cfg.add_message_type<watcher_actor>("rheo.watcher_actor");
+  cfg.add_message_type<broker_actor>("rheo.broker_actor");
+}
+
+} // namespace rheo

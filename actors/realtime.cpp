@@ -1,0 +1,87 @@
+#include "actors/realtime.hpp"
+
+#include "actors/broker.hpp"
+#include "actors/session.hpp"
+#include "actors/watcher.hpp"
+#include "net/ws_connection.hpp"
+#include "storage/json.hpp"
+#include "storage/store.hpp"
+
+#include <caf/all.hpp>
+
+#include <mutex>
+#include <vector>
+
+namespace rheo {
+
+struct realtime::impl {
+  impl(caf::actor_system& s, const server_config& c) : system(s), config(c) {}
+  caf::actor_system& system;
+  const server_config& config;
+  broker_actor broker;
+  std::mutex mutex;
+  std::vector<std::weak_ptr<ws_connection>> connections;
+  bool shutting_down = false;
+};
+
+realtime::realtime(caf::actor_system& system, store& db, const server_config& config)
+    : impl_(std::make_unique<impl>(system, config)) {
+  impl_->broker = system.spawn(broker, &db);
+}
+
+realtime::~realtime() { stop(); }
+
+void realtime::accept(boost::asio::ip::tcp::socket socket,
+                      boost::beast::http::request<boost::beast::http::string_body> req,
+                      boost::beast::flat_buffer buffer, stream_target target) {
+  auto& im = *impl_;
+  ws_connection::options opts;
+  opts.max_client_message_bytes = im.config.ws_max_client_frame_bytes;
+  opts.ping_interval = std::chrono::milliseconds(im.config.ws_ping_interval_ms);
+  opts.pong_timeout = std::chrono::milliseconds(im.config.ws_pong_timeout_ms);
+  auto conn = std::make_shared<ws_connection>(std::move(socket), std::move(req), std::move(buffer),
+                                              opts);
+  {
+    std::lock_guard lock(im.mutex);
+    if (im.shutting_down) {
+      conn->reject(503, "{\"http status code\":503,\"http status description\":\"Service "
+                        "Unavailable\",\"message\":\"server shutting down\"}");
+      return;
+    }
+    std::erase_if(im.connections, [](auto& w) { return w.expired(); });
+    im.connections.push_back(conn);
+  }
+  subscription_spec spec;
+  spec.db = target.db;
+  spec.coll = target.coll;
+  spec.stream = target.stream;
+  spec.key = target.key;
+  spec.definition_json = to_json(value(target.definition));
+  spec.avars_json = to_json(value(target.avars));
+  im.system.spawn(session, std::move(conn), im.broker, std::move(spec),
+                  static_cast<std::int64_t>(im.config.ws_queue_limit_bytes));
+}
+
+void realtime::shutdown() {
+  std::vector<std::shared_ptr<ws_connection>> live;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->shutting_down = true;
+    for (auto& w : impl_->connections)
+      if (auto c = w.lock()) live.push_back(std::move(c));
+    impl_->connections.clear();
+  }
+  for (auto& c : live)
+    c->close(1001, "server shutting down");
+}
+
+void realtime::wait_stopped() { wait_for_feed_threads(); }
+
+void realtime::stop() {
+  if (impl_->broker) {
+    caf::anon_send_exit(impl_->broker, caf::exit_reason::user_shutdown);
+    impl_->broker = nullptr;
+  }
+}
+
+} // namespace rheo

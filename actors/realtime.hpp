@@ -1,0 +1,41 @@
+// The realtime service: owns the broker actor and turns accepted WebSocket upgrades
+// into session actors with their connections.
+//
+// Thread-safety: accept() and shutdown() may be called from any thread; stop() once,
+// after the HTTP server has stopped.
+#pragma once
+
+#include "config/config.hpp"
+#include "net/websocket_hub.hpp"
+
+#include <memory>
+
+namespace caf {
+class actor_system;
+}
+
+namespace rheo {
+
+class store;
+
+class realtime : public websocket_hub {
+public:
+  realtime(caf::actor_system& system, store& db, const server_config& config);
+  ~realtime() override;
+
+  void accept(boost::asio::ip::tcp::socket socket,
+              boost::beast::http::request<boost::beast::http::string_body> req,
+              boost::beast::flat_buffer buffer, stream_target target) override;
+  void shutdown() override;
+  /// Stops the broker (and with it every watcher and subscription).
+  void stop();
+  /// After the actor system has no actors left: waits for the feed threads to end.
+  void wait_stopped();
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace rheo
