@@ -68,8 +68,7 @@ struct event_batch {
   void decode(const std::vector<std::string>& encoded);
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
   std::vector<std::string> encoded;
   if constexpr (Inspector::reads_state) encoded = x.encode();
   return f(caf::meta::type_name("rheo.event_batch"), encoded,

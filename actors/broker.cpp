@@ -24,8 +24,7 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
   auto sit = st.subscriptions.find(sub_addr);
   if (sit == st.subscriptions.end()) return;
   auto& entry = sit->second;
-  self->send(entry.handle, closed_atom::value,
-             caf::actor_cast<session_actor>(session));
+  self->send(entry.handle, closed_atom::value, caf::actor_cast<session_actor>(session));
   if (--entry.sessions > 0) return;
   // Last session gone: stop the subscription.
   if (auto k = st.subscriptions_by_key.find(entry.key);

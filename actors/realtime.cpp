@@ -29,7 +29,9 @@ realtime::realtime(caf::actor_system& system, store& db, const server_config& co
   impl_->broker = system.spawn(broker, &db);
 }
 
-realtime::~realtime() { stop(); }
+realtime::~realtime() {
+  stop();
+}
 
 void realtime::accept(boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
@@ -39,8 +41,8 @@ void realtime::accept(boost::asio::ip::tcp::socket socket,
   opts.max_client_message_bytes = im.config.ws_max_client_frame_bytes;
   opts.ping_interval = std::chrono::milliseconds(im.config.ws_ping_interval_ms);
   opts.pong_timeout = std::chrono::milliseconds(im.config.ws_pong_timeout_ms);
-  auto conn = std::make_shared<ws_connection>(std::move(socket), std::move(req), std::move(buffer),
-                                              opts);
+  auto conn =
+      std::make_shared<ws_connection>(std::move(socket), std::move(req), std::move(buffer), opts);
   {
     std::lock_guard lock(im.mutex);
     if (im.shutting_down) {
@@ -75,7 +77,9 @@ void realtime::shutdown() {
     c->close(1001, "server shutting down");
 }
 
-void realtime::wait_stopped() { wait_for_feed_threads(); }
+void realtime::wait_stopped() {
+  wait_for_feed_threads();
+}
 
 void realtime::stop() {
   if (impl_->broker) {

@@ -55,9 +55,7 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
         self->state.closing = true;
         self->state.conn->close(code, std::move(reason));
       },
-      [self](closed_atom) {
-        self->quit();
-      },
+      [self](closed_atom) { self->quit(); },
   };
 }
 

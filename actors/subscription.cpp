@@ -87,8 +87,9 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
           if (op && *op == "meta") {
             // Collection metadata changed: if our stream's definition changed, we are done.
             const value* meta = find_field(ev, "fullDocument");
-            std::string now = meta && meta->is_object() ? definition_in(meta->as_object(), st.stream)
-                                                        : std::string();
+            std::string now = meta && meta->is_object()
+                                  ? definition_in(meta->as_object(), st.stream)
+                                  : std::string();
             if (now != st.definition_json) {
               close_after.emplace(1000, "stream definition changed");
               break;

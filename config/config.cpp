@@ -72,8 +72,11 @@ void check_mounts(std::vector<mount>& mounts) {
 const std::vector<option>& options() {
   static const std::vector<option> table = {
       {"port", "TCP port (0: any free port; the bound port is printed)",
-       [](server_config& c, const std::string& v) { c.port = parse_unsigned<std::uint16_t>(v, 0, 65535); }},
-      {"bind", "address to listen on", [](server_config& c, const std::string& v) {
+       [](server_config& c, const std::string& v) {
+         c.port = parse_unsigned<std::uint16_t>(v, 0, 65535);
+       }},
+      {"bind", "address to listen on",
+       [](server_config& c, const std::string& v) {
          if (v.empty()) throw config_error("must not be empty");
          c.bind = v;
        }},
@@ -89,14 +92,19 @@ const std::vector<option>& options() {
          c.log_level = one_of(v, {"error", "warn", "info", "debug"});
        }},
       {"io_threads", "HTTP/WebSocket I/O threads (0: one per core)",
-       [](server_config& c, const std::string& v) { c.io_threads = parse_unsigned<unsigned>(v, 0, 256); }},
+       [](server_config& c, const std::string& v) {
+         c.io_threads = parse_unsigned<unsigned>(v, 0, 256);
+       }},
       {"worker_threads", "threads that run blocking store writes",
-       [](server_config& c, const std::string& v) { c.worker_threads = parse_unsigned<unsigned>(v, 1, 1024); }},
+       [](server_config& c, const std::string& v) {
+         c.worker_threads = parse_unsigned<unsigned>(v, 1, 1024);
+       }},
       {"mounts", "URL prefix to database map, PREFIX=DB[,PREFIX=DB] (DB * = all)",
        [](server_config& c, const std::string& v) { c.mounts = parse_mounts(v); }},
       {"static_dir", "folder served under static_prefix (the chat app)",
        [](server_config& c, const std::string& v) { c.static_dir = v; }},
-      {"static_prefix", "URL prefix of the static files", [](server_config& c, const std::string& v) {
+      {"static_prefix", "URL prefix of the static files",
+       [](server_config& c, const std::string& v) {
          if (v.size() < 2 || v.front() != '/' || v.back() != '/')
            throw config_error("must start and end with '/', e.g. /chat/");
          c.static_prefix = v;
@@ -106,7 +114,9 @@ const std::vector<option>& options() {
          c.max_body_bytes = parse_unsigned<std::size_t>(v, 1, std::size_t(1) << 32);
        }},
       {"durability", "full (survives power loss) | normal (survives process crashes)",
-       [](server_config& c, const std::string& v) { c.durability = one_of(v, {"full", "normal"}); }},
+       [](server_config& c, const std::string& v) {
+         c.durability = one_of(v, {"full", "normal"});
+       }},
       {"changelog_retention", "change-log entries kept for resuming streams",
        [](server_config& c, const std::string& v) {
          c.changelog_retention = parse_unsigned<std::uint64_t>(v, 1, std::uint64_t(1) << 40);
@@ -165,7 +175,7 @@ void load_file(server_config& c, const std::string& path) {
   std::string text = ss.str();
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str(),
-                                                                                  text.size());
+                                                                                 text.size());
   if (doc.HasParseError())
     throw config_error("config file " + path + ": invalid JSON at offset " +
                        std::to_string(doc.GetErrorOffset()) + ": " +

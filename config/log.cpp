@@ -16,19 +16,25 @@ constexpr const char* names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 void set_level(std::string_view name) {
   level l = level::info;
-  if (name == "error") l = level::error;
-  else if (name == "warn") l = level::warn;
-  else if (name == "debug") l = level::debug;
+  if (name == "error")
+    l = level::error;
+  else if (name == "warn")
+    l = level::warn;
+  else if (name == "debug")
+    l = level::debug;
   threshold.store(static_cast<int>(l));
 }
 
-bool enabled(level l) { return static_cast<int>(l) <= threshold.load(std::memory_order_relaxed); }
+bool enabled(level l) {
+  return static_cast<int>(l) <= threshold.load(std::memory_order_relaxed);
+}
 
 void write(level l, std::string_view message) {
   if (!enabled(l)) return;
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   char stamp[64];

@@ -22,7 +22,9 @@ constexpr auto read_timeout = std::chrono::seconds(60);
 http_session::http_session(net::ip::tcp::socket&& socket, server::impl& srv)
     : stream_(std::move(socket)), srv_(srv) {}
 
-http_session::~http_session() { srv_.unregister_session(this); }
+http_session::~http_session() {
+  srv_.unregister_session(this);
+}
 
 void http_session::run() {
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
@@ -63,11 +65,9 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
                                    std::to_string(srv_.config.max_body_bytes) + " bytes"),
            false, 11, false, start);
     } else if (ec == http::error::header_limit) {
-      send(error_response(400, "request headers too large"), false, 11, false,
-           start);
+      send(error_response(400, "request headers too large"), false, 11, false, start);
     } else {
-      send(error_response(400, "malformed HTTP request: " + ec.message()), false, 11, false,
-           start);
+      send(error_response(400, "malformed HTTP request: " + ec.message()), false, 11, false, start);
     }
     return;
   }
@@ -83,8 +83,7 @@ void http_session::process(http::request<http::string_body> req) {
   r.if_match = std::string(req[http::field::if_match]);
   r.origin = std::string(req[http::field::origin]);
   r.accept = std::string(req[http::field::accept]);
-  r.access_control_request_headers =
-      std::string(req[http::field::access_control_request_headers]);
+  r.access_control_request_headers = std::string(req[http::field::access_control_request_headers]);
   r.websocket_upgrade = beast::websocket::is_upgrade(req);
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
   const unsigned version = req.version();
@@ -98,8 +97,8 @@ void http_session::process(http::request<http::string_body> req) {
     if (!srv_.hub || srv_.stopping.load())
       return send(error_response(503, "change streams are not available"), false, version, false,
                   start);
-    global_metrics().record_request(101, static_cast<std::uint64_t>(
-                                             (std::chrono::steady_clock::now() - start).count()));
+    global_metrics().record_request(
+        101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
     stream_.expires_never();
     srv_.hub->accept(stream_.release_socket(), std::move(req), std::move(buffer_),
                      std::move(std::get<stream_target>(resolved)));
@@ -111,8 +110,8 @@ void http_session::process(http::request<http::string_body> req) {
     // Store writes may wait for a group commit: run them on the worker pool and keep the
     // I/O context alive until the response has been posted back.
     auto guard = net::make_work_guard(srv_.ioc);
-    net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), keep_alive, version,
-                             head, start, guard = std::move(guard)]() mutable {
+    net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
+                             start, guard = std::move(guard)]() mutable {
       http_response res = self->srv_.api.handle(r);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res), keep_alive, version, head, start]() mutable {
@@ -138,19 +137,18 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
   msg->prepare_payload();
   if (head) msg->body().clear();
   global_metrics().record_request(
-      res.status,
-      static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-              .count()));
+      res.status, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::steady_clock::now() - start)
+                                                 .count()));
   response_ = msg;
   stream_.expires_after(read_timeout);
   if (head) {
     auto sr = std::make_shared<http::response_serializer<http::string_body>>(*msg);
     response_ = std::make_shared<std::pair<decltype(msg), decltype(sr)>>(msg, sr);
-    http::async_write_header(stream_, *sr,
-                             [self = shared_from_this(), close](beast::error_code ec, std::size_t n) {
-                               self->on_write(close, ec, n);
-                             });
+    http::async_write_header(
+        stream_, *sr, [self = shared_from_this(), close](beast::error_code ec, std::size_t n) {
+          self->on_write(close, ec, n);
+        });
     return;
   }
   http::async_write(stream_, *msg,

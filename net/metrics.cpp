@@ -49,8 +49,8 @@ std::string metrics::render() const {
   auto r = std::memory_order_relaxed;
   line(out, "rheo_sessions_open", "gauge", "Open WebSocket sessions.", sessions_open.load(r));
   line(out, "rheo_subscriptions", "gauge", "Live stream subscriptions.", subscriptions.load(r));
-  line(out, "rheo_upstream_feeds", "gauge", "Open upstream change feeds (one per watched collection).",
-       upstream_feeds.load(r));
+  line(out, "rheo_upstream_feeds", "gauge",
+       "Open upstream change feeds (one per watched collection).", upstream_feeds.load(r));
   line(out, "rheo_events_received_total", "counter", "Change events received from upstream feeds.",
        events_received.load(r));
   line(out, "rheo_frames_sent_total", "counter", "WebSocket data frames written to clients.",
@@ -79,7 +79,8 @@ std::string metrics::render() const {
            std::to_string(cumulative) + "\n";
   }
   cumulative += latency_buckets.back().load(r);
-  out += "rheo_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out +=
+      "rheo_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
   std::snprintf(buf, sizeof buf, "%.9f", static_cast<double>(latency_sum_ns.load(r)) / 1e9);
   out += "rheo_http_request_duration_seconds_sum " + std::string(buf) + "\n";
   out += "rheo_http_request_duration_seconds_count " + std::to_string(latency_count.load(r)) + "\n";

@@ -8,8 +8,8 @@
 #include "storage/store.hpp"
 #include "storage/update.hpp"
 
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 namespace rheo {
@@ -183,8 +183,7 @@ write_mode parse_write_mode(const std::optional<std::string>& wm, write_mode dfl
 /// Checks the metadata document written with PUT/PATCH /<coll>.
 void check_metadata_keys(const object& meta) {
   for (auto& [k, v] : meta) {
-    if (!k.empty() && k[0] == '$')
-      throw_bad_request("metadata keys cannot start with '$': " + k);
+    if (!k.empty() && k[0] == '$') throw_bad_request("metadata keys cannot start with '$': " + k);
     (void)v;
   }
 }
@@ -226,7 +225,7 @@ std::optional<parsed_target> parse_target(std::string_view target) {
   while (pos <= raw_path.size()) {
     auto slash = raw_path.find('/', pos);
     auto seg = raw_path.substr(pos, slash == std::string_view::npos ? std::string_view::npos
-                                                                     : slash - pos);
+                                                                    : slash - pos);
     if (!seg.empty()) {
       auto dec = percent_decode(seg, false);
       if (!dec) return std::nullopt;
@@ -243,8 +242,8 @@ std::optional<parsed_target> parse_target(std::string_view target) {
       if (!part.empty()) {
         auto eq = part.find('=');
         auto k = percent_decode(part.substr(0, eq), true);
-        auto v = percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1),
-                                true);
+        auto v = percent_decode(
+            eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true);
         if (!k || !v) return std::nullopt;
         t.query.emplace_back(std::move(*k), std::move(*v));
       }
@@ -257,31 +256,50 @@ std::optional<parsed_target> parse_target(std::string_view target) {
 
 const char* status_reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 409: return "Conflict";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 204:
+    return "No Content";
+  case 302:
+    return "Found";
+  case 304:
+    return "Not Modified";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 406:
+    return "Not Acceptable";
+  case 409:
+    return "Conflict";
+  case 412:
+    return "Precondition Failed";
+  case 413:
+    return "Payload Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 429:
+    return "Too Many Requests";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return "Unknown";
   }
 }
 
 http_response error_response(int status, std::string_view message) {
-  std::string body = "{\"http status code\":" + std::to_string(status) +
-                     ",\"http status description\":";
+  std::string body =
+      "{\"http status code\":" + std::to_string(status) + ",\"http status description\":";
   append_json(body, value(std::string(status_reason(status))));
   body += ",\"message\":";
   append_json(body, value(std::string(message)));
@@ -293,9 +311,9 @@ http_response error_response(int status, std::string_view message) {
 
 struct rest_api::route {
   std::string db;
-  std::string prefix;                 // URL prefix up to the collection
-  std::vector<std::string> rest;      // segments after the database
-  bool db_root = false;               // the request addresses the database itself
+  std::string prefix;            // URL prefix up to the collection
+  std::vector<std::string> rest; // segments after the database
+  bool db_root = false;          // the request addresses the database itself
 };
 
 rest_api::rest_api(const server_config& config, store& db) : config_(config), store_(db) {}
@@ -309,8 +327,8 @@ std::optional<rest_api::route> rest_api::match_mount(const parsed_target& t) con
   const mount* best = nullptr;
   for (auto& m : config_.mounts) {
     std::string_view p = m.prefix;
-    bool ok = t.path.size() + 1 >= p.size() &&
-              (t.path.compare(0, p.size(), p) == 0 || t.path + "/" == p);
+    bool ok =
+        t.path.size() + 1 >= p.size() && (t.path.compare(0, p.size(), p) == 0 || t.path + "/" == p);
     if (ok && (!best || m.prefix.size() > best->prefix.size())) best = &m;
   }
   if (!best) return std::nullopt;
@@ -341,8 +359,9 @@ void rest_api::add_cors(const http_request& req, http_response& res) const {
   if (req.origin.empty()) return;
   res.headers.emplace_back("Access-Control-Allow-Origin", req.origin);
   res.headers.emplace_back("Access-Control-Allow-Credentials", "true");
-  res.headers.emplace_back("Access-Control-Expose-Headers",
-                           "Location, ETag, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
+  res.headers.emplace_back(
+      "Access-Control-Expose-Headers",
+      "Location, ETag, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
   res.headers.emplace_back("Vary", "Origin");
 }
 
@@ -468,9 +487,8 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
       if (auto p = t.last("pagesize")) pagesize = parse_int_param(*p, "pagesize", 0, 1000);
       q.skip = (page - 1) * pagesize;
       q.limit = pagesize;
-      auto docs = pagesize == 0 && store_.collection(r.db, coll)
-                      ? std::vector<object>{}
-                      : store_.find(r.db, coll, q);
+      auto docs = pagesize == 0 && store_.collection(r.db, coll) ? std::vector<object>{}
+                                                                 : store_.find(r.db, coll, q);
       std::string out = "[";
       for (std::size_t i = 0; i < docs.size(); ++i) {
         if (i) out += ',';
@@ -549,8 +567,8 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     }
     if (!store_.collection(r.db, coll))
       return error_response(404, "collection '" + coll + "' does not exist");
-    return json_response(200, "{\"_size\":" + std::to_string(store_.count(r.db, coll, filter)) +
-                                  "}");
+    return json_response(200,
+                         "{\"_size\":" + std::to_string(store_.count(r.db, coll, filter)) + "}");
   }
   if (second == "_meta" && r.rest.size() == 2) {
     if (!get) return error_response(405, "method not allowed on _meta");
@@ -618,7 +636,8 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     store_.remove(r.db, coll, id, if_match_of(req));
     return empty_response(204);
   }
-  if (m == "POST") return error_response(405, "POST is not allowed on a document; use PUT or PATCH");
+  if (m == "POST")
+    return error_response(405, "POST is not allowed on a document; use PUT or PATCH");
   return error_response(405, "method " + m + " not allowed");
 }
 

@@ -44,10 +44,10 @@ struct http_response {
 struct stream_target {
   std::string db;
   std::string coll;
-  std::string stream;   // the stream's uri
-  object definition;    // the stream definition {"uri":..., "stages":[...]} as stored
-  object avars;         // the client's variable bindings
-  std::string key;      // sessions with equal keys share one subscription
+  std::string stream; // the stream's uri
+  object definition;  // the stream definition {"uri":..., "stages":[...]} as stored
+  object avars;       // the client's variable bindings
+  std::string key;    // sessions with equal keys share one subscription
 };
 
 /// A parsed request target: the decoded path segments and the query parameters in order.
@@ -87,8 +87,7 @@ private:
   struct route;
   std::optional<route> match_mount(const parsed_target& t) const;
   http_response dispatch(const http_request& req, const parsed_target& t) const;
-  http_response handle_data(const http_request& req, const parsed_target& t,
-                            const route& r) const;
+  http_response handle_data(const http_request& req, const parsed_target& t, const route& r) const;
   void add_cors(const http_request& req, http_response& res) const;
 
   const server_config& config_;

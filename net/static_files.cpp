@@ -51,7 +51,8 @@ http_response serve_static(const std::string& dir, std::string_view prefix,
   if (file.compare(0, root.size() + 1, root + "/") != 0) return error_response(404, "not found");
 
   struct stat st {};
-  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return error_response(404, "not found");
+  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return error_response(404, "not found");
   std::ifstream in(file, std::ios::binary);
   if (!in) return error_response(404, "not found");
   std::ostringstream ss;

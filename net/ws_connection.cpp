@@ -22,8 +22,8 @@ constexpr auto close_grace = std::chrono::seconds(5);
 
 ws_connection::ws_connection(tcp::socket socket, http::request<http::string_body> req,
                              beast::flat_buffer leftover, options opts)
-    : socket_(std::move(socket)), req_(std::move(req)), leftover_(std::move(leftover)),
-      opts_(opts), ping_timer_(socket_.get_executor()), close_timer_(socket_.get_executor()),
+    : socket_(std::move(socket)), req_(std::move(req)), leftover_(std::move(leftover)), opts_(opts),
+      ping_timer_(socket_.get_executor()), close_timer_(socket_.get_executor()),
       parser_(opts.max_client_message_bytes), read_buf_(16 * 1024) {}
 
 ws_connection::~ws_connection() {
@@ -52,17 +52,18 @@ void ws_connection::accept() {
 }
 
 void ws_connection::reject(int status, std::string json_body) {
-  net::post(socket_.get_executor(), [self = shared_from_this(), status, body = std::move(json_body)] {
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(status), self->req_.version());
-    res->set(http::field::server, "rheo");
-    res->set(http::field::content_type, "application/json");
-    res->keep_alive(false);
-    res->body() = body;
-    res->prepare_payload();
-    http::async_write(self->socket_, *res,
-                      [self, res](beast::error_code, std::size_t) { self->finish(); });
-  });
+  net::post(socket_.get_executor(),
+            [self = shared_from_this(), status, body = std::move(json_body)] {
+              auto res = std::make_shared<http::response<http::string_body>>(
+                  static_cast<http::status>(status), self->req_.version());
+              res->set(http::field::server, "rheo");
+              res->set(http::field::content_type, "application/json");
+              res->keep_alive(false);
+              res->body() = body;
+              res->prepare_payload();
+              http::async_write(self->socket_, *res,
+                                [self, res](beast::error_code, std::size_t) { self->finish(); });
+            });
 }
 
 void ws_connection::send(std::shared_ptr<const std::string> bytes, std::uint32_t frames) {
@@ -81,10 +82,10 @@ void ws_connection::send(std::shared_ptr<const std::string> bytes, std::uint32_t
 }
 
 void ws_connection::close(std::uint16_t code, std::string reason, bool drop_queued) {
-  net::post(socket_.get_executor(), [self = shared_from_this(), code, reason = std::move(reason),
-                                     drop_queued] {
-    self->start_close(code, reason, drop_queued);
-  });
+  net::post(socket_.get_executor(),
+            [self = shared_from_this(), code, reason = std::move(reason), drop_queued] {
+              self->start_close(code, reason, drop_queued);
+            });
 }
 
 void ws_connection::start_close(std::uint16_t code, std::string_view reason, bool drop_queued) {
@@ -112,10 +113,9 @@ void ws_connection::start_close(std::uint16_t code, std::string_view reason, boo
 }
 
 void ws_connection::do_read() {
-  socket_.async_read_some(net::buffer(read_buf_),
-                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
+  socket_.async_read_some(
+      net::buffer(read_buf_),
+      [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void ws_connection::on_read(beast::error_code ec, std::size_t n) {
@@ -135,28 +135,31 @@ void ws_connection::handle_bytes(std::string_view data) {
       return;
     }
     switch (f.op) {
-      case ws::opcode::ping: {
-        std::string pong;
-        ws::append_frame(pong, ws::opcode::pong, f.payload);
-        queue_control(std::move(pong));
-        break;
+    case ws::opcode::ping: {
+      std::string pong;
+      ws::append_frame(pong, ws::opcode::pong, f.payload);
+      queue_control(std::move(pong));
+      break;
+    }
+    case ws::opcode::pong:
+      awaiting_pong_ = false;
+      break;
+    case ws::opcode::close:
+      if (close_sent_) return finish(); // the client answered our close
+      if (!closing_) {
+        // Echo the client's code (RFC 6455 5.5.1), then close.
+        std::uint16_t code = ws::close_code::normal;
+        if (f.payload.size() >= 2)
+          code = static_cast<std::uint16_t>((static_cast<std::uint8_t>(f.payload[0]) << 8) |
+                                            static_cast<std::uint8_t>(f.payload[1]));
+        if (code < 1000 || code == 1004 || code == 1005 || code == 1006 || code == 1015 ||
+            code >= 5000)
+          code = ws::close_code::protocol_error;
+        start_close(code, "", true);
       }
-      case ws::opcode::pong: awaiting_pong_ = false; break;
-      case ws::opcode::close:
-        if (close_sent_) return finish(); // the client answered our close
-        if (!closing_) {
-          // Echo the client's code (RFC 6455 5.5.1), then close.
-          std::uint16_t code = ws::close_code::normal;
-          if (f.payload.size() >= 2)
-            code = static_cast<std::uint16_t>((static_cast<std::uint8_t>(f.payload[0]) << 8) |
-                                              static_cast<std::uint8_t>(f.payload[1]));
-          if (code < 1000 || code == 1004 || code == 1005 || code == 1006 || code == 1015 ||
-              code >= 5000)
-            code = ws::close_code::protocol_error;
-          start_close(code, "", true);
-        }
-        break;
-      default: break; // text, binary, continuation: clients' frames are ignored
+      break;
+    default:
+      break; // text, binary, continuation: clients' frames are ignored
     }
   }
 }
@@ -179,39 +182,42 @@ void ws_connection::do_write() {
     pending_.pop_front();
     buffers.emplace_back(in_flight_.back().bytes->data(), in_flight_.back().bytes->size());
   }
-  net::async_write(socket_, buffers, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-    self->writing_ = false;
-    std::int64_t data_bytes = 0;
-    std::uint64_t frames = 0;
-    bool wrote_close = false;
-    for (auto& it : self->in_flight_) {
-      if (it.frames) {
-        data_bytes += static_cast<std::int64_t>(it.bytes->size());
-        frames += it.frames;
-      } else if (it.bytes->size() >= 1 && (static_cast<std::uint8_t>((*it.bytes)[0]) & 0x0F) == 0x8) {
-        wrote_close = true;
-      }
-    }
-    self->in_flight_.clear();
-    self->queued_bytes_.fetch_sub(data_bytes, std::memory_order_relaxed);
-    auto& m = global_metrics();
-    m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
-    if (ec) return self->finish();
-    m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
-    if (wrote_close) {
-      self->close_sent_ = true;
-      // Half-close: the client sees our close and answers; its close (or EOF) ends it.
-      beast::error_code ignored;
-      self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
-      self->close_timer_.expires_after(close_grace);
-      self->close_timer_.async_wait([self](beast::error_code e) {
-        if (!e) self->finish();
-      });
-      self->pending_.clear();
-      return;
-    }
-    self->do_write();
-  });
+  net::async_write(socket_, buffers,
+                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     self->writing_ = false;
+                     std::int64_t data_bytes = 0;
+                     std::uint64_t frames = 0;
+                     bool wrote_close = false;
+                     for (auto& it : self->in_flight_) {
+                       if (it.frames) {
+                         data_bytes += static_cast<std::int64_t>(it.bytes->size());
+                         frames += it.frames;
+                       } else if (it.bytes->size() >= 1 &&
+                                  (static_cast<std::uint8_t>((*it.bytes)[0]) & 0x0F) == 0x8) {
+                         wrote_close = true;
+                       }
+                     }
+                     self->in_flight_.clear();
+                     self->queued_bytes_.fetch_sub(data_bytes, std::memory_order_relaxed);
+                     auto& m = global_metrics();
+                     m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
+                     if (ec) return self->finish();
+                     m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
+                     if (wrote_close) {
+                       self->close_sent_ = true;
+                       // Half-close: the client sees our close and answers; its close (or EOF) ends
+                       // it.
+                       beast::error_code ignored;
+                       self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+                       self->close_timer_.expires_after(close_grace);
+                       self->close_timer_.async_wait([self](beast::error_code e) {
+                         if (!e) self->finish();
+                       });
+                       self->pending_.clear();
+                       return;
+                     }
+                     self->do_write();
+                   });
 }
 
 void ws_connection::schedule_ping() {

@@ -84,10 +84,10 @@ private:
   std::deque<item> pending_;
   std::vector<item> in_flight_;
   std::atomic<std::int64_t> queued_bytes_{0};
-  bool open_ = false;        // handshake done
+  bool open_ = false; // handshake done
   bool writing_ = false;
-  bool closing_ = false;     // close frame queued; no more data frames
-  bool close_sent_ = false;  // close frame written
+  bool closing_ = false;    // close frame queued; no more data frames
+  bool close_sent_ = false; // close frame written
   bool finished_ = false;
   bool awaiting_pong_ = false;
   std::chrono::steady_clock::time_point ping_sent_;

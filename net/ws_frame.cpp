@@ -67,7 +67,8 @@ frame_parser::status frame_parser::parse(std::string_view& data, frame& out) {
     if (header_len_ && header_.size() == header_len_) {
       auto len7 = static_cast<std::uint8_t>(header_[1]) & 0x7F;
       if (len7 == 126)
-        payload_len_ = (static_cast<std::uint8_t>(header_[2]) << 8) | static_cast<std::uint8_t>(header_[3]);
+        payload_len_ =
+            (static_cast<std::uint8_t>(header_[2]) << 8) | static_cast<std::uint8_t>(header_[3]);
       else if (len7 == 127) {
         payload_len_ = 0;
         for (int i = 0; i < 8; ++i)

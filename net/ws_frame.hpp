@@ -63,7 +63,7 @@ private:
   status fail(std::uint16_t code, std::string reason);
 
   std::size_t max_message_;
-  std::string header_;      // bytes of the header read so far
+  std::string header_; // bytes of the header read so far
   std::uint64_t payload_len_ = 0;
   std::size_t header_len_ = 0; // full header length once known
   std::string payload_;

@@ -72,8 +72,11 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_one_clear_error_naming_the_key) {
   check([&] { parse_command_line({"--config", bad}, {}); }, "port");
   auto broken = write_file(dir, "x.json", R"({"port": )");
   check([&] { parse_command_line({"--config", broken}, {}); }, "invalid JSON");
-  check([&] { parse_command_line({"--config", dir.path() + "/missing.json"}, {}); },
-        "cannot be read");
+  check(
+      [&] {
+        parse_command_line({"--config", dir.path() + "/missing.json"}, {});
+      },
+      "cannot be read");
   check([&] { parse_command_line({"--port", "70000"}, {}); }, "--port");
   check([&] { parse_command_line({"--bogus", "1"}, {}); }, "unknown option '--bogus'");
   check([&] { parse_command_line({"--port"}, {}); }, "needs a value");
@@ -88,8 +91,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_stop_the_binary_with_one_line) {
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.output.find("--port") != std::string::npos, r.output);
 
-  auto mongo = rheo::test::run_rheo({"--mongo-uri", "mongodb://localhost/?replicaSet=rs0",
-                                     "--data-dir", dir.path() + "/m"});
+  auto mongo = rheo::test::run_rheo(
+      {"--mongo-uri", "mongodb://localhost/?replicaSet=rs0", "--data-dir", dir.path() + "/m"});
   BOOST_TEST(mongo.exit_code == 2);
   BOOST_TEST(mongo.output.find("MongoDB") != std::string::npos, mongo.output);
 
@@ -101,8 +104,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_stop_the_binary_with_one_line) {
 
   // A port already in use.
   rheo::test::rheo_process running;
-  auto busy = rheo::test::run_rheo({"--port", std::to_string(running.port()), "--data-dir",
-                                    dir.path() + "/busy"});
+  auto busy = rheo::test::run_rheo(
+      {"--port", std::to_string(running.port()), "--data-dir", dir.path() + "/busy"});
   BOOST_TEST(busy.exit_code == 2);
   BOOST_TEST(busy.output.find(std::to_string(running.port())) != std::string::npos, busy.output);
 }

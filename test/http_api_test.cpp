@@ -26,7 +26,9 @@ http_result req(const std::string& method, const std::string& target, const std:
   return http(server().port(), method, target, body, headers);
 }
 
-value json(const http_result& r) { return parse_json(r.body, "response"); }
+value json(const http_result& r) {
+  return parse_json(r.body, "response");
+}
 
 array json_array(const http_result& r) {
   value v = json(r);
@@ -65,8 +67,8 @@ std::string field_string(const object& o, const char* name) {
 /// Inserts and returns the Location path.
 std::string post(const std::string& coll, const std::string& body) {
   auto r = req("POST", "/" + coll, body);
-  BOOST_REQUIRE_MESSAGE(r.status == 201, "POST " + body + " -> " + std::to_string(r.status) +
-                                             " " + r.body);
+  BOOST_REQUIRE_MESSAGE(r.status == 201,
+                        "POST " + body + " -> " + std::to_string(r.status) + " " + r.body);
   return r.header("location");
 }
 
@@ -129,8 +131,10 @@ BOOST_AUTO_TEST_CASE(post_creates_the_collection_and_expands_dotted_keys) {
 }
 
 BOOST_AUTO_TEST_CASE(extended_json_round_trips_through_the_api) {
-  auto loc = post("ext", R"({"_id":{"$oid":"5f1a2b3c4d5e6f7a8b9c0d1e"},"d":{"$date":1700000000123},)"
-                         R"("iso":{"$date":"2024-01-02T03:04:05.006Z"},"l":{"$numberLong":"9007199254740993"}})");
+  auto loc =
+      post("ext",
+           R"({"_id":{"$oid":"5f1a2b3c4d5e6f7a8b9c0d1e"},"d":{"$date":1700000000123},)"
+           R"("iso":{"$date":"2024-01-02T03:04:05.006Z"},"l":{"$numberLong":"9007199254740993"}})");
   BOOST_TEST(loc == "/ext/5f1a2b3c4d5e6f7a8b9c0d1e");
   auto r = req("GET", loc);
   BOOST_TEST(r.body.find(R"("d":{"$date":1700000000123})") != std::string::npos, r.body);
@@ -272,7 +276,8 @@ BOOST_AUTO_TEST_CASE(drop_requires_the_collection_etag) {
   std::string etag = r.header("etag");
   post("todrop", R"({"a":1})");
   expect_error(req("DELETE", "/todrop"), 409, "If-Match");
-  BOOST_TEST(req("DELETE", "/todrop", "", {{"If-Match", "5f1a2b3c4d5e6f7a8b9c0d1e"}}).status == 412);
+  BOOST_TEST(req("DELETE", "/todrop", "", {{"If-Match", "5f1a2b3c4d5e6f7a8b9c0d1e"}}).status ==
+             412);
   BOOST_TEST(req("DELETE", "/todrop", "", {{"If-Match", etag}}).status == 204);
   expect_error(req("GET", "/todrop"), 404, "");
   expect_error(req("DELETE", "/todrop", "", {{"If-Match", etag}}), 404, "");
@@ -344,8 +349,9 @@ BOOST_AUTO_TEST_CASE(delete_document) {
 BOOST_AUTO_TEST_CASE(if_match_guards_document_writes) {
   auto r = req("POST", "/ifm", R"({"_id":"d","v":1})");
   std::string etag = r.header("etag");
-  BOOST_TEST(req("PATCH", "/ifm/d", R"({"v":2})", {{"If-Match", "5f1a2b3c4d5e6f7a8b9c0d1e"}}).status ==
-             412);
+  BOOST_TEST(
+      req("PATCH", "/ifm/d", R"({"v":2})", {{"If-Match", "5f1a2b3c4d5e6f7a8b9c0d1e"}}).status ==
+      412);
   BOOST_TEST(find_field(json_object(req("GET", "/ifm/d")), "v")->as_int64() == 1);
   auto ok = req("PATCH", "/ifm/d", R"({"v":2})", {{"If-Match", etag}});
   BOOST_TEST(ok.status == 200);
@@ -386,7 +392,8 @@ BOOST_AUTO_TEST_CASE(cors_echoes_origin_and_answers_preflight) {
 BOOST_AUTO_TEST_CASE(oversized_body_is_413) {
   std::string big = "{\"x\":\"" + std::string(17 * 1024 * 1024, 'a') + "\"}";
   std::string raw = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big;
+                    "Content-Length: " +
+                    std::to_string(big.size()) + "\r\n\r\n" + big;
   auto responses = parse_responses(raw_exchange(server().port(), raw));
   BOOST_REQUIRE(!responses.empty());
   BOOST_TEST(responses[0].status == 413);
@@ -398,8 +405,8 @@ BOOST_AUTO_TEST_CASE(oversized_body_is_413) {
 BOOST_AUTO_TEST_CASE(malformed_http_gets_400_and_the_server_survives) {
   auto garbage = raw_exchange(server().port(), "THIS IS NOT HTTP\r\n\r\n");
   BOOST_TEST(garbage.find("400") != std::string::npos);
-  auto bad_target = parse_responses(raw_exchange(server().port(),
-                                                 "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto bad_target =
+      parse_responses(raw_exchange(server().port(), "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n"));
   BOOST_REQUIRE(!bad_target.empty());
   BOOST_TEST(bad_target[0].status == 400);
   BOOST_TEST(req("GET", "/_ping").status == 200);

@@ -96,8 +96,8 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
   log_path_ = dir_.path() + "/rheo.log";
   int out_pipe[2];
   if (::pipe(out_pipe) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> argv_s = {RHEO_BINARY, "--port", "0", "--bind", "127.0.0.1",
-                                     "--data-dir", data_dir_};
+  std::vector<std::string> argv_s = {RHEO_BINARY, "--port",     "0",      "--bind",
+                                     "127.0.0.1", "--data-dir", data_dir_};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -213,9 +213,11 @@ std::string http_result::header(const std::string& lower_name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-int connect_to(std::uint16_t port) {
+int connect_to(std::uint16_t port, int receive_buffer) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
+  if (receive_buffer > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -305,6 +307,167 @@ http_result http(std::uint16_t port, const std::string& method, const std::strin
   }
   ::close(fd);
   return res;
+}
+
+} // namespace rheo::test
+
+namespace rheo::test {
+
+namespace {
+std::string mask_frame(int opcode, const std::string& payload, bool fin) {
+  std::string out;
+  out += static_cast<char>((fin ? 0x80 : 0) | opcode);
+  std::size_t n = payload.size();
+  if (n < 126) {
+    out += static_cast<char>(0x80 | n);
+  } else if (n <= 0xFFFF) {
+    out += static_cast<char>(0x80 | 126);
+    out += static_cast<char>(n >> 8);
+    out += static_cast<char>(n & 0xFF);
+  } else {
+    out += static_cast<char>(0x80 | 127);
+    for (int s = 56; s >= 0; s -= 8)
+      out += static_cast<char>((static_cast<std::uint64_t>(n) >> s) & 0xFF);
+  }
+  const char mask[4] = {0x12, 0x34, 0x56, 0x78};
+  out.append(mask, 4);
+  for (std::size_t i = 0; i < n; ++i)
+    out += static_cast<char>(payload[i] ^ mask[i & 3]);
+  return out;
+}
+} // namespace
+
+std::uint16_t ws_client::frame::close_code() const {
+  if (payload.size() < 2) return 0;
+  return static_cast<std::uint16_t>((static_cast<std::uint8_t>(payload[0]) << 8) |
+                                    static_cast<std::uint8_t>(payload[1]));
+}
+
+std::string ws_client::frame::close_reason() const {
+  return payload.size() > 2 ? payload.substr(2) : std::string();
+}
+
+ws_client::ws_client(std::uint16_t port, const std::string& target,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     int receive_buffer) {
+  fd_ = connect_to(port, receive_buffer);
+  std::string req = "GET " + target +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  for (auto& [k, v] : headers)
+    req += k + ": " + v + "\r\n";
+  req += "\r\n";
+  write_all(fd_, req);
+  auto until = clock::now() + std::chrono::seconds(30);
+  while (buf_.find("\r\n\r\n") == std::string::npos) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(until)) <= 0)
+      throw std::runtime_error("timeout waiting for the upgrade response to " + target);
+    char b[4096];
+    ssize_t n = ::recv(fd_, b, sizeof b, 0);
+    if (n <= 0) throw std::runtime_error("connection closed during the upgrade of " + target);
+    buf_.append(b, static_cast<std::size_t>(n));
+  }
+  status_ = std::stoi(buf_.substr(9, 3));
+  if (status_ != 101) {
+    http_result r;
+    // Read the rest of the error body (the server closes after it).
+    std::string raw = buf_;
+    while (!parse_one(raw, 0, r)) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(until)) <= 0) break;
+      char b[4096];
+      ssize_t n = ::recv(fd_, b, sizeof b, 0);
+      if (n <= 0) break;
+      raw.append(b, static_cast<std::size_t>(n));
+    }
+    error_body_ = r.body;
+    buf_.clear();
+    return;
+  }
+  buf_.erase(0, buf_.find("\r\n\r\n") + 4);
+}
+
+ws_client::~ws_client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool ws_client::parse_buffered(frame& f) {
+  while (true) {
+    if (buf_.size() < 2) return false;
+    auto b0 = static_cast<std::uint8_t>(buf_[0]);
+    auto b1 = static_cast<std::uint8_t>(buf_[1]);
+    std::size_t pos = 2;
+    std::uint64_t len = b1 & 0x7F;
+    if (len == 126) {
+      if (buf_.size() < 4) return false;
+      len = (static_cast<std::uint8_t>(buf_[2]) << 8) | static_cast<std::uint8_t>(buf_[3]);
+      pos = 4;
+    } else if (len == 127) {
+      if (buf_.size() < 10) return false;
+      len = 0;
+      for (int i = 0; i < 8; ++i)
+        len = (len << 8) | static_cast<std::uint8_t>(buf_[2 + i]);
+      pos = 10;
+    }
+    if (b1 & 0x80) throw std::runtime_error("server frames must not be masked");
+    if (buf_.size() < pos + len) return false;
+    f.opcode = b0 & 0x0F;
+    f.payload = buf_.substr(pos, len);
+    buf_.erase(0, pos + len);
+    if (f.opcode == 9) {
+      send_frame(10, f.payload);
+      continue;
+    }
+    return true;
+  }
+}
+
+ws_client::frame ws_client::next(std::chrono::milliseconds deadline) {
+  frame f;
+  auto until = clock::now() + deadline;
+  while (!parse_buffered(f)) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(until)) <= 0) return frame{-1, {}};
+    char b[65536];
+    ssize_t n = ::recv(fd_, b, sizeof b, 0);
+    if (n <= 0) return frame{-2, {}};
+    buf_.append(b, static_cast<std::size_t>(n));
+  }
+  return f;
+}
+
+bool ws_client::poll_frames(std::vector<frame>& out) {
+  bool alive = true;
+  while (true) {
+    char b[65536];
+    ssize_t n = ::recv(fd_, b, sizeof b, MSG_DONTWAIT);
+    if (n > 0) {
+      buf_.append(b, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) alive = false;
+    break;
+  }
+  frame f;
+  while (parse_buffered(f))
+    out.push_back(std::move(f));
+  return alive;
+}
+
+void ws_client::send_frame(int opcode, const std::string& payload, bool fin) {
+  write_all(fd_, mask_frame(opcode, payload, fin));
+}
+
+void ws_client::send_raw(const std::string& bytes) {
+  write_all(fd_, bytes);
+}
+
+void ws_client::close(std::uint16_t code) {
+  std::string p;
+  p += static_cast<char>(code >> 8);
+  p += static_cast<char>(code & 0xFF);
+  send_frame(8, p);
 }
 
 } // namespace rheo::test

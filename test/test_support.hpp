@@ -58,8 +58,7 @@ struct run_result {
   int exit_code = -1;
   std::string output;
 };
-run_result run_rheo(const std::vector<std::string>& args,
-                    const std::vector<std::string>& env = {});
+run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
 
 struct http_result {
   int status = 0;
@@ -81,19 +80,68 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes,
 /// Parses every HTTP response found in `raw` (for pipelining tests).
 std::vector<http_result> parse_responses(const std::string& raw);
 
-/// Connects to 127.0.0.1:port; returns the socket fd. Throws on failure.
-int connect_to(std::uint16_t port);
+/// Connects to 127.0.0.1:port; returns the socket fd. Throws on failure. A non-zero
+/// `receive_buffer` fixes SO_RCVBUF (small values emulate a client that reads slowly).
+int connect_to(std::uint16_t port, int receive_buffer = 0);
 
 /// Polls `condition` until it is true or `deadline` passes; returns the last result.
-template <class F> bool eventually(F&& condition, std::chrono::milliseconds deadline =
-                                                      std::chrono::milliseconds(10000)) {
+template <class F>
+bool eventually(F&& condition,
+                std::chrono::milliseconds deadline = std::chrono::milliseconds(10000)) {
   auto until = std::chrono::steady_clock::now() + deadline;
   while (true) {
     if (condition()) return true;
     if (std::chrono::steady_clock::now() > until) return false;
-    struct timespec ts {0, 5 * 1000 * 1000};
+    struct timespec ts {
+      0, 5 * 1000 * 1000
+    };
     nanosleep(&ts, nullptr);
   }
 }
+
+} // namespace rheo::test
+
+namespace rheo::test {
+
+/// A minimal blocking WebSocket client (masked frames, as RFC 6455 requires of clients).
+class ws_client {
+public:
+  /// Sends the upgrade request for `target`. `upgrade_status()` tells the outcome: 101 on
+  /// success, else the HTTP status (and `error_body()`).
+  ws_client(std::uint16_t port, const std::string& target,
+            const std::vector<std::pair<std::string, std::string>>& headers = {},
+            int receive_buffer = 0);
+  ~ws_client();
+  ws_client(const ws_client&) = delete;
+  ws_client& operator=(const ws_client&) = delete;
+
+  int upgrade_status() const { return status_; }
+  const std::string& error_body() const { return error_body_; }
+  int fd() const { return fd_; }
+
+  struct frame {
+    int opcode = -1; // 1 text, 8 close, 9 ping, 10 pong; -1 timeout; -2 connection closed
+    std::string payload;
+    std::uint16_t close_code() const;
+    std::string close_reason() const;
+  };
+  /// The next data or close frame (pings are answered with pongs automatically);
+  /// opcode -1 when `deadline` passed, -2 when the connection ended.
+  frame next(std::chrono::milliseconds deadline = std::chrono::milliseconds(10000));
+  /// Reads whatever is available without blocking; appends complete frames to `out`.
+  /// Returns false when the connection has ended.
+  bool poll_frames(std::vector<frame>& out);
+  void send_frame(int opcode, const std::string& payload, bool fin = true);
+  void send_raw(const std::string& bytes);
+  /// Sends a close frame.
+  void close(std::uint16_t code = 1000);
+
+private:
+  bool parse_buffered(frame& f);
+  int fd_ = -1;
+  int status_ = 0;
+  std::string error_body_;
+  std::string buf_;
+};
 
 } // namespace rheo::test

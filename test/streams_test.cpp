@@ -1,0 +1,423 @@
+// Change streams over WebSocket against a real rheo process: delivery guarantees,
+// variables, handshake errors, event shapes, slow consumers, close codes, metrics.
+#define BOOST_TEST_MODULE streams
+#include <boost/test/unit_test.hpp>
+
+#include "storage/json.hpp"
+#include "test/test_support.hpp"
+
+#include <csignal>
+#include <map>
+#include <memory>
+#include <poll.h>
+#include <set>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+using namespace rheo;
+using namespace rheo::test;
+
+namespace {
+
+struct raise_fd_limit {
+  raise_fd_limit() {
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(raise_fd_limit);
+
+rheo_process& server() {
+  static std::unique_ptr<rheo_process> p =
+      std::make_unique<rheo_process>(std::vector<std::string>{"--durability", "normal"});
+  return *p;
+}
+
+http_result req(const std::string& method, const std::string& target, const std::string& body = "",
+                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  return http(server().port(), method, target, body, headers);
+}
+
+void define_streams(std::uint16_t port, const std::string& coll, const std::string& streams) {
+  auto r = http(port, "PUT", "/" + coll, "{\"streams\":" + streams + "}");
+  BOOST_REQUIRE_MESSAGE(r.status == 201 || r.status == 200, r.body);
+}
+
+void post(std::uint16_t port, const std::string& coll, const std::string& body) {
+  auto r = http(port, "POST", "/" + coll, body);
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+}
+
+object event_of(const ws_client::frame& f) {
+  BOOST_REQUIRE_MESSAGE(f.opcode == 1, "expected a text frame, got opcode " << f.opcode);
+  value v = parse_json(f.payload, "frame");
+  BOOST_REQUIRE(v.is_object());
+  return v.as_object();
+}
+
+std::string str_at(const object& o, const char* path) {
+  const value* v = find_path(o, path);
+  return v && v->is_string() ? v->as_string() : "<missing>";
+}
+
+/// The value of a gauge or counter on /_metrics.
+double metric(std::uint16_t port, const std::string& name) {
+  auto body = http(port, "GET", "/_metrics").body;
+  auto pos = body.find("\n" + name + " ");
+  if (pos == std::string::npos) return -1;
+  return std::stod(body.substr(pos + name.size() + 2));
+}
+
+std::unique_ptr<ws_client> subscribe(std::uint16_t port, const std::string& target) {
+  auto c = std::make_unique<ws_client>(port, target);
+  BOOST_REQUIRE_MESSAGE(c->upgrade_status() == 101,
+                        target << " -> " << c->upgrade_status() << " " << c->error_body());
+  return c;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_thousand_clients_each_receive_a_thousand_inserts_in_order_once) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "fanout", R"([{"uri":"all","stages":[]}])");
+  constexpr int clients = 1000, inserts = 1000;
+  std::vector<std::unique_ptr<ws_client>> cs;
+  for (int i = 0; i < clients; ++i)
+    cs.push_back(subscribe(port, "/fanout/_streams/all"));
+  BOOST_TEST(metric(port, "rheo_subscriptions") == 1);
+  BOOST_TEST(metric(port, "rheo_upstream_feeds") == 1);
+  for (int i = 0; i < inserts; ++i)
+    post(port, "fanout", "{\"n\":" + std::to_string(i) + "}");
+
+  std::vector<int> next_n(clients, 0);
+  std::vector<pollfd> fds(clients);
+  for (int i = 0; i < clients; ++i)
+    fds[i] = {cs[i]->fd(), POLLIN, 0};
+  int done = 0;
+  bool ordered = true;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  std::vector<ws_client::frame> frames;
+  while (done < clients && std::chrono::steady_clock::now() < until) {
+    if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
+    for (int i = 0; i < clients; ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      frames.clear();
+      cs[i]->poll_frames(frames);
+      for (auto& f : frames) {
+        if (f.opcode != 1) continue;
+        const value* n = find_path(parse_json(f.payload, "frame").as_object(), "fullDocument.n");
+        if (!n || n->as_int64() != next_n[i]) ordered = false;
+        ++next_n[i];
+        if (next_n[i] == inserts) ++done;
+      }
+    }
+  }
+  BOOST_TEST(done == clients);
+  BOOST_TEST(ordered);
+  for (int i = 0; i < clients; ++i)
+    if (next_n[i] != inserts) {
+      BOOST_ERROR("client " << i << " received " << next_n[i]);
+      break;
+    }
+  // No duplicates arrive after the last expected event either.
+  std::vector<ws_client::frame> extra;
+  cs[0]->poll_frames(extra);
+  BOOST_TEST(extra.empty());
+  cs.clear();
+  BOOST_TEST(eventually([&] { return metric(port, "rheo_sessions_open") == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(avars_filter_events_and_equal_avars_share_a_subscription) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "byuser",
+                 R"([{"uri":"mine","stages":[{"_$match":{"fullDocument::from":{"_$var":"n"}}}]}])");
+  double subs_before = metric(port, "rheo_subscriptions");
+  auto ann = subscribe(port, "/byuser/_streams/mine?avars={'n':'ann'}");
+  auto ann2 = subscribe(port, "/byuser/_streams/mine?avars=%7B%22n%22%3A%22ann%22%7D");
+  auto bob = subscribe(port, "/byuser/_streams/mine?avars={n:'bob'}");
+  BOOST_TEST(metric(port, "rheo_subscriptions") == subs_before + 2);
+  post(port, "byuser", R"({"from":"bob","i":1})");
+  post(port, "byuser", R"({"from":"ann","i":2})");
+  post(port, "byuser", R"({"from":"carl","i":3})");
+  post(port, "byuser", R"({"from":"bob","i":4})");
+  for (auto* c : {ann.get(), ann2.get()}) {
+    auto e = event_of(c->next());
+    BOOST_TEST(str_at(e, "fullDocument.from") == "ann");
+    BOOST_TEST(c->next(std::chrono::milliseconds(300)).opcode == -1);
+  }
+  BOOST_TEST(find_path(event_of(bob->next()), "fullDocument.i")->as_int64() == 1);
+  BOOST_TEST(find_path(event_of(bob->next()), "fullDocument.i")->as_int64() == 4);
+}
+
+BOOST_AUTO_TEST_CASE(ifvar_drops_the_stage_when_unbound_and_var_defaults_apply) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "opt", R"([
+    {"uri":"maybe","stages":[{"_$ifvar":["n",{"_$match":{"fullDocument::from":{"_$var":"n"}}}]}]},
+    {"uri":"dflt","stages":[{"_$match":{"fullDocument::from":{"_$var":["n","ann"]}}}]},
+    {"uri":"either","stages":[{"_$ifvar":["n",{"_$match":{"fullDocument::from":{"_$var":"n"}}},
+                                              {"_$match":{"fullDocument::from":"zed"}}]}]}])");
+  auto all = subscribe(port, "/opt/_streams/maybe");
+  auto bob = subscribe(port, "/opt/_streams/maybe?avars={n:'bob'}");
+  auto dflt = subscribe(port, "/opt/_streams/dflt");
+  auto dflt_bob = subscribe(port, "/opt/_streams/dflt?avars={n:'bob'}");
+  auto other = subscribe(port, "/opt/_streams/either");
+  post(port, "opt", R"({"from":"ann"})");
+  post(port, "opt", R"({"from":"bob"})");
+  post(port, "opt", R"({"from":"zed"})");
+  BOOST_TEST(str_at(event_of(all->next()), "fullDocument.from") == "ann");
+  BOOST_TEST(str_at(event_of(all->next()), "fullDocument.from") == "bob");
+  BOOST_TEST(str_at(event_of(all->next()), "fullDocument.from") == "zed");
+  BOOST_TEST(str_at(event_of(bob->next()), "fullDocument.from") == "bob");
+  BOOST_TEST(str_at(event_of(dflt->next()), "fullDocument.from") == "ann");
+  BOOST_TEST(str_at(event_of(dflt_bob->next()), "fullDocument.from") == "bob");
+  BOOST_TEST(str_at(event_of(other->next()), "fullDocument.from") == "zed");
+  for (auto* c : {bob.get(), dflt.get(), dflt_bob.get(), other.get()})
+    BOOST_TEST(c->next(std::chrono::milliseconds(300)).opcode == -1);
+}
+
+BOOST_AUTO_TEST_CASE(handshake_errors_answer_before_the_upgrade) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "hs",
+                 R"([{"uri":"v","stages":[{"_$match":{"fullDocument::a":{"_$var":"n"}}}]}])");
+  auto check = [&](const std::string& target, int status, const std::string& fragment) {
+    ws_client c(port, target);
+    BOOST_TEST(c.upgrade_status() == status, target << " -> " << c.upgrade_status());
+    BOOST_TEST(c.error_body().find(fragment) != std::string::npos, c.error_body());
+  };
+  check("/hs/_streams/nope", 404, "nope");
+  check("/nocoll/_streams/v", 404, "nocoll");
+  check("/hs/_streams/v", 400, "variable n not bound");
+  check("/hs/_streams/v?avars={'$n':1}", 400, "$n");
+  check("/hs/_streams/v?avars=[1]", 400, "avars");
+  check("/hs/_streams/v?avars={n:", 400, "avars");
+  auto plain = req("GET", "/hs/_streams/v");
+  BOOST_TEST(plain.status == 400);
+  BOOST_TEST(plain.body.find("Change Stream requires WebSocket") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(insert_update_replace_and_delete_events_have_the_documented_shape) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "shapes", R"([{"uri":"all","stages":[]}])");
+  auto c = subscribe(port, "/shapes/_streams/all");
+  post(port, "shapes", R"({"_id":"d","a":1,"b":2})");
+  BOOST_TEST(req("PATCH", "/shapes/d", R"({"$set":{"a":5},"$unset":{"b":""}})").status == 200);
+  BOOST_TEST(req("PUT", "/shapes/d", R"({"z":9})").status == 200);
+  BOOST_TEST(req("DELETE", "/shapes/d").status == 204);
+
+  auto ins = event_of(c->next());
+  BOOST_TEST(str_at(ins, "operationType") == "insert");
+  BOOST_TEST(str_at(ins, "documentKey._id") == "d");
+  BOOST_TEST(find_path(ins, "fullDocument.a")->as_int64() == 1);
+  BOOST_TEST(find_field(ins, "updateDescription") == nullptr);
+  std::string t1 = str_at(ins, "_id._data");
+  BOOST_TEST(t1 != "<missing>");
+
+  auto upd = event_of(c->next());
+  BOOST_TEST(str_at(upd, "operationType") == "update");
+  BOOST_TEST(find_path(upd, "updateDescription.updatedFields.a")->as_int64() == 5);
+  const value* removed = find_path(upd, "updateDescription.removedFields");
+  BOOST_REQUIRE(removed && removed->is_array());
+  BOOST_TEST(removed->as_array().size() == 1);
+  BOOST_TEST(removed->as_array()[0].as_string() == "b");
+  BOOST_TEST(find_path(upd, "fullDocument.a")->as_int64() == 5); // updateLookup
+  BOOST_TEST(find_path(upd, "fullDocument.b") == nullptr);
+  std::string t2 = str_at(upd, "_id._data");
+  BOOST_TEST(t2 > t1);
+
+  auto rep = event_of(c->next());
+  BOOST_TEST(str_at(rep, "operationType") == "replace");
+  BOOST_TEST(find_path(rep, "fullDocument.z")->as_int64() == 9);
+  BOOST_TEST(find_path(rep, "fullDocument.a") == nullptr);
+
+  auto del = event_of(c->next());
+  BOOST_TEST(str_at(del, "operationType") == "delete");
+  BOOST_TEST(str_at(del, "documentKey._id") == "d");
+  BOOST_TEST(find_field(del, "fullDocument") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(stages_reshape_messages_and_failing_events_are_skipped) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "reshape", R"([{"uri":"p","stages":[
+    {"_$match":{"operationType":"insert"}},
+    {"_$project":{"_id":0,"who":"$fullDocument.from","half":{"_$divide":["$fullDocument.n",2]}}}]}])");
+  auto c = subscribe(port, "/reshape/_streams/p");
+  double errors_before = metric(port, "rheo_stage_errors_total");
+  post(port, "reshape", R"({"from":"ann","n":"not a number"})");
+  post(port, "reshape", R"({"from":"bob","n":8})");
+  auto e = event_of(c->next());
+  BOOST_TEST(str_at(e, "who") == "bob");
+  BOOST_TEST(find_field(e, "half")->as_double() == 4.0);
+  BOOST_TEST(find_field(e, "_id") == nullptr);
+  BOOST_TEST(e.size() == 2u);
+  BOOST_TEST(metric(port, "rheo_stage_errors_total") >= errors_before + 1);
+}
+
+BOOST_AUTO_TEST_CASE(client_frames_are_ignored_and_broken_frames_close_with_1002) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "chatty", R"([{"uri":"all","stages":[]}])");
+  auto c = subscribe(port, "/chatty/_streams/all");
+  // The WebChat's keep-alive, and a fragmented message.
+  c->send_frame(1, R"({"from":"","message":"","timestamp":{"$date":123}})");
+  c->send_frame(1, "part one ", false);
+  c->send_frame(0, "part two");
+  post(port, "chatty", R"({"x":1})");
+  BOOST_TEST(find_path(event_of(c->next()), "fullDocument.x")->as_int64() == 1);
+
+  auto bad = subscribe(port, "/chatty/_streams/all");
+  bad->send_raw(std::string("\x81\x02hi", 4)); // unmasked client frame
+  auto f = bad->next();
+  BOOST_TEST(f.opcode == 8);
+  BOOST_TEST(f.close_code() == 1002);
+
+  auto big = subscribe(port, "/chatty/_streams/all");
+  big->send_frame(1, std::string(200 * 1024, 'x')); // over the 64 KiB client frame limit
+  auto g = big->next();
+  BOOST_TEST(g.opcode == 8);
+  BOOST_TEST(g.close_code() == 1009);
+
+  auto polite = subscribe(port, "/chatty/_streams/all");
+  polite->close(1000);
+  auto h = polite->next();
+  BOOST_TEST(h.opcode == 8);
+  BOOST_TEST(h.close_code() == 1000);
+  BOOST_TEST(req("GET", "/_ping").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(redefining_a_stream_or_dropping_the_collection_closes_its_sessions) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "redef", R"([{"uri":"a","stages":[]},{"uri":"b","stages":[]}])");
+  auto a = subscribe(port, "/redef/_streams/a");
+  auto b = subscribe(port, "/redef/_streams/b");
+  // Change only stream a.
+  define_streams(
+      port, "redef",
+      R"([{"uri":"a","stages":[{"_$match":{"operationType":"insert"}}]},{"uri":"b","stages":[]}])");
+  auto fa = a->next();
+  BOOST_TEST(fa.opcode == 8);
+  BOOST_TEST(fa.close_code() == 1000);
+  BOOST_TEST(fa.close_reason() == "stream definition changed");
+  post(port, "redef", R"({"still":"here"})");
+  BOOST_TEST(str_at(event_of(b->next()), "fullDocument.still") == "here");
+  // The new definition serves new sessions.
+  auto a2 = subscribe(port, "/redef/_streams/a");
+  post(port, "redef", R"({"again":1})");
+  BOOST_TEST(find_path(event_of(a2->next()), "fullDocument.again")->as_int64() == 1);
+  BOOST_TEST(find_path(event_of(b->next()), "fullDocument.again")->as_int64() == 1);
+
+  std::string etag = req("GET", "/redef/_meta").header("etag");
+  BOOST_TEST(req("DELETE", "/redef", "", {{"If-Match", etag}}).status == 204);
+  for (auto* c : {a2.get(), b.get()}) {
+    ws_client::frame f;
+    do {
+      f = c->next();
+    } while (f.opcode == 1); // drop/invalidate events may come first
+    BOOST_TEST(f.opcode == 8);
+    BOOST_TEST(f.close_code() == 1000);
+    BOOST_TEST(f.close_reason() == "collection dropped");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_never_reads_is_closed_with_1013_while_others_keep_receiving) {
+  rheo_process p({"--ws-queue-limit-bytes", "65536", "--durability", "normal"});
+  define_streams(p.port(), "slow", R"([{"uri":"all","stages":[]}])");
+  ws_client stuck(p.port(), "/slow/_streams/all", {}, 4096);
+  BOOST_REQUIRE(stuck.upgrade_status() == 101);
+  auto healthy = subscribe(p.port(), "/slow/_streams/all");
+  std::string pad(8000, 'x');
+  // ~6.4 MB: past the client's 4 KiB receive window, the server's socket send buffer
+  // (at most 4 MiB here) and the 64 KiB queue limit.
+  constexpr int n = 800;
+  int received = 0;
+  for (int i = 0; i < n; ++i) {
+    post(p.port(), "slow", "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}");
+    std::vector<ws_client::frame> frames;
+    healthy->poll_frames(frames);
+    for (auto& f : frames)
+      if (f.opcode == 1) ++received;
+  }
+  while (received < n) {
+    auto f = healthy->next();
+    BOOST_REQUIRE(f.opcode == 1);
+    ++received;
+  }
+  BOOST_TEST(received == n);
+  BOOST_TEST(eventually([&] { return metric(p.port(), "rheo_slow_consumer_closes_total") == 1; }));
+  // Now read the stuck client: some events, then the close frame.
+  ws_client::frame f;
+  int before_close = 0;
+  do {
+    f = stuck.next();
+    if (f.opcode == 1) ++before_close;
+  } while (f.opcode == 1);
+  BOOST_TEST(f.opcode == 8);
+  BOOST_TEST(f.close_code() == 1013);
+  BOOST_TEST(f.close_reason().find("slow consumer") != std::string::npos);
+  BOOST_TEST(before_close < n);
+}
+
+BOOST_AUTO_TEST_CASE(clients_that_stop_answering_pings_are_disconnected) {
+  rheo_process p({"--ws-ping-interval-ms", "100", "--ws-pong-timeout-ms", "300"});
+  define_streams(p.port(), "pings", R"([{"uri":"all","stages":[]}])");
+  auto answering = subscribe(p.port(), "/pings/_streams/all");
+  ws_client silent(p.port(), "/pings/_streams/all");
+  BOOST_REQUIRE(silent.upgrade_status() == 101);
+  // The answering client keeps reading (and so ponging) while the silent one does not.
+  BOOST_TEST(eventually(
+      [&] {
+        answering->next(std::chrono::milliseconds(50));
+        return metric(p.port(), "rheo_sessions_open") == 1;
+      },
+      std::chrono::milliseconds(15000)));
+  post(p.port(), "pings", R"({"alive":true})");
+  ws_client::frame f;
+  do {
+    f = answering->next();
+  } while (f.opcode != 1 && f.opcode > 0);
+  BOOST_TEST(find_path(event_of(f), "fullDocument.alive")->as_bool());
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_closes_sessions_with_1001) {
+  rheo_process p;
+  define_streams(p.port(), "bye", R"([{"uri":"all","stages":[]}])");
+  auto c = subscribe(p.port(), "/bye/_streams/all");
+  ::kill(p.pid(), SIGTERM);
+  auto f = c->next();
+  BOOST_TEST(f.opcode == 8);
+  BOOST_TEST(f.close_code() == 1001);
+  int status = p.stop(SIGTERM);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(after_every_client_leaves_nothing_is_left_running) {
+  const std::uint16_t port = server().port();
+  define_streams(
+      port, "leave",
+      R"([{"uri":"all","stages":[]},{"uri":"ins","stages":[{"_$match":{"operationType":"insert"}}]}])");
+  {
+    std::vector<std::unique_ptr<ws_client>> cs;
+    for (int i = 0; i < 20; ++i)
+      cs.push_back(subscribe(port, i % 2 ? "/leave/_streams/all" : "/leave/_streams/ins"));
+    BOOST_TEST(metric(port, "rheo_sessions_open") >= 20);
+    for (int i = 0; i < 10; ++i)
+      cs[i]->close();
+  }
+  BOOST_TEST(eventually([&] {
+    return metric(port, "rheo_sessions_open") == 0 && metric(port, "rheo_subscriptions") == 0 &&
+           metric(port, "rheo_upstream_feeds") == 0 && metric(port, "rheo_bytes_queued") == 0;
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(stream_definitions_with_disallowed_stages_are_rejected_when_written) {
+  auto r = req("PUT", "/badstreams", R"({"streams":[{"uri":"x","stages":[{"_$lookup":{}}]}]})");
+  BOOST_TEST(r.status == 400);
+  BOOST_TEST(r.body.find("$lookup") != std::string::npos, r.body);
+  auto r2 = req("PUT", "/badstreams",
+                R"({"streams":[{"uri":"x","stages":[{"$match":{"a":{"$where":"1"}}}]}]})");
+  BOOST_TEST(r2.status == 400);
+  req("PUT", "/goodstreams", R"({"streams":[]})");
+  auto r3 = req("PATCH", "/goodstreams", R"({"streams":[{"uri":"x","stages":[{"_$group":{}}]}]})");
+  BOOST_TEST(r3.status == 400);
+  BOOST_TEST(r3.body.find("$group") != std::string::npos, r3.body);
+}
