@@ -6,7 +6,10 @@
 #include "config/config.hpp"
 #include "config/log.hpp"
 #include "net/rest_api.hpp"
+#include "net/security.hpp"
+#include "storage/json.hpp"
 #include "net/server.hpp"
+#include "storage/mongo_store.hpp"
 #include "storage/sqlite_store.hpp"
 
 #include <caf/actor_system.hpp>
@@ -52,29 +55,51 @@ int run(rheo::server_config config) {
 
   rlim_t fds = raise_fd_limit();
 
-  if (!config.mongo_uri.empty()) {
-    std::cerr << "rheo: --mongo-uri: the MongoDB backend is not available in this build yet; "
-                 "run without it to use the embedded store\n";
+  std::unique_ptr<security> sec;
+  try {
+    sec = std::make_unique<security>(config);
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
     return 2;
   }
 
   std::unique_ptr<store> db;
   try {
-    sqlite_store_options opts;
-    opts.data_dir = config.data_dir;
-    opts.durability = config.durability == "normal" ? durability::normal : durability::full;
-    opts.changelog_retention = config.changelog_retention;
-    db = open_sqlite_store(opts);
+    if (!config.mongo_uri.empty()) {
+      db = open_mongo_store(config.mongo_uri);
+    } else {
+      sqlite_store_options opts;
+      opts.data_dir = config.data_dir;
+      opts.durability = config.durability == "normal" ? durability::normal : durability::full;
+      opts.changelog_retention = config.changelog_retention;
+      db = open_sqlite_store(opts);
+    }
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
     return 2;
+  }
+
+  if (config.create_messages) {
+    // The chat's collection, so that a fresh server is a working chat.
+    const auto& db_name = config.mounts.front().db == "*" ? std::string("rheo")
+                                                           : config.mounts.front().db;
+    try {
+      if (!db->collection(db_name, "messages"))
+        db->put_collection(db_name, "messages",
+                           parse_json(R"({"streams":[{"uri":"all","stages":)"
+                                      R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
+                               .as_object(),
+                           std::nullopt);
+    } catch (const std::exception& e) {
+      log::warn(std::string("cannot create the messages collection: ") + e.what());
+    }
   }
 
   caf::actor_system_config caf_config;
   register_message_types(caf_config);
   caf::actor_system actors{caf_config};
 
-  rest_api api(config, *db);
+  rest_api api(config, *db, *sec);
   realtime streams(actors, *db, config);
   server srv(config, api, &streams);
   std::uint16_t port = 0;
@@ -87,7 +112,8 @@ int run(rheo::server_config config) {
     return 2;
   }
   std::printf("rheo listening on http://%s:%u (store: %s, open-file limit %llu)\n",
-              config.bind.c_str(), static_cast<unsigned>(port), config.data_dir.c_str(),
+              config.bind.c_str(), static_cast<unsigned>(port),
+              config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
               static_cast<unsigned long long>(fds));
   std::fflush(stdout);
 
@@ -111,8 +137,25 @@ int run(rheo::server_config config) {
 
 } // namespace
 
+/// `rheo hash-password [PASSWORD]`: prints an argon2id hash for the config's users.
+int hash_password_command(const std::vector<std::string>& args) {
+  std::string password;
+  if (args.size() >= 2) {
+    password = args[1];
+  } else {
+    std::getline(std::cin, password);
+  }
+  if (password.empty()) {
+    std::cerr << "rheo hash-password: give the password as an argument or on standard input\n";
+    return 2;
+  }
+  std::cout << rheo::hash_password(password) << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "hash-password") return hash_password_command(args);
   rheo::command_line cl;
   try {
     cl = rheo::parse_command_line(args, rheo::rheo_environment());

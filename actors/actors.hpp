@@ -49,12 +49,14 @@ struct subscription_spec {
   std::string key;
   std::string definition_json; // the stored stream definition
   std::string avars_json;      // the client's variable bindings
+  std::string user_json;       // the authenticated user (@user), empty when anonymous
+  std::string read_filter_json; // the ACL readFilter, resolved; empty when none
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscription_spec& x) {
   return f(caf::meta::type_name("rheo.subscription_spec"), x.db, x.coll, x.stream, x.key,
-           x.definition_json, x.avars_json);
+           x.definition_json, x.avars_json, x.user_json, x.read_filter_json);
 }
 
 /// Change events in commit order, each in the shape stages see

@@ -60,6 +60,8 @@ void realtime::accept(boost::asio::ip::tcp::socket socket,
   spec.key = target.key;
   spec.definition_json = to_json(value(target.definition));
   spec.avars_json = to_json(value(target.avars));
+  if (target.user) spec.user_json = to_json(value(*target.user));
+  if (target.read_filter) spec.read_filter_json = to_json(value(*target.read_filter));
   im.system.spawn(session, std::move(conn), im.broker, std::move(spec),
                   static_cast<std::int64_t>(im.config.ws_queue_limit_bytes));
 }

@@ -55,7 +55,11 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
   try {
     value def = parse_json(spec.definition_json, "stream definition");
     value avars = parse_json(spec.avars_json.empty() ? "{}" : spec.avars_json, "avars");
-    st.stages = pipeline::compile(def.as_object(), avars.as_object(), server_vars{});
+    server_vars sv;
+    if (!spec.user_json.empty()) sv.user = parse_json(spec.user_json, "user").as_object();
+    if (!spec.read_filter_json.empty())
+      sv.read_filter = parse_json(spec.read_filter_json, "readFilter").as_object();
+    st.stages = pipeline::compile(def.as_object(), avars.as_object(), sv);
   } catch (const std::exception& e) {
     // The session validated the same definition before the upgrade; a failure here means
     // the definition changed in between. Close whoever joins.

@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <charconv>
 #include <cstdlib>
@@ -137,6 +139,28 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.ws_pong_timeout_ms = parse_unsigned<unsigned>(v, 10, 3600000);
        }},
+      {"users", "users: [{\"userid\":..,\"password\":<rheo hash-password>,\"roles\":[..]}]",
+       [](server_config& c, const std::string& v) { c.users_json = v; }},
+      {"acl", "ordered ACL rules (JSON array; default: the chat's rules)",
+       [](server_config& c, const std::string& v) { c.acl_json = v; }},
+      {"jwt", "JWT verification: {\"algorithm\":\"HS256|RS256\",\"key\":..,\"issuer\":..,\"audience\":..}",
+       [](server_config& c, const std::string& v) { c.jwt_json = v; }},
+      {"token_ttl_seconds", "lifetime of auth tokens issued at login",
+       [](server_config& c, const std::string& v) {
+         c.token_ttl_seconds = parse_unsigned<unsigned>(v, 1, 86400 * 365);
+       }},
+      {"login_max_failures", "failed logins per client address before 429",
+       [](server_config& c, const std::string& v) {
+         c.login_max_failures = parse_unsigned<unsigned>(v, 1, 1000000);
+       }},
+      {"login_window_seconds", "window of the failed-login count",
+       [](server_config& c, const std::string& v) {
+         c.login_window_seconds = parse_unsigned<unsigned>(v, 1, 86400);
+       }},
+      {"create_messages", "create the chat's messages collection at startup when missing",
+       [](server_config& c, const std::string& v) {
+         c.create_messages = one_of(v, {"true", "false"}) == "true";
+       }},
       {"shutdown_timeout_ms", "how long shutdown waits for in-flight requests",
        [](server_config& c, const std::string& v) {
          c.shutdown_timeout_ms = parse_unsigned<unsigned>(v, 0, 3600000);
@@ -161,6 +185,12 @@ void apply(server_config& c, const option& o, const std::string& v, const std::s
 
 std::string json_scalar(const rapidjson::Value& v, const std::string& where) {
   if (v.IsString()) return {v.GetString(), v.GetStringLength()};
+  if (v.IsObject() || v.IsArray()) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    v.Accept(w);
+    return {buf.GetString(), buf.GetSize()};
+  }
   if (v.IsBool()) return v.GetBool() ? "true" : "false";
   if (v.IsUint64()) return std::to_string(v.GetUint64());
   if (v.IsNumber()) throw config_error(where + ": expected a non-negative integer");

@@ -40,6 +40,14 @@ struct server_config {
   unsigned ws_ping_interval_ms = 30000;
   unsigned ws_pong_timeout_ms = 30000;
   unsigned shutdown_timeout_ms = 10000;
+  // Security (see net/security.hpp). JSON texts; empty: none (acl: the default rules).
+  std::string users_json;
+  std::string acl_json;
+  std::string jwt_json;
+  unsigned token_ttl_seconds = 900;
+  unsigned login_max_failures = 10;
+  unsigned login_window_seconds = 60;
+  bool create_messages = true; // create /messages with stream "all" when missing
 };
 
 /// A configuration problem; what() is one line naming the key or flag.

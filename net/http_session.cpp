@@ -84,6 +84,11 @@ void http_session::process(http::request<http::string_body> req) {
   r.origin = std::string(req[http::field::origin]);
   r.accept = std::string(req[http::field::accept]);
   r.access_control_request_headers = std::string(req[http::field::access_control_request_headers]);
+  r.authorization = std::string(req[http::field::authorization]);
+  r.cookie = std::string(req[http::field::cookie]);
+  beast::error_code ep_ec;
+  auto ep = stream_.socket().remote_endpoint(ep_ec);
+  if (!ep_ec) r.remote_address = ep.address().to_string();
   r.websocket_upgrade = beast::websocket::is_upgrade(req);
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
   const unsigned version = req.version();

@@ -1,6 +1,7 @@
 #include "net/rest_api.hpp"
 
 #include "net/metrics.hpp"
+#include "net/security.hpp"
 #include "net/static_files.hpp"
 #include "storage/json.hpp"
 #include "storage/pipeline.hpp"
@@ -180,6 +181,17 @@ write_mode parse_write_mode(const std::optional<std::string>& wm, write_mode dfl
   throw_bad_request("invalid wm '" + *wm + "': must be insert, update or upsert");
 }
 
+/// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
+object combined_filter(const parsed_target& t, std::optional<object> read_filter) {
+  array all;
+  for (auto& f : t.all("filter"))
+    all.emplace_back(parse_object_param(f, "filter"));
+  if (read_filter) all.emplace_back(std::move(*read_filter));
+  if (all.empty()) return {};
+  if (all.size() == 1) return std::move(all[0].as_object());
+  return object{{"$and", value(std::move(all))}};
+}
+
 /// Checks the metadata document written with PUT/PATCH /<coll>.
 void check_metadata_keys(const object& meta) {
   for (auto& [k, v] : meta) {
@@ -316,7 +328,54 @@ struct rest_api::route {
   bool db_root = false;          // the request addresses the database itself
 };
 
-rest_api::rest_api(const server_config& config, store& db) : config_(config), store_(db) {}
+struct rest_api::access {
+  std::optional<principal> user;
+  const acl_rule* rule = nullptr;
+
+  /// The rule's readFilter with @user/@now resolved, if any.
+  std::optional<object> read_filter() const {
+    if (!rule || !rule->read_filter) return std::nullopt;
+    return security::resolve_variables(value(*rule->read_filter), user).as_object();
+  }
+  /// Applies the rule's mergeRequest to a document body.
+  void merge_into(object& body) const {
+    if (!rule || !rule->merge_request) return;
+    for (auto& [k, v] : *rule->merge_request)
+      set_field(body, k, security::resolve_variables(v, user));
+  }
+  /// The rule's projectResponse, if any.
+  std::optional<projection> response_projection() const {
+    if (!rule || !rule->project_response) return std::nullopt;
+    return projection::compile(*rule->project_response);
+  }
+};
+
+rest_api::rest_api(const server_config& config, store& db, security& sec)
+    : config_(config), store_(db), security_(sec) {}
+
+std::optional<http_response> rest_api::check_access(
+    const http_request& req, std::string_view method, std::string_view path, access& who,
+    std::vector<std::pair<std::string, std::string>>& extra_headers) const {
+  auto auth = security_.authenticate(req.authorization, req.cookie, req.remote_address);
+  if (auth.status) {
+    http_response r = error_response(auth.status, auth.message);
+    if (auth.status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"rheo\"");
+    return r;
+  }
+  extra_headers = std::move(auth.headers);
+  who.user = std::move(auth.user);
+  who.rule = security_.authorize(method, path, who.user);
+  if (!who.rule) {
+    if (!who.user) {
+      http_response r = error_response(401, "authentication required");
+      r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"rheo\"");
+      return r;
+    }
+    return error_response(403, "user '" + who.user->id + "' may not " + std::string(method) + " " +
+                                   std::string(path));
+  }
+  return std::nullopt;
+}
 
 bool rest_api::is_blocking(const http_request& req) {
   return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
@@ -382,7 +441,10 @@ http_response rest_api::handle(const http_request& req) const {
                                    : req.access_control_request_headers);
       res.headers.emplace_back("Access-Control-Max-Age", "86400");
     } else {
-      res = dispatch(req, *t);
+      std::vector<std::pair<std::string, std::string>> extra;
+      res = dispatch(req, *t, extra);
+      for (auto& h : extra)
+        res.headers.push_back(std::move(h));
     }
   } catch (const api_error& e) {
     res = error_response(e.status(), e.what());
@@ -393,14 +455,18 @@ http_response rest_api::handle(const http_request& req) const {
   return res;
 }
 
-http_response rest_api::dispatch(const http_request& req, const parsed_target& t) const {
+http_response
+rest_api::dispatch(const http_request& req, const parsed_target& t,
+                   std::vector<std::pair<std::string, std::string>>& extra_headers) const {
   const bool get = req.method == "GET" || req.method == "HEAD";
   if (t.path == "/_ping") {
     if (!get) return error_response(405, "method not allowed");
     return json_response(200, "{\"status\":\"ok\"}");
   }
+  access who;
   if (t.path == "/_metrics") {
     if (!get) return error_response(405, "method not allowed");
+    if (auto denied = check_access(req, "GET", t.path, who, extra_headers)) return *denied;
     http_response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = global_metrics().render();
@@ -423,13 +489,16 @@ http_response rest_api::dispatch(const http_request& req, const parsed_target& t
     r.headers.emplace_back("Location", sp);
     return r;
   }
+  if (auto denied = check_access(req, req.method == "HEAD" ? "GET" : req.method, t.path, who,
+                                 extra_headers))
+    return *denied;
   auto r = match_mount(t);
   if (!r) return error_response(404, "no mount serves " + t.path);
-  return handle_data(req, t, *r);
+  return handle_data(req, t, *r, who);
 }
 
 http_response rest_api::handle_data(const http_request& req, const parsed_target& t,
-                                    const route& r) const {
+                                    const route& r, const access& who) const {
   const std::string& m = req.method;
   const bool get = m == "GET" || m == "HEAD";
   if (r.db_root) {
@@ -452,15 +521,8 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
   if (r.rest.size() == 1) {
     if (get) {
       find_query q;
-      auto filters = t.all("filter");
-      if (filters.size() == 1) {
-        q.filter = matcher::compile(parse_object_param(filters[0], "filter"));
-      } else if (filters.size() > 1) {
-        array all;
-        for (auto& f : filters)
-          all.emplace_back(parse_object_param(f, "filter"));
-        q.filter = matcher::compile(object{{"$and", value(std::move(all))}});
-      }
+      q.filter_doc = combined_filter(t, who.read_filter());
+      q.filter = matcher::compile(q.filter_doc);
       object sort;
       for (auto& s : t.all("sort")) {
         auto first = s.find_first_not_of(" \t");
@@ -476,12 +538,19 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
           throw_bad_request("invalid sort: empty");
         }
       }
+      // _id breaks ties, so that pages of an equal-valued sort neither overlap nor skip.
+      if (!sort.empty() && !find_field(sort, "_id")) {
+        const value& last = sort.back().second;
+        set_field(sort, "_id", value(last.is_number() && last.as_double() < 0 ? -1 : 1));
+      }
       q.sort = sort_spec::parse(sort);
+      q.sort_doc = std::move(sort);
       object keys;
       for (auto& k : t.all("keys"))
         for (auto& [name, v] : parse_object_param(k, "keys"))
           set_field(keys, name, v);
       q.keys = projection::compile(keys);
+      q.keys_doc = std::move(keys);
       std::int64_t page = 1, pagesize = 100;
       if (auto p = t.last("page")) page = parse_int_param(*p, "page", 1, 1000000000);
       if (auto p = t.last("pagesize")) pagesize = parse_int_param(*p, "pagesize", 0, 1000);
@@ -489,10 +558,11 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
       q.limit = pagesize;
       auto docs = pagesize == 0 && store_.collection(r.db, coll) ? std::vector<object>{}
                                                                  : store_.find(r.db, coll, q);
+      auto shape = who.response_projection();
       std::string out = "[";
       for (std::size_t i = 0; i < docs.size(); ++i) {
         if (i) out += ',';
-        append_json(out, docs[i]);
+        append_json(out, shape ? shape->apply(docs[i]) : docs[i]);
       }
       out += ']';
       return json_response(200, std::move(out));
@@ -535,6 +605,7 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     }
     if (m == "POST") {
       object doc = normalize_document_body(body_object(req, false));
+      who.merge_into(doc);
       write_mode mode = parse_write_mode(t.last("wm"), write_mode::insert);
       write_result w;
       const value* id = find_field(doc, "_id");
@@ -556,19 +627,13 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
   const std::string& second = r.rest[1];
   if (second == "_size" && r.rest.size() == 2) {
     if (!get) return error_response(405, "method not allowed on _size");
-    matcher filter;
-    auto filters = t.all("filter");
-    if (!filters.empty()) {
-      array all;
-      for (auto& f : filters)
-        all.emplace_back(parse_object_param(f, "filter"));
-      filter = matcher::compile(all.size() == 1 ? std::move(all[0].as_object())
-                                                : object{{"$and", value(std::move(all))}});
-    }
+    find_query q;
+    q.filter_doc = combined_filter(t, who.read_filter());
+    q.filter = matcher::compile(q.filter_doc);
     if (!store_.collection(r.db, coll))
       return error_response(404, "collection '" + coll + "' does not exist");
     return json_response(200,
-                         "{\"_size\":" + std::to_string(store_.count(r.db, coll, filter)) + "}");
+                         "{\"_size\":" + std::to_string(store_.count_query(r.db, coll, q)) + "}");
   }
   if (second == "_meta" && r.rest.size() == 2) {
     if (!get) return error_response(405, "method not allowed on _meta");
@@ -594,6 +659,8 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
   value id = parse_id(second, t.last("id_type"));
   if (get) {
     auto doc = store_.find_by_id(r.db, coll, id);
+    if (auto rf = who.read_filter(); doc && rf && !matcher::compile(*rf).matches(*doc))
+      doc.reset(); // not readable for this user: as if absent
     if (!doc) {
       if (!store_.collection(r.db, coll))
         return error_response(404, "collection '" + coll + "' does not exist");
@@ -607,6 +674,7 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     if (const value* etag = find_field(*doc, "_etag"); etag && etag->is<object_id>())
       res.headers.emplace_back("ETag", etag->get<object_id>().hex());
     object out = keys.empty() ? std::move(*doc) : projection::compile(keys).apply(*doc);
+    if (auto shape = who.response_projection()) out = shape->apply(out);
     res.status = 200;
     res.content_type = json_type;
     res.body = to_json(value(std::move(out)));
@@ -614,6 +682,7 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
   }
   if (m == "PUT") {
     object doc = normalize_document_body(body_object(req, true));
+    who.merge_into(doc);
     if (const value* body_id = find_field(doc, "_id"); body_id && !(*body_id == id))
       throw_bad_request("_id in the body does not match the URL");
     write_mode mode = parse_write_mode(t.last("wm"), write_mode::update);
@@ -624,7 +693,18 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
     return res;
   }
   if (m == "PATCH") {
-    auto spec = update_spec::parse(body_object(req, false));
+    object body = body_object(req, false);
+    if (who.rule && who.rule->merge_request) {
+      // Merged fields are set by the update, whatever the client sent for them.
+      object set;
+      if (const value* existing = find_field(body, "$set"); existing && existing->is_object())
+        set = existing->as_object();
+      who.merge_into(set);
+      for (auto& [k, v] : *who.rule->merge_request)
+        erase_field(body, k);
+      set_field(body, "$set", value(std::move(set)));
+    }
+    auto spec = update_spec::parse(body);
     write_mode mode = parse_write_mode(t.last("wm"), write_mode::update);
     auto w = store_.update(r.db, coll, id, spec, mode, if_match_of(req));
     http_response res = empty_response(w.created ? 201 : 200);
@@ -651,10 +731,15 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
     if (!req.websocket_upgrade)
       return error_response(400, "Change Stream requires WebSocket, no 'Upgrade' or "
                                  "'Connection: Upgrade' header found");
+    access who;
+    std::vector<std::pair<std::string, std::string>> ignored;
+    if (auto denied = check_access(req, "GET", t->path, who, ignored)) return *denied;
     const std::string& coll = r->rest[0];
     if (!valid_collection_name(coll))
       return error_response(400, "invalid collection name '" + coll + "'");
     stream_target target;
+    if (who.user) target.user = who.user->document;
+    target.read_filter = who.read_filter();
     target.db = r->db;
     target.coll = coll;
     target.stream = r->rest[2];
@@ -675,7 +760,10 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
         const value* uri = find_field(s.as_object(), "uri");
         if (uri && uri->is_string() && uri->as_string() == target.stream) {
           target.definition = s.as_object();
-          auto compiled = pipeline::compile(target.definition, target.avars, server_vars{});
+          server_vars sv;
+          sv.user = target.user;
+          sv.read_filter = target.read_filter;
+          auto compiled = pipeline::compile(target.definition, target.avars, sv);
           target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + compiled.key();
           return target;
         }

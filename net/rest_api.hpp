@@ -20,6 +20,9 @@
 namespace rheo {
 
 class store;
+class security;
+struct acl_rule;
+struct principal;
 
 struct http_request {
   std::string method; // "GET", "POST", ...
@@ -29,6 +32,9 @@ struct http_request {
   std::string origin;
   std::string accept;
   std::string access_control_request_headers;
+  std::string authorization;
+  std::string cookie;
+  std::string remote_address;
   bool websocket_upgrade = false;
 };
 
@@ -48,6 +54,8 @@ struct stream_target {
   object definition;  // the stream definition {"uri":..., "stages":[...]} as stored
   object avars;       // the client's variable bindings
   std::string key;    // sessions with equal keys share one subscription
+  std::optional<object> user;        // @user of the authenticated client
+  std::optional<object> read_filter; // the ACL readFilter, resolved
 };
 
 /// A parsed request target: the decoded path segments and the query parameters in order.
@@ -72,7 +80,7 @@ const char* status_reason(int status);
 
 class rest_api {
 public:
-  rest_api(const server_config& config, store& db);
+  rest_api(const server_config& config, store& db, security& sec);
 
   http_response handle(const http_request& req) const;
 
@@ -85,13 +93,22 @@ public:
 
 private:
   struct route;
+  struct access; // who is asking and which ACL rule let them in
   std::optional<route> match_mount(const parsed_target& t) const;
-  http_response dispatch(const http_request& req, const parsed_target& t) const;
-  http_response handle_data(const http_request& req, const parsed_target& t, const route& r) const;
+  http_response dispatch(const http_request& req, const parsed_target& t,
+                         std::vector<std::pair<std::string, std::string>>& extra_headers) const;
+  http_response handle_data(const http_request& req, const parsed_target& t, const route& r,
+                            const access& who) const;
+  /// Authenticates and authorizes; returns an error response when not allowed.
+  std::optional<http_response>
+  check_access(const http_request& req, std::string_view method, std::string_view path,
+               access& who,
+               std::vector<std::pair<std::string, std::string>>& extra_headers) const;
   void add_cors(const http_request& req, http_response& res) const;
 
   const server_config& config_;
   store& store_;
+  security& security_;
 };
 
 } // namespace rheo

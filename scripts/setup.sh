@@ -8,7 +8,11 @@ packages=(
   libcaf-dev libboost-dev libboost-test-dev libboost-program-options-dev
   libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev
   python3 python3-mockupdb python3-websocket
+  chromium nodejs
 )
+# npm: Debian's package only when no npm came with nodejs (NodeSource's nodejs bundles it
+# and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,4 +30,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+
+# Browser tests (test/web): playwright-core from npm drives Debian's chromium. Installs
+# only when node_modules is missing or older than the lock file.
+web_tests="$(cd "$(dirname "$0")/.." && pwd)/test/web"
+if [ -f "$web_tests/package-lock.json" ]; then
+  if [ ! -f "$web_tests/node_modules/.package-lock.json" ] \
+     || [ "$web_tests/package-lock.json" -nt "$web_tests/node_modules/.package-lock.json" ] \
+     || [ "$web_tests/package.json" -nt "$web_tests/node_modules/.package-lock.json" ]; then
+    echo "setup: installing npm packages of test/web"
+    (cd "$web_tests" && npm ci --no-audit --no-fund)
+  else
+    echo "setup: npm packages of test/web present"
+  fi
 fi

@@ -1085,11 +1085,35 @@ pipeline::pipeline() {
   state_ = empty;
 }
 
+namespace {
+/// Rewrites a document filter to apply to change events: field paths get `prefix`.
+object prefix_filter_paths(const object& filter, const std::string& prefix) {
+  object out;
+  for (auto& [k, v] : filter) {
+    if (k == "$and" || k == "$or" || k == "$nor") {
+      array items;
+      if (v.is_array())
+        for (auto& e : v.as_array())
+          items.push_back(e.is_object() ? value(prefix_filter_paths(e.as_object(), prefix)) : e);
+      out.emplace_back(k, value(std::move(items)));
+    } else if (!k.empty() && k[0] == '$') {
+      out.emplace_back(k, v);
+    } else {
+      out.emplace_back(prefix + k, v);
+    }
+  }
+  return out;
+}
+} // namespace
+
 pipeline pipeline::compile(const object& definition, const object& avars, const server_vars& sv) {
   auto unescaped = unescape_stream_keys(definition);
   auto& stages = stages_of(unescaped);
   resolver r(avars, sv, sv.now.value_or(clock_now()));
   array resolved;
+  if (sv.read_filter)
+    resolved.emplace_back(
+        object{{"$match", value(prefix_filter_paths(*sv.read_filter, "fullDocument."))}});
   for (auto& v : stages)
     if (auto stage_value = r.resolve(v)) resolved.push_back(std::move(*stage_value));
   auto s = std::make_shared<state>();

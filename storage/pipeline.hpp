@@ -37,6 +37,10 @@ struct server_vars {
   std::optional<object> user;
   /// "@now"; when absent, the clock at pipeline::compile().
   std::optional<date_time> now;
+  /// An ACL readFilter over documents (variables already resolved): prepended to the
+  /// stages as a $match on `fullDocument`, so a client only receives changes to documents
+  /// it may read (events without a fullDocument, e.g. deletes, do not pass).
+  std::optional<object> read_filter;
 };
 
 /// A stage failed to evaluate on one event (e.g. $divide by a string): the caller skips

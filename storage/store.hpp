@@ -32,6 +32,12 @@ struct find_query {
   projection keys;      // empty: whole documents
   std::int64_t skip = 0;
   std::int64_t limit = 100;
+  // The request's own filter/sort/keys objects, for backends that evaluate queries
+  // server-side (MongoDB). Empty when not given; backends that get an empty filter_doc
+  // with a non-trivial `filter` fall back to filtering with the matcher.
+  object filter_doc;
+  object sort_doc;
+  object keys_doc;
 };
 
 enum class write_mode { insert, update, upsert };
@@ -84,6 +90,12 @@ public:
                                    const find_query& q) = 0;
   virtual std::int64_t count(const std::string& db, const std::string& coll,
                              const matcher& filter) = 0;
+  /// count() with the request's filter object as well (q.filter, q.filter_doc; the rest of
+  /// `q` is ignored), for backends that count server-side.
+  virtual std::int64_t count_query(const std::string& db, const std::string& coll,
+                                   const find_query& q) {
+    return count(db, coll, q.filter);
+  }
   virtual std::optional<object> find_by_id(const std::string& db, const std::string& coll,
                                            const value& id) = 0;
   /// Inserts (creating the collection when missing). Generates _id (ObjectId) when absent;

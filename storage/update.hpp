@@ -38,6 +38,9 @@ public:
     std::string path;
     value arg;
   };
+  /// The validated operations in body order (plain fields as $set), e.g. to send the
+  /// update to MongoDB as {name: {path: arg}}.
+  const std::vector<op>& ops() const { return ops_; }
 
 private:
   std::vector<op> ops_;

@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(an_unbound_var_without_default_is_a_400_naming_it) {
 BOOST_AUTO_TEST_CASE(a_bound_value_is_substituted_as_is_not_reinterpreted) {
   // "@user" in a client's avars stays a string: server variables come only from the definition.
   auto p = make(R"([{"$set":{"x":{"$var":"v"}}}])", R"({"v":"@user"})",
-                server_vars{obj(R"({"_id":"ann"})"), {}});
+                server_vars{obj(R"({"_id":"ann"})"), {}, {}});
   BOOST_TEST(p.key() == R"([{"$set":{"x":"@user"}}])");
 }
 
@@ -329,7 +329,7 @@ BOOST_AUTO_TEST_CASE(user_resolves_to_the_user_document_or_one_of_its_fields) {
   BOOST_TEST(find_field(*out, "nothing")->is_null());
   BOOST_TEST(find_field(*out, "other")->as_string() == "@users");
   auto ann = make(R"([{"$match":{"fullDocument.to":"@user._id"}}])", "{}",
-                  server_vars{obj(R"({"_id":"ann"})"), {}});
+                  server_vars{obj(R"({"_id":"ann"})"), {}, {}});
   BOOST_TEST(!ann.run(insert_event()).has_value());
 }
 
@@ -339,7 +339,7 @@ BOOST_AUTO_TEST_CASE(user_is_null_without_a_user) {
 }
 
 BOOST_AUTO_TEST_CASE(now_resolves_once_at_compile_time) {
-  auto p = make(R"([{"$set":{"at":"@now"}}])", "{}", server_vars{{}, date_time{1700000000000}});
+  auto p = make(R"([{"$set":{"at":"@now"}}])", "{}", server_vars{{}, date_time{1700000000000}, {}});
   BOOST_TEST(p.key() == R"([{"$set":{"at":{"$date":1700000000000}}}])");
   auto a = p.run(insert_event());
   auto b = p.run(update_event());
@@ -709,12 +709,12 @@ BOOST_AUTO_TEST_CASE(equal_resolved_pipelines_have_equal_keys) {
   auto c = make(stages, R"({"to":"cy"})");
   BOOST_TEST(a.key() != c.key());
   auto ann = make(R"([{"$match":{"fullDocument.to":"@user._id"}}])", "{}",
-                  server_vars{obj(R"({"_id":"ann"})"), {}});
+                  server_vars{obj(R"({"_id":"ann"})"), {}, {}});
   auto bob = make(R"([{"$match":{"fullDocument.to":"@user._id"}}])", "{}",
-                  server_vars{obj(R"({"_id":"bob"})"), {}});
+                  server_vars{obj(R"({"_id":"bob"})"), {}, {}});
   BOOST_TEST(ann.key() != bob.key());
   BOOST_TEST(make(R"([{"$match":{"fullDocument.to":"@user._id"}}])", "{}",
-                  server_vars{obj(R"({"_id":"bob","roles":[]})"), {}})
+                  server_vars{obj(R"({"_id":"bob","roles":[]})"), {}, {}})
                  .key() == bob.key());
 }
 

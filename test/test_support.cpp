@@ -98,6 +98,14 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
   if (::pipe(out_pipe) != 0) throw std::runtime_error("pipe failed");
   std::vector<std::string> argv_s = {RHEO_BINARY, "--port",     "0",      "--bind",
                                      "127.0.0.1", "--data-dir", data_dir_};
+  bool has_acl = false;
+  for (auto& a : args)
+    has_acl = has_acl || a == "--acl" || a == "--config";
+  if (!has_acl) {
+    // Most tests exercise the data API, not the ACL: let everyone do everything.
+    argv_s.push_back("--acl");
+    argv_s.push_back(R"acl([{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('/')"}])acl");
+  }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");

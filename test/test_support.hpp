@@ -28,7 +28,8 @@ private:
 };
 
 /// Runs build/rheo with `--port 0 --bind 127.0.0.1 --data-dir <dir>` plus `args`, and
-/// waits (with a deadline) for it to print its port.
+/// waits (with a deadline) for it to print its port. Unless `args` has --acl or --config,
+/// an ACL that allows everything is added.
 class rheo_process {
 public:
   explicit rheo_process(std::vector<std::string> args = {}, std::string data_dir = "");

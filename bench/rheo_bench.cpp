@@ -1,0 +1,1363 @@
+// rheo-bench: load generator for rheo's WebSocket change streams and REST API.
+//
+// Worker threads each own an epoll instance and a share of the connections: WebSocket
+// subscribers (which parse frames and record latency = receive time - the document's "t"),
+// optional slow subscribers (tiny receive buffer, never read until the end), and HTTP
+// clients (writers posting time-stamped documents at a paced rate, or GET load). The main
+// thread runs the phases (connect, idle hold, rate steps, drain, close), samples the server
+// from /proc/<pid>, and writes JSON, a markdown row and an SVG plot.
+#include "bench/histogram.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace bench {
+namespace {
+
+std::int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < static_cast<int>(sizeof buf)) return std::string(buf, static_cast<std::size_t>(n));
+  std::string big(static_cast<std::size_t>(n) + 1, '\0');
+  va_start(ap, fmt);
+  vsnprintf(big.data(), big.size(), fmt, ap);
+  va_end(ap);
+  big.resize(static_cast<std::size_t>(n));
+  return big;
+}
+
+std::string url_encode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out += static_cast<char>(c);
+    else
+      out += format("%%%02X", c);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+struct options {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string coll = "bench";
+  std::string stream = "all";
+  bool setup = false;         // PUT /<coll> with the stream definition first
+  bool per_user = false;      // each subscriber gets its own window [lo, hi) on field k
+  unsigned user_window = 100; // subscribers matched by one event in per-user mode
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  unsigned subscribers = 0;
+  unsigned slow_subscribers = 0;
+  int slow_rcvbuf = 4096;
+  unsigned connect_concurrency = 1000;
+  unsigned src_per_addr = 25000; // connections per loopback source address
+  unsigned first_id = 0;         // subscriber ids start here (several client processes)
+  unsigned http_conns = 1;
+  std::string http_method = "POST"; // POST (time-stamped documents) or GET
+  std::string http_path;            // GET target; POST goes to /<coll>
+  unsigned pipeline = 16;
+  unsigned doc_bytes = 100;
+  double rate = 100;      // requests/s over all HTTP connections (0: as fast as possible)
+  double rate_mult = 1.0; // rising rate: step i runs at rate * rate_mult^i + rate_add * i
+  double rate_add = 0;
+  unsigned steps = 1;
+  double step_seconds = 10;
+  double hold_seconds = 0;   // idle time after connecting, before load
+  double stop_p99_ms = 2000; // stop rising when a step's p99 exceeds this
+  double p99_limit_ms = 50;  // "held" rate: p99 under this
+  double drain_seconds = 10;
+  double slow_drain_seconds = 3;
+  double connect_timeout = 120;
+  double close_timeout = 30;
+  int server_pid = 0;
+  std::string label = "run";
+  std::string out; // prefix for .json/.md/.svg
+};
+
+[[noreturn]] void usage(int code) {
+  std::fputs(
+      "usage: rheo-bench [options]\n"
+      "  --host H --port P          server (default 127.0.0.1:8080)\n"
+      "  --coll C --stream S        collection and stream uri (default bench, all)\n"
+      "  --setup                    PUT /<coll> declaring the stream first\n"
+      "  --per-user --user-window K subscriber i gets avars {lo:i,hi:i+K}; the stream matches\n"
+      "                             fullDocument.k in [lo,hi); writers set k uniformly\n"
+      "  --subscribers N            WebSocket subscribers\n"
+      "  --slow-subscribers M       subscribers that never read (until the end), small rcvbuf\n"
+      "  --slow-rcvbuf BYTES        their SO_RCVBUF (default 4096)\n"
+      "  --threads T                worker threads (default: number of cores)\n"
+      "  --connect-concurrency C    handshakes in flight (default 1000)\n"
+      "  --src-per-addr N           connections per loopback source address (default 25000)\n"
+      "  --first-id N               first subscriber id, for several client processes: ids pick\n"
+      "                             the source address and the per-user window\n"
+      "  --http-conns W             HTTP client connections (writers) (default 1)\n"
+      "  --http-method POST|GET     POST time-stamped documents to /<coll>, or GET --http-path\n"
+      "  --http-path PATH           GET target (already URL-encoded)\n"
+      "  --pipeline D               requests in flight per HTTP connection (default 16)\n"
+      "  --doc-bytes B              approximate document size (default 100)\n"
+      "  --rate R                   requests/s over all HTTP connections, 0 = max (default 100)\n"
+      "  --rate-mult X --rate-add Y step i runs at R * X^i + Y * i\n"
+      "  --steps K --step-seconds S rate steps and their duration (default 1, 10)\n"
+      "  --hold-seconds S           idle time after connecting, before load\n"
+      "  --stop-p99-ms MS           stop rising once a step's p99 exceeds this (default 2000)\n"
+      "  --p99-limit-ms MS          p99 bound for the best held step (default 50)\n"
+      "  --drain-seconds S          max wait for in-flight deliveries after load (default 10)\n"
+      "  --slow-drain-seconds S     how long slow subscribers read at the end (default 3)\n"
+      "  --server-pid PID           sample the server's RSS and CPU from /proc\n"
+      "  --label NAME --out PREFIX  writes PREFIX.json, PREFIX.md, PREFIX.svg\n",
+      code ? stderr : stdout);
+  std::exit(code);
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "rheo-bench: %s needs a value\n", a.c_str());
+        usage(2);
+      }
+      return argv[++i];
+    };
+    auto num = [&]() { return std::stod(value()); };
+    auto uns = [&]() { return static_cast<unsigned>(std::stoul(value())); };
+    if (a == "--help" || a == "-h")
+      usage(0);
+    else if (a == "--host")
+      o.host = value();
+    else if (a == "--port")
+      o.port = static_cast<int>(uns());
+    else if (a == "--coll")
+      o.coll = value();
+    else if (a == "--stream")
+      o.stream = value();
+    else if (a == "--setup")
+      o.setup = true;
+    else if (a == "--per-user")
+      o.per_user = true;
+    else if (a == "--user-window")
+      o.user_window = uns();
+    else if (a == "--threads")
+      o.threads = std::max(1u, uns());
+    else if (a == "--subscribers")
+      o.subscribers = uns();
+    else if (a == "--slow-subscribers")
+      o.slow_subscribers = uns();
+    else if (a == "--slow-rcvbuf")
+      o.slow_rcvbuf = static_cast<int>(uns());
+    else if (a == "--connect-concurrency")
+      o.connect_concurrency = std::max(1u, uns());
+    else if (a == "--src-per-addr")
+      o.src_per_addr = std::max(1u, uns());
+    else if (a == "--first-id")
+      o.first_id = uns();
+    else if (a == "--http-conns")
+      o.http_conns = uns();
+    else if (a == "--http-method")
+      o.http_method = value();
+    else if (a == "--http-path")
+      o.http_path = value();
+    else if (a == "--pipeline")
+      o.pipeline = std::clamp(uns(), 1u, 64u);
+    else if (a == "--doc-bytes")
+      o.doc_bytes = uns();
+    else if (a == "--rate")
+      o.rate = num();
+    else if (a == "--rate-mult")
+      o.rate_mult = num();
+    else if (a == "--rate-add")
+      o.rate_add = num();
+    else if (a == "--steps")
+      o.steps = std::max(1u, uns());
+    else if (a == "--step-seconds")
+      o.step_seconds = num();
+    else if (a == "--hold-seconds")
+      o.hold_seconds = num();
+    else if (a == "--stop-p99-ms")
+      o.stop_p99_ms = num();
+    else if (a == "--p99-limit-ms")
+      o.p99_limit_ms = num();
+    else if (a == "--drain-seconds")
+      o.drain_seconds = num();
+    else if (a == "--slow-drain-seconds")
+      o.slow_drain_seconds = num();
+    else if (a == "--connect-timeout")
+      o.connect_timeout = num();
+    else if (a == "--close-timeout")
+      o.close_timeout = num();
+    else if (a == "--server-pid")
+      o.server_pid = static_cast<int>(uns());
+    else if (a == "--label")
+      o.label = value();
+    else if (a == "--out")
+      o.out = value();
+    else {
+      std::fprintf(stderr, "rheo-bench: unknown option %s\n", a.c_str());
+      usage(2);
+    }
+  }
+  if (o.http_method != "POST" && o.http_method != "GET") usage(2);
+  if (o.http_method == "GET" && o.http_path.empty()) o.http_path = "/" + o.coll + "?pagesize=10";
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state between the main thread and the workers
+
+enum phase : int { ph_connect, ph_load, ph_drain, ph_slow_drain, ph_close, ph_exit };
+
+/// A counter written by one worker, read by the main thread.
+struct counter {
+  std::atomic<std::uint64_t> v{0};
+  void add(std::uint64_t n = 1) {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+constexpr int close_code_slots = 17; // 1000..1015, then "other"
+int close_slot(int code) {
+  return code >= 1000 && code <= 1015 ? code - 1000 : 16;
+}
+
+struct alignas(64) worker_counters {
+  counter subs_open, subs_failed, http_open, http_failed;
+  counter handshake_rejected, protocol_errors, unexpected_closes, closed;
+  counter deliveries, slow_deliveries, bytes_in;
+  counter http_sent, http_ok, http_errors, http_missed;
+  std::array<counter, close_code_slots> close_codes, slow_close_codes;
+};
+
+struct control {
+  std::atomic<int> phase{ph_connect};
+  std::atomic<unsigned> step{0};
+  std::atomic<double> rate_per_conn{0};
+  std::atomic<std::int64_t> step_start{0};
+};
+
+// ---------------------------------------------------------------------------------------
+// Connections
+
+enum class role : std::uint8_t { subscriber, slow_subscriber, http };
+enum class conn_state : std::uint8_t { idle, connecting, handshaking, open, closing, closed };
+
+struct connection {
+  int fd = -1;
+  role kind = role::subscriber;
+  conn_state state = conn_state::idle;
+  bool draining = false; // slow subscriber allowed to read
+  std::uint32_t id = 0;  // subscriber index or HTTP connection index
+  std::string out;
+  std::size_t out_off = 0;
+  std::string in;
+  // HTTP clients: send times of requests in flight (a ring), paced-send bookkeeping.
+  std::array<std::int64_t, 64> sent_at{};
+  std::uint32_t head = 0, outstanding = 0;
+  unsigned step_seen = ~0u;
+  std::uint64_t sent_in_step = 0;
+};
+
+class worker {
+public:
+  worker(const options& o, control& ctl, unsigned index) : o_(o), ctl_(ctl), index_(index) {}
+
+  worker_counters counters;
+  histogram_recorder latency;      // delivery latency, ns
+  histogram_recorder http_latency; // request -> response, ns
+
+  void add(role kind, std::uint32_t id) {
+    auto c = std::make_unique<connection>();
+    c->kind = kind;
+    c->id = id;
+    conns_.push_back(std::move(c));
+  }
+
+  void run();
+
+private:
+  void start_connects();
+  void start_connect(connection& c);
+  void on_connected(connection& c);
+  void on_event(connection& c, std::uint32_t events);
+  void read_all(connection& c);
+  void feed(connection& c, const char* data, std::size_t n);
+  std::size_t process(connection& c, const char* data, std::size_t n);
+  std::size_t process_frames(connection& c, const char* data, std::size_t n);
+  std::size_t process_responses(connection& c, const char* data, std::size_t n);
+  void on_close_frame(connection& c, int code);
+  void send(connection& c, std::string_view data);
+  void flush(connection& c);
+  void close_conn(connection& c);
+  void lost(connection& c);
+  void pace_http();
+  void append_request(connection& c, std::int64_t t);
+  void start_closing();
+  std::uint64_t next_random() {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return rng_;
+  }
+
+  const options& o_;
+  control& ctl_;
+  unsigned index_;
+  int ep_ = -1;
+  std::vector<std::unique_ptr<connection>> conns_;
+  std::size_t next_connect_ = 0;
+  unsigned handshakes_in_flight_ = 0;
+  bool slow_drain_started_ = false, close_started_ = false;
+  std::uint64_t rng_ = 0x9E3779B97F4A7C15ull;
+  std::int64_t now_ = 0;
+  std::vector<char> buf_ = std::vector<char>(256 * 1024);
+  std::string pad_;
+};
+
+void worker::run() {
+  ep_ = epoll_create1(EPOLL_CLOEXEC);
+  rng_ ^= index_ * 0x2545F4914F6CDD1Dull + 1;
+  pad_.assign(o_.doc_bytes > 40 ? o_.doc_bytes - 40 : 1, 'x');
+  // Writers first, so they are ready when the subscribers are.
+  std::stable_partition(conns_.begin(), conns_.end(),
+                        [](const auto& c) { return c->kind == role::http; });
+  std::array<epoll_event, 512> events;
+  for (;;) {
+    int ph = ctl_.phase.load(std::memory_order_acquire);
+    if (ph == ph_exit) break;
+    if (ph == ph_connect || ph == ph_load) start_connects();
+    if (ph == ph_load) pace_http();
+    if (ph >= ph_slow_drain && !slow_drain_started_) {
+      slow_drain_started_ = true;
+      for (auto& c : conns_)
+        if (c->kind == role::slow_subscriber && c->state == conn_state::open) {
+          c->draining = true;
+          read_all(*c);
+        }
+    }
+    if (ph >= ph_close && !close_started_) {
+      close_started_ = true;
+      start_closing();
+    }
+    int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 1);
+    now_ = now_ns();
+    for (int i = 0; i < n; ++i)
+      on_event(*static_cast<connection*>(events[i].data.ptr), events[i].events);
+  }
+  for (auto& c : conns_)
+    if (c->fd >= 0) ::close(c->fd);
+  ::close(ep_);
+}
+
+void worker::start_connects() {
+  unsigned limit = std::max(1u, o_.connect_concurrency / o_.threads);
+  while (next_connect_ < conns_.size() && handshakes_in_flight_ < limit) {
+    auto& c = *conns_[next_connect_++];
+    if (c.kind != role::http) ++handshakes_in_flight_;
+    start_connect(c);
+  }
+}
+
+void worker::start_connect(connection& c) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    c.state = conn_state::closed;
+    counters.closed.add();
+    if (c.kind == role::http)
+      counters.http_failed.add();
+    else {
+      counters.subs_failed.add();
+      --handshakes_in_flight_;
+    }
+    return;
+  }
+  c.fd = fd;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (c.kind == role::slow_subscriber)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o_.slow_rcvbuf, sizeof o_.slow_rcvbuf);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<std::uint16_t>(o_.port));
+  inet_pton(AF_INET, o_.host.c_str(), &dst.sin_addr);
+  if ((ntohl(dst.sin_addr.s_addr) >> 24) == 127 && c.kind != role::http) {
+    // Past ~28,000 connections one source address runs out of ephemeral ports.
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(0x7F000002u + c.id / o_.src_per_addr);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
+  }
+  c.state = conn_state::connecting;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &c;
+  epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS)
+    lost(c);
+}
+
+void worker::on_connected(connection& c) {
+  if (c.kind == role::http) {
+    c.state = conn_state::open;
+    counters.http_open.add();
+    return;
+  }
+  c.state = conn_state::handshaking;
+  std::string target = "/" + o_.coll + "/_streams/" + o_.stream;
+  if (o_.per_user)
+    target += "?avars=" + url_encode(format("{\"lo\":%u,\"hi\":%u}", c.id, c.id + o_.user_window));
+  send(c, format("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: cmhlby1iZW5jaC1rZXkhIQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 target.c_str(), o_.host.c_str(), o_.port));
+}
+
+void worker::on_event(connection& c, std::uint32_t events) {
+  if (c.state == conn_state::closed) return;
+  if (c.state == conn_state::connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return lost(c);
+    if (!(events & (EPOLLOUT | EPOLLIN))) return;
+    on_connected(c);
+  }
+  if (events & EPOLLOUT) flush(c);
+  if (c.state == conn_state::closed) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_all(c);
+}
+
+void worker::read_all(connection& c) {
+  for (;;) {
+    if (c.state == conn_state::closed) return;
+    // A slow subscriber stops reading once its handshake is done.
+    if (c.kind == role::slow_subscriber && c.state == conn_state::open && !c.draining) return;
+    ssize_t n = ::recv(c.fd, buf_.data(), buf_.size(), 0);
+    if (n > 0) {
+      now_ = now_ns(); // the receive time of every frame in this read
+      counters.bytes_in.add(static_cast<std::uint64_t>(n));
+      feed(c, buf_.data(), static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    return lost(c); // EOF or reset
+  }
+}
+
+void worker::feed(connection& c, const char* data, std::size_t n) {
+  if (c.in.empty()) {
+    std::size_t used = process(c, data, n);
+    if (c.state != conn_state::closed && used < n) c.in.assign(data + used, n - used);
+    return;
+  }
+  c.in.append(data, n);
+  std::size_t used = process(c, c.in.data(), c.in.size());
+  if (c.state != conn_state::closed) c.in.erase(0, used);
+}
+
+std::size_t worker::process(connection& c, const char* data, std::size_t n) {
+  if (c.kind == role::http) return process_responses(c, data, n);
+  if (c.state == conn_state::handshaking) {
+    std::string_view s(data, n);
+    auto end = s.find("\r\n\r\n");
+    if (end == std::string_view::npos) return 0;
+    if (s.substr(0, 12) != "HTTP/1.1 101") {
+      counters.handshake_rejected.add();
+      counters.subs_failed.add();
+      if (counters.handshake_rejected.get() <= 3)
+        std::fprintf(stderr, "rheo-bench: handshake rejected: %.*s\n",
+                     static_cast<int>(std::min<std::size_t>(end, 200)), data);
+      close_conn(c);
+      return n;
+    }
+    --handshakes_in_flight_;
+    c.state = conn_state::open;
+    counters.subs_open.add();
+    std::size_t used = end + 4;
+    if (c.kind == role::slow_subscriber && !c.draining) return used;
+    return used + process_frames(c, data + used, n - used);
+  }
+  return process_frames(c, data, n);
+}
+
+std::size_t worker::process_frames(connection& c, const char* data, std::size_t n) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  std::size_t off = 0;
+  while (n - off >= 2 && c.state != conn_state::closed) {
+    unsigned op = p[off] & 0x0F;
+    std::uint64_t len = p[off + 1] & 0x7F;
+    std::size_t hdr = 2;
+    if (p[off + 1] & 0x80) { // servers must not mask
+      counters.protocol_errors.add();
+      close_conn(c);
+      return n;
+    }
+    if (len == 126) {
+      if (n - off < 4) break;
+      len = (std::uint64_t{p[off + 2]} << 8) | p[off + 3];
+      hdr = 4;
+    } else if (len == 127) {
+      if (n - off < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; ++i)
+        len = (len << 8) | p[off + 2 + i];
+      hdr = 10;
+    }
+    if (n - off - hdr < len) break;
+    const char* payload = data + off + hdr;
+    switch (op) {
+    case 0x1:
+    case 0x2:
+      if (c.kind == role::slow_subscriber) {
+        counters.slow_deliveries.add();
+      } else {
+        counters.deliveries.add();
+        std::string_view body(payload, len);
+        auto t = body.find("\"t\":");
+        if (t != std::string_view::npos) {
+          std::int64_t v = 0;
+          for (std::size_t i = t + 4; i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i)
+            v = v * 10 + (body[i] - '0');
+          latency.record(now_ > v ? static_cast<std::uint64_t>(now_ - v) : 0);
+        }
+      }
+      break;
+    case 0x9: { // ping: answer with a masked pong (mask key 0 leaves the payload as is)
+      std::string pong;
+      pong += static_cast<char>(0x8A);
+      if (len < 126) {
+        pong += static_cast<char>(0x80 | len);
+        pong.append(4, '\0');
+        pong.append(payload, len);
+        send(c, pong);
+      }
+      break;
+    }
+    case 0x8: {
+      int code = len >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                static_cast<unsigned char>(payload[1])
+                          : 1005;
+      off += hdr + len;
+      on_close_frame(c, code);
+      return n;
+    }
+    default:
+      break;
+    }
+    off += hdr + static_cast<std::size_t>(len);
+  }
+  return off;
+}
+
+void worker::on_close_frame(connection& c, int code) {
+  if (c.state != conn_state::closing) {
+    // The server closed first: record why.
+    auto& codes =
+        c.kind == role::slow_subscriber ? counters.slow_close_codes : counters.close_codes;
+    codes[close_slot(code)].add();
+    if (c.kind == role::subscriber) counters.unexpected_closes.add();
+    // Answer with our own close (masked, same code) before hanging up.
+    char frame[8] = {static_cast<char>(0x88),      static_cast<char>(0x82),       0, 0, 0, 0,
+                     static_cast<char>(code >> 8), static_cast<char>(code & 0xFF)};
+    send(c, std::string_view(frame, sizeof frame));
+  }
+  close_conn(c);
+}
+
+std::size_t worker::process_responses(connection& c, const char* data, std::size_t n) {
+  std::string_view s(data, n);
+  std::size_t off = 0;
+  while (off < n) {
+    auto end = s.find("\r\n\r\n", off);
+    if (end == std::string_view::npos) break;
+    std::string_view head = s.substr(off, end - off);
+    std::size_t body_len = 0;
+    for (std::size_t pos = 0; pos < head.size();) {
+      auto eol = head.find("\r\n", pos);
+      std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+      if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0)
+        body_len = std::strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
+      if (eol == std::string_view::npos) break;
+      pos = eol + 2;
+    }
+    if (n - end - 4 < body_len) break;
+    int status = head.size() > 12 ? std::atoi(std::string(head.substr(9, 3)).c_str()) : 0;
+    if (status >= 200 && status < 300)
+      counters.http_ok.add();
+    else {
+      counters.http_errors.add();
+      if (counters.http_errors.get() <= 3)
+        std::fprintf(stderr, "rheo-bench: HTTP %d: %.*s\n", status,
+                     static_cast<int>(std::min<std::size_t>(body_len, 200)), data + end + 4);
+    }
+    if (c.outstanding > 0) {
+      std::int64_t sent = c.sent_at[c.head];
+      c.head = (c.head + 1) % c.sent_at.size();
+      --c.outstanding;
+      http_latency.record(now_ > sent ? static_cast<std::uint64_t>(now_ - sent) : 0);
+    }
+    off = end + 4 + body_len;
+  }
+  return off;
+}
+
+void worker::send(connection& c, std::string_view data) {
+  if (c.state == conn_state::closed) return;
+  if (c.out_off == c.out.size()) {
+    c.out.clear();
+    c.out_off = 0;
+    ssize_t w = ::send(c.fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return lost(c);
+    std::size_t done = w > 0 ? static_cast<std::size_t>(w) : 0;
+    if (done < data.size()) c.out.assign(data.substr(done));
+    return;
+  }
+  c.out.append(data);
+}
+
+void worker::flush(connection& c) {
+  while (c.out_off < c.out.size()) {
+    ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    if (w > 0) {
+      c.out_off += static_cast<std::size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    return lost(c);
+  }
+  c.out.clear();
+  c.out_off = 0;
+}
+
+void worker::close_conn(connection& c) {
+  if (c.state == conn_state::closed) return;
+  if (c.state == conn_state::connecting || c.state == conn_state::handshaking) {
+    if (c.kind != role::http) --handshakes_in_flight_;
+  }
+  c.state = conn_state::closed;
+  ::close(c.fd);
+  c.fd = -1;
+  c.in.clear();
+  c.in.shrink_to_fit();
+  c.out.clear();
+  c.out.shrink_to_fit();
+  counters.closed.add();
+}
+
+// The peer went away without a close frame (EOF, reset, failed connect).
+void worker::lost(connection& c) {
+  if (c.state == conn_state::closed) return;
+  bool before_open = c.state == conn_state::connecting || c.state == conn_state::handshaking;
+  if (c.kind == role::http) {
+    if (before_open)
+      counters.http_failed.add();
+    else
+      counters.http_errors.add();
+  } else if (before_open) {
+    counters.subs_failed.add();
+  } else if (c.state == conn_state::open) {
+    auto& codes =
+        c.kind == role::slow_subscriber ? counters.slow_close_codes : counters.close_codes;
+    codes[close_slot(1006)].add();
+    if (c.kind == role::subscriber) counters.unexpected_closes.add();
+  }
+  close_conn(c);
+}
+
+void worker::append_request(connection& c, std::int64_t t) {
+  if (o_.http_method == "GET") {
+    c.out += format("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", o_.http_path.c_str(), o_.host.c_str());
+  } else {
+    std::string body;
+    if (o_.per_user) {
+      unsigned k = static_cast<unsigned>(next_random() % std::max(1u, o_.subscribers));
+      body = format("{\"t\":%lld,\"k\":%u,\"pad\":\"%s\"}", static_cast<long long>(t), k,
+                    pad_.c_str());
+    } else {
+      body = format("{\"t\":%lld,\"pad\":\"%s\"}", static_cast<long long>(t), pad_.c_str());
+    }
+    c.out += format("POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\n\r\n",
+                    o_.coll.c_str(), o_.host.c_str(), body.size());
+    c.out += body;
+  }
+  c.sent_at[(c.head + c.outstanding) % c.sent_at.size()] = t;
+  ++c.outstanding;
+  counters.http_sent.add();
+}
+
+void worker::pace_http() {
+  unsigned step = ctl_.step.load(std::memory_order_acquire);
+  double rate = ctl_.rate_per_conn.load(std::memory_order_relaxed);
+  std::int64_t t0 = ctl_.step_start.load(std::memory_order_relaxed);
+  std::int64_t t = now_ns();
+  for (auto& cp : conns_) {
+    auto& c = *cp;
+    if (c.kind != role::http) break; // HTTP connections come first
+    if (c.state != conn_state::open) continue;
+    if (c.step_seen != step) {
+      c.step_seen = step;
+      c.sent_in_step = 0;
+    }
+    std::uint64_t target;
+    if (rate <= 0) {
+      target = c.sent_in_step + (o_.pipeline - c.outstanding);
+    } else {
+      target = static_cast<std::uint64_t>(rate * static_cast<double>(t - t0) / 1e9);
+      // Requests that could not be sent because the pipeline was full are skipped, not
+      // sent later in a burst.
+      if (target > c.sent_in_step + o_.pipeline) {
+        counters.http_missed.add(target - c.sent_in_step - o_.pipeline);
+        c.sent_in_step = target - o_.pipeline;
+      }
+    }
+    bool was_idle = c.out_off == c.out.size();
+    if (was_idle) {
+      c.out.clear();
+      c.out_off = 0;
+    }
+    std::size_t before = c.out.size();
+    while (c.sent_in_step < target && c.outstanding < o_.pipeline) {
+      append_request(c, t);
+      ++c.sent_in_step;
+    }
+    if (c.out.size() != before && was_idle) flush(c);
+  }
+}
+
+void worker::start_closing() {
+  for (auto& c : conns_) {
+    if (c->state != conn_state::open) continue;
+    if (c->kind == role::http) {
+      close_conn(*c);
+      continue;
+    }
+    c->state = conn_state::closing;
+    c->draining = true;
+    const char frame[8] = {static_cast<char>(0x88),      static_cast<char>(0x82),       0, 0, 0, 0,
+                           static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
+    send(*c, std::string_view(frame, sizeof frame));
+    read_all(*c);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Main thread helpers: blocking HTTP, /proc sampling
+
+struct http_result {
+  int status = 0;
+  std::string body;
+};
+
+http_result http_request(const options& o, const std::string& method, const std::string& path,
+                         const std::string& body) {
+  http_result r;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<std::uint16_t>(o.port));
+  inet_pton(AF_INET, o.host.c_str(), &dst.sin_addr);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string req = format("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method.c_str(),
+                           path.c_str(), o.host.c_str());
+  if (!body.empty())
+    req += format("Content-Type: application/json\r\nContent-Length: %zu\r\n", body.size());
+  req += "\r\n" + body;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string resp;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (resp.size() > 12) r.status = std::atoi(resp.substr(9, 3).c_str());
+  if (auto e = resp.find("\r\n\r\n"); e != std::string::npos) r.body = resp.substr(e + 4);
+  return r;
+}
+
+struct proc_sample {
+  std::int64_t at = 0;
+  std::uint64_t cpu_ticks = 0; // utime + stime
+  std::uint64_t rss_kib = 0;
+};
+
+proc_sample sample_proc(int pid) {
+  proc_sample s;
+  s.at = now_ns();
+  if (pid <= 0) return s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (std::getline(stat, line)) {
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    auto rp = line.rfind(')');
+    std::istringstream in(line.substr(rp + 2));
+    std::string f;
+    std::uint64_t ut = 0, st = 0;
+    for (int i = 3; i <= 15 && in >> f; ++i) {
+      if (i == 14) ut = std::strtoull(f.c_str(), nullptr, 10);
+      if (i == 15) st = std::strtoull(f.c_str(), nullptr, 10);
+    }
+    s.cpu_ticks = ut + st;
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::strtoull(line.c_str() + 6, nullptr, 10);
+  return s;
+}
+
+double cpu_percent(const proc_sample& a, const proc_sample& b) {
+  double wall = static_cast<double>(b.at - a.at) / 1e9;
+  if (wall <= 0) return 0;
+  return 100.0 * static_cast<double>(b.cpu_ticks - a.cpu_ticks) /
+         static_cast<double>(sysconf(_SC_CLK_TCK)) / wall;
+}
+
+/// The value of an unlabelled Prometheus sample, or -1.
+double metric(const std::string& text, const std::string& name) {
+  std::size_t pos = 0;
+  while ((pos = text.find(name, pos)) != std::string::npos) {
+    bool line_start = pos == 0 || text[pos - 1] == '\n';
+    if (line_start && pos + name.size() < text.size() && text[pos + name.size()] == ' ')
+      return std::strtod(text.c_str() + pos + name.size() + 1, nullptr);
+    pos += name.size();
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+struct totals {
+  std::uint64_t subs_open = 0, subs_failed = 0, http_open = 0, http_failed = 0;
+  std::uint64_t handshake_rejected = 0, protocol_errors = 0, unexpected_closes = 0, closed = 0;
+  std::uint64_t deliveries = 0, slow_deliveries = 0, bytes_in = 0;
+  std::uint64_t http_sent = 0, http_ok = 0, http_errors = 0, http_missed = 0;
+  std::array<std::uint64_t, close_code_slots> close_codes{}, slow_close_codes{};
+};
+
+totals collect(const std::vector<std::unique_ptr<worker>>& ws) {
+  totals t;
+  for (auto& w : ws) {
+    auto& c = w->counters;
+    t.subs_open += c.subs_open.get();
+    t.subs_failed += c.subs_failed.get();
+    t.http_open += c.http_open.get();
+    t.http_failed += c.http_failed.get();
+    t.handshake_rejected += c.handshake_rejected.get();
+    t.protocol_errors += c.protocol_errors.get();
+    t.unexpected_closes += c.unexpected_closes.get();
+    t.closed += c.closed.get();
+    t.deliveries += c.deliveries.get();
+    t.slow_deliveries += c.slow_deliveries.get();
+    t.bytes_in += c.bytes_in.get();
+    t.http_sent += c.http_sent.get();
+    t.http_ok += c.http_ok.get();
+    t.http_errors += c.http_errors.get();
+    t.http_missed += c.http_missed.get();
+    for (int i = 0; i < close_code_slots; ++i) {
+      t.close_codes[i] += c.close_codes[i].get();
+      t.slow_close_codes[i] += c.slow_close_codes[i].get();
+    }
+  }
+  return t;
+}
+
+void snapshot_all(const std::vector<std::unique_ptr<worker>>& ws, histogram_snapshot& lat,
+                  histogram_snapshot& http, bool interval_max) {
+  lat = {};
+  http = {};
+  histogram_snapshot one;
+  for (auto& w : ws) {
+    w->latency.snapshot(one, interval_max);
+    lat.merge(one);
+    w->http_latency.snapshot(one, interval_max);
+    http.merge(one);
+  }
+}
+
+double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+
+std::string latency_json(const histogram_snapshot& h) {
+  return format("{\"count\":%llu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
+                "\"max\":%.3f}",
+                static_cast<unsigned long long>(h.total()), ms(h.quantile(0.5)),
+                ms(h.quantile(0.9)), ms(h.quantile(0.99)), ms(h.quantile(0.999)), ms(h.max));
+}
+
+struct step_result {
+  double offered_rate = 0, seconds = 0;
+  std::uint64_t sent = 0, acked = 0, deliveries = 0, missed = 0;
+  histogram_snapshot latency, http;
+  double server_cpu = 0, bench_cpu = 0;
+  std::uint64_t server_rss_kib = 0;
+  double deliveries_per_s() const {
+    return seconds > 0 ? static_cast<double>(deliveries) / seconds : 0;
+  }
+  double acked_per_s() const { return seconds > 0 ? static_cast<double>(acked) / seconds : 0; }
+};
+
+std::string codes_json(const std::array<std::uint64_t, close_code_slots>& codes) {
+  std::string s = "{";
+  for (int i = 0; i < close_code_slots; ++i) {
+    if (!codes[i]) continue;
+    if (s.size() > 1) s += ",";
+    s += format("\"%s\":%llu", i < 16 ? std::to_string(1000 + i).c_str() : "other",
+                static_cast<unsigned long long>(codes[i]));
+  }
+  return s + "}";
+}
+
+std::string nice_rate(double v) {
+  if (v >= 1e6) return format("%.2fM", v / 1e6);
+  if (v >= 1e4) return format("%.0fk", v / 1e3);
+  if (v >= 1e3) return format("%.1fk", v / 1e3);
+  return format("%.0f", v);
+}
+
+// Latency (log scale, ms) against throughput, one point per step.
+std::string svg_plot(const options& o, const std::vector<step_result>& steps, bool http_mode) {
+  const double W = 720, H = 420, L = 80, R = 20, T = 40, B = 60;
+  double xmax = 1;
+  double ymin = 1e9, ymax = 0;
+  for (auto& s : steps) {
+    double x = http_mode ? s.acked_per_s() : s.deliveries_per_s();
+    xmax = std::max(xmax, x);
+    auto& h = http_mode ? s.http : s.latency;
+    ymin = std::min(ymin, std::max(ms(h.quantile(0.5)), 0.01));
+    ymax = std::max(ymax, std::max(ms(h.quantile(0.99)), 0.01));
+  }
+  if (ymax <= 0) ymax = 1;
+  double lo = std::pow(10, std::floor(std::log10(std::min(ymin, ymax))));
+  double hi = std::pow(10, std::ceil(std::log10(ymax * 1.01)));
+  if (hi <= lo) hi = lo * 10;
+  xmax *= 1.1;
+  auto px = [&](double x) { return L + (W - L - R) * x / xmax; };
+  auto py = [&](double y) {
+    y = std::max(y, lo);
+    return T +
+           (H - T - B) * (1 - (std::log10(y) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)));
+  };
+  std::string s = format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                         "font-family=\"sans-serif\" font-size=\"12\">\n",
+                         W, H);
+  s += format("<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", W, H);
+  s += format("<text x=\"%.0f\" y=\"22\" font-size=\"14\">%s: latency vs %s</text>\n", L,
+              o.label.c_str(), http_mode ? "requests/s" : "deliveries/s");
+  s += format("<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L,
+              H - B, W - R, H - B);
+  s += format("<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L,
+              H - B);
+  for (double y = lo; y <= hi * 1.001; y *= 10) {
+    s += format("<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L,
+                py(y), W - R, py(y));
+    s += format("<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g ms</text>\n", L - 6, py(y) + 4,
+                y);
+  }
+  for (int i = 0; i <= 5; ++i) {
+    double x = xmax * i / 5;
+    s += format("<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n", px(x), H - B + 18,
+                nice_rate(x).c_str());
+  }
+  s += format("<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n", (L + W - R) / 2,
+              H - 16, http_mode ? "requests/s" : "deliveries/s");
+  const char* colors[] = {"#1f77b4", "#d62728"};
+  const double qs[] = {0.5, 0.99};
+  const char* names[] = {"p50", "p99"};
+  for (int k = 0; k < 2; ++k) {
+    std::string pts;
+    for (auto& st : steps) {
+      auto& h = http_mode ? st.http : st.latency;
+      double x = px(http_mode ? st.acked_per_s() : st.deliveries_per_s());
+      double y = py(ms(h.quantile(qs[k])));
+      pts += format("%.1f,%.1f ", x, y);
+      s += format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, colors[k]);
+    }
+    s += format("<polyline points=\"%s\" fill=\"none\" stroke=\"%s\"/>\n", pts.c_str(), colors[k]);
+    s += format("<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s</text>\n", W - R - 40,
+                T + 14.0 * (k + 1), colors[k], names[k]);
+  }
+  if (!http_mode && o.p99_limit_ms > lo && o.p99_limit_ms < hi)
+    s += format("<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#999\" "
+                "stroke-dasharray=\"4 4\"/>\n",
+                L, py(o.p99_limit_ms), W - R, py(o.p99_limit_ms));
+  return s + "</svg>\n";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+int run(const options& o) {
+  signal(SIGPIPE, SIG_IGN);
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  std::uint64_t conns_needed = std::uint64_t{o.subscribers} + o.slow_subscribers + o.http_conns;
+  if (conns_needed + 32 > rl.rlim_cur)
+    std::fprintf(stderr, "rheo-bench: warning: %llu connections but the fd limit is %llu\n",
+                 static_cast<unsigned long long>(conns_needed),
+                 static_cast<unsigned long long>(rl.rlim_cur));
+
+  if (o.setup) {
+    std::string stage =
+        o.per_user
+            ? "{\"_$match\":{\"fullDocument::k\":{\"_$gte\":{\"_$var\":\"lo\"},\"_$lt\":{\"_$var\":"
+              "\"hi\"}}}}"
+            : "";
+    auto r =
+        http_request(o, "PUT", "/" + o.coll,
+                     "{\"streams\":[{\"uri\":\"" + o.stream + "\",\"stages\":[" + stage + "]}]}");
+    if (r.status != 200 && r.status != 201) {
+      std::fprintf(stderr, "rheo-bench: PUT /%s failed: %d %s\n", o.coll.c_str(), r.status,
+                   r.body.c_str());
+      return 1;
+    }
+  }
+
+  control ctl;
+  std::vector<std::unique_ptr<worker>> workers;
+  for (unsigned i = 0; i < o.threads; ++i)
+    workers.push_back(std::make_unique<worker>(o, ctl, i));
+  for (unsigned i = 0; i < o.http_conns; ++i)
+    workers[i % o.threads]->add(role::http, i);
+  for (unsigned i = 0; i < o.subscribers + o.slow_subscribers; ++i)
+    workers[i % o.threads]->add(i < o.subscribers ? role::subscriber : role::slow_subscriber,
+                                o.first_id + i);
+
+  proc_sample srv0 = sample_proc(o.server_pid), self0 = sample_proc(getpid());
+  std::int64_t t_connect = now_ns();
+  std::vector<std::thread> threads;
+  for (auto& w : workers)
+    threads.emplace_back([&w] { w->run(); });
+
+  // Connect.
+  std::uint64_t subs_total = o.subscribers + o.slow_subscribers;
+  totals t;
+  for (;;) {
+    t = collect(workers);
+    bool done =
+        t.subs_open + t.subs_failed >= subs_total && t.http_open + t.http_failed >= o.http_conns;
+    if (done || now_ns() - t_connect > static_cast<std::int64_t>(o.connect_timeout * 1e9)) break;
+    sleep_ms(5);
+  }
+  double connect_seconds = static_cast<double>(now_ns() - t_connect) / 1e9;
+  std::fprintf(stderr, "rheo-bench: %llu/%llu subscribers, %llu/%u writers connected in %.2f s\n",
+               static_cast<unsigned long long>(t.subs_open),
+               static_cast<unsigned long long>(subs_total),
+               static_cast<unsigned long long>(t.http_open), o.http_conns, connect_seconds);
+  sleep_ms(200); // let the server finish registering subscriptions
+  proc_sample srv_connected = sample_proc(o.server_pid);
+  std::uint64_t rss_max = srv_connected.rss_kib;
+  if (o.hold_seconds > 0) {
+    for (double held = 0; held < o.hold_seconds; held += 0.1) {
+      sleep_ms(100);
+      rss_max = std::max(rss_max, sample_proc(o.server_pid).rss_kib);
+    }
+  }
+  proc_sample srv_held = sample_proc(o.server_pid);
+  std::string metrics_connected = http_request(o, "GET", "/_metrics", "").body;
+
+  // Load: rate steps.
+  std::vector<step_result> steps;
+  bool load = o.http_conns > 0 && o.steps > 0 && o.step_seconds > 0;
+  histogram_snapshot lat_prev, http_prev, lat_now, http_now;
+  if (load) {
+    snapshot_all(workers, lat_prev, http_prev, true);
+    totals before = collect(workers);
+    for (unsigned i = 0; i < o.steps; ++i) {
+      double rate = o.rate * std::pow(o.rate_mult, i) + o.rate_add * i;
+      ctl.rate_per_conn.store(rate / o.http_conns, std::memory_order_relaxed);
+      ctl.step_start.store(now_ns(), std::memory_order_relaxed);
+      ctl.step.store(i, std::memory_order_release);
+      ctl.phase.store(ph_load, std::memory_order_release);
+      proc_sample s0 = sample_proc(o.server_pid), b0 = sample_proc(getpid());
+      std::int64_t t0 = now_ns();
+      std::uint64_t step_rss = 0;
+      while (now_ns() - t0 < static_cast<std::int64_t>(o.step_seconds * 1e9)) {
+        sleep_ms(100);
+        step_rss = std::max(step_rss, sample_proc(o.server_pid).rss_kib);
+      }
+      proc_sample s1 = sample_proc(o.server_pid), b1 = sample_proc(getpid());
+      totals after = collect(workers);
+      snapshot_all(workers, lat_now, http_now, true);
+      step_result r;
+      r.offered_rate = rate;
+      r.seconds = static_cast<double>(s1.at - t0) / 1e9;
+      r.sent = after.http_sent - before.http_sent;
+      r.acked = after.http_ok - before.http_ok;
+      r.missed = after.http_missed - before.http_missed;
+      r.deliveries = after.deliveries - before.deliveries;
+      r.latency = lat_now;
+      r.latency.subtract(lat_prev);
+      r.http = http_now;
+      r.http.subtract(http_prev);
+      r.server_cpu = cpu_percent(s0, s1);
+      r.bench_cpu = cpu_percent(b0, b1);
+      r.server_rss_kib = step_rss;
+      rss_max = std::max(rss_max, step_rss);
+      steps.push_back(r);
+      std::fprintf(stderr,
+                   "rheo-bench: step %u rate %.0f/s: %.0f acked/s, %.0f deliveries/s, p50 %.2f ms, "
+                   "p99 %.2f ms, max %.2f ms, server CPU %.0f%%, bench CPU %.0f%%, RSS %llu KiB\n",
+                   i, rate, r.acked_per_s(), r.deliveries_per_s(), ms(r.latency.quantile(0.5)),
+                   ms(r.latency.quantile(0.99)), ms(r.latency.max), r.server_cpu, r.bench_cpu,
+                   static_cast<unsigned long long>(step_rss));
+      before = after;
+      lat_prev = lat_now;
+      http_prev = http_now;
+      if (o.subscribers > 0 && ms(r.latency.quantile(0.99)) > o.stop_p99_ms) break;
+    }
+  }
+
+  // Drain: stop writing, wait for responses and deliveries in flight.
+  ctl.phase.store(ph_drain, std::memory_order_release);
+  {
+    std::int64_t t0 = now_ns();
+    std::uint64_t last = ~0ull;
+    std::int64_t stable_since = t0;
+    while (now_ns() - t0 < static_cast<std::int64_t>(o.drain_seconds * 1e9)) {
+      sleep_ms(50);
+      t = collect(workers);
+      std::uint64_t progress = t.deliveries + t.http_ok + t.http_errors;
+      bool writers_idle = t.http_ok + t.http_errors >= t.http_sent;
+      bool all_in = o.per_user || t.deliveries >= t.http_ok * t.subs_open;
+      if (progress != last) {
+        last = progress;
+        stable_since = now_ns();
+      } else if (writers_idle && (all_in || now_ns() - stable_since > 1'000'000'000)) {
+        break;
+      }
+    }
+  }
+  std::string metrics_after = http_request(o, "GET", "/_metrics", "").body;
+  proc_sample srv_loaded = sample_proc(o.server_pid);
+  rss_max = std::max(rss_max, srv_loaded.rss_kib);
+
+  if (o.slow_subscribers > 0) {
+    ctl.phase.store(ph_slow_drain, std::memory_order_release);
+    sleep_ms(static_cast<int>(o.slow_drain_seconds * 1000));
+  }
+
+  // Close everything; measure how long until the server has answered every close.
+  std::int64_t t_close = now_ns();
+  ctl.phase.store(ph_close, std::memory_order_release);
+  std::uint64_t conns_started = subs_total + o.http_conns;
+  for (;;) {
+    t = collect(workers);
+    if (t.closed >= conns_started) break;
+    if (now_ns() - t_close > static_cast<std::int64_t>(o.close_timeout * 1e9)) break;
+    sleep_ms(5);
+  }
+  double close_seconds = static_cast<double>(now_ns() - t_close) / 1e9;
+  ctl.phase.store(ph_exit, std::memory_order_release);
+  for (auto& th : threads)
+    th.join();
+  sleep_ms(200);
+  proc_sample srv_end = sample_proc(o.server_pid), self_end = sample_proc(getpid());
+  t = collect(workers);
+
+  histogram_snapshot lat_all, http_all;
+  snapshot_all(workers, lat_all, http_all, false);
+
+  // Consistency: every healthy subscriber received every acknowledged insert.
+  std::uint64_t slow_open = std::min<std::uint64_t>(o.slow_subscribers, t.subs_open);
+  std::uint64_t healthy = t.subs_open - slow_open;
+  std::uint64_t errors =
+      t.subs_failed + t.http_failed + t.http_errors + t.protocol_errors + t.unexpected_closes;
+  bool comparable = !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0;
+  std::uint64_t expected = comparable ? healthy * t.http_ok : 0;
+  bool consistent = comparable && errors == 0 && t.deliveries == expected;
+
+  // Best held step: the highest throughput whose p99 stays under the limit.
+  bool http_mode = o.subscribers == 0;
+  int best = -1;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    auto& s = steps[i];
+    auto& h = http_mode ? s.http : s.latency;
+    double x = http_mode ? s.acked_per_s() : s.deliveries_per_s();
+    if (ms(h.quantile(0.99)) > o.p99_limit_ms || h.total() == 0) continue;
+    if (best < 0 || x > (http_mode ? steps[best].acked_per_s() : steps[best].deliveries_per_s()))
+      best = static_cast<int>(i);
+  }
+
+  double rss_per_conn = t.subs_open > 0 && srv_connected.rss_kib >= srv0.rss_kib
+                            ? 1024.0 * static_cast<double>(srv_connected.rss_kib - srv0.rss_kib) /
+                                  static_cast<double>(t.subs_open)
+                            : 0;
+  std::string j = "{";
+  j += format("\"label\":\"%s\",\"subscribers\":%u,\"slow_subscribers\":%u,\"http_conns\":%u,"
+              "\"http_method\":\"%s\",\"threads\":%u,\"per_user\":%s,\"doc_bytes\":%u,",
+              o.label.c_str(), o.subscribers, o.slow_subscribers, o.http_conns,
+              o.http_method.c_str(), o.threads, o.per_user ? "true" : "false", o.doc_bytes);
+  j += format("\"connect\":{\"opened\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_second\":%.1f},",
+              static_cast<unsigned long long>(t.subs_open),
+              static_cast<unsigned long long>(t.subs_failed), connect_seconds,
+              connect_seconds > 0 ? static_cast<double>(t.subs_open) / connect_seconds : 0);
+  j += format("\"close_all_seconds\":%.3f,", close_seconds);
+  j += format(
+      "\"server\":{\"pid\":%d,\"rss_start_kib\":%llu,\"rss_connected_kib\":%llu,"
+      "\"rss_held_kib\":%llu,\"rss_loaded_kib\":%llu,\"rss_max_kib\":%llu,"
+      "\"rss_end_kib\":%llu,\"rss_per_connection_bytes\":%.0f,\"cpu_percent\":%.1f},",
+      o.server_pid, static_cast<unsigned long long>(srv0.rss_kib),
+      static_cast<unsigned long long>(srv_connected.rss_kib),
+      static_cast<unsigned long long>(srv_held.rss_kib),
+      static_cast<unsigned long long>(srv_loaded.rss_kib), static_cast<unsigned long long>(rss_max),
+      static_cast<unsigned long long>(srv_end.rss_kib), rss_per_conn, cpu_percent(srv0, srv_end));
+  j += format("\"bench_cpu_percent\":%.1f,", cpu_percent(self0, self_end));
+  j += "\"steps\":[";
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    auto& s = steps[i];
+    if (i) j += ",";
+    j +=
+        format("{\"offered_rate\":%.1f,\"seconds\":%.3f,\"sent\":%llu,\"acked\":%llu,"
+               "\"missed\":%llu,\"acked_per_s\":%.1f,\"deliveries\":%llu,\"deliveries_per_s\":%.1f,"
+               "\"server_cpu_percent\":%.1f,\"bench_cpu_percent\":%.1f,\"server_rss_kib\":%llu,",
+               s.offered_rate, s.seconds, static_cast<unsigned long long>(s.sent),
+               static_cast<unsigned long long>(s.acked), static_cast<unsigned long long>(s.missed),
+               s.acked_per_s(), static_cast<unsigned long long>(s.deliveries), s.deliveries_per_s(),
+               s.server_cpu, s.bench_cpu, static_cast<unsigned long long>(s.server_rss_kib));
+    j += "\"latency_ms\":" + latency_json(s.latency) +
+         ",\"http_latency_ms\":" + latency_json(s.http) + "}";
+  }
+  j += format("],\"best_step\":%d,", best);
+  j += format(
+      "\"totals\":{\"inserts_sent\":%llu,\"inserts_acked\":%llu,\"http_ok\":%llu,"
+      "\"deliveries\":%llu,\"slow_deliveries\":%llu,\"expected_deliveries\":%llu,"
+      "\"healthy_subscribers\":%llu,\"consistent\":%s,\"bytes_in\":%llu,",
+      static_cast<unsigned long long>(t.http_sent), static_cast<unsigned long long>(t.http_ok),
+      static_cast<unsigned long long>(t.http_ok), static_cast<unsigned long long>(t.deliveries),
+      static_cast<unsigned long long>(t.slow_deliveries), static_cast<unsigned long long>(expected),
+      static_cast<unsigned long long>(healthy), consistent ? "true" : "false",
+      static_cast<unsigned long long>(t.bytes_in));
+  j += "\"latency_ms\":" + latency_json(lat_all) +
+       ",\"http_latency_ms\":" + latency_json(http_all) + "},";
+  j += format("\"errors\":{\"total\":%llu,\"connect_failed\":%llu,\"handshake_rejected\":%llu,"
+              "\"writer_connect_failed\":%llu,\"http_errors\":%llu,\"http_missed\":%llu,"
+              "\"protocol\":%llu,\"unexpected_closes\":%llu},",
+              static_cast<unsigned long long>(errors),
+              static_cast<unsigned long long>(t.subs_failed),
+              static_cast<unsigned long long>(t.handshake_rejected),
+              static_cast<unsigned long long>(t.http_failed),
+              static_cast<unsigned long long>(t.http_errors),
+              static_cast<unsigned long long>(t.http_missed),
+              static_cast<unsigned long long>(t.protocol_errors),
+              static_cast<unsigned long long>(t.unexpected_closes));
+  j += "\"close_codes\":" + codes_json(t.close_codes) +
+       ",\"slow_close_codes\":" + codes_json(t.slow_close_codes) + ",";
+  auto m = [&](const std::string& text, const char* name) {
+    double v = metric(text, name);
+    return v < 0 ? std::string("null") : format("%.0f", v);
+  };
+  j += "\"server_metrics\":{\"upstream_feeds_connected\":" +
+       m(metrics_connected, "rheo_upstream_feeds") +
+       ",\"subscriptions_connected\":" + m(metrics_connected, "rheo_subscriptions") +
+       ",\"sessions_open_connected\":" + m(metrics_connected, "rheo_sessions_open") +
+       ",\"events_received\":" + m(metrics_after, "rheo_events_received_total") +
+       ",\"frames_sent\":" + m(metrics_after, "rheo_frames_sent_total") +
+       ",\"slow_consumer_closes\":" + m(metrics_after, "rheo_slow_consumer_closes_total") +
+       ",\"stage_errors\":" + m(metrics_after, "rheo_stage_errors_total") + "}";
+  j += "}\n";
+
+  // Markdown row: label | subscribers | best throughput | latency of that step | CPU | RSS.
+  std::string row;
+  {
+    const step_result* s = best >= 0 ? &steps[best] : (steps.empty() ? nullptr : &steps.back());
+    const histogram_snapshot& h = s ? (http_mode ? s->http : s->latency) : lat_all;
+    row = format(
+        "| %s | %u | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.0f | "
+        "%llu |\n",
+        o.label.c_str(), o.subscribers + o.slow_subscribers, http_mode ? "req/s" : "deliveries/s",
+        s ? (http_mode ? s->acked_per_s() : s->deliveries_per_s()) : 0.0,
+        s ? s->acked_per_s() : 0.0, ms(h.quantile(0.5)), ms(h.quantile(0.99)),
+        ms(h.quantile(0.999)), ms(h.max), s ? s->server_cpu : 0.0,
+        static_cast<double>(rss_max) / 1024.0,
+        connect_seconds > 0 ? static_cast<double>(t.subs_open) / connect_seconds : 0.0,
+        static_cast<unsigned long long>(errors));
+  }
+  std::fputs(j.c_str(), stdout);
+  if (!o.out.empty()) {
+    write_file(o.out + ".json", j);
+    write_file(
+        o.out + ".md",
+        "| run | conns | unit | throughput | writes/s | p50 ms | p99 ms | p99.9 ms | max ms | "
+        "server CPU | server RSS max MiB | connects/s | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" +
+            row);
+    write_file(o.out + ".svg", svg_plot(o, steps, http_mode));
+  }
+  return 0;
+}
+
+} // namespace
+} // namespace bench
+
+int main(int argc, char** argv) {
+  try {
+    return bench::run(bench::parse_options(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rheo-bench: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
+#   bench/run.sh S1 [S2 ... S6]
+# Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
+# Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
+# OUT (results directory, default bench/results), THREADS (rheo-bench worker threads).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+RHEO=${RHEO:-$here/../build-bench/rheo}
+BENCH=${BENCH:-$here/../build-bench/bench/rheo-bench}
+OUT=${OUT:-$here/results}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$OUT"
+
+server_pid=
+datadir=
+start_server() {
+  datadir=$(mktemp -d /tmp/rheo-bench-data.XXXXXX)
+  "$RHEO" --port 0 --data-dir "$datadir/db" "$@" >"$datadir/server.out" 2>"$datadir/server.err" &
+  server_pid=$!
+  port=
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's|^rheo listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$datadir/server.out" | head -1)
+    [ -n "$port" ] && return 0
+    sleep 0.1
+  done
+  echo "run.sh: server did not start" >&2
+  cat "$datadir/server.out" "$datadir/server.err" >&2
+  exit 1
+}
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+  rm -rf "$datadir"
+}
+trap stop_server EXIT
+
+bench() { # label run extra-args...
+  local label=$1 run=$2
+  shift 2
+  echo "run.sh: $label run $run: rheo-bench $*" >&2
+  echo "$(date -u +%FT%TZ) $(cut -d" " -f1-3 /proc/loadavg)" >"$OUT/$label-$run.load"
+  "$BENCH" --port "$port" --server-pid "$server_pid" --threads "$THREADS" --label "$label" \
+    --out "$OUT/$label-$run" "$@" >/dev/null
+}
+
+# One function per scenario; each runs once and leaves $OUT/<label>-<run>.{json,md,svg}.
+S1() { # broadcast: 10,000 clients, one writer, rising rate (5 s steps instead of 30 s)
+  start_server --durability normal
+  bench S1 "$1" --setup --subscribers 10000 --http-conns 1 --pipeline 64 --doc-bytes 100 \
+    --rate 1 --rate-mult 1.6 --steps 9 --step-seconds 5 --stop-p99-ms 1000 --p99-limit-ms 50
+  stop_server
+}
+S2() { # latency: 1,000 clients, 200 inserts/s (20 s), then 20 inserts/s
+  start_server --durability normal
+  bench S2 "$1" --setup --subscribers 1000 --http-conns 1 --rate 200 --step-seconds 20
+  stop_server
+  # The same at a rate this machine sustains, for the latency where the server keeps up.
+  start_server --durability normal
+  bench S2-20 "$1" --setup --subscribers 1000 --http-conns 1 --rate 20 --step-seconds 20
+  stop_server
+}
+S3() { # idle connections: 15,000 (fd hard limit 20,000 per process), held 5 s
+  start_server --durability normal
+  bench S3 "$1" --setup --subscribers 15000 --http-conns 0 --hold-seconds 5 \
+    --connect-concurrency 2000
+  stop_server
+}
+S4() { # per-user streams: 10,000 distinct avars, each event matches 1 % (100 clients)
+  start_server --durability normal
+  bench S4 "$1" --setup --per-user --user-window 100 --subscribers 10000 --http-conns 1 \
+    --pipeline 64 --rate 5 --rate-mult 2 --steps 5 --step-seconds 5 --stop-p99-ms 1000
+  stop_server
+}
+S5() { # REST, 64 connections: POST durable (--durability full, the default), POST with
+  # --durability normal, then GET on the collection those filled
+  start_server
+  bench S5-POST "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
+    --rate 0 --step-seconds 10
+  stop_server
+  start_server --durability normal
+  bench S5-POST-normal "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
+    --rate 0 --step-seconds 10
+  bench S5-GET "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
+    --http-path '/bench?filter=%7B%22t%22%3A%7B%22%24gt%22%3A0%7D%7D&pagesize=10' \
+    --rate 0 --step-seconds 10
+  stop_server
+}
+S6() { # slow consumers: 1,000 healthy clients without, then with, 100 clients that never read
+  # (4 KiB SO_RCVBUF), 35 s each. 20 inserts/s of 8 KB documents (not 200/s of 100 B, which
+  # saturates the server here, see S2): each slow socket must first fill its 4 MiB kernel send
+  # buffer before rheo's own queue (limit 256 KiB) grows. Pings every 120 s, so the pong
+  # timeout does not close the slow clients before the queue limit does.
+  local server_args=(--durability normal --ws-queue-limit-bytes 262144 --ws-ping-interval-ms 120000)
+  start_server "${server_args[@]}"
+  bench S6-base "$1" --setup --subscribers 1000 --http-conns 1 --rate 20 --doc-bytes 8000 \
+    --step-seconds 35
+  stop_server
+  start_server "${server_args[@]}"
+  bench S6 "$1" --setup --subscribers 1000 --slow-subscribers 100 --slow-rcvbuf 4096 \
+    --http-conns 1 --rate 20 --doc-bytes 8000 --step-seconds 35 --slow-drain-seconds 5
+  stop_server
+}
+
+for s in "$@"; do
+  case $s in S1 | S2 | S3 | S4 | S5 | S6) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S6]" >&2
+    exit 2
+    ;;
+  esac
+  for run in $(seq 1 "$RUNS"); do "$s" "$run"; done
+  python3 "$here/summarize.py" "$OUT" "$s"
+done

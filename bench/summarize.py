@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Medians over the runs of one scenario: summarize.py RESULTS_DIR S1 -> RESULTS_DIR/S1-summary.md"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+
+def figures(r):
+    """The figures of one run: the best held step (or the last step), plus connection figures."""
+    steps = r["steps"]
+    best = r["best_step"]
+    s = steps[best] if best >= 0 else (steps[-1] if steps else None)
+    http = r["subscribers"] == 0
+    f = {}
+    if s:
+        lat = s["http_latency_ms"] if http else s["latency_ms"]
+        f["throughput/s"] = s["acked_per_s"] if http else s["deliveries_per_s"]
+        f["writes/s"] = s["acked_per_s"]
+        if r["per_user"]:
+            f["evaluations/s"] = s["acked_per_s"] * r["subscribers"]
+        for q in ("p50", "p90", "p99", "p999", "max"):
+            f[q + " ms"] = lat[q]
+        f["server CPU %"] = s["server_cpu_percent"]
+        f["bench CPU %"] = s["bench_cpu_percent"]
+        f["held step"] = best
+        if len(steps) > 1:
+            key = "acked_per_s" if http else "deliveries_per_s"
+            f["peak throughput/s"] = max(x[key] for x in steps)
+            f["first step p50 ms"] = (steps[0]["http_latency_ms"] if http else steps[0]["latency_ms"])["p50"]
+            f["first step p99 ms"] = (steps[0]["http_latency_ms"] if http else steps[0]["latency_ms"])["p99"]
+    f["server RSS max MiB"] = r["server"]["rss_max_kib"] / 1024
+    if r["subscribers"]:
+        f["connects/s"] = r["connect"]["per_second"]
+        f["RSS/conn B"] = r["server"]["rss_per_connection_bytes"]
+        f["close all s"] = r["close_all_seconds"]
+    f["errors"] = r["errors"]["total"]
+    return f
+
+
+def main():
+    out, scenario = sys.argv[1], sys.argv[2]
+    files = sorted(glob.glob(os.path.join(out, scenario + "*-[0-9]*.json")))
+    by_label = {}
+    for path in files:
+        label = re.sub(r"-\d+\.json$", "", os.path.basename(path))
+        by_label.setdefault(label, []).append(json.load(open(path)))
+    lines = []
+    for label, runs in sorted(by_label.items()):
+        per_run = [figures(r) for r in runs]
+        keys = [k for k in per_run[0] if all(k in f for f in per_run)]
+        lines.append(f"### {label} ({len(runs)} runs; median, then each run)\n")
+        lines.append("| figure | median | runs |")
+        lines.append("|---|---|---|")
+        for k in keys:
+            vals = [f[k] for f in per_run]
+            med = statistics.median(vals)
+            lines.append(f"| {k} | {med:.6g} | {', '.join(f'{v:.4g}' for v in vals)} |")
+        extra = runs[-1]
+        lines.append("")
+        lines.append("close codes (last run): " + json.dumps(extra["close_codes"]) +
+                     ", slow clients: " + json.dumps(extra["slow_close_codes"]) +
+                     ", server metrics: " + json.dumps(extra["server_metrics"]) +
+                     ", consistent: " + ", ".join(str(r["totals"]["consistent"]) for r in runs))
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out, scenario + "-summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+// The MongoDB store: the store interface on a MongoDB replica set or sharded cluster through
+// mongo-c-driver (a mongoc_client_pool_t; every call pops a client and pushes it back).
+//
+// Layout, as RESTHeart keeps it, so rheo can serve an existing RESTHeart database:
+// documents live in the MongoDB collection of the same name; collection metadata lives in
+// the database's `_properties` collection as {_id: "_properties.<coll>", <metadata>...,
+// _etag: ObjectId}. A collection exists when it has a `_properties` document or appears in
+// listCollections. A collection without a `_properties` document (created by a POST, or
+// outside rheo) has empty metadata and the ETag 000000000000000000000000 until its metadata
+// is written.
+//
+// Queries run server-side with the request's own filter/sort/keys objects (find_query's
+// *_doc fields); a find_query without them (a non-REST caller) is filtered with the
+// compiled matcher in rheo. PATCH sends the compiled update operators as a MongoDB update
+// document (plus $set of a fresh _etag); If-Match becomes an `_etag` condition in the
+// filter (412 when the document exists with another etag).
+//
+// Change feeds: one MongoDB change stream (mongoc_collection_watch, fullDocument:
+// "updateLookup") per feed, holding one pooled client for its lifetime. The position after
+// the last delivered event is kept: errors the driver classifies as resumable are resumed
+// by the driver; after any other error, or a lost connection, the feed re-opens the stream
+// with `resumeAfter` that position, backing off exponentially (100 ms doubling to 5 s),
+// until it succeeds or the feed is cancelled. next() throws feed_lost with
+// "history lost: ..." on ChangeStreamHistoryLost (286) or a resume token the server no
+// longer knows, and with "invalidated: ..." after delivering an `invalidate` event.
+// MongoDB change streams do not show metadata changes: put_collection/patch_collection
+// made through this store push a rheo-internal "meta" event (fullDocument = the new
+// metadata, as the embedded store logs it) into the live feeds of that collection in this
+// process, so sessions whose stream definition changed are closed; changes made by other
+// processes are not seen.
+//
+// Errors: 409 on duplicate key (11000); 400 for update/query errors the server rejects
+// (type mismatch, conflicting paths...); 503 when no MongoDB server is reachable; other
+// server errors are 500 with the server's message.
+//
+// Thread-safety: the store is safe to use from any number of threads (store.hpp); feeds
+// as in store.hpp (next() from one thread at a time, cancel() from any thread).
+#pragma once
+
+#include "storage/store.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace rheo {
+
+struct mongo_store_options {
+  /// Longest a change-stream getMore waits for events on the server (maxAwaitTimeMS); it
+  /// also bounds how long cancel() may take to be noticed.
+  std::chrono::milliseconds max_await{1000};
+  /// Re-open backoff after a failed change stream: starts here, doubles, capped at max.
+  std::chrono::milliseconds backoff_min{100};
+  std::chrono::milliseconds backoff_max{5000};
+  /// serverSelectionTimeoutMS used when the URI does not set one.
+  std::chrono::milliseconds server_selection_timeout{5000};
+};
+
+/// Connects to `uri` (a MongoDB connection string) and checks that the deployment is
+/// reachable (`hello`, falling back to `isMaster`) and supports change streams (a replica
+/// set member reporting `setName`, or a mongos reporting `msg: "isdbgrid"`). Throws
+/// std::runtime_error with one clear line otherwise.
+std::unique_ptr<store> open_mongo_store(const std::string& uri,
+                                        const mongo_store_options& options = {});
+
+} // namespace rheo

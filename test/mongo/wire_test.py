@@ -1,0 +1,519 @@
+"""Wire-level tests of rheo's MongoDB backend: rheo runs with --mongo-uri against a
+scripted replica-set primary (mockupdb), and each test asserts the commands rheo sends
+and the HTTP/WebSocket results.
+
+usage: wire_test.py <path to rheo>   (RHEO_TEST_ONLY=<substring> runs a subset)
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bson import ObjectId  # noqa: E402
+from bson.son import SON  # noqa: E402
+from harness import (TIMEOUT, Primary, Rheo, WsClient, change, cursor_reply,  # noqa: E402
+                     free_port, in_background, run_tests, token)
+
+RHEO = sys.argv[1] if len(sys.argv) > 1 else "build/rheo"
+
+PROPS_NS = "rheo._properties"
+MSG_NS = "rheo.messages"
+STREAMS = [SON([("uri", "all"), ("stages", [])])]
+
+
+def props_doc(etag, streams=STREAMS):
+    return SON([("_id", "_properties.messages"), ("streams", streams), ("_etag", etag)])
+
+
+def expect_props_read(mock, docs):
+    """rheo reads the collection's _properties document; answers with `docs`."""
+    r = mock.receive("find")
+    assert r.doc["find"] == "_properties", r.doc
+    assert r.doc["filter"] == {"_id": "_properties.messages"}, r.doc
+    cursor_reply(r, docs, PROPS_NS)
+
+
+def expect_list_collections(mock, names, name_filter="messages"):
+    r = mock.receive("listCollections")
+    assert r.doc.get("nameOnly") is True, r.doc
+    if name_filter is not None:
+        assert r.doc["filter"] == {"name": name_filter}, r.doc
+    cursor_reply(r, [SON([("name", n), ("type", "collection")]) for n in names],
+                 "rheo.$cmd.listCollections")
+
+
+def with_rheo(fn):
+    """Runs fn(mock, rheo) with a fresh primary and rheo; prints rheo's log on failure."""
+    mock = Primary()
+    rheo = None
+    try:
+        rheo = Rheo(RHEO, mock.uri)
+        fn(mock, rheo)
+    except BaseException:
+        if rheo:
+            print(rheo.stderr(), file=sys.stderr)
+        raise
+    finally:
+        # The primary first: a feed thread blocked in an unanswered getMore then fails
+        # promptly and rheo shuts down without waiting for socket timeouts.
+        mock.stop()
+        if rheo:
+            rheo.stop()
+
+
+# ---- startup ----
+
+
+def test_startup_refuses_a_standalone_server():
+    mock = Primary(standalone=True)
+    try:
+        uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000" % mock.port
+        r = subprocess.run([RHEO, "--mongo-uri", uri, "--port", "0"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        assert r.returncode == 2, (r.returncode, r.stderr)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("rheo: ")]
+        assert len(lines) == 1 and "standalone" in lines[0] and "replica set" in lines[0], \
+            r.stderr
+    finally:
+        mock.stop()
+
+
+def test_startup_reports_an_unreachable_server():
+    uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=1000" % free_port()
+    r = subprocess.run([RHEO, "--mongo-uri", uri, "--port", "0"], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "rheo: cannot connect to MongoDB at 127.0.0.1:" in r.stderr, r.stderr
+
+
+def test_startup_reports_a_malformed_uri():
+    r = subprocess.run([RHEO, "--mongo-uri", "mongodb://", "--port", "0"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 2 and "rheo: invalid --mongo-uri" in r.stderr, r.stderr
+
+
+# ---- REST ----
+
+
+def test_get_sends_find_with_filter_sort_skip_limit_and_projection():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET",
+                             "/messages?filter={from:'a'}&sort={timestamp:-1}&page=2"
+                             "&pagesize=2&keys={message:1}")
+        r = mock.receive("find")
+        assert r.doc["find"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        assert r.doc["filter"] == {"from": "a"}, r.doc
+        assert list(r.doc["sort"].items()) == [("timestamp", -1)], r.doc
+        assert r.doc["skip"] == 2 and r.doc["limit"] == 2, r.doc
+        assert r.doc["projection"] == {"message": 1}, r.doc
+        cursor_reply(r, [SON([("_id", 1), ("message", "x")]),
+                         SON([("_id", 2), ("message", "y")])], MSG_NS)
+        status, _, body = call()
+        assert status == 200 and body == '[{"_id":1,"message":"x"},{"_id":2,"message":"y"}]', \
+            (status, body)
+
+        # Defaults: newest first, 100 per page; no documents and no collection -> 404.
+        call = in_background(rheo.request, "GET", "/messages")
+        r = mock.receive("find")
+        assert r.doc["filter"] == {} and list(r.doc["sort"].items()) == [("_id", -1)], r.doc
+        assert r.doc["limit"] == 100 and "skip" not in r.doc, r.doc
+        assert "projection" not in r.doc, r.doc
+        cursor_reply(r, [], MSG_NS)
+        expect_props_read(mock, [])
+        expect_list_collections(mock, [])
+        status, _, body = call()
+        assert status == 404 and "does not exist" in body, (status, body)
+
+    with_rheo(run)
+
+
+def test_size_counts_with_the_filter():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET", "/messages/_size?filter={from:'a'}")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        r = mock.receive("aggregate")
+        assert r.doc["aggregate"] == "messages", r.doc
+        assert r.doc["pipeline"][0] == {"$match": {"from": "a"}}, r.doc
+        assert "$group" in r.doc["pipeline"][-1], r.doc
+        cursor_reply(r, [SON([("_id", 1), ("n", 3)])], MSG_NS)
+        status, _, body = call()
+        assert status == 200 and body == '{"_size":3}', (status, body)
+
+    with_rheo(run)
+
+
+def test_document_writes_send_insert_update_and_delete():
+    def run(mock, rheo):
+        # POST: insert with a generated ObjectId _id (first) and an _etag.
+        call = in_background(rheo.request, "POST", "/messages", {"message": "hi", "from": "a"})
+        r = mock.receive("insert")
+        assert r.doc["insert"] == "messages", r.doc
+        doc = r.doc["documents"][0]
+        assert list(doc.keys())[0] == "_id" and isinstance(doc["_id"], ObjectId), doc
+        assert doc["message"] == "hi" and doc["from"] == "a", doc
+        assert isinstance(doc["_etag"], ObjectId), doc
+        r.replies(ok=1, n=1)
+        status, headers, _ = call()
+        assert status == 201, status
+        assert headers["Location"] == "/messages/" + str(doc["_id"]), headers
+        assert headers["ETag"] == str(doc["_etag"]), headers
+
+        # POST with an existing _id: E11000 -> 409.
+        call = in_background(rheo.request, "POST", "/messages", {"_id": "x", "message": "m"})
+        r = mock.receive("insert")
+        assert r.doc["documents"][0]["_id"] == "x", r.doc
+        r.replies(ok=1, n=0, writeErrors=[{"index": 0, "code": 11000,
+                                           "errmsg": "E11000 duplicate key error"}])
+        status, _, body = call()
+        assert status == 409, (status, body)
+
+        # PUT: replace, no upsert; the body gets _id first and a fresh _etag.
+        call = in_background(rheo.request, "PUT", "/messages/x", {"message": "new"})
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "x"} and not u.get("upsert", False), u
+        assert list(u["u"].keys()) == ["_id", "message", "_etag"] and u["u"]["_id"] == "x", u
+        r.replies(ok=1, n=1, nModified=1)
+        status, headers, _ = call()
+        assert status == 200 and headers["ETag"] == str(u["u"]["_etag"]), (status, headers)
+
+        # PUT ?wm=upsert of a new document: upsert flag, 201.
+        call = in_background(rheo.request, "PUT", "/messages/y?wm=upsert", {"message": "n"})
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "y"} and u["upsert"] is True, u
+        r.replies(ok=1, n=1, nModified=0, upserted=[{"index": 0, "_id": "y"}])
+        status, _, _ = call()
+        assert status == 201, status
+
+        # PATCH with If-Match: operators as an update document, the etag in the filter;
+        # no match but the document exists -> 412.
+        etag = ObjectId()
+        call = in_background(rheo.request, "PATCH", "/messages/x",
+                             {"$inc": {"n": 1}, "a": 2}, {"If-Match": str(etag)})
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "x", "_etag": etag} and not u.get("upsert", False), u
+        assert u["u"]["$inc"] == {"n": 1}, u
+        assert u["u"]["$set"]["a"] == 2 and isinstance(u["u"]["$set"]["_etag"], ObjectId), u
+        r.replies(ok=1, n=0, nModified=0)
+        r = mock.receive("find")
+        assert r.doc["find"] == "messages" and r.doc["filter"] == {"_id": "x"}, r.doc
+        cursor_reply(r, [SON([("_id", "x"), ("_etag", ObjectId())])], MSG_NS)
+        status, _, body = call()
+        assert status == 412, (status, body)
+
+        # PATCH ?wm=upsert: the upsert flag.
+        call = in_background(rheo.request, "PATCH", "/messages/z?wm=upsert", {"a": 1})
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "z"} and u["upsert"] is True, u
+        assert u["u"]["$set"]["a"] == 1, u
+        r.replies(ok=1, n=1, nModified=0, upserted=[{"index": 0, "_id": "z"}])
+        status, _, _ = call()
+        assert status == 201, status
+
+        # GET one document.
+        call = in_background(rheo.request, "GET", "/messages/x")
+        r = mock.receive("find")
+        assert r.doc["filter"] == {"_id": "x"} and r.doc["limit"] == 1, r.doc
+        etag = ObjectId()
+        cursor_reply(r, [SON([("_id", "x"), ("message", "new"), ("_etag", etag)])], MSG_NS)
+        status, headers, body = call()
+        assert status == 200 and headers["ETag"] == str(etag), (status, headers)
+        assert '"message":"new"' in body, body
+
+        # DELETE: delete one; absent -> 404 (after checking the collection exists).
+        call = in_background(rheo.request, "DELETE", "/messages/x")
+        r = mock.receive("delete")
+        d = r.doc["deletes"][0]
+        assert d["q"] == {"_id": "x"} and d["limit"] == 1, d
+        r.replies(ok=1, n=1)
+        status, _, _ = call()
+        assert status == 204, status
+        call = in_background(rheo.request, "DELETE", "/messages/gone")
+        r = mock.receive("delete")
+        r.replies(ok=1, n=0)
+        expect_props_read(mock, [props_doc(ObjectId())])
+        status, _, body = call()
+        assert status == 404 and "document" in body, (status, body)
+
+    with_rheo(run)
+
+
+def test_collection_metadata_lives_in_properties():
+    def run(mock, rheo):
+        # PUT /messages on a new collection: create + upsert of _properties.messages.
+        call = in_background(rheo.request, "PUT", "/messages",
+                             {"streams": [{"uri": "all", "stages": []}]})
+        expect_props_read(mock, [])
+        expect_list_collections(mock, [])
+        r = mock.receive("create")
+        assert r.doc["create"] == "messages", r.doc
+        r.replies(ok=1)
+        r = mock.receive("update")
+        assert r.doc["update"] == "_properties", r.doc
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "_properties.messages"} and u["upsert"] is True, u
+        assert u["u"]["_id"] == "_properties.messages", u
+        assert u["u"]["streams"] == [{"uri": "all", "stages": []}], u
+        etag = u["u"]["_etag"]
+        assert isinstance(etag, ObjectId), u
+        r.replies(ok=1, n=1, nModified=0, upserted=[{"index": 0, "_id": "_properties.messages"}])
+        expect_props_read(mock, [props_doc(etag)])
+        status, headers, _ = call()
+        assert status == 201 and headers["ETag"] == str(etag), (status, headers)
+
+        # GET /messages/_meta.
+        call = in_background(rheo.request, "GET", "/messages/_meta")
+        expect_props_read(mock, [props_doc(etag)])
+        status, _, body = call()
+        assert status == 200 and '"streams"' in body and str(etag) in body, (status, body)
+
+        # PATCH with the wrong If-Match: 412 without writing.
+        call = in_background(rheo.request, "PATCH", "/messages", {"x": 1},
+                             {"If-Match": str(ObjectId())})
+        expect_props_read(mock, [props_doc(etag)])
+        expect_props_read(mock, [props_doc(etag)])
+        status, _, _ = call()
+        assert status == 412, status
+
+        # DELETE with the right If-Match: drop + delete of the _properties document.
+        call = in_background(rheo.request, "DELETE", "/messages", None, {"If-Match": str(etag)})
+        expect_props_read(mock, [props_doc(etag)])
+        expect_props_read(mock, [props_doc(etag)])
+        r = mock.receive("drop")
+        assert r.doc["drop"] == "messages", r.doc
+        r.replies(ok=1)
+        r = mock.receive("delete")
+        assert r.doc["delete"] == "_properties", r.doc
+        assert r.doc["deletes"][0]["q"] == {"_id": "_properties.messages"}, r.doc
+        r.replies(ok=1, n=1)
+        status, _, _ = call()
+        assert status == 204, status
+
+        # GET /: listCollections (without system.* and _properties) + _properties ids.
+        call = in_background(rheo.request, "GET", "/")
+        expect_list_collections(mock, ["messages", "_properties", "system.views", "b"], None)
+        r = mock.receive("find")
+        assert r.doc["find"] == "_properties", r.doc
+        cursor_reply(r, [SON([("_id", "_properties.c")])], PROPS_NS)
+        status, _, body = call()
+        assert status == 200 and body == '["b","c","messages"]', (status, body)
+
+    with_rheo(run)
+
+
+# ---- change streams ----
+
+
+def open_stream(mock, rheo, cursor_id=42):
+    """Connects a WebSocket to /messages/_streams/all and answers the stream's opening;
+    returns the client and the change-stream aggregate command."""
+    connect = in_background(WsClient, rheo.port, "/messages/_streams/all")
+    expect_props_read(mock, [props_doc(ObjectId())])
+    r = mock.receive("aggregate")
+    assert r.doc["aggregate"] == "messages", r.doc
+    stage = r.doc["pipeline"][0]["$changeStream"]
+    assert stage["fullDocument"] == "updateLookup", r.doc
+    cursor_reply(r, [], MSG_NS, cursor_id)
+    return connect(), stage
+
+
+def serve_getmore(mock, cursor_id, batch):
+    r = mock.receive("getMore")
+    assert r.doc["getMore"] == cursor_id and r.doc["collection"] == "messages", r.doc
+    assert r.doc["maxTimeMS"] == 1000, r.doc  # maxAwaitTimeMS
+    cursor_reply(r, batch, MSG_NS, cursor_id, first=False)
+
+
+def test_stream_delivers_events_and_resumes_after_errors():
+    def run(mock, rheo):
+        ws, stage = open_stream(mock, rheo)
+        assert "resumeAfter" not in stage, stage
+
+        # insert and update, mapped to the WebSocket message shape.
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 7), ("m", "a")]), 7)])
+        ev = ws.event()
+        assert ev == {"_id": {"_data": token(1)}, "operationType": "insert",
+                      "fullDocument": {"_id": 7, "m": "a"}, "documentKey": {"_id": 7}}, ev
+        serve_getmore(mock, 42, [change(2, "update", SON([("_id", 7), ("m", "b")]), 7,
+                                        SON([("updatedFields", {"m": "b"}),
+                                             ("removedFields", ["x"])]))])
+        ev = ws.event()
+        assert ev["operationType"] == "update" and ev["fullDocument"]["m"] == "b", ev
+        assert ev["updateDescription"] == {"updatedFields": {"m": "b"},
+                                           "removedFields": ["x"]}, ev
+
+        # A resumable error (labelled so, as servers >= 4.4 do): the driver resumes with
+        # the last event's token.
+        r = mock.receive("getMore")
+        r.replies(ok=0, code=6, codeName="HostUnreachable", errmsg="host unreachable",
+                  errorLabels=["ResumableChangeStreamError"])
+        r = mock.receive("aggregate")
+        resumed = r.doc["pipeline"][0]["$changeStream"]
+        assert resumed["resumeAfter"] == {"_data": token(2)}, r.doc
+        assert resumed["fullDocument"] == "updateLookup", r.doc
+        cursor_reply(r, [change(3, "delete", key=7)], MSG_NS, 43)
+        ev = ws.event()
+        assert ev == {"_id": {"_data": token(3)}, "operationType": "delete",
+                      "documentKey": {"_id": 7}}, ev
+
+        # A non-resumable error: rheo re-opens the stream after the last delivered event.
+        r = mock.receive("getMore")
+        assert r.doc["getMore"] == 43, r.doc
+        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
+        r = mock.receive("aggregate")
+        reopened = r.doc["pipeline"][0]["$changeStream"]
+        assert reopened["resumeAfter"] == {"_data": token(3)}, r.doc
+        assert reopened["fullDocument"] == "updateLookup", r.doc
+        cursor_reply(r, [], MSG_NS, 44)
+        serve_getmore(mock, 44, [change(4, "insert", SON([("_id", 8)]), 8)])
+        ev = ws.event()
+        assert ev["_id"] == {"_data": token(4)} and ev["documentKey"] == {"_id": 8}, ev
+        ws.close()
+
+    with_rheo(run)
+
+
+def test_reopen_backs_off_exponentially():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 1)]), 1)])
+        ws.event()
+        r = mock.receive("getMore")
+        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
+        failed_at = time.time()
+        gaps = []
+        for attempt in range(3):
+            r = mock.receive("aggregate")
+            gaps.append(time.time() - failed_at)
+            assert r.doc["pipeline"][0]["$changeStream"]["resumeAfter"] == {"_data": token(1)}
+            r.replies(ok=0, code=96, errmsg="still failing")
+            failed_at = time.time()
+        # 100 ms, 200 ms, 400 ms (lower bounds only: a loaded machine may be slower).
+        for gap, least in zip(gaps, (0.1, 0.2, 0.4)):
+            assert gap >= least * 0.9, gaps
+        r = mock.receive("aggregate")
+        assert time.time() - failed_at >= 0.8 * 0.9, "backoff did not keep doubling"
+        cursor_reply(r, [change(2, "insert", SON([("_id", 2)]), 2)], MSG_NS, 50)
+        assert ws.event()["_id"] == {"_data": token(2)}
+
+    with_rheo(run)
+
+
+def test_history_lost_closes_sessions():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 1)]), 1)])
+        assert ws.event()["_id"] == {"_data": token(1)}
+        r = mock.receive("getMore")
+        # As a server sends it: labelled non-resumable, so the driver does not retry.
+        r.replies(ok=0, code=286, codeName="ChangeStreamHistoryLost",
+                  errmsg="Resume of change stream was not possible, as the resume point may "
+                         "no longer be in the oplog.",
+                  errorLabels=["NonResumableChangeStreamError"])
+        code, reason = ws.close_frame()
+        assert code == 1011 and reason.startswith("change feed ended: history lost"), \
+            (code, reason)
+
+    with_rheo(run)
+
+
+def test_history_lost_on_reopen_closes_sessions():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 1)]), 1)])
+        ws.event()
+        r = mock.receive("getMore")
+        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
+        r = mock.receive("aggregate")
+        assert r.doc["pipeline"][0]["$changeStream"]["resumeAfter"] == {"_data": token(1)}
+        r.replies(ok=0, code=286, codeName="ChangeStreamHistoryLost", errmsg="history lost")
+        code, reason = ws.close_frame()
+        assert code == 1011 and reason.startswith("change feed ended: history lost"), \
+            (code, reason)
+
+    with_rheo(run)
+
+
+def test_invalidate_closes_sessions():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        serve_getmore(mock, 42, [change(1, "drop"), change(2, "invalidate")])
+        assert ws.event()["operationType"] == "drop"
+        assert ws.event()["operationType"] == "invalidate"
+        code, reason = ws.close_frame()
+        assert code == 1000 and reason == "collection dropped", (code, reason)
+
+    with_rheo(run)
+
+
+def test_stream_resumes_when_the_primary_comes_back():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 1)]), 1)])
+        assert ws.event()["_id"] == {"_data": token(1)}
+        mock.receive("getMore")  # left unanswered: the primary goes away
+        port = mock.port
+        mock.stop()
+        back = Primary(port=port)
+        try:
+            r = back.receive("aggregate", timeout=30)
+            stage = r.doc["pipeline"][0]["$changeStream"]
+            assert stage["resumeAfter"] == {"_data": token(1)}, r.doc
+            assert stage["fullDocument"] == "updateLookup", r.doc
+            cursor_reply(r, [change(2, "insert", SON([("_id", 2)]), 2)], MSG_NS, 77)
+            ev = ws.event()
+            assert ev["_id"] == {"_data": token(2)}, ev
+            serve_getmore(back, 77, [change(3, "insert", SON([("_id", 3)]), 3)])
+            assert ws.event()["_id"] == {"_data": token(3)}
+        finally:
+            back.stop()
+
+    with_rheo(run)
+
+
+def test_metadata_change_through_rheo_closes_sessions():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        mock.idle_cursor = 42
+        etag = ObjectId()
+        call = in_background(rheo.request, "PATCH", "/messages",
+                             {"streams": [{"uri": "all", "stages": [
+                                 {"_$match": {"operationType": "delete"}}]}]})
+        expect_props_read(mock, [props_doc(etag)])  # validation of the merged metadata
+        expect_props_read(mock, [props_doc(etag)])  # the store's read
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "_properties.messages", "_etag": etag}, u
+        r.replies(ok=1, n=1, nModified=1)
+        expect_props_read(mock, [props_doc(u["u"]["_etag"], u["u"]["streams"])])
+        status, _, _ = call()
+        assert status == 200, status
+        code, reason = ws.close_frame()
+        assert code == 1000 and reason == "stream definition changed", (code, reason)
+
+    with_rheo(run)
+
+
+if __name__ == "__main__":
+    run_tests([
+        test_startup_refuses_a_standalone_server,
+        test_startup_reports_an_unreachable_server,
+        test_startup_reports_a_malformed_uri,
+        test_get_sends_find_with_filter_sort_skip_limit_and_projection,
+        test_size_counts_with_the_filter,
+        test_document_writes_send_insert_update_and_delete,
+        test_collection_metadata_lives_in_properties,
+        test_stream_delivers_events_and_resumes_after_errors,
+        test_reopen_backs_off_exponentially,
+        test_history_lost_closes_sessions,
+        test_history_lost_on_reopen_closes_sessions,
+        test_invalidate_closes_sessions,
+        test_stream_resumes_when_the_primary_comes_back,
+        test_metadata_change_through_rheo_closes_sessions,
+    ])

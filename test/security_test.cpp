@@ -1,0 +1,371 @@
+// Declarative security against a real rheo process: roles x endpoints, readFilter on
+// GET and streams, mergeRequest, tokens and cookies, JWT, throttling, the default rules.
+#define BOOST_TEST_MODULE security
+#include <boost/test/unit_test.hpp>
+
+#include "storage/json.hpp"
+#include "test/test_support.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include <fstream>
+#include <memory>
+
+using namespace rheo;
+using namespace rheo::test;
+
+namespace {
+
+std::string b64(std::string_view in, bool url = false) {
+  static const char* std_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  while (i + 2 < in.size()) {
+    unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6)
+      out += std_chars[(n >> s) & 63];
+    i += 3;
+  }
+  if (i < in.size()) {
+    unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += std_chars[(n >> 18) & 63];
+    out += std_chars[(n >> 12) & 63];
+    out += i + 1 < in.size() ? std_chars[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  if (url) {
+    for (auto& c : out)
+      c = c == '+' ? '-' : (c == '/' ? '_' : c);
+    while (!out.empty() && out.back() == '=')
+      out.pop_back();
+  }
+  return out;
+}
+
+std::string basic(const std::string& user, const std::string& pw) {
+  return "Basic " + b64(user + ":" + pw);
+}
+
+std::string hash_of(const std::string& pw) {
+  auto r = run_rheo({"hash-password", pw});
+  BOOST_REQUIRE(r.exit_code == 0);
+  std::string h = r.output;
+  while (!h.empty() && (h.back() == '\n' || h.back() == '\r'))
+    h.pop_back();
+  BOOST_REQUIRE(h.rfind("$argon2id$", 0) == 0);
+  return h;
+}
+
+std::string now_plus(long seconds) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count() +
+                        seconds);
+}
+
+std::string hs256(const std::string& payload, const std::string& key) {
+  std::string signing = b64(R"({"alg":"HS256","typ":"JWT"})", true) + "." + b64(payload, true);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
+  return signing + "." + b64(std::string(reinterpret_cast<char*>(mac), len), true);
+}
+
+struct rsa_keys {
+  EVP_PKEY* key = nullptr;
+  std::string public_pem;
+  rsa_keys() {
+    key = EVP_RSA_gen(2048);
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, key);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    public_pem.assign(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+  }
+  ~rsa_keys() { EVP_PKEY_free(key); }
+  std::string rs256(const std::string& payload) const {
+    std::string signing = b64(R"({"alg":"RS256","typ":"JWT"})", true) + "." + b64(payload, true);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+    std::size_t len = 0;
+    EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(signing.data()),
+                   signing.size());
+    std::string sig(len, '\0');
+    EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                   reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
+    sig.resize(len);
+    EVP_MD_CTX_free(ctx);
+    return signing + "." + b64(sig, true);
+  }
+};
+
+const rsa_keys& rsa() {
+  static rsa_keys k;
+  return k;
+}
+
+std::string json_string(const std::string& s) { return to_json(value(s)); }
+
+/// A server with users ann (role user), bob (role user), root (role admin), JWT HS256 or RS256.
+struct secured {
+  temp_dir dir;
+  std::unique_ptr<rheo_process> proc;
+  explicit secured(const std::string& jwt_json, const std::string& extra = "") {
+    std::string config = R"cfg({
+      "users": [
+        {"userid": "ann", "password": )cfg" + json_string(hash_of("ann-pw")) + R"cfg(, "roles": ["user"]},
+        {"userid": "bob", "password": )cfg" + json_string(hash_of("bob-pw")) + R"cfg(, "roles": ["user"]},
+        {"userid": "root", "password": )cfg" + json_string(hash_of("root-pw")) + R"cfg(, "roles": ["admin"]}
+      ],
+      "acl": [
+        {"roles": ["$unauthenticated", "$authenticated"],
+         "predicate": "path-prefix('/public') and method(GET)"},
+        {"roles": ["user"], "predicate": "path-prefix('/notes') and (method(GET) or method(POST))",
+         "readFilter": {"owner": "@user"}, "mergeRequest": {"owner": "@user", "at": "@now"},
+         "projectResponse": {"secret": 0}},
+        {"roles": ["user"], "predicate": "path('/profiles/{id}') and method(GET)"},
+        {"roles": ["admin"], "predicate": "path-prefix('/')"}
+      ],
+      "jwt": )cfg" + jwt_json + R"cfg(,
+      "token_ttl_seconds": 2,
+      "login_max_failures": 3
+      )cfg" + extra + R"cfg(
+    })cfg";
+    std::ofstream(dir.path() + "/rheo.json") << config;
+    proc = std::make_unique<rheo_process>(
+        std::vector<std::string>{"--config", dir.path() + "/rheo.json", "--durability", "normal"});
+  }
+  http_result as(const std::string& auth, const std::string& method, const std::string& target,
+                 const std::string& body = "") {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!auth.empty()) h.emplace_back("Authorization", auth);
+    return http(proc->port(), method, target, body, h);
+  }
+};
+
+secured& hs_server() {
+  static secured s(R"({"algorithm":"HS256","key":"s3cret","issuer":"idp","audience":"rheo"})");
+  return s;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(hash_password_prints_an_argon2id_hash) {
+  auto h = hash_of("x");
+  BOOST_TEST(h.find("$argon2id$v=19$") == 0u);
+  BOOST_TEST(hash_of("x") != h); // salted
+}
+
+BOOST_AUTO_TEST_CASE(roles_times_endpoints_give_200_401_403) {
+  auto& s = hs_server();
+  std::string root = basic("root", "root-pw"), ann = basic("ann", "ann-pw");
+  BOOST_REQUIRE(s.as(root, "POST", "/public", R"({"a":1})").status == 201);
+  BOOST_REQUIRE(s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
+  BOOST_REQUIRE(s.as(root, "PUT", "/profiles", R"({"streams":[{"uri":"all","stages":[]}]})").status == 201);
+  BOOST_REQUIRE(s.as(root, "POST", "/profiles", R"({"_id":"p1"})").status == 201);
+  struct row {
+    const char* method;
+    const char* target;
+    int anonymous, user, admin;
+  } rows[] = {
+      {"GET", "/public", 200, 200, 200},
+      {"POST", "/public", 401, 403, 201},
+      {"GET", "/notes", 401, 200, 200},
+      {"DELETE", "/notes/x", 401, 403, 404},
+      {"GET", "/profiles/p1", 401, 200, 200},
+      {"GET", "/profiles", 401, 403, 200},
+      {"PUT", "/profiles/p1", 401, 403, 200},
+      {"GET", "/_metrics", 401, 403, 200},
+  };
+  for (auto& r : rows) {
+    std::string body = std::string(r.method) == "GET" || std::string(r.method) == "DELETE" ? "" : "{}";
+    BOOST_TEST(s.as("", r.method, r.target, body).status == r.anonymous, r.method << " " << r.target);
+    BOOST_TEST(s.as(ann, r.method, r.target, body).status == r.user, r.method << " " << r.target);
+    BOOST_TEST(s.as(root, r.method, r.target, body).status == r.admin, r.method << " " << r.target);
+  }
+  // WebSocket handshakes are authorized like a GET of the stream path.
+  ws_client anon(s.proc->port(), "/profiles/_streams/all");
+  BOOST_TEST(anon.upgrade_status() == 401);
+  ws_client user(s.proc->port(), "/profiles/_streams/all", {{"Authorization", ann}});
+  BOOST_TEST(user.upgrade_status() == 403);
+  ws_client admin(s.proc->port(), "/profiles/_streams/all", {{"Authorization", root}});
+  BOOST_TEST(admin.upgrade_status() == 101);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_user_and_wrong_password_answer_the_same) {
+  auto& s = hs_server();
+  auto wrong = s.as(basic("ann", "nope"), "GET", "/public");
+  auto unknown = s.as(basic("nobody", "nope"), "GET", "/public");
+  BOOST_TEST(wrong.status == 401);
+  BOOST_TEST(unknown.status == 401);
+  BOOST_TEST(wrong.body == unknown.body);
+  BOOST_TEST(wrong.header("www-authenticate") == unknown.header("www-authenticate"));
+}
+
+BOOST_AUTO_TEST_CASE(read_filter_limits_gets_and_merge_request_stamps_owner_and_time) {
+  auto& s = hs_server();
+  std::string ann = basic("ann", "ann-pw"), bob = basic("bob", "bob-pw");
+  // The client cannot choose the owner: mergeRequest overrides it.
+  BOOST_REQUIRE(s.as(ann, "POST", "/notes", R"({"text":"a1","owner":"bob","secret":"x"})").status == 201);
+  BOOST_REQUIRE(s.as(bob, "POST", "/notes", R"({"text":"b1"})").status == 201);
+  auto mine = parse_json(s.as(ann, "GET", "/notes").body, "r").as_array();
+  BOOST_REQUIRE(mine.size() == 1u);
+  auto& doc = mine[0].as_object();
+  BOOST_TEST(find_field(doc, "owner")->as_string() == "ann");
+  BOOST_TEST(find_field(doc, "at")->is<date_time>());
+  BOOST_TEST(find_field(doc, "secret") == nullptr); // projectResponse
+  BOOST_TEST(s.as(ann, "GET", "/notes/_size").body == R"({"_size":1})"); // readFilter applies
+  BOOST_TEST(s.as(basic("root", "root-pw"), "GET", "/notes/_size").body == R"({"_size":2})");
+}
+
+BOOST_AUTO_TEST_CASE(read_filter_applies_to_stream_events) {
+  auto& s = hs_server();
+  std::string root = basic("root", "root-pw");
+  BOOST_REQUIRE(s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
+  ws_client ann(s.proc->port(), "/notes/_streams/all", {{"Authorization", basic("ann", "ann-pw")}});
+  ws_client bob(s.proc->port(), "/notes/_streams/all", {{"Authorization", basic("bob", "bob-pw")}});
+  BOOST_REQUIRE(ann.upgrade_status() == 101);
+  BOOST_REQUIRE(bob.upgrade_status() == 101);
+  BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "POST", "/notes", R"({"text":"from bob"})").status == 201);
+  BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "POST", "/notes", R"({"text":"from ann"})").status == 201);
+  auto a = ann.next();
+  BOOST_REQUIRE(a.opcode == 1);
+  BOOST_TEST(a.payload.find("from ann") != std::string::npos);
+  BOOST_TEST(a.payload.find("from bob") == std::string::npos);
+  auto b = bob.next();
+  BOOST_REQUIRE(b.opcode == 1);
+  BOOST_TEST(b.payload.find("from bob") != std::string::npos);
+  BOOST_TEST(ann.next(std::chrono::milliseconds(300)).opcode == -1);
+  BOOST_TEST(bob.next(std::chrono::milliseconds(300)).opcode == -1);
+}
+
+BOOST_AUTO_TEST_CASE(login_issues_a_token_usable_as_password_and_cookie_until_it_expires) {
+  secured s(R"({"algorithm":"HS256","key":"k"})");
+  BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status == 201);
+  auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
+  BOOST_TEST(login.status == 200);
+  std::string token = login.header("auth-token");
+  BOOST_REQUIRE(!token.empty());
+  BOOST_TEST(!login.header("auth-token-valid-until").empty());
+  std::string cookie = login.header("set-cookie");
+  BOOST_TEST(cookie.find("HttpOnly") != std::string::npos);
+  BOOST_TEST(s.as(basic("ann", token), "GET", "/notes").status == 200);
+  // The cookie authenticates a browser's WebSocket.
+  std::string cookie_value = cookie.substr(0, cookie.find(';'));
+  ws_client ws(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie_value}});
+  BOOST_TEST(ws.upgrade_status() == 101);
+  // A wrong token is a 401; after the TTL (2 s here) the token is no longer accepted.
+  BOOST_TEST(s.as(basic("ann", token + "x"), "GET", "/notes").status == 401);
+  // (Failed attempts count towards throttling, so the answer may turn into 429.)
+  BOOST_TEST(eventually(
+      [&] { return s.as(basic("ann", token), "GET", "/notes").status != 200; },
+      std::chrono::milliseconds(10000)));
+  ws_client late(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie_value}});
+  BOOST_TEST(late.upgrade_status() == 401); // an expired cookie is anonymous
+}
+
+BOOST_AUTO_TEST_CASE(jwt_hs256_valid_expired_wrong_signature_wrong_audience) {
+  auto& s = hs_server();
+  auto bearer = [](const std::string& jwt) { return "Bearer " + jwt; };
+  std::string good = hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"rheo","exp":)" +
+                               now_plus(60) + "}",
+                           "s3cret");
+  BOOST_TEST(s.as(bearer(good), "GET", "/notes").status == 200);
+  std::string expired = hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"rheo","exp":)" +
+                                  now_plus(-60) + "}",
+                              "s3cret");
+  auto e = s.as(bearer(expired), "GET", "/notes");
+  BOOST_TEST(e.status == 401);
+  BOOST_TEST(e.body.find("expired") != std::string::npos);
+  std::string forged = hs256(R"({"sub":"carol","roles":["admin"],"iss":"idp","aud":"rheo"})", "guess");
+  BOOST_TEST(s.as(bearer(forged), "GET", "/notes").status == 401);
+  std::string other_aud = hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"other"})", "s3cret");
+  BOOST_TEST(s.as(bearer(other_aud), "GET", "/notes").status == 401);
+  std::string alg_none = b64(R"({"alg":"none"})", true) + "." + b64(R"({"sub":"x","roles":["admin"]})", true) + ".";
+  BOOST_TEST(s.as(bearer(alg_none), "GET", "/notes").status == 401);
+  BOOST_TEST(s.as(bearer("garbage"), "GET", "/notes").status == 401);
+}
+
+BOOST_AUTO_TEST_CASE(jwt_rs256_and_user_fields_in_stream_variables) {
+  secured s(R"({"algorithm":"RS256","key":)" + json_string(rsa().public_pem) + "}");
+  std::string root = basic("root", "root-pw");
+  BOOST_REQUIRE(s.as(root, "PUT", "/notes",
+                     R"({"streams":[{"uri":"team","stages":[{"_$match":{"fullDocument::team":{"_$var":"t"}}}]},
+                                    {"uri":"mine","stages":[{"_$match":{"fullDocument::team":"@user.team"}}]}]})")
+                    .status == 201);
+  std::string jwt = rsa().rs256(R"({"sub":"dan","roles":["user"],"team":"red"})");
+  BOOST_TEST(s.as("Bearer " + jwt, "GET", "/notes").status == 200);
+  std::string tampered = jwt;
+  tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+  BOOST_TEST(s.as("Bearer " + tampered, "GET", "/notes").status == 401);
+  BOOST_TEST(s.as("Bearer " + hs256(R"({"sub":"dan","roles":["admin"]})", rsa().public_pem), "GET",
+                  "/notes")
+                 .status == 401); // HS256 with the public key as secret: not accepted
+  ws_client mine(s.proc->port(), "/notes/_streams/mine", {{"Authorization", "Bearer " + jwt}});
+  BOOST_REQUIRE(mine.upgrade_status() == 101);
+  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"blue","n":1,"owner":"dan"})").status == 201);
+  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"red","n":2,"owner":"dan"})").status == 201);
+  auto f = mine.next();
+  BOOST_REQUIRE(f.opcode == 1);
+  BOOST_TEST(f.payload.find("\"n\":2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(failed_logins_are_throttled_per_address) {
+  secured s(R"({"algorithm":"HS256","key":"k"})");
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(s.as(basic("ann", "bad"), "GET", "/public").status == 401);
+  auto t = s.as(basic("ann", "ann-pw"), "GET", "/public");
+  BOOST_TEST(t.status == 429);
+  // Anonymous requests are not logins: still allowed (404: the collection does not exist).
+  BOOST_TEST(s.as("", "GET", "/public").status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(bad_security_configuration_stops_startup_with_one_line) {
+  temp_dir dir;
+  auto check = [&](const std::string& cfg, const std::string& fragment) {
+    std::ofstream(dir.path() + "/c.json") << cfg;
+    auto r = run_rheo({"--config", dir.path() + "/c.json", "--port", "0", "--data-dir",
+                       dir.path() + "/d"});
+    BOOST_TEST(r.exit_code == 2, cfg);
+    BOOST_TEST(r.output.find(fragment) != std::string::npos, r.output);
+  };
+  check(R"c({"acl":[{"roles":["x"],"predicate":"path-prefix('/a') andd method(GET)"}]})c", "predicate");
+  check(R"c({"acl":[{"roles":["x"],"predicate":"frob('/a')"}]})c", "frob");
+  check(R"c({"acl":[{"roles":["x"],"predicate":"method(GET)","readFilter":{"a":{"$where":"1"}}}]})c",
+        "$where");
+  check(R"({"users":[{"userid":"a","password":"plaintext","roles":[]}]})", "hash-password");
+  check(R"({"jwt":{"algorithm":"HS512","key":"k"}})", "HS256 or RS256");
+}
+
+BOOST_AUTO_TEST_CASE(default_rules_let_anonymous_users_chat_and_nothing_else) {
+  temp_dir dir;
+  // No --acl: the default rules apply; the messages collection is created at startup.
+  std::ofstream(dir.path() + "/empty.json") << "{}";
+  rheo_process p({"--config", dir.path() + "/empty.json"}, dir.path() + "/d");
+  auto port = p.port();
+  ws_client ws(port, "/messages/_streams/all");
+  BOOST_REQUIRE(ws.upgrade_status() == 101);
+  auto post = http(port, "POST", "/messages", R"({"message":"hi","from":"anon","timestamp":"forged"})");
+  BOOST_TEST(post.status == 201);
+  auto f = ws.next();
+  BOOST_REQUIRE(f.opcode == 1);
+  auto ev = parse_json(f.payload, "frame").as_object();
+  BOOST_TEST(find_path(ev, "fullDocument.timestamp")->is<date_time>()); // stamped by the server
+  auto list = http(port, "GET", "/messages?page=1&pagesize=15&sort={timestamp:-1}");
+  BOOST_TEST(list.status == 200);
+  BOOST_TEST(http(port, "PUT", "/messages", "{}").status == 401);
+  BOOST_TEST(http(port, "PATCH", "/messages/x", R"({"a":1})").status == 401);
+  BOOST_TEST(http(port, "DELETE", "/messages/x").status == 401);
+  BOOST_TEST(http(port, "POST", "/other", "{}").status == 401);
+  BOOST_TEST(http(port, "GET", "/other").status == 401);
+  BOOST_TEST(http(port, "GET", "/").status == 401);
+  BOOST_TEST(http(port, "GET", "/chat/").status == 200);
+  BOOST_TEST(http(port, "GET", "/_ping").status == 200);
+}

@@ -1,0 +1,159 @@
+// Pure logic of the chat, with no DOM and no network: how a message is identified,
+// when it was sent, how messages are ordered, and a store that merges what arrives
+// from the history pages and from the change stream without gaps or duplicates.
+
+export const PAGE_SIZE = 15;
+export const NICK_MIN = 3;
+export const NICK_MAX = 20;
+
+/** A nickname is 3-20 characters after trimming; returns the trimmed name or null. */
+export function validNickname(raw) {
+  if (typeof raw !== "string") return null;
+  const nick = raw.trim();
+  const length = [...nick].length; // count code points, not UTF-16 units
+  return length >= NICK_MIN && length <= NICK_MAX ? nick : null;
+}
+
+/** A stable string key for a document's _id (ObjectId, string, number or object). */
+export function idKey(id) {
+  if (id && typeof id === "object" && typeof id.$oid === "string") return id.$oid.toLowerCase();
+  if (typeof id === "string") return "s:" + id;
+  return "j:" + JSON.stringify(id);
+}
+
+/** The 24 hex digits of an ObjectId _id, or null. */
+function oidHex(id) {
+  if (id && typeof id === "object" && typeof id.$oid === "string" && /^[0-9a-fA-F]{24}$/.test(id.$oid))
+    return id.$oid.toLowerCase();
+  return null;
+}
+
+/** Milliseconds since the epoch of an extended-JSON date ({$date: n | "iso" | {$numberLong}}). */
+export function dateMillis(v) {
+  if (v === null || v === undefined) return null;
+  let d = typeof v === "object" && "$date" in v ? v.$date : v;
+  if (d && typeof d === "object" && typeof d.$numberLong === "string") d = Number(d.$numberLong);
+  if (typeof d === "number") return Number.isFinite(d) ? d : null;
+  if (typeof d === "string") {
+    const t = Date.parse(d);
+    return Number.isNaN(t) ? null : t;
+  }
+  return null;
+}
+
+/**
+ * When a message was sent: its `timestamp` when the server stamped one, else the
+ * creation time held in the first 4 bytes of its ObjectId (seconds), else null.
+ */
+export function messageTime(doc) {
+  const t = dateMillis(doc && doc.timestamp);
+  if (t !== null) return t;
+  const hex = oidHex(doc && doc._id);
+  if (hex) return parseInt(hex.slice(0, 8), 16) * 1000;
+  return null;
+}
+
+/**
+ * Turns a stored document into the chat's view of a message, or null when it is not
+ * a chat message (no _id, or a keep-alive like the WebChat's empty frames).
+ */
+export function toMessage(doc) {
+  if (!doc || typeof doc !== "object" || doc._id === undefined) return null;
+  const text = doc.message === undefined || doc.message === null ? "" : String(doc.message);
+  const from = doc.from === undefined || doc.from === null ? "" : String(doc.from);
+  if (text === "" && from === "") return null;
+  // Without a timestamp or an ObjectId, the time it reached this page is the best guess.
+  const time = messageTime(doc) ?? Date.now();
+  return { key: idKey(doc._id), id: doc._id, from, text, time };
+}
+
+/** Order of the conversation: oldest first, by time, then by _id (as the server sorts ties). */
+export function compareMessages(a, b) {
+  if (a.time !== b.time) return a.time - b.time;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** The history query: newest first, _id breaking ties so that pages never overlap or skip. */
+export function historyPath(page, pageSize = PAGE_SIZE) {
+  return `messages?page=${page}&pagesize=${pageSize}&sort=${encodeURIComponent("{timestamp:-1,_id:-1}")}`;
+}
+
+/**
+ * The messages on screen, kept sorted and unique by _id. `merge` returns how many
+ * messages were new, and whether any of the given ones was already known (the overlap
+ * that proves there is no gap between what was held and what arrived).
+ */
+export class MessageStore {
+  constructor() {
+    this.byKey = new Map();
+    this.list = [];
+  }
+
+  get size() {
+    return this.list.length;
+  }
+
+  has(key) {
+    return this.byKey.has(key);
+  }
+
+  oldest() {
+    return this.list[0] ?? null;
+  }
+
+  newest() {
+    return this.list[this.list.length - 1] ?? null;
+  }
+
+  merge(docs) {
+    let added = 0;
+    let overlap = false;
+    for (const doc of docs) {
+      const m = toMessage(doc);
+      if (!m) continue;
+      if (this.byKey.has(m.key)) {
+        overlap = true;
+        continue;
+      }
+      this.byKey.set(m.key, m);
+      added++;
+    }
+    if (added) this.list = [...this.byKey.values()].sort(compareMessages);
+    return { added, overlap };
+  }
+
+  clear() {
+    this.byKey.clear();
+    this.list = [];
+  }
+}
+
+/** Local calendar day of a time, as a sortable key ("2026-11-01"). */
+export function dayKey(millis) {
+  const d = new Date(millis);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** "Today", "Yesterday" or a long date, for the divider above each day's messages. */
+export function dayLabel(millis, now = Date.now()) {
+  const key = dayKey(millis);
+  if (key === dayKey(now)) return "Today";
+  const y = new Date(now);
+  y.setDate(y.getDate() - 1);
+  if (key === dayKey(y.getTime())) return "Yesterday";
+  return new Date(millis).toLocaleDateString(undefined, {
+    weekday: "long", year: "numeric", month: "long", day: "numeric",
+  });
+}
+
+/** "14:05" in the browser's locale. */
+export function timeLabel(millis) {
+  return new Date(millis).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+/** Delay before reconnect attempt n (0-based): 0.5 s doubling up to 10 s, with jitter. */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
+  return Math.round(base * (0.75 + 0.5 * random()));
+}
