@@ -133,9 +133,12 @@ class Rheo:
         self.log = tempfile.TemporaryFile()
         args = [binary, "--mongo-uri", uri, "--port", "0", "--bind", "127.0.0.1",
                 "--log-level", "debug"]
-        if "create-messages" in subprocess.run([binary, "--help"], capture_output=True,
-                                                text=True).stdout:
-            args += ["--create-messages", "false"]
+        usage = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+        if "--create-messages" in usage:
+            args += ["--create-messages", "false"]  # no startup writes to script
+        if "--acl" in usage and "--acl" not in extra:
+            args += ["--acl", '[{"roles":["$unauthenticated","$authenticated"],'
+                              '"predicate":"path-prefix(\'/\')"}]']  # everything allowed
         self.proc = subprocess.Popen(args + list(extra), stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         self.port = None
