@@ -7,8 +7,8 @@
 #include "config/log.hpp"
 #include "net/rest_api.hpp"
 #include "net/security.hpp"
-#include "storage/json.hpp"
 #include "net/server.hpp"
+#include "storage/json.hpp"
 #include "storage/mongo_store.hpp"
 #include "storage/sqlite_store.hpp"
 
@@ -81,8 +81,8 @@ int run(rheo::server_config config) {
 
   if (config.create_messages) {
     // The chat's collection, so that a fresh server is a working chat.
-    const auto& db_name = config.mounts.front().db == "*" ? std::string("rheo")
-                                                           : config.mounts.front().db;
+    const auto& db_name =
+        config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
     try {
       if (!db->collection(db_name, "messages"))
         db->put_collection(db_name, "messages",

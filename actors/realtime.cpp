@@ -21,6 +21,7 @@ struct realtime::impl {
   broker_actor broker;
   std::mutex mutex;
   std::vector<std::weak_ptr<ws_connection>> connections;
+  std::size_t live_after_prune = 0;
   bool shutting_down = false;
 };
 
@@ -50,7 +51,11 @@ void realtime::accept(boost::asio::ip::tcp::socket socket,
                         "Unavailable\",\"message\":\"server shutting down\"}");
       return;
     }
-    std::erase_if(im.connections, [](auto& w) { return w.expired(); });
+    // Prune closed connections only when the list has doubled: amortised O(1) per accept.
+    if (im.connections.size() >= 2 * im.live_after_prune + 64) {
+      std::erase_if(im.connections, [](auto& w) { return w.expired(); });
+      im.live_after_prune = im.connections.size();
+    }
     im.connections.push_back(conn);
   }
   subscription_spec spec;

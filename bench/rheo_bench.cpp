@@ -819,12 +819,22 @@ http_result http_request(const options& o, const std::string& method, const std:
     ::close(fd);
     return r;
   }
+  // Read to EOF or to the end of a Content-Length body, for at most 10 s overall.
   std::string resp;
   char buf[16384];
-  for (;;) {
+  std::int64_t deadline = now_ns() + 10'000'000'000;
+  while (now_ns() < deadline) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
     resp.append(buf, static_cast<std::size_t>(n));
+    auto end = resp.find("\r\n\r\n");
+    if (end == std::string::npos) continue;
+    auto cl = resp.find("Content-Length: ");
+    if (cl == std::string::npos) cl = resp.find("content-length: ");
+    if (cl != std::string::npos && cl < end &&
+        resp.size() >= end + 4 + std::strtoull(resp.c_str() + cl + 16, nullptr, 10))
+      break;
+    if (resp.compare(0, 12, "HTTP/1.1 101") == 0) break; // not an HTTP server
   }
   ::close(fd);
   if (resp.size() > 12) r.status = std::atoi(resp.substr(9, 3).c_str());
@@ -1121,7 +1131,8 @@ int run(const options& o) {
 
   // Load: rate steps.
   std::vector<step_result> steps;
-  bool load = o.http_conns > 0 && o.steps > 0 && o.step_seconds > 0;
+  // Steps run without writers too: a server that sends on its own (flood-server).
+  bool load = o.step_seconds > 0 && (o.http_conns > 0 || o.subscribers > 0);
   histogram_snapshot lat_prev, http_prev, lat_now, http_now;
   if (load) {
     snapshot_all(workers, lat_prev, http_prev, true);

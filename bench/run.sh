@@ -13,11 +13,17 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
 
+# Servers with access control get an ACL open to everyone: the benchmarks measure data paths.
+open_acl=()
+if "$RHEO" --help | grep -q -- '--acl'; then
+  open_acl=(--acl '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]')
+fi
 server_pid=
 datadir=
 start_server() {
   datadir=$(mktemp -d /tmp/rheo-bench-data.XXXXXX)
-  "$RHEO" --port 0 --data-dir "$datadir/db" "$@" >"$datadir/server.out" 2>"$datadir/server.err" &
+  "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" >"$datadir/server.out" \
+    2>"$datadir/server.err" &
   server_pid=$!
   port=
   for _ in $(seq 1 100); do
@@ -65,7 +71,7 @@ S2() { # latency: 1,000 clients, 200 inserts/s (20 s), then 20 inserts/s
 }
 S3() { # idle connections: 15,000 (fd hard limit 20,000 per process), held 5 s
   start_server --durability normal
-  bench S3 "$1" --setup --subscribers 15000 --http-conns 0 --hold-seconds 5 \
+  bench S3 "$1" --setup --subscribers 15000 --http-conns 0 --hold-seconds 5 --step-seconds 0 \
     --connect-concurrency 2000
   stop_server
 }

@@ -14,7 +14,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$rheo" --port 0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+# Servers with access control get an ACL open to everyone, as the other tests use.
+open_acl=()
+if "$rheo" --help | grep -q -- '--acl'; then
+  open_acl=(--acl '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]')
+fi
+"$rheo" --port 0 --data-dir "$work/data" "${open_acl[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do

@@ -353,9 +353,10 @@ struct rest_api::access {
 rest_api::rest_api(const server_config& config, store& db, security& sec)
     : config_(config), store_(db), security_(sec) {}
 
-std::optional<http_response> rest_api::check_access(
-    const http_request& req, std::string_view method, std::string_view path, access& who,
-    std::vector<std::pair<std::string, std::string>>& extra_headers) const {
+std::optional<http_response>
+rest_api::check_access(const http_request& req, std::string_view method, std::string_view path,
+                       access& who,
+                       std::vector<std::pair<std::string, std::string>>& extra_headers) const {
   auto auth = security_.authenticate(req.authorization, req.cookie, req.remote_address);
   if (auth.status) {
     http_response r = error_response(auth.status, auth.message);
@@ -489,16 +490,16 @@ rest_api::dispatch(const http_request& req, const parsed_target& t,
     r.headers.emplace_back("Location", sp);
     return r;
   }
-  if (auto denied = check_access(req, req.method == "HEAD" ? "GET" : req.method, t.path, who,
-                                 extra_headers))
+  if (auto denied =
+          check_access(req, req.method == "HEAD" ? "GET" : req.method, t.path, who, extra_headers))
     return *denied;
   auto r = match_mount(t);
   if (!r) return error_response(404, "no mount serves " + t.path);
   return handle_data(req, t, *r, who);
 }
 
-http_response rest_api::handle_data(const http_request& req, const parsed_target& t,
-                                    const route& r, const access& who) const {
+http_response rest_api::handle_data(const http_request& req, const parsed_target& t, const route& r,
+                                    const access& who) const {
   const std::string& m = req.method;
   const bool get = m == "GET" || m == "HEAD";
   if (r.db_root) {

@@ -50,10 +50,10 @@ struct http_response {
 struct stream_target {
   std::string db;
   std::string coll;
-  std::string stream; // the stream's uri
-  object definition;  // the stream definition {"uri":..., "stages":[...]} as stored
-  object avars;       // the client's variable bindings
-  std::string key;    // sessions with equal keys share one subscription
+  std::string stream;                // the stream's uri
+  object definition;                 // the stream definition {"uri":..., "stages":[...]} as stored
+  object avars;                      // the client's variable bindings
+  std::string key;                   // sessions with equal keys share one subscription
   std::optional<object> user;        // @user of the authenticated client
   std::optional<object> read_filter; // the ACL readFilter, resolved
 };
@@ -101,8 +101,7 @@ private:
                             const access& who) const;
   /// Authenticates and authorizes; returns an error response when not allowed.
   std::optional<http_response>
-  check_access(const http_request& req, std::string_view method, std::string_view path,
-               access& who,
+  check_access(const http_request& req, std::string_view method, std::string_view path, access& who,
                std::vector<std::pair<std::string, std::string>>& extra_headers) const;
   void add_cors(const http_request& req, http_response& res) const;
 

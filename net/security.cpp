@@ -112,7 +112,8 @@ private:
       return inner;
     }
     std::size_t start = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '-'))
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '-'))
       ++pos_;
     std::string name = s_.substr(start, pos_ - start);
     skip_ws();
@@ -249,7 +250,8 @@ std::vector<std::string> string_list(const object& o, const char* name, const st
   if (!v) return out;
   if (!v->is_array()) throw config_error(where + ": \"" + name + "\" must be an array of strings");
   for (auto& e : v->as_array()) {
-    if (!e.is_string()) throw config_error(where + ": \"" + name + "\" must be an array of strings");
+    if (!e.is_string())
+      throw config_error(where + ": \"" + name + "\" must be an array of strings");
     out.push_back(e.as_string());
   }
   return out;
@@ -264,22 +266,24 @@ std::shared_ptr<const acl_predicate> parse_acl_predicate(const std::string& text
 bool evaluate_acl_predicate(const acl_predicate& p, std::string_view method,
                             std::string_view path) {
   switch (p.k) {
-    case acl_predicate::kind::and_:
-      return evaluate_acl_predicate(*p.a, method, path) && evaluate_acl_predicate(*p.b, method, path);
-    case acl_predicate::kind::or_:
-      return evaluate_acl_predicate(*p.a, method, path) || evaluate_acl_predicate(*p.b, method, path);
-    case acl_predicate::kind::not_: return !evaluate_acl_predicate(*p.a, method, path);
-    case acl_predicate::kind::method: return method == p.arg;
-    case acl_predicate::kind::path_prefix:
-    case acl_predicate::kind::path: {
-      auto segs = split_path(path);
-      auto& t = p.template_segments;
-      if (segs.size() < t.size()) return false;
-      if (p.k == acl_predicate::kind::path && segs.size() != t.size()) return false;
-      for (std::size_t i = 0; i < t.size(); ++i)
-        if (!segment_matches(t[i], segs[i])) return false;
-      return true;
-    }
+  case acl_predicate::kind::and_:
+    return evaluate_acl_predicate(*p.a, method, path) && evaluate_acl_predicate(*p.b, method, path);
+  case acl_predicate::kind::or_:
+    return evaluate_acl_predicate(*p.a, method, path) || evaluate_acl_predicate(*p.b, method, path);
+  case acl_predicate::kind::not_:
+    return !evaluate_acl_predicate(*p.a, method, path);
+  case acl_predicate::kind::method:
+    return method == p.arg;
+  case acl_predicate::kind::path_prefix:
+  case acl_predicate::kind::path: {
+    auto segs = split_path(path);
+    auto& t = p.template_segments;
+    if (segs.size() < t.size()) return false;
+    if (p.k == acl_predicate::kind::path && segs.size() != t.size()) return false;
+    for (std::size_t i = 0; i < t.size(); ++i)
+      if (!segment_matches(t[i], segs[i])) return false;
+    return true;
+  }
   }
   return false;
 }
@@ -339,7 +343,7 @@ struct security::impl {
   std::string dummy_hash;
 
   std::mutex mutex;
-  std::map<std::string, token_entry> tokens;          // user -> token
+  std::map<std::string, token_entry> tokens;           // user -> token
   std::map<std::string, failures> failures_by_address; // remote address -> failures
   std::map<std::string, std::chrono::steady_clock::time_point> verified; // hash(user:pw) -> until
 
@@ -396,7 +400,8 @@ security::security(const server_config& config) : impl_(std::make_unique<impl>()
   im.dummy_hash = hash_password("rheo-dummy-password-for-unknown-users");
 
   if (!config.users_json.empty()) {
-    auto items = find_field(parse_config_json(config.users_json, "users", true), "items")->as_array();
+    auto items =
+        find_field(parse_config_json(config.users_json, "users", true), "items")->as_array();
     for (std::size_t i = 0; i < items.size(); ++i) {
       std::string where = "config key 'users'[" + std::to_string(i) + "]";
       if (!items[i].is_object()) throw config_error(where + " must be an object");
@@ -511,10 +516,9 @@ std::optional<principal> security::impl::verify_jwt(const std::string& token, st
   } else {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     ok = ctx && EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, jwt->public_key) == 1 &&
-         EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature->data()),
-                          signature->size(),
-                          reinterpret_cast<const unsigned char*>(signed_part.data()),
-                          signed_part.size()) == 1;
+         EVP_DigestVerify(
+             ctx, reinterpret_cast<const unsigned char*>(signature->data()), signature->size(),
+             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
     EVP_MD_CTX_free(ctx);
   }
   if (!ok) {
@@ -524,11 +528,13 @@ std::optional<principal> security::impl::verify_jwt(const std::string& token, st
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  if (const value* exp = find_field(claims, "exp"); exp && exp->is_number() && exp->as_int64() < now) {
+  if (const value* exp = find_field(claims, "exp");
+      exp && exp->is_number() && exp->as_int64() < now) {
     error = "JWT expired";
     return std::nullopt;
   }
-  if (const value* nbf = find_field(claims, "nbf"); nbf && nbf->is_number() && nbf->as_int64() > now) {
+  if (const value* nbf = find_field(claims, "nbf");
+      nbf && nbf->is_number() && nbf->as_int64() > now) {
     error = "JWT not yet valid";
     return std::nullopt;
   }
@@ -599,9 +605,9 @@ security::auth_result security::authenticate(const std::string& authorization,
     auto pos = cookie.find("rheo_auth=");
     if (pos == std::string::npos) return res; // anonymous
     auto end = cookie.find(';', pos);
-    auto decoded = base64_decode(cookie.substr(pos + 10, end == std::string::npos ? std::string::npos
-                                                                                   : end - pos - 10),
-                                 false);
+    auto decoded = base64_decode(
+        cookie.substr(pos + 10, end == std::string::npos ? std::string::npos : end - pos - 10),
+        false);
     auto colon = decoded ? decoded->find(':') : std::string::npos;
     if (!decoded || colon == std::string::npos) return res; // a stale cookie is no login
     user = decoded->substr(0, colon);
@@ -670,8 +676,10 @@ const acl_rule* security::authorize(std::string_view method, std::string_view pa
   for (auto& rule : acl_) {
     bool role_ok = false;
     for (auto& r : rule.roles) {
-      if (r == "$unauthenticated" && !user) role_ok = true;
-      else if (r == "$authenticated" && user) role_ok = true;
+      if (r == "$unauthenticated" && !user)
+        role_ok = true;
+      else if (r == "$authenticated" && user)
+        role_ok = true;
       else if (user)
         for (auto& ur : user->roles)
           if (ur == r) role_ok = true;

@@ -40,8 +40,7 @@ struct acl_rule {
 /// Predicate over method and path: path-prefix('/p'), path('/a/{var}/b'), method(GET),
 /// and, or, not, parentheses. Throws config_error on a syntax error.
 std::shared_ptr<const acl_predicate> parse_acl_predicate(const std::string& text);
-bool evaluate_acl_predicate(const acl_predicate& p, std::string_view method,
-                            std::string_view path);
+bool evaluate_acl_predicate(const acl_predicate& p, std::string_view method, std::string_view path);
 
 /// Creates an argon2id hash string for `password` (libsodium, interactive limits).
 std::string hash_password(const std::string& password);

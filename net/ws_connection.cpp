@@ -24,7 +24,9 @@ ws_connection::ws_connection(tcp::socket socket, http::request<http::string_body
                              beast::flat_buffer leftover, options opts)
     : socket_(std::move(socket)), req_(std::move(req)), leftover_(std::move(leftover)), opts_(opts),
       ping_timer_(socket_.get_executor()), close_timer_(socket_.get_executor()),
-      parser_(opts.max_client_message_bytes), read_buf_(16 * 1024) {}
+      // Clients send little (keep-alives, pongs): a small read buffer keeps idle
+      // connections cheap; larger frames are read in several pieces.
+      parser_(opts.max_client_message_bytes), read_buf_(1024) {}
 
 ws_connection::~ws_connection() {
   global_metrics().bytes_queued.fetch_sub(queued_bytes_.load(), std::memory_order_relaxed);

@@ -18,10 +18,6 @@ namespace rheo {
 
 namespace {
 
-bool starts_with_dollar(std::string_view s) {
-  return !s.empty() && s.front() == '$';
-}
-
 bool is_code_operator(std::string_view op) {
   return op == "$where" || op == "$function" || op == "$accumulator";
 }
@@ -394,40 +390,7 @@ private:
 };
 
 std::string_view type_name(const operand& v) {
-  if (v.is_missing()) return "missing";
-  switch (v.get().type()) {
-  case bson_type::double_:
-    return "double";
-  case bson_type::string:
-    return "string";
-  case bson_type::object:
-    return "object";
-  case bson_type::array:
-    return "array";
-  case bson_type::binary:
-    return "binData";
-  case bson_type::object_id:
-    return "objectId";
-  case bson_type::boolean:
-    return "bool";
-  case bson_type::date:
-    return "date";
-  case bson_type::null:
-    return "null";
-  case bson_type::regex:
-    return "regex";
-  case bson_type::int32:
-    return "int";
-  case bson_type::timestamp:
-    return "timestamp";
-  case bson_type::int64:
-    return "long";
-  case bson_type::min_key:
-    return "minKey";
-  case bson_type::max_key:
-    return "maxKey";
-  }
-  return "unknown";
+  return v.is_missing() ? "missing" : bson_type_name(v.get().type());
 }
 
 [[noreturn]] void fail(std::string_view op_name, std::string_view what, const operand& v) {

@@ -20,21 +20,6 @@ namespace {
 
 const value null_value{};
 
-bool starts_with_dollar(std::string_view s) {
-  return !s.empty() && s.front() == '$';
-}
-
-/// The index named by a path segment when it is all digits, else nullopt.
-std::optional<std::size_t> array_index(std::string_view seg) {
-  if (seg.empty() || seg.size() > 9) return std::nullopt;
-  std::size_t n = 0;
-  for (char c : seg) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::size_t>(c - '0');
-  }
-  return n;
-}
-
 // ---- path traversal ----
 //
 // MongoDB's path semantics: arrays met before the last segment are traversed element-wise

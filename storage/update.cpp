@@ -15,20 +15,6 @@ constexpr std::string_view update_operators[] = {
     "$set",  "$unset",    "$inc",  "$mul", "$min",         "$max",    "$rename",
     "$push", "$addToSet", "$pull", "$pop", "$currentDate", "$pullAll"};
 
-bool starts_with_dollar(std::string_view s) {
-  return !s.empty() && s.front() == '$';
-}
-
-std::optional<std::size_t> array_index(std::string_view seg) {
-  if (seg.empty() || seg.size() > 9) return std::nullopt;
-  std::size_t n = 0;
-  for (char c : seg) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::size_t>(c - '0');
-  }
-  return n;
-}
-
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> segs;
   std::size_t start = 0;
@@ -63,42 +49,6 @@ bool identical(const value& a, const value& b) {
     return true;
   }
   return a == b;
-}
-
-const char* type_name(const value& v) {
-  switch (v.type()) {
-  case bson_type::double_:
-    return "double";
-  case bson_type::string:
-    return "string";
-  case bson_type::object:
-    return "object";
-  case bson_type::array:
-    return "array";
-  case bson_type::binary:
-    return "binData";
-  case bson_type::object_id:
-    return "objectId";
-  case bson_type::boolean:
-    return "bool";
-  case bson_type::date:
-    return "date";
-  case bson_type::null:
-    return "null";
-  case bson_type::regex:
-    return "regex";
-  case bson_type::int32:
-    return "int";
-  case bson_type::timestamp:
-    return "timestamp";
-  case bson_type::int64:
-    return "long";
-  case bson_type::min_key:
-    return "minKey";
-  case bson_type::max_key:
-    return "maxKey";
-  }
-  return "unknown";
 }
 
 /// The value at `segs` in `doc`, or nullptr. Numeric segments index arrays.
@@ -145,7 +95,7 @@ value& make_slot(object& doc, const std::vector<std::string>& segs, const std::s
         continue;
       } else {
         throw_bad_request("Cannot create field '" + seg + "' in element of type " +
-                          type_name(*slot) + " at '" + path + "'");
+                          bson_type_name(slot->type()) + " at '" + path + "'");
       }
     }
     slot = find_field(*obj, seg);
@@ -369,7 +319,7 @@ public:
       if (!cur) return set(segs, o.path, mul ? zero_like(o.arg) : o.arg);
       if (!cur->is_number())
         throw_bad_request("Cannot apply " + n + " to a value of non-numeric type: field '" +
-                          o.path + "' has type " + type_name(*cur));
+                          o.path + "' has type " + bson_type_name(cur->type()));
       return set(segs, o.path, arithmetic(*cur, o.arg, mul, o.path));
     }
     if (n == "$min" || n == "$max") {
@@ -380,7 +330,7 @@ public:
     if (n == "$rename") return rename(segs, o.path, o.arg.as_string());
     if (cur && !cur->is_array())
       throw_bad_request("Cannot apply " + n + " to field '" + o.path +
-                        "': it must be an array but is of type " + type_name(*cur));
+                        "': it must be an array but is of type " + bson_type_name(cur->type()));
     if (n == "$push" || n == "$addToSet") {
       array a = cur ? cur->as_array() : array{};
       push_args p = parse_push(n, o.path, o.arg);

@@ -324,6 +324,52 @@ const value* find_path(const object& o, std::string_view dotted) {
   }
 }
 
+const char* bson_type_name(bson_type t) {
+  switch (t) {
+  case bson_type::double_:
+    return "double";
+  case bson_type::string:
+    return "string";
+  case bson_type::object:
+    return "object";
+  case bson_type::array:
+    return "array";
+  case bson_type::binary:
+    return "binData";
+  case bson_type::object_id:
+    return "objectId";
+  case bson_type::boolean:
+    return "bool";
+  case bson_type::date:
+    return "date";
+  case bson_type::null:
+    return "null";
+  case bson_type::regex:
+    return "regex";
+  case bson_type::int32:
+    return "int";
+  case bson_type::timestamp:
+    return "timestamp";
+  case bson_type::int64:
+    return "long";
+  case bson_type::min_key:
+    return "minKey";
+  case bson_type::max_key:
+    return "maxKey";
+  }
+  return "unknown";
+}
+
+std::optional<std::size_t> array_index(std::string_view seg) {
+  if (seg.empty() || seg.size() > 9) return std::nullopt;
+  std::size_t n = 0;
+  for (char c : seg) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  return n;
+}
+
 void throw_bad_request(std::string message) {
   throw api_error(400, std::move(message));
 }

@@ -89,10 +89,9 @@ enum class bson_type : int {
 
 class value {
 public:
-  using variant_type =
-      std::variant<null_t, bool, std::int32_t, std::int64_t, double, std::string, object, array,
-                   object_id, date_time, regex_value, binary_value, timestamp_value, min_key,
-                   max_key>;
+  using variant_type = std::variant<null_t, bool, std::int32_t, std::int64_t, double, std::string,
+                                    object, array, object_id, date_time, regex_value, binary_value,
+                                    timestamp_value, min_key, max_key>;
 
   value() = default;
   value(null_t) {}
@@ -175,6 +174,18 @@ bool erase_field(object& o, std::string_view key);
 /// Resolves a dotted path through objects only (no array traversal); nullptr if absent.
 /// Numeric segments index arrays ("a.0.b").
 const value* find_path(const object& o, std::string_view dotted);
+
+/// The $type alias of a BSON type ("double", "string", "objectId", "int", "long", ...).
+const char* bson_type_name(bson_type t);
+
+/// True when `s` starts with '$' (an operator name).
+inline bool starts_with_dollar(std::string_view s) {
+  return !s.empty() && s.front() == '$';
+}
+
+/// The array index named by a dotted-path segment when it is all digits (at most 9), else
+/// nullopt.
+std::optional<std::size_t> array_index(std::string_view segment);
 
 /// An error that maps to an HTTP status and a message for the client.
 class api_error : public std::runtime_error {

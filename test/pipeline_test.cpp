@@ -316,7 +316,7 @@ BOOST_AUTO_TEST_CASE(ifvar_inside_a_stage_drops_the_array_element) {
 }
 
 BOOST_AUTO_TEST_CASE(user_resolves_to_the_user_document_or_one_of_its_fields) {
-  server_vars sv{obj(R"({"_id":"bob","roles":["admin"],"profile":{"room":"r1"}})"), {}};
+  server_vars sv{obj(R"({"_id":"bob","roles":["admin"],"profile":{"room":"r1"}})"), {}, {}};
   auto p = make(R"([{"$match":{"fullDocument.to":"@user._id"}},
                     {"$set":{"roles":"@user.roles","room":"@user.profile.room","me":"@user",
                              "nothing":"@user.missing","other":"@users"}}])",

@@ -25,7 +25,8 @@ std::string b64(std::string_view in, bool url = false) {
   std::size_t i = 0;
   while (i + 2 < in.size()) {
     unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
     for (int s = 18; s >= 0; s -= 6)
       out += std_chars[(n >> s) & 63];
     i += 3;
@@ -111,7 +112,9 @@ const rsa_keys& rsa() {
   return k;
 }
 
-std::string json_string(const std::string& s) { return to_json(value(s)); }
+std::string json_string(const std::string& s) {
+  return to_json(value(s));
+}
 
 /// A server with users ann (role user), bob (role user), root (role admin), JWT HS256 or RS256.
 struct secured {
@@ -120,9 +123,12 @@ struct secured {
   explicit secured(const std::string& jwt_json, const std::string& extra = "") {
     std::string config = R"cfg({
       "users": [
-        {"userid": "ann", "password": )cfg" + json_string(hash_of("ann-pw")) + R"cfg(, "roles": ["user"]},
-        {"userid": "bob", "password": )cfg" + json_string(hash_of("bob-pw")) + R"cfg(, "roles": ["user"]},
-        {"userid": "root", "password": )cfg" + json_string(hash_of("root-pw")) + R"cfg(, "roles": ["admin"]}
+        {"userid": "ann", "password": )cfg" +
+                         json_string(hash_of("ann-pw")) + R"cfg(, "roles": ["user"]},
+        {"userid": "bob", "password": )cfg" +
+                         json_string(hash_of("bob-pw")) + R"cfg(, "roles": ["user"]},
+        {"userid": "root", "password": )cfg" +
+                         json_string(hash_of("root-pw")) + R"cfg(, "roles": ["admin"]}
       ],
       "acl": [
         {"roles": ["$unauthenticated", "$authenticated"],
@@ -133,7 +139,8 @@ struct secured {
         {"roles": ["user"], "predicate": "path('/profiles/{id}') and method(GET)"},
         {"roles": ["admin"], "predicate": "path-prefix('/')"}
       ],
-      "jwt": )cfg" + jwt_json + R"cfg(,
+      "jwt": )cfg" + jwt_json +
+                         R"cfg(,
       "token_ttl_seconds": 2,
       "login_max_failures": 3
       )cfg" + extra + R"cfg(
@@ -167,26 +174,26 @@ BOOST_AUTO_TEST_CASE(roles_times_endpoints_give_200_401_403) {
   auto& s = hs_server();
   std::string root = basic("root", "root-pw"), ann = basic("ann", "ann-pw");
   BOOST_REQUIRE(s.as(root, "POST", "/public", R"({"a":1})").status == 201);
-  BOOST_REQUIRE(s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
-  BOOST_REQUIRE(s.as(root, "PUT", "/profiles", R"({"streams":[{"uri":"all","stages":[]}]})").status == 201);
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/profiles", R"({"streams":[{"uri":"all","stages":[]}]})").status == 201);
   BOOST_REQUIRE(s.as(root, "POST", "/profiles", R"({"_id":"p1"})").status == 201);
   struct row {
     const char* method;
     const char* target;
     int anonymous, user, admin;
   } rows[] = {
-      {"GET", "/public", 200, 200, 200},
-      {"POST", "/public", 401, 403, 201},
-      {"GET", "/notes", 401, 200, 200},
-      {"DELETE", "/notes/x", 401, 403, 404},
-      {"GET", "/profiles/p1", 401, 200, 200},
-      {"GET", "/profiles", 401, 403, 200},
-      {"PUT", "/profiles/p1", 401, 403, 200},
-      {"GET", "/_metrics", 401, 403, 200},
+      {"GET", "/public", 200, 200, 200},      {"POST", "/public", 401, 403, 201},
+      {"GET", "/notes", 401, 200, 200},       {"DELETE", "/notes/x", 401, 403, 404},
+      {"GET", "/profiles/p1", 401, 200, 200}, {"GET", "/profiles", 401, 403, 200},
+      {"PUT", "/profiles/p1", 401, 403, 200}, {"GET", "/_metrics", 401, 403, 200},
   };
   for (auto& r : rows) {
-    std::string body = std::string(r.method) == "GET" || std::string(r.method) == "DELETE" ? "" : "{}";
-    BOOST_TEST(s.as("", r.method, r.target, body).status == r.anonymous, r.method << " " << r.target);
+    std::string body =
+        std::string(r.method) == "GET" || std::string(r.method) == "DELETE" ? "" : "{}";
+    BOOST_TEST(s.as("", r.method, r.target, body).status == r.anonymous,
+               r.method << " " << r.target);
     BOOST_TEST(s.as(ann, r.method, r.target, body).status == r.user, r.method << " " << r.target);
     BOOST_TEST(s.as(root, r.method, r.target, body).status == r.admin, r.method << " " << r.target);
   }
@@ -213,14 +220,15 @@ BOOST_AUTO_TEST_CASE(read_filter_limits_gets_and_merge_request_stamps_owner_and_
   auto& s = hs_server();
   std::string ann = basic("ann", "ann-pw"), bob = basic("bob", "bob-pw");
   // The client cannot choose the owner: mergeRequest overrides it.
-  BOOST_REQUIRE(s.as(ann, "POST", "/notes", R"({"text":"a1","owner":"bob","secret":"x"})").status == 201);
+  BOOST_REQUIRE(s.as(ann, "POST", "/notes", R"({"text":"a1","owner":"bob","secret":"x"})").status ==
+                201);
   BOOST_REQUIRE(s.as(bob, "POST", "/notes", R"({"text":"b1"})").status == 201);
   auto mine = parse_json(s.as(ann, "GET", "/notes").body, "r").as_array();
   BOOST_REQUIRE(mine.size() == 1u);
   auto& doc = mine[0].as_object();
   BOOST_TEST(find_field(doc, "owner")->as_string() == "ann");
   BOOST_TEST(find_field(doc, "at")->is<date_time>());
-  BOOST_TEST(find_field(doc, "secret") == nullptr); // projectResponse
+  BOOST_TEST(find_field(doc, "secret") == nullptr);                      // projectResponse
   BOOST_TEST(s.as(ann, "GET", "/notes/_size").body == R"({"_size":1})"); // readFilter applies
   BOOST_TEST(s.as(basic("root", "root-pw"), "GET", "/notes/_size").body == R"({"_size":2})");
 }
@@ -228,13 +236,16 @@ BOOST_AUTO_TEST_CASE(read_filter_limits_gets_and_merge_request_stamps_owner_and_
 BOOST_AUTO_TEST_CASE(read_filter_applies_to_stream_events) {
   auto& s = hs_server();
   std::string root = basic("root", "root-pw");
-  BOOST_REQUIRE(s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
   ws_client ann(s.proc->port(), "/notes/_streams/all", {{"Authorization", basic("ann", "ann-pw")}});
   ws_client bob(s.proc->port(), "/notes/_streams/all", {{"Authorization", basic("bob", "bob-pw")}});
   BOOST_REQUIRE(ann.upgrade_status() == 101);
   BOOST_REQUIRE(bob.upgrade_status() == 101);
-  BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "POST", "/notes", R"({"text":"from bob"})").status == 201);
-  BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "POST", "/notes", R"({"text":"from ann"})").status == 201);
+  BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "POST", "/notes", R"({"text":"from bob"})").status ==
+                201);
+  BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "POST", "/notes", R"({"text":"from ann"})").status ==
+                201);
   auto a = ann.next();
   BOOST_REQUIRE(a.opcode == 1);
   BOOST_TEST(a.payload.find("from ann") != std::string::npos);
@@ -248,7 +259,9 @@ BOOST_AUTO_TEST_CASE(read_filter_applies_to_stream_events) {
 
 BOOST_AUTO_TEST_CASE(login_issues_a_token_usable_as_password_and_cookie_until_it_expires) {
   secured s(R"({"algorithm":"HS256","key":"k"})");
-  BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status == 201);
+  BOOST_REQUIRE(
+      s.as(basic("root", "root-pw"), "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})")
+          .status == 201);
   auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
   BOOST_TEST(login.status == 200);
   std::string token = login.header("auth-token");
@@ -264,9 +277,8 @@ BOOST_AUTO_TEST_CASE(login_issues_a_token_usable_as_password_and_cookie_until_it
   // A wrong token is a 401; after the TTL (2 s here) the token is no longer accepted.
   BOOST_TEST(s.as(basic("ann", token + "x"), "GET", "/notes").status == 401);
   // (Failed attempts count towards throttling, so the answer may turn into 429.)
-  BOOST_TEST(eventually(
-      [&] { return s.as(basic("ann", token), "GET", "/notes").status != 200; },
-      std::chrono::milliseconds(10000)));
+  BOOST_TEST(eventually([&] { return s.as(basic("ann", token), "GET", "/notes").status != 200; },
+                        std::chrono::milliseconds(10000)));
   ws_client late(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie_value}});
   BOOST_TEST(late.upgrade_status() == 401); // an expired cookie is anonymous
 }
@@ -284,11 +296,14 @@ BOOST_AUTO_TEST_CASE(jwt_hs256_valid_expired_wrong_signature_wrong_audience) {
   auto e = s.as(bearer(expired), "GET", "/notes");
   BOOST_TEST(e.status == 401);
   BOOST_TEST(e.body.find("expired") != std::string::npos);
-  std::string forged = hs256(R"({"sub":"carol","roles":["admin"],"iss":"idp","aud":"rheo"})", "guess");
+  std::string forged =
+      hs256(R"({"sub":"carol","roles":["admin"],"iss":"idp","aud":"rheo"})", "guess");
   BOOST_TEST(s.as(bearer(forged), "GET", "/notes").status == 401);
-  std::string other_aud = hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"other"})", "s3cret");
+  std::string other_aud =
+      hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"other"})", "s3cret");
   BOOST_TEST(s.as(bearer(other_aud), "GET", "/notes").status == 401);
-  std::string alg_none = b64(R"({"alg":"none"})", true) + "." + b64(R"({"sub":"x","roles":["admin"]})", true) + ".";
+  std::string alg_none =
+      b64(R"({"alg":"none"})", true) + "." + b64(R"({"sub":"x","roles":["admin"]})", true) + ".";
   BOOST_TEST(s.as(bearer(alg_none), "GET", "/notes").status == 401);
   BOOST_TEST(s.as(bearer("garbage"), "GET", "/notes").status == 401);
 }
@@ -296,10 +311,11 @@ BOOST_AUTO_TEST_CASE(jwt_hs256_valid_expired_wrong_signature_wrong_audience) {
 BOOST_AUTO_TEST_CASE(jwt_rs256_and_user_fields_in_stream_variables) {
   secured s(R"({"algorithm":"RS256","key":)" + json_string(rsa().public_pem) + "}");
   std::string root = basic("root", "root-pw");
-  BOOST_REQUIRE(s.as(root, "PUT", "/notes",
-                     R"({"streams":[{"uri":"team","stages":[{"_$match":{"fullDocument::team":{"_$var":"t"}}}]},
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/notes",
+           R"({"streams":[{"uri":"team","stages":[{"_$match":{"fullDocument::team":{"_$var":"t"}}}]},
                                     {"uri":"mine","stages":[{"_$match":{"fullDocument::team":"@user.team"}}]}]})")
-                    .status == 201);
+          .status == 201);
   std::string jwt = rsa().rs256(R"({"sub":"dan","roles":["user"],"team":"red"})");
   BOOST_TEST(s.as("Bearer " + jwt, "GET", "/notes").status == 200);
   std::string tampered = jwt;
@@ -310,8 +326,10 @@ BOOST_AUTO_TEST_CASE(jwt_rs256_and_user_fields_in_stream_variables) {
                  .status == 401); // HS256 with the public key as secret: not accepted
   ws_client mine(s.proc->port(), "/notes/_streams/mine", {{"Authorization", "Bearer " + jwt}});
   BOOST_REQUIRE(mine.upgrade_status() == 101);
-  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"blue","n":1,"owner":"dan"})").status == 201);
-  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"red","n":2,"owner":"dan"})").status == 201);
+  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"blue","n":1,"owner":"dan"})").status ==
+                201);
+  BOOST_REQUIRE(s.as(root, "POST", "/notes", R"({"team":"red","n":2,"owner":"dan"})").status ==
+                201);
   auto f = mine.next();
   BOOST_REQUIRE(f.opcode == 1);
   BOOST_TEST(f.payload.find("\"n\":2") != std::string::npos);
@@ -331,15 +349,17 @@ BOOST_AUTO_TEST_CASE(bad_security_configuration_stops_startup_with_one_line) {
   temp_dir dir;
   auto check = [&](const std::string& cfg, const std::string& fragment) {
     std::ofstream(dir.path() + "/c.json") << cfg;
-    auto r = run_rheo({"--config", dir.path() + "/c.json", "--port", "0", "--data-dir",
-                       dir.path() + "/d"});
+    auto r = run_rheo(
+        {"--config", dir.path() + "/c.json", "--port", "0", "--data-dir", dir.path() + "/d"});
     BOOST_TEST(r.exit_code == 2, cfg);
     BOOST_TEST(r.output.find(fragment) != std::string::npos, r.output);
   };
-  check(R"c({"acl":[{"roles":["x"],"predicate":"path-prefix('/a') andd method(GET)"}]})c", "predicate");
+  check(R"c({"acl":[{"roles":["x"],"predicate":"path-prefix('/a') andd method(GET)"}]})c",
+        "predicate");
   check(R"c({"acl":[{"roles":["x"],"predicate":"frob('/a')"}]})c", "frob");
-  check(R"c({"acl":[{"roles":["x"],"predicate":"method(GET)","readFilter":{"a":{"$where":"1"}}}]})c",
-        "$where");
+  check(
+      R"c({"acl":[{"roles":["x"],"predicate":"method(GET)","readFilter":{"a":{"$where":"1"}}}]})c",
+      "$where");
   check(R"({"users":[{"userid":"a","password":"plaintext","roles":[]}]})", "hash-password");
   check(R"({"jwt":{"algorithm":"HS512","key":"k"}})", "HS256 or RS256");
 }
@@ -352,7 +372,8 @@ BOOST_AUTO_TEST_CASE(default_rules_let_anonymous_users_chat_and_nothing_else) {
   auto port = p.port();
   ws_client ws(port, "/messages/_streams/all");
   BOOST_REQUIRE(ws.upgrade_status() == 101);
-  auto post = http(port, "POST", "/messages", R"({"message":"hi","from":"anon","timestamp":"forged"})");
+  auto post =
+      http(port, "POST", "/messages", R"({"message":"hi","from":"anon","timestamp":"forged"})");
   BOOST_TEST(post.status == 201);
   auto f = ws.next();
   BOOST_REQUIRE(f.opcode == 1);
