@@ -344,8 +344,8 @@ BOOST_AUTO_TEST_CASE(a_client_that_never_reads_is_closed_with_1013_while_others_
   }
   while (received < n) {
     auto f = healthy->next(std::chrono::seconds(60));
-    BOOST_REQUIRE_MESSAGE(f.opcode == 1, "healthy client got opcode " << f.opcode << " code "
-                                                                       << f.close_code());
+    BOOST_REQUIRE_MESSAGE(f.opcode == 1,
+                          "healthy client got opcode " << f.opcode << " code " << f.close_code());
     ++received;
   }
   BOOST_TEST(received == n);

@@ -104,7 +104,8 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
   if (!has_acl) {
     // Most tests exercise the data API, not the ACL: let everyone do everything.
     argv_s.push_back("--acl");
-    argv_s.push_back(R"acl([{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('/')"}])acl");
+    argv_s.push_back(
+        R"acl([{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('/')"}])acl");
   }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_ = ::fork();
@@ -321,10 +322,9 @@ http_result http(std::uint16_t port, const std::string& method, const std::strin
 
 namespace rheo::test {
 
-namespace {
-std::string mask_frame(int opcode, const std::string& payload, bool fin) {
+std::string client_frame(std::uint8_t first_byte, std::string_view payload) {
   std::string out;
-  out += static_cast<char>((fin ? 0x80 : 0) | opcode);
+  out += static_cast<char>(first_byte);
   std::size_t n = payload.size();
   if (n < 126) {
     out += static_cast<char>(0x80 | n);
@@ -343,7 +343,6 @@ std::string mask_frame(int opcode, const std::string& payload, bool fin) {
     out += static_cast<char>(payload[i] ^ mask[i & 3]);
   return out;
 }
-} // namespace
 
 std::uint16_t ws_client::frame::close_code() const {
   if (payload.size() < 2) return 0;
@@ -464,7 +463,7 @@ bool ws_client::poll_frames(std::vector<frame>& out) {
 }
 
 void ws_client::send_frame(int opcode, const std::string& payload, bool fin) {
-  write_all(fd_, mask_frame(opcode, payload, fin));
+  write_all(fd_, client_frame(static_cast<std::uint8_t>((fin ? 0x80 : 0) | opcode), payload));
 }
 
 void ws_client::send_raw(const std::string& bytes) {

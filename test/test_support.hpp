@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -80,6 +81,9 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes,
 
 /// Parses every HTTP response found in `raw` (for pipelining tests).
 std::vector<http_result> parse_responses(const std::string& raw);
+
+/// A masked client WebSocket frame: `first_byte` is FIN/RSV/opcode as sent.
+std::string client_frame(std::uint8_t first_byte, std::string_view payload);
 
 /// Connects to 127.0.0.1:port; returns the socket fd. Throws on failure. A non-zero
 /// `receive_buffer` fixes SO_RCVBUF (small values emulate a client that reads slowly).

@@ -3,36 +3,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include "net/ws_frame.hpp"
+#include "test/test_support.hpp"
 
 #include <random>
 
 using namespace rheo::ws;
 
-namespace {
-
-std::string client_frame(std::uint8_t first, const std::string& payload) {
-  std::string out;
-  out += static_cast<char>(first);
-  std::size_t n = payload.size();
-  if (n < 126) {
-    out += static_cast<char>(0x80 | n);
-  } else if (n <= 0xFFFF) {
-    out += static_cast<char>(0x80 | 126);
-    out += static_cast<char>(n >> 8);
-    out += static_cast<char>(n & 0xFF);
-  } else {
-    out += static_cast<char>(0x80 | 127);
-    for (int s = 56; s >= 0; s -= 8)
-      out += static_cast<char>((static_cast<std::uint64_t>(n) >> s) & 0xFF);
-  }
-  const char mask[4] = {1, 2, 3, 4};
-  out.append(mask, 4);
-  for (std::size_t i = 0; i < n; ++i)
-    out += static_cast<char>(payload[i] ^ mask[i & 3]);
-  return out;
-}
-
-} // namespace
+using rheo::test::client_frame;
 
 BOOST_AUTO_TEST_CASE(server_frames_use_the_shortest_length_encoding) {
   std::string small, mid, big;
