@@ -112,7 +112,8 @@ BOOST_AUTO_TEST_CASE(a_thousand_clients_each_receive_a_thousand_inserts_in_order
       cs[i]->poll_frames(frames);
       for (auto& f : frames) {
         if (f.opcode != 1) continue;
-        const value* n = find_path(parse_json(f.payload, "frame").as_object(), "fullDocument.n");
+        value event = parse_json(f.payload, "frame");
+        const value* n = find_path(event.as_object(), "fullDocument.n");
         if (!n || n->as_int64() != next_n[i]) ordered = false;
         ++next_n[i];
         if (next_n[i] == inserts) ++done;
