@@ -661,10 +661,7 @@ public:
 
   write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
                        write_mode mode, const std::optional<std::string>& if_match) override {
-    if (auto* given = find_field(doc, "_id")) {
-      if (compare_values(*given, id) != 0) throw_bad_request("_id cannot be changed");
-      erase_field(doc, "_id");
-    }
+    strip_matching_id(doc, id);
     if (id.is_array()) throw_bad_request("_id cannot be an array");
     const object_id etag = object_id::generate();
     set_field(doc, "_etag", etag);
@@ -683,10 +680,7 @@ public:
             target.get(), to_bson(selector(id, if_match)).get(), to_bson(doc).get(),
             to_bson(object{{"upsert", value(upsert)}}).get(), &reply.b, &error))
       throw_mongo(error, "replacing in " + coll);
-    const object r = reply.get();
-    if (int_field(r, "matchedCount") == 0 && !upserted(r))
-      no_match(c, db, coll, id, mode, if_match);
-    return write_result{id, etag, upserted(r)};
+    return write_outcome(reply.get(), c, db, coll, id, etag, mode, if_match);
   }
 
   write_result update(const std::string& db, const std::string& coll, const value& id,
@@ -729,10 +723,7 @@ public:
             target.get(), to_bson(selector(id, if_match)).get(), to_bson(update).get(),
             to_bson(object{{"upsert", value(upsert)}}).get(), &reply.b, &error))
       throw_mongo(error, "updating in " + coll);
-    const object r = reply.get();
-    if (int_field(r, "matchedCount") == 0 && !upserted(r))
-      no_match(c, db, coll, id, mode, if_match);
-    return write_result{id, etag, upserted(r)};
+    return write_outcome(reply.get(), c, db, coll, id, etag, mode, if_match);
   }
 
   void remove(const std::string& db, const std::string& coll, const value& id,
@@ -778,6 +769,15 @@ private:
       }
     }
     return s;
+  }
+
+  /// The result of a replace_one/update_one; 404 or 412 when nothing matched.
+  write_result write_outcome(const object& reply, pooled_client& c, const std::string& db,
+                             const std::string& coll, const value& id, const object_id& etag,
+                             write_mode mode, const std::optional<std::string>& if_match) {
+    if (int_field(reply, "matchedCount") == 0 && !upserted(reply))
+      no_match(c, db, coll, id, mode, if_match);
+    return write_result{id, etag, upserted(reply)};
   }
 
   static bool upserted(const object& reply) {

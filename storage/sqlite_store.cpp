@@ -1116,10 +1116,7 @@ public:
 
   write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
                        write_mode mode, const std::optional<std::string>& if_match) override {
-    if (auto* given = find_field(doc, "_id")) {
-      if (compare_values(*given, id) != 0) throw_bad_request("_id cannot be changed");
-      erase_field(doc, "_id");
-    }
+    strip_matching_id(doc, id);
     const std::string key = id_key(id);
     const object_id etag = object_id::generate();
     set_field(doc, "_etag", etag);

@@ -533,4 +533,11 @@ update_description diff_documents(const object& before, const object& after) {
   return d;
 }
 
+void strip_matching_id(object& doc, const value& id) {
+  if (const value* given = find_field(doc, "_id")) {
+    if (compare_values(*given, id) != 0) throw_bad_request("_id cannot be changed");
+    erase_field(doc, "_id");
+  }
+}
+
 } // namespace rheo

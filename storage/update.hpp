@@ -51,6 +51,10 @@ private:
 /// `$`-operator is api_error(400).
 object normalize_document_body(const object& body);
 
+/// Removes a replacement body's `_id`, which must equal `id` (api_error 400 otherwise):
+/// a document's `_id` cannot change.
+void strip_matching_id(object& doc, const value& id);
+
 /// Computes an update description between two versions of a document (for replace
 /// events and for stores that do not track it), top-level fields only.
 update_description diff_documents(const object& before, const object& after);
