@@ -872,6 +872,12 @@ proc_sample sample_proc(int pid) {
   return s;
 }
 
+/// CPU seconds (utime + stime) of the process between two samples.
+double cpu_seconds(const proc_sample& a, const proc_sample& b) {
+  if (b.cpu_ticks < a.cpu_ticks) return 0;
+  return static_cast<double>(b.cpu_ticks - a.cpu_ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double cpu_percent(const proc_sample& a, const proc_sample& b) {
   double wall = static_cast<double>(b.at - a.at) / 1e9;
   if (wall <= 0) return 0;
@@ -958,7 +964,23 @@ struct step_result {
   std::uint64_t sent = 0, acked = 0, deliveries = 0, missed = 0;
   histogram_snapshot latency, http;
   double server_cpu = 0, bench_cpu = 0;
+  // Server CPU seconds over the window of `deliveries`: from the sample taken where the
+  // previous step's deliveries were collected to the one taken where this step's were.
+  // < 0 without --server-pid.
+  double server_cpu_seconds = -1;
   std::uint64_t server_rss_kib = 0;
+  /// Server CPU (user + system) per delivery in microseconds; < 0 without deliveries or
+  /// without a server to sample.
+  double server_cpu_us_per_delivery() const {
+    return deliveries > 0 && server_cpu_seconds >= 0
+               ? server_cpu_seconds * 1e6 / static_cast<double>(deliveries)
+               : -1;
+  }
+  /// server_cpu_us_per_delivery() formatted with `fmt`, or `none` where there is none.
+  std::string us_per_delivery_text(const char* fmt, const char* none) const {
+    double v = server_cpu_us_per_delivery();
+    return v >= 0 ? format(fmt, v) : std::string(none);
+  }
   double deliveries_per_s() const {
     return seconds > 0 ? static_cast<double>(deliveries) / seconds : 0;
   }
@@ -1136,6 +1158,9 @@ int run(const options& o) {
   histogram_snapshot lat_prev, http_prev, lat_now, http_now;
   if (load) {
     snapshot_all(workers, lat_prev, http_prev, true);
+    // The server CPU sample sits next to each delivery count, so CPU per delivery covers
+    // exactly the deliveries it divides.
+    proc_sample srv_before = sample_proc(o.server_pid);
     totals before = collect(workers);
     for (unsigned i = 0; i < o.steps; ++i) {
       double rate = o.rate * std::pow(o.rate_mult, i) + o.rate_add * i;
@@ -1152,6 +1177,7 @@ int run(const options& o) {
       }
       proc_sample s1 = sample_proc(o.server_pid), b1 = sample_proc(getpid());
       totals after = collect(workers);
+      proc_sample srv_after = sample_proc(o.server_pid);
       snapshot_all(workers, lat_now, http_now, true);
       step_result r;
       r.offered_rate = rate;
@@ -1166,16 +1192,21 @@ int run(const options& o) {
       r.http.subtract(http_prev);
       r.server_cpu = cpu_percent(s0, s1);
       r.bench_cpu = cpu_percent(b0, b1);
+      if (o.server_pid > 0) r.server_cpu_seconds = cpu_seconds(srv_before, srv_after);
       r.server_rss_kib = step_rss;
       rss_max = std::max(rss_max, step_rss);
       steps.push_back(r);
-      std::fprintf(stderr,
-                   "rheo-bench: step %u rate %.0f/s: %.0f acked/s, %.0f deliveries/s, p50 %.2f ms, "
-                   "p99 %.2f ms, max %.2f ms, server CPU %.0f%%, bench CPU %.0f%%, RSS %llu KiB\n",
-                   i, rate, r.acked_per_s(), r.deliveries_per_s(), ms(r.latency.quantile(0.5)),
-                   ms(r.latency.quantile(0.99)), ms(r.latency.max), r.server_cpu, r.bench_cpu,
-                   static_cast<unsigned long long>(step_rss));
+      std::fprintf(
+          stderr,
+          "rheo-bench: step %u rate %.0f/s: %.0f acked/s, %.0f deliveries/s, p50 %.2f ms, "
+          "p99 %.2f ms, max %.2f ms, server CPU %.0f%% (%s us/delivery), bench CPU %.0f%%, "
+          "RSS %llu KiB\n",
+          i, rate, r.acked_per_s(), r.deliveries_per_s(), ms(r.latency.quantile(0.5)),
+          ms(r.latency.quantile(0.99)), ms(r.latency.max), r.server_cpu,
+          r.us_per_delivery_text("%.2f", "-").c_str(), r.bench_cpu,
+          static_cast<unsigned long long>(step_rss));
       before = after;
+      srv_before = srv_after;
       lat_prev = lat_now;
       http_prev = http_now;
       if (o.subscribers > 0 && ms(r.latency.quantile(0.99)) > o.stop_p99_ms) break;
@@ -1284,11 +1315,13 @@ int run(const options& o) {
     j +=
         format("{\"offered_rate\":%.1f,\"seconds\":%.3f,\"sent\":%llu,\"acked\":%llu,"
                "\"missed\":%llu,\"acked_per_s\":%.1f,\"deliveries\":%llu,\"deliveries_per_s\":%.1f,"
-               "\"server_cpu_percent\":%.1f,\"bench_cpu_percent\":%.1f,\"server_rss_kib\":%llu,",
+               "\"server_cpu_percent\":%.1f,\"bench_cpu_percent\":%.1f,\"server_rss_kib\":%llu,"
+               "\"server_cpu_seconds\":%.3f,\"server_cpu_us_per_delivery\":%s,",
                s.offered_rate, s.seconds, static_cast<unsigned long long>(s.sent),
                static_cast<unsigned long long>(s.acked), static_cast<unsigned long long>(s.missed),
                s.acked_per_s(), static_cast<unsigned long long>(s.deliveries), s.deliveries_per_s(),
-               s.server_cpu, s.bench_cpu, static_cast<unsigned long long>(s.server_rss_kib));
+               s.server_cpu, s.bench_cpu, static_cast<unsigned long long>(s.server_rss_kib),
+               std::max(s.server_cpu_seconds, 0.0), s.us_per_delivery_text("%.4f", "null").c_str());
     j += "\"latency_ms\":" + latency_json(s.latency) +
          ",\"http_latency_ms\":" + latency_json(s.http) + "}";
   }
@@ -1337,12 +1370,13 @@ int run(const options& o) {
     const step_result* s = best >= 0 ? &steps[best] : (steps.empty() ? nullptr : &steps.back());
     const histogram_snapshot& h = s ? (http_mode ? s->http : s->latency) : lat_all;
     row = format(
-        "| %s | %u | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.0f | "
+        "| %s | %u | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %s | %.1f | %.0f | "
         "%llu |\n",
         o.label.c_str(), o.subscribers + o.slow_subscribers, http_mode ? "req/s" : "deliveries/s",
         s ? (http_mode ? s->acked_per_s() : s->deliveries_per_s()) : 0.0,
         s ? s->acked_per_s() : 0.0, ms(h.quantile(0.5)), ms(h.quantile(0.99)),
         ms(h.quantile(0.999)), ms(h.max), s ? s->server_cpu : 0.0,
+        s ? s->us_per_delivery_text("%.2f", "-").c_str() : "-",
         static_cast<double>(rss_max) / 1024.0,
         connect_seconds > 0 ? static_cast<double>(t.subs_open) / connect_seconds : 0.0,
         static_cast<unsigned long long>(errors));
@@ -1353,8 +1387,8 @@ int run(const options& o) {
     write_file(
         o.out + ".md",
         "| run | conns | unit | throughput | writes/s | p50 ms | p99 ms | p99.9 ms | max ms | "
-        "server CPU | server RSS max MiB | connects/s | errors |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" +
+        "server CPU | server CPU us/delivery | server RSS max MiB | connects/s | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" +
             row);
     write_file(o.out + ".svg", svg_plot(o, steps, http_mode));
   }

@@ -24,6 +24,10 @@ def figures(r):
         for q in ("p50", "p90", "p99", "p999", "max"):
             f[q + " ms"] = lat[q]
         f["server CPU %"] = s["server_cpu_percent"]
+        # Server CPU (utime + stime) over the step's delivery window / its deliveries, in us.
+        # Absent for steps without deliveries (S3's idle connections, S5's REST runs).
+        if not http and s.get("server_cpu_us_per_delivery") is not None:
+            f["server CPU us/delivery"] = s["server_cpu_us_per_delivery"]
         f["bench CPU %"] = s["bench_cpu_percent"]
         f["held step"] = best
         if len(steps) > 1:
