@@ -21,6 +21,10 @@ def figures(r):
         f["writes/s"] = s["acked_per_s"]
         if r["per_user"]:
             f["evaluations/s"] = s["acked_per_s"] * r["subscribers"]
+            # S4: most evaluations deliver nothing, so also CPU per subscription x event.
+            if s.get("server_cpu_us_per_delivery") is not None and s["acked"] > 0:
+                f["server CPU us/evaluation"] = (
+                    s["server_cpu_seconds"] * 1e6 / (s["acked"] * r["subscribers"]))
         for q in ("p50", "p90", "p99", "p999", "max"):
             f[q + " ms"] = lat[q]
         f["server CPU %"] = s["server_cpu_percent"]
@@ -35,6 +39,10 @@ def figures(r):
             f["peak throughput/s"] = max(x[key] for x in steps)
             f["first step p50 ms"] = (steps[0]["http_latency_ms"] if http else steps[0]["latency_ms"])["p50"]
             f["first step p99 ms"] = (steps[0]["http_latency_ms"] if http else steps[0]["latency_ms"])["p99"]
+            # Rising runs (S1, S4): the first step's offered rate is the same before and after a
+            # change, so its CPU per delivery compares like with like.
+            if not http and steps[0].get("server_cpu_us_per_delivery") is not None:
+                f["first step server CPU us/delivery"] = steps[0]["server_cpu_us_per_delivery"]
     f["server RSS max MiB"] = r["server"]["rss_max_kib"] / 1024
     if r["subscribers"]:
         f["connects/s"] = r["connect"]["per_second"]
