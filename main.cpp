@@ -14,6 +14,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -97,6 +98,14 @@ int run(rheo::server_config config) {
 
   caf::actor_system_config caf_config;
   register_message_types(caf_config);
+  // The actors see one message per batch per subscription (data frames go to the I/O
+  // threads directly), so their threads are mostly idle: the sharing policy lets idle
+  // threads sleep on one queue instead of polling as work stealing does.
+  caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
+                                                                         : caf::atom("sharing"));
+  caf_config.set("scheduler.max-threads",
+                 static_cast<std::size_t>(config.actor_threads ? config.actor_threads
+                                                               : std::max(1u, std::thread::hardware_concurrency())));
   caf::actor_system actors{caf_config};
 
   rest_api api(config, *db, *sec);

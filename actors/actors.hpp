@@ -2,9 +2,11 @@
 // types, all in one place. See docs/architecture.md for who creates and stops whom.
 //
 // Thread-safety: actor handles are thread-safe values; message types are immutable
-// once sent (their shared payloads are const).
+// once sent (their shared payloads are const). Only event_batch and metadata_change may
+// cross the network; subscription_spec and ws_handle hold node-local objects.
 #pragma once
 
+#include "storage/pipeline.hpp"
 #include "storage/value.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -40,24 +42,23 @@ using feed_atom = caf::atom_constant<caf::atom("feed")>;
 
 // -- message types ------------------------------------------------------------
 
-/// What a session asks the broker for: the stream, and the key under which sessions
-/// share one subscription (database, collection, stream, resolved variables).
+/// What a session asks the broker for: the stream, compiled at the handshake, and the key
+/// under which sessions share one subscription (database, collection, stream, resolved
+/// variables). Never leaves the node.
 struct subscription_spec {
   std::string db;
   std::string coll;
   std::string stream;
   std::string key;
-  std::string definition_json; // the stored stream definition
-  std::string avars_json;      // the client's variable bindings
-  std::string user_json;       // the authenticated user (@user), empty when anonymous
-  std::string read_filter_json; // the ACL readFilter, resolved; empty when none
+  object definition; // the stored stream definition, to notice redefinitions
+  pipeline stages;   // compiled against the client's avars, @user and readFilter
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, subscription_spec& x) {
-  return f(caf::meta::type_name("rheo.subscription_spec"), x.db, x.coll, x.stream, x.key,
-           x.definition_json, x.avars_json, x.user_json, x.read_filter_json);
-}
+/// A session's connection, for the subscription to hand to its I/O thread's fan-out
+/// group. Never leaves the node.
+struct ws_handle {
+  std::shared_ptr<ws_connection> conn;
+};
 
 /// Change events in commit order, each in the shape stages see
 /// ({_id:{_data}, operationType, fullDocument, documentKey, updateDescription}).
@@ -80,19 +81,31 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
            }));
 }
 
-/// Pre-built WebSocket frames for a session's socket: serialized once by a subscription
-/// and shared by every session of it. Never leaves the node.
-struct frame_batch {
-  std::shared_ptr<const std::string> bytes;
-  std::uint32_t frames = 0;
+/// A collection's metadata after a change (stream definitions added, changed, removed).
+/// Shared, not copied; BSON when it crosses the network.
+struct metadata_change {
+  std::shared_ptr<const object> metadata;
+
+  std::string encode() const;
+  void decode(const std::string& encoded);
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metadata_change& x) {
+  std::string encoded;
+  if constexpr (Inspector::reads_state) encoded = x.encode();
+  return f(caf::meta::type_name("rheo.metadata_change"), encoded,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.decode(encoded);
+             return caf::none;
+           }));
+}
 
 // -- actor interfaces ---------------------------------------------------------
 
-/// The SESSION actor interface: one per WebSocket connection.
+/// The SESSION actor interface: one per WebSocket connection. Data frames do not pass
+/// through it: the subscription hands them to the connection's I/O thread.
 using session_actor = caf::typed_actor<
-    // Frames to write to the client.
-    caf::reacts_to<frame_batch>,
     // Close the connection with a WebSocket close code and reason.
     caf::reacts_to<close_atom, std::uint16_t, std::string>,
     // Internal: the connection has closed.
@@ -100,12 +113,14 @@ using session_actor = caf::typed_actor<
 
 /// The SUBSCRIPTION actor interface: one per (database, collection, stream, variables).
 using subscription_actor = caf::typed_actor<
-    // Add a session (from the broker).
-    caf::reacts_to<join_atom, session_actor>,
+    // Add a session and its connection (from the broker).
+    caf::reacts_to<join_atom, session_actor, ws_handle>,
     // Remove a session (from the broker).
     caf::reacts_to<closed_atom, session_actor>,
     // Change events from the watcher, in commit order.
     caf::reacts_to<event_batch>,
+    // The collection's metadata changed (from the watcher, in order with the events).
+    caf::reacts_to<metadata_change>,
     // Close every session (collection dropped, feed lost).
     caf::reacts_to<close_atom, std::uint16_t, std::string>>;
 
@@ -116,6 +131,7 @@ using watcher_actor = caf::typed_actor<
     caf::reacts_to<detach_atom, subscription_actor>,
     // Internal: events read from the feed by the feed thread.
     caf::reacts_to<feed_atom, event_batch>,
+    caf::reacts_to<feed_atom, metadata_change>,
     // Internal: the feed ended (history lost, invalidated); the reason.
     caf::reacts_to<closed_atom, std::string>>;
 
@@ -124,7 +140,8 @@ using watcher_actor = caf::typed_actor<
 using broker_actor = caf::typed_actor<
     // Attach a session to the subscription for `spec`, creating it (and its watcher)
     // when needed; replies once the session will receive every later event.
-    caf::replies_to<subscribe_atom, session_actor, subscription_spec>::with<subscription_actor>,
+    caf::replies_to<subscribe_atom, session_actor, ws_handle,
+                    subscription_spec>::with<subscription_actor>,
     // A subscription whose stream definition changed: new sessions get a new one.
     caf::reacts_to<retire_atom, subscription_actor>,
     // A watcher whose feed ended: new subscriptions get a new watcher.
@@ -135,4 +152,5 @@ void register_message_types(caf::actor_system_config& cfg);
 
 } // namespace rheo
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::frame_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::subscription_spec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::ws_handle)

@@ -49,7 +49,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db) {
   self->state.db = db;
   self->set_down_handler([self](caf::down_msg& dm) { remove_session(self, dm.source); });
   return {
-      [self](subscribe_atom, session_actor& session,
+      [self](subscribe_atom, session_actor& session, ws_handle& conn,
              subscription_spec& spec) -> caf::result<subscription_actor> {
         auto& st = self->state;
         subscription_actor sub;
@@ -74,9 +74,10 @@ broker_actor::behavior_type broker(self_ptr self, store* db) {
             st.watchers_by_key[wkey] = w;
             st.watchers[w.address()] = {w, 0};
           }
-          sub = self->spawn(subscription, broker_actor{self}, spec);
-          st.subscriptions_by_key[spec.key] = sub;
-          st.subscriptions[sub.address()] = {sub, spec.key, wkey, w, 0};
+          std::string key = spec.key;
+          sub = self->spawn(subscription, broker_actor{self}, std::move(spec));
+          st.subscriptions_by_key[key] = sub;
+          st.subscriptions[sub.address()] = {sub, std::move(key), wkey, w, 0};
           st.watchers[w.address()].subscriptions++;
           self->send(w, attach_atom::value, sub);
         }
@@ -84,7 +85,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db) {
         st.session_to_subscription[session.address()] = sub.address();
         self->monitor(session);
         // The join is in the subscription's mailbox before the session learns it joined.
-        self->send(sub, join_atom::value, session);
+        self->send(sub, join_atom::value, session, std::move(conn));
         return sub;
       },
       [self](retire_atom, const subscription_actor& sub) {

@@ -4,7 +4,6 @@
 #include "actors/session.hpp"
 #include "actors/watcher.hpp"
 #include "net/ws_connection.hpp"
-#include "storage/json.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
@@ -34,16 +33,17 @@ realtime::~realtime() {
   stop();
 }
 
-void realtime::accept(boost::asio::ip::tcp::socket socket,
+void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target) {
   auto& im = *impl_;
   ws_connection::options opts;
   opts.max_client_message_bytes = im.config.ws_max_client_frame_bytes;
+  opts.queue_limit_bytes = static_cast<std::int64_t>(im.config.ws_queue_limit_bytes);
   opts.ping_interval = std::chrono::milliseconds(im.config.ws_ping_interval_ms);
   opts.pong_timeout = std::chrono::milliseconds(im.config.ws_pong_timeout_ms);
-  auto conn =
-      std::make_shared<ws_connection>(std::move(socket), std::move(req), std::move(buffer), opts);
+  auto conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
+                                              std::move(buffer), opts);
   {
     std::lock_guard lock(im.mutex);
     if (im.shutting_down) {
@@ -63,12 +63,9 @@ void realtime::accept(boost::asio::ip::tcp::socket socket,
   spec.coll = target.coll;
   spec.stream = target.stream;
   spec.key = target.key;
-  spec.definition_json = to_json(value(target.definition));
-  spec.avars_json = to_json(value(target.avars));
-  if (target.user) spec.user_json = to_json(value(*target.user));
-  if (target.read_filter) spec.read_filter_json = to_json(value(*target.read_filter));
-  im.system.spawn(session, std::move(conn), im.broker, std::move(spec),
-                  static_cast<std::int64_t>(im.config.ws_queue_limit_bytes));
+  spec.definition = std::move(target.definition);
+  spec.stages = std::move(target.stages);
+  im.system.spawn(session, std::move(conn), im.broker, std::move(spec));
 }
 
 void realtime::shutdown() {

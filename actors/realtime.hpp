@@ -23,7 +23,7 @@ public:
   realtime(caf::actor_system& system, store& db, const server_config& config);
   ~realtime() override;
 
-  void accept(boost::asio::ip::tcp::socket socket,
+  void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
               boost::beast::http::request<boost::beast::http::string_body> req,
               boost::beast::flat_buffer buffer, stream_target target) override;
   void shutdown() override;

@@ -1,7 +1,9 @@
-// The SESSION actor: one per WebSocket connection. Joins its subscription through the
-// broker before the handshake completes (so no event committed after the client saw
-// the 101 is missed), accounts the connection's outbound queue, and closes slow
-// consumers with 1013.
+// The SESSION actor: one per WebSocket connection. Owns the session's lifecycle: joins
+// its subscription through the broker before the handshake completes (so no event
+// committed after the client saw the 101 is missed), closes the connection with the codes
+// the subscription asks for, and ends when the connection has closed. Data frames do not
+// pass through it: the subscription hands them to the connection's I/O thread, and the
+// connection itself enforces its queue limit (1013).
 #pragma once
 
 #include "actors/actors.hpp"
@@ -18,16 +20,13 @@ struct session_state {
   ~session_state();
 
   std::shared_ptr<ws_connection> conn;
-  std::int64_t queue_limit = 0;
-  bool closing = false;
 };
 
 /// @param conn the connection, not yet handshaken.
 /// @param broker where to subscribe.
-/// @param spec the stream and variables the client asked for.
-/// @param queue_limit outbound bytes allowed in the queue before closing with 1013.
+/// @param spec the stream (compiled) and variables the client asked for.
 session_actor::behavior_type session(session_actor::stateful_pointer<session_state> self,
                                      std::shared_ptr<ws_connection> conn, broker_actor broker,
-                                     subscription_spec spec, std::int64_t queue_limit);
+                                     subscription_spec spec);
 
 } // namespace rheo

@@ -1,7 +1,10 @@
 #include "actors/subscription.hpp"
 
 #include "config/log.hpp"
+#include "net/fanout.hpp"
+#include "net/io_pool.hpp"
 #include "net/metrics.hpp"
+#include "net/ws_connection.hpp"
 #include "net/ws_frame.hpp"
 #include "storage/json.hpp"
 
@@ -11,29 +14,37 @@ namespace rheo {
 
 namespace {
 
+using self_ptr = subscription_actor::stateful_pointer<subscription_state>;
+
 const std::string* operation_of(const object& event) {
   const value* op = find_field(event, "operationType");
   return op && op->is_string() ? &op->as_string() : nullptr;
 }
 
-/// The stored definition of stream `uri` in collection metadata, as JSON; empty if gone.
-std::string definition_in(const object& metadata, const std::string& uri) {
+/// The stored definition of stream `uri` in collection metadata; null when gone.
+const value* definition_in(const object& metadata, const std::string& uri) {
   const value* streams = find_field(metadata, "streams");
-  if (!streams || !streams->is_array()) return {};
+  if (!streams || !streams->is_array()) return nullptr;
   for (auto& s : streams->as_array()) {
     if (!s.is_object()) continue;
     const value* u = find_field(s.as_object(), "uri");
-    if (u && u->is_string() && u->as_string() == uri) return to_json(s);
+    if (u && u->is_string() && u->as_string() == uri) return &s;
   }
-  return {};
+  return nullptr;
 }
 
-void close_all(subscription_actor::stateful_pointer<subscription_state> self, std::uint16_t code,
-               const std::string& reason) {
+void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
   auto& st = self->state;
   st.closed = true;
-  for (auto& s : st.sessions)
-    self->send(s, close_atom::value, code, reason);
+  for (auto& [addr, m] : st.sessions)
+    self->send(m.handle, close_atom::value, code, reason);
+}
+
+/// Hands one buffer of frames to every I/O thread hosting sessions of ours.
+void fan_out(subscription_state& st, std::string frames, std::uint32_t count) {
+  auto bytes = std::make_shared<const std::string>(std::move(frames));
+  for (std::size_t i = 0; i < st.groups.size(); ++i)
+    if (st.sessions_per_shard[i]) st.groups[i]->post_deliver(bytes, count);
 }
 
 } // namespace
@@ -43,41 +54,44 @@ subscription_state::subscription_state() {
 }
 
 subscription_state::~subscription_state() {
+  for (auto& g : groups)
+    if (g) fanout_group::release(std::move(g));
   global_metrics().subscriptions.fetch_sub(1, std::memory_order_relaxed);
 }
 
-subscription_actor::behavior_type
-subscription(subscription_actor::stateful_pointer<subscription_state> self, broker_actor broker,
-             subscription_spec spec) {
+subscription_actor::behavior_type subscription(self_ptr self, broker_actor broker,
+                                               subscription_spec spec) {
   auto& st = self->state;
-  st.stream = spec.stream;
-  st.definition_json = spec.definition_json;
-  try {
-    value def = parse_json(spec.definition_json, "stream definition");
-    value avars = parse_json(spec.avars_json.empty() ? "{}" : spec.avars_json, "avars");
-    server_vars sv;
-    if (!spec.user_json.empty()) sv.user = parse_json(spec.user_json, "user").as_object();
-    if (!spec.read_filter_json.empty())
-      sv.read_filter = parse_json(spec.read_filter_json, "readFilter").as_object();
-    st.stages = pipeline::compile(def.as_object(), avars.as_object(), sv);
-  } catch (const std::exception& e) {
-    // The session validated the same definition before the upgrade; a failure here means
-    // the definition changed in between. Close whoever joins.
-    log::warn(std::string("subscription ") + spec.key + ": " + e.what());
-    st.closed = true;
-  }
+  st.stream = std::move(spec.stream);
+  st.definition = std::move(spec.definition);
+  st.stages = std::move(spec.stages);
   return {
-      [self](join_atom, session_actor& s) {
-        if (self->state.closed) {
+      [self](join_atom, session_actor& s, ws_handle& h) {
+        auto& st = self->state;
+        if (st.closed) {
           self->send(s, close_atom::value, std::uint16_t{1000},
                      std::string("stream definition changed"));
           return;
         }
-        self->state.sessions.push_back(std::move(s));
+        io_shard& shard = h.conn->shard();
+        unsigned i = shard.index();
+        if (st.groups.size() <= i) {
+          st.groups.resize(i + 1);
+          st.sessions_per_shard.resize(i + 1);
+        }
+        if (!st.groups[i]) st.groups[i] = std::make_shared<fanout_group>(shard);
+        // Posted before any later batch: the connection receives every batch after this.
+        st.groups[i]->post_add(std::move(h.conn));
+        ++st.sessions_per_shard[i];
+        auto addr = s.address();
+        st.sessions.emplace(std::move(addr), subscription_state::member{std::move(s), i});
       },
       [self](closed_atom, const session_actor& s) {
-        auto& v = self->state.sessions;
-        std::erase(v, s);
+        auto& st = self->state;
+        auto it = st.sessions.find(s.address());
+        if (it == st.sessions.end()) return;
+        --st.sessions_per_shard[it->second.shard];
+        st.sessions.erase(it);
       },
       [self, broker](event_batch& batch) {
         auto& st = self->state;
@@ -85,21 +99,8 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
         std::string frames;
         std::uint32_t count = 0;
         object scratch;
-        std::optional<std::pair<std::uint16_t, std::string>> close_after;
+        bool invalidated = false;
         for (auto& ev : *batch.events) {
-          const std::string* op = operation_of(ev);
-          if (op && *op == "meta") {
-            // Collection metadata changed: if our stream's definition changed, we are done.
-            const value* meta = find_field(ev, "fullDocument");
-            std::string now = meta && meta->is_object()
-                                  ? definition_in(meta->as_object(), st.stream)
-                                  : std::string();
-            if (now != st.definition_json) {
-              close_after.emplace(1000, "stream definition changed");
-              break;
-            }
-            continue;
-          }
           try {
             const object* out = st.stages.run(ev, scratch);
             if (out) {
@@ -112,20 +113,25 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
             global_metrics().stage_errors.fetch_add(1, std::memory_order_relaxed);
             log::debug(std::string("stream ") + st.stream + ": event skipped: " + e.what());
           }
+          const std::string* op = operation_of(ev);
           if (op && *op == "invalidate") {
-            close_after.emplace(1000, "collection dropped");
+            invalidated = true;
             break;
           }
         }
-        if (count) {
-          frame_batch fb{std::make_shared<const std::string>(std::move(frames)), count};
-          for (auto& s : st.sessions)
-            self->send(s, fb);
-        }
-        if (close_after) {
-          close_all(self, close_after->first, close_after->second);
+        if (count && !st.sessions.empty()) fan_out(st, std::move(frames), count);
+        if (invalidated) {
+          close_all(self, 1000, "collection dropped");
           self->send(broker, retire_atom::value, subscription_actor{self});
         }
+      },
+      [self, broker](metadata_change& m) {
+        auto& st = self->state;
+        if (st.closed || !m.metadata) return;
+        const value* now = definition_in(*m.metadata, st.stream);
+        if (now && *now == value(st.definition)) return;
+        close_all(self, 1000, "stream definition changed");
+        self->send(broker, retire_atom::value, subscription_actor{self});
       },
       [self](close_atom, std::uint16_t code, std::string& reason) {
         close_all(self, code, reason);

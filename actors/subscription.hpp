@@ -1,31 +1,45 @@
 // The SUBSCRIPTION actor: one per (database, collection, stream, resolved variables).
 // Runs the stream's stages on each change event once, serializes each passing event
-// once into a WebSocket frame, and fans the same buffer out to all its sessions.
+// once into a WebSocket frame, and hands the batch's frames, in one shared buffer, to each
+// I/O thread that hosts its sessions (one post per thread per batch, see net/fanout.hpp).
 #pragma once
 
 #include "actors/actors.hpp"
 #include "storage/pipeline.hpp"
 
+#include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 namespace rheo {
+
+class fanout_group;
 
 struct subscription_state {
   static inline const char* name = "subscription";
   subscription_state();
   ~subscription_state();
 
+  struct member {
+    session_actor handle;
+    unsigned shard = 0;
+  };
+
   pipeline stages;
-  std::string stream;          // the stream's uri
-  std::string definition_json; // as stored, to notice redefinitions
-  std::vector<session_actor> sessions;
+  std::string stream; // the stream's uri
+  object definition;  // as stored, to notice redefinitions
+  std::unordered_map<caf::actor_addr, member> sessions;
+  // By I/O thread index: the group of our sessions on that thread, and how many they are.
+  std::vector<std::shared_ptr<fanout_group>> groups;
+  std::vector<std::uint32_t> sessions_per_shard;
   bool closed = false;
 };
 
 /// @param broker told when the stream definition changed (retire).
-/// @param spec the stream definition and variables; compiled once here.
+/// @param spec the compiled stream definition and variables.
 subscription_actor::behavior_type
 subscription(subscription_actor::stateful_pointer<subscription_state> self, broker_actor broker,
              subscription_spec spec);

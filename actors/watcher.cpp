@@ -85,8 +85,34 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
         std::erase(self->state.subscriptions, s);
       },
       [self](feed_atom, event_batch& batch) {
+        // A metadata change is its own message, in order with the events around it.
+        auto& subs = self->state.subscriptions;
+        auto events = std::make_shared<std::vector<object>>();
+        auto flush = [&] {
+          if (events->empty()) return;
+          event_batch part{std::move(events)};
+          for (auto& s : subs)
+            self->send(s, part);
+          events = std::make_shared<std::vector<object>>();
+        };
+        for (auto& ev : *batch.events) {
+          const value* op = find_field(ev, "operationType");
+          if (op && op->is_string() && op->as_string() == "meta") {
+            flush();
+            const value* meta = find_field(ev, "fullDocument");
+            metadata_change m{std::make_shared<const object>(
+                meta && meta->is_object() ? meta->as_object() : object{})};
+            for (auto& s : subs)
+              self->send(s, m);
+          } else {
+            events->push_back(ev);
+          }
+        }
+        flush();
+      },
+      [self](feed_atom, metadata_change& m) {
         for (auto& s : self->state.subscriptions)
-          self->send(s, batch);
+          self->send(s, m);
       },
       [self, broker](closed_atom, std::string& reason) {
         // An invalidate event already told the subscriptions; anything else is a lost feed.

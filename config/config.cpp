@@ -101,6 +101,15 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.worker_threads = parse_unsigned<unsigned>(v, 1, 1024);
        }},
+      {"actor_threads", "actor scheduler threads (0: one per core)",
+       [](server_config& c, const std::string& v) {
+         c.actor_threads = parse_unsigned<unsigned>(v, 0, 256);
+       }},
+      {"actor_scheduler",
+       "sharing (one queue, idle threads sleep) | stealing (work stealing, polls when idle)",
+       [](server_config& c, const std::string& v) {
+         c.actor_scheduler = one_of(v, {"sharing", "stealing"});
+       }},
       {"mounts", "URL prefix to database map, PREFIX=DB[,PREFIX=DB] (DB * = all)",
        [](server_config& c, const std::string& v) { c.mounts = parse_mounts(v); }},
       {"static_dir", "folder served under static_prefix (the chat app)",

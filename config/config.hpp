@@ -29,6 +29,8 @@ struct server_config {
   std::string log_level = "info"; // error | warn | info | debug
   unsigned io_threads = 0;        // 0: one per core
   unsigned worker_threads = 16;   // blocking store writes run here
+  unsigned actor_threads = 0;     // CAF scheduler threads (0: one per core)
+  std::string actor_scheduler = "sharing"; // sharing | stealing
   std::vector<mount> mounts{{"/", "rheo"}};
   std::string static_dir; // default: the web/ folder next to the sources
   std::string static_prefix = "/chat/";

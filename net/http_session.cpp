@@ -19,8 +19,8 @@ namespace {
 constexpr auto read_timeout = std::chrono::seconds(60);
 } // namespace
 
-http_session::http_session(net::ip::tcp::socket&& socket, server::impl& srv)
-    : stream_(std::move(socket)), srv_(srv) {}
+http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv)
+    : stream_(std::move(socket)), shard_(shard), srv_(srv) {}
 
 http_session::~http_session() {
   srv_.unregister_session(this);
@@ -105,7 +105,7 @@ void http_session::process(http::request<http::string_body> req) {
     global_metrics().record_request(
         101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
     stream_.expires_never();
-    srv_.hub->accept(stream_.release_socket(), std::move(req), std::move(buffer_),
+    srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
                      std::move(std::get<stream_target>(resolved)));
     return;
   }
@@ -114,7 +114,7 @@ void http_session::process(http::request<http::string_body> req) {
   if (rest_api::is_blocking(r)) {
     // Store writes may wait for a group commit: run them on the worker pool and keep the
     // I/O context alive until the response has been posted back.
-    auto guard = net::make_work_guard(srv_.ioc);
+    auto guard = net::make_work_guard(shard_.context());
     net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
                              start, guard = std::move(guard)]() mutable {
       http_response res = self->srv_.api.handle(r);

@@ -2,8 +2,8 @@
 // read buffer), answers each in order, hands WebSocket upgrades of stream URLs to the
 // websocket_hub.
 //
-// Thread-safety: all members run on the connection's strand; other threads reach the
-// session only through shutdown(), which posts to that strand.
+// Thread-safety: all members run on the connection's I/O thread; other threads reach the
+// session only through shutdown(), which posts to that thread.
 #pragma once
 
 #include "net/server_impl.hpp"
@@ -24,7 +24,7 @@ struct http_response;
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(boost::asio::ip::tcp::socket&& socket, server::impl& srv);
+  http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv);
   ~http_session();
 
   void run();
@@ -43,6 +43,7 @@ private:
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  io_shard& shard_;
   server::impl& srv_;
   std::shared_ptr<void> response_; // keeps the response alive during async_write
   bool busy_ = false;

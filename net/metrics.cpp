@@ -55,6 +55,9 @@ std::string metrics::render() const {
        events_received.load(r));
   line(out, "rheo_frames_sent_total", "counter", "WebSocket data frames written to clients.",
        frames_sent.load(r));
+  line(out, "rheo_ws_writes_total", "counter",
+       "Writes (syscalls) to WebSocket sockets; each carries every frame queued by then.",
+       ws_writes.load(r));
   line(out, "rheo_bytes_queued", "gauge", "Bytes queued for WebSocket clients, not yet written.",
        bytes_queued.load(r));
   line(out, "rheo_slow_consumer_closes_total", "counter",

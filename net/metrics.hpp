@@ -18,6 +18,7 @@ struct metrics {
   std::atomic<std::int64_t> upstream_feeds{0};
   std::atomic<std::uint64_t> events_received{0};
   std::atomic<std::uint64_t> frames_sent{0};
+  std::atomic<std::uint64_t> ws_writes{0}; // gather writes (syscalls) to WebSocket sockets
   std::atomic<std::int64_t> bytes_queued{0};
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   std::atomic<std::uint64_t> stage_errors{0};

@@ -764,8 +764,8 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
           server_vars sv;
           sv.user = target.user;
           sv.read_filter = target.read_filter;
-          auto compiled = pipeline::compile(target.definition, target.avars, sv);
-          target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + compiled.key();
+          target.stages = pipeline::compile(target.definition, target.avars, sv);
+          target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
           return target;
         }
       }

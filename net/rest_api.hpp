@@ -8,6 +8,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "storage/pipeline.hpp"
 #include "storage/value.hpp"
 
 #include <functional>
@@ -56,6 +57,7 @@ struct stream_target {
   std::string key;                   // sessions with equal keys share one subscription
   std::optional<object> user;        // @user of the authenticated client
   std::optional<object> read_filter; // the ACL readFilter, resolved
+  pipeline stages;                   // the definition compiled for this client
 };
 
 /// A parsed request target: the decoded path segments and the query parameters in order.

@@ -5,7 +5,6 @@
 #include "net/server_impl.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <stdexcept>
 
@@ -23,12 +22,14 @@ unsigned io_thread_count(const server_config& c) {
 } // namespace
 
 server::impl::impl(const server_config& c, rest_api& a, websocket_hub* h)
-    : config(c), api(a), hub(h), ioc(static_cast<int>(io_thread_count(c))),
-      acceptor(net::make_strand(ioc)), workers(c.worker_threads) {}
+    : config(c), api(a), hub(h), pool(io_thread_count(c)), acceptor(pool.shard(0).context()),
+      workers(c.worker_threads) {}
 
 void server::impl::do_accept() {
-  acceptor.async_accept(net::make_strand(ioc),
-                        [this](boost::system::error_code ec, tcp::socket socket) {
+  // Each connection is pinned to one I/O thread, round robin.
+  io_shard& shard = pool.next();
+  acceptor.async_accept(shard.context(),
+                        [this, &shard](boost::system::error_code ec, tcp::socket socket) {
                           if (ec) {
                             if (ec == net::error::operation_aborted || stopping.load()) return;
                             // EMFILE and friends: log and keep accepting; the connection is refused
@@ -37,7 +38,8 @@ void server::impl::do_accept() {
                           } else {
                             boost::system::error_code ignored;
                             socket.set_option(tcp::no_delay(true), ignored);
-                            auto session = std::make_shared<http_session>(std::move(socket), *this);
+                            auto session =
+                                std::make_shared<http_session>(std::move(socket), shard, *this);
                             register_session(session);
                             session->run();
                           }
@@ -78,18 +80,7 @@ std::uint16_t server::start() {
                              std::to_string(s.config.port) + ": " + ec.message());
   auto port = s.acceptor.local_endpoint().port();
   s.do_accept();
-  unsigned n = io_thread_count(s.config);
-  for (unsigned i = 0; i < n; ++i)
-    s.threads.emplace_back([&s] {
-      for (;;) {
-        try {
-          s.ioc.run();
-          return;
-        } catch (const std::exception& e) {
-          log::error(std::string("I/O thread: unexpected exception: ") + e.what());
-        }
-      }
-    });
+  s.pool.start();
   return port;
 }
 
@@ -109,22 +100,22 @@ void server::stop() {
   for (auto& sp : live)
     sp->shutdown();
   if (s.hub) s.hub->shutdown();
+  // Each I/O thread ends once its last connection is done.
+  s.pool.release();
   // In-flight requests finish on their own; the watchdog bounds how long that may take.
   s.watchdog = std::thread([&s] {
     std::unique_lock lock(s.mutex);
     if (!s.stopped_cv.wait_for(lock, std::chrono::milliseconds(s.config.shutdown_timeout_ms),
                                [&s] { return s.stopped; })) {
       log::warn("shutdown timeout: closing remaining connections");
-      s.ioc.stop();
+      s.pool.stop();
     }
   });
 }
 
 void server::wait() {
   auto& s = *impl_;
-  for (auto& t : s.threads)
-    if (t.joinable()) t.join();
-  s.threads.clear();
+  s.pool.join();
   s.workers.join();
   {
     std::lock_guard lock(s.mutex);

@@ -1,5 +1,6 @@
-// The HTTP/1.1 (and WebSocket upgrade) server: a listener on a pool of I/O threads,
-// one http_session per connection on its own strand, blocking store writes offloaded
+// The HTTP/1.1 (and WebSocket upgrade) server: a listener on a pool of I/O threads (one
+// io_context each, see net/io_pool.hpp), one http_session per connection pinned to one of
+// them, blocking store writes offloaded
 // to a worker pool so that I/O threads never wait on a commit.
 //
 // Thread-safety: start() and wait() are called from the owning thread; stop() may be

@@ -1,10 +1,11 @@
 // The server's shared state, seen by the listener and the HTTP sessions.
 //
-// Thread-safety: `sessions` is guarded by `mutex`; `stopping` is atomic; the rest is
-// immutable after start().
+// Thread-safety: `sessions` is guarded by `mutex`; `stopping` is atomic; `pool` is
+// thread-safe as io_pool says; the rest is immutable after start().
 #pragma once
 
 #include "config/config.hpp"
+#include "net/io_pool.hpp"
 #include "net/rest_api.hpp"
 #include "net/server.hpp"
 #include "net/websocket_hub.hpp"
@@ -35,10 +36,9 @@ struct server::impl {
   const server_config& config;
   rest_api& api;
   websocket_hub* hub;
-  boost::asio::io_context ioc;
+  io_pool pool;
   boost::asio::ip::tcp::acceptor acceptor;
   boost::asio::thread_pool workers;
-  std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   std::mutex mutex;
   std::unordered_map<const http_session*, std::weak_ptr<http_session>> sessions;

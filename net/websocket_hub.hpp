@@ -14,12 +14,15 @@
 
 namespace rheo {
 
+class io_shard;
+
 class websocket_hub {
 public:
   virtual ~websocket_hub() = default;
   /// Completes the handshake of `req` on `socket` and serves stream `target`.
   /// `buffer` holds any bytes read past the request.
-  virtual void accept(boost::asio::ip::tcp::socket socket,
+  /// `socket` belongs to `shard`, the I/O thread the connection stays on.
+  virtual void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target) = 0;
   /// Closes every WebSocket with 1001 (going away). Idempotent.

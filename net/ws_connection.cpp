@@ -1,11 +1,15 @@
 #include "net/ws_connection.hpp"
 
+#include "net/fanout.hpp"
+#include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
+
+#include <array>
+#include <span>
 
 namespace rheo {
 
@@ -18,32 +22,38 @@ namespace {
 // After our close frame went out, how long we wait for the client's close before
 // dropping the connection.
 constexpr auto close_grace = std::chrono::seconds(5);
+// Buffers per gather write (asio passes at most 64 to one sendmsg).
+constexpr std::size_t max_gather = 64;
 } // namespace
 
-ws_connection::ws_connection(tcp::socket socket, http::request<http::string_body> req,
-                             beast::flat_buffer leftover, options opts)
-    : socket_(std::move(socket)), req_(std::move(req)), leftover_(std::move(leftover)), opts_(opts),
-      ping_timer_(socket_.get_executor()), close_timer_(socket_.get_executor()),
-      // Clients send little (keep-alives, pongs): a small read buffer keeps idle
-      // connections cheap; larger frames are read in several pieces.
-      parser_(opts.max_client_message_bytes), read_buf_(1024) {}
+ws_connection::ws_connection(io_shard& shard, tcp::socket socket,
+                             http::request<http::string_body> req, beast::flat_buffer leftover,
+                             options opts)
+    : shard_(shard), socket_(std::move(socket)),
+      handshake_(std::make_unique<handshake>(handshake{std::move(req), std::move(leftover)})),
+      opts_(opts), timer_(socket_.get_executor()), parser_(opts.max_client_message_bytes) {
+  boost::system::error_code ignored;
+  socket_.non_blocking(true, ignored);
+}
 
 ws_connection::~ws_connection() {
-  global_metrics().bytes_queued.fetch_sub(queued_bytes_.load(), std::memory_order_relaxed);
+  global_metrics().bytes_queued.fetch_sub(queued_, std::memory_order_relaxed);
 }
 
 void ws_connection::accept() {
   net::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->finished_) return;
+    self->accepting_ = true;
     auto ws = std::make_shared<beast::websocket::stream<tcp::socket&>>(self->socket_);
     ws->set_option(beast::websocket::stream_base::decorator(
         [](beast::websocket::response_type& res) { res.set(http::field::server, "rheo"); }));
-    ws->async_accept(self->req_, [self, ws](beast::error_code ec) {
-      self->req_ = {};
+    ws->async_accept(self->handshake_->req, [self, ws](beast::error_code ec) {
       if (ec || self->finished_) return self->finish();
       self->open_ = true;
-      auto data = self->leftover_.data();
+      auto hs = std::move(self->handshake_);
+      auto data = hs->leftover.data();
       std::string early(static_cast<const char*>(data.data()), data.size());
-      self->leftover_.consume(data.size());
+      hs.reset();
       if (!early.empty()) self->handle_bytes(early);
       if (self->finished_) return;
       self->do_read();
@@ -56,8 +66,9 @@ void ws_connection::accept() {
 void ws_connection::reject(int status, std::string json_body) {
   net::post(socket_.get_executor(),
             [self = shared_from_this(), status, body = std::move(json_body)] {
+              if (self->finished_) return;
               auto res = std::make_shared<http::response<http::string_body>>(
-                  static_cast<http::status>(status), self->req_.version());
+                  static_cast<http::status>(status), self->handshake_->req.version());
               res->set(http::field::server, "rheo");
               res->set(http::field::content_type, "application/json");
               res->keep_alive(false);
@@ -68,21 +79,6 @@ void ws_connection::reject(int status, std::string json_body) {
             });
 }
 
-void ws_connection::send(std::shared_ptr<const std::string> bytes, std::uint32_t frames) {
-  global_metrics().bytes_queued.fetch_add(static_cast<std::int64_t>(bytes->size()),
-                                          std::memory_order_relaxed);
-  net::post(socket_.get_executor(), [self = shared_from_this(), bytes = std::move(bytes), frames] {
-    if (self->closing_ || self->finished_) {
-      auto n = static_cast<std::int64_t>(bytes->size());
-      self->queued_bytes_.fetch_sub(n, std::memory_order_relaxed);
-      global_metrics().bytes_queued.fetch_sub(n, std::memory_order_relaxed);
-      return;
-    }
-    self->pending_.push_back({bytes, frames});
-    self->do_write();
-  });
-}
-
 void ws_connection::close(std::uint16_t code, std::string reason, bool drop_queued) {
   net::post(socket_.get_executor(),
             [self = shared_from_this(), code, reason = std::move(reason), drop_queued] {
@@ -90,41 +86,85 @@ void ws_connection::close(std::uint16_t code, std::string reason, bool drop_queu
             });
 }
 
-void ws_connection::start_close(std::uint16_t code, std::string_view reason, bool drop_queued) {
-  if (closing_ || finished_) return;
-  closing_ = true;
-  if (drop_queued) {
-    std::int64_t dropped = 0;
-    for (auto& it : pending_)
-      if (it.frames) dropped += static_cast<std::int64_t>(it.bytes->size());
-    std::erase_if(pending_, [](const item& it) { return it.frames != 0; });
-    queued_bytes_.fetch_sub(dropped, std::memory_order_relaxed);
-    global_metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
+std::int64_t ws_connection::enqueue(const std::shared_ptr<const std::string>& bytes,
+                                    std::uint32_t frames) {
+  if (closing_ || finished_) return 0;
+  auto n = static_cast<std::int64_t>(bytes->size());
+  if (queued_ + n > opts_.queue_limit_bytes) {
+    global_metrics().slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    start_close(ws::close_code::try_again_later,
+                "slow consumer: outbound queue over " + std::to_string(opts_.queue_limit_bytes) +
+                    " bytes",
+                true);
+    return 0;
   }
-  if (!open_) {
-    // Handshake still pending: nothing can be sent as a frame.
-    return finish();
-  }
-  pending_.push_back({std::make_shared<const std::string>(ws::close_frame(code, reason)), 0});
-  // A client that does not read may never let the close frame out: bound the wait.
-  close_timer_.expires_after(opts_.pong_timeout + close_grace);
-  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (!ec) self->finish();
-  });
+  queued_ += n;
+  queue_.push_back({bytes, frames, false});
+  schedule_flush();
+  return n;
+}
+
+void ws_connection::schedule_flush() {
+  if (flush_scheduled_ || write_blocked_ || !open_ || finished_) return;
+  flush_scheduled_ = true;
+  shard_.defer_flush(shared_from_this());
+}
+
+void ws_connection::flush() {
+  flush_scheduled_ = false;
   do_write();
 }
 
-void ws_connection::do_read() {
-  socket_.async_read_some(
-      net::buffer(read_buf_),
-      [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+void ws_connection::start_close(std::uint16_t code, std::string_view reason, bool drop_queued) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  if (drop_queued) drop_queued_data();
+  if (!open_ && !accepting_) {
+    // No handshake under way: nothing can be sent as a frame. (During the handshake, the
+    // close frame waits for it: the client may already have seen the 101.)
+    return finish();
+  }
+  // A client that does not read may never let the close frame out: bound the wait.
+  timer_.expires_after(opts_.pong_timeout + close_grace);
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->finish();
+  });
+  queue_control(ws::close_frame(code, reason), true);
 }
 
-void ws_connection::on_read(beast::error_code ec, std::size_t n) {
+void ws_connection::drop_queued_data() {
+  // The item being written (partly) stays; the rest of the data frames go.
+  std::int64_t dropped = 0;
+  std::size_t keep = head_ + (head_offset_ ? 1 : 0);
+  auto it = std::remove_if(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end(),
+                           [&](const item& x) {
+                             if (!x.frames) return false;
+                             dropped += static_cast<std::int64_t>(x.bytes->size());
+                             return true;
+                           });
+  queue_.erase(it, queue_.end());
+  queued_ -= dropped;
+  global_metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
+}
+
+void ws_connection::do_read() {
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](beast::error_code ec) { self->read_ready(ec); });
+}
+
+void ws_connection::read_ready(beast::error_code ec) {
   if (finished_) return;
-  if (ec) return finish(); // EOF after our close, reset, or cancelled
-  handle_bytes(std::string_view(read_buf_.data(), n));
-  if (!finished_) do_read();
+  if (ec) return finish();
+  auto& buf = shard_.read_buffer();
+  for (;;) {
+    std::size_t n = socket_.read_some(net::buffer(buf), ec);
+    if (ec == net::error::would_block) break;
+    if (ec) return finish(); // EOF after our close, reset
+    handle_bytes(std::string_view(buf.data(), n));
+    if (finished_) return;
+    if (n < buf.size()) break;
+  }
+  do_read();
 }
 
 void ws_connection::handle_bytes(std::string_view data) {
@@ -166,65 +206,98 @@ void ws_connection::handle_bytes(std::string_view data) {
   }
 }
 
-void ws_connection::queue_control(std::string frame) {
-  if (closing_) return;
-  pending_.push_back({std::make_shared<const std::string>(std::move(frame)), 0});
-  do_write();
+void ws_connection::queue_control(std::string frame, bool close) {
+  if (closing_ && !close) return;
+  queue_.push_back({std::make_shared<const std::string>(std::move(frame)), 0, close});
+  schedule_flush();
 }
 
 void ws_connection::do_write() {
-  if (!open_ || writing_ || pending_.empty() || finished_) return;
-  writing_ = true;
-  in_flight_.clear();
-  std::vector<net::const_buffer> buffers;
-  buffers.reserve(pending_.size());
-  // Everything queued leaves in one gather write: one syscall, few TCP segments.
-  while (!pending_.empty()) {
-    in_flight_.push_back(std::move(pending_.front()));
-    pending_.pop_front();
-    buffers.emplace_back(in_flight_.back().bytes->data(), in_flight_.back().bytes->size());
+  if (!open_ || write_blocked_ || finished_) return;
+  auto& m = global_metrics();
+  while (head_ < queue_.size() && !close_sent_) {
+    std::array<net::const_buffer, max_gather> bufs;
+    std::size_t count = 0;
+    for (std::size_t i = head_; i < queue_.size() && count < max_gather; ++i) {
+      const std::string& b = *queue_[i].bytes;
+      std::size_t skip = i == head_ ? head_offset_ : 0;
+      bufs[count++] = net::const_buffer(b.data() + skip, b.size() - skip);
+      if (queue_[i].close) break;
+    }
+    beast::error_code ec;
+    std::size_t n = socket_.write_some(
+        std::span<const net::const_buffer>(bufs.data(), count), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      write_blocked_ = true;
+      socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code e) {
+        self->write_blocked_ = false;
+        if (e) return self->finish();
+        self->do_write();
+      });
+      return;
+    }
+    if (ec) return finish();
+    m.ws_writes.fetch_add(1, std::memory_order_relaxed);
+    written(n);
   }
-  net::async_write(socket_, buffers,
-                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                     self->writing_ = false;
-                     std::int64_t data_bytes = 0;
-                     std::uint64_t frames = 0;
-                     bool wrote_close = false;
-                     for (auto& it : self->in_flight_) {
-                       if (it.frames) {
-                         data_bytes += static_cast<std::int64_t>(it.bytes->size());
-                         frames += it.frames;
-                       } else if (it.bytes->size() >= 1 &&
-                                  (static_cast<std::uint8_t>((*it.bytes)[0]) & 0x0F) == 0x8) {
-                         wrote_close = true;
-                       }
-                     }
-                     self->in_flight_.clear();
-                     self->queued_bytes_.fetch_sub(data_bytes, std::memory_order_relaxed);
-                     auto& m = global_metrics();
-                     m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
-                     if (ec) return self->finish();
-                     m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
-                     if (wrote_close) {
-                       self->close_sent_ = true;
-                       // Half-close: the client sees our close and answers; its close (or EOF) ends
-                       // it.
-                       beast::error_code ignored;
-                       self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
-                       self->close_timer_.expires_after(close_grace);
-                       self->close_timer_.async_wait([self](beast::error_code e) {
-                         if (!e) self->finish();
-                       });
-                       self->pending_.clear();
-                       return;
-                     }
-                     self->do_write();
-                   });
+  if (head_ == queue_.size()) {
+    queue_.clear();
+    head_ = 0;
+    head_offset_ = 0;
+  }
+}
+
+void ws_connection::written(std::size_t n) {
+  std::int64_t data_bytes = 0;
+  std::uint64_t frames = 0;
+  while (n > 0 && head_ < queue_.size()) {
+    item& it = queue_[head_];
+    std::size_t left = it.bytes->size() - head_offset_;
+    if (n < left) {
+      head_offset_ += n;
+      break;
+    }
+    n -= left;
+    head_offset_ = 0;
+    if (it.frames) {
+      data_bytes += static_cast<std::int64_t>(it.bytes->size());
+      frames += it.frames;
+    }
+    const bool was_close = it.close;
+    it.bytes.reset();
+    ++head_;
+    if (was_close) {
+      close_sent_ = true;
+      // Half-close: the client sees our close and answers; its close (or EOF) ends it.
+      beast::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      timer_.expires_after(close_grace);
+      timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+        if (!e) self->finish();
+      });
+      break;
+    }
+  }
+  queued_ -= data_bytes;
+  auto& m = global_metrics();
+  m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
+  m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
+  if (close_sent_) {
+    // Nothing more is written after the close frame.
+    std::int64_t rest = 0;
+    for (std::size_t i = head_; i < queue_.size(); ++i)
+      if (queue_[i].frames) rest += static_cast<std::int64_t>(queue_[i].bytes->size());
+    queue_.clear();
+    head_ = 0;
+    queued_ -= rest;
+    m.bytes_queued.fetch_sub(rest, std::memory_order_relaxed);
+  }
 }
 
 void ws_connection::schedule_ping() {
-  ping_timer_.expires_after(awaiting_pong_ ? opts_.pong_timeout : opts_.ping_interval);
-  ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  if (closing_ || finished_) return;
+  timer_.expires_after(awaiting_pong_ ? opts_.pong_timeout : opts_.ping_interval);
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->finished_ || self->closing_) return;
     auto now = std::chrono::steady_clock::now();
     if (self->awaiting_pong_ && now - self->ping_sent_ >= self->opts_.pong_timeout) {
@@ -246,16 +319,18 @@ void ws_connection::finish() {
   if (finished_) return;
   finished_ = true;
   beast::error_code ignored;
-  ping_timer_.cancel();
-  close_timer_.cancel();
+  timer_.cancel();
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   std::int64_t dropped = 0;
-  for (auto& it : pending_)
-    if (it.frames) dropped += static_cast<std::int64_t>(it.bytes->size());
-  pending_.clear();
-  queued_bytes_.fetch_sub(dropped, std::memory_order_relaxed);
+  for (std::size_t i = head_; i < queue_.size(); ++i)
+    if (queue_[i].frames) dropped += static_cast<std::int64_t>(queue_[i].bytes->size());
+  queue_.clear();
+  head_ = 0;
+  head_offset_ = 0;
+  queued_ -= dropped;
   global_metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
+  if (group_) group_->remove(*this);
   if (on_closed) {
     auto cb = std::move(on_closed);
     on_closed = nullptr;

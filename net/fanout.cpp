@@ -1,0 +1,68 @@
+#include "net/fanout.hpp"
+
+#include "net/io_pool.hpp"
+#include "net/metrics.hpp"
+#include "net/ws_connection.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace rheo {
+
+void fanout_group::release(std::shared_ptr<fanout_group> group) {
+  auto& ctx = group->shard_.context();
+  boost::asio::post(ctx, [group = std::move(group)] {
+    for (auto& c : group->members_)
+      c->group_ = nullptr;
+    group->members_.clear();
+  });
+}
+
+void fanout_group::post_add(std::shared_ptr<ws_connection> conn) {
+  boost::asio::post(shard_.context(), [self = shared_from_this(), conn = std::move(conn)] {
+    if (conn->finished() || conn->group_) return;
+    conn->group_ = self.get();
+    conn->group_slot_ = self->members_.size();
+    self->members_.push_back(conn);
+  });
+}
+
+void fanout_group::post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames) {
+  boost::asio::post(shard_.context(), [self = shared_from_this(), bytes = std::move(bytes),
+                                       frames] { self->deliver(bytes, frames); });
+}
+
+void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames) {
+  delivering_ = true;
+  std::int64_t queued = 0;
+  for (std::size_t i = 0; i < members_.size(); ++i)
+    if (members_[i]) queued += members_[i]->enqueue(bytes, frames);
+  delivering_ = false;
+  global_metrics().bytes_queued.fetch_add(queued, std::memory_order_relaxed);
+  if (holes_) {
+    holes_ = false;
+    std::erase(members_, nullptr);
+    for (std::size_t i = 0; i < members_.size(); ++i)
+      members_[i]->group_slot_ = i;
+    removed_.clear();
+  }
+}
+
+void fanout_group::remove(ws_connection& conn) {
+  std::size_t slot = conn.group_slot_;
+  conn.group_ = nullptr;
+  if (slot >= members_.size() || members_[slot].get() != &conn) return;
+  if (delivering_) {
+    // Keep it alive until deliver() is done with it.
+    removed_.push_back(std::move(members_[slot]));
+    holes_ = true;
+    return;
+  }
+  // The caller (a handler of the connection) holds a reference: releasing ours is safe.
+  if (slot + 1 != members_.size()) {
+    members_[slot] = std::move(members_.back());
+    members_[slot]->group_slot_ = slot;
+  }
+  members_.pop_back();
+}
+
+} // namespace rheo

@@ -1,0 +1,51 @@
+// The hand-off from a subscription to the I/O threads. A fanout_group holds the
+// connections of one subscription that live on one I/O thread; the subscription posts each
+// batch of pre-built frames to each group once (one post per I/O thread per batch, not one
+// message per session), and the group appends the same shared buffer to each of its
+// connections, which the thread then flushes once at the end of its turn.
+//
+// Thread-safety: post_add() and post_deliver() may be called from any thread (they post to
+// the group's shard, in call order); the members are touched only on the shard's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rheo {
+
+class io_shard;
+class ws_connection;
+
+class fanout_group : public std::enable_shared_from_this<fanout_group> {
+public:
+  explicit fanout_group(io_shard& shard) : shard_(shard) {}
+
+  io_shard& shard() const { return shard_; }
+
+  /// Adds `conn` (of this group's shard): it receives every batch posted after this call.
+  /// A connection that has already finished is not added.
+  void post_add(std::shared_ptr<ws_connection> conn);
+  /// Queues `frames` data frames in `bytes` on every member.
+  void post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames);
+
+  /// The owner is done with the group: on the shard's thread, after every batch posted
+  /// before, its members leave it (they receive nothing more from it).
+  static void release(std::shared_ptr<fanout_group> group);
+
+  /// On the shard's thread: called by a finishing member.
+  void remove(ws_connection& conn);
+
+private:
+  void deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames);
+
+  io_shard& shard_;
+  std::vector<std::shared_ptr<ws_connection>> members_;
+  // While deliver() walks members_, removals leave holes, closed up afterwards.
+  bool delivering_ = false;
+  bool holes_ = false;
+  std::vector<std::shared_ptr<ws_connection>> removed_;
+};
+
+} // namespace rheo
