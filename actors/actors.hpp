@@ -80,6 +80,26 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
            }));
 }
 
+/// A collection's metadata after a change (stream definitions added, changed, removed).
+/// Shared, not copied; encoded as BSON when it crosses the network.
+struct metadata_change {
+  std::shared_ptr<const object> metadata;
+
+  std::string encode() const;
+  void decode(const std::string& encoded);
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metadata_change& x) {
+  std::string encoded;
+  if constexpr (Inspector::reads_state) encoded = x.encode();
+  return f(caf::meta::type_name("rheo.metadata_change"), encoded,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.decode(encoded);
+             return caf::none;
+           }));
+}
+
 /// Pre-built WebSocket frames for a session's socket: serialized once by a subscription
 /// and shared by every session of it. Never leaves the node.
 struct frame_batch {

@@ -23,9 +23,18 @@ void event_batch::decode(const std::vector<std::string>& encoded) {
   events = std::move(v);
 }
 
+std::string metadata_change::encode() const {
+  return metadata ? encode_bson(*metadata) : std::string();
+}
+
+void metadata_change::decode(const std::string& encoded) {
+  metadata = encoded.empty() ? nullptr : std::make_shared<const object>(decode_bson(encoded));
+}
+
 void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<subscription_spec>("rheo.subscription_spec");
   cfg.add_message_type<event_batch>("rheo.event_batch");
+  cfg.add_message_type<metadata_change>("rheo.metadata_change");
   cfg.add_message_type<session_actor>("rheo.session_actor");
   cfg.add_message_type<subscription_actor>("rheo.subscription_actor");
   cfg.add_message_type<watcher_actor>("rheo.watcher_actor");
