@@ -126,6 +126,8 @@ using subscription_actor = caf::typed_actor<
     caf::reacts_to<closed_atom, session_actor>,
     // Change events from the watcher, in commit order.
     caf::reacts_to<event_batch>,
+    // The collection's metadata changed (from the watcher, in order with the events).
+    caf::reacts_to<metadata_change>,
     // Close every session (collection dropped, feed lost).
     caf::reacts_to<close_atom, std::uint16_t, std::string>>;
 
@@ -134,9 +136,12 @@ using watcher_actor = caf::typed_actor<
     // Start/stop forwarding events to a subscription (from the broker).
     caf::reacts_to<attach_atom, subscription_actor>,
     caf::reacts_to<detach_atom, subscription_actor>,
-    // Internal: events read from the feed by the feed thread.
+    // Internal, from the feed's sink (a store thread): committed events, in order.
     caf::reacts_to<feed_atom, event_batch>,
-    // Internal: the feed ended (history lost, invalidated); the reason.
+    // Internal, from the feed's sink: the collection's metadata changed.
+    caf::reacts_to<metadata_change>,
+    // Internal, from the feed's sink: the feed ended (history lost, invalidated, store
+    // closed); the reason.
     caf::reacts_to<closed_atom, std::string>>;
 
 /// The BROKER actor interface: creates and finds watchers and subscriptions, attaches

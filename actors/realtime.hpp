@@ -29,7 +29,8 @@ public:
   void shutdown() override;
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
-  /// After the actor system has no actors left: waits for the feed threads to end.
+  /// After the actor system has no actors left. Nothing to wait for any more (watchers
+  /// join their feeds' threads when they terminate); kept for the shutdown sequence.
   void wait_stopped();
 
   struct impl;

@@ -16,16 +16,16 @@ const std::string* operation_of(const object& event) {
   return op && op->is_string() ? &op->as_string() : nullptr;
 }
 
-/// The stored definition of stream `uri` in collection metadata, as JSON; empty if gone.
-std::string definition_in(const object& metadata, const std::string& uri) {
+/// The stored definition of stream `uri` in collection metadata; nullptr if gone.
+const value* definition_in(const object& metadata, const std::string& uri) {
   const value* streams = find_field(metadata, "streams");
-  if (!streams || !streams->is_array()) return {};
+  if (!streams || !streams->is_array()) return nullptr;
   for (auto& s : streams->as_array()) {
     if (!s.is_object()) continue;
     const value* u = find_field(s.as_object(), "uri");
-    if (u && u->is_string() && u->as_string() == uri) return to_json(s);
+    if (u && u->is_string() && u->as_string() == uri) return &s;
   }
-  return {};
+  return nullptr;
 }
 
 void close_all(subscription_actor::stateful_pointer<subscription_state> self, std::uint16_t code,
@@ -88,18 +88,6 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
         std::optional<std::pair<std::uint16_t, std::string>> close_after;
         for (auto& ev : *batch.events) {
           const std::string* op = operation_of(ev);
-          if (op && *op == "meta") {
-            // Collection metadata changed: if our stream's definition changed, we are done.
-            const value* meta = find_field(ev, "fullDocument");
-            std::string now = meta && meta->is_object()
-                                  ? definition_in(meta->as_object(), st.stream)
-                                  : std::string();
-            if (now != st.definition_json) {
-              close_after.emplace(1000, "stream definition changed");
-              break;
-            }
-            continue;
-          }
           try {
             const object* out = st.stages.run(ev, scratch);
             if (out) {
@@ -126,6 +114,21 @@ subscription(subscription_actor::stateful_pointer<subscription_state> self, brok
           close_all(self, close_after->first, close_after->second);
           self->send(broker, retire_atom::value, subscription_actor{self});
         }
+      },
+      [self, broker](metadata_change& m) {
+        // Collection metadata changed: if our stream's definition changed, we are done.
+        auto& st = self->state;
+        if (st.closed || !m.metadata) return;
+        const value* now = definition_in(*m.metadata, st.stream);
+        bool same = false;
+        try {
+          same = now && *now == parse_json(st.definition_json, "stream definition");
+        } catch (const std::exception&) {
+          // Our own definition does not parse: it cannot be the stored one.
+        }
+        if (same) return;
+        close_all(self, 1000, "stream definition changed");
+        self->send(broker, retire_atom::value, subscription_actor{self});
       },
       [self](close_atom, std::uint16_t code, std::string& reason) {
         close_all(self, code, reason);
