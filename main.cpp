@@ -138,7 +138,6 @@ int run(rheo::server_config config) {
   signal_thread.join();
   streams.stop();
   actors.await_all_actors_done();
-  streams.wait_stopped();
   db->close();
   log::info("stopped cleanly");
   return 0;

@@ -129,10 +129,12 @@ using watcher_actor = caf::typed_actor<
     // Start/stop forwarding events to a subscription (from the broker).
     caf::reacts_to<attach_atom, subscription_actor>,
     caf::reacts_to<detach_atom, subscription_actor>,
-    // Internal: events read from the feed by the feed thread.
+    // Internal, from the feed's sink (a store thread): committed events, in order.
     caf::reacts_to<feed_atom, event_batch>,
-    caf::reacts_to<feed_atom, metadata_change>,
-    // Internal: the feed ended (history lost, invalidated); the reason.
+    // Internal, from the feed's sink: the collection's metadata changed.
+    caf::reacts_to<metadata_change>,
+    // Internal, from the feed's sink: the feed ended (history lost, invalidated, store
+    // closed); the reason.
     caf::reacts_to<closed_atom, std::string>>;
 
 /// The BROKER actor interface: creates and finds watchers and subscriptions, attaches

@@ -2,7 +2,6 @@
 
 #include "actors/broker.hpp"
 #include "actors/session.hpp"
-#include "actors/watcher.hpp"
 #include "net/ws_connection.hpp"
 #include "storage/store.hpp"
 
@@ -79,10 +78,6 @@ void realtime::shutdown() {
   }
   for (auto& c : live)
     c->close(1001, "server shutting down");
-}
-
-void realtime::wait_stopped() {
-  wait_for_feed_threads();
 }
 
 void realtime::stop() {

@@ -29,8 +29,6 @@ public:
   void shutdown() override;
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
-  /// After the actor system has no actors left: waits for the feed threads to end.
-  void wait_stopped();
 
   struct impl;
 

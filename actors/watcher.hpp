@@ -1,14 +1,17 @@
-// The WATCHER actor: one per upstream change feed, i.e. per watched collection. A feed
-// thread blocks on the store's change feed (the embedded change log, or a MongoDB change
-// stream) and hands each batch to the actor, which forwards it, in commit order, to the
-// attached subscriptions.
+// The WATCHER actor: one per upstream change feed, i.e. per watched collection. It starts
+// the store's change feed (the embedded change log, or a MongoDB change stream) with a sink
+// that sends what the store pushes (events, metadata changes, the end of the feed) to the
+// actor, which forwards it, in commit order, to the attached subscriptions. The actor owns
+// the feed: it cancels it (joining any thread the feed runs) when it terminates.
+//
+// Thread-safety: the sink is called on a store thread and only sends messages to the actor
+// through a weak reference; everything else runs on the actor.
 #pragma once
 
 #include "actors/actors.hpp"
 
 #include <caf/stateful_actor.hpp>
 
-#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -19,20 +22,15 @@ class change_feed;
 struct watcher_state {
   static inline const char* name = "watcher";
   watcher_state();
-  ~watcher_state(); // cancels the feed; its thread then ends by itself
+  ~watcher_state();
 
-  std::shared_ptr<change_feed> feed;
-  std::shared_ptr<std::atomic<bool>> stop; // tells the feed thread to end
   std::vector<subscription_actor> subscriptions;
 };
 
-/// Blocks until every feed thread has ended (call after all actors are done, before
-/// closing the store).
-void wait_for_feed_threads();
-
 /// @param broker told when the feed ends (retire).
 /// @param feed the collection's change feed, already positioned (opened by the broker
-///        before any session is told it has joined).
+///        before any session is told it has joined); started here, cancelled when the
+///        actor terminates.
 watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_state> self,
                                      broker_actor broker, std::shared_ptr<change_feed> feed,
                                      std::string coll);

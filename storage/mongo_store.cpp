@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 namespace rheo {
@@ -179,13 +180,13 @@ bool hidden_collection(std::string_view name) {
 
 // ---- the shared core: pool and live feeds ----
 
-/// Rheo-internal events pushed into a feed from this process (metadata changes), and its
-/// cancellation flag. Thread-safety: all members under `mu`.
+/// Metadata changes made through this process, pushed into a feed for its thread to
+/// deliver, and the feed's cancellation flag. Thread-safety: all members under `mu`.
 struct feed_inbox {
   std::string key; // db '\0' coll
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<change_event> events;
+  std::deque<object> metadata;
   bool cancelled = false;
 };
 
@@ -217,13 +218,13 @@ struct mongo_core {
         return;
       }
   }
-  /// Pushes `ev` into every live feed of its collection.
-  void publish(const change_event& ev) {
+  /// Pushes a metadata change into every live feed of the collection.
+  void publish_metadata(const std::string& db, const std::string& coll, const object& metadata) {
     std::lock_guard lk(feeds_mu);
-    auto [b, e] = feeds.equal_range(ev.db + '\0' + ev.coll);
+    auto [b, e] = feeds.equal_range(db + '\0' + coll);
     for (auto it = b; it != e; ++it) {
       std::lock_guard ilk(it->second->mu);
-      it->second->events.push_back(ev);
+      it->second->metadata.push_back(metadata);
       it->second->cv.notify_all();
     }
   }
@@ -321,8 +322,10 @@ change_event event_from_change(const object& doc, const std::string& db, const s
 
 // ---- feeds ----
 
-/// One MongoDB change stream. Thread-safety: next() from one thread at a time; cancel()
-/// from any thread.
+/// One MongoDB change stream, read by the feed's own thread (started by start(), joined by
+/// cancel()), which calls the sink. Thread-safety: as change_feed (store.hpp); the stream,
+/// its pooled client and the position belong to the caller of open_now() until start(),
+/// then to the feed thread until it is joined.
 class mongo_feed final : public change_feed {
 public:
   mongo_feed(std::shared_ptr<mongo_core> core, std::string db, std::string coll,
@@ -334,13 +337,14 @@ public:
   }
 
   ~mongo_feed() override {
+    cancel();
     close_stream();
     core_->remove_feed(&inbox_);
   }
 
   /// Opens the stream now (the caller's position is fixed when this returns). A resume
-  /// token the server no longer knows leaves the feed lost (the first next() throws);
-  /// other failures throw std::runtime_error.
+  /// token the server no longer knows leaves the feed lost (lost() once started); other
+  /// failures throw std::runtime_error.
   void open_now() {
     bson_error_t error;
     if (open(error)) return;
@@ -351,33 +355,72 @@ public:
     throw std::runtime_error(std::string("cannot open the change stream: ") + error.message);
   }
 
-  std::vector<change_event> next(std::chrono::milliseconds timeout) override {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+  void start(std::shared_ptr<feed_sink> sink) override {
+    std::lock_guard lk(inbox_.mu);
+    if (inbox_.cancelled || thread_.joinable()) return;
+    sink_ = std::move(sink);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  /// Returns once the feed thread has ended: at once when it waits (backoff, no stream),
+  /// after the getMore in flight otherwise (at most max_await when the server answers; while
+  /// no server is reachable, up to the driver's server selection or socket timeout).
+  void cancel() override {
+    std::thread feed_thread;
+    {
+      std::lock_guard lk(inbox_.mu);
+      inbox_.cancelled = true;
+      feed_thread = std::move(thread_);
+    }
+    inbox_.cv.notify_all();
+    if (!feed_thread.joinable()) return;
+    if (feed_thread.get_id() == std::this_thread::get_id())
+      feed_thread.detach(); // misuse (cancel from a sink call): do not self-join
+    else
+      feed_thread.join();
+  }
+
+private:
+  bool cancelled() {
+    std::lock_guard lk(inbox_.mu);
+    return inbox_.cancelled;
+  }
+
+  /// The feed thread: reads the stream and calls the sink until cancelled or lost.
+  void run() {
+    try {
+      loop();
+    } catch (const std::exception& e) {
+      log::error("change feed of " + db_ + "." + coll_ + " failed: " + e.what());
+      if (!cancelled()) sink_->lost(e.what());
+    }
+    close_stream(); // the stream's client is returned by the thread that used it
+    sink_.reset();
+  }
+
+  void loop() {
     for (;;) {
+      std::deque<object> metadata;
       {
         std::unique_lock lk(inbox_.mu);
-        if (inbox_.cancelled) return {};
-        if (!inbox_.events.empty()) {
-          std::vector<change_event> out(std::make_move_iterator(inbox_.events.begin()),
-                                        std::make_move_iterator(inbox_.events.end()));
-          inbox_.events.clear();
-          return out;
-        }
-        if (lost_) {
-          lk.unlock();
-          close_stream(); // after delivering the invalidate: may talk to the server
-          throw feed_lost(*lost_);
-        }
-        if (!stream_) {
-          // Back off before re-opening; cancel() and local events cut the wait short.
-          auto until = std::min(retry_at_, deadline);
-          inbox_.cv.wait_until(lk, until,
-                               [&] { return inbox_.cancelled || !inbox_.events.empty(); });
-          if (inbox_.cancelled || !inbox_.events.empty()) continue;
-          if (std::chrono::steady_clock::now() < retry_at_) return {};
-        }
+        // Back off before re-opening; cancel() and metadata changes cut the wait short.
+        if (!stream_ && !lost_)
+          inbox_.cv.wait_until(lk, retry_at_,
+                               [&] { return inbox_.cancelled || !inbox_.metadata.empty(); });
+        if (inbox_.cancelled) return;
+        metadata.swap(inbox_.metadata);
+      }
+      for (auto& m : metadata) {
+        if (cancelled()) return;
+        sink_->metadata(std::move(m));
+      }
+      if (lost_) {
+        close_stream(); // after delivering the invalidate: may talk to the server
+        if (!cancelled()) sink_->lost(*lost_);
+        return;
       }
       if (!stream_) {
+        if (std::chrono::steady_clock::now() < retry_at_) continue; // woken by metadata
         bson_error_t error;
         if (!open(error)) {
           failed(error, "cannot re-open the change stream");
@@ -393,7 +436,11 @@ public:
         backoff_ = core_->options.backoff_min;
         if (ev.operation == "invalidate")
           lost_ = "invalidated: the collection was dropped or renamed";
-        return {std::move(ev)};
+        if (cancelled()) return;
+        std::vector<change_event> batch;
+        batch.push_back(std::move(ev));
+        sink_->events(std::move(batch));
+        continue;
       }
       bson_error_t error;
       const bson_t* reply = nullptr;
@@ -404,14 +451,7 @@ public:
       // An empty batch: the server's position advanced (postBatchResumeToken) or not.
       remember_position();
       backoff_ = core_->options.backoff_min;
-      if (std::chrono::steady_clock::now() >= deadline) return {};
     }
-  }
-
-  void cancel() override {
-    std::lock_guard lk(inbox_.mu);
-    inbox_.cancelled = true;
-    inbox_.cv.notify_all();
   }
 
 private:
@@ -466,7 +506,9 @@ private:
   std::string db_;
   std::string coll_;
   feed_inbox inbox_;
-  // Used by the thread calling next() only.
+  std::thread thread_; // under inbox_.mu; joined by cancel()
+  // Used by the feed thread only once started (see the class comment).
+  std::shared_ptr<feed_sink> sink_;
   std::optional<pooled_client> client_;
   mongoc_change_stream_t* stream_ = nullptr;
   bson_ptr token_;
@@ -526,7 +568,7 @@ public:
       throw_collection_etag_mismatch();
     if (!existing) create_collection(c, db, coll);
     write_properties(c, db, coll, metadata, existing);
-    publish_meta(db, coll, std::move(metadata));
+    publish_meta(db, coll, metadata);
     return !existing;
   }
 
@@ -542,7 +584,7 @@ public:
     for (auto& [k, v] : metadata)
       set_field(merged, k, v);
     write_properties(c, db, coll, merged, existing);
-    publish_meta(db, coll, std::move(merged));
+    publish_meta(db, coll, merged);
   }
 
   void drop_collection(const std::string& db, const std::string& coll,
@@ -897,14 +939,8 @@ private:
     if (int_field(r, "matchedCount") == 0 && !upserted(r)) throw_collection_etag_mismatch();
   }
 
-  void publish_meta(const std::string& db, const std::string& coll, object metadata) {
-    change_event ev;
-    ev.db = db;
-    ev.coll = coll;
-    ev.operation = "meta";
-    ev.full_document = std::move(metadata);
-    ev.wall_time = now();
-    core_->publish(ev);
+  void publish_meta(const std::string& db, const std::string& coll, const object& metadata) {
+    core_->publish_metadata(db, coll, metadata);
   }
 
   std::shared_ptr<mongo_core> core_;

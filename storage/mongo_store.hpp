@@ -16,25 +16,29 @@
 // filter (412 when the document exists with another etag).
 //
 // Change feeds: one MongoDB change stream (mongoc_collection_watch, fullDocument:
-// "updateLookup") per feed, holding one pooled client for its lifetime. The position after
-// the last delivered event is kept: errors the driver classifies as resumable are resumed
-// by the driver; after any other error, or a lost connection, the feed re-opens the stream
-// with `resumeAfter` that position, backing off exponentially (100 ms doubling to 5 s),
-// until it succeeds or the feed is cancelled. next() throws feed_lost with
-// "history lost: ..." on ChangeStreamHistoryLost (286) or a resume token the server no
-// longer knows, and with "invalidated: ..." after delivering an `invalidate` event.
+// "updateLookup") per feed, opened by watch() on the caller's thread, then read by the
+// feed's own thread (started by start(), joined by cancel()), which holds one pooled client
+// for the stream's lifetime and calls the sink. The position after the last delivered
+// event is kept: errors the driver classifies as resumable are resumed by the driver;
+// after any other error, or a lost connection, the feed re-opens the stream with
+// `resumeAfter` that position, backing off exponentially (100 ms doubling to 5 s), until it
+// succeeds or the feed is cancelled. The feed ends with lost("history lost: ...") on
+// ChangeStreamHistoryLost (286) or a resume token the server no longer knows, and with
+// lost("invalidated: ...") after delivering an `invalidate` event. cancel() returns once
+// the getMore in flight returns: within max_await when the server answers, up to the
+// driver's timeouts when it does not.
 // MongoDB change streams do not show metadata changes: put_collection/patch_collection
-// made through this store push a rheo-internal "meta" event (fullDocument = the new
-// metadata, as the embedded store logs it) into the live feeds of that collection in this
-// process, so sessions whose stream definition changed are closed; changes made by other
-// processes are not seen.
+// made through this store hand the new metadata to the live feeds of that collection in
+// this process, whose threads deliver it with feed_sink::metadata() (between two reads of
+// the stream, so within max_await), so sessions whose stream definition changed are
+// closed; changes made by other processes are not seen.
 //
 // Errors: 409 on duplicate key (11000); 400 for update/query errors the server rejects
 // (type mismatch, conflicting paths...); 503 when no MongoDB server is reachable; other
 // server errors are 500 with the server's message.
 //
 // Thread-safety: the store is safe to use from any number of threads (store.hpp); feeds
-// as in store.hpp (next() from one thread at a time, cancel() from any thread).
+// as in store.hpp (sinks called on the feed's thread only).
 #pragma once
 
 #include "storage/store.hpp"
@@ -47,7 +51,7 @@ namespace rheo {
 
 struct mongo_store_options {
   /// Longest a change-stream getMore waits for events on the server (maxAwaitTimeMS); it
-  /// also bounds how long cancel() may take to be noticed.
+  /// also bounds how long cancel() waits for the feed thread (server answering).
   std::chrono::milliseconds max_await{1000};
   /// Re-open backoff after a failed change stream: starts here, doubles, capped at max.
   std::chrono::milliseconds backoff_min{100};

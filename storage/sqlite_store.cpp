@@ -28,8 +28,6 @@ namespace {
 
 // Requests the writer takes per transaction; bounds the latency of one batch.
 constexpr std::size_t max_batch = 1024;
-// Events a feed may hold unread before it is declared lost (slow consumer).
-constexpr std::size_t max_feed_backlog = 200000;
 // Idle reader connections kept in the pool.
 constexpr std::size_t max_idle_readers = 32;
 
@@ -398,37 +396,83 @@ change_event make_event(const std::string& db, const std::string& coll, std::str
 
 // ---- feeds ----
 
-/// The shared state of one change feed: filled by the writer thread (under `mu`), drained by
-/// the feed's consumer.
+/// The shared state of one change feed, between the writer thread (which delivers committed
+/// events), the thread that starts the feed (which catches up a resume token) and the one
+/// that cancels it. Thread-safety: every member under `mu`, which is also held during every
+/// call to the sink (so sink calls never overlap, and cancel() waits for a running one).
 struct feed_state {
   std::string db;
   std::string coll;
   std::mutex mu;
-  std::condition_variable cv;
-  std::deque<change_event> queue;
-  std::uint64_t last_seq = 0;          // highest seq handed out (or the resume position)
+  std::shared_ptr<feed_sink> sink;     // set by start(), released when the feed ends
+  bool buffering = true;               // not started, or catching up: live events are held
+  bool ended = false;                  // cancelled or lost: nothing more is delivered
+  std::vector<change_event> held;      // live events committed while buffering
+  std::uint64_t last_seq = 0;          // highest seq delivered (or the resume position)
   std::optional<std::uint64_t> resume; // catch-up pending from this seq
-  std::optional<std::string> lost;     // set: next() throws feed_lost once the queue is empty
-  bool cancelled = false;
+  std::optional<std::string> lost;     // the feed ends with this reason once delivered up to here
+
+  /// Delivers `events` (in commit order) to the sink, dropping those at or before last_seq,
+  /// turning "meta" log entries into metadata() calls and ending the feed after an
+  /// invalidate. Requires `mu` held, !buffering and a sink.
+  void push(std::vector<change_event>& events);
+  /// Ends the feed with `reason` now, or once buffering is over. Requires `mu` held.
+  void end(std::string reason);
 };
+
+void feed_state::push(std::vector<change_event>& events) {
+  std::vector<change_event> batch;
+  auto flush = [&] {
+    if (!batch.empty()) sink->events(std::exchange(batch, {}));
+  };
+  for (auto& ev : events) {
+    if (ended) return;
+    if (ev.seq <= last_seq) continue;
+    last_seq = ev.seq;
+    if (ev.operation == "meta") {
+      flush();
+      sink->metadata(ev.full_document ? std::move(*ev.full_document) : object{});
+      continue;
+    }
+    const bool invalidate = ev.operation == "invalidate";
+    batch.push_back(std::move(ev));
+    if (invalidate) {
+      // As MongoDB: a dropped collection ends its change streams.
+      flush();
+      end("collection " + coll + " dropped (invalidated)");
+      return;
+    }
+  }
+  flush();
+}
+
+void feed_state::end(std::string reason) {
+  if (ended) return;
+  if (buffering || !sink) {
+    if (!lost) lost = std::move(reason);
+    return;
+  }
+  ended = true;
+  held.clear();
+  auto s = std::move(sink);
+  s->lost(std::move(reason));
+}
 
 class sqlite_core;
 
-/// Thread-safety: next() from one thread at a time; cancel() from any thread.
+/// Thread-safety: as change_feed (store.hpp).
 class sqlite_feed final : public change_feed {
 public:
   sqlite_feed(std::shared_ptr<feed_state> state, std::weak_ptr<sqlite_core> core)
       : state_(std::move(state)), core_(std::move(core)) {}
-  ~sqlite_feed() override;
-  std::vector<change_event> next(std::chrono::milliseconds timeout) override;
-  void cancel() override {
-    std::lock_guard lk(state_->mu);
-    state_->cancelled = true;
-    state_->cv.notify_all();
-  }
+  ~sqlite_feed() override { cancel(); }
+  void start(std::shared_ptr<feed_sink> sink) override;
+  void cancel() override;
 
 private:
-  void catch_up(std::uint64_t after);
+  /// The events after `after` from the log, or the reason the feed is lost.
+  std::vector<change_event> read_log(sqlite_core& core, std::uint64_t after,
+                                     std::optional<std::string>& lost);
 
   std::shared_ptr<feed_state> state_;
   std::weak_ptr<sqlite_core> core_;
@@ -597,8 +641,7 @@ public:
         for (auto& weak : list)
           if (auto st = weak.lock()) {
             std::lock_guard flk(st->mu);
-            if (!st->lost) st->lost = "store closed";
-            st->cv.notify_all();
+            st->end("store closed");
           }
       feeds_.clear();
       feeds_closed_ = true;
@@ -766,33 +809,37 @@ private:
     oldest_seq_ = keep_from;
   }
 
-  // Hands committed events to live feeds, in commit order, without touching SQLite.
-  void deliver(const std::vector<change_event>& events) {
-    std::lock_guard lk(feeds_mu_);
-    if (!events.empty()) delivered_seq_ = events.back().seq;
-    if (feeds_.empty()) return;
-    std::vector<std::shared_ptr<feed_state>> touched;
-    for (auto& ev : events) {
-      auto it = feeds_.find({ev.db, ev.coll});
-      if (it == feeds_.end()) continue;
-      for (auto& weak : it->second) {
-        auto st = weak.lock();
-        if (!st) continue;
-        std::lock_guard flk(st->mu);
-        if (st->lost) continue;
-        if (st->queue.size() >= max_feed_backlog) {
-          st->queue.clear();
-          st->lost =
-              "feed fell behind: more than " + std::to_string(max_feed_backlog) + " unread events";
-        } else {
-          st->queue.push_back(ev);
+  // Hands committed events to the sinks of live feeds, in commit order, without touching
+  // SQLite. Runs on the writer thread before the batch's callers are released, so a write
+  // that returned has reached every feed of its collection.
+  void deliver(std::vector<change_event>& events) {
+    std::vector<std::pair<std::shared_ptr<feed_state>, std::vector<change_event>>> targets;
+    {
+      std::lock_guard lk(feeds_mu_);
+      if (!events.empty()) delivered_seq_ = events.back().seq;
+      if (feeds_.empty()) return;
+      for (auto& ev : events) {
+        auto it = feeds_.find({ev.db, ev.coll});
+        if (it == feeds_.end()) continue;
+        for (auto& weak : it->second) {
+          auto st = weak.lock();
+          if (!st) continue;
+          auto t =
+              std::find_if(targets.begin(), targets.end(), [&](auto& x) { return x.first == st; });
+          if (t == targets.end()) t = targets.insert(targets.end(), {std::move(st), {}});
+          t->second.push_back(ev);
         }
-        if (std::find(touched.begin(), touched.end(), st) == touched.end()) touched.push_back(st);
       }
     }
-    for (auto& st : touched) {
+    // Outside feeds_mu_: a sink call never delays watch() or cancel() of other feeds.
+    for (auto& [st, list] : targets) {
       std::lock_guard flk(st->mu);
-      st->cv.notify_all();
+      if (st->ended) continue;
+      if (st->buffering)
+        st->held.insert(st->held.end(), std::make_move_iterator(list.begin()),
+                        std::make_move_iterator(list.end()));
+      else
+        st->push(list);
     }
   }
 
@@ -826,89 +873,95 @@ private:
   friend class sqlite_feed;
 };
 
-sqlite_feed::~sqlite_feed() {
+void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
+  auto& st = *state_;
+  std::optional<std::uint64_t> resume;
+  {
+    std::lock_guard lk(st.mu);
+    if (st.ended || st.sink) return; // cancelled, or started already
+    st.sink = std::move(sink);
+    if (st.lost) {
+      // A malformed token, or the store closed before the start.
+      st.buffering = false;
+      st.end(*std::exchange(st.lost, std::nullopt));
+      return;
+    }
+    resume = std::exchange(st.resume, std::nullopt);
+  }
+  // Catch-up: the log after the token, read while the writer keeps holding live events.
+  std::vector<change_event> missed;
+  std::optional<std::string> history_lost;
+  if (resume) {
+    if (auto core = core_.lock()) {
+      try {
+        missed = read_log(*core, *resume, history_lost);
+      } catch (const std::exception& e) {
+        history_lost = e.what(); // "store closed", an I/O error
+      }
+    } else {
+      history_lost = "store closed";
+    }
+  }
+  std::lock_guard lk(st.mu);
+  if (st.ended) return; // cancelled meanwhile
+  st.buffering = false;
+  if (history_lost) {
+    st.end(*history_lost);
+    return;
+  }
+  if (resume) st.last_seq = *resume;
+  // The caught-up events first, then the live ones held meanwhile; those also in the log
+  // snapshot are dropped by seq.
+  st.push(missed);
+  auto held = std::exchange(st.held, {});
+  st.push(held);
+  if (st.lost) st.end(*std::exchange(st.lost, std::nullopt)); // the store closed meanwhile
+}
+
+void sqlite_feed::cancel() {
+  {
+    std::lock_guard lk(state_->mu);
+    state_->ended = true;
+    state_->held.clear();
+    state_->sink.reset();
+  }
   if (auto core = core_.lock()) core->unregister_feed(state_.get());
 }
 
-void sqlite_feed::catch_up(std::uint64_t after) {
-  auto core = core_.lock();
-  if (!core) throw feed_lost("store closed");
+std::vector<change_event> sqlite_feed::read_log(sqlite_core& core, std::uint64_t after,
+                                                std::optional<std::string>& lost) {
   std::vector<change_event> missed;
-  std::optional<std::string> lost;
-  {
-    sqlite_core::reader r(*core);
-    connection& c = *r;
-    // One read transaction: the bounds and the rows come from the same snapshot.
-    c.exec("BEGIN");
-    try {
-      std::uint64_t oldest = 1, newest = 0;
-      {
-        query q(c, sql_changes_bounds);
-        if (q.step() && !q.column_null(1)) {
-          oldest = static_cast<std::uint64_t>(q.column_int64(0));
-          newest = static_cast<std::uint64_t>(q.column_int64(1));
-        }
+  sqlite_core::reader r(core);
+  connection& c = *r;
+  // One read transaction: the bounds and the rows come from the same snapshot.
+  c.exec("BEGIN");
+  try {
+    std::uint64_t oldest = 1, newest = 0;
+    {
+      query q(c, sql_changes_bounds);
+      if (q.step() && !q.column_null(1)) {
+        oldest = static_cast<std::uint64_t>(q.column_int64(0));
+        newest = static_cast<std::uint64_t>(q.column_int64(1));
       }
-      if (after > newest)
-        lost = "history lost: resume token " + token_from_seq(after) + " is in the future";
-      else if (after + 1 < oldest)
-        lost = "history lost: resume token " + token_from_seq(after) +
-               " is older than the retained change log";
-      else {
-        query q(c, sql_changes_after);
-        q.int64(1, static_cast<std::int64_t>(after)).text(2, state_->db).text(3, state_->coll);
-        while (q.step())
-          missed.push_back(decode_event(static_cast<std::uint64_t>(q.column_int64(0)), state_->db,
-                                        state_->coll, q.column_blob(1)));
-      }
-      c.run("COMMIT");
-    } catch (...) {
-      sqlite3_exec(c.handle(), "ROLLBACK", 0, 0, 0);
-      throw;
     }
-  }
-  std::lock_guard lk(state_->mu);
-  state_->last_seq = after;
-  if (lost) {
-    state_->queue.clear();
-    state_->lost = std::move(lost);
-    return;
-  }
-  // Live events that arrived meanwhile stay behind the caught-up ones; duplicates are
-  // dropped by seq in next().
-  state_->queue.insert(state_->queue.begin(), std::make_move_iterator(missed.begin()),
-                       std::make_move_iterator(missed.end()));
-}
-
-std::vector<change_event> sqlite_feed::next(std::chrono::milliseconds timeout) {
-  std::optional<std::uint64_t> resume;
-  {
-    std::lock_guard lk(state_->mu);
-    resume = std::exchange(state_->resume, std::nullopt);
-  }
-  if (resume) catch_up(*resume);
-  std::unique_lock lk(state_->mu);
-  state_->cv.wait_for(lk, timeout, [&] {
-    return state_->cancelled || state_->lost.has_value() || !state_->queue.empty();
-  });
-  if (state_->cancelled) return {};
-  std::vector<change_event> out;
-  while (!state_->queue.empty()) {
-    change_event ev = std::move(state_->queue.front());
-    state_->queue.pop_front();
-    if (ev.seq <= state_->last_seq) continue;
-    state_->last_seq = ev.seq;
-    const bool invalidate = ev.operation == "invalidate";
-    out.push_back(std::move(ev));
-    if (invalidate) {
-      // As MongoDB: a dropped collection ends its change streams.
-      state_->queue.clear();
-      state_->lost = "collection " + state_->coll + " dropped (invalidated)";
-      break;
+    if (after > newest)
+      lost = "history lost: resume token " + token_from_seq(after) + " is in the future";
+    else if (after + 1 < oldest)
+      lost = "history lost: resume token " + token_from_seq(after) +
+             " is older than the retained change log";
+    else {
+      query q(c, sql_changes_after);
+      q.int64(1, static_cast<std::int64_t>(after)).text(2, state_->db).text(3, state_->coll);
+      while (q.step())
+        missed.push_back(decode_event(static_cast<std::uint64_t>(q.column_int64(0)), state_->db,
+                                      state_->coll, q.column_blob(1)));
     }
+    c.run("COMMIT");
+  } catch (...) {
+    sqlite3_exec(c.handle(), "ROLLBACK", 0, 0, 0);
+    throw;
   }
-  if (out.empty() && state_->lost) throw feed_lost(*state_->lost);
-  return out;
+  return missed;
 }
 
 // ---- the store ----
@@ -1214,7 +1267,7 @@ public:
 
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                      const std::optional<std::string>& resume_after) override {
-    // Register first, then (in the first next()) read the log: no event falls in between.
+    // Register first, then (in start()) read the log: no event falls in between.
     auto st = core_->register_feed(db, coll);
     if (resume_after) {
       std::lock_guard lk(st->mu);

@@ -14,23 +14,30 @@
 // Change log and feeds:
 // - insert/replace/update/delete as MongoDB (update carries the full document after the
 //   update). An insert that creates its collection logs only the insert.
-// - Collection create, metadata replace (PUT) and merge (PATCH) log one rheo-internal event
-//   with operationType "meta" and fullDocument = the new metadata; the stream layer uses it
-//   to close sessions whose stream definitions changed. It is not a MongoDB event: do not
-//   forward it to clients.
+// - Collection create, metadata replace (PUT) and merge (PATCH) log one rheo-internal entry
+//   holding the new metadata; feeds deliver it through feed_sink::metadata(), in order with
+//   the events (it never reaches feed_sink::events()).
 // - Dropping a collection logs "drop" then "invalidate" (two entries, one transaction).
-//   A feed delivers both, then its next() throws feed_lost (as a MongoDB change stream
-//   ends on drop); watch again once the collection is recreated.
-// - Committed events reach live feeds from memory (no SQLite access in the steady state).
-//   A feed whose consumer falls more than 200,000 events behind is declared lost.
+//   A feed delivers both, then calls lost() (as a MongoDB change stream ends on drop);
+//   watch again once the collection is recreated.
+// - Push: right after a commit, the writer thread hands the committed events of each
+//   watched collection to its feeds' sinks (no queue, no SQLite access), before the
+//   writes' callers are released: when insert() returns, the sink already has the event.
+//   A slow consumer is the sink's business (the watcher's mailbox).
+// - start() catches a resume token up on the calling thread (one read of the log) while
+//   the writer holds the feed's live events; they follow the caught-up ones, deduplicated
+//   by seq.
 // - The log keeps the newest `changelog_retention` entries (trimmed in chunks of about 1/8
-//   of it); resuming from an older, malformed or future token throws feed_lost.
+//   of it); resuming from an older, malformed or future token ends the feed with
+//   lost("history lost: ...") when started.
 //
 // find_query: skip < 0 is 0; limit 0 returns nothing, limit < 0 means no limit.
 //
 // Thread-safety: the store is safe to use from any number of threads (store.hpp); feeds
-// as in store.hpp. close() waits for queued writes, then fails later calls with
-// std::runtime_error("store closed") and makes feeds throw feed_lost.
+// as in store.hpp (their sinks are called on the writer thread, or on start()'s thread
+// during catch-up; cancel() waits for a sink call in progress). close() waits for queued
+// writes, then fails later calls with std::runtime_error("store closed") and ends feeds
+// with lost("store closed").
 #pragma once
 
 #include "storage/store.hpp"

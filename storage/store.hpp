@@ -4,7 +4,7 @@
 // 412 If-Match mismatch, 400 bad input).
 //
 // Thread-safety: every method of a store may be called concurrently from any thread.
-// A change_feed is used by one thread at a time, except cancel(), callable from any thread.
+// Change feeds push to a feed_sink; see change_feed and feed_sink for their threads.
 #pragma once
 
 #include "storage/change_event.hpp"
@@ -12,7 +12,6 @@
 #include "storage/update.hpp"
 #include "storage/value.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -48,21 +47,40 @@ struct write_result {
   bool created = false; // a new document (201) rather than an update (200)
 };
 
-/// Raised by change_feed::next when the feed cannot continue: history lost (the resume
-/// position fell out of retention) or invalidated (collection dropped/renamed).
-class feed_lost : public std::runtime_error {
+/// Receives a feed's output, in commit order: events, metadata changes and, last, the end
+/// of the feed. Implemented by the consumer (the watcher actor).
+///
+/// Thread-safety: called from a store thread (the embedded store's writer thread, or the
+/// feed's own thread; catch-up of a resume token may run on the thread calling start()),
+/// never concurrently for one feed. A call must not block and must not call back into the
+/// store or the feed.
+class feed_sink {
 public:
-  using std::runtime_error::runtime_error;
+  virtual ~feed_sink() = default;
+  /// Committed changes, in commit order (never empty).
+  virtual void events(std::vector<change_event> batch) = 0;
+  /// The collection's metadata after a change made through this store (stream
+  /// definitions added, changed or removed), in order with the events.
+  virtual void metadata(object metadata) = 0;
+  /// The feed ended: history lost, invalidated (after the "invalidate" event was
+  /// delivered), or the store closed. The last call the sink gets.
+  virtual void lost(std::string reason) = 0;
 };
 
-/// One upstream change feed for one collection.
+/// One upstream change feed for one collection. Its position is fixed when watch()
+/// returns: every change committed after that reaches the sink given to start().
+///
+/// Thread-safety: start() once, from any thread; cancel() from any thread except from
+/// inside a call to the feed's sink. Destroying the feed cancels it.
 class change_feed {
 public:
   virtual ~change_feed() = default;
-  /// Waits up to `timeout` for events after the feed's position and returns them in
-  /// commit order (possibly none). Throws feed_lost when the feed cannot continue.
-  virtual std::vector<change_event> next(std::chrono::milliseconds timeout) = 0;
-  /// Wakes a blocked next(); afterwards next() returns immediately with nothing.
+  /// Begins delivery to `sink`. A resume token given to watch() is caught up first: the
+  /// events missed since it reach the sink before any live one, without gap or duplicate.
+  virtual void start(std::shared_ptr<feed_sink> sink) = 0;
+  /// Stops delivery: once it returns, the sink is never called again, and any thread the
+  /// feed owns has been joined (this may take as long as a blocked upstream read, see the
+  /// backend). Idempotent.
   virtual void cancel() = 0;
 };
 
@@ -116,7 +134,7 @@ public:
   // ---- change feeds ----
   /// Opens a feed of the collection's changes after `resume_after` (a token previously
   /// delivered), or from now when absent. A token that is unknown or past retention
-  /// makes the first next() throw feed_lost.
+  /// ends the feed once started: its sink's lost() is called ("history lost: ...").
   virtual std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                              const std::optional<std::string>& resume_after) = 0;
 
