@@ -102,10 +102,11 @@ int run(rheo::server_config config) {
   // threads directly), so their threads are mostly idle: the sharing policy lets idle
   // threads sleep on one queue instead of polling as work stealing does.
   caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
-                                                                         : caf::atom("sharing"));
+                                                                          : caf::atom("sharing"));
   caf_config.set("scheduler.max-threads",
-                 static_cast<std::size_t>(config.actor_threads ? config.actor_threads
-                                                               : std::max(1u, std::thread::hardware_concurrency())));
+                 static_cast<std::size_t>(config.actor_threads
+                                              ? config.actor_threads
+                                              : std::max(1u, std::thread::hardware_concurrency())));
   caf::actor_system actors{caf_config};
 
   rest_api api(config, *db, *sec);

@@ -23,8 +23,8 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
   // The connection reports its end to us; we then quit, and the broker (which monitors
   // us) removes us from our subscription.
   conn->on_closed = [hdl = session_actor{self}] { caf::anon_send(hdl, closed_atom::value); };
-  self->request(broker, caf::infinite, subscribe_atom::value, session_actor{self},
-                ws_handle{conn}, std::move(spec))
+  self->request(broker, caf::infinite, subscribe_atom::value, session_actor{self}, ws_handle{conn},
+                std::move(spec))
       .then([self](const subscription_actor&) { self->state.conn->accept(); },
             [self](const caf::error& err) {
               std::string msg = "cannot subscribe: " + self->system().render(err);

@@ -152,7 +152,8 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) { c.users_json = v; }},
       {"acl", "ordered ACL rules (JSON array; default: the chat's rules)",
        [](server_config& c, const std::string& v) { c.acl_json = v; }},
-      {"jwt", "JWT verification: {\"algorithm\":\"HS256|RS256\",\"key\":..,\"issuer\":..,\"audience\":..}",
+      {"jwt",
+       "JWT verification: {\"algorithm\":\"HS256|RS256\",\"key\":..,\"issuer\":..,\"audience\":..}",
        [](server_config& c, const std::string& v) { c.jwt_json = v; }},
       {"token_ttl_seconds", "lifetime of auth tokens issued at login",
        [](server_config& c, const std::string& v) {

@@ -25,11 +25,11 @@ struct server_config {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 8080; // 0: any free port
   std::string data_dir = "./data";
-  std::string mongo_uri;          // empty: embedded store
-  std::string log_level = "info"; // error | warn | info | debug
-  unsigned io_threads = 0;        // 0: one per core
-  unsigned worker_threads = 16;   // blocking store writes run here
-  unsigned actor_threads = 0;     // CAF scheduler threads (0: one per core)
+  std::string mongo_uri;                   // empty: embedded store
+  std::string log_level = "info";          // error | warn | info | debug
+  unsigned io_threads = 0;                 // 0: one per core
+  unsigned worker_threads = 16;            // blocking store writes run here
+  unsigned actor_threads = 0;              // CAF scheduler threads (0: one per core)
   std::string actor_scheduler = "sharing"; // sharing | stealing
   std::vector<mount> mounts{{"/", "rheo"}};
   std::string static_dir; // default: the web/ folder next to the sources

@@ -1,6 +1,7 @@
 #include "net/io_pool.hpp"
 
 #include "config/log.hpp"
+#include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 
 #include <boost/asio/post.hpp>
@@ -32,6 +33,8 @@ void io_shard::flush() {
 
 io_pool::io_pool(unsigned threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min<unsigned>(threads, metrics::max_io_threads);
+  global_metrics().io_threads.store(threads, std::memory_order_relaxed);
   shards_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i)
     shards_.push_back(std::make_unique<io_shard>(i));

@@ -66,6 +66,11 @@ std::string metrics::render() const {
   line(out, "rheo_stage_errors_total", "counter",
        "Change events skipped for a subscription because a stage failed to evaluate.",
        stage_errors.load(r));
+  out += "# HELP rheo_ws_connections WebSocket connections by the I/O thread hosting them.\n"
+         "# TYPE rheo_ws_connections gauge\n";
+  for (unsigned i = 0; i < io_threads.load(r) && i < max_io_threads; ++i)
+    out += "rheo_ws_connections{io_thread=\"" + std::to_string(i) + "\"} " +
+           std::to_string(ws_connections_by_io_thread[i].load(r)) + "\n";
   out += "# HELP rheo_http_responses_total HTTP responses by status class.\n"
          "# TYPE rheo_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)

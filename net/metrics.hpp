@@ -19,6 +19,10 @@ struct metrics {
   std::atomic<std::uint64_t> events_received{0};
   std::atomic<std::uint64_t> frames_sent{0};
   std::atomic<std::uint64_t> ws_writes{0}; // gather writes (syscalls) to WebSocket sockets
+  // WebSocket connections by the I/O thread that hosts them (the first io_threads count).
+  static constexpr std::size_t max_io_threads = 256;
+  std::atomic<unsigned> io_threads{0};
+  std::array<std::atomic<std::int64_t>, max_io_threads> ws_connections_by_io_thread{};
   std::atomic<std::int64_t> bytes_queued{0};
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   std::atomic<std::uint64_t> stage_errors{0};

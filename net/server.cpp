@@ -28,23 +28,22 @@ server::impl::impl(const server_config& c, rest_api& a, websocket_hub* h)
 void server::impl::do_accept() {
   // Each connection is pinned to one I/O thread, round robin.
   io_shard& shard = pool.next();
-  acceptor.async_accept(shard.context(),
-                        [this, &shard](boost::system::error_code ec, tcp::socket socket) {
-                          if (ec) {
-                            if (ec == net::error::operation_aborted || stopping.load()) return;
-                            // EMFILE and friends: log and keep accepting; the connection is refused
-                            // by the kernel.
-                            log::warn("accept failed: " + ec.message());
-                          } else {
-                            boost::system::error_code ignored;
-                            socket.set_option(tcp::no_delay(true), ignored);
-                            auto session =
-                                std::make_shared<http_session>(std::move(socket), shard, *this);
-                            register_session(session);
-                            session->run();
-                          }
-                          if (!stopping.load()) do_accept();
-                        });
+  acceptor.async_accept(
+      shard.context(), [this, &shard](boost::system::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == net::error::operation_aborted || stopping.load()) return;
+          // EMFILE and friends: log and keep accepting; the connection is refused
+          // by the kernel.
+          log::warn("accept failed: " + ec.message());
+        } else {
+          boost::system::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
+          auto session = std::make_shared<http_session>(std::move(socket), shard, *this);
+          register_session(session);
+          session->run();
+        }
+        if (!stopping.load()) do_accept();
+      });
 }
 
 void server::impl::register_session(const std::shared_ptr<http_session>& s) {

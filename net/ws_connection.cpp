@@ -34,10 +34,14 @@ ws_connection::ws_connection(io_shard& shard, tcp::socket socket,
       opts_(opts), timer_(socket_.get_executor()), parser_(opts.max_client_message_bytes) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
+  global_metrics().ws_connections_by_io_thread[shard_.index()].fetch_add(1,
+                                                                         std::memory_order_relaxed);
 }
 
 ws_connection::~ws_connection() {
-  global_metrics().bytes_queued.fetch_sub(queued_, std::memory_order_relaxed);
+  auto& m = global_metrics();
+  m.bytes_queued.fetch_sub(queued_, std::memory_order_relaxed);
+  m.ws_connections_by_io_thread[shard_.index()].fetch_sub(1, std::memory_order_relaxed);
 }
 
 void ws_connection::accept() {
@@ -225,8 +229,7 @@ void ws_connection::do_write() {
       if (queue_[i].close) break;
     }
     beast::error_code ec;
-    std::size_t n = socket_.write_some(
-        std::span<const net::const_buffer>(bufs.data(), count), ec);
+    std::size_t n = socket_.write_some(std::span<const net::const_buffer>(bufs.data(), count), ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
       write_blocked_ = true;
       socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code e) {

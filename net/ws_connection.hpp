@@ -115,12 +115,12 @@ private:
   fanout_group* group_ = nullptr;
   std::size_t group_slot_ = 0;
   std::chrono::steady_clock::time_point ping_sent_;
-  bool accepting_ = false;      // handshake under way (or done)
-  bool open_ = false;           // handshake done
+  bool accepting_ = false; // handshake under way (or done)
+  bool open_ = false;      // handshake done
   bool flush_scheduled_ = false;
-  bool write_blocked_ = false;  // waiting for the socket to become writable
-  bool closing_ = false;        // close frame queued; no more data frames
-  bool close_sent_ = false;     // close frame written
+  bool write_blocked_ = false; // waiting for the socket to become writable
+  bool closing_ = false;       // close frame queued; no more data frames
+  bool close_sent_ = false;    // close frame written
   bool finished_ = false;
   bool awaiting_pong_ = false;
 };

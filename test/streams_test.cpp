@@ -6,6 +6,7 @@
 #include "storage/json.hpp"
 #include "test/test_support.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <set>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <thread>
 
 using namespace rheo;
 using namespace rheo::test;
@@ -133,6 +135,133 @@ BOOST_AUTO_TEST_CASE(a_thousand_clients_each_receive_a_thousand_inserts_in_order
   BOOST_TEST(extra.empty());
   cs.clear();
   BOOST_TEST(eventually([&] { return metric(port, "rheo_sessions_open") == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(sessions_on_every_io_thread_get_every_event_once_in_order_while_others_churn) {
+  // Three I/O threads; steady clients spread over all of them; meanwhile other clients join
+  // and leave, and a client that never reads is closed as a slow consumer.
+  // Pings far apart: the slow consumer reads its close frame only at the end.
+  rheo_process p({"--io-threads", "3", "--durability", "normal", "--ws-queue-limit-bytes", "524288",
+                  "--ws-ping-interval-ms", "600000", "--ws-pong-timeout-ms", "600000"});
+  const std::uint16_t port = p.port();
+  define_streams(port, "spread", R"([{"uri":"all","stages":[]}])");
+#ifdef RHEO_SANITIZED
+  constexpr int steady = 12;
+#else
+  constexpr int steady = 60;
+#endif
+  // 700 events of 8 KB: past a never-reading client's socket buffers and its 512 KiB queue
+  // limit (steady clients, read by this one thread, get that much slack).
+  constexpr int events = 700;
+  const std::string pad(8000, 'x');
+  ws_client stuck(port, "/spread/_streams/all", {}, 4096);
+  BOOST_REQUIRE(stuck.upgrade_status() == 101);
+  std::vector<std::unique_ptr<ws_client>> cs;
+  for (int i = 0; i < steady; ++i)
+    cs.push_back(subscribe(port, "/spread/_streams/all"));
+  for (int t = 0; t < 3; ++t)
+    BOOST_TEST(metric(port, "rheo_ws_connections{io_thread=\"" + std::to_string(t) + "\"}") >=
+               steady / 6);
+
+  std::atomic<bool> writing{true};
+  std::atomic<int> write_errors{0}, churn_cycles{0}, churn_frames{0}, churn_violations{0};
+  // The fewest events any steady client has read: the writer stays at most 16 events
+  // (128 KB) ahead of it, well inside the queue limit, however slowly this test reads.
+  std::atomic<int> slowest{0};
+  std::thread writer([&] {
+    for (int i = 0; i < events; ++i) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (i - slowest.load() > 16 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (http(port, "POST", "/spread", "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}")
+              .status != 201)
+        ++write_errors;
+    }
+    writing = false;
+  });
+  std::thread churn([&] {
+    while (writing) {
+      ws_client c(port, "/spread/_streams/all");
+      if (c.upgrade_status() != 101) {
+        ++churn_violations;
+        continue;
+      }
+      // Whatever a short-lived session receives is consecutive: no gap, no duplicate.
+      std::int64_t last = -1;
+      for (int k = 0; k < 3 && writing; ++k) {
+        auto f = c.next(std::chrono::milliseconds(2000));
+        if (f.opcode == -1) break;
+        if (f.opcode != 1) {
+          ++churn_violations;
+          break;
+        }
+        value ev = parse_json(f.payload, "frame");
+        const value* n = find_path(ev.as_object(), "fullDocument.i");
+        if (!n || (last >= 0 && n->as_int64() != last + 1)) ++churn_violations;
+        if (n) last = n->as_int64();
+        ++churn_frames;
+      }
+      ++churn_cycles;
+    }
+  });
+
+  std::vector<int> next_i(steady, 0);
+  std::vector<pollfd> fds(steady);
+  for (int i = 0; i < steady; ++i)
+    fds[i] = {cs[i]->fd(), POLLIN, 0};
+  int done = 0;
+  bool ordered = true;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  std::vector<ws_client::frame> frames;
+  while (done < steady && std::chrono::steady_clock::now() < until) {
+    if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
+    for (int i = 0; i < steady; ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      frames.clear();
+      cs[i]->poll_frames(frames);
+      for (auto& f : frames) {
+        if (f.opcode != 1) {
+          ordered = false;
+          continue;
+        }
+        value ev = parse_json(f.payload, "frame");
+        const value* n = find_path(ev.as_object(), "fullDocument.i");
+        if (!n || n->as_int64() != next_i[i]) ordered = false;
+        if (++next_i[i] == events) ++done;
+      }
+    }
+    slowest = *std::min_element(next_i.begin(), next_i.end());
+  }
+  writer.join();
+  churn.join();
+  BOOST_TEST(write_errors == 0);
+  BOOST_TEST(done == steady);
+  BOOST_TEST(ordered);
+  BOOST_TEST(churn_cycles > 0);
+  BOOST_TEST(churn_frames > 0);
+  BOOST_TEST(churn_violations == 0);
+  for (auto& c : cs) {
+    std::vector<ws_client::frame> extra;
+    c->poll_frames(extra);
+    BOOST_TEST(extra.empty()); // nothing after the last event: no duplicates
+  }
+  BOOST_TEST(eventually([&] { return metric(port, "rheo_slow_consumer_closes_total") == 1; }));
+  BOOST_TEST_MESSAGE("slow consumer closes: " << metric(port, "rheo_slow_consumer_closes_total"));
+  ws_client::frame f;
+  int stuck_frames = 0;
+  do {
+    f = stuck.next();
+    stuck_frames += f.opcode == 1;
+  } while (f.opcode == 1);
+  BOOST_TEST_MESSAGE("the slow consumer read " << stuck_frames << " frames, then opcode "
+                                               << f.opcode);
+  BOOST_TEST(f.opcode == 8);
+  BOOST_TEST(f.close_code() == 1013);
+  cs.clear();
+  BOOST_TEST(eventually([&] {
+    return metric(port, "rheo_sessions_open") == 0 && metric(port, "rheo_subscriptions") == 0 &&
+           metric(port, "rheo_bytes_queued") == 0;
+  }));
 }
 
 BOOST_AUTO_TEST_CASE(avars_filter_events_and_equal_avars_share_a_subscription) {
