@@ -3,7 +3,8 @@
 #   bench/run.sh S1 [S2 ... S6]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
-# OUT (results directory, default bench/results), THREADS (rheo-bench worker threads).
+# OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
+# RHEO_ARGS (extra server flags, e.g. "--actor-scheduler stealing").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -22,7 +23,8 @@ server_pid=
 datadir=
 start_server() {
   datadir=$(mktemp -d /tmp/rheo-bench-data.XXXXXX)
-  "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" >"$datadir/server.out" \
+  # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
+  "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} >"$datadir/server.out" \
     2>"$datadir/server.err" &
   server_pid=$!
   port=
