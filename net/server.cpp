@@ -99,9 +99,10 @@ void server::stop() {
   for (auto& sp : live)
     sp->shutdown();
   if (s.hub) s.hub->shutdown();
-  // Each I/O thread ends once its last connection is done.
-  s.pool.release();
   // In-flight requests finish on their own; the watchdog bounds how long that may take.
+  // Started before the I/O threads are released: wait() gets past pool.join() only after
+  // release(), so it sees the watchdog assigned (and joins it) even when stop() runs on
+  // another thread.
   s.watchdog = std::thread([&s] {
     std::unique_lock lock(s.mutex);
     if (!s.stopped_cv.wait_for(lock, std::chrono::milliseconds(s.config.shutdown_timeout_ms),
@@ -110,6 +111,8 @@ void server::stop() {
       s.pool.stop();
     }
   });
+  // Each I/O thread ends once its last connection is done.
+  s.pool.release();
 }
 
 void server::wait() {

@@ -1,7 +1,9 @@
 // The server's shared state, seen by the listener and the HTTP sessions.
 //
-// Thread-safety: `sessions` is guarded by `mutex`; `stopping` is atomic; `pool` is
-// thread-safe as io_pool says; the rest is immutable after start().
+// Thread-safety: `sessions` and `stopped` are guarded by `mutex`; `stopping` is atomic;
+// `pool` is thread-safe as io_pool says; `watchdog` is set once by stop() before it releases
+// the pool, and read by wait() only after joining the pool's threads; the rest is immutable
+// after start().
 #pragma once
 
 #include "config/config.hpp"
