@@ -64,7 +64,11 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   spec.key = target.key;
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
-  im.system.spawn(session, std::move(conn), im.broker, std::move(spec));
+  auto hdl = im.system.spawn(session, conn, im.broker, std::move(spec));
+  // Set here, on the connection's own thread (this is called from its HTTP session), so
+  // that it is in place before any close() posted to that thread can finish it. The
+  // session then quits, and the broker (which monitors it) removes it from its subscription.
+  conn->on_closed = [hdl] { caf::anon_send(hdl, closed_atom::value); };
 }
 
 void realtime::shutdown() {

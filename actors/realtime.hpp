@@ -1,8 +1,8 @@
 // The realtime service: owns the broker actor and turns accepted WebSocket upgrades
 // into session actors with their connections.
 //
-// Thread-safety: accept() and shutdown() may be called from any thread; stop() once,
-// after the HTTP server has stopped.
+// Thread-safety: accept() is called on the I/O thread of the connection it is given;
+// shutdown() may be called from any thread; stop() once, after the HTTP server has stopped.
 #pragma once
 
 #include "config/config.hpp"

@@ -20,9 +20,6 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
                                      std::shared_ptr<ws_connection> conn, broker_actor broker,
                                      subscription_spec spec) {
   self->state.conn = conn;
-  // The connection reports its end to us; we then quit, and the broker (which monitors
-  // us) removes us from our subscription.
-  conn->on_closed = [hdl = session_actor{self}] { caf::anon_send(hdl, closed_atom::value); };
   self->request(broker, caf::infinite, subscribe_atom::value, session_actor{self}, ws_handle{conn},
                 std::move(spec))
       .then([self](const subscription_actor&) { self->state.conn->accept(); },

@@ -21,7 +21,8 @@ public:
   virtual ~websocket_hub() = default;
   /// Completes the handshake of `req` on `socket` and serves stream `target`.
   /// `buffer` holds any bytes read past the request.
-  /// `socket` belongs to `shard`, the I/O thread the connection stays on.
+  /// `socket` belongs to `shard`, the I/O thread the connection stays on; called on that
+  /// thread.
   virtual void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target) = 0;

@@ -52,7 +52,7 @@ public:
   ~ws_connection();
 
   /// Called once, on the shard's thread, when the connection has closed (for any reason).
-  /// Set before accept() or reject().
+  /// Set on the shard's thread, before accept(), reject() or close() can run there.
   std::function<void()> on_closed;
 
   /// Completes the WebSocket handshake; frames queued before it completes wait for it.
