@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <memory>
 #include <poll.h>
@@ -72,6 +73,47 @@ double metric(std::uint16_t port, const std::string& name) {
   return std::stod(body.substr(pos + name.size() + 2));
 }
 
+/// What read_in_order() saw.
+struct in_order_result {
+  std::vector<int> received; // events per client
+  int done = 0;              // clients that received all of them
+  bool ordered = true;       // no gap, duplicate or unexpected frame anywhere
+};
+
+/// Reads every client until each has received `count` events whose field `path` counts
+/// 0, 1, 2, ... (or 180 s passed). `progress` sees the per-client counts after each round.
+template <class Clients>
+in_order_result read_in_order(Clients& cs, const char* path, int count,
+                              const std::function<void(const std::vector<int>&)>& progress = {}) {
+  in_order_result r;
+  r.received.assign(cs.size(), 0);
+  std::vector<pollfd> fds(cs.size());
+  for (std::size_t i = 0; i < cs.size(); ++i)
+    fds[i] = {cs[i]->fd(), POLLIN, 0};
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  std::vector<ws_client::frame> frames;
+  while (r.done < static_cast<int>(cs.size()) && std::chrono::steady_clock::now() < until) {
+    if (::poll(fds.data(), fds.size(), 1000) > 0)
+      for (std::size_t i = 0; i < cs.size(); ++i) {
+        if (!(fds[i].revents & POLLIN)) continue;
+        frames.clear();
+        cs[i]->poll_frames(frames);
+        for (auto& f : frames) {
+          if (f.opcode != 1) {
+            r.ordered = false;
+            continue;
+          }
+          value event = parse_json(f.payload, "frame");
+          const value* n = find_path(event.as_object(), path);
+          if (!n || n->as_int64() != r.received[i]) r.ordered = false;
+          if (++r.received[i] == count) ++r.done;
+        }
+      }
+    if (progress) progress(r.received);
+  }
+  return r;
+}
+
 std::unique_ptr<ws_client> subscribe(std::uint16_t port, const std::string& target) {
   auto c = std::make_unique<ws_client>(port, target);
   BOOST_REQUIRE_MESSAGE(c->upgrade_status() == 101,
@@ -98,30 +140,10 @@ BOOST_AUTO_TEST_CASE(a_thousand_clients_each_receive_a_thousand_inserts_in_order
   for (int i = 0; i < inserts; ++i)
     post(port, "fanout", "{\"n\":" + std::to_string(i) + "}");
 
-  std::vector<int> next_n(clients, 0);
-  std::vector<pollfd> fds(clients);
-  for (int i = 0; i < clients; ++i)
-    fds[i] = {cs[i]->fd(), POLLIN, 0};
-  int done = 0;
-  bool ordered = true;
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  std::vector<ws_client::frame> frames;
-  while (done < clients && std::chrono::steady_clock::now() < until) {
-    if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
-    for (int i = 0; i < clients; ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      frames.clear();
-      cs[i]->poll_frames(frames);
-      for (auto& f : frames) {
-        if (f.opcode != 1) continue;
-        value event = parse_json(f.payload, "frame");
-        const value* n = find_path(event.as_object(), "fullDocument.n");
-        if (!n || n->as_int64() != next_n[i]) ordered = false;
-        ++next_n[i];
-        if (next_n[i] == inserts) ++done;
-      }
-    }
-  }
+  auto got = read_in_order(cs, "fullDocument.n", inserts);
+  const auto& next_n = got.received;
+  const int done = got.done;
+  const bool ordered = got.ordered;
   BOOST_TEST(done == clients);
   BOOST_TEST(ordered);
   for (int i = 0; i < clients; ++i)
@@ -205,33 +227,11 @@ BOOST_AUTO_TEST_CASE(sessions_on_every_io_thread_get_every_event_once_in_order_w
     }
   });
 
-  std::vector<int> next_i(steady, 0);
-  std::vector<pollfd> fds(steady);
-  for (int i = 0; i < steady; ++i)
-    fds[i] = {cs[i]->fd(), POLLIN, 0};
-  int done = 0;
-  bool ordered = true;
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  std::vector<ws_client::frame> frames;
-  while (done < steady && std::chrono::steady_clock::now() < until) {
-    if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
-    for (int i = 0; i < steady; ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      frames.clear();
-      cs[i]->poll_frames(frames);
-      for (auto& f : frames) {
-        if (f.opcode != 1) {
-          ordered = false;
-          continue;
-        }
-        value ev = parse_json(f.payload, "frame");
-        const value* n = find_path(ev.as_object(), "fullDocument.i");
-        if (!n || n->as_int64() != next_i[i]) ordered = false;
-        if (++next_i[i] == events) ++done;
-      }
-    }
-    slowest = *std::min_element(next_i.begin(), next_i.end());
-  }
+  auto got = read_in_order(cs, "fullDocument.i", events, [&](const std::vector<int>& received) {
+    slowest = *std::min_element(received.begin(), received.end());
+  });
+  const int done = got.done;
+  const bool ordered = got.ordered;
   writer.join();
   churn.join();
   BOOST_TEST(write_errors == 0);
