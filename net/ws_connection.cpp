@@ -247,6 +247,10 @@ void ws_connection::do_write() {
     queue_.clear();
     head_ = 0;
     head_offset_ = 0;
+  } else if (head_ >= 64 && head_ * 2 >= queue_.size()) {
+    // A socket that never drains completely: drop the written entries now and then.
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
   }
 }
 
