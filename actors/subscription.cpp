@@ -21,18 +21,6 @@ const std::string* operation_of(const object& event) {
   return op && op->is_string() ? &op->as_string() : nullptr;
 }
 
-/// The stored definition of stream `uri` in collection metadata; null when gone.
-const value* definition_in(const object& metadata, const std::string& uri) {
-  const value* streams = find_field(metadata, "streams");
-  if (!streams || !streams->is_array()) return nullptr;
-  for (auto& s : streams->as_array()) {
-    if (!s.is_object()) continue;
-    const value* u = find_field(s.as_object(), "uri");
-    if (u && u->is_string() && u->as_string() == uri) return &s;
-  }
-  return nullptr;
-}
-
 void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
   auto& st = self->state;
   st.closed = true;
@@ -128,8 +116,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self, broker](metadata_change& m) {
         auto& st = self->state;
         if (st.closed || !m.metadata) return;
-        const value* now = definition_in(*m.metadata, st.stream);
-        if (now && *now == value(st.definition)) return;
+        const object* now = find_stream(*m.metadata, st.stream);
+        if (now && value(*now) == value(st.definition)) return;
         close_all(self, 1000, "stream definition changed");
         self->send(broker, retire_atom::value, subscription_actor{self});
       },

@@ -19,13 +19,6 @@ namespace {
 
 constexpr const char* json_type = "application/json";
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
@@ -33,7 +26,7 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
     char c = s[i];
     if (c == '%') {
       if (i + 2 >= s.size()) return std::nullopt;
-      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
@@ -754,21 +747,15 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
     }
     auto info = store_.collection(r->db, coll);
     if (!info) return error_response(404, "collection '" + coll + "' does not exist");
-    const value* streams = find_field(info->metadata, "streams");
-    if (streams && streams->is_array())
-      for (auto& s : streams->as_array()) {
-        if (!s.is_object()) continue;
-        const value* uri = find_field(s.as_object(), "uri");
-        if (uri && uri->is_string() && uri->as_string() == target.stream) {
-          target.definition = s.as_object();
-          server_vars sv;
-          sv.user = target.user;
-          sv.read_filter = target.read_filter;
-          target.stages = pipeline::compile(target.definition, target.avars, sv);
-          target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
-          return target;
-        }
-      }
+    if (const object* definition = find_stream(info->metadata, target.stream)) {
+      target.definition = *definition;
+      server_vars sv;
+      sv.user = target.user;
+      sv.read_filter = target.read_filter;
+      target.stages = pipeline::compile(target.definition, target.avars, sv);
+      target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
+      return target;
+    }
     return error_response(404, "stream '" + target.stream + "' does not exist on collection '" +
                                    coll + "'");
   } catch (const api_error& e) {

@@ -15,13 +15,6 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Unquoted keys: identifiers plus dots ("fullDocument.from"), '$' and any non-ASCII byte.
 bool is_key_char(char ch) {
   auto c = static_cast<unsigned char>(ch);
@@ -473,7 +466,7 @@ private:
     if (end_ - p_ < 4) fail(esc, "invalid \\u escape");
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i) {
-      int h = hex_value(p_[i]);
+      int h = hex_digit(p_[i]);
       if (h < 0) fail(esc, "invalid \\u escape");
       v = v * 16 + static_cast<std::uint32_t>(h);
     }
@@ -601,8 +594,8 @@ private:
         auto* b64 = f->first->get_if<std::string>();
         auto* sub = f->second->get_if<std::string>();
         if (b64 && sub && !sub->empty() && sub->size() <= 2) {
-          int hi = sub->size() == 2 ? hex_value((*sub)[0]) : 0;
-          int lo = hex_value(sub->back());
+          int hi = sub->size() == 2 ? hex_digit((*sub)[0]) : 0;
+          int lo = hex_digit(sub->back());
           auto data = decode_base64(*b64);
           if (hi >= 0 && lo >= 0 && data)
             return value(binary_value{static_cast<std::uint8_t>(hi * 16 + lo), std::move(*data)});

@@ -1005,6 +1005,17 @@ object unescape_stream_keys(const object& o) {
   return out;
 }
 
+const object* find_stream(const object& metadata, std::string_view uri) {
+  const value* streams = find_field(metadata, "streams");
+  if (!streams || !streams->is_array()) return nullptr;
+  for (auto& s : streams->as_array()) {
+    if (!s.is_object()) continue;
+    const value* u = find_field(s.as_object(), "uri");
+    if (u && u->is_string() && u->as_string() == uri) return &s.as_object();
+  }
+  return nullptr;
+}
+
 void validate_streams(const object& metadata) {
   auto* streams = find_field(metadata, "streams");
   if (!streams) return;

@@ -31,6 +31,9 @@ object unescape_stream_keys(const object& o);
 /// "stream 'all': stage $lookup is not allowed".
 void validate_streams(const object& metadata);
 
+/// The definition of stream `uri` in collection metadata (`streams`), or nullptr.
+const object* find_stream(const object& metadata, std::string_view uri);
+
 /// Values of the server variables for one client.
 struct server_vars {
   /// The authenticated user's document ("@user", "@user.<field>"); null when absent.

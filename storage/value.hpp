@@ -183,6 +183,14 @@ inline bool starts_with_dollar(std::string_view s) {
   return !s.empty() && s.front() == '$';
 }
 
+/// The value of a hexadecimal digit (either case), or -1.
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 /// The array index named by a dotted-path segment when it is all digits (at most 9), else
 /// nullopt.
 std::optional<std::size_t> array_index(std::string_view segment);
