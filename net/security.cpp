@@ -692,10 +692,7 @@ const acl_rule* security::authorize(std::string_view method, std::string_view pa
 
 value security::resolve_variables(const value& v, const std::optional<principal>& user) {
   if (auto* s = v.get_if<std::string>()) {
-    if (*s == "@now")
-      return date_time{std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count()};
+    if (*s == "@now") return date_time::now();
     if (*s == "@user") return user ? value(user->id) : value();
     if (s->rfind("@user.", 0) == 0) {
       if (!user) return value();

@@ -277,12 +277,6 @@ std::vector<object> drain(mongoc_cursor_t* cursor, std::string_view what) {
   return out;
 }
 
-date_time now() {
-  return date_time{std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count()};
-}
-
 // ---- change events ----
 
 /// A MongoDB change document as rheo's change_event.
@@ -290,7 +284,7 @@ change_event event_from_change(const object& doc, const std::string& db, const s
   change_event ev;
   ev.db = db;
   ev.coll = coll;
-  ev.wall_time = now();
+  ev.wall_time = date_time::now();
   bool wall_time_seen = false;
   for (auto& [k, v] : doc) {
     if (k == "_id") {

@@ -164,11 +164,6 @@ private:
   date_time now_;
 };
 
-date_time clock_now() {
-  using namespace std::chrono;
-  return {duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()};
-}
-
 // ---- expressions ----
 
 enum class op {
@@ -1083,7 +1078,7 @@ object prefix_filter_paths(const object& filter, const std::string& prefix) {
 pipeline pipeline::compile(const object& definition, const object& avars, const server_vars& sv) {
   auto unescaped = unescape_stream_keys(definition);
   auto& stages = stages_of(unescaped);
-  resolver r(avars, sv, sv.now.value_or(clock_now()));
+  resolver r(avars, sv, sv.now.value_or(date_time::now()));
   array resolved;
   if (sv.read_filter)
     resolved.emplace_back(

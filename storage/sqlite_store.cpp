@@ -326,12 +326,6 @@ bool document_etag_matches(const std::string& if_match, const object& doc) {
   return etag && etag->is<object_id>() && etag_matches(if_match, etag->get<object_id>());
 }
 
-date_time now() {
-  return date_time{std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count()};
-}
-
 object_id etag_from_blob(std::string_view blob) {
   object_id id;
   if (blob.size() == id.bytes.size()) std::memcpy(id.bytes.data(), blob.data(), blob.size());
@@ -390,7 +384,7 @@ change_event make_event(const std::string& db, const std::string& coll, std::str
   ev.db = db;
   ev.coll = coll;
   ev.operation = std::move(op);
-  ev.wall_time = now();
+  ev.wall_time = date_time::now();
   return ev;
 }
 

@@ -165,15 +165,14 @@ value zero_like(const value& v) {
 
 value current_date(const value& spec) {
   static std::atomic<std::uint32_t> increment{0};
-  auto now = std::chrono::system_clock::now().time_since_epoch();
+  const date_time now = date_time::now();
   if (auto* o = spec.get_if<object>()) {
     const value* t = find_field(*o, "$type");
     if (t && t->is_string() && t->as_string() == "timestamp")
-      return timestamp_value{
-          static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count()),
-          increment.fetch_add(1, std::memory_order_relaxed) + 1};
+      return timestamp_value{static_cast<std::uint32_t>(now.millis / 1000),
+                             increment.fetch_add(1, std::memory_order_relaxed) + 1};
   }
-  return date_time{std::chrono::duration_cast<std::chrono::milliseconds>(now).count()};
+  return now;
 }
 
 void validate_current_date(const value& spec, const std::string& path) {

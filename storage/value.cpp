@@ -71,6 +71,12 @@ int compare_arrays(const array& a, const array& b) {
 
 } // namespace
 
+date_time date_time::now() {
+  return {std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count()};
+}
+
 object_id object_id::generate() {
   static const auto rnd = process_random();
   static std::atomic<std::uint32_t> counter{std::random_device{}()};

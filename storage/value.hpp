@@ -48,6 +48,8 @@ struct object_id {
 struct date_time {
   std::int64_t millis = 0;
   friend bool operator==(const date_time&, const date_time&) = default;
+  /// The system clock, to the millisecond.
+  static date_time now();
 };
 
 struct regex_value {
