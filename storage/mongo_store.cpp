@@ -150,26 +150,6 @@ bool is_history_lost(const bson_error_t& e) {
   throw api_error(412, "the collection ETag does not match If-Match");
 }
 
-/// The ObjectId an If-Match value names ("..." and W/"..." accepted); "*" is any etag
-/// (nullopt with `any` set); an unparsable value matches nothing.
-struct if_match_etag {
-  bool any = false;
-  std::optional<object_id> etag;
-};
-
-if_match_etag parse_if_match(const std::string& if_match) {
-  std::string_view v = if_match;
-  if (v.starts_with("W/")) v.remove_prefix(2);
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  if (v == "*") return {true, std::nullopt};
-  return {false, object_id::from_hex(v)};
-}
-
-bool etag_matches(const std::string& if_match, const object_id& etag) {
-  auto m = parse_if_match(if_match);
-  return m.any || (m.etag && *m.etag == etag);
-}
-
 std::string properties_id(const std::string& coll) {
   return properties_coll + "." + coll;
 }

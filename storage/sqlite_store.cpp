@@ -311,16 +311,6 @@ std::string id_key(const value& id) {
   throw api_error(404, "document not found");
 }
 
-/// If-Match values may arrive quoted ("...") or weak (W/"...").
-bool etag_matches(const std::string& if_match, const object_id& etag) {
-  std::string_view v = if_match;
-  if (v.starts_with("W/")) v.remove_prefix(2);
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  if (v == "*") return true;
-  auto parsed = object_id::from_hex(v);
-  return parsed && *parsed == etag;
-}
-
 bool document_etag_matches(const std::string& if_match, const object& doc) {
   auto* etag = find_field(doc, "_etag");
   return etag && etag->is<object_id>() && etag_matches(if_match, etag->get<object_id>());

@@ -71,6 +71,18 @@ int compare_arrays(const array& a, const array& b) {
 
 } // namespace
 
+if_match_etag parse_if_match(std::string_view v) {
+  if (v.starts_with("W/")) v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v == "*") return {true, std::nullopt};
+  return {false, object_id::from_hex(v)};
+}
+
+bool etag_matches(std::string_view if_match, const object_id& etag) {
+  auto m = parse_if_match(if_match);
+  return m.any || (m.etag && *m.etag == etag);
+}
+
 date_time date_time::now() {
   return {std::chrono::duration_cast<std::chrono::milliseconds>(
               std::chrono::system_clock::now().time_since_epoch())

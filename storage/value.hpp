@@ -44,6 +44,16 @@ struct object_id {
   friend auto operator<=>(const object_id&, const object_id&) = default;
 };
 
+/// The ObjectId an If-Match value names ("..." and W/"..." accepted); "*" is any etag
+/// (`any` set, no etag); an unparsable value names none and so matches nothing.
+struct if_match_etag {
+  bool any = false;
+  std::optional<object_id> etag;
+};
+if_match_etag parse_if_match(std::string_view if_match);
+/// Whether `if_match` names `etag` (or is "*").
+bool etag_matches(std::string_view if_match, const object_id& etag);
+
 /// Milliseconds since the Unix epoch (BSON UTC datetime).
 struct date_time {
   std::int64_t millis = 0;
