@@ -46,8 +46,7 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   {
     std::lock_guard lock(im.mutex);
     if (im.shutting_down) {
-      conn->reject(503, "{\"http status code\":503,\"http status description\":\"Service "
-                        "Unavailable\",\"message\":\"server shutting down\"}");
+      conn->reject(503, error_response(503, "server shutting down").body);
       return;
     }
     // Prune closed connections only when the list has doubled: amortised O(1) per accept.

@@ -1,8 +1,8 @@
 #include "actors/session.hpp"
 
 #include "net/metrics.hpp"
+#include "net/rest_api.hpp"
 #include "net/ws_connection.hpp"
-#include "storage/json.hpp"
 
 #include <caf/all.hpp>
 
@@ -24,11 +24,8 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
                 std::move(spec))
       .then([self](const subscription_actor&) { self->state.conn->accept(); },
             [self](const caf::error& err) {
-              std::string msg = "cannot subscribe: " + self->system().render(err);
-              std::string body = "{\"http status code\":500,\"http status description\":"
-                                 "\"Internal Server Error\",\"message\":" +
-                                 to_json(value(msg)) + "}";
-              self->state.conn->reject(500, std::move(body));
+              self->state.conn->reject(
+                  500, error_response(500, "cannot subscribe: " + self->system().render(err)).body);
             });
   return {
       [self](close_atom, std::uint16_t code, std::string& reason) {
