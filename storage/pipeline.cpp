@@ -247,16 +247,8 @@ struct expr {
 };
 
 std::vector<std::string> split_path(std::string_view path, std::string_view context) {
-  std::vector<std::string> segments;
-  while (true) {
-    auto dot = path.find('.');
-    auto segment = path.substr(0, dot);
-    if (segment.empty() || starts_with_dollar(segment))
-      throw_bad_request("invalid field path in " + std::string(context));
-    segments.emplace_back(segment);
-    if (dot == std::string_view::npos) return segments;
-    path.remove_prefix(dot + 1);
-  }
+  const std::string invalid = "invalid field path in " + std::string(context);
+  return split_field_path(path, invalid, invalid);
 }
 
 expr compile_expr(const value& v);

@@ -16,18 +16,9 @@ constexpr std::string_view update_operators[] = {
     "$push", "$addToSet", "$pull", "$pop", "$currentDate", "$pullAll"};
 
 std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> segs;
-  std::size_t start = 0;
-  while (true) {
-    auto dot = path.find('.', start);
-    segs.push_back(path.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (segs.back().empty()) throw_bad_request("empty field name in path '" + path + "'");
-    if (starts_with_dollar(segs.back()))
-      throw_bad_request("positional and $-prefixed path segments are not supported: '" + path +
-                        "'");
-    if (dot == std::string::npos) return segs;
-    start = dot + 1;
-  }
+  return split_field_path(path, "empty field name in path '" + path + "'",
+                          "positional and $-prefixed path segments are not supported: '" + path +
+                              "'");
 }
 
 /// Same value and same types all the way down (1 and 1.0 differ): what counts as a

@@ -71,6 +71,20 @@ int compare_arrays(const array& a, const array& b) {
 
 } // namespace
 
+std::vector<std::string> split_field_path(std::string_view path, std::string_view empty_segment,
+                                          std::string_view dollar_segment) {
+  std::vector<std::string> segments;
+  while (true) {
+    auto dot = path.find('.');
+    auto segment = path.substr(0, dot);
+    if (segment.empty()) throw_bad_request(std::string(empty_segment));
+    if (starts_with_dollar(segment)) throw_bad_request(std::string(dollar_segment));
+    segments.emplace_back(segment);
+    if (dot == std::string_view::npos) return segments;
+    path.remove_prefix(dot + 1);
+  }
+}
+
 if_match_etag parse_if_match(std::string_view v) {
   if (v.starts_with("W/")) v.remove_prefix(2);
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);

@@ -195,6 +195,12 @@ inline bool starts_with_dollar(std::string_view s) {
   return !s.empty() && s.front() == '$';
 }
 
+/// The segments of the dotted field path `path` ("a.b.0" -> a, b, 0). Throws api_error(400)
+/// with `empty_segment` when a segment is empty and with `dollar_segment` when one starts
+/// with '$'.
+std::vector<std::string> split_field_path(std::string_view path, std::string_view empty_segment,
+                                          std::string_view dollar_segment);
+
 /// The value of a hexadecimal digit (either case), or -1.
 inline int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
