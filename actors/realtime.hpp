@@ -30,9 +30,8 @@ public:
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
 
-  struct impl;
-
 private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

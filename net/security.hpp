@@ -71,9 +71,8 @@ public:
   bool enabled() const { return !acl_.empty(); }
   const std::vector<acl_rule>& acl() const { return acl_; }
 
-  struct impl;
-
 private:
+  struct impl;
   std::vector<acl_rule> acl_;
   std::unique_ptr<impl> impl_;
 };

@@ -35,9 +35,9 @@ public:
   /// Blocks until the server has stopped and every thread has been joined.
   void wait();
 
-  struct impl;
-
 private:
+  struct impl; // net/server_impl.hpp: shared with the HTTP sessions
+  friend class http_session;
   std::unique_ptr<impl> impl_;
 };
 
