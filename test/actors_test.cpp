@@ -309,6 +309,28 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
 
   session_actor session() { return keep(sys.spawn(stub_session, stub_tag{})); }
 
+  /// A subscription (make_spec("c", "k")) with a stub broker, and two sessions that have
+  /// joined it, with connections on `shard_a` and `shard_b`; the joins are processed.
+  struct joined_pair {
+    broker_actor broker;
+    subscription_actor sub;
+    session_actor sa, sb;
+    std::shared_ptr<ws_connection> ca, cb;
+  };
+  joined_pair subscription_with_two_sessions(io_shard& shard_a, io_shard& shard_b) {
+    joined_pair j;
+    j.broker = keep(sys.spawn(stub_broker, stub_tag{}));
+    j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k")));
+    j.sa = session();
+    j.sb = session();
+    j.ca = connection(shard_a);
+    j.cb = connection(shard_b);
+    self->send(j.sub, join_atom::value, j.sa, ws_handle{j.ca});
+    self->send(j.sub, join_atom::value, j.sb, ws_handle{j.cb});
+    run();
+    return j;
+  }
+
   broker_actor spawn_broker() { return keep(sys.spawn(broker, static_cast<store*>(&db))); }
 
   broker_state& state_of(const broker_actor& b) {
@@ -575,15 +597,7 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
 // -- 4. subscription ----------------------------------------------------------------------
 
 CAF_TEST(subscription_fans_out_to_each_shard_and_ignores_an_unchanged_definition) {
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k")));
-  auto sa = session();
-  auto sb = session();
-  auto ca = connection(shard0);
-  auto cb = connection(shard1);
-  self->send(sub, join_atom::value, sa, ws_handle{ca});
-  self->send(sub, join_atom::value, sb, ws_handle{cb});
-  run();
+  auto [bs, sub, sa, sb, ca, cb] = subscription_with_two_sessions(shard0, shard1);
   CAF_CHECK_EQUAL(drain(shard0), 1u); // the connection joins its shard's group
   CAF_CHECK_EQUAL(drain(shard1), 1u);
 
@@ -634,15 +648,7 @@ CAF_TEST(subscription_fans_out_to_each_shard_and_ignores_an_unchanged_definition
 }
 
 CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_changed) {
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k")));
-  auto sa = session();
-  auto sb = session();
-  auto ca = connection(shard0);
-  auto cb = connection(shard0);
-  self->send(sub, join_atom::value, sa, ws_handle{ca});
-  self->send(sub, join_atom::value, sb, ws_handle{cb});
-  run();
+  auto [bs, sub, sa, sb, ca, cb] = subscription_with_two_sessions(shard0, shard0);
   drain(shard0);
 
   self->send(sub, metadata_of(R"({"streams":[{"uri":"s","stages":[{"$match":{"x":1}}]}]})"));
@@ -682,15 +688,7 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_was_re
 }
 
 CAF_TEST(subscription_closes_its_sessions_and_retires_when_the_collection_was_dropped) {
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k")));
-  auto sa = session();
-  auto sb = session();
-  auto ca = connection(shard0);
-  auto cb = connection(shard1);
-  self->send(sub, join_atom::value, sa, ws_handle{ca});
-  self->send(sub, join_atom::value, sb, ws_handle{cb});
-  run();
+  auto [bs, sub, sa, sb, ca, cb] = subscription_with_two_sessions(shard0, shard1);
   drain(shard0);
   drain(shard1);
 
@@ -716,13 +714,7 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_the_collection_was_dr
 }
 
 CAF_TEST(subscription_passes_a_close_from_its_watcher_to_every_session) {
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k")));
-  auto sa = session();
-  auto sb = session();
-  self->send(sub, join_atom::value, sa, ws_handle{connection(shard0)});
-  self->send(sub, join_atom::value, sb, ws_handle{connection(shard1)});
-  run();
+  auto [bs, sub, sa, sb, ca, cb] = subscription_with_two_sessions(shard0, shard1);
   self->send(sub, close_atom::value, std::uint16_t{1011}, std::string("change feed ended: x"));
   expect((close_atom, std::uint16_t, std::string), from(self).to(sub));
   for (auto& s : {sa, sb})
