@@ -8,9 +8,9 @@
 #include "net/rest_api.hpp"
 #include "net/security.hpp"
 #include "net/server.hpp"
-#include "storage/json.hpp"
-#include "storage/mongo_store.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/document/json.hpp"
+#include "storage/mongo/mongo_store.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>

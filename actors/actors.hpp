@@ -6,8 +6,8 @@
 // cross the network; subscription_spec and ws_handle hold node-local objects.
 #pragma once
 
-#include "storage/pipeline.hpp"
-#include "storage/value.hpp"
+#include "storage/document/pipeline.hpp"
+#include "storage/document/value.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>

@@ -1,6 +1,6 @@
 #include "actors/actors.hpp"
 
-#include "storage/bson_codec.hpp"
+#include "storage/document/bson_codec.hpp"
 
 #include <caf/actor_system_config.hpp>
 

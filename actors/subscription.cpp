@@ -6,7 +6,7 @@
 #include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 #include "net/ws_frame.hpp"
-#include "storage/json.hpp"
+#include "storage/document/json.hpp"
 
 #include <caf/all.hpp>
 

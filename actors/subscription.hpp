@@ -5,7 +5,7 @@
 #pragma once
 
 #include "actors/actors.hpp"
-#include "storage/pipeline.hpp"
+#include "storage/document/pipeline.hpp"
 
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>

@@ -3,11 +3,11 @@
 #include "net/metrics.hpp"
 #include "net/security.hpp"
 #include "net/static_files.hpp"
-#include "storage/json.hpp"
-#include "storage/pipeline.hpp"
-#include "storage/query.hpp"
+#include "storage/document/json.hpp"
+#include "storage/document/pipeline.hpp"
+#include "storage/document/query.hpp"
+#include "storage/document/update.hpp"
 #include "storage/store.hpp"
-#include "storage/update.hpp"
 
 #include <cctype>
 #include <charconv>

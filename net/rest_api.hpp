@@ -8,8 +8,8 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "storage/pipeline.hpp"
-#include "storage/value.hpp"
+#include "storage/document/pipeline.hpp"
+#include "storage/document/value.hpp"
 
 #include <functional>
 #include <optional>

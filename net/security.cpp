@@ -1,7 +1,7 @@
 #include "net/security.hpp"
 
-#include "storage/json.hpp"
-#include "storage/query.hpp"
+#include "storage/document/json.hpp"
+#include "storage/document/query.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <chrono>
 #include <memory>

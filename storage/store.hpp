@@ -7,10 +7,10 @@
 // Change feeds push to a feed_sink; see change_feed and feed_sink for their threads.
 #pragma once
 
-#include "storage/change_event.hpp"
-#include "storage/query.hpp"
-#include "storage/update.hpp"
-#include "storage/value.hpp"
+#include "storage/document/change_event.hpp"
+#include "storage/document/query.hpp"
+#include "storage/document/update.hpp"
+#include "storage/document/value.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -27,8 +27,8 @@ struct collection_info {
 
 struct find_query {
   matcher filter;
-  sort_spec sort;       // empty: newest first ({_id:-1})
-  projection keys;      // empty: whole documents
+  sort_spec sort;  // empty: newest first ({_id:-1})
+  projection keys; // empty: whole documents
   std::int64_t skip = 0;
   std::int64_t limit = 100;
   // The request's own filter/sort/keys objects, for backends that evaluate queries

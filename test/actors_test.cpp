@@ -27,9 +27,9 @@
 #include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 #include "net/ws_frame.hpp"
-#include "storage/change_event.hpp"
-#include "storage/json.hpp"
-#include "storage/pipeline.hpp"
+#include "storage/document/change_event.hpp"
+#include "storage/document/json.hpp"
+#include "storage/document/pipeline.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE json
 #include <boost/test/unit_test.hpp>
 
-#include "storage/json.hpp"
+#include "storage/document/json.hpp"
 
 #include <cmath>
 #include <limits>

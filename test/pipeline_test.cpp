@@ -1,9 +1,9 @@
 #define BOOST_TEST_MODULE pipeline
 #include <boost/test/unit_test.hpp>
 
-#include "storage/change_event.hpp"
-#include "storage/json.hpp"
-#include "storage/pipeline.hpp"
+#include "storage/document/change_event.hpp"
+#include "storage/document/json.hpp"
+#include "storage/document/pipeline.hpp"
 
 #include <ostream>
 #include <string>

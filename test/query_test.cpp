@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE query
 #include <boost/test/unit_test.hpp>
 
-#include "storage/query.hpp"
+#include "storage/document/query.hpp"
 
 #include <algorithm>
 #include <string>

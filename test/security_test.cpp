@@ -3,7 +3,7 @@
 #define BOOST_TEST_MODULE security
 #include <boost/test/unit_test.hpp>
 
-#include "storage/json.hpp"
+#include "storage/document/json.hpp"
 #include "test/test_support.hpp"
 
 #include <openssl/evp.h>

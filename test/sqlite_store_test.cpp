@@ -1,10 +1,10 @@
 #define BOOST_TEST_MODULE sqlite_store
 #include <boost/test/unit_test.hpp>
 
-#include "storage/bson_codec.hpp"
-#include "storage/change_event.hpp"
-#include "storage/json.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/document/bson_codec.hpp"
+#include "storage/document/change_event.hpp"
+#include "storage/document/json.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 
 #include <algorithm>
 #include <atomic>

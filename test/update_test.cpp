@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE update
 #include <boost/test/unit_test.hpp>
 
-#include "storage/update.hpp"
+#include "storage/document/update.hpp"
 
 #include <algorithm>
 #include <string>

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE value
 #include <boost/test/unit_test.hpp>
 
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -4,8 +4,8 @@
 // shared_ptr<const change_event>).
 #pragma once
 
-#include "storage/update.hpp"
-#include "storage/value.hpp"
+#include "storage/document/update.hpp"
+#include "storage/document/value.hpp"
 
 #include <cstdint>
 #include <optional>

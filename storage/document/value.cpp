@@ -1,4 +1,4 @@
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <atomic>
 #include <charconv>

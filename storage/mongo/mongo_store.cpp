@@ -1,8 +1,8 @@
-#include "storage/mongo_store.hpp"
+#include "storage/mongo/mongo_store.hpp"
 
 #include "config/log.hpp"
-#include "storage/bson_codec.hpp"
-#include "storage/json.hpp"
+#include "storage/document/bson_codec.hpp"
+#include "storage/document/json.hpp"
 
 #include <mongoc/mongoc.h>
 

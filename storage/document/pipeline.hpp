@@ -7,7 +7,7 @@
 // compiled stages); run() may be called from several threads at once.
 #pragma once
 
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <memory>
 #include <optional>

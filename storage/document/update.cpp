@@ -1,6 +1,6 @@
-#include "storage/update.hpp"
+#include "storage/document/update.hpp"
 
-#include "storage/query.hpp"
+#include "storage/document/query.hpp"
 
 #include <algorithm>
 #include <atomic>

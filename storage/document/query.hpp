@@ -5,7 +5,7 @@
 // from several threads at once.
 #pragma once
 
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <memory>
 #include <string>

@@ -1,7 +1,7 @@
-#include "storage/pipeline.hpp"
+#include "storage/document/pipeline.hpp"
 
-#include "storage/json.hpp"
-#include "storage/query.hpp"
+#include "storage/document/json.hpp"
+#include "storage/document/query.hpp"
 
 #include <algorithm>
 #include <charconv>

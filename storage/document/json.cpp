@@ -1,4 +1,4 @@
-#include "storage/json.hpp"
+#include "storage/document/json.hpp"
 
 #include <algorithm>
 #include <charconv>

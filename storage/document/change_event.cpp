@@ -1,4 +1,4 @@
-#include "storage/change_event.hpp"
+#include "storage/document/change_event.hpp"
 
 namespace rheo {
 

@@ -1,6 +1,6 @@
-#include "storage/sqlite_store.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 
-#include "storage/bson_codec.hpp"
+#include "storage/document/bson_codec.hpp"
 
 #include <sqlite3.h>
 

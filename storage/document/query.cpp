@@ -1,4 +1,4 @@
-#include "storage/query.hpp"
+#include "storage/document/query.hpp"
 
 #include <algorithm>
 #include <optional>

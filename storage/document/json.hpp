@@ -6,7 +6,7 @@
 // Thread-safety: free functions without shared state; safe from any thread.
 #pragma once
 
-#include "storage/value.hpp"
+#include "storage/document/value.hpp"
 
 #include <string>
 #include <string_view>

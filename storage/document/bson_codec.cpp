@@ -1,4 +1,4 @@
-#include "storage/bson_codec.hpp"
+#include "storage/document/bson_codec.hpp"
 
 #include <bson/bson.h>
 
