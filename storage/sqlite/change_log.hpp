@@ -1,0 +1,47 @@
+// The change log: how a change event is stored in the changes table, how the log is
+// trimmed to its retention and how a resume position is read back. Internal to
+// storage/sqlite.
+//
+// An entry holds the event without seq, db and coll (those are columns), as BSON. Entries
+// with operation "meta" are rheo-internal: the full metadata of a collection after a
+// create, PUT or PATCH of its metadata (see sqlite_store.hpp).
+//
+// Thread-safety: free functions over a connection, which the caller uses from one thread.
+#pragma once
+
+#include "storage/document/change_event.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rheo::sqlite {
+
+class connection;
+
+/// An event of `op` on db.coll at the current time, without key or documents.
+change_event make_event(const std::string& db, const std::string& coll, std::string op);
+/// The "meta" entry for a collection whose metadata is now `metadata`.
+change_event meta_event(const std::string& db, const std::string& coll, object metadata);
+
+/// Appends `ev` (its seq already assigned) to the log.
+void append_change(connection& c, const change_event& ev);
+
+/// The oldest and newest seq in the log; nullopt when it is empty.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> change_log_bounds(connection& c);
+
+/// Retention: when the log holds more than `retention` entries by a slack of about 1/8 of
+/// it, deletes the oldest so that `retention` remain, and returns the new oldest seq.
+/// `oldest` and `next` bound the log (next is the seq the next entry gets).
+std::optional<std::uint64_t> trim_change_log(connection& c, std::uint64_t retention,
+                                             std::uint64_t oldest, std::uint64_t next);
+
+/// The events of db.coll after seq `after`, in one read transaction on `c`; sets `lost`
+/// instead when `after` is in the future or older than the retained log.
+std::vector<change_event> read_changes_after(connection& c, const std::string& db,
+                                             const std::string& coll, std::uint64_t after,
+                                             std::optional<std::string>& lost);
+
+} // namespace rheo::sqlite

@@ -1,0 +1,338 @@
+#include "storage/sqlite/core.hpp"
+
+#include "storage/document/bson_codec.hpp"
+#include "storage/sqlite/change_log.hpp"
+#include "storage/sqlite/schema.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace rheo::sqlite {
+
+namespace {
+
+// Requests the writer takes per transaction; bounds the latency of one batch.
+constexpr std::size_t max_batch = 1024;
+// Idle reader connections kept in the pool.
+constexpr std::size_t max_idle_readers = 32;
+
+} // namespace
+
+object_id etag_from_blob(std::string_view blob) {
+  object_id id;
+  if (blob.size() == id.bytes.size()) std::memcpy(id.bytes.data(), blob.data(), blob.size());
+  return id;
+}
+
+std::string_view blob_of(const object_id& id) {
+  return {reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size()};
+}
+
+std::optional<collection_info> read_collection(connection& c, const std::string& db,
+                                               const std::string& coll) {
+  query q(c, sql_coll_get);
+  q.text(1, db).text(2, coll);
+  if (!q.step()) return std::nullopt;
+  return collection_info{decode_bson(q.column_blob(0)), etag_from_blob(q.column_blob(1))};
+}
+
+bool collection_exists(connection& c, const std::string& db, const std::string& coll) {
+  query q(c, sql_coll_get);
+  q.text(1, db).text(2, coll);
+  return q.step();
+}
+
+std::optional<object> read_document(connection& c, const std::string& db, const std::string& coll,
+                                    const std::string& key) {
+  query q(c, sql_doc_get);
+  q.text(1, db).text(2, coll).blob(3, key);
+  if (!q.step()) return std::nullopt;
+  return decode_bson(q.column_blob(0));
+}
+
+// ---- write_txn ----
+
+void write_txn::log(change_event ev) {
+  ev.seq = next_seq_++;
+  ev.token = token_from_seq(ev.seq);
+  append_change(c_, ev);
+  events.push_back(std::move(ev));
+}
+
+void write_txn::ensure_collection(const std::string& db, const std::string& coll) {
+  if (collection_exists(c_, db, coll)) return;
+  static const std::string empty = encode_bson({});
+  object_id etag = object_id::generate();
+  query q(c_, sql_coll_insert);
+  q.text(1, db).text(2, coll).blob(3, empty).blob(4, blob_of(etag));
+  q.step();
+}
+
+bool write_txn::insert_document(const std::string& db, const std::string& coll,
+                                const std::string& key, const std::string& body) {
+  query q(c_, sql_doc_insert);
+  q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
+  return q.step_unique();
+}
+
+void write_txn::update_document(const std::string& db, const std::string& coll,
+                                const std::string& key, const std::string& body) {
+  query q(c_, sql_doc_update);
+  q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
+  q.step();
+}
+
+// ---- core ----
+
+core::core(const sqlite_store_options& options) : options_(options) {
+  if (options_.changelog_retention < 1) options_.changelog_retention = 1;
+  namespace fs = std::filesystem;
+  fs::path dir = options_.data_dir.empty() ? fs::path(".") : fs::path(options_.data_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("data dir " + dir.string() + ": " + ec.message());
+  if (!fs::is_directory(dir, ec))
+    throw std::runtime_error("data dir " + dir.string() + ": Not a directory");
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
+    throw std::runtime_error("data dir " + dir.string() + ": " + std::strerror(errno));
+  // One process per data dir: the in-memory seq counter and the feeds rely on it.
+  std::string lock_path = (dir / "rheo.lock").string();
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0)
+    throw std::runtime_error("data dir " + dir.string() + ": " + std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    throw std::runtime_error("data dir " + dir.string() + ": in use by another process");
+  }
+  path_ = (dir / "rheo.db").string();
+  try {
+    writer_ = std::make_unique<connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    set_journal_wal();
+    writer_->exec(options_.durability == durability::full ? "PRAGMA synchronous=FULL"
+                                                          : "PRAGMA synchronous=NORMAL");
+    writer_->exec(sql_schema);
+    if (auto bounds = change_log_bounds(*writer_)) {
+      oldest_seq_ = bounds->first;
+      next_seq_ = bounds->second + 1;
+    } else {
+      next_seq_ = 1;
+      oldest_seq_ = 1;
+    }
+  } catch (const std::runtime_error& e) {
+    // One line naming the file: SQLite's own message when it has one.
+    std::string msg = e.what();
+    if (writer_ && sqlite3_errcode(writer_->handle()) != SQLITE_OK)
+      msg = "database " + path_ + ": " + sqlite3_errmsg(writer_->handle());
+    writer_.reset();
+    ::close(lock_fd_);
+    throw std::runtime_error(msg);
+  }
+  delivered_seq_ = next_seq_ - 1;
+}
+
+core::~core() {
+  close();
+}
+
+void core::start() {
+  writer_thread_ = std::thread([this] { writer_loop(); });
+}
+
+void core::close() {
+  std::lock_guard close_lk(close_mu_);
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard lk(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  try {
+    writer_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (const std::exception&) {
+    // Readers still active; the next open checkpoints.
+  }
+  writer_.reset();
+  {
+    std::lock_guard lk(pool_mu_);
+    pool_closed_ = true;
+    idle_.clear();
+  }
+  {
+    std::lock_guard lk(feeds_mu_);
+    for (auto& [name, list] : feeds_)
+      for (auto& weak : list)
+        if (auto st = weak.lock()) {
+          std::lock_guard flk(st->mu);
+          st->end("store closed");
+        }
+    feeds_.clear();
+    feeds_closed_ = true;
+  }
+  ::close(lock_fd_);
+}
+
+void core::submit(std::function<void(write_txn&)> fn) {
+  write_request req;
+  req.run = std::move(fn);
+  auto done = req.done.get_future();
+  {
+    std::lock_guard lk(queue_mu_);
+    if (stopping_) throw std::runtime_error("store closed");
+    queue_.push_back(&req);
+  }
+  queue_cv_.notify_one();
+  done.get();
+}
+
+std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std::string& coll) {
+  auto st = std::make_shared<feed_state>();
+  st->db = db;
+  st->coll = coll;
+  std::lock_guard lk(feeds_mu_);
+  if (feeds_closed_) st->lost = "store closed";
+  st->last_seq = delivered_seq_;
+  feeds_[{db, coll}].push_back(st);
+  return st;
+}
+
+void core::unregister_feed(const feed_state* st) {
+  std::lock_guard lk(feeds_mu_);
+  auto it = feeds_.find({st->db, st->coll});
+  if (it == feeds_.end()) return;
+  auto& list = it->second;
+  std::erase_if(list, [&](auto& weak) {
+    auto locked = weak.lock();
+    return !locked || locked.get() == st;
+  });
+  if (list.empty()) feeds_.erase(it);
+}
+
+void core::set_journal_wal() {
+  query q(*writer_, "PRAGMA journal_mode=WAL");
+  if (!q.step() || q.column_text(0) != "wal")
+    throw std::runtime_error("database " + path_ + ": cannot enable WAL journal mode");
+}
+
+std::unique_ptr<connection> core::acquire() {
+  {
+    std::lock_guard lk(pool_mu_);
+    if (pool_closed_) throw std::runtime_error("store closed");
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  auto c = std::make_unique<connection>(path_, SQLITE_OPEN_READWRITE);
+  c->exec("PRAGMA query_only=1");
+  c->exec("PRAGMA mmap_size=268435456");
+  return c;
+}
+
+void core::release(std::unique_ptr<connection> c) {
+  std::lock_guard lk(pool_mu_);
+  if (!pool_closed_ && idle_.size() < max_idle_readers) idle_.push_back(std::move(c));
+}
+
+void core::writer_loop() {
+  std::vector<write_request*> batch;
+  for (;;) {
+    {
+      std::unique_lock lk(queue_mu_);
+      queue_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return; // stopping and drained
+      while (!queue_.empty() && batch.size() < max_batch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    run_batch(batch);
+    batch.clear();
+  }
+}
+
+void core::run_batch(const std::vector<write_request*>& batch) {
+  connection& c = *writer_;
+  const std::uint64_t seq_at_begin = next_seq_;
+  const std::uint64_t oldest_at_begin = oldest_seq_;
+  write_txn txn(c, next_seq_);
+  std::vector<std::exception_ptr> errors(batch.size());
+  try {
+    c.run("BEGIN IMMEDIATE");
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      // Each request in its own savepoint: a failing one rolls back alone.
+      c.run("SAVEPOINT request");
+      const std::size_t events_mark = txn.events.size();
+      const std::uint64_t seq_mark = next_seq_;
+      try {
+        batch[i]->run(txn);
+        c.run("RELEASE request");
+      } catch (...) {
+        errors[i] = std::current_exception();
+        c.run("ROLLBACK TO request");
+        c.run("RELEASE request");
+        txn.events.resize(events_mark);
+        next_seq_ = seq_mark;
+      }
+    }
+    if (auto oldest = trim_change_log(c, options_.changelog_retention, oldest_seq_, next_seq_))
+      oldest_seq_ = *oldest;
+    c.run("COMMIT");
+  } catch (...) {
+    // The transaction itself failed (I/O error, disk full): nothing was committed.
+    auto error = std::current_exception();
+    if (!sqlite3_get_autocommit(c.handle())) sqlite3_exec(c.handle(), "ROLLBACK", 0, 0, 0);
+    next_seq_ = seq_at_begin;
+    oldest_seq_ = oldest_at_begin;
+    for (auto* req : batch)
+      req->done.set_exception(error);
+    return;
+  }
+  deliver(txn.events);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (errors[i])
+      batch[i]->done.set_exception(errors[i]);
+    else
+      batch[i]->done.set_value();
+  }
+}
+
+void core::deliver(std::vector<change_event>& events) {
+  std::vector<std::pair<std::shared_ptr<feed_state>, std::vector<change_event>>> targets;
+  {
+    std::lock_guard lk(feeds_mu_);
+    if (!events.empty()) delivered_seq_ = events.back().seq;
+    if (feeds_.empty()) return;
+    for (auto& ev : events) {
+      auto it = feeds_.find({ev.db, ev.coll});
+      if (it == feeds_.end()) continue;
+      for (auto& weak : it->second) {
+        auto st = weak.lock();
+        if (!st) continue;
+        auto t =
+            std::find_if(targets.begin(), targets.end(), [&](auto& x) { return x.first == st; });
+        if (t == targets.end()) t = targets.insert(targets.end(), {std::move(st), {}});
+        t->second.push_back(ev);
+      }
+    }
+  }
+  // Outside feeds_mu_: a sink call never delays watch() or cancel() of other feeds.
+  for (auto& [st, list] : targets) {
+    std::lock_guard flk(st->mu);
+    if (st->ended) continue;
+    if (st->buffering)
+      st->held.insert(st->held.end(), std::make_move_iterator(list.begin()),
+                      std::make_move_iterator(list.end()));
+    else
+      st->push(list);
+  }
+}
+
+} // namespace rheo::sqlite

@@ -1,0 +1,153 @@
+// The embedded store's engine under the store interface: the database file and its lock,
+// the writer thread with group commit, the pool of reader connections and the registry of
+// change feeds. Internal to storage/sqlite.
+//
+// Writes: submit() queues a function that the writer thread runs inside its next
+// transaction, each in its own savepoint (a failing one rolls back alone); submit() returns
+// once the batch committed and its events reached the feeds (see sqlite_store.hpp).
+//
+// Thread-safety: every public member may be called from any thread. The writer thread owns
+// the writer connection and the seq counters; readers borrow pooled connections (pool_mu_);
+// the feed registry is guarded by feeds_mu_.
+#pragma once
+
+#include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/feed.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rheo::sqlite {
+
+/// Reads of one row, on any connection.
+std::optional<collection_info> read_collection(connection& c, const std::string& db,
+                                               const std::string& coll);
+bool collection_exists(connection& c, const std::string& db, const std::string& coll);
+std::optional<object> read_document(connection& c, const std::string& db, const std::string& coll,
+                                    const std::string& key);
+
+/// What a write request sees inside the writer's transaction.
+class write_txn {
+public:
+  write_txn(connection& c, std::uint64_t& next_seq) : c_(c), next_seq_(next_seq) {}
+
+  connection& conn() { return c_; }
+
+  /// Appends `ev` to the change log (assigning its seq) and queues it for delivery.
+  void log(change_event ev);
+
+  std::optional<collection_info> get_collection(const std::string& db, const std::string& coll) {
+    return read_collection(c_, db, coll);
+  }
+  /// Creates db.coll with empty metadata unless it exists.
+  void ensure_collection(const std::string& db, const std::string& coll);
+
+  std::optional<object> get_document(const std::string& db, const std::string& coll,
+                                     const std::string& key) {
+    return read_document(c_, db, coll, key);
+  }
+  /// False when the key exists.
+  bool insert_document(const std::string& db, const std::string& coll, const std::string& key,
+                       const std::string& body);
+  void update_document(const std::string& db, const std::string& coll, const std::string& key,
+                       const std::string& body);
+
+  /// The events logged so far in this transaction, in order.
+  std::vector<change_event> events;
+
+private:
+  connection& c_;
+  std::uint64_t& next_seq_;
+};
+
+class core : public std::enable_shared_from_this<core> {
+public:
+  /// Opens (creating) the database in options.data_dir and takes its lock; throws
+  /// std::runtime_error with one line naming the directory or file.
+  explicit core(const sqlite_store_options& options);
+  ~core();
+
+  /// Starts the writer thread.
+  void start();
+  /// Drains queued writes, stops the writer, ends every feed with "store closed".
+  void close();
+
+  /// Runs `fn` in the writer's next batch and waits for its outcome (rethrowing its error).
+  void submit(std::function<void(write_txn&)> fn);
+
+  /// A pooled reader connection, returned on destruction.
+  class reader {
+  public:
+    explicit reader(core& c) : core_(c), conn_(c.acquire()) {}
+    ~reader() { core_.release(std::move(conn_)); }
+    reader(const reader&) = delete;
+    reader& operator=(const reader&) = delete;
+    connection& operator*() { return *conn_; }
+
+  private:
+    core& core_;
+    std::unique_ptr<connection> conn_;
+  };
+
+  /// A new feed of db.coll that receives every event committed from now on.
+  std::shared_ptr<feed_state> register_feed(const std::string& db, const std::string& coll);
+  void unregister_feed(const feed_state* st);
+
+private:
+  struct write_request {
+    std::function<void(write_txn&)> run;
+    std::promise<void> done;
+  };
+
+  void set_journal_wal();
+  std::unique_ptr<connection> acquire();
+  void release(std::unique_ptr<connection> c);
+  void writer_loop();
+  void run_batch(const std::vector<write_request*>& batch);
+  /// Hands committed events to the sinks of live feeds (writer thread, no SQLite access).
+  void deliver(std::vector<change_event>& events);
+
+  sqlite_store_options options_;
+  std::string path_;
+  int lock_fd_ = -1;
+
+  std::mutex close_mu_;
+  bool closed_ = false;
+
+  // Writer: the connection and seq counters belong to the writer thread once started.
+  std::unique_ptr<connection> writer_;
+  std::thread writer_thread_;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t oldest_seq_ = 1;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<write_request*> queue_;
+  bool stopping_ = false;
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<connection>> idle_;
+  bool pool_closed_ = false;
+
+  std::mutex feeds_mu_;
+  std::uint64_t delivered_seq_ = 0;
+  bool feeds_closed_ = false;
+  std::map<std::pair<std::string, std::string>, std::vector<std::weak_ptr<feed_state>>> feeds_;
+};
+
+/// The ObjectId stored in an etag column (all zero when malformed).
+object_id etag_from_blob(std::string_view blob);
+/// The bytes of `id` for an etag column.
+std::string_view blob_of(const object_id& id);
+
+} // namespace rheo::sqlite

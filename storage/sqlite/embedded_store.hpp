@@ -1,0 +1,59 @@
+// The store interface over the engine in core.hpp. Its methods live in the file of their
+// concern: collections.cpp (collections and their metadata), documents.cpp (documents:
+// queries and writes), sqlite_store.cpp (feeds, close, opening). Internal to
+// storage/sqlite; users call open_sqlite_store() (sqlite_store.hpp).
+//
+// Thread-safety: all methods may be called concurrently from any thread.
+#pragma once
+
+#include "storage/sqlite/core.hpp"
+
+#include <memory>
+
+namespace rheo::sqlite {
+
+class embedded_store final : public store {
+public:
+  explicit embedded_store(const sqlite_store_options& options);
+  ~embedded_store() override;
+
+  // Collections (collections.cpp).
+  std::vector<std::string> collection_names(const std::string& db) override;
+  std::optional<collection_info> collection(const std::string& db,
+                                            const std::string& coll) override;
+  bool put_collection(const std::string& db, const std::string& coll, object metadata,
+                      const std::optional<std::string>& if_match) override;
+  void patch_collection(const std::string& db, const std::string& coll, object metadata,
+                        const std::optional<std::string>& if_match) override;
+  void drop_collection(const std::string& db, const std::string& coll,
+                       const std::string& etag) override;
+
+  // Documents (documents.cpp).
+  std::vector<object> find(const std::string& db, const std::string& coll,
+                           const find_query& q) override;
+  std::int64_t count(const std::string& db, const std::string& coll,
+                     const matcher& filter) override;
+  std::optional<object> find_by_id(const std::string& db, const std::string& coll,
+                                   const value& id) override;
+  write_result insert(const std::string& db, const std::string& coll, object doc) override;
+  write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
+                       write_mode mode, const std::optional<std::string>& if_match) override;
+  write_result update(const std::string& db, const std::string& coll, const value& id,
+                      const update_spec& spec, write_mode mode,
+                      const std::optional<std::string>& if_match) override;
+  void remove(const std::string& db, const std::string& coll, const value& id,
+              const std::optional<std::string>& if_match) override;
+
+  // Feeds and lifetime (sqlite_store.cpp).
+  std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
+                                     const std::optional<std::string>& resume_after) override;
+  void close() override;
+
+private:
+  std::shared_ptr<core> core_;
+};
+
+/// 404 "collection '<coll>' does not exist".
+[[noreturn]] void throw_no_collection(const std::string& coll);
+
+} // namespace rheo::sqlite

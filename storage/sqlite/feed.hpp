@@ -1,0 +1,59 @@
+// Change feeds of the embedded store: the state one feed shares between the writer thread
+// and its owner, and the change_feed the store hands out. Internal to storage/sqlite.
+//
+// Thread-safety: feed_state is guarded by its `mu` (see below); sqlite_feed as change_feed
+// (storage/store.hpp).
+#pragma once
+
+#include "storage/store.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rheo::sqlite {
+
+class core;
+
+/// The shared state of one change feed, between the writer thread (which delivers committed
+/// events), the thread that starts the feed (which catches up a resume token) and the one
+/// that cancels it. Thread-safety: every member under `mu`, which is also held during every
+/// call to the sink (so sink calls never overlap, and cancel() waits for a running one).
+struct feed_state {
+  std::string db;
+  std::string coll;
+  std::mutex mu;
+  std::shared_ptr<feed_sink> sink;     // set by start(), released when the feed ends
+  bool buffering = true;               // not started, or catching up: live events are held
+  bool ended = false;                  // cancelled or lost: nothing more is delivered
+  std::vector<change_event> held;      // live events committed while buffering
+  std::uint64_t last_seq = 0;          // highest seq delivered (or the resume position)
+  std::optional<std::uint64_t> resume; // catch-up pending from this seq
+  std::optional<std::string> lost;     // the feed ends with this reason once delivered up to here
+
+  /// Delivers `events` (in commit order) to the sink, dropping those at or before last_seq,
+  /// turning "meta" log entries into metadata() calls and ending the feed after an
+  /// invalidate. Requires `mu` held, !buffering and a sink.
+  void push(std::vector<change_event>& events);
+  /// Ends the feed with `reason` now, or once buffering is over. Requires `mu` held.
+  void end(std::string reason);
+};
+
+/// Thread-safety: as change_feed (store.hpp).
+class sqlite_feed final : public change_feed {
+public:
+  sqlite_feed(std::shared_ptr<feed_state> state, std::weak_ptr<core> owner)
+      : state_(std::move(state)), core_(std::move(owner)) {}
+  ~sqlite_feed() override { cancel(); }
+  void start(std::shared_ptr<feed_sink> sink) override;
+  void cancel() override;
+
+private:
+  std::shared_ptr<feed_state> state_;
+  std::weak_ptr<core> core_;
+};
+
+} // namespace rheo::sqlite

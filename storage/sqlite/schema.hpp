@@ -1,0 +1,54 @@
+// The embedded store's schema and every SQL statement it runs, in one place. Internal to
+// storage/sqlite.
+//
+// Tables: collections (metadata and etag per db/coll), documents (keyed by the
+// order-preserving id_key of _id, so "newest first" is an index scan) and changes (the
+// change log, keyed by seq).
+//
+// Thread-safety: constants only. connection::prepare() caches statements by the address of
+// these constants, so always pass them, never a copy of their text.
+#pragma once
+
+namespace rheo::sqlite {
+
+inline constexpr const char* sql_schema = R"(
+CREATE TABLE IF NOT EXISTS collections(db TEXT NOT NULL, coll TEXT NOT NULL,
+  metadata BLOB NOT NULL, etag BLOB NOT NULL, PRIMARY KEY(db, coll)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents(db TEXT NOT NULL, coll TEXT NOT NULL,
+  id_key BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(db, coll, id_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY, db TEXT NOT NULL,
+  coll TEXT NOT NULL, event BLOB NOT NULL);
+)";
+inline constexpr const char* sql_coll_get =
+    "SELECT metadata, etag FROM collections WHERE db = ?1 AND coll = ?2";
+inline constexpr const char* sql_coll_names =
+    "SELECT coll FROM collections WHERE db = ?1 ORDER BY coll";
+inline constexpr const char* sql_coll_insert =
+    "INSERT INTO collections(db, coll, metadata, etag) VALUES(?1, ?2, ?3, ?4)";
+inline constexpr const char* sql_coll_update =
+    "UPDATE collections SET metadata = ?3, etag = ?4 WHERE db = ?1 AND coll = ?2";
+inline constexpr const char* sql_coll_delete =
+    "DELETE FROM collections WHERE db = ?1 AND coll = ?2";
+inline constexpr const char* sql_docs_delete = "DELETE FROM documents WHERE db = ?1 AND coll = ?2";
+inline constexpr const char* sql_doc_get =
+    "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 AND id_key = ?3";
+inline constexpr const char* sql_doc_insert =
+    "INSERT INTO documents(db, coll, id_key, body) VALUES(?1, ?2, ?3, ?4)";
+inline constexpr const char* sql_doc_update =
+    "UPDATE documents SET body = ?4 WHERE db = ?1 AND coll = ?2 AND id_key = ?3";
+inline constexpr const char* sql_doc_delete =
+    "DELETE FROM documents WHERE db = ?1 AND coll = ?2 AND id_key = ?3";
+inline constexpr const char* sql_docs_desc =
+    "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key DESC";
+inline constexpr const char* sql_docs_asc =
+    "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key ASC";
+inline constexpr const char* sql_docs_count =
+    "SELECT count(*) FROM documents WHERE db = ?1 AND coll = ?2";
+inline constexpr const char* sql_change_insert =
+    "INSERT INTO changes(seq, db, coll, event) VALUES(?1, ?2, ?3, ?4)";
+inline constexpr const char* sql_changes_trim = "DELETE FROM changes WHERE seq < ?1";
+inline constexpr const char* sql_changes_bounds = "SELECT min(seq), max(seq) FROM changes";
+inline constexpr const char* sql_changes_after =
+    "SELECT seq, event FROM changes WHERE seq > ?1 AND db = ?2 AND coll = ?3 ORDER BY seq";
+
+} // namespace rheo::sqlite
