@@ -7,6 +7,7 @@
 // compiled stages); run() may be called from several threads at once.
 #pragma once
 
+#include "storage/document/expression.hpp"
 #include "storage/document/value.hpp"
 
 #include <memory>
@@ -44,13 +45,6 @@ struct server_vars {
   /// stages as a $match on `fullDocument`, so a client only receives changes to documents
   /// it may read (events without a fullDocument, e.g. deletes, do not pass).
   std::optional<object> read_filter;
-};
-
-/// A stage failed to evaluate on one event (e.g. $divide by a string): the caller skips
-/// that event for the subscription and counts it.
-class pipeline_error : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
 };
 
 /// A stream definition resolved against one client's variables: $var/$ifvar substituted,
