@@ -39,29 +39,6 @@ object J(std::string_view text) {
   return parse_json(text).as_object();
 }
 
-/// Same value, same types, recursively (value's operator== equates 1 and 1.0).
-bool identical(const value& a, const value& b) {
-  if (a.variant().index() != b.variant().index()) return false;
-  if (a.is_object()) {
-    auto& x = a.as_object();
-    auto& y = b.as_object();
-    if (x.size() != y.size()) return false;
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (x[i].first != y[i].first || !identical(x[i].second, y[i].second)) return false;
-    return true;
-  }
-  if (a.is_array()) {
-    auto& x = a.as_array();
-    auto& y = b.as_array();
-    if (x.size() != y.size()) return false;
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (!identical(x[i], y[i])) return false;
-    return true;
-  }
-  if (auto* d = a.get_if<double>(); d && std::isnan(*d)) return std::isnan(b.get<double>());
-  return a == b;
-}
-
 std::vector<std::string> keys_of(const object& o) {
   std::vector<std::string> keys;
   for (auto& [k, v] : o)

@@ -78,6 +78,21 @@ BOOST_AUTO_TEST_CASE(nan_sorts_below_all_numbers_and_equals_itself) {
   BOOST_TEST(compare_values(nan, nan) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(identical_values_have_the_same_types_and_field_order_all_the_way_down) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  BOOST_TEST(identical(value(std::int32_t(1)), value(std::int32_t(1))));
+  BOOST_TEST(!identical(value(std::int32_t(1)), value(1.0)));
+  BOOST_TEST(!identical(value(std::int32_t(1)), value(std::int64_t(1))));
+  BOOST_TEST(identical(value(nan), value(nan)));
+  BOOST_TEST(!identical(value(nan), value(0.0)));
+  BOOST_TEST(identical(value(object{{"a", 1}, {"b", array{1, "x"}}}),
+                       value(object{{"a", 1}, {"b", array{1, "x"}}})));
+  BOOST_TEST(!identical(value(object{{"a", 1}, {"b", 2}}), value(object{{"b", 2}, {"a", 1}})));
+  BOOST_TEST(!identical(value(array{1, 2}), value(array{1, 2.0})));
+  BOOST_TEST(!identical(value(array{1}), value(array{1, 1})));
+  BOOST_TEST(!identical(value(null_t{}), value(min_key{})));
+}
+
 BOOST_AUTO_TEST_CASE(numeric_equality_ignores_representation) {
   BOOST_TEST((value(std::int32_t{1}) == value(1.0)));
   BOOST_TEST((value(1.0) == value(std::int64_t{1})));

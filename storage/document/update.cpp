@@ -21,27 +21,6 @@ std::vector<std::string> split_path(const std::string& path) {
                               "'");
 }
 
-/// Same value and same types all the way down (1 and 1.0 differ): what counts as a
-/// change for update descriptions.
-bool identical(const value& a, const value& b) {
-  if (a.variant().index() != b.variant().index()) return false;
-  if (auto* o = a.get_if<object>()) {
-    auto& p = b.as_object();
-    if (o->size() != p.size()) return false;
-    for (std::size_t i = 0; i < o->size(); ++i)
-      if ((*o)[i].first != p[i].first || !identical((*o)[i].second, p[i].second)) return false;
-    return true;
-  }
-  if (auto* x = a.get_if<array>()) {
-    auto& y = b.as_array();
-    if (x->size() != y.size()) return false;
-    for (std::size_t i = 0; i < x->size(); ++i)
-      if (!identical((*x)[i], y[i])) return false;
-    return true;
-  }
-  return a == b;
-}
-
 /// The value at `segs` in `doc`, or nullptr. Numeric segments index arrays.
 value* find_slot(object& doc, const std::vector<std::string>& segs) {
   object* obj = &doc;

@@ -209,6 +209,26 @@ bool operator==(const value& a, const value& b) {
   return a.v_ == b.v_;
 }
 
+bool identical(const value& a, const value& b) {
+  if (a.variant().index() != b.variant().index()) return false;
+  if (auto* o = a.get_if<object>()) {
+    auto& p = b.as_object();
+    if (o->size() != p.size()) return false;
+    for (std::size_t i = 0; i < o->size(); ++i)
+      if ((*o)[i].first != p[i].first || !identical((*o)[i].second, p[i].second)) return false;
+    return true;
+  }
+  if (auto* x = a.get_if<array>()) {
+    auto& y = b.as_array();
+    if (x->size() != y.size()) return false;
+    for (std::size_t i = 0; i < x->size(); ++i)
+      if (!identical((*x)[i], y[i])) return false;
+    return true;
+  }
+  if (auto* d = a.get_if<double>(); d && std::isnan(*d)) return std::isnan(b.get<double>());
+  return a == b;
+}
+
 int canonical_type_rank(bson_type t) {
   switch (t) {
   case bson_type::min_key:

@@ -165,6 +165,11 @@ private:
   variant_type v_;
 };
 
+/// Same value and same types all the way down, fields in the same order: 1, 1L and 1.0
+/// differ, NaN is identical to NaN. What counts as a change (update descriptions) and what
+/// "the same document" means in tests; operator== is MongoDB's equality instead.
+bool identical(const value& a, const value& b);
+
 /// Total order over values following MongoDB's BSON comparison order:
 /// MinKey < null < numbers < string < object < array < binData < ObjectId < bool < date
 /// < timestamp < regex < MaxKey. Returns <0, 0, >0.
