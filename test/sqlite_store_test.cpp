@@ -6,6 +6,8 @@
 #include "storage/document/json.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -833,6 +835,58 @@ BOOST_AUTO_TEST_CASE(data_and_sequence_survive_close_and_reopen) {
   auto after = caught_up(*s.db->watch("rheo", "k", token_from_seq(0)));
   BOOST_REQUIRE(after.size() == 2u);
   BOOST_TEST(after[1].seq == before[0].seq + 1);
+}
+
+/// Runs `sql` on the store's file directly (the store closed).
+void run_sql(const fs::path& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open((dir / "rheo.db").c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string message = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  BOOST_REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+}
+
+BOOST_AUTO_TEST_CASE(a_file_from_before_schema_versions_is_migrated_to_the_current_id_keys) {
+  store_fixture s;
+  for (auto id : {"{_id:3}", "{_id:{$numberLong:'1'}}", "{_id:2.5}", "{_id:'x'}"})
+    s.db->insert("rheo", "m", J(id));
+  s.db->close();
+  s.db.reset();
+  // As a file of an older rheo: no schema version, and id keys in another encoding (here
+  // scrambled, so that only a migration from the stored _id can restore order and lookups).
+  run_sql(s.dir.path / "data",
+          "UPDATE documents SET id_key = randomblob(8); PRAGMA user_version = 0;");
+  s.open();
+  find_query by_id;
+  by_id.sort = sort_spec::parse(J("{_id:1}"));
+  auto docs = s.db->find("rheo", "m", by_id);
+  std::vector<std::string> ids;
+  for (auto& d : docs)
+    ids.push_back(to_json(*find_field(d, "_id")));
+  BOOST_TEST(ids == (std::vector<std::string>{"1", "2.5", "3", "\"x\""}),
+             boost::test_tools::per_element());
+  BOOST_TEST(s.db->find_by_id("rheo", "m", value(1.0)).has_value());
+  BOOST_TEST(s.db->find_by_id("rheo", "m", value(std::int32_t(3))).has_value());
+  s.db->insert("rheo", "m", J("{_id:4}"));
+  BOOST_TEST(s.db->count("rheo", "m", matcher::compile(J("{}"))) == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_file_of_a_newer_schema_version_is_refused) {
+  store_fixture s;
+  s.db->close();
+  s.db.reset();
+  run_sql(s.dir.path / "data", "PRAGMA user_version = 99;");
+  sqlite_store_options opt;
+  opt.data_dir = (s.dir.path / "data").string();
+  try {
+    open_sqlite_store(opt);
+    BOOST_FAIL("opened a file of schema version 99");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("schema version 99") != std::string::npos);
+  }
 }
 
 // ---- durability ----

@@ -115,7 +115,7 @@ core::core(const sqlite_store_options& options) : options_(options) {
     set_journal_wal();
     writer_->exec(options_.durability == durability::full ? "PRAGMA synchronous=FULL"
                                                           : "PRAGMA synchronous=NORMAL");
-    writer_->exec(sql_schema);
+    create_or_migrate(*writer_);
     if (auto bounds = change_log_bounds(*writer_)) {
       oldest_seq_ = bounds->first;
       next_seq_ = bounds->second + 1;

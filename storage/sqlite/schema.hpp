@@ -5,11 +5,25 @@
 // order-preserving id_key of _id, so "newest first" is an index scan) and changes (the
 // change log, keyed by seq).
 //
-// Thread-safety: constants only. connection::prepare() caches statements by the address of
+// Schema versions (PRAGMA user_version): 0 or 1, files written before versions were
+// recorded; 2, id_key is the index-key encoding of _id (index_key.hpp). Opening an older
+// file migrates it in one transaction; a newer one is refused.
+//
+// Thread-safety: constants, and create_or_migrate() on the writer connection before the
+// writer thread starts. connection::prepare() caches statements by the address of
 // these constants, so always pass them, never a copy of their text.
 #pragma once
 
 namespace rheo::sqlite {
+
+class connection;
+
+/// The schema version this build writes.
+inline constexpr int schema_version = 2;
+
+/// Creates the tables of a new file, or migrates an older file to schema_version; throws
+/// std::runtime_error for a file of a newer version.
+void create_or_migrate(connection& c);
 
 inline constexpr const char* sql_schema = R"(
 CREATE TABLE IF NOT EXISTS collections(db TEXT NOT NULL, coll TEXT NOT NULL,
