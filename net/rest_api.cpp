@@ -19,41 +19,6 @@ namespace {
 
 constexpr const char* json_type = "application/json";
 
-std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string percent_encode_segment(std::string_view s) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-  }
-  return out;
-}
-
 bool valid_collection_name(std::string_view name) {
   if (name.empty() || name.size() > 120 || name[0] == '_' || name.rfind("system.", 0) == 0)
     return false;
@@ -68,20 +33,6 @@ bool valid_db_name(std::string_view name) {
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
   return true;
-}
-
-http_response json_response(int status, std::string body) {
-  http_response r;
-  r.status = status;
-  r.content_type = json_type;
-  r.body = std::move(body);
-  return r;
-}
-
-http_response empty_response(int status) {
-  http_response r;
-  r.status = status;
-  return r;
 }
 
 std::string strip_etag_quotes(std::string s) {
@@ -155,7 +106,7 @@ value parse_id(const std::string& text, const std::optional<std::string>& id_typ
 std::string id_url(const value& id) {
   if (auto* oid = id.get_if<object_id>()) return oid->hex();
   if (auto* s = id.get_if<std::string>()) {
-    std::string enc = percent_encode_segment(*s);
+    std::string enc = percent_encode(*s);
     if (object_id::from_hex(*s)) enc += "?id_type=STRING";
     return enc;
   }
@@ -163,7 +114,7 @@ std::string id_url(const value& id) {
     std::string j = to_json(id);
     return j + "?id_type=NUMBER";
   }
-  return percent_encode_segment(to_json(id));
+  return percent_encode(to_json(id));
 }
 
 write_mode parse_write_mode(const std::optional<std::string>& wm, write_mode dflt) {
@@ -200,117 +151,6 @@ object strip_reserved_metadata(object meta) {
 }
 
 } // namespace
-
-// ---- parsed_target ----
-
-std::vector<std::string> parsed_target::all(std::string_view name) const {
-  std::vector<std::string> out;
-  for (auto& [k, v] : query)
-    if (k == name) out.push_back(v);
-  return out;
-}
-
-std::optional<std::string> parsed_target::last(std::string_view name) const {
-  std::optional<std::string> out;
-  for (auto& [k, v] : query)
-    if (k == name) out = v;
-  return out;
-}
-
-std::optional<parsed_target> parse_target(std::string_view target) {
-  if (target.empty() || target[0] != '/') return std::nullopt;
-  parsed_target t;
-  auto q = target.find('?');
-  std::string_view raw_path = target.substr(0, q);
-  auto path = percent_decode(raw_path, false);
-  if (!path || path->find('\0') != std::string::npos) return std::nullopt;
-  t.path = *path;
-  // Segments are split on the raw path so that %2F stays inside a segment.
-  std::size_t pos = 1;
-  while (pos <= raw_path.size()) {
-    auto slash = raw_path.find('/', pos);
-    auto seg = raw_path.substr(pos, slash == std::string_view::npos ? std::string_view::npos
-                                                                    : slash - pos);
-    if (!seg.empty()) {
-      auto dec = percent_decode(seg, false);
-      if (!dec) return std::nullopt;
-      t.segments.push_back(std::move(*dec));
-    }
-    if (slash == std::string_view::npos) break;
-    pos = slash + 1;
-  }
-  if (q != std::string_view::npos) {
-    std::string_view qs = target.substr(q + 1);
-    while (!qs.empty()) {
-      auto amp = qs.find('&');
-      auto part = qs.substr(0, amp);
-      if (!part.empty()) {
-        auto eq = part.find('=');
-        auto k = percent_decode(part.substr(0, eq), true);
-        auto v = percent_decode(
-            eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true);
-        if (!k || !v) return std::nullopt;
-        t.query.emplace_back(std::move(*k), std::move(*v));
-      }
-      if (amp == std::string_view::npos) break;
-      qs.remove_prefix(amp + 1);
-    }
-  }
-  return t;
-}
-
-const char* status_reason(int status) {
-  switch (status) {
-  case 200:
-    return "OK";
-  case 201:
-    return "Created";
-  case 204:
-    return "No Content";
-  case 302:
-    return "Found";
-  case 304:
-    return "Not Modified";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 406:
-    return "Not Acceptable";
-  case 409:
-    return "Conflict";
-  case 412:
-    return "Precondition Failed";
-  case 413:
-    return "Payload Too Large";
-  case 415:
-    return "Unsupported Media Type";
-  case 429:
-    return "Too Many Requests";
-  case 500:
-    return "Internal Server Error";
-  case 503:
-    return "Service Unavailable";
-  default:
-    return "Unknown";
-  }
-}
-
-http_response error_response(int status, std::string_view message) {
-  std::string body =
-      "{\"http status code\":" + std::to_string(status) + ",\"http status description\":";
-  append_json(body, value(std::string(status_reason(status))));
-  body += ",\"message\":";
-  append_json(body, value(std::string(message)));
-  body += '}';
-  return json_response(status, std::move(body));
-}
 
 // ---- rest_api ----
 
@@ -371,8 +211,9 @@ rest_api::check_access(const http_request& req, std::string_view method, std::st
   return std::nullopt;
 }
 
-bool rest_api::is_blocking(const http_request& req) {
-  return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+bool rest_api::is_blocking(const http_request& req) const {
+  return req.method != http_method::get && req.method != http_method::head &&
+         req.method != http_method::options;
 }
 
 std::optional<rest_api::route> rest_api::match_mount(const parsed_target& t) const {
@@ -397,7 +238,7 @@ std::optional<rest_api::route> rest_api::match_mount(const parsed_target& t) con
   if (best->db == "*") {
     if (rest.empty()) return std::nullopt;
     r.db = rest.front();
-    r.prefix += percent_encode_segment(rest.front()) + "/";
+    r.prefix += percent_encode(rest.front()) + "/";
     rest.erase(rest.begin());
     if (!valid_db_name(r.db)) throw_bad_request("invalid database name '" + r.db + "'");
   } else {
@@ -408,32 +249,14 @@ std::optional<rest_api::route> rest_api::match_mount(const parsed_target& t) con
   return r;
 }
 
-void rest_api::add_cors(const http_request& req, http_response& res) const {
-  if (req.origin.empty()) return;
-  res.headers.emplace_back("Access-Control-Allow-Origin", req.origin);
-  res.headers.emplace_back("Access-Control-Allow-Credentials", "true");
-  res.headers.emplace_back(
-      "Access-Control-Expose-Headers",
-      "Location, ETag, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
-  res.headers.emplace_back("Vary", "Origin");
-}
-
 http_response rest_api::handle(const http_request& req) const {
   http_response res;
   try {
     auto t = parse_target(req.target);
     if (!t) {
       res = error_response(400, "malformed request target");
-    } else if (req.method == "OPTIONS") {
-      res = empty_response(200);
-      res.headers.emplace_back("Access-Control-Allow-Methods",
-                               "GET, PUT, POST, PATCH, DELETE, OPTIONS");
-      res.headers.emplace_back("Access-Control-Allow-Headers",
-                               req.access_control_request_headers.empty()
-                                   ? "Authorization, Content-Type, If-Match, If-None-Match, "
-                                     "X-Requested-With, No-Auth-Challenge"
-                                   : req.access_control_request_headers);
-      res.headers.emplace_back("Access-Control-Max-Age", "86400");
+    } else if (req.method == http_method::options) {
+      res = preflight_response(req);
     } else {
       std::vector<std::pair<std::string, std::string>> extra;
       res = dispatch(req, *t, extra);
@@ -445,14 +268,14 @@ http_response rest_api::handle(const http_request& req) const {
   } catch (const std::exception& e) {
     res = error_response(500, std::string("internal error: ") + e.what());
   }
-  add_cors(req, res);
+  add_cors_headers(req, res);
   return res;
 }
 
 http_response
 rest_api::dispatch(const http_request& req, const parsed_target& t,
                    std::vector<std::pair<std::string, std::string>>& extra_headers) const {
-  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool get = req.method == http_method::get || req.method == http_method::head;
   if (t.path == "/_ping") {
     if (!get) return error_response(405, "method not allowed");
     return json_response(200, "{\"status\":\"ok\"}");
@@ -483,8 +306,9 @@ rest_api::dispatch(const http_request& req, const parsed_target& t,
     r.headers.emplace_back("Location", sp);
     return r;
   }
-  if (auto denied =
-          check_access(req, req.method == "HEAD" ? "GET" : req.method, t.path, who, extra_headers))
+  if (auto denied = check_access(
+          req, req.method == http_method::head ? to_string(http_method::get) : req.method_text,
+          t.path, who, extra_headers))
     return *denied;
   auto r = match_mount(t);
   if (!r) return error_response(404, "no mount serves " + t.path);
@@ -493,8 +317,8 @@ rest_api::dispatch(const http_request& req, const parsed_target& t,
 
 http_response rest_api::handle_data(const http_request& req, const parsed_target& t, const route& r,
                                     const access& who) const {
-  const std::string& m = req.method;
-  const bool get = m == "GET" || m == "HEAD";
+  const std::string& m = req.method_text;
+  const bool get = req.method == http_method::get || req.method == http_method::head;
   if (r.db_root) {
     if (!get) return error_response(405, "method " + m + " not allowed on a database");
     std::string out = "[";
@@ -510,7 +334,7 @@ http_response rest_api::handle_data(const http_request& req, const parsed_target
   const std::string& coll = r.rest[0];
   if (!valid_collection_name(coll))
     return error_response(400, "invalid collection name '" + coll + "'");
-  const std::string coll_url = r.prefix + percent_encode_segment(coll);
+  const std::string coll_url = r.prefix + percent_encode(coll);
 
   if (r.rest.size() == 1) {
     if (get) {
