@@ -6,7 +6,7 @@
 #include "config/config.hpp"
 #include "config/log.hpp"
 #include "net/rest_api.hpp"
-#include "net/security.hpp"
+#include "net/security/security.hpp"
 #include "net/server.hpp"
 #include "storage/document/json.hpp"
 #include "storage/mongo/mongo_store.hpp"

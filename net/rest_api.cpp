@@ -1,7 +1,7 @@
 #include "net/rest_api.hpp"
 
 #include "net/metrics.hpp"
-#include "net/security.hpp"
+#include "net/security/security.hpp"
 #include "net/static_files.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/pipeline.hpp"
