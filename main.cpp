@@ -5,7 +5,7 @@
 #include "actors/realtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
-#include "net/rest_api.hpp"
+#include "net/rest/rest_api.hpp"
 #include "net/security/security.hpp"
 #include "net/server.hpp"
 #include "storage/document/json.hpp"

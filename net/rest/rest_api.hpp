@@ -1,7 +1,8 @@
 // The HTTP API without the transport: routing by mount (section 1 of the API
 // contract), the REST data API (section 3), /_ping, /_metrics, static files and CORS.
-// The transport (http_session) turns Beast requests into http_request and writes
-// the http_response back.
+// The server (net/server.hpp) hands it every request as an http_handler. Inside, each
+// request is located to a resource and answered by the handler the route table
+// (net/rest/routes.hpp) names for that resource and method.
 //
 // Thread-safety: handle() and resolve_stream() may be called concurrently from any
 // thread; the object is immutable after construction.
@@ -10,19 +11,12 @@
 #include "config/config.hpp"
 #include "net/http_handler.hpp"
 
-#include <functional>
-#include <optional>
-#include <string>
-#include <utility>
 #include <variant>
-#include <vector>
 
 namespace rheo {
 
 class store;
 class security;
-struct acl_rule;
-struct principal;
 
 class rest_api : public http_handler {
 public:
@@ -38,18 +32,6 @@ public:
   bool is_blocking(const http_request& req) const override;
 
 private:
-  struct route;
-  struct access; // who is asking and which ACL rule let them in
-  std::optional<route> match_mount(const parsed_target& t) const;
-  http_response dispatch(const http_request& req, const parsed_target& t,
-                         std::vector<std::pair<std::string, std::string>>& extra_headers) const;
-  http_response handle_data(const http_request& req, const parsed_target& t, const route& r,
-                            const access& who) const;
-  /// Authenticates and authorizes; returns an error response when not allowed.
-  std::optional<http_response>
-  check_access(const http_request& req, std::string_view method, std::string_view path, access& who,
-               std::vector<std::pair<std::string, std::string>>& extra_headers) const;
-
   const server_config& config_;
   store& store_;
   security& security_;
