@@ -1,7 +1,7 @@
 #include "actors/session.hpp"
 
+#include "net/http.hpp"
 #include "net/metrics.hpp"
-#include "net/rest_api.hpp"
 #include "net/ws_connection.hpp"
 
 #include <caf/all.hpp>

@@ -42,7 +42,7 @@ struct server_config {
   unsigned ws_ping_interval_ms = 30000;
   unsigned ws_pong_timeout_ms = 30000;
   unsigned shutdown_timeout_ms = 10000;
-  // Security (see net/security.hpp). JSON texts; empty: none (acl: the default rules).
+  // Security (see net/security/security.hpp). JSON texts; empty: none (acl: the default rules).
   std::string users_json;
   std::string acl_json;
   std::string jwt_json;

@@ -78,7 +78,8 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
 void http_session::process(http::request<http::string_body> req) {
   auto start = std::chrono::steady_clock::now();
   http_request r;
-  r.method = std::string(req.method_string());
+  r.method_text = std::string(req.method_string());
+  r.method = parse_http_method(r.method_text);
   r.target = std::string(req.target());
   r.if_match = std::string(req[http::field::if_match]);
   r.origin = std::string(req[http::field::origin]);
@@ -95,7 +96,7 @@ void http_session::process(http::request<http::string_body> req) {
   const bool head = req.method() == http::verb::head;
 
   if (r.websocket_upgrade) {
-    auto resolved = srv_.api.resolve_stream(r);
+    auto resolved = srv_.handler.resolve_stream(r);
     if (auto* res = std::get_if<http_response>(&resolved)) {
       return send(std::move(*res), false, version, false, start);
     }
@@ -111,13 +112,13 @@ void http_session::process(http::request<http::string_body> req) {
   }
   r.body = std::move(req.body());
 
-  if (rest_api::is_blocking(r)) {
+  if (srv_.handler.is_blocking(r)) {
     // Store writes may wait for a group commit: run them on the worker pool and keep the
     // I/O context alive until the response has been posted back.
     auto guard = net::make_work_guard(shard_.context());
     net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
                              start, guard = std::move(guard)]() mutable {
-      http_response res = self->srv_.api.handle(r);
+      http_response res = self->srv_.handler.handle(r);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res), keep_alive, version, head, start]() mutable {
                   self->send(std::move(res), keep_alive, version, head, start);
@@ -125,7 +126,7 @@ void http_session::process(http::request<http::string_body> req) {
     });
     return;
   }
-  send(srv_.api.handle(r), keep_alive, version, head, start);
+  send(srv_.handler.handle(r), keep_alive, version, head, start);
 }
 
 void http_session::send(http_response res, bool keep_alive, unsigned version, bool head,

@@ -21,8 +21,8 @@ unsigned io_thread_count(const server_config& c) {
 }
 } // namespace
 
-server::impl::impl(const server_config& c, rest_api& a, websocket_hub* h)
-    : config(c), api(a), hub(h), pool(io_thread_count(c)), acceptor(pool.shard(0).context()),
+server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w)
+    : config(c), handler(h), hub(w), pool(io_thread_count(c)), acceptor(pool.shard(0).context()),
       workers(c.worker_threads) {}
 
 void server::impl::do_accept() {
@@ -56,8 +56,8 @@ void server::impl::unregister_session(const http_session* s) {
   sessions.erase(s);
 }
 
-server::server(const server_config& config, rest_api& api, websocket_hub* hub)
-    : impl_(std::make_unique<impl>(config, api, hub)) {}
+server::server(const server_config& config, http_handler& handler, websocket_hub* hub)
+    : impl_(std::make_unique<impl>(config, handler, hub)) {}
 
 server::~server() {
   stop();

@@ -15,13 +15,14 @@
 
 namespace rheo {
 
-class rest_api;
+class http_handler;
 class websocket_hub;
 
 class server {
 public:
-  /// `hub` (may be null) takes WebSocket upgrades of stream URLs.
-  server(const server_config& config, rest_api& api, websocket_hub* hub);
+  /// `handler` answers the requests; `hub` (may be null) takes WebSocket upgrades of
+  /// stream URLs.
+  server(const server_config& config, http_handler& handler, websocket_hub* hub);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

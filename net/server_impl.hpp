@@ -7,8 +7,8 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "net/http_handler.hpp"
 #include "net/io_pool.hpp"
-#include "net/rest_api.hpp"
 #include "net/server.hpp"
 #include "net/websocket_hub.hpp"
 
@@ -29,14 +29,14 @@ namespace rheo {
 class http_session;
 
 struct server::impl {
-  impl(const server_config& c, rest_api& a, websocket_hub* h);
+  impl(const server_config& c, http_handler& h, websocket_hub* w);
 
   void do_accept();
   void register_session(const std::shared_ptr<http_session>& s);
   void unregister_session(const http_session* s);
 
   const server_config& config;
-  rest_api& api;
+  http_handler& handler;
   websocket_hub* hub;
   io_pool pool;
   boost::asio::ip::tcp::acceptor acceptor;

@@ -4,7 +4,7 @@
 // Thread-safety: a free function without shared state; safe from any thread.
 #pragma once
 
-#include "net/rest_api.hpp"
+#include "net/http.hpp"
 
 #include <string>
 #include <string_view>

@@ -5,7 +5,7 @@
 // Thread-safety: accept() and shutdown() may be called from any I/O thread.
 #pragma once
 
-#include "net/rest_api.hpp"
+#include "net/http_handler.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>

@@ -1,0 +1,86 @@
+// The HTTP vocabulary shared by the transport and the handlers: methods, the request and
+// response as the handlers see them (no Beast types), request-target parsing and percent
+// coding, status reasons, the contract's JSON error body, small response builders and the
+// CORS headers.
+//
+// Thread-safety: plain values and free functions without shared state; safe from any
+// thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rheo {
+
+enum class http_method { get, head, post, put, patch, delete_, options, other };
+
+/// The method named by `text` (case-sensitive, as HTTP says); `other` for any other.
+http_method parse_http_method(std::string_view text);
+/// "GET", "HEAD", ...; "" for `other` (its text is only in http_request::method_text).
+std::string_view to_string(http_method m);
+
+using http_headers = std::vector<std::pair<std::string, std::string>>;
+
+struct http_request {
+  http_method method = http_method::get;
+  std::string method_text; // the method as received, for messages and the ACL
+  std::string target;      // path and query, as received
+  std::string body;
+  std::string if_match;
+  std::string origin;
+  std::string accept;
+  std::string access_control_request_headers;
+  std::string authorization;
+  std::string cookie;
+  std::string remote_address;
+  bool websocket_upgrade = false;
+};
+
+struct http_response {
+  int status = 200;
+  std::string content_type; // empty when there is no body
+  std::string body;
+  http_headers headers;
+  bool close = false; // close the connection after this response
+};
+
+/// A parsed request target: the decoded path segments and the query parameters in order.
+struct parsed_target {
+  std::string path;
+  std::vector<std::string> segments;
+  std::vector<std::pair<std::string, std::string>> query;
+
+  /// All values of parameter `name`, in order.
+  std::vector<std::string> all(std::string_view name) const;
+  /// The last value of `name`, if any.
+  std::optional<std::string> last(std::string_view name) const;
+};
+
+/// Splits and percent-decodes a request target; nullopt when it is malformed.
+std::optional<parsed_target> parse_target(std::string_view target);
+
+/// Decodes %XX escapes (and '+' as a space when `plus_is_space`, for query strings);
+/// nullopt for a malformed escape.
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space);
+/// Encodes everything but unreserved characters, for one path segment.
+std::string percent_encode(std::string_view s);
+
+/// "Bad Request" for 400 and so on.
+const char* status_reason(int status);
+
+/// A response with a JSON body.
+http_response json_response(int status, std::string body);
+/// A response without a body.
+http_response empty_response(int status);
+/// The JSON error body of the contract.
+http_response error_response(int status, std::string_view message);
+
+/// The answer to a CORS preflight (OPTIONS) request.
+http_response preflight_response(const http_request& req);
+/// Adds the CORS headers for a request with an Origin (any origin, with credentials).
+void add_cors_headers(const http_request& req, http_response& res);
+
+} // namespace rheo

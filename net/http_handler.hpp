@@ -1,0 +1,50 @@
+// The seam between the HTTP server and what answers its requests: the server hands every
+// request to an http_handler (the REST API implements it, see net/rest/rest_api.hpp) and
+// WebSocket handshakes to handler.resolve_stream(), whose stream_target it then gives to
+// the websocket_hub.
+//
+// Thread-safety: implementations must allow every member to be called concurrently from
+// any thread (I/O threads and the worker pool).
+#pragma once
+
+#include "net/http.hpp"
+#include "storage/document/pipeline.hpp"
+#include "storage/document/value.hpp"
+
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace rheo {
+
+/// The target of a WebSocket handshake once it has been authorized and resolved.
+struct stream_target {
+  std::string db;
+  std::string coll;
+  std::string stream;                // the stream's uri
+  object definition;                 // the stream definition {"uri":..., "stages":[...]} as stored
+  object avars;                      // the client's variable bindings
+  std::string key;                   // sessions with equal keys share one subscription
+  std::optional<object> user;        // @user of the authenticated client
+  std::optional<object> read_filter; // the ACL readFilter, resolved
+  pipeline stages;                   // the definition compiled for this client
+};
+
+class http_handler {
+public:
+  virtual ~http_handler() = default;
+
+  /// Answers a plain (non-upgrade) request; never throws.
+  virtual http_response handle(const http_request& req) const = 0;
+
+  /// For a WebSocket handshake: the stream it subscribes to, or the error response to send
+  /// instead; never throws.
+  virtual std::variant<stream_target, http_response>
+  resolve_stream(const http_request& req) const = 0;
+
+  /// True when handling `req` may block (a store write): the server then runs it off the
+  /// I/O threads.
+  virtual bool is_blocking(const http_request& req) const = 0;
+};
+
+} // namespace rheo

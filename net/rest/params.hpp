@@ -1,0 +1,38 @@
+// Reading what a REST request carries, for the handlers: collection names, document ids
+// in URLs (and back), the If-Match ETag, JSON query parameters and JSON bodies. Private
+// to rheo_rest. Malformed input throws api_error(400) unless said otherwise.
+//
+// Thread-safety: free functions without shared state; safe from any thread.
+#pragma once
+
+#include "net/http.hpp"
+#include "storage/document/value.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rheo::rest {
+
+/// A name a collection may have (not "_...", not "system.", letters, digits, "_.-").
+bool valid_collection_name(std::string_view name);
+
+/// The document id `text` from a URL, typed by the id_type parameter (STRING, OID or
+/// NUMBER; without one, an ObjectId when it looks like one, else a string).
+value parse_id(const std::string& text, const std::optional<std::string>& id_type);
+/// The URL form of a document id, with the id_type parameter parse_id() needs to read it
+/// back, for Location headers.
+std::string id_url(const value& id);
+
+/// The ETag of the If-Match header without quotes and W/, if any.
+std::optional<std::string> if_match_of(const http_request& req);
+
+/// Query parameter `name` (its `text`) as a JSON object.
+object parse_object_param(const std::string& text, const char* name);
+/// The `keys` parameters (repeatable) as one projection document.
+object keys_param(const parsed_target& t);
+
+/// The body as a JSON object; `empty_ok` turns an empty body into {}.
+object body_object(const http_request& req, bool empty_ok);
+
+} // namespace rheo::rest

@@ -1,0 +1,108 @@
+// Queries over a collection's documents: GET /<coll> with filter, sort, keys, page and
+// pagesize, and GET /<coll>/_size; the ACL's readFilter narrows both.
+#include "net/rest/params.hpp"
+#include "net/rest/routes.hpp"
+
+#include "storage/document/json.hpp"
+#include "storage/document/query.hpp"
+#include "storage/store.hpp"
+
+#include <charconv>
+#include <cstdint>
+
+namespace rheo::rest {
+
+namespace {
+
+std::int64_t parse_int_param(const std::string& text, const char* name, std::int64_t min,
+                             std::int64_t max) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < min || v > max)
+    throw_bad_request("invalid " + std::string(name) + " '" + text + "': must be an integer from " +
+                      std::to_string(min) + " to " + std::to_string(max));
+  return v;
+}
+
+/// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
+object combined_filter(const parsed_target& t, std::optional<object> read_filter) {
+  array all;
+  for (auto& f : t.all("filter"))
+    all.emplace_back(parse_object_param(f, "filter"));
+  if (read_filter) all.emplace_back(std::move(*read_filter));
+  if (all.empty()) return {};
+  if (all.size() == 1) return std::move(all[0].as_object());
+  return object{{"$and", value(std::move(all))}};
+}
+
+/// The query's filter: the `filter` parameters and the caller's readFilter.
+void set_filter(find_query& q, const request_context& c) {
+  q.filter_doc = combined_filter(c.target, c.who.read_filter());
+  q.filter = matcher::compile(q.filter_doc);
+}
+
+/// The `sort` parameters (repeatable): "field", "-field", "+field" or a JSON object.
+/// _id breaks ties, so that pages of an equal-valued sort neither overlap nor skip.
+object sort_param(const parsed_target& t) {
+  object sort;
+  for (auto& s : t.all("sort")) {
+    auto first = s.find_first_not_of(" \t");
+    if (first != std::string::npos && s[first] == '{') {
+      for (auto& [k, v] : parse_object_param(s, "sort"))
+        set_field(sort, k, v);
+    } else if (!s.empty()) {
+      bool desc = s[0] == '-';
+      std::string field = (s[0] == '-' || s[0] == '+') ? s.substr(1) : s;
+      if (field.empty()) throw_bad_request("invalid sort '" + s + "'");
+      set_field(sort, field, value(desc ? -1 : 1));
+    } else {
+      throw_bad_request("invalid sort: empty");
+    }
+  }
+  if (!sort.empty() && !find_field(sort, "_id")) {
+    const value& last = sort.back().second;
+    set_field(sort, "_id", value(last.is_number() && last.as_double() < 0 ? -1 : 1));
+  }
+  return sort;
+}
+
+} // namespace
+
+http_response find_documents(const request_context& c) {
+  const parsed_target& t = c.target;
+  find_query q;
+  set_filter(q, c);
+  object sort = sort_param(t);
+  q.sort = sort_spec::parse(sort);
+  q.sort_doc = std::move(sort);
+  object keys = keys_param(t);
+  q.keys = projection::compile(keys);
+  q.keys_doc = std::move(keys);
+  std::int64_t page = 1, pagesize = 100;
+  if (auto p = t.last("page")) page = parse_int_param(*p, "page", 1, 1000000000);
+  if (auto p = t.last("pagesize")) pagesize = parse_int_param(*p, "pagesize", 0, 1000);
+  q.skip = (page - 1) * pagesize;
+  q.limit = pagesize;
+  auto docs = pagesize == 0 && c.storage.collection(c.res.db, c.res.coll)
+                  ? std::vector<object>{}
+                  : c.storage.find(c.res.db, c.res.coll, q);
+  auto shape = c.who.response_projection();
+  std::string out = "[";
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    if (i) out += ',';
+    append_json(out, shape ? shape->apply(docs[i]) : docs[i]);
+  }
+  out += ']';
+  return json_response(200, std::move(out));
+}
+
+http_response count_documents(const request_context& c) {
+  find_query q;
+  set_filter(q, c);
+  if (!c.storage.collection(c.res.db, c.res.coll))
+    return error_response(404, "collection '" + c.res.coll + "' does not exist");
+  return json_response(
+      200, "{\"_size\":" + std::to_string(c.storage.count_query(c.res.db, c.res.coll, q)) + "}");
+}
+
+} // namespace rheo::rest

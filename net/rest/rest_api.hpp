@@ -1,0 +1,40 @@
+// The HTTP API without the transport: routing by mount (section 1 of the API
+// contract), the REST data API (section 3), /_ping, /_metrics, static files and CORS.
+// The server (net/server.hpp) hands it every request as an http_handler. Inside, each
+// request is located to a resource and answered by the handler the route table
+// (net/rest/routes.hpp) names for that resource and method.
+//
+// Thread-safety: handle() and resolve_stream() may be called concurrently from any
+// thread; the object is immutable after construction.
+#pragma once
+
+#include "config/config.hpp"
+#include "net/http_handler.hpp"
+
+#include <variant>
+
+namespace rheo {
+
+class store;
+class security;
+
+class rest_api : public http_handler {
+public:
+  rest_api(const server_config& config, store& db, security& sec);
+
+  http_response handle(const http_request& req) const override;
+
+  /// For a WebSocket handshake: resolves `/<coll>/_streams/<uri>` (404 unknown collection
+  /// or stream, 400 bad avars, 400 without upgrade headers), or returns the error response.
+  std::variant<stream_target, http_response> resolve_stream(const http_request& req) const override;
+
+  /// True when handling `req` may block on a store write (run it off the I/O threads).
+  bool is_blocking(const http_request& req) const override;
+
+private:
+  const server_config& config_;
+  store& store_;
+  security& security_;
+};
+
+} // namespace rheo

@@ -1,0 +1,78 @@
+// Change streams, /<coll>/_streams/<uri>: resolving a WebSocket handshake to the stream
+// it subscribes to (the stream's definition compiled for this client), and the answer to
+// plain HTTP requests at a stream URL.
+#include "net/rest/params.hpp"
+#include "net/rest/rest_api.hpp"
+#include "net/rest/routes.hpp"
+
+#include "storage/document/json.hpp"
+#include "storage/document/pipeline.hpp"
+#include "storage/store.hpp"
+
+namespace rheo {
+
+namespace {
+
+http_response plain_request_error() {
+  return error_response(400, "Change Stream requires WebSocket, no 'Upgrade' or "
+                             "'Connection: Upgrade' header found");
+}
+
+} // namespace
+
+http_response rest::plain_request_to_stream(const rest::request_context&) {
+  return plain_request_error();
+}
+
+std::variant<stream_target, http_response> rest_api::resolve_stream(const http_request& req) const {
+  try {
+    auto t = parse_target(req.target);
+    if (!t) return error_response(400, "malformed request target");
+    auto r = rest::match_mount(config_, *t);
+    if (!r || r->rest.size() != 3 || r->rest[1] != "_streams")
+      return error_response(404, "not a change stream: " + t->path);
+    if (!req.websocket_upgrade) return plain_request_error();
+    // Subscribing is reading: the ACL sees a GET.
+    rest::access who;
+    http_headers ignored;
+    if (auto denied =
+            rest::check_access(security_, req, to_string(http_method::get), t->path, who, ignored))
+      return *denied;
+    const std::string& coll = r->rest[0];
+    if (!rest::valid_collection_name(coll))
+      return error_response(400, "invalid collection name '" + coll + "'");
+    stream_target target;
+    if (who.user) target.user = who.user->document;
+    target.read_filter = who.read_filter();
+    target.db = r->db;
+    target.coll = coll;
+    target.stream = r->rest[2];
+    if (auto avars = t->last("avars")) {
+      value v = parse_json(*avars, "avars");
+      if (!v.is_object()) return error_response(400, "avars must be a JSON object");
+      for (auto& [k, val] : v.as_object())
+        if (!k.empty() && k[0] == '$')
+          return error_response(400, "avars keys cannot start with '$': " + k);
+      target.avars = std::move(v.as_object());
+    }
+    auto info = store_.collection(r->db, coll);
+    if (!info) return error_response(404, "collection '" + coll + "' does not exist");
+    if (const object* definition = find_stream(info->metadata, target.stream)) {
+      target.definition = *definition;
+      server_vars sv;
+      sv.user = target.user;
+      sv.read_filter = target.read_filter;
+      target.stages = pipeline::compile(target.definition, target.avars, sv);
+      target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
+      return target;
+    }
+    return error_response(404, "stream '" + target.stream + "' does not exist on collection '" +
+                                   coll + "'");
+  } catch (const api_error& e) {
+    return error_response(e.status(), e.what());
+  } catch (const std::exception& e) {
+    return error_response(500, std::string("internal error: ") + e.what());
+  }
+}
+
+} // namespace rheo

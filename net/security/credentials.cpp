@@ -1,0 +1,178 @@
+#include "net/security/credentials.hpp"
+
+#include "net/security/codec.hpp"
+#include "net/security/config_json.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace rheo {
+
+namespace {
+
+std::string random_token() {
+  unsigned char bytes[24];
+  randombytes_buf(bytes, sizeof bytes);
+  std::string out(sodium_base64_encoded_len(sizeof bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes, sizeof bytes,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+} // namespace
+
+std::string hash_password(const std::string& password) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(out, password.data(), password.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+    throw std::runtime_error("out of memory while hashing the password");
+  return out;
+}
+
+credentials::credentials(const server_config& config)
+    : token_ttl_(config.token_ttl_seconds), max_failures_(config.login_max_failures),
+      failure_window_(config.login_window_seconds) {
+  if (sodium_init() < 0) throw config_error("libsodium failed to initialise");
+  // Verifying against a real hash for unknown users keeps their timing like a wrong password.
+  dummy_hash_ = hash_password("rheo-dummy-password-for-unknown-users");
+  if (config.users_json.empty()) return;
+  auto items = parse_config_array(config.users_json, "users");
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    std::string where = "config key 'users'[" + std::to_string(i) + "]";
+    if (!items[i].is_object()) throw config_error(where + " must be an object");
+    auto& u = items[i].as_object();
+    std::string id = string_field(u, "userid", where);
+    std::string hash = string_field(u, "password", where);
+    if (hash.rfind("$argon2", 0) != 0)
+      throw config_error(where + ": \"password\" must be a hash from `rheo hash-password`");
+    users_[id] = {hash, string_list(u, "roles", where)};
+  }
+}
+
+bool credentials::throttled(const std::string& address) {
+  std::lock_guard lock(mutex_);
+  auto it = failures_by_address_.find(address);
+  if (it == failures_by_address_.end()) return false;
+  if (std::chrono::steady_clock::now() - it->second.window_start > failure_window_) {
+    failures_by_address_.erase(it);
+    return false;
+  }
+  return it->second.count >= max_failures_;
+}
+
+void credentials::record_failure(const std::string& address) {
+  std::lock_guard lock(mutex_);
+  auto now = std::chrono::steady_clock::now();
+  auto& f = failures_by_address_[address];
+  if (f.count == 0 || now - f.window_start > failure_window_) {
+    f.count = 0;
+    f.window_start = now;
+  }
+  ++f.count;
+}
+
+auth_result credentials::authenticate(const std::string& authorization, const std::string& cookie,
+                                      const std::string& remote_address) {
+  auth_result res;
+  std::string user, secret;
+  bool from_cookie = false;
+  if (authorization.rfind("Basic ", 0) == 0) {
+    auto decoded = base64_decode(std::string_view(authorization).substr(6), false);
+    auto colon = decoded ? decoded->find(':') : std::string::npos;
+    if (!decoded || colon == std::string::npos) {
+      res.status = 401;
+      res.message = "malformed Basic credentials";
+      return res;
+    }
+    user = decoded->substr(0, colon);
+    secret = decoded->substr(colon + 1);
+  } else if (!authorization.empty()) {
+    res.status = 401;
+    res.message = "unsupported Authorization scheme";
+    return res;
+  } else {
+    // rheo_auth=<base64(user:token)> set at login.
+    auto pos = cookie.find("rheo_auth=");
+    if (pos == std::string::npos) return res; // anonymous
+    auto end = cookie.find(';', pos);
+    auto decoded = base64_decode(
+        cookie.substr(pos + 10, end == std::string::npos ? std::string::npos : end - pos - 10),
+        false);
+    auto colon = decoded ? decoded->find(':') : std::string::npos;
+    if (!decoded || colon == std::string::npos) return res; // a stale cookie is no login
+    user = decoded->substr(0, colon);
+    secret = decoded->substr(colon + 1);
+    from_cookie = true;
+  }
+
+  auto uit = users_.find(user);
+  // 1. An issued token.
+  {
+    std::lock_guard lock(mutex_);
+    auto t = tokens_.find(user);
+    if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
+        constant_time_equal(t->second.token, secret) && uit != users_.end()) {
+      res.user = make_principal(user, uit->second.roles);
+      return res;
+    }
+  }
+  if (from_cookie) {
+    // Cookies only ever carry tokens: an expired one means anonymous, not an error.
+    return res;
+  }
+  if (throttled(remote_address)) {
+    res.status = 429;
+    res.message = "too many failed logins from this address; try again later";
+    return res;
+  }
+  // 2. The password (argon2id; slow on purpose). Unknown users are verified against a
+  // dummy hash so both failures take the same time and answer the same.
+  const std::string& hash = uit != users_.end() ? uit->second.hash : dummy_hash_;
+  bool ok = crypto_pwhash_str_verify(hash.c_str(), secret.data(), secret.size()) == 0 &&
+            uit != users_.end();
+  if (!ok) {
+    record_failure(remote_address);
+    res.status = 401;
+    res.message = "wrong user or password";
+    return res;
+  }
+  res.user = make_principal(user, uit->second.roles);
+  // Issue (or reuse) a token: usable as the Basic password, and as a cookie for browsers.
+  std::string token;
+  std::chrono::system_clock::time_point until;
+  {
+    std::lock_guard lock(mutex_);
+    auto& t = tokens_[user];
+    auto now = std::chrono::steady_clock::now();
+    if (t.token.empty() || now >= t.expires) {
+      t.token = random_token();
+      t.expires = now + token_ttl_;
+      t.expires_wall = std::chrono::system_clock::now() + token_ttl_;
+    }
+    token = t.token;
+    until = t.expires_wall;
+  }
+  res.headers.emplace_back("Auth-Token", token);
+  res.headers.emplace_back("Auth-Token-Valid-Until", iso8601(until));
+  res.headers.emplace_back("Auth-Token-Location", "/tokens/" + user);
+  res.headers.emplace_back("Set-Cookie", "rheo_auth=" + base64_encode(user + ":" + token) +
+                                             "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
+                                             std::to_string(token_ttl_.count()));
+  return res;
+}
+
+} // namespace rheo

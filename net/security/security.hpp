@@ -1,0 +1,52 @@
+// Declarative security, as the REST API sees it: authentication (HTTP Basic with
+// passwords or issued tokens, a token cookie for browsers, JWT bearer tokens; see
+// credentials.hpp and jwt.hpp) and authorization by the ordered ACL (see acl.hpp), built
+// from the configuration.
+//
+// Thread-safety: authenticate() and authorize() may be called concurrently from any
+// thread (credentials guard their mutable state); the rest is immutable after
+// construction.
+#pragma once
+
+#include "config/config.hpp"
+#include "net/security/acl.hpp"
+#include "net/security/credentials.hpp"
+#include "net/security/jwt.hpp"
+#include "net/security/principal.hpp"
+#include "storage/document/value.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rheo {
+
+class security {
+public:
+  /// Reads users, acl, jwt and token settings from `config`; throws config_error.
+  explicit security(const server_config& config);
+
+  using auth_result = rheo::auth_result;
+  /// Authenticates from the Authorization and Cookie headers. No credentials: ok and no user.
+  auth_result authenticate(const std::string& authorization, const std::string& cookie,
+                           const std::string& remote_address);
+
+  /// The first rule granting `method` on `path` to `user`; nullptr when none does.
+  const acl_rule* authorize(std::string_view method, std::string_view path,
+                            const std::optional<principal>& user) const;
+
+  /// Resolves @now, @user, @user.<field> in a readFilter/mergeRequest value, recursively.
+  static value resolve_variables(const value& v, const std::optional<principal>& user);
+
+  bool enabled() const { return !acl_.empty(); }
+  const std::vector<acl_rule>& acl() const { return acl_; }
+
+private:
+  // Declared in the order the configuration is checked: users, acl, jwt.
+  credentials credentials_;
+  std::vector<acl_rule> acl_;
+  std::optional<jwt_verifier> jwt_;
+};
+
+} // namespace rheo
