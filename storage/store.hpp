@@ -25,6 +25,14 @@ struct collection_info {
   object_id etag;
 };
 
+/// How a find or count was answered, for ?explain=true and the debug log.
+struct query_plan {
+  std::string index;          // the index scanned ("_id_" for the documents themselves)
+  std::uint64_t examined = 0; // index entries (or documents) read
+  std::string bounds;         // what was scanned, for people: "timestamp: all, backward"
+  bool in_memory_sort = false;
+};
+
 struct find_query {
   matcher filter;
   sort_spec sort;  // empty: newest first ({_id:-1})
@@ -37,6 +45,15 @@ struct find_query {
   object filter_doc;
   object sort_doc;
   object keys_doc;
+  /// When set, receives how the query was answered.
+  query_plan* explain = nullptr;
+};
+
+/// A secondary index as the index API shows it.
+struct index_info {
+  std::string name;
+  object key;     // the key pattern: {field: 1 | -1, ...}
+  object options; // those set of: unique, sparse, partialFilterExpression, expireAfterSeconds
 };
 
 enum class write_mode { insert, update, upsert };
@@ -130,6 +147,20 @@ public:
   /// 404 when absent.
   virtual void remove(const std::string& db, const std::string& coll, const value& id,
                       const std::optional<std::string>& if_match) = 0;
+
+  // ---- indexes ----
+  /// The collection's indexes, the built-in "_id_" first; 404 when the collection does not
+  /// exist.
+  virtual std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) = 0;
+  /// Creates index `name` over `key` ({field: 1|-1}) with `options` (unique, sparse,
+  /// partialFilterExpression, expireAfterSeconds). 404 unknown collection; 400 a bad key or
+  /// option, a name starting with '_', or (unique) data that already holds duplicates;
+  /// 409 when an index of that name exists.
+  virtual void create_index(const std::string& db, const std::string& coll, const std::string& name,
+                            const object& key, const object& options) = 0;
+  /// 400 for "_id_" (or any name starting with '_'); 404 when there is no such index.
+  virtual void drop_index(const std::string& db, const std::string& coll,
+                          const std::string& name) = 0;
 
   // ---- change feeds ----
   /// Opens a feed of the collection's changes after `resume_after` (a token previously

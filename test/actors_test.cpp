@@ -152,6 +152,16 @@ public:
               const std::optional<std::string>&) override {
     not_here();
   }
+  std::vector<index_info> list_indexes(const std::string&, const std::string&) override {
+    not_here();
+  }
+  void create_index(const std::string&, const std::string&, const std::string&, const object&,
+                    const object&) override {
+    not_here();
+  }
+  void drop_index(const std::string&, const std::string&, const std::string&) override {
+    not_here();
+  }
   void close() override {}
 };
 

@@ -231,6 +231,16 @@ private:
   mongoc_client_t* client_;
 };
 
+/// Runs a write command (createIndexes, dropIndexes) on `db`.
+void run_command(pooled_client& c, const std::string& db, const object& command,
+                 const std::string& what) {
+  bson_error_t error;
+  reply_doc reply;
+  if (!mongoc_client_write_command_with_opts(c.get(), db.c_str(), to_bson(command).get(), nullptr,
+                                             &reply.b, &error))
+    throw_mongo(error, what);
+}
+
 struct collection_deleter {
   void operator()(mongoc_collection_t* c) const { mongoc_collection_destroy(c); }
 };
@@ -753,6 +763,72 @@ public:
       throw_mongo(error, "deleting in " + coll);
     if (int_field(reply.get(), "deletedCount") == 0)
       no_match(c, db, coll, id, write_mode::update, if_match);
+  }
+
+  // ---- indexes: MongoDB's own listIndexes, createIndexes and dropIndexes ----
+
+  std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) override {
+    pooled_client c = client();
+    auto target = collection_of(c, db, coll);
+    cursor_ptr cursor(mongoc_collection_find_indexes_with_opts(target.get(), nullptr));
+    std::vector<index_info> out;
+    try {
+      for (auto& spec : drain(cursor.get(), "listing the indexes of " + coll)) {
+        index_info info;
+        for (auto& [k, v] : spec) {
+          if (k == "name" && v.is_string())
+            info.name = v.as_string();
+          else if (k == "key" && v.is_object())
+            info.key = v.as_object();
+          else if (k == "unique" || k == "sparse" || k == "partialFilterExpression" ||
+                   k == "expireAfterSeconds")
+            info.options.emplace_back(k, v);
+        }
+        out.push_back(std::move(info));
+      }
+    } catch (const api_error& e) {
+      if (e.status() == 500 && !exists(c, db, coll)) throw_no_collection(coll);
+      throw;
+    }
+    if (out.empty() && !exists(c, db, coll)) throw_no_collection(coll);
+    return out;
+  }
+
+  void create_index(const std::string& db, const std::string& coll, const std::string& name,
+                    const object& key, const object& options) override {
+    if (name.empty() || name.front() == '_')
+      throw_bad_request("index names starting with '_' are reserved");
+    if (key.empty()) throw_bad_request("an index needs keys: {\"keys\":{\"field\":1}}");
+    pooled_client c = client();
+    if (!exists(c, db, coll)) throw_no_collection(coll);
+    for (auto& existing : list_indexes(db, coll))
+      if (existing.name == name) throw api_error(409, "index '" + name + "' already exists");
+    object spec{{"key", value(key)}, {"name", value(name)}};
+    for (auto& [k, v] : options)
+      if (k != "name") spec.emplace_back(k, v);
+    try {
+      run_command(c, db,
+                  object{{"createIndexes", value(coll)}, {"indexes", value(array{value(spec)})}},
+                  "creating index " + name);
+    } catch (const api_error& e) {
+      if (e.status() != 409) throw;
+      throw api_error(400, "cannot create unique index '" + name +
+                               "': the collection holds duplicate keys");
+    }
+  }
+
+  void drop_index(const std::string& db, const std::string& coll,
+                  const std::string& name) override {
+    if (name.empty() || name.front() == '_')
+      throw_bad_request("index '" + name + "' cannot be dropped");
+    pooled_client c = client();
+    if (!exists(c, db, coll)) throw_no_collection(coll);
+    bool found = false;
+    for (auto& existing : list_indexes(db, coll))
+      found = found || existing.name == name;
+    if (!found) throw api_error(404, "index '" + name + "' does not exist");
+    run_command(c, db, object{{"dropIndexes", value(coll)}, {"index", value(name)}},
+                "dropping index " + name);
   }
 
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,

@@ -1,6 +1,7 @@
 #include "storage/document/bson_codec.hpp"
 #include "storage/sqlite/change_log.hpp"
 #include "storage/sqlite/embedded_store.hpp"
+#include "storage/sqlite/indexes.hpp"
 #include "storage/sqlite/schema.hpp"
 
 namespace rheo::sqlite {
@@ -78,6 +79,7 @@ void embedded_store::drop_collection(const std::string& db, const std::string& c
       q.text(1, db).text(2, coll);
       q.step();
     }
+    delete_collection_indexes(t.conn(), db, coll);
     {
       query q(t.conn(), sql_coll_delete);
       q.text(1, db).text(2, coll);

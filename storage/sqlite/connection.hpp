@@ -84,4 +84,17 @@ private:
   sqlite3_stmt* stmt_;
 };
 
+/// One read transaction (a consistent snapshot) on `c` for the scope; rolled back when
+/// the scope is left by an exception, committed otherwise.
+class read_transaction {
+public:
+  explicit read_transaction(connection& c) : c_(c) { c_.run("BEGIN"); }
+  ~read_transaction() { sqlite3_exec(c_.handle(), "COMMIT", nullptr, nullptr, nullptr); }
+  read_transaction(const read_transaction&) = delete;
+  read_transaction& operator=(const read_transaction&) = delete;
+
+private:
+  connection& c_;
+};
+
 } // namespace rheo::sqlite

@@ -2,6 +2,7 @@
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/sqlite/change_log.hpp"
+#include "storage/sqlite/indexes.hpp"
 #include "storage/sqlite/schema.hpp"
 
 #include <algorithm>
@@ -74,17 +75,36 @@ void write_txn::ensure_collection(const std::string& db, const std::string& coll
 }
 
 bool write_txn::insert_document(const std::string& db, const std::string& coll,
-                                const std::string& key, const std::string& body) {
-  query q(c_, sql_doc_insert);
-  q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
-  return q.step_unique();
+                                const std::string& key, const object& doc,
+                                const std::string& body) {
+  {
+    query q(c_, sql_doc_insert);
+    q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
+    if (!q.step_unique()) return false;
+  }
+  update_entries(c_, load_indexes(c_, db, coll), key, nullptr, &doc);
+  return true;
 }
 
 void write_txn::update_document(const std::string& db, const std::string& coll,
-                                const std::string& key, const std::string& body) {
-  query q(c_, sql_doc_update);
-  q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
-  q.step();
+                                const std::string& key, const object& before, const object& after,
+                                const std::string& body) {
+  {
+    query q(c_, sql_doc_update);
+    q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
+    q.step();
+  }
+  update_entries(c_, load_indexes(c_, db, coll), key, &before, &after);
+}
+
+void write_txn::delete_document(const std::string& db, const std::string& coll,
+                                const std::string& key, const object& before) {
+  {
+    query q(c_, sql_doc_delete);
+    q.text(1, db).text(2, coll).blob(3, key);
+    q.step();
+  }
+  update_entries(c_, load_indexes(c_, db, coll), key, &before, nullptr);
 }
 
 // ---- core ----

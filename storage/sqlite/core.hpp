@@ -56,11 +56,15 @@ public:
                                      const std::string& key) {
     return read_document(c_, db, coll, key);
   }
+  /// Writes keep the collection's secondary indexes (indexes.hpp) up to date; they throw
+  /// api_error(409) when a unique index would hold a key twice.
   /// False when the key exists.
   bool insert_document(const std::string& db, const std::string& coll, const std::string& key,
-                       const std::string& body);
+                       const object& doc, const std::string& body);
   void update_document(const std::string& db, const std::string& coll, const std::string& key,
-                       const std::string& body);
+                       const object& before, const object& after, const std::string& body);
+  void delete_document(const std::string& db, const std::string& coll, const std::string& key,
+                       const object& before);
 
   /// The events logged so far in this transaction, in order.
   std::vector<change_event> events;

@@ -2,9 +2,11 @@
 #include "storage/sqlite/change_log.hpp"
 #include "storage/sqlite/embedded_store.hpp"
 #include "storage/sqlite/id_key.hpp"
+#include "storage/sqlite/planner.hpp"
 #include "storage/sqlite/schema.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace rheo::sqlite {
 
@@ -39,87 +41,135 @@ std::optional<object> point_lookup(connection& c, const std::string& db, const s
 
 } // namespace
 
+namespace {
+
+/// The filter the planner sees: the request's own, or {_id: v} for a bare id lookup.
+object planning_filter(const find_query& q) {
+  if (!q.filter_doc.empty()) return q.filter_doc;
+  if (const value* id = q.filter.id_equality()) return object{{"_id", *id}};
+  return {};
+}
+
+/// The complete order of a query: its sort, then _id (descending when not given), which
+/// is also the order of a collection scan sorted stably by the sort alone.
+std::vector<std::pair<std::string, int>> complete_order(const sort_spec& sort) {
+  auto keys = sort.keys();
+  if (std::none_of(keys.begin(), keys.end(), [](auto& k) { return k.first == "_id"; }))
+    keys.emplace_back("_id", -1);
+  return keys;
+}
+
+/// Calls `visit` with each document the plan yields, in plan order, until it returns false.
+template <class Visit>
+std::uint64_t scan(connection& c, const std::string& db, const std::string& coll, const plan& p,
+                   Visit&& visit) {
+  std::uint64_t examined = 0;
+  const bool dedup = !p.index->is_id() && p.index->multikey;
+  std::set<std::string> seen;
+  auto run = [&](const key_range& range) {
+    if (p.index->is_id()) {
+      query s(c, p.backward ? sql_docs_range_desc : sql_docs_range_asc);
+      s.text(1, db).text(2, coll).blob(3, range.lo).blob(4, range.hi);
+      while (s.step()) {
+        ++examined;
+        if (!visit(decode_bson(s.column_blob(1)))) return false;
+      }
+      return true;
+    }
+    query s(c, p.backward ? sql_entries_desc : sql_entries_asc);
+    s.int64(1, p.index->id).blob(2, range.lo).blob(3, range.hi);
+    while (s.step()) {
+      ++examined;
+      std::string key(s.column_blob(0));
+      if (dedup && !seen.insert(key).second) continue;
+      auto doc = read_document(c, db, coll, key);
+      if (doc && !visit(std::move(*doc))) return false;
+    }
+    return true;
+  };
+  if (p.backward) {
+    for (auto it = p.ranges.rbegin(); it != p.ranges.rend(); ++it)
+      if (!run(*it)) break;
+  } else {
+    for (auto& range : p.ranges)
+      if (!run(range)) break;
+  }
+  return examined;
+}
+
+} // namespace
+
 std::vector<object> embedded_store::find(const std::string& db, const std::string& coll,
                                          const find_query& q) {
   core::reader r(*core_);
   connection& c = *r;
+  read_transaction snapshot(c);
   if (!collection_exists(c, db, coll)) throw_no_collection(coll);
+  const auto order_keys = complete_order(q.sort);
+  const auto indexes = load_indexes(c, db, coll);
+  const plan p = choose_plan(planning_filter(q), order_keys, indexes);
+  const auto skip = static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0));
+  const std::uint64_t wanted =
+      q.limit < 0 ? UINT64_MAX : skip + static_cast<std::uint64_t>(q.limit);
   std::vector<object> out;
-  if (q.limit == 0) return out;
-  const std::uint64_t wanted = q.limit < 0
-                                   ? UINT64_MAX
-                                   : static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0)) +
-                                         static_cast<std::uint64_t>(q.limit);
-  std::uint64_t skipped = 0;
-  auto take = [&](object doc) {
-    if (skipped < static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0))) {
-      ++skipped;
-      return;
-    }
-    out.push_back(std::move(doc));
-  };
-  if (const value* id = q.filter.id_equality()) {
-    if (auto doc = point_lookup(c, db, coll, *id); doc && q.filter.matches(*doc))
-      take(std::move(*doc));
-  } else if (q.sort.empty() || (q.sort.keys().size() == 1 && q.sort.keys()[0].first == "_id")) {
-    // Index order: stop as soon as skip + limit documents matched.
-    const bool asc = !q.sort.empty() && q.sort.keys()[0].second > 0;
-    query s(c, asc ? sql_docs_asc : sql_docs_desc);
-    s.text(1, db).text(2, coll);
-    std::uint64_t matched = 0;
-    while (matched < wanted && s.step()) {
-      object doc = decode_bson(s.column_blob(0));
-      if (!q.filter.matches(doc)) continue;
-      ++matched;
-      take(std::move(doc));
-    }
-  } else {
-    std::vector<object> all;
-    query s(c, sql_docs_desc);
-    s.text(1, db).text(2, coll);
-    while (s.step()) {
-      object doc = decode_bson(s.column_blob(0));
-      if (q.filter.matches(doc)) all.push_back(std::move(doc));
-    }
-    auto less = [&](const object& a, const object& b) { return q.sort.compare(a, b) < 0; };
-    if (wanted < all.size()) {
-      std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(wanted), all.end(),
-                        less);
-      all.resize(wanted);
-    } else {
-      std::stable_sort(all.begin(), all.end(), less);
-    }
-    for (auto& doc : all)
-      take(std::move(doc));
+  std::uint64_t examined = 0;
+  if (wanted > skip) {
+    examined = scan(c, db, coll, p, [&](object doc) {
+      if (!q.filter.matches(doc)) return true;
+      out.push_back(std::move(doc));
+      return !p.provides_sort || out.size() < wanted;
+    });
   }
-  if (q.limit > 0 && out.size() > static_cast<std::size_t>(q.limit))
+  if (!p.provides_sort) {
+    object spec;
+    for (auto& [path, dir] : order_keys)
+      spec.emplace_back(path, std::int32_t(dir));
+    const sort_spec order = sort_spec::parse(spec);
+    auto less = [&](const object& a, const object& b) { return order.compare(a, b) < 0; };
+    if (wanted < out.size()) {
+      std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(wanted), out.end(),
+                        less);
+      out.resize(wanted);
+    } else {
+      std::sort(out.begin(), out.end(), less);
+    }
+  }
+  out.erase(out.begin(),
+            out.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(skip, out.size())));
+  if (q.limit >= 0 && out.size() > static_cast<std::size_t>(q.limit))
     out.resize(static_cast<std::size_t>(q.limit));
   if (!q.keys.empty())
     for (auto& doc : out)
       doc = q.keys.apply(doc);
+  if (q.explain) *q.explain = query_plan{p.index->name, examined, p.bounds, !p.provides_sort};
   return out;
 }
 
 std::int64_t embedded_store::count(const std::string& db, const std::string& coll,
                                    const matcher& filter) {
+  find_query q;
+  q.filter = filter;
+  return count_query(db, coll, q);
+}
+
+std::int64_t embedded_store::count_query(const std::string& db, const std::string& coll,
+                                         const find_query& q) {
   core::reader r(*core_);
   connection& c = *r;
+  read_transaction snapshot(c);
   if (!collection_exists(c, db, coll)) throw_no_collection(coll);
-  if (filter.matches_all()) {
-    query q(c, sql_docs_count);
-    q.text(1, db).text(2, coll);
-    q.step();
-    return q.column_int64(0);
+  if (q.filter.matches_all()) {
+    query s(c, sql_docs_count);
+    s.text(1, db).text(2, coll);
+    s.step();
+    return s.column_int64(0);
   }
-  if (const value* id = filter.id_equality()) {
-    auto doc = point_lookup(c, db, coll, *id);
-    return doc && filter.matches(*doc) ? 1 : 0;
-  }
+  const plan p = choose_plan(planning_filter(q), {{"_id", -1}}, load_indexes(c, db, coll));
   std::int64_t n = 0;
-  query s(c, sql_docs_desc);
-  s.text(1, db).text(2, coll);
-  while (s.step())
-    if (filter.matches(decode_bson(s.column_blob(0)))) ++n;
+  scan(c, db, coll, p, [&](const object& doc) {
+    if (q.filter.matches(doc)) ++n;
+    return true;
+  });
   return n;
 }
 
@@ -146,7 +196,7 @@ write_result embedded_store::insert(const std::string& db, const std::string& co
   ev.full_document = std::move(doc);
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
-    if (!t.insert_document(db, coll, key, body)) throw_duplicate();
+    if (!t.insert_document(db, coll, key, *ev.full_document, body)) throw_duplicate();
     t.log(std::move(ev));
   });
   return write_result{std::move(id), etag, true};
@@ -167,7 +217,7 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
     if (existing) {
       if (mode == write_mode::insert) throw_duplicate();
       check_if_match(if_match, *existing);
-      t.update_document(db, coll, key, body);
+      t.update_document(db, coll, key, *existing, doc, body);
     } else {
       if (mode == write_mode::update) {
         if (!t.get_collection(db, coll)) throw_no_collection(coll);
@@ -175,7 +225,7 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
       }
       if (if_match) throw_etag_mismatch();
       t.ensure_collection(db, coll);
-      t.insert_document(db, coll, key, body);
+      t.insert_document(db, coll, key, doc, body);
     }
     created = !existing;
     change_event ev = make_event(db, coll, existing ? "replace" : "insert");
@@ -199,7 +249,7 @@ write_result embedded_store::update(const std::string& db, const std::string& co
     if (existing) {
       if (mode == write_mode::insert) throw_duplicate();
       check_if_match(if_match, *existing);
-      doc = std::move(*existing);
+      doc = *existing;
     } else {
       if (mode == write_mode::update) {
         if (!t.get_collection(db, coll)) throw_no_collection(coll);
@@ -214,10 +264,10 @@ write_result embedded_store::update(const std::string& db, const std::string& co
     set_field(doc, "_etag", etag);
     const std::string body = encode_bson(doc);
     if (existing) {
-      t.update_document(db, coll, key, body);
+      t.update_document(db, coll, key, *existing, doc, body);
     } else {
       t.ensure_collection(db, coll);
-      t.insert_document(db, coll, key, body);
+      t.insert_document(db, coll, key, doc, body);
     }
     created = !existing;
     change_event ev = make_event(db, coll, existing ? "update" : "insert");
@@ -242,9 +292,7 @@ void embedded_store::remove(const std::string& db, const std::string& coll, cons
       throw_no_document();
     }
     check_if_match(if_match, *existing);
-    query q(t.conn(), sql_doc_delete);
-    q.text(1, db).text(2, coll).blob(3, key);
-    q.step();
+    t.delete_document(db, coll, key, *existing);
     change_event ev = make_event(db, coll, "delete");
     ev.document_key = id;
     t.log(std::move(ev));

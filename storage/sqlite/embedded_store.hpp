@@ -1,14 +1,18 @@
 // The store interface over the engine in core.hpp. Its methods live in the file of their
 // concern: collections.cpp (collections and their metadata), documents.cpp (documents:
-// queries and writes), sqlite_store.cpp (feeds, close, opening). Internal to
-// storage/sqlite; users call open_sqlite_store() (sqlite_store.hpp).
+// queries and writes), indexing.cpp (the index API and TTL expiry), sqlite_store.cpp (feeds, close,
+// opening). Internal to storage/sqlite; users call open_sqlite_store() (sqlite_store.hpp).
 //
 // Thread-safety: all methods may be called concurrently from any thread.
 #pragma once
 
 #include "storage/sqlite/core.hpp"
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 namespace rheo::sqlite {
 
@@ -33,6 +37,8 @@ public:
                            const find_query& q) override;
   std::int64_t count(const std::string& db, const std::string& coll,
                      const matcher& filter) override;
+  std::int64_t count_query(const std::string& db, const std::string& coll,
+                           const find_query& q) override;
   std::optional<object> find_by_id(const std::string& db, const std::string& coll,
                                    const value& id) override;
   write_result insert(const std::string& db, const std::string& coll, object doc) override;
@@ -44,13 +50,30 @@ public:
   void remove(const std::string& db, const std::string& coll, const value& id,
               const std::optional<std::string>& if_match) override;
 
+  // Indexes (indexing.cpp).
+  std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) override;
+  void create_index(const std::string& db, const std::string& coll, const std::string& name,
+                    const object& key, const object& options) override;
+  void drop_index(const std::string& db, const std::string& coll, const std::string& name) override;
+
   // Feeds and lifetime (sqlite_store.cpp).
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                      const std::optional<std::string>& resume_after) override;
   void close() override;
 
+  /// Deletes documents that TTL indexes expired, at most one batch, each with a delete
+  /// event; returns how many. Runs every options.ttl_interval on the store's TTL thread.
+  std::size_t expire_documents();
+
 private:
+  void ttl_loop(std::chrono::milliseconds interval);
+  bool ttl_stopping();
+
   std::shared_ptr<core> core_;
+  std::mutex ttl_mu_;
+  std::condition_variable ttl_cv_;
+  bool ttl_stop_ = false;
+  std::thread ttl_thread_;
 };
 
 /// 404 "collection '<coll>' does not exist".

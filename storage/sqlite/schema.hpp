@@ -2,8 +2,9 @@
 // storage/sqlite.
 //
 // Tables: collections (metadata and etag per db/coll), documents (keyed by the
-// order-preserving id_key of _id, so "newest first" is an index scan) and changes (the
-// change log, keyed by seq).
+// order-preserving id_key of _id, so "newest first" is an index scan), changes (the
+// change log, keyed by seq), indexes (the secondary indexes' definitions) and
+// index_entries (their entries, see indexes.hpp).
 //
 // Schema versions (PRAGMA user_version): 0 or 1, files written before versions were
 // recorded; 2, id_key is the index-key encoding of _id (index_key.hpp). Opening an older
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS documents(db TEXT NOT NULL, coll TEXT NOT NULL,
   id_key BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(db, coll, id_key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY, db TEXT NOT NULL,
   coll TEXT NOT NULL, event BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS indexes(id INTEGER PRIMARY KEY, db TEXT NOT NULL, coll TEXT NOT NULL,
+  name TEXT NOT NULL, spec BLOB NOT NULL, ready INTEGER NOT NULL, multikey INTEGER NOT NULL,
+  UNIQUE(db, coll, name));
+CREATE TABLE IF NOT EXISTS index_entries(ix INTEGER NOT NULL, key BLOB NOT NULL,
+  id_key BLOB NOT NULL, PRIMARY KEY(ix, key)) WITHOUT ROWID;
 )";
 inline constexpr const char* sql_coll_get =
     "SELECT metadata, etag FROM collections WHERE db = ?1 AND coll = ?2";
@@ -52,10 +58,6 @@ inline constexpr const char* sql_doc_update =
     "UPDATE documents SET body = ?4 WHERE db = ?1 AND coll = ?2 AND id_key = ?3";
 inline constexpr const char* sql_doc_delete =
     "DELETE FROM documents WHERE db = ?1 AND coll = ?2 AND id_key = ?3";
-inline constexpr const char* sql_docs_desc =
-    "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key DESC";
-inline constexpr const char* sql_docs_asc =
-    "SELECT body FROM documents WHERE db = ?1 AND coll = ?2 ORDER BY id_key ASC";
 inline constexpr const char* sql_docs_count =
     "SELECT count(*) FROM documents WHERE db = ?1 AND coll = ?2";
 inline constexpr const char* sql_change_insert =
@@ -64,5 +66,39 @@ inline constexpr const char* sql_changes_trim = "DELETE FROM changes WHERE seq <
 inline constexpr const char* sql_changes_bounds = "SELECT min(seq), max(seq) FROM changes";
 inline constexpr const char* sql_changes_after =
     "SELECT seq, event FROM changes WHERE seq > ?1 AND db = ?2 AND coll = ?3 ORDER BY seq";
+
+// Indexes.
+inline constexpr const char* sql_indexes_of =
+    "SELECT id, name, spec, ready, multikey FROM indexes WHERE db = ?1 AND coll = ?2 ORDER BY id";
+inline constexpr const char* sql_indexes_all =
+    "SELECT db, coll, id, name, spec, ready, multikey FROM indexes";
+inline constexpr const char* sql_index_insert =
+    "INSERT INTO indexes(db, coll, name, spec, ready, multikey) VALUES(?1, ?2, ?3, ?4, 0, 0)";
+inline constexpr const char* sql_index_ready = "UPDATE indexes SET ready = 1 WHERE id = ?1";
+inline constexpr const char* sql_index_multikey = "UPDATE indexes SET multikey = 1 WHERE id = ?1";
+inline constexpr const char* sql_index_delete = "DELETE FROM indexes WHERE id = ?1";
+inline constexpr const char* sql_index_entries_delete_all =
+    "DELETE FROM index_entries WHERE ix = ?1";
+inline constexpr const char* sql_entry_insert =
+    "INSERT OR REPLACE INTO index_entries(ix, key, id_key) VALUES(?1, ?2, ?3)";
+inline constexpr const char* sql_entry_delete =
+    "DELETE FROM index_entries WHERE ix = ?1 AND key = ?2";
+// Another document's entry in [?2, ?3): a unique index's key taken.
+inline constexpr const char* sql_entry_conflict =
+    "SELECT id_key FROM index_entries WHERE ix = ?1 AND key >= ?2 AND key < ?3 AND id_key <> ?4 "
+    "LIMIT 1";
+inline constexpr const char* sql_entries_asc =
+    "SELECT id_key FROM index_entries WHERE ix = ?1 AND key >= ?2 AND key < ?3 ORDER BY key ASC";
+inline constexpr const char* sql_entries_desc =
+    "SELECT id_key FROM index_entries WHERE ix = ?1 AND key >= ?2 AND key < ?3 ORDER BY key DESC";
+inline constexpr const char* sql_docs_range_asc =
+    "SELECT id_key, body FROM documents WHERE db = ?1 AND coll = ?2 AND id_key >= ?3 AND id_key < "
+    "?4 ORDER BY id_key ASC";
+inline constexpr const char* sql_docs_range_desc =
+    "SELECT id_key, body FROM documents WHERE db = ?1 AND coll = ?2 AND id_key >= ?3 AND id_key < "
+    "?4 ORDER BY id_key DESC";
+inline constexpr const char* sql_docs_chunk =
+    "SELECT id_key, body FROM documents WHERE db = ?1 AND coll = ?2 AND id_key > ?3 ORDER BY "
+    "id_key LIMIT ?4";
 
 } // namespace rheo::sqlite

@@ -7,6 +7,7 @@ namespace rheo::sqlite {
 embedded_store::embedded_store(const sqlite_store_options& options)
     : core_(std::make_shared<core>(options)) {
   core_->start();
+  ttl_thread_ = std::thread([this, interval = options.ttl_interval] { ttl_loop(interval); });
 }
 
 embedded_store::~embedded_store() {
@@ -28,7 +29,35 @@ std::unique_ptr<change_feed> embedded_store::watch(const std::string& db, const 
 }
 
 void embedded_store::close() {
+  {
+    std::lock_guard lk(ttl_mu_);
+    ttl_stop_ = true;
+  }
+  ttl_cv_.notify_all();
+  if (ttl_thread_.joinable() && ttl_thread_.get_id() != std::this_thread::get_id())
+    ttl_thread_.join();
   core_->close();
+}
+
+bool embedded_store::ttl_stopping() {
+  std::lock_guard lk(ttl_mu_);
+  return ttl_stop_;
+}
+
+void embedded_store::ttl_loop(std::chrono::milliseconds interval) {
+  std::unique_lock lk(ttl_mu_);
+  for (;;) {
+    if (ttl_cv_.wait_for(lk, interval, [this] { return ttl_stop_; })) return;
+    lk.unlock();
+    try {
+      // A full batch may leave more: go on until a batch comes back short.
+      while (expire_documents() > 0 && !ttl_stopping())
+        ;
+    } catch (const std::exception&) {
+      // The store closed meanwhile, or an I/O error: try again next time.
+    }
+    lk.lock();
+  }
 }
 
 } // namespace rheo::sqlite

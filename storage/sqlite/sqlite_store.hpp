@@ -42,6 +42,7 @@
 
 #include "storage/store.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,6 +59,8 @@ struct sqlite_store_options {
   std::string data_dir = "./data"; // created when missing
   rheo::durability durability = durability::full;
   std::uint64_t changelog_retention = 100000; // change-log entries kept (>= 1)
+  /// How often TTL indexes are checked for expired documents (as MongoDB: every minute).
+  std::chrono::milliseconds ttl_interval{60000};
 };
 
 /// Opens (creating when missing) the store in options.data_dir/rheo.db. Throws
