@@ -164,7 +164,8 @@ std::int64_t embedded_store::count_query(const std::string& db, const std::strin
     s.step();
     return s.column_int64(0);
   }
-  const plan p = choose_plan(planning_filter(q), {{"_id", -1}}, load_indexes(c, db, coll));
+  const auto indexes = load_indexes(c, db, coll);
+  const plan p = choose_plan(planning_filter(q), {{"_id", -1}}, indexes);
   std::int64_t n = 0;
   scan(c, db, coll, p, [&](const object& doc) {
     if (q.filter.matches(doc)) ++n;

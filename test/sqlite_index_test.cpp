@@ -1,0 +1,324 @@
+#define BOOST_TEST_MODULE sqlite_index
+#include <boost/test/unit_test.hpp>
+
+#include "storage/document/json.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
+#include "test/store_test_support.hpp"
+
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+
+using namespace rheo;
+using namespace rheo::test;
+
+namespace {
+
+/// A find as the REST API makes it: the filter object too, and _id breaking sort ties in
+/// the direction of the sort's last key.
+find_query request(std::string_view filter, std::string_view sort = "{}", std::int64_t skip = 0,
+                   std::int64_t limit = 100) {
+  find_query q = query_of(filter, sort, "{}", skip, limit);
+  q.filter_doc = J(filter);
+  object s = J(sort);
+  if (!s.empty() && !find_field(s, "_id")) s.emplace_back("_id", value(s.back().second));
+  q.sort = sort_spec::parse(s);
+  return q;
+}
+
+std::vector<std::string> ids(const std::vector<object>& docs) {
+  std::vector<std::string> out;
+  for (auto& d : docs)
+    out.push_back(to_json(*find_field(d, "_id")));
+  return out;
+}
+
+/// Documents of every shape the query engine distinguishes: numbers of three types, strings,
+/// null and missing fields, arrays (multikey), nested documents, dates.
+std::vector<object> varied_documents() {
+  std::vector<object> docs;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 300; ++i) {
+    object d{{"_id", std::int32_t(i)}};
+    switch (i % 7) {
+    case 0:
+      d.emplace_back("a", std::int32_t(i % 10));
+      break;
+    case 1:
+      d.emplace_back("a", double(i % 10) + 0.5);
+      break;
+    case 2:
+      d.emplace_back("a", std::int64_t(i % 10));
+      break;
+    case 3:
+      d.emplace_back("a", "s" + std::to_string(i % 5));
+      break;
+    case 4:
+      d.emplace_back("a", null_t{});
+      break;
+    case 5:
+      break; // a missing
+    case 6:
+      d.emplace_back("a", array{std::int32_t(i % 10), std::int32_t(i % 3)});
+      break;
+    }
+    d.emplace_back("b", std::int32_t(rng() % 4));
+    if (i % 3) d.emplace_back("n", object{{"x", std::int32_t(i % 6)}});
+    if (i % 4 == 0) d.emplace_back("tags", array{"red", i % 8 ? "blue" : "green"});
+    d.emplace_back("t", date_time{1700000000000 + (i * 7919 % 300) * 1000});
+    if (i % 5 == 0) d.emplace_back("s", std::int32_t(i % 2));
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+struct twin_collections : store_fixture {
+  twin_collections() {
+    for (auto& d : varied_documents()) {
+      db->insert("rheo", "plain", d);
+      db->insert("rheo", "indexed", d);
+    }
+    db->create_index("rheo", "indexed", "a_1", J("{a:1}"), {});
+    db->create_index("rheo", "indexed", "b_1_a_-1", J("{b:1,a:-1}"), {});
+    db->create_index("rheo", "indexed", "b_1_t_-1", J("{b:1,t:-1}"), {});
+    db->create_index("rheo", "indexed", "nx_-1", J("{'n.x':-1}"), {});
+    db->create_index("rheo", "indexed", "tags_1", J("{tags:1}"), {});
+    db->create_index("rheo", "indexed", "t_-1", J("{t:-1}"), {});
+    db->create_index("rheo", "indexed", "s_1", J("{s:1}"), J("{sparse:true}"));
+    db->create_index("rheo", "indexed", "b_p", J("{b:-1}"),
+                     J("{partialFilterExpression:{b:{$gt:1}}}"));
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(every_query_shape_answers_the_same_with_and_without_indexes,
+                        twin_collections) {
+  struct shape {
+    const char* filter;
+    const char* sort;
+    std::int64_t skip, limit;
+  };
+  const shape shapes[] = {
+      {"{a:3}", "{}", 0, 100},
+      {"{a:{$eq:3}}", "{a:1}", 0, 100},
+      {"{a:3.0}", "{_id:1}", 0, 100},
+      {"{a:null}", "{}", 0, 100},
+      {"{a:'s2'}", "{}", 0, 100},
+      {"{a:{$gt:4}}", "{a:1}", 0, 100},
+      {"{a:{$gte:2,$lt:7}}", "{a:-1}", 3, 20},
+      {"{a:{$lt:'s3'}}", "{}", 0, 100},
+      {"{a:{$in:[1,'s1',null]}}", "{}", 0, 100},
+      {"{a:{$in:[2,3]}}", "{a:1}", 0, 100},
+      {"{b:2}", "{a:-1}", 0, 10},
+      {"{b:2}", "{t:-1}", 4, 10},
+      {"{b:{$gte:2}}", "{b:1,t:-1}", 0, 30},
+      {"{b:2,a:{$gt:3}}", "{}", 0, 100},
+      {"{b:{$in:[1,3]},a:5}", "{}", 0, 100},
+      {"{$and:[{b:1},{a:{$lte:6}}]}", "{a:-1}", 2, 5},
+      {"{'n.x':{$gte:3}}", "{'n.x':-1}", 0, 100},
+      {"{'n.x':4}", "{}", 0, 100},
+      {"{tags:'green'}", "{}", 0, 100},
+      {"{tags:{$in:['red','green']}}", "{tags:1}", 0, 100},
+      {"{tags:['red','green']}", "{}", 0, 100},
+      {"{}", "{t:-1}", 0, 15},
+      {"{}", "{t:-1}", 45, 15},
+      {"{}", "{t:1}", 0, 15},
+      {"{t:{$gt:{$date:1700000100000}}}", "{t:-1}", 0, 100},
+      {"{s:1}", "{}", 0, 100},
+      {"{s:null}", "{}", 0, 100},
+      {"{}", "{s:1}", 0, 100},
+      {"{b:{$gt:1}}", "{b:-1}", 0, 100},
+      {"{b:3}", "{}", 0, 100},
+      {"{a:{$ne:3}}", "{a:1}", 0, 100},
+      {"{$or:[{a:1},{b:3}]}", "{}", 0, 100},
+      {"{_id:{$gte:10,$lt:20}}", "{_id:-1}", 0, 100},
+      {"{_id:17}", "{}", 0, 100},
+  };
+  for (auto& s : shapes) {
+    query_plan plain_plan, indexed_plan;
+    auto q = request(s.filter, s.sort, s.skip, s.limit);
+    q.explain = &plain_plan;
+    auto expected = ids(db->find("rheo", "plain", q));
+    q.explain = &indexed_plan;
+    auto got = ids(db->find("rheo", "indexed", q));
+    BOOST_TEST_CONTEXT(s.filter << " sorted " << s.sort << " skip " << s.skip << " limit "
+                                << s.limit << " via " << indexed_plan.bounds) {
+      BOOST_TEST(got == expected, boost::test_tools::per_element());
+      BOOST_TEST(indexed_plan.examined <= plain_plan.examined);
+      BOOST_TEST(db->count_query("rheo", "indexed", q) == db->count_query("rheo", "plain", q));
+    }
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(an_index_that_fits_is_used_and_reads_no_more_than_it_returns,
+                        twin_collections) {
+  auto plan_of = [&](std::string_view filter, std::string_view sort, std::int64_t skip = 0,
+                     std::int64_t limit = 15) {
+    query_plan p;
+    auto q = request(filter, sort, skip, limit);
+    q.explain = &p;
+    db->find("rheo", "indexed", q);
+    return p;
+  };
+  // The chat's history call: newest first by timestamp, one page.
+  auto history = plan_of("{}", "{t:-1}");
+  BOOST_TEST(history.index == "t_-1");
+  BOOST_TEST(history.examined == 15u);
+  BOOST_TEST(!history.in_memory_sort);
+  BOOST_TEST(plan_of("{}", "{t:-1}", 30).examined == 45u);
+  BOOST_TEST(plan_of("{}", "{t:1}").index == "t_-1"); // scanned backward
+  // Equality on a prefix, the sort on the next field.
+  auto prefix = plan_of("{b:2}", "{t:-1}", 0, 5);
+  BOOST_TEST(prefix.index == "b_1_t_-1");
+  BOOST_TEST(prefix.examined == 5u);
+  // {b:1, a:-1} is multikey (a holds arrays): it filters but does not sort.
+  auto multikey = plan_of("{b:2,a:5}", "{a:-1}", 0, 5);
+  BOOST_TEST(multikey.index == "b_1_a_-1");
+  BOOST_TEST(multikey.in_memory_sort);
+  // Equality alone: the matching entries only.
+  auto eq = plan_of("{'n.x':4}", "{}", 0, 100);
+  BOOST_TEST(eq.index == "nx_-1");
+  BOOST_TEST(eq.examined == db->count_query("rheo", "plain", request("{'n.x':4}")));
+  BOOST_TEST(plan_of("{_id:17}", "{}").examined == 1u);
+  // Not usable: a sparse index for null, a partial index the filter does not imply.
+  BOOST_TEST(plan_of("{s:null}", "{}").index != "s_1");
+  BOOST_TEST(plan_of("{b:1}", "{b:-1}").index != "b_p");
+  BOOST_TEST(plan_of("{b:{$gt:1}}", "{b:-1}").index == "b_p");
+  // A multikey index answers equality but not a sort.
+  BOOST_TEST(plan_of("{tags:'green'}", "{}").index == "tags_1");
+  BOOST_TEST(plan_of("{}", "{tags:1}").index != "tags_1");
+}
+
+BOOST_AUTO_TEST_CASE(a_unique_index_refuses_a_second_key_and_the_write_leaves_no_trace) {
+  store_fixture s;
+  s.db->insert("rheo", "u", J("{_id:1,email:'a@x'}"));
+  s.db->create_index("rheo", "u", "email", J("{email:1}"), J("{unique:true}"));
+  auto feed = s.db->watch("rheo", "u", std::nullopt);
+  auto sink = start(*feed);
+  BOOST_TEST(status_of([&] { s.db->insert("rheo", "u", J("{_id:2,email:'a@x'}")); }) == 409);
+  BOOST_TEST(!s.db->find_by_id("rheo", "u", value(2)).has_value());
+  s.db->insert("rheo", "u", J("{_id:3,email:'b@x'}"));
+  BOOST_TEST(status_of([&] {
+               s.db->update("rheo", "u", value(3), update_spec::parse(J("{$set:{email:'a@x'}}")),
+                            write_mode::update, std::nullopt);
+             }) == 409);
+  BOOST_TEST(to_json(*find_field(*s.db->find_by_id("rheo", "u", value(3)), "email")) == "\"b@x\"");
+  // Only the insert of 3 reached the feed.
+  BOOST_TEST(sink->received().size() == 1u);
+  // A key freed by a delete may be taken again; missing fields are one null key.
+  s.db->remove("rheo", "u", value(1), std::nullopt);
+  s.db->insert("rheo", "u", J("{_id:4,email:'a@x'}"));
+  s.db->insert("rheo", "u", J("{_id:5}"));
+  BOOST_TEST(status_of([&] { s.db->insert("rheo", "u", J("{_id:6}")); }) == 409);
+}
+
+BOOST_AUTO_TEST_CASE(sparse_and_partial_unique_indexes_only_constrain_the_documents_they_hold) {
+  store_fixture s;
+  s.db->insert("rheo", "p", J("{_id:0}"));
+  s.db->create_index("rheo", "p", "nick", J("{nick:1}"), J("{unique:true,sparse:true}"));
+  s.db->create_index("rheo", "p", "code", J("{code:1}"),
+                     J("{unique:true,partialFilterExpression:{active:true}}"));
+  s.db->insert("rheo", "p", J("{_id:1}"));
+  s.db->insert("rheo", "p", J("{_id:2}")); // no nick twice: fine in a sparse index
+  s.db->insert("rheo", "p", J("{_id:3,nick:'x'}"));
+  BOOST_TEST(status_of([&] { s.db->insert("rheo", "p", J("{_id:4,nick:'x'}")); }) == 409);
+  s.db->insert("rheo", "p", J("{_id:5,code:7,active:false}"));
+  s.db->insert("rheo", "p", J("{_id:6,code:7,active:true}"));
+  s.db->insert("rheo", "p", J("{_id:7,code:7,active:false}"));
+  BOOST_TEST(status_of([&] { s.db->insert("rheo", "p", J("{_id:8,code:7,active:true}")); }) == 409);
+}
+
+BOOST_AUTO_TEST_CASE(a_unique_index_over_duplicates_is_refused_and_not_left_behind) {
+  store_fixture s;
+  s.db->insert("rheo", "d", J("{_id:1,k:1}"));
+  s.db->insert("rheo", "d", J("{_id:2,k:1.0}")); // the same key as 1
+  BOOST_TEST(status_of([&] {
+               s.db->create_index("rheo", "d", "k", J("{k:1}"), J("{unique:true}"));
+             }) == 400);
+  BOOST_TEST(s.db->list_indexes("rheo", "d").size() == 1u); // _id_ only
+  s.db->insert("rheo", "d", J("{_id:3,k:1}"));              // no index refuses it
+}
+
+BOOST_AUTO_TEST_CASE(the_index_api_lists_creates_and_drops_with_the_contract_s_errors) {
+  store_fixture s;
+  BOOST_TEST(status_of([&] { s.db->list_indexes("rheo", "none"); }) == 404);
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "none", "a", J("{a:1}"), {}); }) == 404);
+  s.db->insert("rheo", "c", J("{_id:1}"));
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "c", "_a", J("{a:1}"), {}); }) == 400);
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "c", "a", J("{}"), {}); }) == 400);
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "c", "a", J("{a:'text'}"), {}); }) == 400);
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "c", "a", J("{a:1}"), J("{bogus:1}")); }) ==
+             400);
+  BOOST_TEST(status_of([&] {
+               s.db->create_index("rheo", "c", "a", J("{a:1,b:1}"), J("{expireAfterSeconds:5}"));
+             }) == 400);
+  s.db->create_index("rheo", "c", "a", J("{a:1,'b.c':-1}"), J("{unique:true}"));
+  BOOST_TEST(status_of([&] { s.db->create_index("rheo", "c", "a", J("{z:1}"), {}); }) == 409);
+  auto list = s.db->list_indexes("rheo", "c");
+  BOOST_REQUIRE(list.size() == 2u);
+  BOOST_TEST(list[0].name == "_id_");
+  BOOST_TEST(to_json(value(list[1].key)) == to_json(value(J("{a:1,'b.c':-1}"))));
+  BOOST_TEST(to_json(value(list[1].options)) == "{\"unique\":true}");
+  BOOST_TEST(status_of([&] { s.db->drop_index("rheo", "c", "_id_"); }) == 400);
+  BOOST_TEST(status_of([&] { s.db->drop_index("rheo", "c", "nope"); }) == 404);
+  s.db->drop_index("rheo", "c", "a");
+  BOOST_TEST(s.db->list_indexes("rheo", "c").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_ttl_index_deletes_expired_documents_each_with_a_delete_event) {
+  store_fixture s;
+  s.db.reset();
+  s.ttl_interval = 20ms;
+  s.open();
+  const std::int64_t now = date_time::now().millis;
+  s.db->insert("rheo", "sessions", object{{"_id", 1}, {"at", date_time{now - 3600 * 1000}}});
+  s.db->insert("rheo", "sessions", object{{"_id", 2}, {"at", date_time{now + 3600 * 1000}}});
+  s.db->insert("rheo", "sessions", object{{"_id", 3}, {"at", "not a date"}});
+  s.db->insert(
+      "rheo", "sessions",
+      object{{"_id", 4}, {"at", array{date_time{now + 3600000}, date_time{now - 7200000}}}});
+  auto feed = s.db->watch("rheo", "sessions", std::nullopt);
+  auto sink = start(*feed);
+  s.db->create_index("rheo", "sessions", "at", J("{at:-1}"), J("{expireAfterSeconds:60}"));
+  auto events = sink->wait_events(2);
+  BOOST_REQUIRE(events.size() == 2u);
+  std::set<std::string> deleted;
+  for (auto& ev : events) {
+    BOOST_TEST(ev.operation == "delete");
+    deleted.insert(to_json(*ev.document_key));
+  }
+  BOOST_TEST(deleted == (std::set<std::string>{"1", "4"}));
+  BOOST_TEST(s.db->count("rheo", "sessions", matcher{}) == 2);
+}
+
+BOOST_AUTO_TEST_CASE(an_index_built_while_writes_go_on_holds_every_document) {
+  store_fixture s;
+  for (int i = 0; i < 3000; ++i)
+    s.db->insert("rheo", "w", object{{"_id", i}, {"k", i % 50}});
+  std::atomic<bool> done{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 3000; !done.load() || i < 3200; ++i) {
+      s.db->insert("rheo", "w", object{{"_id", i}, {"k", i % 50}});
+      s.db->update("rheo", "w", value(i - 3000), update_spec::parse(J("{$set:{k:49}}")),
+                   write_mode::update, std::nullopt);
+      written.store(i);
+    }
+  });
+  s.db->create_index("rheo", "w", "k", J("{k:1}"), {});
+  done.store(true);
+  writer.join();
+  BOOST_TEST(written.load() >= 3199);
+  for (int k : {0, 7, 49}) {
+    query_plan p;
+    auto q = request("{k:" + std::to_string(k) + "}", "{}", 0, -1);
+    q.explain = &p;
+    auto via_index = s.db->find("rheo", "w", q);
+    BOOST_TEST(p.index == "k");
+    find_query scan = query_of("{k:" + std::to_string(k) + "}", "{}", "{}", 0, -1);
+    BOOST_TEST(ids(via_index) == ids(s.db->find("rheo", "w", scan)),
+               boost::test_tools::per_element());
+  }
+}
