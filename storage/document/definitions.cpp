@@ -1,6 +1,7 @@
 #include "storage/document/definitions.hpp"
 
 #include "storage/document/expression.hpp"
+#include "storage/document/group.hpp"
 
 #include <algorithm>
 #include <string>
@@ -102,6 +103,9 @@ void check_operator_name(const std::string& k, argument_operators mode) {
     if (is_code_operator(k)) throw_bad_request("operator " + k + " is not allowed");
     if (!is_query_operator(k)) throw_bad_request("unknown operator " + k);
     return;
+  case argument_operators::accumulators:
+    if (is_accumulator(k)) return;
+    [[fallthrough]];
   case argument_operators::expression:
     if (k != "$literal" && !is_expression_operator(k)) reject_expression_operator(k);
     return;

@@ -69,9 +69,10 @@ const array& definition_stages(const object& definition);
 /// How the operator names inside a stage's argument are checked when the stage holds
 /// client variables (so that it can only be compiled once they are bound).
 enum class argument_operators {
-  query,      ///< query operators ($match)
-  expression, ///< expression operators ($project, $set, ...)
-  none,       ///< no operators: only the variables' shapes
+  query,        ///< query operators ($match)
+  expression,   ///< expression operators ($project, $set, ...)
+  accumulators, ///< expression operators and $group accumulators
+  none,         ///< no operators ($sort, $limit, ...): only the variables' shapes
 };
 
 /// What validate_definitions() checks for one kind of definition.
