@@ -1,44 +1,23 @@
 #define BOOST_TEST_MODULE pipeline
 #include <boost/test/unit_test.hpp>
 
+#include "document_test_helpers.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/pipeline.hpp"
 
-#include <ostream>
 #include <string>
 #include <string_view>
 
-namespace rheo {
-/// Lets BOOST_TEST print values as JSON.
-std::ostream& boost_test_print_type(std::ostream& os, const value& v) {
-  return os << to_json(v);
-}
-} // namespace rheo
-
 using namespace rheo;
+using namespace rheo::doc_test;
 
 namespace {
-
-object obj(std::string_view json) {
-  return parse_json(json, "test").as_object();
-}
 
 /// A pipeline from the JSON text of its stages.
 pipeline make(std::string_view stages, std::string_view avars = "{}", const server_vars& sv = {}) {
   return pipeline::compile(obj(R"({"uri":"s","stages":)" + std::string(stages) + "}"), obj(avars),
                            sv);
-}
-
-/// The message of the api_error(400) that `f` throws, or "" when it throws none.
-template <class F> std::string bad_request(F f) {
-  try {
-    f();
-  } catch (const api_error& e) {
-    BOOST_TEST(e.status() == 400);
-    return e.what();
-  }
-  return "";
 }
 
 std::string compile_error(std::string_view stages, std::string_view avars = "{}") {
@@ -95,10 +74,6 @@ std::optional<value> eval(std::string_view expression, const object& doc = messa
   BOOST_REQUIRE(out.has_value());
   auto* r = find_field(*out, "r");
   return r ? std::optional<value>(*r) : std::nullopt;
-}
-
-value json(std::string_view text) {
-  return parse_json(text, "expected");
 }
 
 bool eval_throws(std::string_view expression, const object& doc = message()) {

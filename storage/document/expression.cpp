@@ -499,6 +499,10 @@ std::optional<value> expression::evaluate(const object& root) const {
   return std::move(r).take();
 }
 
+value add_numbers(const value& a, const value& b) {
+  return arithmetic('+', a, b);
+}
+
 bool is_expression_operator(std::string_view name) {
   return find_expression_operator(name) != nullptr;
 }

@@ -2,7 +2,7 @@
 // through arrays), $$ROOT, object and array literals, and the operators $eq $ne $gt $gte
 // $lt $lte $cmp $and $or $not $cond $ifNull $concat $toString $add $subtract $multiply
 // $divide $in $size ($literal quotes a value). Used by the stages of change-stream
-// pipelines (pipeline.hpp).
+// pipelines (pipeline.hpp) and aggregations (aggregation.hpp).
 //
 // Thread-safety: a compiled expression is immutable and cheap to copy (copies share the
 // compiled tree); evaluate() may be called from several threads at once.
@@ -39,6 +39,11 @@ private:
   explicit expression(std::shared_ptr<const node> n) : node_(std::move(n)) {}
   std::shared_ptr<const node> node_;
 };
+
+/// a + b with $add's number types: int32 + int32 stays int32 when it fits, integers that
+/// overflow widen (to int64, then double), a double operand makes a double. Precondition:
+/// both are numbers. ($group's $sum and $avg add this way.)
+value add_numbers(const value& a, const value& b);
 
 /// True for the operators that run code ($where $function $accumulator): never allowed.
 bool is_code_operator(std::string_view op);

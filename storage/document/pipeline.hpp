@@ -1,12 +1,13 @@
 // Change-stream pipelines (section 4 of the API contract): the stream definitions stored
-// in collection metadata, their variables ($var, $ifvar, @user, @now) and the aggregation
-// stages rheo runs per subscription on change events ($match $project $addFields $set
-// $unset $replaceRoot $replaceWith, with a subset of expression operators).
+// in collection metadata, their variables ($var, $ifvar, @user, @now; see definitions.hpp)
+// and the aggregation stages rheo runs per subscription on change events ($match $project
+// $addFields $set $unset $replaceRoot $replaceWith, with a subset of expression operators).
 //
 // Thread-safety: a compiled pipeline is immutable and cheap to copy (it shares its
 // compiled stages); run() may be called from several threads at once.
 #pragma once
 
+#include "storage/document/definitions.hpp"
 #include "storage/document/expression.hpp"
 #include "storage/document/value.hpp"
 
@@ -16,10 +17,6 @@
 #include <string>
 
 namespace rheo {
-
-/// Unescapes a stored stream definition's keys, recursively (values are left alone):
-/// a leading "_$" becomes "$" and every "::" becomes ".". Literal keys pass unchanged.
-object unescape_stream_keys(const object& o);
 
 /// Checks a collection metadata document's `streams` (absent is fine): an array of
 /// {uri: non-empty string unique within the array, stages: array of stages}. Stage names
@@ -34,18 +31,6 @@ void validate_streams(const object& metadata);
 
 /// The definition of stream `uri` in collection metadata (`streams`), or nullptr.
 const object* find_stream(const object& metadata, std::string_view uri);
-
-/// Values of the server variables for one client.
-struct server_vars {
-  /// The authenticated user's document ("@user", "@user.<field>"); null when absent.
-  std::optional<object> user;
-  /// "@now"; when absent, the clock at pipeline::compile().
-  std::optional<date_time> now;
-  /// An ACL readFilter over documents (variables already resolved): prepended to the
-  /// stages as a $match on `fullDocument`, so a client only receives changes to documents
-  /// it may read (events without a fullDocument, e.g. deletes, do not pass).
-  std::optional<object> read_filter;
-};
 
 /// A stream definition resolved against one client's variables: $var/$ifvar substituted,
 /// @user and @now resolved, stages compiled once. "@now" is fixed when the subscription is
