@@ -2,6 +2,7 @@
 
 #include "actors/broker.hpp"
 #include "actors/session.hpp"
+#include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 #include "storage/store.hpp"
 
@@ -13,9 +14,10 @@
 namespace rheo {
 
 struct realtime::impl {
-  impl(caf::actor_system& s, const server_config& c) : system(s), config(c) {}
+  impl(caf::actor_system& s, const server_config& c, metrics& m) : system(s), config(c), stats(m) {}
   caf::actor_system& system;
   const server_config& config;
+  metrics& stats;
   broker_actor broker;
   std::mutex mutex;
   std::vector<std::weak_ptr<ws_connection>> connections;
@@ -23,9 +25,10 @@ struct realtime::impl {
   bool shutting_down = false;
 };
 
-realtime::realtime(caf::actor_system& system, store& db, const server_config& config)
-    : impl_(std::make_unique<impl>(system, config)) {
-  impl_->broker = system.spawn(broker, &db);
+realtime::realtime(caf::actor_system& system, store& db, const server_config& config,
+                   metrics& stats)
+    : impl_(std::make_unique<impl>(system, config, stats)) {
+  impl_->broker = system.spawn(broker, &db, &stats);
 }
 
 realtime::~realtime() {
@@ -63,7 +66,8 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   spec.key = target.key;
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
-  auto hdl = im.system.spawn(session, conn, im.broker, std::move(spec));
+  auto hdl =
+      counted(im.system.spawn(session, conn, im.broker, std::move(spec)), im.stats.sessions_open);
   // Set here, on the connection's own thread (this is called from its HTTP session), so
   // that it is in place before any close() posted to that thread can finish it. The
   // session then quits, and the broker (which monitors it) removes it from its subscription.

@@ -1,5 +1,6 @@
 // The realtime service: owns the broker actor and turns accepted WebSocket upgrades
-// into session actors with their connections.
+// into session actors with their connections. Counts the sessions (rheo_sessions_open) on
+// the metrics it was given and hands the metrics to the broker.
 //
 // Thread-safety: accept() is called on the I/O thread of the connection it is given;
 // shutdown() may be called from any thread; stop() once, after the HTTP server has stopped.
@@ -17,10 +18,12 @@ class actor_system;
 namespace rheo {
 
 class store;
+struct metrics;
 
 class realtime : public websocket_hub {
 public:
-  realtime(caf::actor_system& system, store& db, const server_config& config);
+  /// Every argument must outlive the actors (the broker, and all it spawns).
+  realtime(caf::actor_system& system, store& db, const server_config& config, metrics& stats);
   ~realtime() override;
 
   void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,

@@ -103,7 +103,7 @@ void http_session::process(http::request<http::string_body> req) {
     if (!srv_.hub || srv_.stopping.load())
       return send(error_response(503, "change streams are not available"), false, version, false,
                   start);
-    global_metrics().record_request(
+    shard_.metrics().record_request(
         101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
     stream_.expires_never();
     srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
@@ -142,7 +142,7 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
   msg->body() = std::move(res.body);
   msg->prepare_payload();
   if (head) msg->body().clear();
-  global_metrics().record_request(
+  shard_.metrics().record_request(
       res.status, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                  std::chrono::steady_clock::now() - start)
                                                  .count()));

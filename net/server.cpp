@@ -21,8 +21,8 @@ unsigned io_thread_count(const server_config& c) {
 }
 } // namespace
 
-server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w)
-    : config(c), handler(h), hub(w), pool(io_thread_count(c)), acceptor(pool.shard(0).context()),
+server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
+    : config(c), handler(h), hub(w), pool(io_thread_count(c), m), acceptor(pool.shard(0).context()),
       workers(c.worker_threads) {}
 
 void server::impl::do_accept() {
@@ -56,8 +56,9 @@ void server::impl::unregister_session(const http_session* s) {
   sessions.erase(s);
 }
 
-server::server(const server_config& config, http_handler& handler, websocket_hub* hub)
-    : impl_(std::make_unique<impl>(config, handler, hub)) {}
+server::server(const server_config& config, http_handler& handler, websocket_hub* hub,
+               metrics& stats)
+    : impl_(std::make_unique<impl>(config, handler, hub, stats)) {}
 
 server::~server() {
   stop();

@@ -17,12 +17,14 @@ namespace rheo {
 
 class http_handler;
 class websocket_hub;
+struct metrics;
 
 class server {
 public:
   /// `handler` answers the requests; `hub` (may be null) takes WebSocket upgrades of
-  /// stream URLs.
-  server(const server_config& config, http_handler& handler, websocket_hub* hub);
+  /// stream URLs. The I/O threads, their HTTP sessions and WebSockets count on `stats`.
+  /// Every argument must outlive the server.
+  server(const server_config& config, http_handler& handler, websocket_hub* hub, metrics& stats);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

@@ -29,7 +29,7 @@ namespace rheo {
 class http_session;
 
 struct server::impl {
-  impl(const server_config& c, http_handler& h, websocket_hub* w);
+  impl(const server_config& c, http_handler& h, websocket_hub* w, metrics& m);
 
   void do_accept();
   void register_session(const std::shared_ptr<http_session>& s);
