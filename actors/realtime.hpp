@@ -3,7 +3,7 @@
 // the metrics it was given and hands the metrics to the broker.
 //
 // Thread-safety: accept() is called on the I/O thread of the connection it is given;
-// shutdown() may be called from any thread; stop() once, after the HTTP server has stopped.
+// stop() once, after the HTTP server has stopped.
 #pragma once
 
 #include "config/config.hpp"
@@ -28,8 +28,8 @@ public:
 
   void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
               boost::beast::http::request<boost::beast::http::string_body> req,
-              boost::beast::flat_buffer buffer, stream_target target) override;
-  void shutdown() override;
+              boost::beast::flat_buffer buffer, stream_target target,
+              connection_registry& connections) override;
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
 

@@ -22,15 +22,11 @@ constexpr auto read_timeout = std::chrono::seconds(60);
 http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv)
     : stream_(std::move(socket)), shard_(shard), srv_(srv) {}
 
-http_session::~http_session() {
-  srv_.unregister_session(this);
-}
-
 void http_session::run() {
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
 }
 
-void http_session::shutdown() {
+void http_session::shut_down() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
     self->stopping_ = true;
     if (!self->busy_) self->close();
@@ -107,7 +103,7 @@ void http_session::process(http::request<http::string_body> req) {
         101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
     stream_.expires_never();
     srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
-                     std::move(std::get<stream_target>(resolved)));
+                     std::move(std::get<stream_target>(resolved)), srv_.connections);
     return;
   }
   r.body = std::move(req.body());

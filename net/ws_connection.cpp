@@ -90,6 +90,10 @@ void ws_connection::close(std::uint16_t code, std::string reason, bool drop_queu
             });
 }
 
+void ws_connection::shut_down() {
+  close(ws::close_code::going_away, "server shutting down");
+}
+
 std::int64_t ws_connection::enqueue(const std::shared_ptr<const std::string>& bytes,
                                     std::uint32_t frames) {
   if (closing_ || finished_) return 0;
