@@ -5,6 +5,7 @@
 #include "actors/realtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
+#include "net/metrics.hpp"
 #include "net/rest/rest_api.hpp"
 #include "net/security/security.hpp"
 #include "net/server.hpp"
@@ -96,6 +97,8 @@ int run(rheo::server_config config) {
     }
   }
 
+  // Counted on by the actors and the server: created before them, so that it outlives them.
+  metrics stats;
   caf::actor_system_config caf_config;
   register_message_types(caf_config);
   // The actors see one message per batch per subscription (data frames go to the I/O
@@ -109,9 +112,9 @@ int run(rheo::server_config config) {
                                               : std::max(1u, std::thread::hardware_concurrency())));
   caf::actor_system actors{caf_config};
 
-  rest_api api(config, *db, *sec);
-  realtime streams(actors, *db, config);
-  server srv(config, api, &streams);
+  rest_api api(config, *db, *sec, stats);
+  realtime streams(actors, *db, config, stats);
+  server srv(config, api, &streams, stats);
   std::uint16_t port = 0;
   try {
     port = srv.start();

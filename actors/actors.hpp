@@ -9,6 +9,8 @@
 #include "storage/document/pipeline.hpp"
 #include "storage/document/value.hpp"
 
+#include <caf/abstract_actor.hpp>
+#include <caf/actor_cast.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -19,6 +21,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -151,6 +154,16 @@ using broker_actor = caf::typed_actor<
 
 /// Registers rheo's message types with a CAF configuration.
 void register_message_types(caf::actor_system_config& cfg);
+
+/// Counts the actor `h` on `gauge` (one of net/metrics.hpp's) from now until it terminates;
+/// the spawner calls it, so that the actor counts from its spawn on, before it first runs.
+/// `gauge` must outlive the actor. Thread-safe. Returns `h`.
+template <class Handle> Handle counted(Handle h, std::atomic<std::int64_t>& gauge) {
+  gauge.fetch_add(1, std::memory_order_relaxed);
+  caf::actor_cast<caf::abstract_actor*>(h)->attach_functor(
+      [&gauge] { gauge.fetch_sub(1, std::memory_order_relaxed); });
+  return h;
+}
 
 } // namespace rheo
 

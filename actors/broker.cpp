@@ -3,6 +3,7 @@
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "config/log.hpp"
+#include "net/metrics.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
@@ -45,8 +46,9 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
 
 } // namespace
 
-broker_actor::behavior_type broker(self_ptr self, store* db) {
+broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats) {
   self->state.db = db;
+  self->state.stats = stats;
   self->set_down_handler([self](caf::down_msg& dm) { remove_session(self, dm.source); });
   return {
       [self](subscribe_atom, session_actor& session, ws_handle& conn,
@@ -70,12 +72,15 @@ broker_actor::behavior_type broker(self_ptr self, store* db) {
               return caf::make_error(caf::sec::runtime_error,
                                      std::string("cannot watch ") + spec.coll + ": " + e.what());
             }
-            w = self->spawn(watcher, broker_actor{self}, std::move(feed), spec.coll);
+            w = counted(
+                self->spawn(watcher, broker_actor{self}, std::move(feed), spec.coll, st.stats),
+                st.stats->upstream_feeds);
             st.watchers_by_key[wkey] = w;
             st.watchers[w.address()] = {w, 0};
           }
           std::string key = spec.key;
-          sub = self->spawn(subscription, broker_actor{self}, std::move(spec));
+          sub = counted(self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats),
+                        st.stats->subscriptions);
           st.subscriptions_by_key[key] = sub;
           st.subscriptions[sub.address()] = {sub, std::move(key), wkey, w, 0};
           st.watchers[w.address()].subscriptions++;

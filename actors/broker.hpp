@@ -1,7 +1,9 @@
 // The BROKER actor: creates and finds watchers and subscriptions, attaches sessions to
 // subscriptions, and tears down subscriptions without sessions and watchers without
 // subscriptions. Every membership change goes through it, so a session never joins a
-// subscription that is being torn down.
+// subscription that is being torn down. It counts the watchers and subscriptions it spawns
+// on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and hands the
+// metrics to them.
 #pragma once
 
 #include "actors/actors.hpp"
@@ -13,6 +15,8 @@
 #include <unordered_map>
 
 namespace rheo {
+
+struct metrics;
 
 struct broker_state {
   static inline const char* name = "broker";
@@ -30,6 +34,7 @@ struct broker_state {
   };
 
   store* db = nullptr;
+  metrics* stats = nullptr;
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
   std::unordered_map<caf::actor_addr, watcher_entry> watchers;
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
@@ -38,6 +43,8 @@ struct broker_state {
 };
 
 /// @param db the store whose change feeds the watchers follow.
-broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db);
+/// @param stats what the broker, its watchers and subscriptions count on; must outlive them.
+broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db,
+                                   metrics* stats);
 
 } // namespace rheo

@@ -2,30 +2,27 @@
 
 #include "actors/broker.hpp"
 #include "actors/session.hpp"
+#include "net/connection_registry.hpp"
+#include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
 
-#include <mutex>
-#include <vector>
-
 namespace rheo {
 
 struct realtime::impl {
-  impl(caf::actor_system& s, const server_config& c) : system(s), config(c) {}
+  impl(caf::actor_system& s, const server_config& c, metrics& m) : system(s), config(c), stats(m) {}
   caf::actor_system& system;
   const server_config& config;
+  metrics& stats;
   broker_actor broker;
-  std::mutex mutex;
-  std::vector<std::weak_ptr<ws_connection>> connections;
-  std::size_t live_after_prune = 0;
-  bool shutting_down = false;
 };
 
-realtime::realtime(caf::actor_system& system, store& db, const server_config& config)
-    : impl_(std::make_unique<impl>(system, config)) {
-  impl_->broker = system.spawn(broker, &db);
+realtime::realtime(caf::actor_system& system, store& db, const server_config& config,
+                   metrics& stats)
+    : impl_(std::make_unique<impl>(system, config, stats)) {
+  impl_->broker = system.spawn(broker, &db, &stats);
 }
 
 realtime::~realtime() {
@@ -34,7 +31,8 @@ realtime::~realtime() {
 
 void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
-                      boost::beast::flat_buffer buffer, stream_target target) {
+                      boost::beast::flat_buffer buffer, stream_target target,
+                      connection_registry& connections) {
   auto& im = *impl_;
   ws_connection::options opts;
   opts.max_client_message_bytes = im.config.ws_max_client_frame_bytes;
@@ -43,18 +41,9 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   opts.pong_timeout = std::chrono::milliseconds(im.config.ws_pong_timeout_ms);
   auto conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
                                               std::move(buffer), opts);
-  {
-    std::lock_guard lock(im.mutex);
-    if (im.shutting_down) {
-      conn->reject(503, error_response(503, "server shutting down").body);
-      return;
-    }
-    // Prune closed connections only when the list has doubled: amortised O(1) per accept.
-    if (im.connections.size() >= 2 * im.live_after_prune + 64) {
-      std::erase_if(im.connections, [](auto& w) { return w.expired(); });
-      im.live_after_prune = im.connections.size();
-    }
-    im.connections.push_back(conn);
+  if (!connections.add(conn)) {
+    conn->reject(503, error_response(503, "server shutting down").body);
+    return;
   }
   subscription_spec spec;
   spec.db = target.db;
@@ -63,24 +52,12 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   spec.key = target.key;
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
-  auto hdl = im.system.spawn(session, conn, im.broker, std::move(spec));
+  auto hdl =
+      counted(im.system.spawn(session, conn, im.broker, std::move(spec)), im.stats.sessions_open);
   // Set here, on the connection's own thread (this is called from its HTTP session), so
   // that it is in place before any close() posted to that thread can finish it. The
   // session then quits, and the broker (which monitors it) removes it from its subscription.
   conn->on_closed = [hdl] { caf::anon_send(hdl, closed_atom::value); };
-}
-
-void realtime::shutdown() {
-  std::vector<std::shared_ptr<ws_connection>> live;
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->shutting_down = true;
-    for (auto& w : impl_->connections)
-      if (auto c = w.lock()) live.push_back(std::move(c));
-    impl_->connections.clear();
-  }
-  for (auto& c : live)
-    c->close(1001, "server shutting down");
 }
 
 void realtime::stop() {

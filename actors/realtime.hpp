@@ -1,8 +1,9 @@
 // The realtime service: owns the broker actor and turns accepted WebSocket upgrades
-// into session actors with their connections.
+// into session actors with their connections. Counts the sessions (rheo_sessions_open) on
+// the metrics it was given and hands the metrics to the broker.
 //
 // Thread-safety: accept() is called on the I/O thread of the connection it is given;
-// shutdown() may be called from any thread; stop() once, after the HTTP server has stopped.
+// stop() once, after the HTTP server has stopped.
 #pragma once
 
 #include "config/config.hpp"
@@ -17,16 +18,18 @@ class actor_system;
 namespace rheo {
 
 class store;
+struct metrics;
 
 class realtime : public websocket_hub {
 public:
-  realtime(caf::actor_system& system, store& db, const server_config& config);
+  /// Every argument must outlive the actors (the broker, and all it spawns).
+  realtime(caf::actor_system& system, store& db, const server_config& config, metrics& stats);
   ~realtime() override;
 
   void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
               boost::beast::http::request<boost::beast::http::string_body> req,
-              boost::beast::flat_buffer buffer, stream_target target) override;
-  void shutdown() override;
+              boost::beast::flat_buffer buffer, stream_target target,
+              connection_registry& connections) override;
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
 

@@ -1,20 +1,11 @@
 #include "actors/session.hpp"
 
 #include "net/http.hpp"
-#include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
 
 #include <caf/all.hpp>
 
 namespace rheo {
-
-session_state::session_state() {
-  global_metrics().sessions_open.fetch_add(1, std::memory_order_relaxed);
-}
-
-session_state::~session_state() {
-  global_metrics().sessions_open.fetch_sub(1, std::memory_order_relaxed);
-}
 
 session_actor::behavior_type session(session_actor::stateful_pointer<session_state> self,
                                      std::shared_ptr<ws_connection> conn, broker_actor broker,

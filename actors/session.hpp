@@ -16,8 +16,6 @@ namespace rheo {
 
 struct session_state {
   static inline const char* name = "session";
-  session_state();
-  ~session_state();
 
   std::shared_ptr<ws_connection> conn;
 };

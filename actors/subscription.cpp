@@ -37,18 +37,13 @@ void fan_out(subscription_state& st, std::string frames, std::uint32_t count) {
 
 } // namespace
 
-subscription_state::subscription_state() {
-  global_metrics().subscriptions.fetch_add(1, std::memory_order_relaxed);
-}
-
 subscription_state::~subscription_state() {
   for (auto& g : groups)
     if (g) fanout_group::release(std::move(g));
-  global_metrics().subscriptions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 subscription_actor::behavior_type subscription(self_ptr self, broker_actor broker,
-                                               subscription_spec spec) {
+                                               subscription_spec spec, metrics* stats) {
   auto& st = self->state;
   st.stream = std::move(spec.stream);
   st.definition = std::move(spec.definition);
@@ -81,7 +76,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         --st.sessions_per_shard[it->second.shard];
         st.sessions.erase(it);
       },
-      [self, broker](event_batch& batch) {
+      [self, broker, stats](event_batch& batch) {
         auto& st = self->state;
         if (st.closed || !batch.events) return;
         std::string frames;
@@ -98,7 +93,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
               ++count;
             }
           } catch (const pipeline_error& e) {
-            global_metrics().stage_errors.fetch_add(1, std::memory_order_relaxed);
+            stats->stage_errors.fetch_add(1, std::memory_order_relaxed);
             log::debug(std::string("stream ") + st.stream + ": event skipped: " + e.what());
           }
           const std::string* op = operation_of(ev);

@@ -17,10 +17,10 @@
 namespace rheo {
 
 class fanout_group;
+struct metrics;
 
 struct subscription_state {
   static inline const char* name = "subscription";
-  subscription_state();
   ~subscription_state();
 
   struct member {
@@ -40,8 +40,10 @@ struct subscription_state {
 
 /// @param broker told when the stream definition changed (retire).
 /// @param spec the compiled stream definition and variables.
+/// @param stats counts the events a stage failed on (rheo_stage_errors_total); must outlive
+///        the actor.
 subscription_actor::behavior_type
 subscription(subscription_actor::stateful_pointer<subscription_state> self, broker_actor broker,
-             subscription_spec spec);
+             subscription_spec spec, metrics* stats);
 
 } // namespace rheo

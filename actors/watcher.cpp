@@ -15,14 +15,15 @@ namespace {
 /// call at a time, on a store thread; never blocks (anon_send only).
 class watcher_sink final : public feed_sink {
 public:
-  explicit watcher_sink(caf::weak_actor_ptr watcher) : watcher_(std::move(watcher)) {}
+  watcher_sink(caf::weak_actor_ptr watcher, metrics* stats)
+      : watcher_(std::move(watcher)), stats_(stats) {}
 
   void events(std::vector<change_event> batch) override {
     auto objects = std::make_shared<std::vector<object>>();
     objects->reserve(batch.size());
     for (auto& e : batch)
       objects->push_back(e.to_object());
-    global_metrics().events_received.fetch_add(batch.size(), std::memory_order_relaxed);
+    stats_->events_received.fetch_add(batch.size(), std::memory_order_relaxed);
     send(feed_atom::value, event_batch{std::move(objects)});
   }
 
@@ -39,26 +40,20 @@ private:
   }
 
   caf::weak_actor_ptr watcher_;
+  metrics* stats_;
 };
 
 } // namespace
 
-watcher_state::watcher_state() {
-  global_metrics().upstream_feeds.fetch_add(1, std::memory_order_relaxed);
-}
-
-watcher_state::~watcher_state() {
-  global_metrics().upstream_feeds.fetch_sub(1, std::memory_order_relaxed);
-}
-
 watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_state> self,
                                      broker_actor broker, std::shared_ptr<change_feed> feed,
-                                     std::string coll) {
+                                     std::string coll, metrics* stats) {
   // Cancelled on this actor's thread when it terminates: cancel() joins the feed's thread,
   // which must not be the thread running this (a sink call may release the last strong
   // reference to the actor, so the state's destructor is no place for it).
   self->attach_functor([feed] { feed->cancel(); });
-  feed->start(std::make_shared<watcher_sink>(caf::actor_cast<caf::weak_actor_ptr>(self->ctrl())));
+  feed->start(
+      std::make_shared<watcher_sink>(caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()), stats));
   return {
       [self](attach_atom, subscription_actor& s) {
         self->state.subscriptions.push_back(std::move(s));

@@ -4,8 +4,9 @@
 // actor, which forwards it, in commit order, to the attached subscriptions. The actor owns
 // the feed: it cancels it (joining any thread the feed runs) when it terminates.
 //
-// Thread-safety: the sink is called on a store thread and only sends messages to the actor
-// through a weak reference; everything else runs on the actor.
+// Thread-safety: the sink is called on a store thread; it only counts the events on the
+// (atomic) metrics and sends messages to the actor through a weak reference; everything
+// else runs on the actor.
 #pragma once
 
 #include "actors/actors.hpp"
@@ -18,11 +19,10 @@
 namespace rheo {
 
 class change_feed;
+struct metrics;
 
 struct watcher_state {
   static inline const char* name = "watcher";
-  watcher_state();
-  ~watcher_state();
 
   std::vector<subscription_actor> subscriptions;
 };
@@ -31,8 +31,10 @@ struct watcher_state {
 /// @param feed the collection's change feed, already positioned (opened by the broker
 ///        before any session is told it has joined); started here, cancelled when the
 ///        actor terminates.
+/// @param stats counts the events received (rheo_events_received_total); must outlive the
+///        feed.
 watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_state> self,
                                      broker_actor broker, std::shared_ptr<change_feed> feed,
-                                     std::string coll);
+                                     std::string coll, metrics* stats);
 
 } // namespace rheo

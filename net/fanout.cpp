@@ -37,7 +37,7 @@ void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std:
   for (std::size_t i = 0; i < members_.size(); ++i)
     if (members_[i]) queued += members_[i]->enqueue(bytes, frames);
   delivering_ = false;
-  global_metrics().bytes_queued.fetch_add(queued, std::memory_order_relaxed);
+  shard_.metrics().bytes_queued.fetch_add(queued, std::memory_order_relaxed);
   if (holes_) {
     holes_ = false;
     std::erase(members_, nullptr);

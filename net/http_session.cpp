@@ -22,15 +22,11 @@ constexpr auto read_timeout = std::chrono::seconds(60);
 http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv)
     : stream_(std::move(socket)), shard_(shard), srv_(srv) {}
 
-http_session::~http_session() {
-  srv_.unregister_session(this);
-}
-
 void http_session::run() {
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
 }
 
-void http_session::shutdown() {
+void http_session::shut_down() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
     self->stopping_ = true;
     if (!self->busy_) self->close();
@@ -103,11 +99,11 @@ void http_session::process(http::request<http::string_body> req) {
     if (!srv_.hub || srv_.stopping.load())
       return send(error_response(503, "change streams are not available"), false, version, false,
                   start);
-    global_metrics().record_request(
+    shard_.metrics().record_request(
         101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
     stream_.expires_never();
     srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
-                     std::move(std::get<stream_target>(resolved)));
+                     std::move(std::get<stream_target>(resolved)), srv_.connections);
     return;
   }
   r.body = std::move(req.body());
@@ -142,7 +138,7 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
   msg->body() = std::move(res.body);
   msg->prepare_payload();
   if (head) msg->body().clear();
-  global_metrics().record_request(
+  shard_.metrics().record_request(
       res.status, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                  std::chrono::steady_clock::now() - start)
                                                  .count()));

@@ -3,9 +3,10 @@
 // websocket_hub.
 //
 // Thread-safety: all members run on the connection's I/O thread; other threads reach the
-// session only through shutdown(), which posts to that thread.
+// session only through shut_down(), which posts to that thread.
 #pragma once
 
+#include "net/connection_registry.hpp"
 #include "net/server_impl.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -22,14 +23,13 @@ namespace rheo {
 
 struct http_response;
 
-class http_session : public std::enable_shared_from_this<http_session> {
+class http_session : public client_connection, public std::enable_shared_from_this<http_session> {
 public:
   http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv);
-  ~http_session();
 
   void run();
   /// Closes the connection when it is idle, or after the response in flight.
-  void shutdown();
+  void shut_down() override;
 
 private:
   void do_read();

@@ -12,7 +12,8 @@ namespace {
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
 } // namespace
 
-io_shard::io_shard(unsigned index) : index_(index), read_buffer_(read_buffer_bytes) {}
+io_shard::io_shard(unsigned index, rheo::metrics& stats)
+    : index_(index), metrics_(stats), read_buffer_(read_buffer_bytes) {}
 
 void io_shard::defer_flush(std::shared_ptr<ws_connection> conn) {
   dirty_.push_back(std::move(conn));
@@ -31,13 +32,13 @@ void io_shard::flush() {
   flushing_.clear();
 }
 
-io_pool::io_pool(unsigned threads) {
+io_pool::io_pool(unsigned threads, metrics& stats) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, metrics::max_io_threads);
-  global_metrics().io_threads.store(threads, std::memory_order_relaxed);
+  stats.io_threads.store(threads, std::memory_order_relaxed);
   shards_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i)
-    shards_.push_back(std::make_unique<io_shard>(i));
+    shards_.push_back(std::make_unique<io_shard>(i, stats));
 }
 
 io_pool::~io_pool() {

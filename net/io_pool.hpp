@@ -3,9 +3,12 @@
 // per-thread state (the connections to flush at the end of this turn, a read buffer)
 // needs no lock.
 //
+// The connections on a shard count on its metrics() (the server's, see net/metrics.hpp).
+//
 // Thread-safety: an io_pool is built, started and joined by its owner; release(), stop()
-// and next() may be called from any thread. An io_shard's context() may be used from any
-// thread (to post to it); defer_flush() and read_buffer() only on the shard's own thread.
+// and next() may be called from any thread. An io_shard's context() and metrics() may be
+// used from any thread (to post to it; metrics are atomic); defer_flush() and read_buffer()
+// only on the shard's own thread.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,16 +23,20 @@
 
 namespace rheo {
 
+struct metrics;
 class ws_connection;
 
 class io_shard {
 public:
-  explicit io_shard(unsigned index);
+  /// `stats` must outlive the shard and its connections.
+  io_shard(unsigned index, rheo::metrics& stats);
   io_shard(const io_shard&) = delete;
   io_shard& operator=(const io_shard&) = delete;
 
   boost::asio::io_context& context() { return ctx_; }
   unsigned index() const { return index_; }
+  /// What the shard's connections count on.
+  rheo::metrics& metrics() const { return metrics_; }
 
   /// On this shard's thread: `conn` has frames queued. Every connection deferred during
   /// one turn of the event loop is flushed once, after the handlers already queued (so the
@@ -45,6 +52,7 @@ private:
 
   boost::asio::io_context ctx_{1};
   unsigned index_;
+  rheo::metrics& metrics_;
   std::vector<std::shared_ptr<ws_connection>> dirty_;
   std::vector<std::shared_ptr<ws_connection>> flushing_;
   bool flush_posted_ = false;
@@ -53,8 +61,8 @@ private:
 
 class io_pool {
 public:
-  /// `threads` shards (0: one per core).
-  explicit io_pool(unsigned threads);
+  /// `threads` shards (0: one per core), counting on `stats` (which must outlive the pool).
+  io_pool(unsigned threads, metrics& stats);
   ~io_pool();
   io_pool(const io_pool&) = delete;
   io_pool& operator=(const io_pool&) = delete;

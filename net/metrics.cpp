@@ -4,11 +4,6 @@
 
 namespace rheo {
 
-metrics& global_metrics() {
-  static metrics m;
-  return m;
-}
-
 void metrics::record_request(int status, std::uint64_t ns) {
   int cls = status / 100;
   if (cls < 1 || cls > 5) cls = 0;

@@ -1,4 +1,7 @@
-// Process-wide counters exported at GET /_metrics in Prometheus text format.
+// The server's counters, exported at GET /_metrics in Prometheus text format. main.cpp
+// creates one and passes it by reference to what counts: the I/O threads (io_pool, for
+// their WebSocket connections, fan-out and HTTP sessions), the REST API (which renders
+// it) and the realtime actors. It must outlive all of them.
 //
 // Thread-safety: every member is an atomic updated with relaxed ordering; any thread
 // may update or render at any time (a render is not a consistent snapshot).
@@ -37,8 +40,5 @@ struct metrics {
   void record_request(int status, std::uint64_t nanoseconds);
   std::string render() const;
 };
-
-/// The process's metrics.
-metrics& global_metrics();
 
 } // namespace rheo

@@ -21,8 +21,8 @@ unsigned io_thread_count(const server_config& c) {
 }
 } // namespace
 
-server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w)
-    : config(c), handler(h), hub(w), pool(io_thread_count(c)), acceptor(pool.shard(0).context()),
+server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
+    : config(c), handler(h), hub(w), pool(io_thread_count(c), m), acceptor(pool.shard(0).context()),
       workers(c.worker_threads) {}
 
 void server::impl::do_accept() {
@@ -39,25 +39,16 @@ void server::impl::do_accept() {
           boost::system::error_code ignored;
           socket.set_option(tcp::no_delay(true), ignored);
           auto session = std::make_shared<http_session>(std::move(socket), shard, *this);
-          register_session(session);
-          session->run();
+          // Refused once stop() has begun: closed at once, as stop() closes idle sessions.
+          if (connections.add(session)) session->run();
         }
         if (!stopping.load()) do_accept();
       });
 }
 
-void server::impl::register_session(const std::shared_ptr<http_session>& s) {
-  std::lock_guard lock(mutex);
-  sessions[s.get()] = s;
-}
-
-void server::impl::unregister_session(const http_session* s) {
-  std::lock_guard lock(mutex);
-  sessions.erase(s);
-}
-
-server::server(const server_config& config, http_handler& handler, websocket_hub* hub)
-    : impl_(std::make_unique<impl>(config, handler, hub)) {}
+server::server(const server_config& config, http_handler& handler, websocket_hub* hub,
+               metrics& stats)
+    : impl_(std::make_unique<impl>(config, handler, hub, stats)) {}
 
 server::~server() {
   stop();
@@ -90,15 +81,9 @@ void server::stop() {
     boost::system::error_code ec;
     s.acceptor.close(ec);
   });
-  std::vector<std::shared_ptr<http_session>> live;
-  {
-    std::lock_guard lock(s.mutex);
-    for (auto& [p, w] : s.sessions)
-      if (auto sp = w.lock()) live.push_back(std::move(sp));
-  }
-  for (auto& sp : live)
-    sp->shutdown();
-  if (s.hub) s.hub->shutdown();
+  // Idle HTTP sessions close now, busy ones after their response; WebSockets with 1001; and
+  // WebSocket upgrades from now on get a 503.
+  s.connections.shut_down_all();
   // In-flight requests finish on their own; the watchdog bounds how long that may take.
   // Started before the I/O threads are released: wait() gets past pool.join() only after
   // release(), so it sees the watchdog assigned (and joins it) even when stop() runs on

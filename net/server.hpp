@@ -1,7 +1,8 @@
 // The HTTP/1.1 (and WebSocket upgrade) server: a listener on a pool of I/O threads (one
 // io_context each, see net/io_pool.hpp), one http_session per connection pinned to one of
-// them, blocking store writes offloaded
-// to a worker pool so that I/O threads never wait on a commit.
+// them, blocking store writes offloaded to a worker pool so that I/O threads never wait on
+// a commit. The server owns the registry of every open connection, HTTP session or
+// WebSocket (net/connection_registry.hpp), which stop() shuts down.
 //
 // Thread-safety: start() and wait() are called from the owning thread; stop() may be
 // called from any thread (e.g. a signal handler thread) and is idempotent.
@@ -17,12 +18,14 @@ namespace rheo {
 
 class http_handler;
 class websocket_hub;
+struct metrics;
 
 class server {
 public:
   /// `handler` answers the requests; `hub` (may be null) takes WebSocket upgrades of
-  /// stream URLs.
-  server(const server_config& config, http_handler& handler, websocket_hub* hub);
+  /// stream URLs. The I/O threads, their HTTP sessions and WebSockets count on `stats`.
+  /// Every argument must outlive the server.
+  server(const server_config& config, http_handler& handler, websocket_hub* hub, metrics& stats);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

@@ -1,8 +1,9 @@
 // The seam between the HTTP server and the realtime layer: after a WebSocket handshake
 // request has been resolved to a stream, the HTTP session hands its socket and request
-// to the hub, which owns the connection from then on.
+// to the hub, which owns the connection from then on. The hub registers the connection in
+// the server's connection_registry, which closes it (1001) when the server stops.
 //
-// Thread-safety: accept() and shutdown() may be called from any I/O thread.
+// Thread-safety: accept() may be called from any I/O thread.
 #pragma once
 
 #include "net/http_handler.hpp"
@@ -14,6 +15,7 @@
 
 namespace rheo {
 
+class connection_registry;
 class io_shard;
 
 class websocket_hub {
@@ -22,12 +24,12 @@ public:
   /// Completes the handshake of `req` on `socket` and serves stream `target`.
   /// `buffer` holds any bytes read past the request.
   /// `socket` belongs to `shard`, the I/O thread the connection stays on; called on that
-  /// thread.
+  /// thread. The connection is registered in `connections`; when that refuses it (the
+  /// server is shutting down), the upgrade is answered with 503 instead.
   virtual void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
-                      boost::beast::flat_buffer buffer, stream_target target) = 0;
-  /// Closes every WebSocket with 1001 (going away). Idempotent.
-  virtual void shutdown() = 0;
+                      boost::beast::flat_buffer buffer, stream_target target,
+                      connection_registry& connections) = 0;
 };
 
 } // namespace rheo

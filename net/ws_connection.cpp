@@ -34,12 +34,12 @@ ws_connection::ws_connection(io_shard& shard, tcp::socket socket,
       opts_(opts), timer_(socket_.get_executor()), parser_(opts.max_client_message_bytes) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
-  global_metrics().ws_connections_by_io_thread[shard_.index()].fetch_add(1,
+  shard_.metrics().ws_connections_by_io_thread[shard_.index()].fetch_add(1,
                                                                          std::memory_order_relaxed);
 }
 
 ws_connection::~ws_connection() {
-  auto& m = global_metrics();
+  auto& m = shard_.metrics();
   m.bytes_queued.fetch_sub(queued_, std::memory_order_relaxed);
   m.ws_connections_by_io_thread[shard_.index()].fetch_sub(1, std::memory_order_relaxed);
 }
@@ -90,12 +90,16 @@ void ws_connection::close(std::uint16_t code, std::string reason, bool drop_queu
             });
 }
 
+void ws_connection::shut_down() {
+  close(ws::close_code::going_away, "server shutting down");
+}
+
 std::int64_t ws_connection::enqueue(const std::shared_ptr<const std::string>& bytes,
                                     std::uint32_t frames) {
   if (closing_ || finished_) return 0;
   auto n = static_cast<std::int64_t>(bytes->size());
   if (queued_ + n > opts_.queue_limit_bytes) {
-    global_metrics().slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    shard_.metrics().slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
     start_close(ws::close_code::try_again_later,
                 "slow consumer: outbound queue over " + std::to_string(opts_.queue_limit_bytes) +
                     " bytes",
@@ -148,7 +152,7 @@ void ws_connection::drop_queued_data() {
                            });
   queue_.erase(it, queue_.end());
   queued_ -= dropped;
-  global_metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
+  shard_.metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
 }
 
 void ws_connection::do_read() {
@@ -218,7 +222,7 @@ void ws_connection::queue_control(std::string frame, bool close) {
 
 void ws_connection::do_write() {
   if (!open_ || write_blocked_ || finished_) return;
-  auto& m = global_metrics();
+  auto& m = shard_.metrics();
   while (head_ < queue_.size() && !close_sent_) {
     std::array<net::const_buffer, max_gather> bufs;
     std::size_t count = 0;
@@ -286,7 +290,7 @@ void ws_connection::written(std::size_t n) {
     }
   }
   queued_ -= data_bytes;
-  auto& m = global_metrics();
+  auto& m = shard_.metrics();
   m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
   m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
   if (close_sent_) {
@@ -336,7 +340,7 @@ void ws_connection::finish() {
   head_ = 0;
   head_offset_ = 0;
   queued_ -= dropped;
-  global_metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
+  shard_.metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
   if (group_) group_->remove(*this);
   if (on_closed) {
     auto cb = std::move(on_closed);

@@ -10,9 +10,9 @@
 // the socket is full, waits until it is writable and writes everything queued by then in
 // one go again. A burst of frames to a busy socket is one syscall, not one per frame.
 //
-// Thread-safety: the connection lives on one I/O thread (its shard). accept(), reject()
-// and close() may be called from any thread (they post to the shard); everything else
-// only on the shard's thread.
+// Thread-safety: the connection lives on one I/O thread (its shard). accept(), reject(),
+// close() and shut_down() may be called from any thread (they post to the shard);
+// everything else only on the shard's thread.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +21,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "net/connection_registry.hpp"
 #include "net/ws_frame.hpp"
 
 #include <chrono>
@@ -35,7 +36,7 @@ namespace rheo {
 class io_shard;
 class fanout_group;
 
-class ws_connection : public std::enable_shared_from_this<ws_connection> {
+class ws_connection : public client_connection, public std::enable_shared_from_this<ws_connection> {
 public:
   struct options {
     std::size_t max_client_message_bytes = 64 * 1024;
@@ -62,6 +63,8 @@ public:
   /// Sends a close frame and closes. `drop_queued` discards frames not yet written;
   /// otherwise they go out first.
   void close(std::uint16_t code, std::string reason, bool drop_queued = false);
+  /// Closes with 1001 "server shutting down" (frames queued before go out first).
+  void shut_down() override;
 
   io_shard& shard() const { return shard_; }
 

@@ -267,12 +267,14 @@ struct test_config : caf::actor_system_config {
   test_config() { register_message_types(*this); }
 };
 
-/// Two I/O shards whose event loops only the test runs. A base of the fixture, so that it
-/// outlives the actor system: a subscription's state releases its fan-out groups by posting
-/// to their shards.
+/// The test's metrics, and two I/O shards whose event loops only the test runs. A base of
+/// the fixture, so that it outlives the actor system: a subscription's state releases its
+/// fan-out groups by posting to their shards, and the actors count on the metrics until
+/// they terminate.
 struct io_shards {
-  io_shard shard0{0};
-  io_shard shard1{1};
+  metrics stats;
+  io_shard shard0{0, stats};
+  io_shard shard1{1, stats};
 
   ~io_shards() {
     drain(shard0);
@@ -288,8 +290,6 @@ struct io_shards {
 
 struct fixture : io_shards, test_coordinator_fixture<test_config> {
   fake_store db;
-  std::int64_t subscriptions0 = global_metrics().subscriptions.load();
-  std::int64_t feeds0 = global_metrics().upstream_feeds.load();
   std::vector<caf::actor> to_stop; // actors the test spawned, stopped at the end
 
   ~fixture() override {
@@ -303,11 +303,9 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
     return h;
   }
 
-  /// Subscriptions and watchers alive now, beyond those alive before the test.
-  std::int64_t live_subscriptions() const {
-    return global_metrics().subscriptions.load() - subscriptions0;
-  }
-  std::int64_t live_watchers() const { return global_metrics().upstream_feeds.load() - feeds0; }
+  /// Subscriptions and watchers alive now (those the test's brokers spawned).
+  std::int64_t live_subscriptions() const { return stats.subscriptions.load(); }
+  std::int64_t live_watchers() const { return stats.upstream_feeds.load(); }
 
   /// A connection on `shard` that never completes a handshake: it only queues.
   std::shared_ptr<ws_connection> connection(io_shard& shard) {
@@ -330,7 +328,7 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
   joined_pair subscription_with_two_sessions(io_shard& shard_a, io_shard& shard_b) {
     joined_pair j;
     j.broker = keep(sys.spawn(stub_broker, stub_tag{}));
-    j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k")));
+    j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k"), &stats));
     j.sa = session();
     j.sb = session();
     j.ca = connection(shard_a);
@@ -341,7 +339,7 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
     return j;
   }
 
-  broker_actor spawn_broker() { return keep(sys.spawn(broker, static_cast<store*>(&db))); }
+  broker_actor spawn_broker() { return keep(sys.spawn(broker, static_cast<store*>(&db), &stats)); }
 
   broker_state& state_of(const broker_actor& b) {
     return deref<broker_actor::stateful_base<broker_state>>(b).state;
@@ -546,7 +544,7 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   auto rec = std::make_shared<feed_record>();
   auto w =
       keep(sys.spawn(watcher, bs, std::shared_ptr<change_feed>(std::make_unique<fake_feed>(rec)),
-                     std::string("c")));
+                     std::string("c"), &stats));
   auto sa = keep(sys.spawn(stub_subscription, stub_tag{}));
   auto sb = keep(sys.spawn(stub_subscription, stub_tag{}));
   self->send(w, attach_atom::value, sa);
@@ -686,7 +684,7 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_change
 
 CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_was_removed) {
   auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k")));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats));
   auto sa = session();
   self->send(sub, join_atom::value, sa, ws_handle{connection(shard0)});
   run();

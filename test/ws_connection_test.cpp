@@ -31,9 +31,11 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-/// One server-side connection (handshaken) and the raw client socket of its peer.
+/// One server-side connection (handshaken), the raw client socket of its peer, and the
+/// metrics the connection counts on.
 struct peer {
-  io_shard shard{0};
+  metrics stats;
+  io_shard shard{0, stats};
   std::shared_ptr<ws_connection> conn;
   int client = -1;
   std::string received; // client bytes after the 101 response
@@ -87,6 +89,8 @@ struct peer {
     shard.context().restart();
     shard.context().poll();
   }
+  /// Gather writes to the connection's socket so far.
+  std::uint64_t writes() const { return stats.ws_writes.load(); }
   /// Reads what the client socket has; false when nothing was there.
   bool read_some() {
     char buf[65536];
@@ -104,10 +108,6 @@ struct peer {
     }
   }
 };
-
-std::uint64_t writes() {
-  return global_metrics().ws_writes.load();
-}
 
 std::shared_ptr<const std::string> text_frame(std::size_t payload_bytes, char fill = 'x') {
   auto f = std::make_shared<std::string>();
@@ -156,9 +156,9 @@ BOOST_AUTO_TEST_CASE(frames_queued_in_one_turn_leave_in_one_write) {
   // 50 batches reach the connection within one turn (as 50 subscriptions' batches would).
   for (int i = 0; i < n; ++i)
     net::post(p.shard.context(), [&p, frame] { p.conn->enqueue(frame, 1); });
-  auto before = writes();
+  auto before = p.writes();
   p.run();
-  BOOST_TEST(writes() - before == 1u);
+  BOOST_TEST(p.writes() - before == 1u);
   p.drain_until(n * frame->size());
   BOOST_TEST(parse_frames(p.received).data == n);
   BOOST_TEST(p.conn->queued_bytes() == 0);
@@ -178,16 +178,16 @@ BOOST_AUTO_TEST_CASE(frames_that_arrive_while_the_socket_is_full_leave_together)
   // Now a burst of small frames, each in a turn of its own.
   constexpr int n = 500;
   auto small = text_frame(100, 's');
-  auto before = writes();
+  auto before = p.writes();
   for (int i = 0; i < n; ++i) {
     net::post(p.shard.context(), [&p, small] { p.conn->enqueue(small, 1); });
     p.run();
   }
-  BOOST_TEST(writes() - before == 0u); // nothing written while the socket is full
+  BOOST_TEST(p.writes() - before == 0u); // nothing written while the socket is full
   p.drain_until(big_frames * big->size() + n * small->size());
   auto seen = parse_frames(p.received);
   BOOST_TEST(seen.data == big_frames + n);
-  auto burst_writes = writes() - before;
+  auto burst_writes = p.writes() - before;
   BOOST_TEST_MESSAGE(n << " small frames after " << big_frames << " big ones: " << burst_writes
                        << " writes");
   BOOST_TEST(burst_writes < static_cast<std::uint64_t>(n / 10));
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(frames_that_arrive_while_the_socket_is_full_leave_together)
 
 BOOST_AUTO_TEST_CASE(a_queue_over_its_limit_closes_the_connection_with_1013) {
   peer p({.queue_limit_bytes = 64 * 1024}, 8192, 4096);
-  auto closes = global_metrics().slow_consumer_closes.load();
+  auto closes = p.stats.slow_consumer_closes.load();
   auto frame = text_frame(4096);
   int accepted = 0;
   std::int64_t last = 1;
@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(a_queue_over_its_limit_closes_the_connection_with_1013) {
     if (last > 0) ++accepted;
   }
   BOOST_REQUIRE(last == 0); // refused: over the limit
-  BOOST_TEST(global_metrics().slow_consumer_closes.load() == closes + 1);
+  BOOST_TEST(p.stats.slow_consumer_closes.load() == closes + 1);
   // What was queued is dropped, except the frame the socket has taken part of.
   BOOST_TEST(p.conn->queued_bytes() <= static_cast<std::int64_t>(frame->size()));
   // Once the client reads: the frames already in the socket, then the close frame.

@@ -121,8 +121,8 @@ std::optional<mount_match> match_mount(const server_config& config, const parsed
 
 } // namespace rest
 
-rest_api::rest_api(const server_config& config, store& db, security& sec)
-    : config_(config), store_(db), security_(sec) {}
+rest_api::rest_api(const server_config& config, store& db, security& sec, const metrics& stats)
+    : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
 bool rest_api::is_blocking(const http_request& req) const {
   return req.method != http_method::get && req.method != http_method::head &&
@@ -145,7 +145,7 @@ http_response rest_api::handle(const http_request& req) const {
         res = std::move(*error);
       } else {
         const auto& where = std::get<rest::resource>(located);
-        rest::request_context c{req, *t, where, who, config_, store_, security_, extra};
+        rest::request_context c{req, *t, where, who, config_, store_, security_, metrics_, extra};
         res = rest::find_handler(where.kind, req.method)(c);
       }
       for (auto& h : extra)

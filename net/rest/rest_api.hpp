@@ -17,10 +17,13 @@ namespace rheo {
 
 class store;
 class security;
+struct metrics;
 
 class rest_api : public http_handler {
 public:
-  rest_api(const server_config& config, store& db, security& sec);
+  /// Serves `db`'s data under `config`'s mounts as `sec` allows; GET /_metrics renders
+  /// `stats`. Every argument must outlive the API.
+  rest_api(const server_config& config, store& db, security& sec, const metrics& stats);
 
   http_response handle(const http_request& req) const override;
 
@@ -35,6 +38,7 @@ private:
   const server_config& config_;
   store& store_;
   security& security_;
+  const metrics& metrics_;
 };
 
 } // namespace rheo

@@ -26,6 +26,7 @@
 namespace rheo {
 class store;
 class security;
+struct metrics;
 } // namespace rheo
 
 namespace rheo::rest {
@@ -72,6 +73,7 @@ struct request_context {
   const server_config& config;
   store& storage;
   security& sec;
+  const metrics& stats;        // what GET /_metrics renders
   http_headers& extra_headers; // added to the response (tokens issued at login)
 };
 

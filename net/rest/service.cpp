@@ -18,7 +18,7 @@ http_response get_metrics(const request_context& c) {
     return *denied;
   http_response r;
   r.content_type = "text/plain; version=0.0.4";
-  r.body = global_metrics().render();
+  r.body = c.stats.render();
   return r;
 }
 
