@@ -7,6 +7,7 @@
 // Change feeds push to a feed_sink; see change_feed and feed_sink for their threads.
 #pragma once
 
+#include "storage/document/aggregation.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/query.hpp"
 #include "storage/document/update.hpp"
@@ -57,6 +58,15 @@ struct index_info {
 };
 
 enum class write_mode { insert, update, upsert };
+
+/// What a bulk write did (section 9 of the API contract).
+struct bulk_result {
+  std::int64_t inserted = 0;
+  std::int64_t deleted = 0;
+  std::int64_t modified = 0;
+  std::int64_t matched = 0;
+  std::vector<value> ids; // of the inserted documents, in order
+};
 
 struct write_result {
   value id;
@@ -147,6 +157,27 @@ public:
   /// 404 when absent.
   virtual void remove(const std::string& db, const std::string& coll, const value& id,
                       const std::optional<std::string>& if_match) = 0;
+
+  // ---- bulk writes ----
+  /// Inserts every document of `docs` (creating the collection when missing), each with
+  /// its change event. The embedded store does it in one transaction: a duplicate _id or
+  /// unique key is 409 and nothing is inserted.
+  virtual bulk_result insert_many(const std::string& db, const std::string& coll,
+                                  std::vector<object> docs) = 0;
+  /// Applies `spec` to every document matching `q` (q.filter, q.filter_doc), one update
+  /// event per changed document; matched counts the matches, modified those that changed.
+  /// 404 when the collection does not exist.
+  virtual bulk_result update_many(const std::string& db, const std::string& coll,
+                                  const find_query& q, const update_spec& spec) = 0;
+  /// Deletes every document matching `q`, one delete event each.
+  virtual bulk_result delete_many(const std::string& db, const std::string& coll,
+                                  const find_query& q) = 0;
+
+  // ---- aggregations ----
+  /// Runs `a` over the collection's documents in _id order (natural order); 404 when the
+  /// collection does not exist, 400 as aggregation::run() says.
+  virtual std::vector<object> aggregate(const std::string& db, const std::string& coll,
+                                        const aggregation& a, const aggregation_limits& limits) = 0;
 
   // ---- indexes ----
   /// The collection's indexes, the built-in "_id_" first; 404 when the collection does not

@@ -152,6 +152,20 @@ public:
               const std::optional<std::string>&) override {
     not_here();
   }
+  bulk_result insert_many(const std::string&, const std::string&, std::vector<object>) override {
+    not_here();
+  }
+  bulk_result update_many(const std::string&, const std::string&, const find_query&,
+                          const update_spec&) override {
+    not_here();
+  }
+  bulk_result delete_many(const std::string&, const std::string&, const find_query&) override {
+    not_here();
+  }
+  std::vector<object> aggregate(const std::string&, const std::string&, const aggregation&,
+                                const aggregation_limits&) override {
+    not_here();
+  }
   std::vector<index_info> list_indexes(const std::string&, const std::string&) override {
     not_here();
   }

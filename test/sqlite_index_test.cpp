@@ -322,3 +322,101 @@ BOOST_AUTO_TEST_CASE(an_index_built_while_writes_go_on_holds_every_document) {
                boost::test_tools::per_element());
   }
 }
+
+// ---- bulk writes ----
+
+BOOST_AUTO_TEST_CASE(a_bulk_insert_is_one_transaction_with_one_event_per_document) {
+  store_fixture s;
+  s.db->insert("rheo", "b", J("{_id:0,email:'z'}"));
+  s.db->create_index("rheo", "b", "email", J("{email:1}"), J("{unique:true}"));
+  auto feed = s.db->watch("rheo", "b", std::nullopt);
+  auto sink = start(*feed);
+  auto r = s.db->insert_many("rheo", "b", {J("{_id:1,email:'a'}"), J("{email:'b'}"), J("{_id:3}")});
+  BOOST_TEST(r.inserted == 3);
+  BOOST_REQUIRE(r.ids.size() == 3u);
+  BOOST_TEST(to_json(r.ids[0]) == "1");
+  BOOST_TEST(r.ids[1].is<object_id>());
+  auto events = sink->received();
+  BOOST_REQUIRE(events.size() == 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(events[i].operation == "insert");
+    BOOST_TEST(to_json(*events[i].document_key) == to_json(r.ids[i]));
+  }
+  // A duplicate _id inside the bulk, or a taken unique key: 409 and nothing of it.
+  BOOST_TEST(status_of([&] {
+               s.db->insert_many("rheo", "b", {J("{_id:10}"), J("{_id:11}"), J("{_id:10}")});
+             }) == 409);
+  BOOST_TEST(status_of([&] {
+               s.db->insert_many("rheo", "b", {J("{_id:12,email:'c'}"), J("{_id:13,email:'z'}")});
+             }) == 409);
+  BOOST_TEST(s.db->count("rheo", "b", matcher{}) == 4);
+  BOOST_TEST(sink->received().size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_updates_and_deletes_touch_every_match_with_one_event_each) {
+  store_fixture s;
+  for (int i = 0; i < 10; ++i)
+    s.db->insert("rheo", "m", object{{"_id", i}, {"k", i % 3}, {"v", 0}});
+  s.db->create_index("rheo", "m", "k", J("{k:1}"), {});
+  auto feed = s.db->watch("rheo", "m", std::nullopt);
+  auto sink = start(*feed);
+  auto r = s.db->update_many("rheo", "m", request("{k:1}"), update_spec::parse(J("{$set:{v:1}}")));
+  BOOST_TEST(r.matched == 3);
+  BOOST_TEST(r.modified == 3);
+  auto again =
+      s.db->update_many("rheo", "m", request("{k:1}"), update_spec::parse(J("{$set:{v:1}}")));
+  BOOST_TEST(again.matched == 3);
+  BOOST_TEST(again.modified == 0); // nothing changed, no event
+  BOOST_TEST(s.db->count_query("rheo", "m", request("{v:1}")) == 3);
+  auto d = s.db->delete_many("rheo", "m", request("{k:{$in:[0,1]}}"));
+  BOOST_TEST(d.deleted == 7);
+  BOOST_TEST(s.db->count("rheo", "m", matcher{}) == 3);
+  auto events = sink->received();
+  BOOST_REQUIRE(events.size() == 10u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(events[i].operation == "update");
+    BOOST_TEST(events[i].update.has_value());
+  }
+  for (std::size_t i = 3; i < 10; ++i)
+    BOOST_TEST(events[i].operation == "delete");
+  BOOST_TEST(status_of([&] {
+               s.db->update_many("rheo", "m", request("{k:2}"),
+                                 update_spec::parse(J("{$set:{_id:99}}")));
+             }) == 400);
+  BOOST_TEST(status_of([&] { s.db->delete_many("rheo", "none", request("{k:1}")); }) == 404);
+}
+
+// ---- aggregations ----
+
+BOOST_FIXTURE_TEST_CASE(aggregations_give_what_running_every_stage_over_all_documents_gives,
+                        twin_collections) {
+  const char* pipelines[] = {
+      "{uri:'g',stages:[{$group:{_id:'$b',n:{$sum:1},ts:{$max:'$t'}}},{$sort:{_id:1}}]}",
+      "{uri:'m',stages:[{$match:{b:2}},{$sort:{t:-1}},{$skip:3},{$limit:5},{$project:{t:1}}]}",
+      "{uri:'s',stages:[{$sort:{t:1}},{$limit:7}]}",
+      "{uri:'a',stages:[{$match:{a:{$gte:3}}},{$sort:{a:-1}},{$limit:9}]}",
+      "{uri:'u',stages:[{$match:{tags:'red'}},{$unwind:'$tags'},{$count:'n'}]}",
+  };
+  // The two collections' documents differ only in _etag: leave it out.
+  auto text_of = [](std::vector<object> docs) {
+    array out;
+    for (auto& d : docs) {
+      erase_field(d, "_etag");
+      out.push_back(std::move(d));
+    }
+    return to_json(value(std::move(out)));
+  };
+  const auto natural = db->find("rheo", "plain", query_of("{}", "{_id:1}", "{}", 0, -1));
+  for (auto text : pipelines) {
+    auto a = aggregation::compile(J(text), {}, {});
+    const auto expected = text_of(a.run(natural));
+    BOOST_TEST_CONTEXT(text) {
+      BOOST_TEST(text_of(db->aggregate("rheo", "indexed", a, {})) == expected);
+      BOOST_TEST(text_of(db->aggregate("rheo", "plain", a, {})) == expected);
+    }
+  }
+  auto big = aggregation::compile(J("{uri:'x',stages:[{$sort:{b:1}}]}"), {}, {});
+  BOOST_TEST(status_of([&] { db->aggregate("rheo", "plain", big, aggregation_limits{50}); }) ==
+             400);
+  BOOST_TEST(status_of([&] { db->aggregate("rheo", "none", big, {}); }) == 404);
+}

@@ -417,6 +417,7 @@ const object* find_aggr(const object& metadata, std::string_view uri) {
 }
 
 struct aggregation::state {
+  array resolved;
   std::vector<any_stage> stages;
   aggregation_pushdown pushdown;
   std::size_t pushed_stages = 0; // stages[0, pushed_stages) are what pushdown describes
@@ -488,6 +489,7 @@ aggregation aggregation::compile(const object& definition, const object& avars,
     s->stages.push_back(compile_any_stage(v));
   bound_sorts(s->stages);
   plan_pushdown(*s, resolved);
+  s->resolved = std::move(resolved);
   return aggregation(std::move(s));
 }
 
@@ -501,6 +503,10 @@ std::vector<object> aggregation::run(const std::vector<object>& input,
   std::size_t next = 0;
   return run([&]() -> const object* { return next < input.size() ? &input[next++] : nullptr; },
              limits);
+}
+
+const array& aggregation::stages() const {
+  return state_->resolved;
 }
 
 const aggregation_pushdown& aggregation::pushdown() const {

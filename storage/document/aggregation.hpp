@@ -110,6 +110,9 @@ public:
   std::vector<object> run(const std::vector<object>& input,
                           const aggregation_limits& limits = {}) const;
 
+  /// Every stage resolved (variables bound, readFilter first), for a backend that runs the
+  /// pipeline itself (MongoDB's aggregate).
+  const array& stages() const;
   /// The leading stages a store may apply itself.
   const aggregation_pushdown& pushdown() const;
   /// Runs the stages after those pushdown() describes, over `input` that the store has

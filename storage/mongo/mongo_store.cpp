@@ -231,6 +231,34 @@ private:
   mongoc_client_t* client_;
 };
 
+/// The MongoDB update document of `spec`: {op: {path: arg}} in body order, with the new
+/// `etag` set (the store owns _etag).
+object update_document_of(const update_spec& spec, const object_id& etag) {
+  object update;
+  for (auto& op : spec.ops()) {
+    if (op.path == "_etag" || op.path.starts_with("_etag.")) continue;
+    value* fields = find_field(update, op.name);
+    if (!fields) {
+      update.emplace_back(op.name, value(object{}));
+      fields = &update.back().second;
+    }
+    set_field(fields->as_object(), op.path, op.arg);
+  }
+  value* set = find_field(update, "$set");
+  if (!set) {
+    update.emplace_back("$set", value(object{}));
+    set = &update.back().second;
+  }
+  set_field(set->as_object(), "_etag", etag);
+  return update;
+}
+
+/// A count from a write reply ("matchedCount", "deletedCount", ...), 0 when absent.
+std::int64_t reply_count(const object& reply, std::string_view field) {
+  const value* v = find_field(reply, field);
+  return v && v->is_number() ? v->as_int64() : 0;
+}
+
 /// Runs a write command (createIndexes, dropIndexes) on `db`.
 void run_command(pooled_client& c, const std::string& db, const object& command,
                  const std::string& what) {
@@ -724,23 +752,7 @@ public:
       insert_document(c, db, coll, doc);
       return write_result{id, etag, true};
     }
-    // {op: {path: arg}} in body order; the store owns _etag.
-    object update;
-    for (auto& op : spec.ops()) {
-      if (op.path == "_etag" || op.path.starts_with("_etag.")) continue;
-      value* fields = find_field(update, op.name);
-      if (!fields) {
-        update.emplace_back(op.name, value(object{}));
-        fields = &update.back().second;
-      }
-      set_field(fields->as_object(), op.path, op.arg);
-    }
-    value* set = find_field(update, "$set");
-    if (!set) {
-      update.emplace_back("$set", value(object{}));
-      set = &update.back().second;
-    }
-    set_field(set->as_object(), "_etag", etag);
+    const object update = update_document_of(spec, etag);
     const bool upsert = mode == write_mode::upsert && !if_match;
     auto target = collection_of(c, db, coll);
     reply_doc reply;
@@ -763,6 +775,95 @@ public:
       throw_mongo(error, "deleting in " + coll);
     if (int_field(reply.get(), "deletedCount") == 0)
       no_match(c, db, coll, id, write_mode::update, if_match);
+  }
+
+  // ---- bulk writes and aggregations ----
+
+  bulk_result insert_many(const std::string& db, const std::string& coll,
+                          std::vector<object> docs) override {
+    bulk_result r;
+    for (auto& doc : docs) {
+      if (!find_field(doc, "_id")) doc.insert(doc.begin(), {"_id", object_id::generate()});
+      set_field(doc, "_etag", object_id::generate());
+      r.ids.push_back(*find_field(doc, "_id"));
+    }
+    pooled_client c = client();
+    // One transaction: all documents or none (a replica set is required anyway).
+    bson_error_t error;
+    mongoc_client_session_t* session = mongoc_client_start_session(c.get(), nullptr, &error);
+    if (!session) throw_mongo(error, "starting a session");
+    std::unique_ptr<mongoc_client_session_t, decltype(&mongoc_client_session_destroy)> guard(
+        session, mongoc_client_session_destroy);
+    if (!mongoc_client_session_start_transaction(session, nullptr, &error))
+      throw_mongo(error, "starting a transaction");
+    bson_ptr opts = to_bson(object{});
+    if (!mongoc_client_session_append(session, opts.get(), &error))
+      throw_mongo(error, "joining the transaction");
+    std::vector<bson_ptr> owned;
+    std::vector<const void*> pointers; // const bson_t* (bson_t's alignment attribute
+                                       // cannot be a template argument)
+    for (auto& doc : docs) {
+      owned.push_back(to_bson(doc));
+      pointers.push_back(owned.back().get());
+    }
+    auto target = collection_of(c, db, coll);
+    reply_doc reply;
+    if (!mongoc_collection_insert_many(target.get(),
+                                       reinterpret_cast<const bson_t**>(pointers.data()),
+                                       pointers.size(), opts.get(), &reply.b, &error)) {
+      mongoc_client_session_abort_transaction(session, nullptr);
+      throw_mongo(error, "inserting into " + coll);
+    }
+    reply_doc commit;
+    if (!mongoc_client_session_commit_transaction(session, &commit.b, &error))
+      throw_mongo(error, "committing the inserts into " + coll);
+    r.inserted = static_cast<std::int64_t>(docs.size());
+    return r;
+  }
+
+  bulk_result update_many(const std::string& db, const std::string& coll, const find_query& q,
+                          const update_spec& spec) override {
+    pooled_client c = client();
+    if (!exists(c, db, coll)) throw_no_collection(coll);
+    auto target = collection_of(c, db, coll);
+    reply_doc reply;
+    bson_error_t error;
+    if (!mongoc_collection_update_many(
+            target.get(), to_bson(q.filter_doc).get(),
+            to_bson(update_document_of(spec, object_id::generate())).get(), nullptr, &reply.b,
+            &error))
+      throw_mongo(error, "updating in " + coll);
+    const object out = reply.get();
+    bulk_result r;
+    r.matched = reply_count(out, "matchedCount");
+    r.modified = reply_count(out, "modifiedCount");
+    return r;
+  }
+
+  bulk_result delete_many(const std::string& db, const std::string& coll,
+                          const find_query& q) override {
+    pooled_client c = client();
+    if (!exists(c, db, coll)) throw_no_collection(coll);
+    auto target = collection_of(c, db, coll);
+    reply_doc reply;
+    bson_error_t error;
+    if (!mongoc_collection_delete_many(target.get(), to_bson(q.filter_doc).get(), nullptr, &reply.b,
+                                       &error))
+      throw_mongo(error, "deleting in " + coll);
+    bulk_result r;
+    r.deleted = reply_count(reply.get(), "deletedCount");
+    return r;
+  }
+
+  std::vector<object> aggregate(const std::string& db, const std::string& coll,
+                                const aggregation& a, const aggregation_limits&) override {
+    pooled_client c = client();
+    if (!exists(c, db, coll)) throw_no_collection(coll);
+    auto target = collection_of(c, db, coll);
+    cursor_ptr cursor(mongoc_collection_aggregate(
+        target.get(), MONGOC_QUERY_NONE, to_bson(object{{"pipeline", value(a.stages())}}).get(),
+        nullptr, nullptr));
+    return drain(cursor.get(), "aggregating " + coll);
   }
 
   // ---- indexes: MongoDB's own listIndexes, createIndexes and dropIndexes ----

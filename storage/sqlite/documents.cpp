@@ -1,5 +1,6 @@
 #include "storage/document/bson_codec.hpp"
 #include "storage/sqlite/change_log.hpp"
+#include "storage/sqlite/cursor.hpp"
 #include "storage/sqlite/embedded_store.hpp"
 #include "storage/sqlite/id_key.hpp"
 #include "storage/sqlite/planner.hpp"
@@ -59,42 +60,53 @@ std::vector<std::pair<std::string, int>> complete_order(const sort_spec& sort) {
   return keys;
 }
 
-/// Calls `visit` with each document the plan yields, in plan order, until it returns false.
+/// Calls `visit` with each document the plan yields, in plan order, until it returns false;
+/// returns the entries examined.
 template <class Visit>
 std::uint64_t scan(connection& c, const std::string& db, const std::string& coll, const plan& p,
                    Visit&& visit) {
-  std::uint64_t examined = 0;
-  const bool dedup = !p.index->is_id() && p.index->multikey;
-  std::set<std::string> seen;
-  auto run = [&](const key_range& range) {
-    if (p.index->is_id()) {
-      query s(c, p.backward ? sql_docs_range_desc : sql_docs_range_asc);
-      s.text(1, db).text(2, coll).blob(3, range.lo).blob(4, range.hi);
-      while (s.step()) {
-        ++examined;
-        if (!visit(decode_bson(s.column_blob(1)))) return false;
-      }
-      return true;
-    }
-    query s(c, p.backward ? sql_entries_desc : sql_entries_asc);
-    s.int64(1, p.index->id).blob(2, range.lo).blob(3, range.hi);
-    while (s.step()) {
-      ++examined;
-      std::string key(s.column_blob(0));
-      if (dedup && !seen.insert(key).second) continue;
-      auto doc = read_document(c, db, coll, key);
-      if (doc && !visit(std::move(*doc))) return false;
-    }
-    return true;
-  };
-  if (p.backward) {
-    for (auto it = p.ranges.rbegin(); it != p.ranges.rend(); ++it)
-      if (!run(*it)) break;
-  } else {
-    for (auto& range : p.ranges)
-      if (!run(range)) break;
+  plan_cursor cursor(c, db, coll, p);
+  while (auto row = cursor.next())
+    if (!visit(std::move(row->second))) break;
+  return cursor.examined();
+}
+
+/// The id keys and documents matching `q`, read on the writer's connection (in its
+/// transaction), collected before any of them is changed.
+std::vector<std::pair<std::string, object>> matching(write_txn& t, const std::string& db,
+                                                     const std::string& coll, const find_query& q) {
+  if (!collection_exists(t.conn(), db, coll)) throw_no_collection(coll);
+  const auto indexes = load_indexes(t.conn(), db, coll);
+  const plan p = choose_plan(planning_filter(q), {{"_id", 1}}, indexes);
+  plan_cursor cursor(t.conn(), db, coll, p);
+  std::vector<std::pair<std::string, object>> out;
+  while (auto row = cursor.next())
+    if (q.filter.matches(row->second)) out.push_back(std::move(*row));
+  return out;
+}
+
+/// A new document as insert() stores it: _id first (generated when absent), a fresh _etag.
+struct prepared_insert {
+  value id;
+  std::string key;
+  std::string body;
+  object doc;
+};
+
+prepared_insert prepare_insert(object doc) {
+  value id = object_id::generate();
+  if (auto* given = find_field(doc, "_id")) {
+    id = std::move(*given);
+    erase_field(doc, "_id");
   }
-  return examined;
+  prepared_insert out;
+  out.key = id_key(id);
+  set_field(doc, "_etag", object_id::generate());
+  doc.insert(doc.begin(), {"_id", id});
+  out.body = encode_bson(doc);
+  out.id = std::move(id);
+  out.doc = std::move(doc);
+  return out;
 }
 
 } // namespace
@@ -182,25 +194,158 @@ std::optional<object> embedded_store::find_by_id(const std::string& db, const st
 
 write_result embedded_store::insert(const std::string& db, const std::string& coll, object doc) {
   // Prepared on the caller's thread so that the writer only executes SQL.
-  value id = object_id::generate();
-  if (auto* given = find_field(doc, "_id")) {
-    id = std::move(*given);
-    erase_field(doc, "_id");
-  }
-  const std::string key = id_key(id);
-  const object_id etag = object_id::generate();
-  set_field(doc, "_etag", etag);
-  doc.insert(doc.begin(), {"_id", id});
-  const std::string body = encode_bson(doc);
+  prepared_insert p = prepare_insert(std::move(doc));
+  const object_id etag = find_field(p.doc, "_etag")->get<object_id>();
   change_event ev = make_event(db, coll, "insert");
-  ev.document_key = id;
-  ev.full_document = std::move(doc);
+  ev.document_key = p.id;
+  ev.full_document = std::move(p.doc);
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
-    if (!t.insert_document(db, coll, key, *ev.full_document, body)) throw_duplicate();
+    if (!t.insert_document(db, coll, p.key, *ev.full_document, p.body)) throw_duplicate();
     t.log(std::move(ev));
   });
-  return write_result{std::move(id), etag, true};
+  return write_result{std::move(p.id), etag, true};
+}
+
+bulk_result embedded_store::insert_many(const std::string& db, const std::string& coll,
+                                        std::vector<object> docs) {
+  std::vector<prepared_insert> prepared;
+  prepared.reserve(docs.size());
+  for (auto& d : docs)
+    prepared.push_back(prepare_insert(std::move(d)));
+  core_->submit([&](write_txn& t) {
+    t.ensure_collection(db, coll);
+    for (auto& p : prepared) {
+      if (!t.insert_document(db, coll, p.key, p.doc, p.body)) throw_duplicate();
+      change_event ev = make_event(db, coll, "insert");
+      ev.document_key = p.id;
+      ev.full_document = p.doc;
+      t.log(std::move(ev));
+    }
+  });
+  bulk_result r;
+  r.inserted = static_cast<std::int64_t>(prepared.size());
+  for (auto& p : prepared)
+    r.ids.push_back(std::move(p.id));
+  return r;
+}
+
+bulk_result embedded_store::update_many(const std::string& db, const std::string& coll,
+                                        const find_query& q, const update_spec& spec) {
+  bulk_result r;
+  core_->submit([&](write_txn& t) {
+    r = bulk_result{};
+    for (auto& [key, before] : matching(t, db, coll, q)) {
+      ++r.matched;
+      object doc = before;
+      update_description desc;
+      spec.apply(doc, &desc);
+      const value* old_id = find_field(before, "_id");
+      const value* new_id = find_field(doc, "_id");
+      if (!new_id || !old_id || compare_values(*new_id, *old_id) != 0)
+        throw_bad_request("_id cannot be changed");
+      if (identical(value(doc), value(before))) continue; // nothing changed
+      const object_id etag = object_id::generate();
+      set_field(doc, "_etag", etag);
+      t.update_document(db, coll, key, before, doc, encode_bson(doc));
+      ++r.modified;
+      change_event ev = make_event(db, coll, "update");
+      ev.document_key = *old_id;
+      set_field(desc.updated_fields, "_etag", etag);
+      ev.update = std::move(desc);
+      ev.full_document = std::move(doc);
+      t.log(std::move(ev));
+    }
+  });
+  return r;
+}
+
+bulk_result embedded_store::delete_many(const std::string& db, const std::string& coll,
+                                        const find_query& q) {
+  bulk_result r;
+  core_->submit([&](write_txn& t) {
+    r = bulk_result{};
+    for (auto& [key, before] : matching(t, db, coll, q)) {
+      t.delete_document(db, coll, key, before);
+      ++r.deleted;
+      change_event ev = make_event(db, coll, "delete");
+      ev.document_key = *find_field(before, "_id");
+      t.log(std::move(ev));
+    }
+  });
+  return r;
+}
+
+std::vector<object> embedded_store::aggregate(const std::string& db, const std::string& coll,
+                                              const aggregation& a,
+                                              const aggregation_limits& limits) {
+  core::reader r(*core_);
+  connection& c = *r;
+  read_transaction snapshot(c);
+  if (!collection_exists(c, db, coll)) throw_no_collection(coll);
+  // The leading $match, $sort, $skip and $limit run here, with an index when one fits; the
+  // rest reads the documents one at a time.
+  auto& push = a.pushdown();
+  find_query q;
+  q.filter_doc = push.filter;
+  q.filter = matcher::compile(push.filter);
+  q.sort = sort_spec::parse(push.sort);
+  // Natural order is _id order: equal sort keys stay in it.
+  auto order = q.sort.keys();
+  if (std::none_of(order.begin(), order.end(), [](auto& k) { return k.first == "_id"; }))
+    order.emplace_back("_id", 1);
+  const auto indexes = load_indexes(c, db, coll);
+  const plan p = choose_plan(q.filter_doc, order, indexes);
+  const auto skip = static_cast<std::uint64_t>(std::max<std::int64_t>(push.skip, 0));
+  const std::uint64_t take =
+      push.limit ? static_cast<std::uint64_t>(std::max<std::int64_t>(*push.limit, 0)) : UINT64_MAX;
+  if (p.provides_sort) {
+    plan_cursor cursor(c, db, coll, p);
+    std::uint64_t skipped = 0, taken = 0;
+    object current;
+    return a.run_after_pushdown(
+        [&]() -> const object* {
+          while (taken < take) {
+            auto row = cursor.next();
+            if (!row) return nullptr;
+            if (!q.filter.matches(row->second)) continue;
+            if (skipped < skip) {
+              ++skipped;
+              continue;
+            }
+            ++taken;
+            current = std::move(row->second);
+            return &current;
+          }
+          return nullptr;
+        },
+        limits);
+  }
+  // A sort no index gives: buffered, within the aggregation's bound.
+  std::vector<object> sorted;
+  scan(c, db, coll, p, [&](object doc) {
+    if (!q.filter.matches(doc)) return true;
+    if (sorted.size() >= limits.max_documents)
+      throw api_error(400, "$sort exceeded the limit of " + std::to_string(limits.max_documents) +
+                               " documents (aggregation_max_documents)");
+    sorted.push_back(std::move(doc));
+    return true;
+  });
+  object spec;
+  for (auto& [path, dir] : order)
+    spec.emplace_back(path, std::int32_t(dir));
+  const sort_spec complete = sort_spec::parse(spec);
+  std::sort(sorted.begin(), sorted.end(),
+            [&](const object& x, const object& y) { return complete.compare(x, y) < 0; });
+  std::size_t next = std::min<std::uint64_t>(skip, sorted.size());
+  std::uint64_t taken = 0;
+  return a.run_after_pushdown(
+      [&]() -> const object* {
+        if (next >= sorted.size() || taken >= take) return nullptr;
+        ++taken;
+        return &sorted[next++];
+      },
+      limits);
 }
 
 write_result embedded_store::replace(const std::string& db, const std::string& coll,

@@ -50,6 +50,15 @@ public:
   void remove(const std::string& db, const std::string& coll, const value& id,
               const std::optional<std::string>& if_match) override;
 
+  bulk_result insert_many(const std::string& db, const std::string& coll,
+                          std::vector<object> docs) override;
+  bulk_result update_many(const std::string& db, const std::string& coll, const find_query& q,
+                          const update_spec& spec) override;
+  bulk_result delete_many(const std::string& db, const std::string& coll,
+                          const find_query& q) override;
+  std::vector<object> aggregate(const std::string& db, const std::string& coll,
+                                const aggregation& a, const aggregation_limits& limits) override;
+
   // Indexes (indexing.cpp).
   std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) override;
   void create_index(const std::string& db, const std::string& coll, const std::string& name,
