@@ -4,6 +4,10 @@
 // subscription that is being torn down. It counts the watchers and subscriptions it spawns
 // on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and hands the
 // metrics to them.
+//
+// Thread-safety: an actor; its state is touched only by its behavior, one message at a
+// time, on a CAF scheduler thread. Other threads reach it only through messages. It opens
+// each watcher's change feed (store::watch) on that thread, synchronously.
 #pragma once
 
 #include "actors/actors.hpp"

@@ -4,6 +4,11 @@
 // the subscription asks for, and ends when the connection has closed. Data frames do not
 // pass through it: the subscription hands them to the connection's I/O thread, and the
 // connection itself enforces its queue limit (1013).
+//
+// Thread-safety: an actor; its state is touched only by its behavior, on a CAF scheduler
+// thread. It reaches its connection only through the ws_connection members that post to the
+// connection's I/O thread (accept, reject, close); the connection tells it it has closed with
+// a message (closed_atom) sent from that thread.
 #pragma once
 
 #include "actors/actors.hpp"

@@ -2,6 +2,11 @@
 // Runs the stream's stages on each change event once, serializes each passing event
 // once into a WebSocket frame, and hands the batch's frames, in one shared buffer, to each
 // I/O thread that hosts its sessions (one post per thread per batch, see net/fanout.hpp).
+//
+// Thread-safety: an actor; its state (sessions, fan-out groups, counts per I/O thread) is
+// touched only by its behavior, on a CAF scheduler thread. It reaches the connections only
+// through fanout_group::post_add/post_deliver/release, which post to their I/O threads; the
+// frame buffer it hands over is immutable and shared.
 #pragma once
 
 #include "actors/actors.hpp"

@@ -1,7 +1,7 @@
 // The storage interface both backends implement (embedded SQLite, MongoDB): documents
-// in, change events out. Methods report client-visible failures as api_error with the
-// HTTP status of the API contract (404 unknown collection/document, 409 duplicate _id,
-// 412 If-Match mismatch, 400 bad input).
+// in, change events out, plus collections' metadata and secondary indexes. Methods report
+// client-visible failures as api_error with the HTTP status of the API contract (404
+// unknown collection/document, 409 duplicate _id, 412 If-Match mismatch, 400 bad input).
 //
 // Thread-safety: every method of a store may be called concurrently from any thread.
 // Change feeds push to a feed_sink; see change_feed and feed_sink for their threads.
@@ -26,7 +26,8 @@ struct collection_info {
   object_id etag;
 };
 
-/// How a find or count was answered, for ?explain=true and the debug log.
+/// How a find was answered (find_query::explain), for tests and diagnostics; not exposed
+/// over HTTP.
 struct query_plan {
   std::string index;          // the index scanned ("_id_" for the documents themselves)
   std::uint64_t examined = 0; // index entries (or documents) read

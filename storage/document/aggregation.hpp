@@ -1,4 +1,5 @@
-// Aggregations (section 9 of the API contract, GET /<coll>/_aggrs/<uri>): the definitions
+// Aggregations (section 9 of the API contract, GET /<coll>/_aggrs/<uri>; no REST route
+// serves them yet, and metadata writes do not call validate_aggrs yet): the definitions
 // stored in collection metadata (`aggrs`), their variables (those of streams, see
 // definitions.hpp, plus the paging variables @page @pagesize @skip @limit) and the stages
 // rheo runs over a collection's documents. Stages:

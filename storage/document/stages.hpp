@@ -1,6 +1,7 @@
 // The aggregation stages of change-stream pipelines: $match (a query over the event),
 // $project, $addFields/$set, $unset and $replaceRoot/$replaceWith (reshaping it with
-// expressions, see expression.hpp). A stage is compiled once from its definition
+// expressions, see expression.hpp); aggregations run them too, as their per-document stages
+// (aggregation.hpp). A stage is compiled once from its definition
 // ({"$name": argument}, variables already resolved) and then applied to many documents.
 //
 // Thread-safety: a compiled stage is immutable and cheap to copy (copies share it);

@@ -1,5 +1,6 @@
 // The document model shared by the REST API, the query engine, the stores and the
-// stream stages: a BSON-typed value tree with ordered object fields.
+// stream stages: a BSON-typed value tree with ordered object fields; and api_error, the
+// client-visible error with its HTTP status that every layer throws.
 //
 // Thread-safety: a value is a plain value type; distinct objects may be used from
 // different threads, one object must not be mutated while another thread reads it.

@@ -3,7 +3,9 @@
 // queries and writes), indexing.cpp (the index API and TTL expiry), sqlite_store.cpp (feeds, close,
 // opening). Internal to storage/sqlite; users call open_sqlite_store() (sqlite_store.hpp).
 //
-// Thread-safety: all methods may be called concurrently from any thread.
+// Thread-safety: all methods may be called concurrently from any thread. The store owns the
+// TTL thread (ttl_loop, every ttl_interval), which only submits writes to the core's writer
+// thread; close() stops and joins it before closing the core.
 #pragma once
 
 #include "storage/sqlite/core.hpp"

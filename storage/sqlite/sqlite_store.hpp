@@ -3,13 +3,16 @@
 // transaction).
 //
 // Layout: <data_dir>/rheo.db (tables collections, documents keyed by an order-preserving
-// encoding of _id so that "newest first" is an index scan, changes keyed by seq) and
-// <data_dir>/rheo.lock (flock: one process per data dir).
+// encoding of _id so that "newest first" is an index scan, changes keyed by seq, indexes
+// and index_entries for secondary indexes; schema version and migration in schema.hpp)
+// and <data_dir>/rheo.lock (flock: one process per data dir).
 //
 // Writes go through one writer thread that commits queued requests in batches (group
 // commit: one transaction and one fsync per batch, each request in its own savepoint so a
 // failing one rolls back alone). A call returns once its batch committed. Reads use pooled
-// connections and never block on the writer (WAL).
+// connections and never block on the writer (WAL). Secondary indexes (indexes.hpp) are
+// maintained in the same transactions and chosen by the planner (planner.hpp); a TTL
+// thread of the store submits the deletes of expired documents to the writer.
 //
 // Change log and feeds:
 // - insert/replace/update/delete as MongoDB (update carries the full document after the
@@ -33,11 +36,12 @@
 //
 // find_query: skip < 0 is 0; limit 0 returns nothing, limit < 0 means no limit.
 //
-// Thread-safety: the store is safe to use from any number of threads (store.hpp); feeds
-// as in store.hpp (their sinks are called on the writer thread, or on start()'s thread
-// during catch-up; cancel() waits for a sink call in progress). close() waits for queued
-// writes, then fails later calls with std::runtime_error("store closed") and ends feeds
-// with lost("store closed").
+// Thread-safety: the store is safe to use from any number of threads (store.hpp); it owns
+// two threads, the writer and the TTL thread. Feeds as in store.hpp (their sinks are called
+// on the writer thread, or on start()'s thread during catch-up; cancel() waits for a sink
+// call in progress). close() stops the TTL thread, waits for queued writes, then fails
+// later calls with std::runtime_error("store closed") and ends feeds with
+// lost("store closed").
 #pragma once
 
 #include "storage/store.hpp"
