@@ -21,6 +21,23 @@
 
 namespace rheo {
 
+// The client-visible failures both stores raise, with the contract's statuses.
+[[noreturn]] inline void throw_no_collection(const std::string& coll) {
+  throw api_error(404, "collection '" + coll + "' does not exist");
+}
+[[noreturn]] inline void throw_no_document() {
+  throw api_error(404, "document not found");
+}
+[[noreturn]] inline void throw_duplicate_id() {
+  throw api_error(409, "duplicate _id: a document with this _id already exists");
+}
+[[noreturn]] inline void throw_etag_mismatch() {
+  throw api_error(412, "the document ETag does not match If-Match");
+}
+[[noreturn]] inline void throw_collection_etag_mismatch() {
+  throw api_error(412, "the collection ETag does not match If-Match");
+}
+
 struct collection_info {
   object metadata; // user metadata, e.g. {"streams":[...]}, without _id/_etag
   object_id etag;

@@ -124,30 +124,13 @@ bool is_history_lost(const bson_error_t& e) {
   std::string msg = std::string(what) + ": " + e.message;
   if (e.domain == MONGOC_ERROR_SERVER_SELECTION || e.domain == MONGOC_ERROR_STREAM)
     throw api_error(503, "MongoDB unavailable: " + msg);
-  if (e.code == err_duplicate_key)
-    throw api_error(409, "duplicate _id: a document with this _id already exists");
+  if (e.code == err_duplicate_key) throw_duplicate_id();
   if (e.domain == MONGOC_ERROR_SERVER || e.domain == MONGOC_ERROR_COLLECTION ||
       e.domain == MONGOC_ERROR_QUERY || e.domain == MONGOC_ERROR_WRITE_CONCERN)
     if (std::find(std::begin(client_errors), std::end(client_errors), e.code) !=
         std::end(client_errors))
       throw api_error(400, e.message);
   throw api_error(500, "MongoDB error: " + msg);
-}
-
-[[noreturn]] void throw_no_collection(const std::string& coll) {
-  throw api_error(404, "collection '" + coll + "' does not exist");
-}
-
-[[noreturn]] void throw_no_document() {
-  throw api_error(404, "document not found");
-}
-
-[[noreturn]] void throw_etag_mismatch() {
-  throw api_error(412, "the document ETag does not match If-Match");
-}
-
-[[noreturn]] void throw_collection_etag_mismatch() {
-  throw api_error(412, "the collection ETag does not match If-Match");
 }
 
 std::string properties_id(const std::string& coll) {
@@ -726,15 +709,8 @@ public:
       insert_document(c, db, coll, doc);
       return write_result{id, etag, true};
     }
-    auto target = collection_of(c, db, coll);
-    const bool upsert = mode == write_mode::upsert && !if_match;
-    reply_doc reply;
-    bson_error_t error;
-    if (!mongoc_collection_replace_one(
-            target.get(), to_bson(selector(id, if_match)).get(), to_bson(doc).get(),
-            to_bson(object{{"upsert", value(upsert)}}).get(), &reply.b, &error))
-      throw_mongo(error, "replacing in " + coll);
-    return write_outcome(reply.get(), c, db, coll, id, etag, mode, if_match);
+    return write_one(c, db, coll, id, etag, mode, if_match, doc, mongoc_collection_replace_one,
+                     "replacing in ");
   }
 
   write_result update(const std::string& db, const std::string& coll, const value& id,
@@ -752,15 +728,25 @@ public:
       insert_document(c, db, coll, doc);
       return write_result{id, etag, true};
     }
-    const object update = update_document_of(spec, etag);
-    const bool upsert = mode == write_mode::upsert && !if_match;
+    return write_one(c, db, coll, id, etag, mode, if_match, update_document_of(spec, etag),
+                     mongoc_collection_update_one, "updating in ");
+  }
+
+  using one_write = bool (*)(mongoc_collection_t*, const bson_t*, const bson_t*, const bson_t*,
+                             bson_t*, bson_error_t*);
+
+  /// A replace or update of document `id` (an upsert when `mode` says so and no If-Match).
+  write_result write_one(pooled_client& c, const std::string& db, const std::string& coll,
+                         const value& id, const object_id& etag, write_mode mode,
+                         const std::optional<std::string>& if_match, const object& body,
+                         one_write write, const char* what) {
     auto target = collection_of(c, db, coll);
+    const bool upsert = mode == write_mode::upsert && !if_match;
     reply_doc reply;
     bson_error_t error;
-    if (!mongoc_collection_update_one(
-            target.get(), to_bson(selector(id, if_match)).get(), to_bson(update).get(),
-            to_bson(object{{"upsert", value(upsert)}}).get(), &reply.b, &error))
-      throw_mongo(error, "updating in " + coll);
+    if (!write(target.get(), to_bson(selector(id, if_match)).get(), to_bson(body).get(),
+               to_bson(object{{"upsert", value(upsert)}}).get(), &reply.b, &error))
+      throw_mongo(error, what + coll);
     return write_outcome(reply.get(), c, db, coll, id, etag, mode, if_match);
   }
 

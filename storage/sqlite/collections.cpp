@@ -6,10 +6,6 @@
 
 namespace rheo::sqlite {
 
-void throw_no_collection(const std::string& coll) {
-  throw api_error(404, "collection '" + coll + "' does not exist");
-}
-
 std::vector<std::string> embedded_store::collection_names(const std::string& db) {
   core::reader r(*core_);
   query q(*r, sql_coll_names);
@@ -35,7 +31,7 @@ bool embedded_store::put_collection(const std::string& db, const std::string& co
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
     if (if_match && (!existing || !etag_matches(*if_match, existing->etag)))
-      throw api_error(412, "the collection ETag does not match If-Match");
+      throw_collection_etag_mismatch();
     const object_id etag = object_id::generate();
     query q(t.conn(), existing ? sql_coll_update : sql_coll_insert);
     q.text(1, db).text(2, coll).blob(3, blob).blob(4, blob_of(etag));
@@ -53,8 +49,7 @@ void embedded_store::patch_collection(const std::string& db, const std::string& 
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
     if (!existing) throw_no_collection(coll);
-    if (if_match && !etag_matches(*if_match, existing->etag))
-      throw api_error(412, "the collection ETag does not match If-Match");
+    if (if_match && !etag_matches(*if_match, existing->etag)) throw_collection_etag_mismatch();
     object merged = existing->metadata;
     for (auto& [k, v] : metadata)
       set_field(merged, k, v);
@@ -72,8 +67,7 @@ void embedded_store::drop_collection(const std::string& db, const std::string& c
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
     if (!existing) throw_no_collection(coll);
-    if (!etag_matches(etag, existing->etag))
-      throw api_error(412, "the collection ETag does not match If-Match");
+    if (!etag_matches(etag, existing->etag)) throw_collection_etag_mismatch();
     {
       query q(t.conn(), sql_docs_delete);
       q.text(1, db).text(2, coll);

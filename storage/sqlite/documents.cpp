@@ -13,18 +13,6 @@ namespace rheo::sqlite {
 
 namespace {
 
-[[noreturn]] void throw_no_document() {
-  throw api_error(404, "document not found");
-}
-
-[[noreturn]] void throw_duplicate() {
-  throw api_error(409, "duplicate _id: a document with this _id already exists");
-}
-
-[[noreturn]] void throw_etag_mismatch() {
-  throw api_error(412, "the document ETag does not match If-Match");
-}
-
 bool document_etag_matches(const std::string& if_match, const object& doc) {
   auto* etag = find_field(doc, "_etag");
   return etag && etag->is<object_id>() && etag_matches(if_match, etag->get<object_id>());
@@ -201,7 +189,7 @@ write_result embedded_store::insert(const std::string& db, const std::string& co
   ev.full_document = std::move(p.doc);
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
-    if (!t.insert_document(db, coll, p.key, *ev.full_document, p.body)) throw_duplicate();
+    if (!t.insert_document(db, coll, p.key, *ev.full_document, p.body)) throw_duplicate_id();
     t.log(std::move(ev));
   });
   return write_result{std::move(p.id), etag, true};
@@ -216,7 +204,7 @@ bulk_result embedded_store::insert_many(const std::string& db, const std::string
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
     for (auto& p : prepared) {
-      if (!t.insert_document(db, coll, p.key, p.doc, p.body)) throw_duplicate();
+      if (!t.insert_document(db, coll, p.key, p.doc, p.body)) throw_duplicate_id();
       change_event ev = make_event(db, coll, "insert");
       ev.document_key = p.id;
       ev.full_document = p.doc;
@@ -361,7 +349,7 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
   core_->submit([&](write_txn& t) {
     auto existing = t.get_document(db, coll, key);
     if (existing) {
-      if (mode == write_mode::insert) throw_duplicate();
+      if (mode == write_mode::insert) throw_duplicate_id();
       check_if_match(if_match, *existing);
       t.update_document(db, coll, key, *existing, doc, body);
     } else {
@@ -393,7 +381,7 @@ write_result embedded_store::update(const std::string& db, const std::string& co
     object doc;
     update_description desc;
     if (existing) {
-      if (mode == write_mode::insert) throw_duplicate();
+      if (mode == write_mode::insert) throw_duplicate_id();
       check_if_match(if_match, *existing);
       doc = *existing;
     } else {

@@ -87,7 +87,4 @@ private:
   std::thread ttl_thread_;
 };
 
-/// 404 "collection '<coll>' does not exist".
-[[noreturn]] void throw_no_collection(const std::string& coll);
-
 } // namespace rheo::sqlite
