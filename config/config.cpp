@@ -132,6 +132,11 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.changelog_retention = parse_unsigned<std::uint64_t>(v, 1, std::uint64_t(1) << 40);
        }},
+      {"aggregation_max_documents",
+       "the most documents an aggregation's $sort or $group may hold (400 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.aggregation_max_documents = parse_unsigned<std::size_t>(v, 1, std::size_t(1) << 32);
+       }},
       {"ws_queue_limit_bytes", "outbound bytes queued per WebSocket before closing it with 1013",
        [](server_config& c, const std::string& v) {
          c.ws_queue_limit_bytes = parse_unsigned<std::size_t>(v, 1024, std::size_t(1) << 32);

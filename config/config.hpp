@@ -38,6 +38,8 @@ struct server_config {
   std::string durability = "full"; // full | normal
   std::uint64_t changelog_retention = 100000;
   std::size_t ws_queue_limit_bytes = 1024 * 1024;
+  // Aggregations: the most documents a $sort or $group may hold (400 beyond).
+  std::size_t aggregation_max_documents = 100000;
   std::size_t ws_max_client_frame_bytes = 64 * 1024;
   unsigned ws_ping_interval_ms = 30000;
   unsigned ws_pong_timeout_ms = 30000;

@@ -21,11 +21,6 @@ write_mode parse_write_mode(const std::optional<std::string>& wm, write_mode dfl
   throw_bad_request("invalid wm '" + *wm + "': must be insert, update or upsert");
 }
 
-/// The URL of document `id` of the request's collection.
-std::string document_url(const request_context& c, const value& id) {
-  return c.res.coll_url + "/" + id_url(id);
-}
-
 /// After a PUT or PATCH: 201 with its Location when the write created the document, else
 /// 200; with the new ETag.
 http_response written(const request_context& c, const write_result& w) {
@@ -37,7 +32,31 @@ http_response written(const request_context& c, const write_result& w) {
 
 } // namespace
 
+std::string document_url(const request_context& c, const value& id) {
+  return c.res.coll_url + "/" + id_url(id);
+}
+
+object update_body(const request_context& c) {
+  object body = body_object(c.req, false);
+  if (c.who.rule && c.who.rule->merge_request) {
+    // Merged fields are set by the update, whatever the client sent for them.
+    object set;
+    if (const value* existing = find_field(body, "$set"); existing && existing->is_object())
+      set = existing->as_object();
+    c.who.merge_into(set);
+    for (auto& [k, v] : *c.who.rule->merge_request)
+      erase_field(body, k);
+    set_field(body, "$set", value(std::move(set)));
+  }
+  return body;
+}
+
 http_response post_document(const request_context& c) {
+  if (auto first = c.req.body.find_first_not_of(" \t\r\n");
+      first != std::string::npos && c.req.body[first] == '[') {
+    value docs = parse_json(c.req.body, "body");
+    if (docs.is_array()) return post_documents(c, docs.as_array());
+  }
   object doc = normalize_document_body(body_object(c.req, false));
   c.who.merge_into(doc);
   write_mode mode = parse_write_mode(c.target.last("wm"), write_mode::insert);
@@ -87,17 +106,7 @@ http_response put_document(const request_context& c) {
 }
 
 http_response patch_document(const request_context& c) {
-  object body = body_object(c.req, false);
-  if (c.who.rule && c.who.rule->merge_request) {
-    // Merged fields are set by the update, whatever the client sent for them.
-    object set;
-    if (const value* existing = find_field(body, "$set"); existing && existing->is_object())
-      set = existing->as_object();
-    c.who.merge_into(set);
-    for (auto& [k, v] : *c.who.rule->merge_request)
-      erase_field(body, k);
-    set_field(body, "$set", value(std::move(set)));
-  }
+  object body = update_body(c);
   auto spec = update_spec::parse(body);
   write_mode mode = parse_write_mode(c.target.last("wm"), write_mode::update);
   return written(c,

@@ -99,4 +99,35 @@ object body_object(const http_request& req, bool empty_ok) {
   return std::move(v.as_object());
 }
 
+std::int64_t parse_int_param(const std::string& text, const char* name, std::int64_t min,
+                             std::int64_t max) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < min || v > max)
+    throw_bad_request("invalid " + std::string(name) + " '" + text + "': must be an integer from " +
+                      std::to_string(min) + " to " + std::to_string(max));
+  return v;
+}
+
+/// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
+object combined_filter(const parsed_target& t, std::optional<object> read_filter) {
+  array all;
+  for (auto& f : t.all("filter"))
+    all.emplace_back(parse_object_param(f, "filter"));
+  if (read_filter) all.emplace_back(std::move(*read_filter));
+  if (all.empty()) return {};
+  if (all.size() == 1) return std::move(all[0].as_object());
+  return object{{"$and", value(std::move(all))}};
+}
+
+object parse_avars(const parsed_target& t) {
+  auto text = t.last("avars");
+  if (!text) return {};
+  value v = parse_json(*text, "avars");
+  if (!v.is_object()) throw_bad_request("avars must be a JSON object");
+  for (auto& [k, val] : v.as_object())
+    if (!k.empty() && k[0] == '$') throw_bad_request("avars keys cannot start with '$': " + k);
+  return std::move(v.as_object());
+}
+
 } // namespace rheo::rest

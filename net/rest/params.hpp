@@ -29,6 +29,14 @@ std::optional<std::string> if_match_of(const http_request& req);
 
 /// Query parameter `name` (its `text`) as a JSON object.
 object parse_object_param(const std::string& text, const char* name);
+/// The integer `text` of parameter `name` within [min, max]; 400 otherwise.
+std::int64_t parse_int_param(const std::string& text, const char* name, std::int64_t min,
+                             std::int64_t max);
+/// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
+object combined_filter(const parsed_target& t, std::optional<object> read_filter);
+/// The client's variable bindings (`avars`, a JSON object whose keys do not start with
+/// '$'); {} when absent. Throws api_error(400).
+object parse_avars(const parsed_target& t);
 /// The `keys` parameters (repeatable) as one projection document.
 object keys_param(const parsed_target& t);
 

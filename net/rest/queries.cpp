@@ -14,27 +14,6 @@ namespace rheo::rest {
 
 namespace {
 
-std::int64_t parse_int_param(const std::string& text, const char* name, std::int64_t min,
-                             std::int64_t max) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < min || v > max)
-    throw_bad_request("invalid " + std::string(name) + " '" + text + "': must be an integer from " +
-                      std::to_string(min) + " to " + std::to_string(max));
-  return v;
-}
-
-/// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
-object combined_filter(const parsed_target& t, std::optional<object> read_filter) {
-  array all;
-  for (auto& f : t.all("filter"))
-    all.emplace_back(parse_object_param(f, "filter"));
-  if (read_filter) all.emplace_back(std::move(*read_filter));
-  if (all.empty()) return {};
-  if (all.size() == 1) return std::move(all[0].as_object());
-  return object{{"$and", value(std::move(all))}};
-}
-
 /// The query's filter: the `filter` parameters and the caller's readFilter.
 void set_filter(find_query& q, const request_context& c) {
   q.filter_doc = combined_filter(c.target, c.who.read_filter());

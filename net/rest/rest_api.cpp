@@ -52,6 +52,12 @@ std::variant<resource, http_response> resolve_data(const parsed_target& t, const
   } else if (second == "_streams") {
     if (m.rest.size() != 3) return error_response(404, "no such stream");
     r.kind = resource_kind::stream;
+  } else if (second == "_aggrs") {
+    if (m.rest.size() != 3) return error_response(404, "no such aggregation");
+    r.kind = resource_kind::aggregation;
+    r.id_text = m.rest[2];
+  } else if (second == "*" && m.rest.size() == 2) {
+    r.kind = resource_kind::bulk;
   } else if (!second.empty() && second[0] == '_') {
     return error_response(404, "unknown resource '" + second + "'");
   } else if (m.rest.size() != 2) {
@@ -125,8 +131,10 @@ rest_api::rest_api(const server_config& config, store& db, security& sec, const 
     : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
 bool rest_api::is_blocking(const http_request& req) const {
-  return req.method != http_method::get && req.method != http_method::head &&
-         req.method != http_method::options;
+  // Writes wait for a commit; an aggregation may read a whole collection.
+  if (req.method == http_method::get || req.method == http_method::head)
+    return req.target.find("/_aggrs/") != std::string::npos;
+  return req.method != http_method::options;
 }
 
 http_response rest_api::handle(const http_request& req) const {

@@ -31,6 +31,9 @@ constexpr route routes[] = {
     {resource_kind::document, http_method::put, put_document},
     {resource_kind::document, http_method::patch, patch_document},
     {resource_kind::document, http_method::delete_, delete_document},
+    {resource_kind::bulk, http_method::patch, patch_matching},
+    {resource_kind::bulk, http_method::delete_, delete_matching},
+    {resource_kind::aggregation, http_method::get, run_aggregation},
 };
 
 /// The answer to a method a resource has no row for.
@@ -45,6 +48,10 @@ http_response method_not_allowed(const request_context& c) {
     return error_response(405, "method not allowed on _size");
   case resource_kind::meta:
     return error_response(405, "method not allowed on _meta");
+  case resource_kind::bulk:
+    return error_response(405, "method " + m + " not allowed on /*: use PATCH or DELETE");
+  case resource_kind::aggregation:
+    return error_response(405, "method " + m + " not allowed on an aggregation: use GET");
   case resource_kind::document:
     if (c.req.method == http_method::post)
       return error_response(405, "POST is not allowed on a document; use PUT or PATCH");

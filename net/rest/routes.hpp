@@ -8,6 +8,8 @@
 //   queries.cpp      GET /<coll> (filter, sort, keys, pages) and GET /<coll>/_size
 //   documents.cpp    POST /<coll>; GET, PUT, PATCH, DELETE /<coll>/<id>
 //   streams.cpp      /<coll>/_streams/<uri>: WebSocket handshakes and plain requests
+//   bulk.cpp         POST /<coll> with an array; PATCH and DELETE /<coll>/*?filter=
+//   aggregations.cpp GET /<coll>/_aggrs/<uri>
 // OPTIONS (CORS preflight) is answered before routing, for every path.
 //
 // Thread-safety: the table is constant and the handlers keep no state; any thread may
@@ -42,6 +44,8 @@ enum class resource_kind {
   meta,         // /<coll>/_meta
   stream,       // /<coll>/_streams/<uri>
   document,     // /<coll>/<id>
+  bulk,         // /<coll>/* : PATCH and DELETE of every document matching ?filter=
+  aggregation,  // /<coll>/_aggrs/<uri>
 };
 
 /// The resource a request addresses.
@@ -51,7 +55,7 @@ struct resource {
   std::string coll;     // collection and below
   std::string coll_url; // the collection's URL, for Location headers
   value id;             // document: the id, typed by id_type
-  std::string id_text;  // document: the id as in the URL
+  std::string id_text;  // document: the id as in the URL; aggregation: its uri
 };
 
 /// The mount serving a request path (the longest prefix wins) and the segments after it.
@@ -102,6 +106,18 @@ http_response get_metadata(const request_context& c);
 http_response find_documents(const request_context& c);
 http_response count_documents(const request_context& c);
 
+// Shared by the document handlers (documents.cpp).
+/// The URL of document `id` of the request's collection.
+std::string document_url(const request_context& c, const value& id);
+/// The request's update operators with the ACL rule's mergeRequest added to $set.
+object update_body(const request_context& c);
+
+// bulk.cpp
+http_response post_documents(const request_context& c, const array& docs);
+http_response patch_matching(const request_context& c);
+http_response delete_matching(const request_context& c);
+// aggregations.cpp
+http_response run_aggregation(const request_context& c);
 // documents.cpp
 http_response post_document(const request_context& c);
 http_response get_document(const request_context& c);

@@ -47,14 +47,7 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
     target.db = r->db;
     target.coll = coll;
     target.stream = r->rest[2];
-    if (auto avars = t->last("avars")) {
-      value v = parse_json(*avars, "avars");
-      if (!v.is_object()) return error_response(400, "avars must be a JSON object");
-      for (auto& [k, val] : v.as_object())
-        if (!k.empty() && k[0] == '$')
-          return error_response(400, "avars keys cannot start with '$': " + k);
-      target.avars = std::move(v.as_object());
-    }
+    target.avars = rest::parse_avars(*t);
     auto info = store_.collection(r->db, coll);
     if (!info) return error_response(404, "collection '" + coll + "' does not exist");
     if (const object* definition = find_stream(info->metadata, target.stream)) {
