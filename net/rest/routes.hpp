@@ -7,6 +7,7 @@
 //                    PUT, PATCH, DELETE /<coll> and GET /<coll>/_meta
 //   queries.cpp      GET /<coll> (filter, sort, keys, pages) and GET /<coll>/_size
 //   documents.cpp    POST /<coll>; GET, PUT, PATCH, DELETE /<coll>/<id>
+//   indexes.cpp      GET /<coll>/_indexes; PUT, DELETE /<coll>/_indexes/<name>
 //   streams.cpp      /<coll>/_streams/<uri>: WebSocket handshakes and plain requests
 // OPTIONS (CORS preflight) is answered before routing, for every path.
 //
@@ -41,6 +42,8 @@ enum class resource_kind {
   size,         // /<coll>/_size
   meta,         // /<coll>/_meta
   stream,       // /<coll>/_streams/<uri>
+  indexes,      // /<coll>/_indexes
+  index,        // /<coll>/_indexes/<name>
   document,     // /<coll>/<id>
 };
 
@@ -52,6 +55,7 @@ struct resource {
   std::string coll_url; // the collection's URL, for Location headers
   value id;             // document: the id, typed by id_type
   std::string id_text;  // document: the id as in the URL
+  std::string name;     // index: its name
 };
 
 /// The mount serving a request path (the longest prefix wins) and the segments after it.
@@ -108,6 +112,11 @@ http_response get_document(const request_context& c);
 http_response put_document(const request_context& c);
 http_response patch_document(const request_context& c);
 http_response delete_document(const request_context& c);
+
+// indexes.cpp
+http_response list_indexes(const request_context& c);
+http_response put_index(const request_context& c);
+http_response delete_index(const request_context& c);
 
 // streams.cpp
 http_response plain_request_to_stream(const request_context& c);
