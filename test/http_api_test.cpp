@@ -1,5 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
-// JSON rules, errors, CORS, static files and bad input; from section 9, the index API.
+// JSON rules, errors, CORS, static files and bad input; from section 9, the index API and
+// the chat's index on `messages`.
 #define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
@@ -529,6 +530,20 @@ BOOST_AUTO_TEST_CASE(unique_indexes_refuse_duplicates_when_built_and_when_writte
   expect_error(req("PATCH", "/uniq/4?id_type=NUMBER", R"({"email":"a@x"})"), 409, "email");
   BOOST_TEST(field_string(json_object(req("GET", "/uniq/4?id_type=NUMBER")), "email") == "b@x");
   BOOST_TEST(req("GET", "/uniq/_size").body == R"({"_size":2})");
+}
+
+BOOST_AUTO_TEST_CASE(messages_gets_its_timestamp_index_back_at_startup) {
+  temp_dir dir;
+  std::string data = dir.path() + "/d";
+  {
+    rheo_process p({}, data);
+    BOOST_TEST(http(p.port(), "DELETE", "/messages/_indexes/timestamp_-1").status == 204);
+    BOOST_TEST(p.stop() == 0);
+  }
+  rheo_process p({}, data);
+  auto r = http(p.port(), "GET", "/messages/_indexes");
+  BOOST_TEST(r.body.find(R"({"_id":"timestamp_-1","key":{"timestamp":-1}})") != std::string::npos,
+             r.body);
 }
 
 BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
