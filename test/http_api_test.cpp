@@ -1,6 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
-// JSON rules, errors, CORS, static files and bad input; from section 9, the index API and
-// the chat's index on `messages`.
+// JSON rules, errors, CORS, static files and bad input; from section 9, the index API,
+// explain and the chat's index on `messages`.
 #define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
@@ -530,6 +530,36 @@ BOOST_AUTO_TEST_CASE(unique_indexes_refuse_duplicates_when_built_and_when_writte
   expect_error(req("PATCH", "/uniq/4?id_type=NUMBER", R"({"email":"a@x"})"), 409, "email");
   BOOST_TEST(field_string(json_object(req("GET", "/uniq/4?id_type=NUMBER")), "email") == "b@x");
   BOOST_TEST(req("GET", "/uniq/_size").body == R"({"_size":2})");
+}
+
+BOOST_AUTO_TEST_CASE(explain_names_the_index_of_the_chat_history_query) {
+  // `messages` is created at startup with the index {timestamp:-1}.
+  auto indexes = indexes_of("messages");
+  BOOST_REQUIRE(indexes.count("timestamp_-1") == 1);
+  BOOST_TEST(to_json(*find_field(indexes["timestamp_-1"], "key")) == R"({"timestamp":-1})");
+  for (int i = 0; i < 100; ++i)
+    post("messages", R"({"from":"ann","message":"m)" + std::to_string(i) +
+                         R"(","timestamp":{"$date":)" + std::to_string(1000 + i) + "}}");
+  const std::string history = "/messages?sort={timestamp:-1}&pagesize=15";
+  auto page = json_array(req("GET", history));
+  BOOST_REQUIRE(page.size() == 15);
+  BOOST_TEST(find_field(page[0].as_object(), "timestamp")->get<date_time>().millis == 1099);
+  BOOST_TEST(find_field(page[14].as_object(), "timestamp")->get<date_time>().millis == 1085);
+  auto r = req("GET", history + "&explain=true");
+  BOOST_TEST(r.status == 200, r.body);
+  auto plan = json_object(r);
+  BOOST_TEST(field_string(plan, "index") == "timestamp_-1");
+  BOOST_TEST(find_field(plan, "examined")->as_int64() == 15);
+  BOOST_TEST(find_field(plan, "returned")->as_int64() == 15);
+  BOOST_TEST(!find_field(plan, "inMemorySort")->as_bool());
+  BOOST_TEST(find_field(plan, "bounds")->is_string());
+  // Without an index that fits: the documents themselves, sorted in memory.
+  auto scan = json_object(req("GET", "/messages?sort={message:1}&pagesize=15&explain=true"));
+  BOOST_TEST(field_string(scan, "index") == "_id_");
+  BOOST_TEST(find_field(scan, "examined")->as_int64() >= 100);
+  BOOST_TEST(find_field(scan, "inMemorySort")->as_bool());
+  expect_error(req("GET", "/messages?explain=yes"), 400, "explain");
+  expect_error(req("GET", "/noexplain?explain=true"), 404, "noexplain");
 }
 
 BOOST_AUTO_TEST_CASE(messages_gets_its_timestamp_index_back_at_startup) {

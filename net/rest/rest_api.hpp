@@ -1,6 +1,6 @@
 // The HTTP API without the transport: routing by mount (section 1 of the API
-// contract), the REST data API (section 3) with its indexes (section 9), /_ping,
-// /_metrics, static files and CORS.
+// contract), the REST data API (section 3) with its indexes and explain (section 9),
+// /_ping, /_metrics, static files and CORS.
 // The server (net/server.hpp) hands it every request as an http_handler. Inside, each
 // request is located to a resource and answered by the handler the route table
 // (net/rest/routes.hpp) names for that resource and method.

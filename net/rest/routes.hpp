@@ -5,7 +5,7 @@
 //   service.cpp      /_ping, /_metrics, the web app's files and the browser redirect to it
 //   collections.cpp  a database's collection names; a collection's metadata:
 //                    PUT, PATCH, DELETE /<coll> and GET /<coll>/_meta
-//   queries.cpp      GET /<coll> (filter, sort, keys, pages) and GET /<coll>/_size
+//   queries.cpp      GET /<coll> (filter, sort, keys, pages, explain) and GET /<coll>/_size
 //   documents.cpp    POST /<coll>; GET, PUT, PATCH, DELETE /<coll>/<id>
 //   indexes.cpp      GET /<coll>/_indexes; PUT, DELETE /<coll>/_indexes/<name>
 //   streams.cpp      /<coll>/_streams/<uri>: WebSocket handshakes and plain requests

@@ -403,6 +403,20 @@ def test_index_api_maps_to_index_commands():
     with_rheo(run)
 
 
+def test_explain_is_not_implemented_on_mongodb():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET", "/messages?sort={timestamp:-1}&explain=true")
+        r = mock.receive("find")
+        cursor_reply(r, [SON([("_id", 1)])], MSG_NS)
+        status, _, body = call()
+        assert status == 501 and "explain" in body, (status, body)
+
+    with_rheo(run)
+
+
+# ---- change streams ----
+
+
 def open_stream(mock, rheo, cursor_id=42):
     """Connects a WebSocket to /messages/_streams/all and answers the stream's opening;
     returns the client and the change-stream aggregate command."""
@@ -603,6 +617,7 @@ if __name__ == "__main__":
         test_document_writes_send_insert_update_and_delete,
         test_collection_metadata_lives_in_properties,
         test_index_api_maps_to_index_commands,
+        test_explain_is_not_implemented_on_mongodb,
         test_stream_delivers_events_and_resumes_after_errors,
         test_reopen_backs_off_exponentially,
         test_history_lost_closes_sessions,
