@@ -1,6 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
 // JSON rules, errors, CORS, static files and bad input; from section 9, the index API,
-// explain and the chat's index on `messages`.
+// explain, the chat's index on `messages` and aggregations validated when declared.
 #define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
@@ -574,6 +574,20 @@ BOOST_AUTO_TEST_CASE(messages_gets_its_timestamp_index_back_at_startup) {
   auto r = http(p.port(), "GET", "/messages/_indexes");
   BOOST_TEST(r.body.find(R"({"_id":"timestamp_-1","key":{"timestamp":-1}})") != std::string::npos,
              r.body);
+}
+
+BOOST_AUTO_TEST_CASE(aggregations_in_metadata_are_validated_when_written) {
+  expect_error(req("PUT", "/aggmeta", R"({"aggrs":[{"uri":"joined","stages":[{"$lookup":{}}]}]})"),
+               400, "aggregation 'joined': stage $lookup");
+  expect_error(req("GET", "/aggmeta/_meta"), 404, "aggmeta"); // nothing was created
+  BOOST_TEST(req("PUT", "/aggmeta", R"({"aggrs":[{"uri":"top","stages":[{"_$limit":"@limit"}]}]})")
+                 .status == 201);
+  expect_error(req("PATCH", "/aggmeta", R"({"aggrs":[{"uri":"none","stages":[{"$limit":0}]}]})"),
+               400, "aggregation 'none': $limit");
+  expect_error(req("PATCH", "/aggmeta", R"({"aggrs":{"uri":"x"}})"), 400, "aggrs");
+  auto meta = json_object(req("GET", "/aggmeta/_meta"));
+  BOOST_TEST(to_json(*find_field(meta, "aggrs")) ==
+             R"([{"uri":"top","stages":[{"_$limit":"@limit"}]}])");
 }
 
 BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
