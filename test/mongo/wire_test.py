@@ -45,6 +45,14 @@ def expect_list_collections(mock, names, name_filter="messages"):
                  "rheo.$cmd.listCollections")
 
 
+def expect_unknown_collection(mock, call):
+    """rheo finds neither metadata nor the collection: `call` answers 404."""
+    expect_props_read(mock, [])
+    expect_list_collections(mock, [])
+    status, _, body = call()
+    assert status == 404 and "does not exist" in body, (status, body)
+
+
 def with_rheo(fn):
     """Runs fn(mock, rheo) with a fresh primary and rheo; prints rheo's log on failure."""
     mock = Primary()
@@ -123,10 +131,7 @@ def test_get_sends_find_with_filter_sort_skip_limit_and_projection():
         assert r.doc["limit"] == 100 and "skip" not in r.doc, r.doc
         assert "projection" not in r.doc, r.doc
         cursor_reply(r, [], MSG_NS)
-        expect_props_read(mock, [])
-        expect_list_collections(mock, [])
-        status, _, body = call()
-        assert status == 404 and "does not exist" in body, (status, body)
+        expect_unknown_collection(mock, call)
 
     with_rheo(run)
 
@@ -395,10 +400,7 @@ def test_index_api_maps_to_index_commands():
 
         # An unknown collection: 404.
         call = in_background(rheo.request, "DELETE", "/messages/_indexes/ts")
-        expect_props_read(mock, [])
-        expect_list_collections(mock, [])
-        status, _, body = call()
-        assert status == 404 and "does not exist" in body, (status, body)
+        expect_unknown_collection(mock, call)
 
     with_rheo(run)
 
