@@ -42,6 +42,27 @@ rlim_t raise_fd_limit() {
   return rl.rlim_cur;
 }
 
+/// The chat's collection, so that a fresh server is a working chat: with stream "all" when
+/// missing, and with the index {timestamp:-1} that its history query
+/// (?sort={timestamp:-1}&pagesize=15) scans, also when the collection exists without it.
+void create_messages(rheo::store& db, const std::string& db_name) {
+  using namespace rheo;
+  if (!db.collection(db_name, "messages"))
+    db.put_collection(db_name, "messages",
+                      parse_json(R"({"streams":[{"uri":"all","stages":)"
+                                 R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
+                          .as_object(),
+                      std::nullopt);
+  const object key{{"timestamp", value(-1)}};
+  for (auto& index : db.list_indexes(db_name, "messages"))
+    if (index.key == key) return;
+  try {
+    db.create_index(db_name, "messages", "timestamp_-1", key, {});
+  } catch (const api_error& e) {
+    if (e.status() != 409) throw; // created meanwhile by another server on the same store
+  }
+}
+
 int run(rheo::server_config config) {
   using namespace rheo;
   log::set_level(config.log_level);
@@ -82,16 +103,10 @@ int run(rheo::server_config config) {
   }
 
   if (config.create_messages) {
-    // The chat's collection, so that a fresh server is a working chat.
     const auto& db_name =
         config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
     try {
-      if (!db->collection(db_name, "messages"))
-        db->put_collection(db_name, "messages",
-                           parse_json(R"({"streams":[{"uri":"all","stages":)"
-                                      R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
-                               .as_object(),
-                           std::nullopt);
+      create_messages(*db, db_name);
     } catch (const std::exception& e) {
       log::warn(std::string("cannot create the messages collection: ") + e.what());
     }

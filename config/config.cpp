@@ -172,7 +172,8 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.login_window_seconds = parse_unsigned<unsigned>(v, 1, 86400);
        }},
-      {"create_messages", "create the chat's messages collection at startup when missing",
+      {"create_messages",
+       "create the chat's messages collection and its {timestamp:-1} index at startup when missing",
        [](server_config& c, const std::string& v) {
          c.create_messages = one_of(v, {"true", "false"}) == "true";
        }},

@@ -51,7 +51,7 @@ struct server_config {
   unsigned token_ttl_seconds = 900;
   unsigned login_max_failures = 10;
   unsigned login_window_seconds = 60;
-  bool create_messages = true; // create /messages with stream "all" when missing
+  bool create_messages = true; // create /messages (stream "all", index {timestamp:-1}) if missing
 };
 
 /// A configuration problem; what() is one line naming the key or flag.

@@ -1,5 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
-// JSON rules, errors, CORS, static files and bad input.
+// JSON rules, errors, CORS, static files and bad input; from section 9, the index API,
+// explain, the chat's index on `messages` and aggregations validated when declared.
 #define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
@@ -7,6 +8,7 @@
 #include "test/test_support.hpp"
 
 #include <csignal>
+#include <map>
 #include <memory>
 #include <sys/wait.h>
 #include <thread>
@@ -447,6 +449,145 @@ BOOST_AUTO_TEST_CASE(static_files_are_served_with_types_and_no_traversal) {
 BOOST_AUTO_TEST_CASE(stream_url_without_upgrade_is_400) {
   req("PUT", "/streamy", R"({"streams":[{"uri":"all","stages":[]}]})");
   expect_error(req("GET", "/streamy/_streams/all"), 400, "Change Stream requires WebSocket");
+}
+
+/// The indexes GET /<coll>/_indexes lists, by name.
+std::map<std::string, object> indexes_of(const std::string& coll) {
+  auto r = req("GET", "/" + coll + "/_indexes");
+  BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+  std::map<std::string, object> out;
+  for (auto& index : json_array(r))
+    out[field_string(index.as_object(), "_id")] = index.as_object();
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(index_api_lists_creates_and_drops_indexes) {
+  post("indexed", R"({"a":1,"b":{"c":2}})");
+  auto list = json_array(req("GET", "/indexed/_indexes"));
+  BOOST_REQUIRE(!list.empty());
+  BOOST_TEST(field_string(list[0].as_object(), "_id") == "_id_");
+  BOOST_TEST(to_json(*find_field(list[0].as_object(), "key")) == R"({"_id":1})");
+
+  auto created = req("PUT", "/indexed/_indexes/ab",
+                     R"({"keys":{"a":1,"b.c":-1},"ops":{"sparse":true,"name":"ignored"}})");
+  BOOST_TEST(created.status == 201, created.body);
+  auto indexes = indexes_of("indexed");
+  BOOST_REQUIRE(indexes.count("ab") == 1);
+  BOOST_TEST(indexes.count("ignored") == 0);
+  BOOST_TEST(to_json(*find_field(indexes["ab"], "key")) == R"({"a":1,"b.c":-1})");
+  BOOST_TEST(find_field(indexes["ab"], "sparse")->as_bool());
+  BOOST_TEST(
+      req("PUT", "/indexed/_indexes/ttl", R"({"keys":{"at":1},"ops":{"expireAfterSeconds":60}})")
+          .status == 201);
+  BOOST_TEST(find_field(indexes_of("indexed")["ttl"], "expireAfterSeconds")->as_int64() == 60);
+
+  expect_error(req("PUT", "/indexed/_indexes/ab", R"({"keys":{"a":1}})"), 409, "ab");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"key":{"a":1}})"), 400, "keys");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"keys":[1]})"), 400, "keys");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"keys":{"a":1},"ops":1})"), 400, "ops");
+  expect_error(req("PUT", "/indexed/_indexes/k", ""), 400, "json object");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"keys":{}})"), 400, "keys");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"keys":{"a":"text"}})"), 400, "'a'");
+  expect_error(req("PUT", "/indexed/_indexes/k", R"({"keys":{"a":1},"ops":{"bogus":1}})"), 400,
+               "bogus");
+  expect_error(req("PUT", "/indexed/_indexes/_x", R"({"keys":{"a":1}})"), 400, "_");
+  BOOST_TEST(indexes_of("indexed").size() == 3); // _id_, ab, ttl: nothing else was created
+
+  BOOST_TEST(req("DELETE", "/indexed/_indexes/ab").status == 204);
+  BOOST_TEST(indexes_of("indexed").count("ab") == 0);
+  expect_error(req("DELETE", "/indexed/_indexes/ab"), 404, "ab");
+  expect_error(req("DELETE", "/indexed/_indexes/_id_"), 400, "_id_");
+  expect_error(req("DELETE", "/indexed/_indexes/_other"), 400, "_other");
+  // Queries answer the same with and without an index.
+  BOOST_TEST(json_array(req("GET", "/indexed?filter={a:1}")).size() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(index_api_answers_404_for_unknown_collections_and_405_for_other_methods) {
+  expect_error(req("GET", "/noindexes/_indexes"), 404, "noindexes");
+  expect_error(req("PUT", "/noindexes/_indexes/a", R"({"keys":{"a":1}})"), 404, "noindexes");
+  expect_error(req("DELETE", "/noindexes/_indexes/a"), 404, "noindexes");
+  post("indexmethods", "{}");
+  expect_error(req("POST", "/indexmethods/_indexes", "{}"), 405, "_indexes");
+  expect_error(req("PUT", "/indexmethods/_indexes", "{}"), 405, "_indexes");
+  expect_error(req("GET", "/indexmethods/_indexes/_id_"), 405, "index");
+  expect_error(req("PATCH", "/indexmethods/_indexes/a", "{}"), 405, "index");
+  expect_error(req("GET", "/indexmethods/_indexes/a/b"), 404, "");
+}
+
+BOOST_AUTO_TEST_CASE(unique_indexes_refuse_duplicates_when_built_and_when_written) {
+  post("uniq", R"({"_id":1,"email":"a@x"})");
+  post("uniq", R"({"_id":2,"email":"a@x"})");
+  const std::string unique = R"({"keys":{"email":1},"ops":{"unique":true}})";
+  expect_error(req("PUT", "/uniq/_indexes/email", unique), 400, "duplicate");
+  BOOST_TEST(indexes_of("uniq").count("email") == 0);
+  BOOST_TEST(req("DELETE", "/uniq/2?id_type=NUMBER").status == 204);
+  BOOST_TEST(req("PUT", "/uniq/_indexes/email", unique).status == 201);
+  BOOST_TEST(find_field(indexes_of("uniq")["email"], "unique")->as_bool());
+  // Writes that would duplicate a key: 409, and nothing is stored.
+  expect_error(req("POST", "/uniq", R"({"_id":3,"email":"a@x"})"), 409, "email");
+  expect_error(req("GET", "/uniq/3?id_type=NUMBER"), 404, "");
+  post("uniq", R"({"_id":4,"email":"b@x"})");
+  expect_error(req("PATCH", "/uniq/4?id_type=NUMBER", R"({"email":"a@x"})"), 409, "email");
+  BOOST_TEST(field_string(json_object(req("GET", "/uniq/4?id_type=NUMBER")), "email") == "b@x");
+  BOOST_TEST(req("GET", "/uniq/_size").body == R"({"_size":2})");
+}
+
+BOOST_AUTO_TEST_CASE(explain_names_the_index_of_the_chat_history_query) {
+  // `messages` is created at startup with the index {timestamp:-1}.
+  auto indexes = indexes_of("messages");
+  BOOST_REQUIRE(indexes.count("timestamp_-1") == 1);
+  BOOST_TEST(to_json(*find_field(indexes["timestamp_-1"], "key")) == R"({"timestamp":-1})");
+  for (int i = 0; i < 100; ++i)
+    post("messages", R"({"from":"ann","message":"m)" + std::to_string(i) +
+                         R"(","timestamp":{"$date":)" + std::to_string(1000 + i) + "}}");
+  const std::string history = "/messages?sort={timestamp:-1}&pagesize=15";
+  auto page = json_array(req("GET", history));
+  BOOST_REQUIRE(page.size() == 15);
+  BOOST_TEST(find_field(page[0].as_object(), "timestamp")->get<date_time>().millis == 1099);
+  BOOST_TEST(find_field(page[14].as_object(), "timestamp")->get<date_time>().millis == 1085);
+  auto r = req("GET", history + "&explain=true");
+  BOOST_TEST(r.status == 200, r.body);
+  auto plan = json_object(r);
+  BOOST_TEST(field_string(plan, "index") == "timestamp_-1");
+  BOOST_TEST(find_field(plan, "examined")->as_int64() == 15);
+  BOOST_TEST(find_field(plan, "returned")->as_int64() == 15);
+  BOOST_TEST(!find_field(plan, "inMemorySort")->as_bool());
+  BOOST_TEST(find_field(plan, "bounds")->is_string());
+  // Without an index that fits: the documents themselves, sorted in memory.
+  auto scan = json_object(req("GET", "/messages?sort={message:1}&pagesize=15&explain=true"));
+  BOOST_TEST(field_string(scan, "index") == "_id_");
+  BOOST_TEST(find_field(scan, "examined")->as_int64() >= 100);
+  BOOST_TEST(find_field(scan, "inMemorySort")->as_bool());
+  expect_error(req("GET", "/messages?explain=yes"), 400, "explain");
+  expect_error(req("GET", "/noexplain?explain=true"), 404, "noexplain");
+}
+
+BOOST_AUTO_TEST_CASE(messages_gets_its_timestamp_index_back_at_startup) {
+  temp_dir dir;
+  std::string data = dir.path() + "/d";
+  {
+    rheo_process p({}, data);
+    BOOST_TEST(http(p.port(), "DELETE", "/messages/_indexes/timestamp_-1").status == 204);
+    BOOST_TEST(p.stop() == 0);
+  }
+  rheo_process p({}, data);
+  auto r = http(p.port(), "GET", "/messages/_indexes");
+  BOOST_TEST(r.body.find(R"({"_id":"timestamp_-1","key":{"timestamp":-1}})") != std::string::npos,
+             r.body);
+}
+
+BOOST_AUTO_TEST_CASE(aggregations_in_metadata_are_validated_when_written) {
+  expect_error(req("PUT", "/aggmeta", R"({"aggrs":[{"uri":"joined","stages":[{"$lookup":{}}]}]})"),
+               400, "aggregation 'joined': stage $lookup");
+  expect_error(req("GET", "/aggmeta/_meta"), 404, "aggmeta"); // nothing was created
+  BOOST_TEST(req("PUT", "/aggmeta", R"({"aggrs":[{"uri":"top","stages":[{"_$limit":"@limit"}]}]})")
+                 .status == 201);
+  expect_error(req("PATCH", "/aggmeta", R"({"aggrs":[{"uri":"none","stages":[{"$limit":0}]}]})"),
+               400, "aggregation 'none': $limit");
+  expect_error(req("PATCH", "/aggmeta", R"({"aggrs":{"uri":"x"}})"), 400, "aggrs");
+  auto meta = json_object(req("GET", "/aggmeta/_meta"));
+  BOOST_TEST(to_json(*find_field(meta, "aggrs")) ==
+             R"([{"uri":"top","stages":[{"_$limit":"@limit"}]}])");
 }
 
 BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {

@@ -384,6 +384,9 @@ BOOST_AUTO_TEST_CASE(default_rules_let_anonymous_users_chat_and_nothing_else) {
   BOOST_TEST(http(port, "PUT", "/messages", "{}").status == 401);
   BOOST_TEST(http(port, "PATCH", "/messages/x", R"({"a":1})").status == 401);
   BOOST_TEST(http(port, "DELETE", "/messages/x").status == 401);
+  // Index creation and dropping are writes like any other under /messages.
+  BOOST_TEST(http(port, "PUT", "/messages/_indexes/x", R"({"keys":{"a":1}})").status == 401);
+  BOOST_TEST(http(port, "DELETE", "/messages/_indexes/timestamp_-1").status == 401);
   BOOST_TEST(http(port, "POST", "/other", "{}").status == 401);
   BOOST_TEST(http(port, "GET", "/other").status == 401);
   BOOST_TEST(http(port, "GET", "/").status == 401);

@@ -13,10 +13,10 @@ namespace rheo::rest {
 http_response run_aggregation(const request_context& c) {
   auto info = c.storage.collection(c.res.db, c.res.coll);
   if (!info) return error_response(404, "collection '" + c.res.coll + "' does not exist");
-  const object* definition = find_aggr(info->metadata, c.res.id_text);
+  const object* definition = find_aggr(info->metadata, c.res.name);
   if (!definition)
-    return error_response(404, "aggregation '" + c.res.id_text +
-                                   "' does not exist on collection '" + c.res.coll + "'");
+    return error_response(404, "aggregation '" + c.res.name + "' does not exist on collection '" +
+                                   c.res.coll + "'");
   server_vars sv;
   if (c.who.user) sv.user = c.who.user->document;
   sv.read_filter = c.who.read_filter();

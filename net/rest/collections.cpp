@@ -1,9 +1,11 @@
 // A database's collection names and a collection as a resource of its own: creating it
 // with its metadata (PUT), changing the metadata (PATCH), dropping it (DELETE) and
-// reading the metadata (GET /<coll>/_meta).
+// reading the metadata (GET /<coll>/_meta). The stream and aggregation definitions in the
+// metadata are checked when written (400 naming the stream or aggregation at fault).
 #include "net/rest/params.hpp"
 #include "net/rest/routes.hpp"
 
+#include "storage/document/aggregation.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/pipeline.hpp"
 #include "storage/store.hpp"
@@ -48,6 +50,7 @@ http_response get_collection_names(const request_context& c) {
 http_response put_collection(const request_context& c) {
   object meta = metadata_of(body_object(c.req, true));
   validate_streams(meta);
+  validate_aggrs(meta);
   bool created =
       c.storage.put_collection(c.res.db, c.res.coll, std::move(meta), if_match_of(c.req));
   http_response res = with_etag(empty_response(created ? 201 : 200), c);
@@ -62,6 +65,7 @@ http_response patch_collection(const request_context& c) {
     for (auto& [k, v] : meta)
       set_field(merged, k, v);
     validate_streams(merged);
+    validate_aggrs(merged);
   }
   c.storage.patch_collection(c.res.db, c.res.coll, std::move(meta), if_match_of(c.req));
   return with_etag(empty_response(200), c);

@@ -1,8 +1,11 @@
 // Queries over a collection's documents: GET /<coll> with filter, sort, keys, page and
-// pagesize, and GET /<coll>/_size; the ACL's readFilter narrows both.
+// pagesize, and GET /<coll>/_size; the ACL's readFilter narrows both. GET /<coll> with
+// explain=true answers how the query ran (the store's query_plan) instead of the documents;
+// with debug logging on, every query's plan is logged.
 #include "net/rest/params.hpp"
 #include "net/rest/routes.hpp"
 
+#include "config/log.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/query.hpp"
 #include "storage/store.hpp"
@@ -45,6 +48,24 @@ object sort_param(const parsed_target& t) {
   return sort;
 }
 
+/// The `explain` parameter: true or false (the default).
+bool explain_param(const parsed_target& t) {
+  auto e = t.last("explain");
+  if (!e || *e == "false") return false;
+  if (*e == "true") return true;
+  throw_bad_request("invalid explain '" + *e + "': must be true or false");
+}
+
+/// The answer to explain=true: how the store ran the query and how many documents it gave.
+std::string plan_json(const query_plan& plan, std::size_t returned) {
+  object shown{{"index", value(plan.index)},
+               {"examined", value(static_cast<std::int64_t>(plan.examined))},
+               {"bounds", value(plan.bounds)},
+               {"inMemorySort", value(plan.in_memory_sort)},
+               {"returned", value(static_cast<std::int64_t>(returned))}};
+  return to_json(value(std::move(shown)));
+}
+
 } // namespace
 
 http_response find_documents(const request_context& c) {
@@ -62,9 +83,19 @@ http_response find_documents(const request_context& c) {
   if (auto p = t.last("pagesize")) pagesize = parse_int_param(*p, "pagesize", 0, 1000);
   q.skip = (page - 1) * pagesize;
   q.limit = pagesize;
-  auto docs = pagesize == 0 && c.storage.collection(c.res.db, c.res.coll)
+  const bool explain = explain_param(t);
+  query_plan plan;
+  if (explain || log::enabled(log::level::debug)) q.explain = &plan;
+  auto docs = pagesize == 0 && !explain && c.storage.collection(c.res.db, c.res.coll)
                   ? std::vector<object>{}
                   : c.storage.find(c.res.db, c.res.coll, q);
+  // A store that does not explain its queries (MongoDB's) leaves the plan empty.
+  const bool explained = !plan.index.empty();
+  if (explained) log::debug("query " + t.path + ": " + plan_json(plan, docs.size()));
+  if (explain) {
+    if (!explained) return error_response(501, "this store does not explain its queries");
+    return json_response(200, plan_json(plan, docs.size()));
+  }
   auto shape = c.who.response_projection();
   std::string out = "[";
   for (std::size_t i = 0; i < docs.size(); ++i) {

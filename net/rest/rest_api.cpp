@@ -49,13 +49,17 @@ std::variant<resource, http_response> resolve_data(const parsed_target& t, const
     r.kind = resource_kind::size;
   } else if (second == "_meta" && m.rest.size() == 2) {
     r.kind = resource_kind::meta;
+  } else if (second == "_indexes") {
+    if (m.rest.size() > 3) return error_response(404, "no resource at " + t.path);
+    r.kind = m.rest.size() == 2 ? resource_kind::indexes : resource_kind::index;
+    if (m.rest.size() == 3) r.name = m.rest[2];
   } else if (second == "_streams") {
     if (m.rest.size() != 3) return error_response(404, "no such stream");
     r.kind = resource_kind::stream;
   } else if (second == "_aggrs") {
     if (m.rest.size() != 3) return error_response(404, "no such aggregation");
     r.kind = resource_kind::aggregation;
-    r.id_text = m.rest[2];
+    r.name = m.rest[2];
   } else if (second == "*" && m.rest.size() == 2) {
     r.kind = resource_kind::bulk;
   } else if (!second.empty() && second[0] == '_') {

@@ -1,5 +1,6 @@
 // The HTTP API without the transport: routing by mount (section 1 of the API
-// contract), the REST data API (section 3), /_ping, /_metrics, static files and CORS.
+// contract), the REST data API (section 3) with its indexes and explain (section 9),
+// /_ping, /_metrics, static files and CORS.
 // The server (net/server.hpp) hands it every request as an http_handler. Inside, each
 // request is located to a resource and answered by the handler the route table
 // (net/rest/routes.hpp) names for that resource and method.
@@ -31,7 +32,9 @@ public:
   /// or stream, 400 bad avars, 400 without upgrade headers), or returns the error response.
   std::variant<stream_target, http_response> resolve_stream(const http_request& req) const override;
 
-  /// True when handling `req` may block on a store write (run it off the I/O threads).
+  /// True when handling `req` may block on a store write (run it off the I/O threads):
+  /// every method but GET, HEAD and OPTIONS, so document and collection writes and the
+  /// creation (which builds the index) and dropping of indexes.
   bool is_blocking(const http_request& req) const override;
 
 private:

@@ -27,6 +27,9 @@ constexpr route routes[] = {
     {resource_kind::size, http_method::get, count_documents},
     {resource_kind::meta, http_method::get, get_metadata},
     {resource_kind::stream, any_method, plain_request_to_stream},
+    {resource_kind::indexes, http_method::get, list_indexes},
+    {resource_kind::index, http_method::put, put_index},
+    {resource_kind::index, http_method::delete_, delete_index},
     {resource_kind::document, http_method::get, get_document},
     {resource_kind::document, http_method::put, put_document},
     {resource_kind::document, http_method::patch, patch_document},
@@ -49,9 +52,13 @@ http_response method_not_allowed(const request_context& c) {
   case resource_kind::meta:
     return error_response(405, "method not allowed on _meta");
   case resource_kind::bulk:
-    return error_response(405, "method " + m + " not allowed on /*: use PATCH or DELETE");
+    return error_response(405, "method " + m + " not allowed on /*; use PATCH or DELETE");
   case resource_kind::aggregation:
-    return error_response(405, "method " + m + " not allowed on an aggregation: use GET");
+    return error_response(405, "method " + m + " not allowed on an aggregation; use GET");
+  case resource_kind::indexes:
+    return error_response(405, "method " + m + " not allowed on _indexes; use GET");
+  case resource_kind::index:
+    return error_response(405, "method " + m + " not allowed on an index; use PUT or DELETE");
   case resource_kind::document:
     if (c.req.method == http_method::post)
       return error_response(405, "POST is not allowed on a document; use PUT or PATCH");

@@ -5,8 +5,9 @@
 //   service.cpp      /_ping, /_metrics, the web app's files and the browser redirect to it
 //   collections.cpp  a database's collection names; a collection's metadata:
 //                    PUT, PATCH, DELETE /<coll> and GET /<coll>/_meta
-//   queries.cpp      GET /<coll> (filter, sort, keys, pages) and GET /<coll>/_size
+//   queries.cpp      GET /<coll> (filter, sort, keys, pages, explain) and GET /<coll>/_size
 //   documents.cpp    POST /<coll>; GET, PUT, PATCH, DELETE /<coll>/<id>
+//   indexes.cpp      GET /<coll>/_indexes; PUT, DELETE /<coll>/_indexes/<name>
 //   streams.cpp      /<coll>/_streams/<uri>: WebSocket handshakes and plain requests
 //   bulk.cpp         POST /<coll> with an array; PATCH and DELETE /<coll>/*?filter=
 //   aggregations.cpp GET /<coll>/_aggrs/<uri>
@@ -43,6 +44,8 @@ enum class resource_kind {
   size,         // /<coll>/_size
   meta,         // /<coll>/_meta
   stream,       // /<coll>/_streams/<uri>
+  indexes,      // /<coll>/_indexes
+  index,        // /<coll>/_indexes/<name>
   document,     // /<coll>/<id>
   bulk,         // /<coll>/* : PATCH and DELETE of every document matching ?filter=
   aggregation,  // /<coll>/_aggrs/<uri>
@@ -55,7 +58,8 @@ struct resource {
   std::string coll;     // collection and below
   std::string coll_url; // the collection's URL, for Location headers
   value id;             // document: the id, typed by id_type
-  std::string id_text;  // document: the id as in the URL; aggregation: its uri
+  std::string id_text;  // document: the id as in the URL
+  std::string name;     // index: its name; aggregation: its uri
 };
 
 /// The mount serving a request path (the longest prefix wins) and the segments after it.
@@ -124,6 +128,11 @@ http_response get_document(const request_context& c);
 http_response put_document(const request_context& c);
 http_response patch_document(const request_context& c);
 http_response delete_document(const request_context& c);
+
+// indexes.cpp
+http_response list_indexes(const request_context& c);
+http_response put_index(const request_context& c);
+http_response delete_index(const request_context& c);
 
 // streams.cpp
 http_response plain_request_to_stream(const request_context& c);

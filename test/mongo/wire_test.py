@@ -45,6 +45,14 @@ def expect_list_collections(mock, names, name_filter="messages"):
                  "rheo.$cmd.listCollections")
 
 
+def expect_unknown_collection(mock, call):
+    """rheo finds neither metadata nor the collection: `call` answers 404."""
+    expect_props_read(mock, [])
+    expect_list_collections(mock, [])
+    status, _, body = call()
+    assert status == 404 and "does not exist" in body, (status, body)
+
+
 def with_rheo(fn):
     """Runs fn(mock, rheo) with a fresh primary and rheo; prints rheo's log on failure."""
     mock = Primary()
@@ -123,10 +131,7 @@ def test_get_sends_find_with_filter_sort_skip_limit_and_projection():
         assert r.doc["limit"] == 100 and "skip" not in r.doc, r.doc
         assert "projection" not in r.doc, r.doc
         cursor_reply(r, [], MSG_NS)
-        expect_props_read(mock, [])
-        expect_list_collections(mock, [])
-        status, _, body = call()
-        assert status == 404 and "does not exist" in body, (status, body)
+        expect_unknown_collection(mock, call)
 
     with_rheo(run)
 
@@ -304,6 +309,109 @@ def test_collection_metadata_lives_in_properties():
         cursor_reply(r, [SON([("_id", "_properties.c")])], PROPS_NS)
         status, _, body = call()
         assert status == 200 and body == '["b","c","messages"]', (status, body)
+
+    with_rheo(run)
+
+
+def expect_list_indexes(mock, indexes):
+    """rheo lists the collection's indexes; answers with `indexes`."""
+    r = mock.receive("listIndexes")
+    assert r.doc["listIndexes"] == "messages" and r.doc["$db"] == "rheo", r.doc
+    cursor_reply(r, indexes, "rheo.$cmd.listIndexes")
+
+
+ID_INDEX = SON([("v", 2), ("key", SON([("_id", 1)])), ("name", "_id_")])
+TS_INDEX = SON([("v", 2), ("key", SON([("timestamp", -1)])), ("name", "ts"), ("unique", True),
+                ("background", True)])
+
+
+def test_index_api_maps_to_index_commands():
+    def run(mock, rheo):
+        # GET _indexes: listIndexes, shown with _id and the options the API knows.
+        call = in_background(rheo.request, "GET", "/messages/_indexes")
+        expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
+        status, _, body = call()
+        assert status == 200 and body == ('[{"_id":"_id_","key":{"_id":1}},'
+                                          '{"_id":"ts","key":{"timestamp":-1},"unique":true}]'), \
+            (status, body)
+
+        # PUT: createIndexes with the key, the URL's name (ops.name ignored) and the options.
+        call = in_background(rheo.request, "PUT", "/messages/_indexes/ts",
+                             {"keys": {"timestamp": -1, "from": 1},
+                              "ops": {"unique": True, "name": "other",
+                                      "partialFilterExpression": {"from": {"$exists": True}}}})
+        expect_props_read(mock, [props_doc(ObjectId())])
+        expect_list_indexes(mock, [ID_INDEX])
+        r = mock.receive("createIndexes")
+        assert r.doc["createIndexes"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        spec = r.doc["indexes"]
+        assert len(spec) == 1, r.doc
+        assert list(spec[0]["key"].items()) == [("timestamp", -1), ("from", 1)], r.doc
+        assert spec[0]["name"] == "ts" and spec[0]["unique"] is True, r.doc
+        assert spec[0]["partialFilterExpression"] == {"from": {"$exists": True}}, r.doc
+        assert set(spec[0].keys()) == {"key", "name", "unique", "partialFilterExpression"}, r.doc
+        r.replies(ok=1, createdCollectionAutomatically=False, numIndexesBefore=1,
+                  numIndexesAfter=2)
+        status, _, body = call()
+        assert status == 201, (status, body)
+
+        # PUT of a name that exists: 409 without createIndexes.
+        call = in_background(rheo.request, "PUT", "/messages/_indexes/ts",
+                             {"keys": {"timestamp": -1}})
+        expect_props_read(mock, [props_doc(ObjectId())])
+        expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
+        status, _, body = call()
+        assert status == 409 and "already exists" in body, (status, body)
+
+        # A unique index over duplicates (E11000 from createIndexes): 400.
+        call = in_background(rheo.request, "PUT", "/messages/_indexes/u",
+                             {"keys": {"from": 1}, "ops": {"unique": True}})
+        expect_props_read(mock, [props_doc(ObjectId())])
+        expect_list_indexes(mock, [ID_INDEX])
+        r = mock.receive("createIndexes")
+        r.replies(ok=0, code=11000, codeName="DuplicateKey",
+                  errmsg="E11000 duplicate key error collection: rheo.messages index: u")
+        status, _, body = call()
+        assert status == 400 and "duplicate" in body, (status, body)
+
+        # PUT without keys and PUT of a reserved name: 400 before any command.
+        status, _, body = rheo.request("PUT", "/messages/_indexes/k", {"ops": {}})
+        assert status == 400 and "keys" in body, (status, body)
+        status, _, body = rheo.request("PUT", "/messages/_indexes/_k", {"keys": {"a": 1}})
+        assert status == 400, (status, body)
+
+        # DELETE: dropIndexes of that name; unknown: 404; _id_: 400 before any command.
+        call = in_background(rheo.request, "DELETE", "/messages/_indexes/ts")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
+        r = mock.receive("dropIndexes")
+        assert r.doc["dropIndexes"] == "messages" and r.doc["index"] == "ts", r.doc
+        assert r.doc["$db"] == "rheo", r.doc
+        r.replies(ok=1, nIndexesWas=2)
+        status, _, body = call()
+        assert status == 204, (status, body)
+        call = in_background(rheo.request, "DELETE", "/messages/_indexes/gone")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        expect_list_indexes(mock, [ID_INDEX])
+        status, _, body = call()
+        assert status == 404 and "gone" in body, (status, body)
+        status, _, body = rheo.request("DELETE", "/messages/_indexes/_id_")
+        assert status == 400, (status, body)
+
+        # An unknown collection: 404.
+        call = in_background(rheo.request, "DELETE", "/messages/_indexes/ts")
+        expect_unknown_collection(mock, call)
+
+    with_rheo(run)
+
+
+def test_explain_is_not_implemented_on_mongodb():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET", "/messages?sort={timestamp:-1}&explain=true")
+        r = mock.receive("find")
+        cursor_reply(r, [SON([("_id", 1)])], MSG_NS)
+        status, _, body = call()
+        assert status == 501 and "explain" in body, (status, body)
 
     with_rheo(run)
 
@@ -510,6 +618,8 @@ if __name__ == "__main__":
         test_size_counts_with_the_filter,
         test_document_writes_send_insert_update_and_delete,
         test_collection_metadata_lives_in_properties,
+        test_index_api_maps_to_index_commands,
+        test_explain_is_not_implemented_on_mongodb,
         test_stream_delivers_events_and_resumes_after_errors,
         test_reopen_backs_off_exponentially,
         test_history_lost_closes_sessions,
