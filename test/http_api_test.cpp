@@ -105,7 +105,8 @@ BOOST_AUTO_TEST_CASE(post_inserts_with_generated_object_id_location_and_etag) {
 }
 
 BOOST_AUTO_TEST_CASE(post_requires_a_json_object) {
-  expect_error(req("POST", "/posts", "[1,2]"), 400, "data must be a json object");
+  // An array is a bulk insert (section 9): each element must be an object.
+  expect_error(req("POST", "/posts", "[1,2]"), 400, "element 0 of the array is not an object");
   expect_error(req("POST", "/posts", "42"), 400, "data must be a json object");
   expect_error(req("POST", "/posts", ""), 400, "data must be a json object");
   expect_error(req("POST", "/posts", "{\"a\":"), 400, "body");

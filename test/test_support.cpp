@@ -24,6 +24,13 @@
 namespace rheo::test {
 
 namespace {
+// The MongoDB driver keeps its counters in /dev/shm/mongoc-<pid>, created when the library
+// loads and never removed after kill -9; a later process whose pid finds a stale file warns
+// on stderr ("Falling back to malloc for counters"), which tests reading the output see.
+constexpr const char* no_driver_shm = "MONGOC_DISABLE_SHM=1";
+} // namespace
+
+namespace {
 
 using clock = std::chrono::steady_clock;
 
@@ -108,6 +115,17 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
         R"acl([{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('/')"}])acl");
   }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // Built before fork: the child only calls async-signal-safe functions.
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    envp.push_back(*e);
+  std::string shm = no_driver_shm;
+  envp.push_back(shm.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -115,11 +133,7 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
     int logfd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (logfd >= 0) ::dup2(logfd, 2);
     ::close(out_pipe[0]);
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   ::close(out_pipe[1]);
@@ -190,6 +204,7 @@ run_result run_rheo(const std::vector<std::string>& args, const std::vector<std:
       argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> env_s = env;
+    env_s.push_back(no_driver_shm);
     std::vector<char*> envp;
     for (auto& e : env_s)
       envp.push_back(e.data());
