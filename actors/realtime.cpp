@@ -11,18 +11,10 @@
 
 namespace rheo {
 
-struct realtime::impl {
-  impl(caf::actor_system& s, const server_config& c, metrics& m) : system(s), config(c), stats(m) {}
-  caf::actor_system& system;
-  const server_config& config;
-  metrics& stats;
-  broker_actor broker;
-};
-
 realtime::realtime(caf::actor_system& system, store& db, const server_config& config,
                    metrics& stats)
-    : impl_(std::make_unique<impl>(system, config, stats)) {
-  impl_->broker = system.spawn(broker, &db, &stats);
+    : system_(system), config_(config), stats_(stats) {
+  broker_ = caf::actor_cast<caf::strong_actor_ptr>(system.spawn(broker, &db, &stats));
 }
 
 realtime::~realtime() {
@@ -33,12 +25,11 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target,
                       connection_registry& connections) {
-  auto& im = *impl_;
   ws_connection::options opts;
-  opts.max_client_message_bytes = im.config.ws_max_client_frame_bytes;
-  opts.queue_limit_bytes = static_cast<std::int64_t>(im.config.ws_queue_limit_bytes);
-  opts.ping_interval = std::chrono::milliseconds(im.config.ws_ping_interval_ms);
-  opts.pong_timeout = std::chrono::milliseconds(im.config.ws_pong_timeout_ms);
+  opts.max_client_message_bytes = config_.ws_max_client_frame_bytes;
+  opts.queue_limit_bytes = static_cast<std::int64_t>(config_.ws_queue_limit_bytes);
+  opts.ping_interval = std::chrono::milliseconds(config_.ws_ping_interval_ms);
+  opts.pong_timeout = std::chrono::milliseconds(config_.ws_pong_timeout_ms);
   auto conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
                                               std::move(buffer), opts);
   if (!connections.add(conn)) {
@@ -53,7 +44,8 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
   auto hdl =
-      counted(im.system.spawn(session, conn, im.broker, std::move(spec)), im.stats.sessions_open);
+      counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_), std::move(spec)),
+              stats_.sessions_open);
   // Set here, on the connection's own thread (this is called from its HTTP session), so
   // that it is in place before any close() posted to that thread can finish it. The
   // session then quits, and the broker (which monitors it) removes it from its subscription.
@@ -61,9 +53,9 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
 }
 
 void realtime::stop() {
-  if (impl_->broker) {
-    caf::anon_send_exit(impl_->broker, caf::exit_reason::user_shutdown);
-    impl_->broker = nullptr;
+  if (broker_) {
+    caf::anon_send_exit(caf::actor_cast<caf::actor>(broker_), caf::exit_reason::user_shutdown);
+    broker_ = nullptr;
   }
 }
 

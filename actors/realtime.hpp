@@ -9,11 +9,8 @@
 #include "config/config.hpp"
 #include "net/websocket_hub.hpp"
 
-#include <memory>
-
-namespace caf {
-class actor_system;
-}
+#include <caf/fwd.hpp>
+#include <caf/intrusive_ptr.hpp>
 
 namespace rheo {
 
@@ -34,8 +31,10 @@ public:
   void stop();
 
 private:
-  struct impl;
-  std::unique_ptr<impl> impl_;
+  caf::actor_system& system_;
+  const server_config& config_;
+  metrics& stats_;
+  caf::strong_actor_ptr broker_; // the BROKER (actors/broker.hpp); null once stopped
 };
 
 } // namespace rheo

@@ -19,7 +19,7 @@ namespace {
 constexpr auto read_timeout = std::chrono::seconds(60);
 } // namespace
 
-http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv)
+http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server_state& srv)
     : stream_(std::move(socket)), shard_(shard), srv_(srv) {}
 
 void http_session::run() {

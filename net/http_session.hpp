@@ -7,7 +7,7 @@
 #pragma once
 
 #include "net/connection_registry.hpp"
-#include "net/server_impl.hpp"
+#include "net/server_state.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,7 +25,7 @@ struct http_response;
 
 class http_session : public client_connection, public std::enable_shared_from_this<http_session> {
 public:
-  http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server::impl& srv);
+  http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server_state& srv);
 
   void run();
   /// Closes the connection when it is idle, or after the response in flight.
@@ -44,7 +44,7 @@ private:
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   io_shard& shard_;
-  server::impl& srv_;
+  server_state& srv_;
   std::shared_ptr<void> response_; // keeps the response alive during async_write
   bool busy_ = false;
   bool stopping_ = false;

@@ -2,7 +2,7 @@
 
 #include "config/log.hpp"
 #include "net/http_session.hpp"
-#include "net/server_impl.hpp"
+#include "net/server_state.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -21,11 +21,11 @@ unsigned io_thread_count(const server_config& c) {
 }
 } // namespace
 
-server::impl::impl(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
+server_state::server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
     : config(c), handler(h), hub(w), pool(io_thread_count(c), m), acceptor(pool.shard(0).context()),
       workers(c.worker_threads) {}
 
-void server::impl::do_accept() {
+void server_state::do_accept() {
   // Each connection is pinned to one I/O thread, round robin.
   io_shard& shard = pool.next();
   acceptor.async_accept(
@@ -48,7 +48,7 @@ void server::impl::do_accept() {
 
 server::server(const server_config& config, http_handler& handler, websocket_hub* hub,
                metrics& stats)
-    : impl_(std::make_unique<impl>(config, handler, hub, stats)) {}
+    : state_(std::make_unique<server_state>(config, handler, hub, stats)) {}
 
 server::~server() {
   stop();
@@ -56,7 +56,7 @@ server::~server() {
 }
 
 std::uint16_t server::start() {
-  auto& s = *impl_;
+  auto& s = *state_;
   boost::system::error_code ec;
   auto address = net::ip::make_address(s.config.bind, ec);
   if (ec) throw std::runtime_error("bind address '" + s.config.bind + "' is not an IP address");
@@ -75,7 +75,7 @@ std::uint16_t server::start() {
 }
 
 void server::stop() {
-  auto& s = *impl_;
+  auto& s = *state_;
   if (s.stopping.exchange(true)) return;
   net::post(s.acceptor.get_executor(), [&s] {
     boost::system::error_code ec;
@@ -101,7 +101,7 @@ void server::stop() {
 }
 
 void server::wait() {
-  auto& s = *impl_;
+  auto& s = *state_;
   s.pool.join();
   s.workers.join();
   {

@@ -16,6 +16,8 @@
 
 namespace rheo {
 
+struct server_state;
+
 class http_handler;
 class websocket_hub;
 struct metrics;
@@ -40,9 +42,7 @@ public:
   void wait();
 
 private:
-  struct impl; // net/server_impl.hpp: shared with the HTTP sessions
-  friend class http_session;
-  std::unique_ptr<impl> impl_;
+  std::unique_ptr<server_state> state_; // net/server_state.hpp: shared with the HTTP sessions
 };
 
 } // namespace rheo

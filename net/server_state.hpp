@@ -24,8 +24,8 @@
 
 namespace rheo {
 
-struct server::impl {
-  impl(const server_config& c, http_handler& h, websocket_hub* w, metrics& m);
+struct server_state {
+  server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m);
 
   void do_accept();
 
