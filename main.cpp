@@ -95,6 +95,7 @@ int run(rheo::server_config config) {
       opts.data_dir = config.data_dir;
       opts.durability = config.durability == "normal" ? durability::normal : durability::full;
       opts.changelog_retention = config.changelog_retention;
+      opts.ttl_interval = std::chrono::milliseconds(config.ttl_monitor_interval_ms);
       db = open_sqlite_store(opts);
     }
   } catch (const std::exception& e) {

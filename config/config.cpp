@@ -128,6 +128,11 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.durability = one_of(v, {"full", "normal"});
        }},
+      {"ttl_monitor_interval_ms",
+       "how often the embedded store deletes documents expired by TTL indexes",
+       [](server_config& c, const std::string& v) {
+         c.ttl_monitor_interval_ms = parse_unsigned<std::uint64_t>(v, 10, 86400000);
+       }},
       {"changelog_retention", "change-log entries kept for resuming streams",
        [](server_config& c, const std::string& v) {
          c.changelog_retention = parse_unsigned<std::uint64_t>(v, 1, std::uint64_t(1) << 40);

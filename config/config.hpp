@@ -37,6 +37,8 @@ struct server_config {
   std::size_t max_body_bytes = 16 * 1024 * 1024;
   std::string durability = "full"; // full | normal
   std::uint64_t changelog_retention = 100000;
+  // Embedded store: how often TTL indexes are checked for expired documents.
+  std::uint64_t ttl_monitor_interval_ms = 60000;
   std::size_t ws_queue_limit_bytes = 1024 * 1024;
   // Aggregations: the most documents a $sort or $group may hold (400 beyond).
   std::size_t aggregation_max_documents = 100000;

@@ -264,6 +264,29 @@ BOOST_AUTO_TEST_CASE(sessions_on_every_io_thread_get_every_event_once_in_order_w
   }));
 }
 
+BOOST_AUTO_TEST_CASE(a_ttl_index_deletion_reaches_the_stream_as_a_delete_event) {
+  rheo_process p({"--durability", "normal", "--ttl-monitor-interval-ms", "50"});
+  const std::uint16_t port = p.port();
+  define_streams(port, "presence", R"([{"uri":"all","stages":[]}])");
+  auto r = http(port, "PUT", "/presence/_indexes/seen",
+                R"({"keys":{"seen":1},"ops":{"expireAfterSeconds":30}})");
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+  auto c = subscribe(port, "/presence/_streams/all");
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  post(port, "presence", R"({"_id":"old","seen":{"$date":)" + std::to_string(now - 60000) + "}}");
+  post(port, "presence", R"({"_id":"fresh","seen":{"$date":)" + std::to_string(now) + "}}");
+  BOOST_TEST(str_at(event_of(c->next()), "operationType") == "insert");
+  BOOST_TEST(str_at(event_of(c->next()), "operationType") == "insert");
+  // Within a few monitor rounds (the deadline is next()'s 10 s).
+  auto e = event_of(c->next());
+  BOOST_TEST(str_at(e, "operationType") == "delete");
+  BOOST_TEST(str_at(e, "documentKey._id") == "old");
+  BOOST_TEST(http(port, "GET", "/presence/fresh").status == 200);
+  BOOST_TEST(http(port, "GET", "/presence/old").status == 404);
+}
+
 BOOST_AUTO_TEST_CASE(avars_filter_events_and_equal_avars_share_a_subscription) {
   const std::uint16_t port = server().port();
   define_streams(port, "byuser",
