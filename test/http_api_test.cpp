@@ -1,6 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
 // JSON rules, errors, CORS, static files and bad input; from section 9, the index API,
-// explain, the chat's index on `messages` and aggregations validated when declared.
+// explain, the chat's index on `messages`, bulk writes and aggregations.
 #define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
@@ -589,6 +589,372 @@ BOOST_AUTO_TEST_CASE(aggregations_in_metadata_are_validated_when_written) {
   auto meta = json_object(req("GET", "/aggmeta/_meta"));
   BOOST_TEST(to_json(*find_field(meta, "aggrs")) ==
              R"([{"uri":"top","stages":[{"_$limit":"@limit"}]}])");
+}
+
+namespace {
+
+/// The body of a bulk write's 200: {"inserted","links","deleted","modified","matched"}.
+struct bulk_answer {
+  std::int64_t inserted = -1, deleted = -1, modified = -1, matched = -1;
+  std::vector<std::string> links;
+};
+
+bulk_answer bulk(const std::string& method, const std::string& target, const std::string& body) {
+  auto r = req(method, target, body);
+  BOOST_REQUIRE_MESSAGE(r.status == 200,
+                        method + " " + target + " -> " + std::to_string(r.status) + " " + r.body);
+  BOOST_TEST(r.header("content-type") == "application/json");
+  auto o = json_object(r);
+  std::vector<std::string> keys;
+  for (auto& [k, v] : o)
+    keys.push_back(k);
+  BOOST_TEST(
+      (keys == std::vector<std::string>{"inserted", "links", "deleted", "modified", "matched"}),
+      r.body);
+  bulk_answer a;
+  a.inserted = find_field(o, "inserted")->as_int64();
+  a.deleted = find_field(o, "deleted")->as_int64();
+  a.modified = find_field(o, "modified")->as_int64();
+  a.matched = find_field(o, "matched")->as_int64();
+  for (auto& l : find_field(o, "links")->as_array())
+    a.links.push_back(l.as_string());
+  return a;
+}
+
+std::string size_of(const std::string& coll) {
+  return req("GET", "/" + coll + "/_size").body;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(bulk_post_inserts_every_document_and_links_them_in_order) {
+  auto a =
+      bulk("POST", "/bulkins", R"([{"_id":"s","n":1},{"n":2},{"_id":7,"n":3},{"a.b":4,"n":4}])");
+  BOOST_TEST(a.inserted == 4);
+  BOOST_TEST((a.deleted == 0 && a.modified == 0 && a.matched == 0));
+  BOOST_REQUIRE(a.links.size() == 4u);
+  BOOST_TEST(a.links[0] == "/bulkins/s");
+  BOOST_TEST(a.links[1].rfind("/bulkins/", 0) == 0);
+  BOOST_TEST(object_id::from_hex(a.links[1].substr(9)).has_value(), a.links[1]);
+  BOOST_TEST(a.links[2] == "/bulkins/7?id_type=NUMBER");
+  for (std::int64_t i = 0; i < 4; ++i) {
+    auto doc = json_object(req("GET", a.links[i]));
+    BOOST_TEST(find_field(doc, "n")->as_int64() == i + 1, a.links[i]);
+    BOOST_TEST(find_field(doc, "_etag")->is<object_id>());
+  }
+  BOOST_TEST(find_path(json_object(req("GET", a.links[3])), "a.b")->as_int64() == 4);
+  BOOST_TEST(size_of("bulkins") == R"({"_size":4})");
+  // An empty array inserts nothing (and creates the collection, as any POST).
+  auto none = bulk("POST", "/bulkempty", "[]");
+  BOOST_TEST(none.inserted == 0);
+  BOOST_TEST(none.links.empty());
+  BOOST_TEST(size_of("bulkempty") == R"({"_size":0})");
+}
+
+BOOST_AUTO_TEST_CASE(bulk_post_with_a_duplicate_id_is_409_and_inserts_nothing) {
+  bulk("POST", "/bulkdup", R"([{"_id":"a"},{"_id":"b"}])");
+  // Inside the array.
+  expect_error(req("POST", "/bulkdup", R"([{"_id":"c"},{"_id":"d"},{"_id":"c"}])"), 409,
+               "duplicate _id");
+  // Against a stored document.
+  expect_error(req("POST", "/bulkdup", R"([{"_id":"e"},{"_id":"a","n":2}])"), 409, "duplicate _id");
+  BOOST_TEST(size_of("bulkdup") == R"({"_size":2})");
+  expect_error(req("GET", "/bulkdup/c"), 404, "");
+  expect_error(req("GET", "/bulkdup/e"), 404, "");
+  BOOST_TEST(find_field(json_object(req("GET", "/bulkdup/a")), "n") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_post_with_an_element_that_is_not_an_object_is_400_and_inserts_nothing) {
+  bulk("POST", "/bulkbad", R"([{"_id":"a"}])");
+  expect_error(req("POST", "/bulkbad", R"([{"_id":"b"},2,{"_id":"c"}])"), 400,
+               "element 1 of the array is not an object");
+  expect_error(req("POST", "/bulkbad", R"([{"_id":"b"},[{"_id":"c"}]])"), 400, "element 1");
+  expect_error(req("POST", "/bulkbad", R"([{"_id":"b"},{"$inc":{"n":1}}])"), 400, "$inc");
+  expect_error(req("POST", "/bulkbad", R"([{"_id":"b"},)"), 400, "body");
+  BOOST_TEST(size_of("bulkbad") == R"({"_size":1})");
+  expect_error(req("GET", "/bulkbad/b"), 404, "");
+  // Nor does a bad bulk POST create a missing collection.
+  expect_error(req("POST", "/bulkbadnew", R"([{"_id":"b"},null])"), 400, "element 1");
+  expect_error(req("GET", "/bulkbadnew"), 404, "bulkbadnew");
+}
+
+BOOST_AUTO_TEST_CASE(bulk_post_violating_a_unique_index_is_409_and_inserts_nothing) {
+  bulk("POST", "/bulkuniq", R"([{"_id":1,"email":"a@x"}])");
+  BOOST_REQUIRE(
+      req("PUT", "/bulkuniq/_indexes/email", R"({"keys":{"email":1},"ops":{"unique":true}})")
+          .status == 201);
+  // Against a stored document, and between two documents of the array.
+  expect_error(req("POST", "/bulkuniq", R"([{"_id":2,"email":"b@x"},{"_id":3,"email":"a@x"}])"),
+               409, "email");
+  expect_error(req("POST", "/bulkuniq", R"([{"_id":2,"email":"c@x"},{"_id":3,"email":"c@x"}])"),
+               409, "email");
+  BOOST_TEST(size_of("bulkuniq") == R"({"_size":1})");
+  expect_error(req("GET", "/bulkuniq/2?id_type=NUMBER"), 404, "");
+  BOOST_TEST(json_array(req("GET", "/bulkuniq?filter={email:'c@x'}")).empty());
+  BOOST_TEST(
+      bulk("POST", "/bulkuniq", R"([{"_id":2,"email":"b@x"},{"_id":3,"email":"c@x"}])").inserted ==
+      2);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_patch_updates_every_match_and_counts_matched_and_modified) {
+  bulk("POST", "/bulkpatch",
+       R"([{"_id":1,"g":"a","n":1},{"_id":2,"g":"a","n":5},{"_id":3,"g":"a","n":5},)"
+       R"({"_id":4,"g":"b","n":1}])");
+  auto etag_of = [](int id) {
+    auto doc = json_object(req("GET", "/bulkpatch/" + std::to_string(id) + "?id_type=NUMBER"));
+    return find_field(doc, "_etag")->get<object_id>().hex();
+  };
+  const std::string etag1 = etag_of(1), etag2 = etag_of(2);
+  // Two of the three matches already have n:5: matched 3, modified 1; the unchanged
+  // documents keep their _etag.
+  auto a = bulk("PATCH", "/bulkpatch/*?filter={g:'a'}", R"({"$set":{"n":5}})");
+  BOOST_TEST(a.matched == 3);
+  BOOST_TEST(a.modified == 1);
+  BOOST_TEST((a.inserted == 0 && a.deleted == 0 && a.links.empty()));
+  BOOST_TEST(etag_of(1) != etag1);
+  BOOST_TEST(etag_of(2) == etag2);
+  // Repeated filters are ANDed; plain fields mix with operators as in a PATCH of one document.
+  auto b = bulk("PATCH", "/bulkpatch/*?filter={g:'a'}&filter={_id:{$gt:1}}",
+                R"({"$inc":{"n":10},"tag":"x"})");
+  BOOST_TEST(b.matched == 2);
+  BOOST_TEST(b.modified == 2);
+  BOOST_TEST(etag_of(2) != etag2);
+  auto docs = json_array(req("GET", "/bulkpatch?sort={_id:1}"));
+  BOOST_REQUIRE(docs.size() == 4u);
+  const std::int64_t n[] = {5, 15, 15, 1};
+  const char* tag[] = {"<missing>", "x", "x", "<missing>"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    BOOST_TEST(find_field(docs[i].as_object(), "n")->as_int64() == n[i], i);
+    BOOST_TEST(field_string(docs[i].as_object(), "tag") == tag[i], i);
+  }
+  // No match: 200 with zeros.
+  auto none = bulk("PATCH", "/bulkpatch/*?filter={g:'z'}", R"({"$set":{"n":0}})");
+  BOOST_TEST((none.matched == 0 && none.modified == 0));
+  // Bad update bodies: 400, nothing changed.
+  expect_error(req("PATCH", "/bulkpatch/*?filter={g:'a'}", R"({"$bogus":{"n":1}})"), 400, "$bogus");
+  expect_error(req("PATCH", "/bulkpatch/*?filter={g:'a'}", "[]"), 400, "json object");
+  expect_error(req("PATCH", "/bulkpatch/*?filter={g:'a'}", R"({"$set":{"_id":9}})"), 400, "_id");
+  BOOST_TEST(json_array(req("GET", "/bulkpatch?filter={n:15}")).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_delete_removes_every_match) {
+  bulk("POST", "/bulkdel",
+       R"([{"_id":1,"g":"a"},{"_id":2,"g":"a"},{"_id":3,"g":"b"},{"_id":4,"g":"a"}])");
+  auto a = bulk("DELETE", "/bulkdel/*?filter={g:'a'}&filter={_id:{$lt:4}}", "");
+  BOOST_TEST(a.deleted == 2);
+  BOOST_TEST((a.inserted == 0 && a.modified == 0 && a.matched == 0 && a.links.empty()));
+  auto left = json_array(req("GET", "/bulkdel?sort={_id:1}"));
+  BOOST_REQUIRE(left.size() == 2u);
+  BOOST_TEST(find_field(left[0].as_object(), "_id")->as_int64() == 3);
+  BOOST_TEST(find_field(left[1].as_object(), "_id")->as_int64() == 4);
+  BOOST_TEST(bulk("DELETE", "/bulkdel/*?filter={g:'a'}", "").deleted == 1);
+  BOOST_TEST(bulk("DELETE", "/bulkdel/*?filter={g:'a'}", "").deleted == 0);
+  BOOST_TEST(size_of("bulkdel") == R"({"_size":1})");
+}
+
+BOOST_AUTO_TEST_CASE(bulk_patch_and_delete_need_a_filter_that_is_not_empty) {
+  bulk("POST", "/bulkfilter", R"([{"_id":1,"n":1},{"_id":2,"n":2}])");
+  for (const char* method : {"PATCH", "DELETE"}) {
+    const std::string body = std::string(method) == "PATCH" ? R"({"$set":{"n":0}})" : "";
+    expect_error(req(method, "/bulkfilter/*", body), 400, "needs a filter");
+    expect_error(req(method, "/bulkfilter/*?filter={}", body), 400, "not empty");
+    expect_error(req(method, "/bulkfilter/*?filter={n:1}&filter={}", body), 400, "not empty");
+    expect_error(req(method, "/bulkfilter/*?filter={n:", body), 400, "filter");
+    expect_error(req(method, "/bulkfilter/*?filter={n:{$bad:1}}", body), 400, "$bad");
+    expect_error(req(method, "/bulkfilter/*?filter={$where:'1'}", body), 400, "$where");
+  }
+  auto docs = json_array(req("GET", "/bulkfilter?sort={_id:1}"));
+  BOOST_REQUIRE(docs.size() == 2u);
+  BOOST_TEST(find_field(docs[0].as_object(), "n")->as_int64() == 1);
+  BOOST_TEST(find_field(docs[1].as_object(), "n")->as_int64() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_writes_on_unknown_collections_are_404_and_other_methods_405) {
+  expect_error(req("PATCH", "/nobulk/*?filter={n:1}", R"({"$set":{"n":0}})"), 404, "nobulk");
+  expect_error(req("DELETE", "/nobulk/*?filter={n:1}"), 404, "nobulk");
+  expect_error(req("GET", "/nobulk"), 404, "nobulk"); // not created by the attempt
+  bulk("POST", "/bulkmethods", R"([{"n":1}])");
+  expect_error(req("GET", "/bulkmethods/*?filter={n:1}"), 405, "use PATCH or DELETE");
+  expect_error(req("POST", "/bulkmethods/*?filter={n:1}", R"({"n":2})"), 405,
+               "use PATCH or DELETE");
+  expect_error(req("PUT", "/bulkmethods/*?filter={n:1}", R"({"n":2})"), 405, "use PATCH or DELETE");
+  BOOST_TEST(size_of("bulkmethods") == R"({"_size":1})");
+}
+
+namespace {
+
+/// The MongoDB manual's `sales` collection ($group examples), prices as plain numbers.
+void insert_sales(const std::string& coll) {
+  bulk("POST", "/" + coll,
+       R"([{"_id":1,"item":"abc","price":10,"quantity":2},)"
+       R"({"_id":2,"item":"jkl","price":20,"quantity":1},)"
+       R"({"_id":3,"item":"xyz","price":5,"quantity":10},)"
+       R"({"_id":4,"item":"xyz","price":5,"quantity":20},)"
+       R"({"_id":5,"item":"abc","price":10,"quantity":10},)"
+       R"({"_id":6,"item":"def","price":7.5,"quantity":5},)"
+       R"({"_id":7,"item":"def","price":7.5,"quantity":10},)"
+       R"({"_id":8,"item":"abc","price":10,"quantity":5}])");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(aggregations_declared_with_escaped_or_literal_keys_answer_as_mongodb) {
+  // Escaped keys, as RESTHeart clients write metadata; the same pipeline with literal keys.
+  const std::string escaped =
+      R"({"uri":"having","stages":[)"
+      R"({"_$group":{"_id":"$item","totalSaleAmount":{"_$sum":{"_$multiply":["$price","$quantity"]}}}},)"
+      R"({"_$match":{"totalSaleAmount":{"_$gte":100}}},{"_$sort":{"_id":1}}]})";
+  const std::string literal =
+      R"({"uri":"having_literal","type":"pipeline","stages":[)"
+      R"({"$group":{"_id":"$item","totalSaleAmount":{"$sum":{"$multiply":["$price","$quantity"]}}}},)"
+      R"({"$match":{"totalSaleAmount":{"$gte":100}}},{"$sort":{"_id":1}}]})";
+  const std::string totals = R"({"uri":"totals","stages":[{"_$group":{"_id":null,)"
+                             R"("totalSaleAmount":{"_$sum":{"_$multiply":["$price","$quantity"]}},)"
+                             R"("averageQuantity":{"_$avg":"$quantity"},"count":{"_$sum":1}}}]})";
+  const std::string dotted = R"({"uri":"dotted","stages":[{"_$match":{"a::b":{"_$exists":true}}},)"
+                             R"({"_$project":{"_id":0,"b":"$a.b"}}]})";
+  auto put = req("PUT", "/sales",
+                 "{\"aggrs\":[" + escaped + "," + literal + "," + totals + "," + dotted + "]}");
+  BOOST_REQUIRE_MESSAGE(put.status == 201, put.body);
+  insert_sales("sales");
+  post("sales", R"({"_id":9,"a":{"b":"nested"}})");
+  const std::string expected =
+      R"([{"_id":"abc","totalSaleAmount":170},{"_id":"def","totalSaleAmount":112.5},)"
+      R"({"_id":"xyz","totalSaleAmount":150}])";
+  auto r = req("GET", "/sales/_aggrs/having");
+  BOOST_TEST(r.status == 200, r.body);
+  BOOST_TEST(r.header("content-type") == "application/json");
+  BOOST_TEST(to_json(json(r)) == expected);
+  BOOST_TEST(to_json(json(req("GET", "/sales/_aggrs/having_literal"))) == expected);
+  // _id 9 has no price: $multiply of missing values is null, which $sum ignores; $avg too.
+  BOOST_TEST(to_json(json(req("GET", "/sales/_aggrs/totals"))) ==
+             R"([{"_id":null,"totalSaleAmount":452.5,"averageQuantity":7.875,"count":9}])");
+  BOOST_TEST(to_json(json(req("GET", "/sales/_aggrs/dotted"))) == R"([{"b":"nested"}])");
+  // The metadata keeps the declarations as written.
+  auto meta = json_object(req("GET", "/sales/_meta"));
+  BOOST_TEST(to_json(find_field(meta, "aggrs")->as_array()[0]) ==
+             to_json(parse_json(escaped, "x")));
+}
+
+BOOST_AUTO_TEST_CASE(aggregation_variables_bind_avars_and_page_and_pagesize) {
+  auto put =
+      req("PUT", "/salesvars",
+          R"({"aggrs":[{"uri":"by_item","stages":[{"_$match":{"item":{"_$var":"item"}}},)"
+          R"({"_$sort":{"_id":1}},{"_$skip":"@skip"},{"_$limit":"@limit"},)"
+          R"({"_$project":{"quantity":1}}]},)"
+          R"({"uri":"min_qty","stages":[{"$match":{"quantity":{"$gte":{"$var":["min",10]}}}},)"
+          R"({"$count":"n"}]},)"
+          R"({"uri":"paging","stages":[{"$limit":1},{"$replaceWith":{"page":"@page",)"
+          R"("pagesize":"@pagesize","skip":"@skip","limit":"@limit"}}]},)"
+          R"({"uri":"picked","stages":[{"$ifvar":["item",{"$match":{"item":{"$var":"item"}}}]},)"
+          R"({"$group":{"_id":"$item","n":{"$count":{}}}},{"$sort":{"_id":1}}]}]})");
+  BOOST_REQUIRE_MESSAGE(put.status == 201, put.body);
+  insert_sales("salesvars");
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/by_item?avars={item:'abc'}"))) ==
+             R"([{"_id":1,"quantity":2},{"_id":5,"quantity":10},{"_id":8,"quantity":5}])");
+  // page and pagesize bind @skip ((page-1)*pagesize) and @limit (pagesize).
+  BOOST_TEST(to_json(json(
+                 req("GET", "/salesvars/_aggrs/by_item?avars={'item':'abc'}&page=2&pagesize=2"))) ==
+             R"([{"_id":8,"quantity":5}])");
+  BOOST_TEST(
+      to_json(json(req("GET", "/salesvars/_aggrs/by_item?avars={item:'abc'}&page=1&pagesize=1"))) ==
+      R"([{"_id":1,"quantity":2}])");
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/paging?page=3&pagesize=7"))) ==
+             R"([{"page":3,"pagesize":7,"skip":14,"limit":7}])");
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/paging"))) ==
+             R"([{"page":1,"pagesize":100,"skip":0,"limit":100}])");
+  // A default, and the variable bound.
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/min_qty"))) == R"([{"n":4}])");
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/min_qty?avars={min:20}"))) ==
+             R"([{"n":1}])");
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/min_qty?avars={min:21}"))) == "[]");
+  // $ifvar: the stage only when bound.
+  BOOST_TEST(to_json(json(req("GET", "/salesvars/_aggrs/picked?avars={item:'def'}"))) ==
+             R"([{"_id":"def","n":2}])");
+  BOOST_TEST(
+      to_json(json(req("GET", "/salesvars/_aggrs/picked"))) ==
+      R"([{"_id":"abc","n":3},{"_id":"def","n":2},{"_id":"jkl","n":1},{"_id":"xyz","n":2}])");
+  // Bad variables and paging: 400 naming them.
+  const std::pair<const char*, const char*> bad[] = {
+      {"by_item", "variable item not bound"},
+      {"by_item?avars=[1]", "avars"},
+      {"by_item?avars={item:", "avars"},
+      {"by_item?avars={$item:'abc'}", "$item"},
+      {"paging?page=0", "page"},
+      {"paging?pagesize=1001", "pagesize"},
+  };
+  for (auto& [target, fragment] : bad)
+    expect_error(req("GET", std::string("/salesvars/_aggrs/") + target), 400, fragment);
+}
+
+BOOST_AUTO_TEST_CASE(undeclared_aggregations_and_unknown_collections_are_404) {
+  BOOST_REQUIRE(
+      req("PUT", "/aggr404", R"({"aggrs":[{"uri":"all","stages":[{"$project":{"_id":1}}]}]})")
+          .status == 201);
+  post("aggr404", R"({"_id":1})");
+  BOOST_TEST(req("GET", "/aggr404/_aggrs/all").body == R"([{"_id":1}])");
+  expect_error(req("GET", "/aggr404/_aggrs/none"), 404, "aggregation 'none' does not exist");
+  expect_error(req("GET", "/noaggr/_aggrs/all"), 404, "collection 'noaggr' does not exist");
+  BOOST_REQUIRE(req("PUT", "/aggrnone").status == 201); // no aggrs at all
+  expect_error(req("GET", "/aggrnone/_aggrs/all"), 404, "aggregation 'all'");
+  expect_error(req("GET", "/aggr404/_aggrs"), 404, "");
+  expect_error(req("GET", "/aggr404/_aggrs/all/x"), 404, "");
+  expect_error(req("POST", "/aggr404/_aggrs/all", "{}"), 405, "use GET");
+  expect_error(req("DELETE", "/aggr404/_aggrs/all"), 405, "use GET");
+}
+
+BOOST_AUTO_TEST_CASE(bad_aggregation_declarations_are_400_and_change_nothing) {
+  BOOST_REQUIRE(
+      req("PUT", "/aggrbad", R"({"aggrs":[{"uri":"ok","stages":[{"_$count":"n"}]}]})").status ==
+      201);
+  const std::pair<const char*, const char*> bad[] = {
+      {R"([{"uri":"o","stages":[{"_$out":"x"}]}])", "$out"},
+      {R"([{"uri":"m","stages":[{"$merge":{"into":"x"}}]}])", "$merge"},
+      {R"([{"uri":"f","stages":[{"$group":{"_id":null,"x":{"$accumulator":{}}}}]}])",
+       "$accumulator"},
+      {R"([{"uri":"w","stages":[{"$match":{"$where":"1"}}]}])", "$where"},
+      {R"([{"uri":"s","stages":[{"$sort":{"a":"up"}}]}])", "aggregation 's'"},
+      {R"([{"uri":"d","stages":[]},{"uri":"d","stages":[]}])", "d"},
+      {R"([{"stages":[]}])", "uri"},
+      {R"([{"uri":"n","stages":{}}])", "stages"},
+      {R"([{"uri":"t","type":"mapReduce","stages":[]}])", "type"},
+  };
+  for (auto& [aggrs, fragment] : bad) {
+    auto r = req("PATCH", "/aggrbad", std::string(R"({"aggrs":)") + aggrs + "}");
+    BOOST_TEST(r.status == 400, aggrs << " -> " << r.status << " " << r.body);
+    BOOST_TEST(r.body.find(fragment) != std::string::npos, aggrs << " -> " << r.body);
+  }
+  expect_error(req("PUT", "/aggrbadnew", R"({"aggrs":[{"uri":"x","stages":[{"_$out":"y"}]}]})"),
+               400, "aggregation 'x'");
+  expect_error(req("GET", "/aggrbadnew/_meta"), 404, "aggrbadnew");
+  BOOST_TEST(to_json(*find_field(json_object(req("GET", "/aggrbad/_meta")), "aggrs")) ==
+             R"([{"uri":"ok","stages":[{"_$count":"n"}]}])");
+}
+
+BOOST_AUTO_TEST_CASE(a_group_or_sort_over_more_than_aggregation_max_documents_is_400) {
+  rheo_process small({"--aggregation-max-documents", "3"});
+  auto at = [&](const std::string& method, const std::string& target,
+                const std::string& body = "") { return http(small.port(), method, target, body); };
+  BOOST_REQUIRE(
+      at("PUT", "/capped",
+         R"({"aggrs":[{"uri":"by_item","stages":[{"_$group":{"_id":"$item","n":{"_$sum":1}}}]},)"
+         R"({"uri":"sorted","stages":[{"_$sort":{"price":1}}]},)"
+         R"({"uri":"top","stages":[{"_$sort":{"price":1}},{"_$limit":2}]}]})")
+          .status == 201);
+  BOOST_REQUIRE(at("POST", "/capped",
+                   R"([{"item":"a","price":3},{"item":"b","price":2},{"item":"c","price":1}])")
+                    .status == 200);
+  // Three groups, three documents to sort: within the limit.
+  BOOST_TEST(at("GET", "/capped/_aggrs/by_item").status == 200);
+  BOOST_TEST(at("GET", "/capped/_aggrs/sorted").status == 200);
+  BOOST_REQUIRE(at("POST", "/capped", R"([{"item":"d","price":0}])").status == 200);
+  auto group = at("GET", "/capped/_aggrs/by_item");
+  expect_error(group, 400, "$group exceeded the limit of 3 documents (aggregation_max_documents)");
+  expect_error(at("GET", "/capped/_aggrs/sorted"), 400, "aggregation_max_documents");
+  // A $sort followed by a $limit keeps only the limit's documents.
+  auto top = at("GET", "/capped/_aggrs/top");
+  BOOST_TEST(top.status == 200, top.body);
+  BOOST_TEST(top.body.find(R"("item":"d")") < top.body.find(R"("item":"c")"), top.body);
 }
 
 BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {

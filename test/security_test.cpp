@@ -1,5 +1,6 @@
 // Declarative security against a real rheo process: roles x endpoints, readFilter on
-// GET and streams, mergeRequest, tokens and cookies, JWT, throttling, the default rules.
+// GET, streams, bulk writes and aggregations, mergeRequest, tokens and cookies, JWT,
+// throttling, the default rules.
 #define BOOST_TEST_MODULE security
 #include <boost/test/unit_test.hpp>
 
@@ -137,6 +138,9 @@ struct secured {
          "readFilter": {"owner": "@user"}, "mergeRequest": {"owner": "@user", "at": "@now"},
          "projectResponse": {"secret": 0}},
         {"roles": ["user"], "predicate": "path('/profiles/{id}') and method(GET)"},
+        {"roles": ["user"],
+         "predicate": "(path-prefix('/tasks') or path-prefix('/scores')) and (method(GET) or method(POST) or method(PATCH) or method(DELETE))",
+         "readFilter": {"owner": "@user"}, "mergeRequest": {"owner": "@user", "at": "@now"}},
         {"roles": ["admin"], "predicate": "path-prefix('/')"}
       ],
       "jwt": )cfg" + jwt_json +
@@ -255,6 +259,93 @@ BOOST_AUTO_TEST_CASE(read_filter_applies_to_stream_events) {
   BOOST_TEST(b.payload.find("from bob") != std::string::npos);
   BOOST_TEST(ann.next(std::chrono::milliseconds(300)).opcode == -1);
   BOOST_TEST(bob.next(std::chrono::milliseconds(300)).opcode == -1);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_writes_touch_only_the_read_filter_and_merge_request_applies_to_each) {
+  auto& s = hs_server();
+  std::string ann = basic("ann", "ann-pw"), bob = basic("bob", "bob-pw"),
+              root = basic("root", "root-pw");
+  auto object_of = [](const http_result& r) {
+    BOOST_REQUIRE_MESSAGE(r.status == 200, r.status << " " << r.body);
+    return parse_json(r.body, "response").as_object();
+  };
+  auto count = [](const object& o, const char* name) { return find_field(o, name)->as_int64(); };
+  auto doc = [&](const std::string& id) {
+    auto r = s.as(root, "GET", "/tasks/" + id);
+    BOOST_REQUIRE_MESSAGE(r.status == 200, id << ": " << r.body);
+    return parse_json(r.body, "response").as_object();
+  };
+  // mergeRequest stamps every document of a bulk POST; the client cannot choose the owner.
+  auto posted =
+      object_of(s.as(ann, "POST", "/tasks",
+                     R"([{"_id":"a1","done":false,"owner":"bob"},{"_id":"a2","done":false}])"));
+  BOOST_TEST(count(posted, "inserted") == 2);
+  BOOST_TEST(count(object_of(s.as(bob, "POST", "/tasks", R"([{"_id":"b1","done":false}])")),
+                   "inserted") == 1);
+  for (const char* id : {"a1", "a2"}) {
+    auto d = doc(id);
+    BOOST_TEST(find_field(d, "owner")->as_string() == "ann", id);
+    BOOST_TEST(find_field(d, "at")->is<date_time>(), id);
+  }
+  BOOST_TEST(find_field(doc("b1"), "owner")->as_string() == "bob");
+
+  // PATCH /*: the readFilter narrows the matches to ann's; mergeRequest wins over the body.
+  auto patched = object_of(s.as(ann, "PATCH", "/tasks/*?filter={done:false}",
+                                R"({"$set":{"done":true,"owner":"bob"}})"));
+  BOOST_TEST(count(patched, "matched") == 2);
+  BOOST_TEST(count(patched, "modified") == 2);
+  for (const char* id : {"a1", "a2"}) {
+    auto d = doc(id);
+    BOOST_TEST(find_field(d, "done")->as_bool(), id);
+    BOOST_TEST(find_field(d, "owner")->as_string() == "ann", id);
+  }
+  BOOST_TEST(!find_field(doc("b1"), "done")->as_bool());
+  // A filter naming another owner's documents finds nothing.
+  auto others = object_of(s.as(ann, "PATCH", "/tasks/*?filter={owner:'bob'}", R"({"done":true})"));
+  BOOST_TEST(count(others, "matched") == 0);
+  BOOST_TEST(!find_field(doc("b1"), "done")->as_bool());
+  // Without a readFilter (the admin rule), every match.
+  auto all = object_of(s.as(root, "PATCH", "/tasks/*?filter={_id:'b1'}", R"({"done":true})"));
+  BOOST_TEST(count(all, "matched") == 1);
+
+  // DELETE /*: only ann's documents go, although bob's matches the filter too.
+  auto deleted = object_of(s.as(ann, "DELETE", "/tasks/*?filter={done:true}"));
+  BOOST_TEST(count(deleted, "deleted") == 2);
+  BOOST_TEST(s.as(root, "GET", "/tasks/_size").body == R"({"_size":1})");
+  BOOST_TEST(s.as(root, "GET", "/tasks/b1").status == 200);
+  BOOST_TEST(count(object_of(s.as(bob, "DELETE", "/tasks/*?filter={done:true}")), "deleted") == 1);
+  BOOST_TEST(s.as(root, "GET", "/tasks/_size").body == R"({"_size":0})");
+  // Anonymous clients are not let in.
+  BOOST_TEST(s.as("", "DELETE", "/tasks/*?filter={done:true}").status == 401);
+}
+
+BOOST_AUTO_TEST_CASE(aggregations_apply_the_read_filter_before_the_first_stage) {
+  auto& s = hs_server();
+  std::string ann = basic("ann", "ann-pw"), bob = basic("bob", "bob-pw"),
+              root = basic("root", "root-pw");
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/scores",
+           R"({"aggrs":[{"uri":"by_owner","stages":[{"_$group":{"_id":"$owner","total":{"_$sum":"$points"}}},{"_$sort":{"_id":1}}]},)"
+           R"({"uri":"anonymous","stages":[{"$project":{"_id":0,"points":1}},{"$group":{"_id":null,"total":{"$sum":"$points"}}}]},)"
+           R"({"uri":"of","stages":[{"$match":{"owner":{"$var":"who"}}},{"$count":"n"}]}]})")
+          .status == 201);
+  BOOST_REQUIRE(s.as(ann, "POST", "/scores", R"([{"points":1},{"points":2}])").status == 200);
+  BOOST_REQUIRE(s.as(bob, "POST", "/scores", R"([{"points":10,"owner":"ann"}])").status == 200);
+  auto run = [&](const std::string& who, const std::string& target) {
+    auto r = s.as(who, "GET", target);
+    BOOST_TEST(r.status == 200, target << " -> " << r.body);
+    return r.body;
+  };
+  BOOST_TEST(run(ann, "/scores/_aggrs/by_owner") == R"([{"_id":"ann","total":3}])");
+  BOOST_TEST(run(bob, "/scores/_aggrs/by_owner") == R"([{"_id":"bob","total":10}])");
+  BOOST_TEST(run(root, "/scores/_aggrs/by_owner") ==
+             R"([{"_id":"ann","total":3},{"_id":"bob","total":10}])");
+  // A first stage that drops the owner cannot widen what the readFilter lets through.
+  BOOST_TEST(run(ann, "/scores/_aggrs/anonymous") == R"([{"_id":null,"total":3}])");
+  // Nor can a $match naming another owner.
+  BOOST_TEST(run(ann, "/scores/_aggrs/of?avars={who:'bob'}") == "[]");
+  BOOST_TEST(run(ann, "/scores/_aggrs/of?avars={who:'ann'}") == R"([{"n":2}])");
+  BOOST_TEST(s.as("", "GET", "/scores/_aggrs/by_owner").status == 401);
 }
 
 BOOST_AUTO_TEST_CASE(login_issues_a_token_usable_as_password_and_cookie_until_it_expires) {

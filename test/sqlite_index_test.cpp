@@ -419,4 +419,11 @@ BOOST_FIXTURE_TEST_CASE(aggregations_give_what_running_every_stage_over_all_docu
   BOOST_TEST(status_of([&] { db->aggregate("rheo", "plain", big, aggregation_limits{50}); }) ==
              400);
   BOOST_TEST(status_of([&] { db->aggregate("rheo", "none", big, {}); }) == 404);
+  // A $sort under a $limit (no index gives the order) holds only what can reach the limit.
+  auto top =
+      aggregation::compile(J("{uri:'t',stages:[{$sort:{b:1}},{$skip:5},{$limit:10}]}"), {}, {});
+  BOOST_TEST(text_of(db->aggregate("rheo", "plain", top, aggregation_limits{15})) ==
+             text_of(top.run(natural)));
+  BOOST_TEST(status_of([&] { db->aggregate("rheo", "plain", top, aggregation_limits{14}); }) ==
+             400);
 }

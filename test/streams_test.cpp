@@ -1,5 +1,6 @@
 // Change streams over WebSocket against a real rheo process: delivery guarantees,
-// variables, handshake errors, event shapes, slow consumers, close codes, metrics.
+// variables, handshake errors, event shapes (also of bulk writes), slow consumers, close
+// codes, metrics.
 #define BOOST_TEST_MODULE streams
 #include <boost/test/unit_test.hpp>
 
@@ -393,6 +394,61 @@ BOOST_AUTO_TEST_CASE(insert_update_replace_and_delete_events_have_the_documented
   BOOST_TEST(str_at(del, "operationType") == "delete");
   BOOST_TEST(str_at(del, "documentKey._id") == "d");
   BOOST_TEST(find_field(del, "fullDocument") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(bulk_writes_give_one_event_per_document_and_failed_ones_none) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "bulkev", R"([{"uri":"all","stages":[]}])");
+  auto c = subscribe(port, "/bulkev/_streams/all");
+  auto bulk = [&](const std::string& method, const std::string& target, const std::string& body) {
+    auto r = req(method, target, body);
+    BOOST_REQUIRE_MESSAGE(r.status == 200, method << " " << target << " -> " << r.body);
+    return parse_json(r.body, "response").as_object();
+  };
+  auto count = [](const object& o, const char* name) { return find_field(o, name)->as_int64(); };
+  auto key_of = [](const object& ev) { return find_path(ev, "documentKey._id")->as_int64(); };
+
+  // A bulk POST: one insert event per document, in the array's order.
+  auto posted = bulk("POST", "/bulkev", R"([{"_id":1,"n":0},{"_id":2,"n":1},{"_id":3,"n":2}])");
+  BOOST_TEST(count(posted, "inserted") == 3);
+  for (std::int64_t i = 0; i < 3; ++i) {
+    auto ev = event_of(c->next());
+    BOOST_TEST(str_at(ev, "operationType") == "insert");
+    BOOST_TEST(key_of(ev) == i + 1);
+    BOOST_TEST(find_path(ev, "fullDocument.n")->as_int64() == i);
+  }
+  // PATCH /*: one update event per changed document (not for a match left unchanged).
+  auto patched = bulk("PATCH", "/bulkev/*?filter={n:{$gte:1}}", R"({"$inc":{"n":10}})");
+  BOOST_TEST(count(patched, "modified") == 2);
+  std::set<std::int64_t> updated;
+  for (int i = 0; i < 2; ++i) {
+    auto ev = event_of(c->next());
+    BOOST_TEST(str_at(ev, "operationType") == "update");
+    BOOST_TEST(find_path(ev, "updateDescription.updatedFields.n")->as_int64() ==
+               find_path(ev, "fullDocument.n")->as_int64());
+    updated.insert(key_of(ev));
+  }
+  BOOST_TEST((updated == std::set<std::int64_t>{2, 3}));
+  auto same = bulk("PATCH", "/bulkev/*?filter={_id:1}", R"({"$set":{"n":0}})");
+  BOOST_TEST((count(same, "matched") == 1 && count(same, "modified") == 0));
+  // DELETE /*: one delete event per document.
+  auto deleted = bulk("DELETE", "/bulkev/*?filter={n:{$gte:10}}", "");
+  BOOST_TEST(count(deleted, "deleted") == 2);
+  std::set<std::int64_t> removed;
+  for (int i = 0; i < 2; ++i) {
+    auto ev = event_of(c->next());
+    BOOST_TEST(str_at(ev, "operationType") == "delete");
+    removed.insert(key_of(ev));
+  }
+  BOOST_TEST((removed == std::set<std::int64_t>{2, 3}));
+  // A bulk POST refused (a duplicate _id in the array) commits nothing, so sends nothing:
+  // the next event is the single insert after it.
+  BOOST_TEST(req("POST", "/bulkev", R"([{"_id":4},{"_id":5},{"_id":4}])").status == 409);
+  BOOST_TEST(req("POST", "/bulkev", R"([{"_id":6},7])").status == 400);
+  post(port, "bulkev", R"({"_id":8})");
+  auto next = event_of(c->next());
+  BOOST_TEST(str_at(next, "operationType") == "insert");
+  BOOST_TEST(key_of(next) == 8);
 }
 
 BOOST_AUTO_TEST_CASE(stages_reshape_messages_and_failing_events_are_skipped) {

@@ -1,5 +1,5 @@
-// Aggregations (section 9 of the API contract, GET /<coll>/_aggrs/<uri>; no REST route
-// serves them yet, and metadata writes do not call validate_aggrs yet): the definitions
+// Aggregations (section 9 of the API contract, GET /<coll>/_aggrs/<uri>, served by
+// net/rest/aggregations.cpp; metadata writes check them with validate_aggrs): the definitions
 // stored in collection metadata (`aggrs`), their variables (those of streams, see
 // definitions.hpp, plus the paging variables @page @pagesize @skip @limit) and the stages
 // rheo runs over a collection's documents. Stages:

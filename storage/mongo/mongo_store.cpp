@@ -30,8 +30,9 @@ constexpr std::uint32_t err_invalid_resume_token = 260;
 constexpr std::uint32_t err_change_stream_fatal = 280;
 constexpr std::uint32_t err_change_stream_history_lost = 286;
 
-// Server errors caused by the request (a bad filter, sort, projection or update), not by
-// the deployment: reported as 400 with the server's message.
+// Server errors caused by the request (a bad filter, sort, projection or update, an
+// aggregation holding more than MongoDB allows), not by the deployment: reported as 400
+// with the server's message.
 constexpr std::uint32_t client_errors[] = {
     2,     // BadValue
     4,     // NoSuchKey
@@ -50,7 +51,10 @@ constexpr std::uint32_t client_errors[] = {
     57,    // DottedFieldName
     66,    // ImmutableField
     72,    // InvalidOptions
+    292,   // QueryExceededMemoryLimitNoDiskUseAllowed (an aggregation's $group or $sort)
     2010,  // BadRegex (some versions)
+    16819, // $sort exceeded its memory limit (before 4.4)
+    16945, // $group exceeded its memory limit (before 4.4)
     17276, // legacy projection errors
     31253, // projection mix of inclusion and exclusion
     31254, // projection mix of inclusion and exclusion
@@ -774,6 +778,12 @@ public:
       r.ids.push_back(*find_field(doc, "_id"));
     }
     pooled_client c = client();
+    if (docs.empty()) {
+      // Nothing to insert (mongoc refuses an empty insert): the collection is created, as
+      // by any POST.
+      create_collection(c, db, coll);
+      return r;
+    }
     // One transaction: all documents or none (a replica set is required anyway).
     bson_error_t error;
     mongoc_client_session_t* session = mongoc_client_start_session(c.get(), nullptr, &error);

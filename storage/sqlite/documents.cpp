@@ -309,22 +309,35 @@ std::vector<object> embedded_store::aggregate(const std::string& db, const std::
         },
         limits);
   }
-  // A sort no index gives: buffered, within the aggregation's bound.
-  std::vector<object> sorted;
-  scan(c, db, coll, p, [&](object doc) {
-    if (!q.filter.matches(doc)) return true;
-    if (sorted.size() >= limits.max_documents)
-      throw api_error(400, "$sort exceeded the limit of " + std::to_string(limits.max_documents) +
-                               " documents (aggregation_max_documents)");
-    sorted.push_back(std::move(doc));
-    return true;
-  });
+  // A sort no index gives: buffered, within the aggregation's bound. With a $limit after
+  // it only the documents that can reach the limit are kept (as MongoDB coalesces $sort and
+  // $limit): a heap whose top is the last of them.
   object spec;
   for (auto& [path, dir] : order)
     spec.emplace_back(path, std::int32_t(dir));
   const sort_spec complete = sort_spec::parse(spec);
-  std::sort(sorted.begin(), sorted.end(),
-            [&](const object& x, const object& y) { return complete.compare(x, y) < 0; });
+  auto before = [&](const object& x, const object& y) { return complete.compare(x, y) < 0; };
+  const std::uint64_t keep =
+      take == UINT64_MAX || skip > UINT64_MAX - take ? UINT64_MAX : skip + take;
+  std::vector<object> sorted;
+  scan(c, db, coll, p, [&](object doc) {
+    if (!q.filter.matches(doc)) return true;
+    if (keep == UINT64_MAX) {
+      sorted.push_back(std::move(doc));
+    } else if (sorted.size() < keep) {
+      sorted.push_back(std::move(doc));
+      std::push_heap(sorted.begin(), sorted.end(), before);
+    } else if (keep > 0 && before(doc, sorted.front())) {
+      std::pop_heap(sorted.begin(), sorted.end(), before);
+      sorted.back() = std::move(doc);
+      std::push_heap(sorted.begin(), sorted.end(), before);
+    }
+    if (sorted.size() > limits.max_documents)
+      throw api_error(400, "$sort exceeded the limit of " + std::to_string(limits.max_documents) +
+                               " documents (aggregation_max_documents)");
+    return true;
+  });
+  std::sort(sorted.begin(), sorted.end(), before);
   std::size_t next = std::min<std::uint64_t>(skip, sorted.size());
   std::uint64_t taken = 0;
   return a.run_after_pushdown(

@@ -45,6 +45,9 @@ def hello_doc(port):
         "maxBsonObjectSize": 16777216,
         "maxMessageSizeBytes": 48000000,
         "maxWriteBatchSize": 100000,
+        # As every replica set reports it: the driver then supports sessions (and so
+        # transactions, which rheo's bulk POST uses).
+        "logicalSessionTimeoutMinutes": 30,
         "ok": 1,
     }
 
@@ -83,6 +86,12 @@ class Primary:
         # The driver closes cursors on its own (after errors, when a stream is destroyed)
         # and waits for the answer: answered in the background.
         self.server.autoresponds(OpMsg(SON([("killCursors", "messages")])), ack)
+        # A client pool being destroyed ends its sessions and waits for the answer (a rheo
+        # that stops at startup, while the primary is still up).
+        def end_sessions(request):
+            return request.command_name == "endSessions" and ack(request)
+
+        self.server.autoresponds(end_sessions)
         self.server.run()
 
     @property

@@ -5,6 +5,7 @@ and the HTTP/WebSocket results.
 usage: wire_test.py <path to rheo>   (RHEO_TEST_ONLY=<substring> runs a subset)
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -416,6 +417,207 @@ def test_explain_is_not_implemented_on_mongodb():
     with_rheo(run)
 
 
+# ---- bulk writes and aggregations ----
+
+
+def test_bulk_post_inserts_every_document_in_one_transaction():
+    def run(mock, rheo):
+        # One insert command with every document (each with _id first and an _etag), the
+        # first of a transaction on a session; then commitTransaction on that session.
+        call = in_background(rheo.request, "POST", "/messages",
+                             [{"m": "a"}, {"_id": "x", "m": "b"}, {"_id": 7, "a.b": 1}])
+        r = mock.receive("insert")
+        assert r.doc["insert"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        assert r.doc.get("ordered", True) is True, r.doc
+        docs = r.doc["documents"]
+        assert len(docs) == 3, r.doc
+        assert [list(d.keys())[0] for d in docs] == ["_id"] * 3, docs
+        assert isinstance(docs[0]["_id"], ObjectId) and docs[0]["m"] == "a", docs
+        assert docs[1]["_id"] == "x" and docs[2]["_id"] == 7, docs
+        assert docs[2]["a"] == {"b": 1}, docs  # dotted keys are nested fields
+        assert all(isinstance(d["_etag"], ObjectId) for d in docs), docs
+        assert len({d["_etag"] for d in docs}) == 3, docs
+        assert r.doc["startTransaction"] is True and r.doc["autocommit"] is False, r.doc
+        lsid, txn = r.doc["lsid"], r.doc["txnNumber"]
+        r.replies(ok=1, n=3)
+        r = mock.receive("commitTransaction")
+        assert r.doc["$db"] == "admin" and r.doc["autocommit"] is False, r.doc
+        assert r.doc["lsid"] == lsid and r.doc["txnNumber"] == txn, r.doc
+        assert "startTransaction" not in r.doc, r.doc
+        r.replies(ok=1)
+        status, _, body = call()
+        assert status == 200, (status, body)
+        assert json.loads(body) == {
+            "inserted": 3, "links": ["/messages/" + str(docs[0]["_id"]), "/messages/x",
+                                     "/messages/7?id_type=NUMBER"],
+            "deleted": 0, "modified": 0, "matched": 0}, body
+
+        # The next bulk POST is a new transaction.
+        call = in_background(rheo.request, "POST", "/messages", [{"m": "c"}])
+        r = mock.receive("insert")
+        assert r.doc["startTransaction"] is True, r.doc
+        assert (r.doc["lsid"], r.doc["txnNumber"]) != (lsid, txn), r.doc
+        r.replies(ok=1, n=1)
+        mock.receive("commitTransaction").replies(ok=1)
+        status, _, body = call()
+        assert status == 200 and json.loads(body)["inserted"] == 1, (status, body)
+
+        # A duplicate key: the transaction is aborted, not committed, and the answer is 409.
+        call = in_background(rheo.request, "POST", "/messages", [{"_id": "y"}, {"_id": "x"}])
+        r = mock.receive("insert")
+        lsid, txn = r.doc["lsid"], r.doc["txnNumber"]
+        r.replies(ok=1, n=1, writeErrors=[{"index": 1, "code": 11000,
+                                           "errmsg": "E11000 duplicate key error"}])
+        r = mock.receive("abortTransaction")
+        assert r.doc["$db"] == "admin", r.doc
+        assert r.doc["lsid"] == lsid and r.doc["txnNumber"] == txn, r.doc
+        # (The server has aborted it already.)
+        r.replies(ok=0, code=251, codeName="NoSuchTransaction", errmsg="no such transaction")
+        status, _, body = call()
+        assert status == 409 and "duplicate" in body, (status, body)
+
+        # An element that is not an object: 400 before any command.
+        status, _, body = rheo.request("POST", "/messages", '[{"_id":"z"},1]')
+        assert status == 400 and "element 1" in body, (status, body)
+
+        # An empty array: nothing to insert (mongoc refuses an empty insert); the collection
+        # is created as by any POST.
+        call = in_background(rheo.request, "POST", "/messages", [])
+        r = mock.receive("create")
+        assert r.doc["create"] == "messages", r.doc
+        r.replies(ok=0, code=48, codeName="NamespaceExists", errmsg="collection already exists")
+        status, _, body = call()
+        assert status == 200 and json.loads(body)["inserted"] == 0, (status, body)
+        assert json.loads(body)["links"] == [], body
+
+    with_rheo(run)
+
+
+def test_bulk_patch_and_delete_send_update_many_and_delete_many():
+    def run(mock, rheo):
+        # PATCH /*: one update statement with multi:true, the request's filters ANDed, the
+        # operators and a fresh _etag.
+        call = in_background(rheo.request, "PATCH",
+                             "/messages/*?filter={from:'a'}&filter={n:{$gt:1}}",
+                             {"$inc": {"n": 1}, "seen": True})
+        expect_props_read(mock, [props_doc(ObjectId())])
+        r = mock.receive("update")
+        assert r.doc["update"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        assert len(r.doc["updates"]) == 1, r.doc
+        u = r.doc["updates"][0]
+        assert u["q"] == {"$and": [{"from": "a"}, {"n": {"$gt": 1}}]}, u
+        assert u["multi"] is True and not u.get("upsert", False), u
+        assert u["u"]["$inc"] == {"n": 1} and u["u"]["$set"]["seen"] is True, u
+        assert isinstance(u["u"]["$set"]["_etag"], ObjectId), u
+        r.replies(ok=1, n=3, nModified=2)
+        status, _, body = call()
+        assert status == 200, (status, body)
+        assert json.loads(body) == {"inserted": 0, "links": [], "deleted": 0, "modified": 2,
+                                    "matched": 3}, body
+
+        # DELETE /*: one delete statement with limit 0 (every match).
+        call = in_background(rheo.request, "DELETE", "/messages/*?filter={from:'a'}")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        r = mock.receive("delete")
+        assert r.doc["delete"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        assert r.doc["deletes"] == [{"q": {"from": "a"}, "limit": 0}], r.doc
+        r.replies(ok=1, n=4)
+        status, _, body = call()
+        assert status == 200, (status, body)
+        assert json.loads(body) == {"inserted": 0, "links": [], "deleted": 4, "modified": 0,
+                                    "matched": 0}, body
+
+        # Without a filter, or an empty one: 400 before any command.
+        for method, body in (("PATCH", {"$set": {"a": 1}}), ("DELETE", None)):
+            for target in ("/messages/*", "/messages/*?filter={}"):
+                status, _, text = rheo.request(method, target, body)
+                assert status == 400 and "filter" in text, (method, target, status, text)
+
+        # An unknown collection: 404 without an update or delete.
+        expect_unknown_collection(mock, in_background(
+            rheo.request, "PATCH", "/messages/*?filter={a:1}", {"$set": {"a": 2}}))
+        expect_unknown_collection(mock, in_background(
+            rheo.request, "DELETE", "/messages/*?filter={a:1}"))
+
+    with_rheo(run)
+
+
+AGGRS = [SON([("uri", "by_from"), ("stages", [
+    SON([("_$match", SON([("from", SON([("_$var", "who")])), ("meta::lang", "en")]))]),
+    SON([("_$group", SON([("_id", "$from"), ("n", SON([("_$sum", 1)]))]))]),
+    SON([("_$sort", SON([("n", -1)]))]),
+    SON([("_$skip", "@skip")]),
+    SON([("_$limit", "@limit")]),
+])]), SON([("uri", "literal"), ("type", "pipeline"), ("stages", [
+    SON([("$match", SON([("a.b", SON([("$gte", SON([("$var", ["min", 5])]))]))]))]),
+    SON([("$count", "n")]),
+])])]
+
+
+def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
+    def run(mock, rheo):
+        props = SON([("_id", "_properties.messages"), ("aggrs", AGGRS), ("_etag", ObjectId())])
+        call = in_background(rheo.request, "GET",
+                             "/messages/_aggrs/by_from?avars={who:'ann'}&page=3&pagesize=2")
+        expect_props_read(mock, [props])  # the definition
+        expect_props_read(mock, [props])  # the collection exists
+        r = mock.receive("aggregate")
+        assert r.doc["aggregate"] == "messages" and r.doc["$db"] == "rheo", r.doc
+        assert "cursor" in r.doc, r.doc
+        assert r.doc["pipeline"] == [
+            {"$match": {"from": "ann", "meta.lang": "en"}},
+            {"$group": {"_id": "$from", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1}},
+            {"$skip": 4},
+            {"$limit": 2},
+        ], r.doc["pipeline"]
+        # Every batch of the cursor is returned.
+        cursor_reply(r, [SON([("_id", "ann"), ("n", 2)])], MSG_NS, 61)
+        r = mock.receive("getMore")
+        assert r.doc["getMore"] == 61 and r.doc["collection"] == "messages", r.doc
+        cursor_reply(r, [SON([("_id", "bob"), ("n", 1)])], MSG_NS, 0, first=False)
+        status, headers, body = call()
+        assert status == 200 and headers["Content-Type"] == "application/json", (status, body)
+        assert body == '[{"_id":"ann","n":2},{"_id":"bob","n":1}]', body
+
+        # Literal keys; a $var default; no paging variables used.
+        call = in_background(rheo.request, "GET", "/messages/_aggrs/literal")
+        expect_props_read(mock, [props])
+        expect_props_read(mock, [props])
+        r = mock.receive("aggregate")
+        assert r.doc["pipeline"] == [{"$match": {"a.b": {"$gte": 5}}}, {"$count": "n"}], r.doc
+        cursor_reply(r, [], MSG_NS)
+        status, _, body = call()
+        assert status == 200 and body == "[]", (status, body)
+
+        # An unbound variable: 400; an undeclared aggregation: 404; neither aggregates.
+        call = in_background(rheo.request, "GET", "/messages/_aggrs/by_from")
+        expect_props_read(mock, [props])
+        status, _, body = call()
+        assert status == 400 and "variable who not bound" in body, (status, body)
+        call = in_background(rheo.request, "GET", "/messages/_aggrs/none")
+        expect_props_read(mock, [props])
+        status, _, body = call()
+        assert status == 404 and "aggregation 'none'" in body, (status, body)
+
+        # A $group or $sort over MongoDB's memory limit is the request's fault (400, naming
+        # it); any other server error is not.
+        for code, expected in ((292, 400), (16945, 400), (8000, 500)):
+            call = in_background(rheo.request, "GET", "/messages/_aggrs/literal")
+            expect_props_read(mock, [props])
+            expect_props_read(mock, [props])
+            r = mock.receive("aggregate")
+            r.replies(ok=0, code=code, errmsg="Exceeded memory limit for $group")
+            status, _, body = call()
+            assert status == expected and "memory limit" in body, (code, status, body)
+
+        # An unknown collection: 404.
+        expect_unknown_collection(mock, in_background(rheo.request, "GET",
+                                                      "/messages/_aggrs/literal"))
+
+    with_rheo(run)
+
+
 # ---- change streams ----
 
 
@@ -620,6 +822,9 @@ if __name__ == "__main__":
         test_collection_metadata_lives_in_properties,
         test_index_api_maps_to_index_commands,
         test_explain_is_not_implemented_on_mongodb,
+        test_bulk_post_inserts_every_document_in_one_transaction,
+        test_bulk_patch_and_delete_send_update_many_and_delete_many,
+        test_aggregation_sends_aggregate_with_the_resolved_pipeline,
         test_stream_delivers_events_and_resumes_after_errors,
         test_reopen_backs_off_exponentially,
         test_history_lost_closes_sessions,
