@@ -1,0 +1,256 @@
+#include "storage/mongo/feed.hpp"
+
+#include "config/log.hpp"
+#include "storage/document/json.hpp"
+
+#include <atomic>
+#include <thread>
+
+namespace rheo::mongo {
+
+namespace {
+
+// ---- change events ----
+
+/// A MongoDB change document as rheo's change_event.
+change_event event_from_change(const object& doc, const std::string& db, const std::string& coll) {
+  change_event ev;
+  ev.db = db;
+  ev.coll = coll;
+  ev.wall_time = date_time::now();
+  bool wall_time_seen = false;
+  for (auto& [k, v] : doc) {
+    if (k == "_id") {
+      const value* data = v.is_object() ? find_field(v.as_object(), "_data") : nullptr;
+      ev.token = data && data->is_string() ? data->as_string() : to_json(v);
+    } else if (k == "operationType" && v.is_string()) {
+      ev.operation = v.as_string();
+    } else if (k == "fullDocument" && v.is_object()) {
+      ev.full_document = v.as_object();
+    } else if (k == "documentKey" && v.is_object()) {
+      if (const value* id = find_field(v.as_object(), "_id")) ev.document_key = *id;
+    } else if (k == "updateDescription" && v.is_object()) {
+      update_description desc;
+      if (const value* f = find_field(v.as_object(), "updatedFields"); f && f->is_object())
+        desc.updated_fields = f->as_object();
+      if (const value* r = find_field(v.as_object(), "removedFields"); r && r->is_array())
+        for (auto& path : r->as_array())
+          if (path.is_string()) desc.removed_fields.push_back(path.as_string());
+      ev.update = std::move(desc);
+    } else if (k == "wallTime" && v.is<date_time>()) {
+      ev.wall_time = v.get<date_time>();
+      wall_time_seen = true;
+    } else if (k == "clusterTime" && v.is<timestamp_value>() && !wall_time_seen) {
+      ev.wall_time = date_time{static_cast<std::int64_t>(v.get<timestamp_value>().t) * 1000};
+    }
+  }
+  return ev;
+}
+
+// ---- feeds ----
+
+/// One MongoDB change stream, read by the feed's own thread (started by start(), joined by
+/// cancel()), which calls the sink. Thread-safety: as change_feed (store.hpp); the stream,
+/// its pooled client and the position belong to the caller of open_now() until start(),
+/// then to the feed thread until it is joined.
+class mongo_feed final : public change_feed {
+public:
+  mongo_feed(std::shared_ptr<mongo_core> core, std::string db, std::string coll,
+             bson_ptr resume_after)
+      : core_(std::move(core)), db_(std::move(db)), coll_(std::move(coll)),
+        token_(std::move(resume_after)), backoff_(core_->options.backoff_min) {
+    inbox_.key = db_ + '\0' + coll_;
+    core_->add_feed(&inbox_);
+  }
+
+  ~mongo_feed() override {
+    cancel();
+    close_stream();
+    core_->remove_feed(&inbox_);
+  }
+
+  /// Opens the stream now (the caller's position is fixed when this returns). A resume
+  /// token the server no longer knows leaves the feed lost (lost() once started); other
+  /// failures throw std::runtime_error.
+  void open_now() {
+    bson_error_t error;
+    if (open(error)) return;
+    if (is_history_lost(error)) {
+      lost_ = std::string("history lost: ") + error.message;
+      return;
+    }
+    throw std::runtime_error(std::string("cannot open the change stream: ") + error.message);
+  }
+
+  void start(std::shared_ptr<feed_sink> sink) override {
+    std::lock_guard lk(inbox_.mu);
+    if (inbox_.cancelled || thread_.joinable()) return;
+    sink_ = std::move(sink);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  /// Returns once the feed thread has ended: at once when it waits (backoff, no stream),
+  /// after the getMore in flight otherwise (at most max_await when the server answers; while
+  /// no server is reachable, up to the driver's server selection or socket timeout).
+  void cancel() override {
+    std::thread feed_thread;
+    {
+      std::lock_guard lk(inbox_.mu);
+      inbox_.cancelled = true;
+      feed_thread = std::move(thread_);
+    }
+    inbox_.cv.notify_all();
+    if (!feed_thread.joinable()) return;
+    if (feed_thread.get_id() == std::this_thread::get_id())
+      feed_thread.detach(); // misuse (cancel from a sink call): do not self-join
+    else
+      feed_thread.join();
+  }
+
+private:
+  bool cancelled() {
+    std::lock_guard lk(inbox_.mu);
+    return inbox_.cancelled;
+  }
+
+  /// The feed thread: reads the stream and calls the sink until cancelled or lost.
+  void run() {
+    try {
+      loop();
+    } catch (const std::exception& e) {
+      log::error("change feed of " + db_ + "." + coll_ + " failed: " + e.what());
+      if (!cancelled()) sink_->lost(e.what());
+    }
+    close_stream(); // the stream's client is returned by the thread that used it
+    sink_.reset();
+  }
+
+  void loop() {
+    for (;;) {
+      std::deque<object> metadata;
+      {
+        std::unique_lock lk(inbox_.mu);
+        // Back off before re-opening; cancel() and metadata changes cut the wait short.
+        if (!stream_ && !lost_)
+          inbox_.cv.wait_until(lk, retry_at_,
+                               [&] { return inbox_.cancelled || !inbox_.metadata.empty(); });
+        if (inbox_.cancelled) return;
+        metadata.swap(inbox_.metadata);
+      }
+      for (auto& m : metadata) {
+        if (cancelled()) return;
+        sink_->metadata(std::move(m));
+      }
+      if (lost_) {
+        close_stream(); // after delivering the invalidate: may talk to the server
+        if (!cancelled()) sink_->lost(*lost_);
+        return;
+      }
+      if (!stream_) {
+        if (std::chrono::steady_clock::now() < retry_at_) continue; // woken by metadata
+        bson_error_t error;
+        if (!open(error)) {
+          failed(error, "cannot re-open the change stream");
+          continue;
+        }
+        log::info("change stream of " + db_ + "." + coll_ + " re-opened" +
+                  (token_ ? " after the last delivered event" : ""));
+      }
+      const bson_t* doc = nullptr;
+      if (mongoc_change_stream_next(stream_, &doc)) {
+        change_event ev = event_from_change(from_bson(doc), db_, coll_);
+        remember_position();
+        backoff_ = core_->options.backoff_min;
+        if (ev.operation == "invalidate")
+          lost_ = "invalidated: the collection was dropped or renamed";
+        if (cancelled()) return;
+        std::vector<change_event> batch;
+        batch.push_back(std::move(ev));
+        sink_->events(std::move(batch));
+        continue;
+      }
+      bson_error_t error;
+      const bson_t* reply = nullptr;
+      if (mongoc_change_stream_error_document(stream_, &error, &reply)) {
+        failed(error, "change stream failed");
+        continue;
+      }
+      // An empty batch: the server's position advanced (postBatchResumeToken) or not.
+      remember_position();
+      backoff_ = core_->options.backoff_min;
+    }
+  }
+
+private:
+  bool open(bson_error_t& error) {
+    close_stream();
+    client_.emplace(*core_);
+    object opts{
+        {"fullDocument", value("updateLookup")},
+        {"maxAwaitTimeMS", value(static_cast<std::int64_t>(core_->options.max_await.count()))}};
+    if (token_) opts.emplace_back("resumeAfter", value(from_bson(token_.get())));
+    auto coll = collection_of(*client_, db_, coll_);
+    bson_t pipeline;
+    bson_init(&pipeline);
+    stream_ = mongoc_collection_watch(coll.get(), &pipeline, to_bson(opts).get());
+    bson_destroy(&pipeline);
+    const bson_t* reply = nullptr;
+    if (mongoc_change_stream_error_document(stream_, &error, &reply)) {
+      close_stream();
+      return false;
+    }
+    remember_position();
+    return true;
+  }
+
+  void close_stream() {
+    if (stream_) mongoc_change_stream_destroy(stream_);
+    stream_ = nullptr;
+    client_.reset();
+  }
+
+  /// Keeps the driver's resume token: the last delivered event's _id, or the server's
+  /// postBatchResumeToken once a batch is exhausted (never ahead of a delivered event).
+  void remember_position() {
+    if (const bson_t* t = mongoc_change_stream_get_resume_token(stream_))
+      token_.reset(bson_copy(t));
+  }
+
+  /// After a failed stream: lost for good, or re-opened later with backoff.
+  void failed(const bson_error_t& error, std::string_view what) {
+    close_stream();
+    if (is_history_lost(error)) {
+      lost_ = std::string("history lost: ") + error.message;
+      return;
+    }
+    log::warn("change stream of " + db_ + "." + coll_ + ": " + std::string(what) + ": " +
+              error.message + "; retrying in " + std::to_string(backoff_.count()) + " ms");
+    retry_at_ = std::chrono::steady_clock::now() + backoff_;
+    backoff_ = std::min(backoff_ * 2, core_->options.backoff_max);
+  }
+
+  std::shared_ptr<mongo_core> core_;
+  std::string db_;
+  std::string coll_;
+  feed_inbox inbox_;
+  std::thread thread_; // under inbox_.mu; joined by cancel()
+  // Used by the feed thread only once started (see the class comment).
+  std::shared_ptr<feed_sink> sink_;
+  std::optional<pooled_client> client_;
+  mongoc_change_stream_t* stream_ = nullptr;
+  bson_ptr token_;
+  std::optional<std::string> lost_;
+  std::chrono::milliseconds backoff_;
+  std::chrono::steady_clock::time_point retry_at_{};
+};
+
+} // namespace
+
+std::unique_ptr<change_feed> open_feed(std::shared_ptr<mongo_core> core, const std::string& db,
+                                       const std::string& coll, bson_ptr resume_after) {
+  auto feed = std::make_unique<mongo_feed>(std::move(core), db, coll, std::move(resume_after));
+  feed->open_now();
+  return feed;
+}
+
+} // namespace rheo::mongo
