@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S6]
+#   bench/run.sh S1 [S2 ... S6 S9]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
 # OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
-# RHEO_ARGS (extra server flags, e.g. "--actor-scheduler stealing").
+# RHEO_ARGS (extra server flags, e.g. "--actor-scheduler stealing"), TMPDIR (where the data
+# dirs go, default /tmp).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -22,7 +23,7 @@ fi
 server_pid=
 datadir=
 start_server() {
-  datadir=$(mktemp -d /tmp/rheo-bench-data.XXXXXX)
+  datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
   # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
   "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} >"$datadir/server.out" \
     2>"$datadir/server.err" &
@@ -112,10 +113,87 @@ S6() { # slow consumers: 1,000 healthy clients without, then with, 100 clients t
     --http-conns 1 --rate 20 --doc-bytes 8000 --step-seconds 35 --slow-drain-seconds 5
   stop_server
 }
+# S9 helpers. load_docs COLL COUNT SHAPE: bulk POSTs of 5,000 documents on 2 connections
+# (bench/load_docs.py), its JSON line appended to $setup_log.
+setup_log=
+load_docs() {
+  python3 "$here/load_docs.py" --port "$port" --coll "$1" --count "$2" --shape "$3" --batch 5000 \
+    --conns 2 | tee -a "$setup_log" >&2
+}
+# Waits until the server has been idle (at most one clock tick of CPU in 0.5 s) after a load,
+# for at most 30 s: a WAL checkpoint or a change-log trim must not run into the measurement.
+settle() {
+  local before after
+  for _ in $(seq 1 60); do
+    before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+    sleep 0.5
+    after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+    [ $((after - before)) -le 1 ] && return 0
+  done
+}
+# explain LABEL PATH: the plan of GET PATH (explain=true), appended to $setup_log.
+explain() {
+  printf '{"query":"%s","path":"%s","plan":%s}\n' "$1" "$2" \
+    "$(curl -sf "http://127.0.0.1:$port$2&explain=true")" | tee -a "$setup_log" >&2
+}
+# The queries of S9 (URL-encoded): the chat's history call, an equality on the indexed field
+# user, deep pages of the history (by page and by range), and S5's GET.
+s9_history='/messages?sort=%7Btimestamp%3A-1%7D&pagesize=15'
+s9_user='/messages?filter=%7B%22user%22%3A%22u123%22%7D&pagesize=15'
+s9_page100="$s9_history&page=100"
+s9_page1000="$s9_history&page=1000"
+# Page 1000 by range instead of by skip, as a client that pages by the last timestamp it
+# holds asks for it: the 15 messages older than the last one of page 999. load_docs.py gives
+# message i the date 1700000000000 + i * 1000 ms; page 1000 starts at i = 999,999 - 14,985.
+s9_range1000='/messages?filter=%7B%22timestamp%22%3A%7B%22%24lt%22%3A%7B%22%24date%22%3A1700985015000%7D%7D%7D&sort=%7Btimestamp%3A-1%7D&pagesize=15'
+s5_get='/bench?filter=%7B%22t%22%3A%7B%22%24gt%22%3A0%7D%7D&pagesize=10'
+
+S9() { # large collection: 1,000,000 chat messages. Both servers run --durability normal, for
+  # the speed of the load (the reads measured do not depend on it).
+  setup_log="$OUT/S9-$1.setup"
+  : >"$setup_log"
+  # S5's GET on a collection of 1,000 documents (S5's own runs query ~120,000), for (c).
+  start_server --durability normal
+  load_docs bench 1000 s5
+  settle
+  bench S9-S5-GET-1k "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
+    --http-path "$s5_get" --rate 0 --step-seconds 10
+  stop_server
+  start_server --durability normal
+  load_docs messages 1000000 chat # messages has its index timestamp_-1 from startup
+  local t0 t1
+  t0=$(date +%s.%N)
+  curl -sf -X PUT "http://127.0.0.1:$port/messages/_indexes/user_1" \
+    -H 'Content-Type: application/json' -d '{"keys":{"user":1}}' >/dev/null
+  t1=$(date +%s.%N)
+  printf '{"index":"user_1","keys":{"user":1},"documents":1000000,"build_seconds":%.2f}\n' \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" | tee -a "$setup_log" >&2
+  load_docs bench 1000000 s5 # S5's GET at 1,000,000 documents
+  settle
+  explain history "$s9_history"
+  explain user "$s9_user"
+  explain page100 "$s9_page100"
+  explain page1000 "$s9_page1000"
+  explain range1000 "$s9_range1000"
+  explain S5-GET "$s5_get"
+  # Single client: one connection, one request at a time.
+  local one=(--threads 1 --subscribers 0 --http-conns 1 --pipeline 1 --http-method GET --rate 0)
+  bench S9-history "$1" "${one[@]}" --http-path "$s9_history" --step-seconds 10
+  bench S9-user "$1" "${one[@]}" --http-path "$s9_user" --step-seconds 10
+  bench S9-page100 "$1" "${one[@]}" --http-path "$s9_page100" --step-seconds 5
+  bench S9-page1000 "$1" "${one[@]}" --http-path "$s9_page1000" --step-seconds 5
+  bench S9-range1000 "$1" "${one[@]}" --http-path "$s9_range1000" --step-seconds 5
+  # 64 connections, closed loop (as S5).
+  local many=(--subscribers 0 --http-conns 64 --pipeline 1 --http-method GET --rate 0)
+  bench S9-history-64c "$1" "${many[@]}" --http-path "$s9_history" --step-seconds 10
+  bench S9-user-64c "$1" "${many[@]}" --http-path "$s9_user" --step-seconds 10
+  bench S9-S5-GET-1M "$1" "${many[@]}" --http-path "$s5_get" --step-seconds 10
+  stop_server
+}
 
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S6) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S6]" >&2
+  case $s in S1 | S2 | S3 | S4 | S5 | S6 | S9) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S6 S9]" >&2
     exit 2
     ;;
   esac

@@ -32,6 +32,9 @@ def figures(r):
         # Absent for steps without deliveries (S3's idle connections, S5's REST runs).
         if not http and s.get("server_cpu_us_per_delivery") is not None:
             f["server CPU us/delivery"] = s["server_cpu_us_per_delivery"]
+        # REST runs: server CPU per answered request, the figure least moved by other load.
+        if http and s["acked"] > 0 and s.get("server_cpu_seconds") is not None:
+            f["server CPU us/request"] = s["server_cpu_seconds"] * 1e6 / s["acked"]
         f["bench CPU %"] = s["bench_cpu_percent"]
         f["held step"] = best
         if len(steps) > 1:
@@ -76,6 +79,13 @@ def main():
                      ", slow clients: " + json.dumps(extra["slow_close_codes"]) +
                      ", server metrics: " + json.dumps(extra["server_metrics"]) +
                      ", consistent: " + ", ".join(str(r["totals"]["consistent"]) for r in runs))
+        lines.append("")
+    # Setup notes of the runs (S9: loader figures, index build time, explain output).
+    for path in sorted(glob.glob(os.path.join(out, scenario + "-[0-9]*.setup"))):
+        lines.append("### " + os.path.basename(path) + "\n")
+        lines.append("```")
+        lines.extend(open(path).read().splitlines())
+        lines.append("```")
         lines.append("")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, scenario + "-summary.md"), "w") as f:

@@ -2,8 +2,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
+#include "storage/sqlite/id_key.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
 #include "test/store_test_support.hpp"
+
+#include <sqlite3.h>
 
 #include <atomic>
 #include <random>
@@ -189,6 +192,49 @@ BOOST_FIXTURE_TEST_CASE(an_index_that_fits_is_used_and_reads_no_more_than_it_ret
   // A multikey index answers equality but not a sort.
   BOOST_TEST(plan_of("{tags:'green'}", "{}").index == "tags_1");
   BOOST_TEST(plan_of("{}", "{tags:1}").index != "tags_1");
+}
+
+BOOST_AUTO_TEST_CASE(a_later_page_without_a_filter_does_not_read_the_documents_before_it) {
+  store_fixture s;
+  for (int i = 0; i < 50; ++i)
+    s.db->insert("rheo", "h", object{{"_id", std::int32_t(i)}, {"t", date_time{1000 + i}}});
+  s.db->create_index("rheo", "h", "t_-1", J("{t:-1}"), {});
+  // The 30 newest documents made unreadable underneath the store: whatever reads one of
+  // them fails to decode it.
+  {
+    sqlite3* raw = nullptr;
+    BOOST_REQUIRE(sqlite3_open((s.dir.path / "data" / "rheo.db").c_str(), &raw) == SQLITE_OK);
+    sqlite3_busy_timeout(raw, 5000);
+    sqlite3_stmt* st = nullptr;
+    BOOST_REQUIRE(sqlite3_prepare_v2(raw,
+                                     "UPDATE documents SET body = x'00' WHERE db = 'rheo' AND "
+                                     "coll = 'h' AND id_key = ?1",
+                                     -1, &st, nullptr) == SQLITE_OK);
+    for (int i = 20; i < 50; ++i) {
+      const std::string key = sqlite::id_key(value(std::int32_t(i)));
+      sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+      BOOST_REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+      BOOST_REQUIRE(sqlite3_changes(raw) == 1);
+      sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+  }
+  BOOST_CHECK_THROW(s.db->find("rheo", "h", request("{}", "{t:-1}", 0, 1)), std::exception);
+  const std::vector<std::string> fourth_page{"19", "18", "17", "16", "15",
+                                             "14", "13", "12", "11", "10"};
+  // Page 4 of 10, newest first: the history call through t_-1, then in _id order.
+  for (const char* sort : {"{t:-1}", "{}"}) {
+    query_plan p;
+    auto q = request("{}", sort, 30, 10);
+    q.explain = &p;
+    BOOST_TEST_CONTEXT("sorted " << sort) {
+      BOOST_TEST(ids(s.db->find("rheo", "h", q)) == fourth_page, boost::test_tools::per_element());
+      BOOST_TEST(p.index == (std::string_view(sort) == "{}" ? "_id_" : "t_-1"));
+      BOOST_TEST(p.examined == 40u);
+      BOOST_TEST(!p.in_memory_sort);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_unique_index_refuses_a_second_key_and_the_write_leaves_no_trace) {

@@ -46,4 +46,19 @@ std::optional<std::pair<std::string, object>> plan_cursor::next() {
   }
 }
 
+std::uint64_t plan_cursor::skip(std::uint64_t n) {
+  std::uint64_t passed = 0;
+  while (passed < n) {
+    if (!current_ && !open_next_range()) break;
+    if (!current_->step()) {
+      current_.reset();
+      continue;
+    }
+    ++examined_;
+    if (plan_.index->multikey && !seen_.emplace(current_->column_blob(0)).second) continue;
+    ++passed;
+  }
+  return passed;
+}
+
 } // namespace rheo::sqlite

@@ -1,6 +1,7 @@
 // Walks the documents a query plan (planner.hpp) yields, one at a time and in plan order:
 // the documents table in a range of _id keys, or a secondary index's entries and the
-// documents they name (each once, also from a multikey index). Internal to storage/sqlite.
+// documents they name (each once, also from a multikey index), or passes over documents
+// without reading them (the pages before the one asked for). Internal to storage/sqlite.
 //
 // Thread-safety: used by one thread, on a connection it has for the cursor's lifetime.
 #pragma once
@@ -25,6 +26,9 @@ public:
 
   /// The next document with its id_key, or nullopt at the end.
   std::optional<std::pair<std::string, object>> next();
+  /// Passes over up to `n` documents without reading them (their entries only, each
+  /// document once); returns how many it passed, fewer than `n` at the end.
+  std::uint64_t skip(std::uint64_t n);
   /// Index entries (or documents) read so far.
   std::uint64_t examined() const { return examined_; }
 

@@ -109,15 +109,30 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   const auto indexes = load_indexes(c, db, coll);
   const plan p = choose_plan(planning_filter(q), order_keys, indexes);
   const auto skip = static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0));
-  const std::uint64_t wanted =
-      q.limit < 0 ? UINT64_MAX : skip + static_cast<std::uint64_t>(q.limit);
+  const std::uint64_t page = q.limit < 0 ? UINT64_MAX : static_cast<std::uint64_t>(q.limit);
+  const std::uint64_t wanted = page == UINT64_MAX ? UINT64_MAX : skip + page;
   std::vector<object> out;
   std::uint64_t examined = 0;
-  if (wanted > skip) {
+  if (page > 0 && p.provides_sort) {
+    // In plan order: the matches before the page are counted, not kept. When every document
+    // matches (no filter, and the index holds every document), they are not even read.
+    plan_cursor cursor(c, db, coll, p);
+    const bool all_match = q.filter.matches_all() && !p.index->spec.sparse && !p.index->partial;
+    std::uint64_t skipped = all_match ? cursor.skip(skip) : 0;
+    while (out.size() < page) {
+      auto row = cursor.next();
+      if (!row) break;
+      if (!q.filter.matches(row->second)) continue;
+      if (skipped < skip)
+        ++skipped;
+      else
+        out.push_back(std::move(row->second));
+    }
+    examined = cursor.examined();
+  } else if (page > 0) {
     examined = scan(c, db, coll, p, [&](object doc) {
-      if (!q.filter.matches(doc)) return true;
-      out.push_back(std::move(doc));
-      return !p.provides_sort || out.size() < wanted;
+      if (q.filter.matches(doc)) out.push_back(std::move(doc));
+      return true;
     });
   }
   if (!p.provides_sort) {
@@ -133,9 +148,9 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
     } else {
       std::sort(out.begin(), out.end(), less);
     }
+    out.erase(out.begin(),
+              out.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(skip, out.size())));
   }
-  out.erase(out.begin(),
-            out.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(skip, out.size())));
   if (q.limit >= 0 && out.size() > static_cast<std::size_t>(q.limit))
     out.resize(static_cast<std::size_t>(q.limit));
   if (!q.keys.empty())
