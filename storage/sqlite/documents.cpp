@@ -39,13 +39,24 @@ object planning_filter(const find_query& q) {
   return {};
 }
 
-/// The complete order of a query: its sort, then _id (descending when not given), which
-/// is also the order of a collection scan sorted stably by the sort alone.
-std::vector<std::pair<std::string, int>> complete_order(const sort_spec& sort) {
+using order_keys = std::vector<std::pair<std::string, int>>;
+
+/// The complete order of a query: its sort, then _id in `tie` direction when the sort does
+/// not name it. With tie -1 it is also the order of a collection scan sorted stably by the
+/// sort alone (find's results); with tie 1, natural order for equal keys (aggregations).
+order_keys complete_order(const sort_spec& sort, int tie) {
   auto keys = sort.keys();
   if (std::none_of(keys.begin(), keys.end(), [](auto& k) { return k.first == "_id"; }))
-    keys.emplace_back("_id", -1);
+    keys.emplace_back("_id", tie);
   return keys;
+}
+
+/// `keys` as a sort_spec, for sorting in memory.
+sort_spec sort_of(const order_keys& keys) {
+  object spec;
+  for (auto& [path, dir] : keys)
+    spec.emplace_back(path, std::int32_t(dir));
+  return sort_spec::parse(spec);
 }
 
 /// Calls `visit` with each document the plan yields, in plan order, until it returns false;
@@ -105,9 +116,9 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   connection& c = *r;
   read_transaction snapshot(c);
   if (!collection_exists(c, db, coll)) throw_no_collection(coll);
-  const auto order_keys = complete_order(q.sort);
+  const auto order = complete_order(q.sort, -1);
   const auto indexes = load_indexes(c, db, coll);
-  const plan p = choose_plan(planning_filter(q), order_keys, indexes);
+  const plan p = choose_plan(planning_filter(q), order, indexes);
   const auto skip = static_cast<std::uint64_t>(std::max<std::int64_t>(q.skip, 0));
   const std::uint64_t page = q.limit < 0 ? UINT64_MAX : static_cast<std::uint64_t>(q.limit);
   const std::uint64_t wanted = page == UINT64_MAX ? UINT64_MAX : skip + page;
@@ -136,11 +147,8 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
     });
   }
   if (!p.provides_sort) {
-    object spec;
-    for (auto& [path, dir] : order_keys)
-      spec.emplace_back(path, std::int32_t(dir));
-    const sort_spec order = sort_spec::parse(spec);
-    auto less = [&](const object& a, const object& b) { return order.compare(a, b) < 0; };
+    const sort_spec complete = sort_of(order);
+    auto less = [&](const object& a, const object& b) { return complete.compare(a, b) < 0; };
     if (wanted < out.size()) {
       std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(wanted), out.end(),
                         less);
@@ -294,9 +302,7 @@ std::vector<object> embedded_store::aggregate(const std::string& db, const std::
   q.filter = matcher::compile(push.filter);
   q.sort = sort_spec::parse(push.sort);
   // Natural order is _id order: equal sort keys stay in it.
-  auto order = q.sort.keys();
-  if (std::none_of(order.begin(), order.end(), [](auto& k) { return k.first == "_id"; }))
-    order.emplace_back("_id", 1);
+  const auto order = complete_order(q.sort, 1);
   const auto indexes = load_indexes(c, db, coll);
   const plan p = choose_plan(q.filter_doc, order, indexes);
   const auto skip = static_cast<std::uint64_t>(std::max<std::int64_t>(push.skip, 0));
@@ -327,10 +333,7 @@ std::vector<object> embedded_store::aggregate(const std::string& db, const std::
   // A sort no index gives: buffered, within the aggregation's bound. With a $limit after
   // it only the documents that can reach the limit are kept (as MongoDB coalesces $sort and
   // $limit): a heap whose top is the last of them.
-  object spec;
-  for (auto& [path, dir] : order)
-    spec.emplace_back(path, std::int32_t(dir));
-  const sort_spec complete = sort_spec::parse(spec);
+  const sort_spec complete = sort_of(order);
   auto before = [&](const object& x, const object& y) { return complete.compare(x, y) < 0; };
   const std::uint64_t keep =
       take == UINT64_MAX || skip > UINT64_MAX - take ? UINT64_MAX : skip + take;

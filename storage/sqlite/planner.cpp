@@ -123,7 +123,7 @@ std::string describe(const value& v) {
 
 struct candidate {
   plan p;
-  int score = 0;
+  int score = -1; // unusable until scored
 };
 
 candidate plan_for(const index_def& def, const std::map<std::string, conditions>& conds,
@@ -233,7 +233,6 @@ candidate plan_for(const index_def& def, const std::map<std::string, conditions>
     out.score = -1;
   else if (out.p.provides_sort)
     out.score += 3;
-  if (def.spec.sparse && !predicate) out.score = -1;
   out.p.bounds = def.name + ": " + (text.empty() ? "all" : text) +
                  (out.p.backward ? ", backward" : "") +
                  (out.p.provides_sort ? ", sorted" : ", sorted in memory");
