@@ -215,7 +215,7 @@ void add_cors_headers(const http_request& req, http_response& res) {
   res.headers.emplace_back("Access-Control-Allow-Credentials", "true");
   res.headers.emplace_back(
       "Access-Control-Expose-Headers",
-      "Location, ETag, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
+      "Location, ETag, Resume-Token, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
   res.headers.emplace_back("Vary", "Origin");
 }
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rheo {
@@ -66,6 +67,10 @@ struct find_query {
   object keys_doc;
   /// When set, receives how the query was answered.
   query_plan* explain = nullptr;
+  /// When set, receives the change-feed position the result reflects, as a resume token
+  /// (the Resume-Token header): a feed watched from it delivers exactly the changes the
+  /// result does not show.
+  std::string* position = nullptr;
 };
 
 /// A secondary index as the index API shows it.
@@ -107,10 +112,26 @@ public:
   /// The collection's metadata after a change made through this store (stream
   /// definitions added, changed or removed), in order with the events.
   virtual void metadata(object metadata) = 0;
-  /// The feed ended: history lost, invalidated (after the "invalidate" event was
-  /// delivered), or the store closed. The last call the sink gets.
+  /// The feed has delivered every change up to `token` (a resume token): none at or before
+  /// it follows. Called when the feed learns a position no event carries (after catching
+  /// up a resume token; after an empty upstream batch). Optional for consumers.
+  virtual void position(std::string token) { (void)token; }
+  /// The feed ended: history lost (the reason then starts with history_lost_reason),
+  /// invalidated (after the "invalidate" event was delivered), or the store closed. The
+  /// last call the sink gets.
   virtual void lost(std::string reason) = 0;
 };
+
+/// How the reason given to feed_sink::lost() starts when the feed's resume token is older
+/// than the history the store still holds (or unknown to it).
+inline constexpr std::string_view history_lost_reason = "history lost";
+
+/// Whether resume token `a` is before `b` in their collection's change order. Tokens of
+/// both backends are ordered as strings: the embedded store's are fixed-width hex
+/// sequence numbers, MongoDB's `_data` is hex-encoded KeyString, which MongoDB documents
+/// as sortable. (MongoDB snapshot tokens, see mongo_store.hpp, are not event tokens and
+/// are never compared.)
+inline bool token_before(std::string_view a, std::string_view b) { return a < b; }
 
 /// One upstream change feed for one collection. Its position is fixed when watch()
 /// returns: every change committed after that reaches the sink given to start().
@@ -123,6 +144,10 @@ public:
   /// Begins delivery to `sink`. A resume token given to watch() is caught up first: the
   /// events missed since it reach the sink before any live one, without gap or duplicate.
   virtual void start(std::shared_ptr<feed_sink> sink) = 0;
+  /// The position watch() fixed, as a resume token: the feed delivers exactly the changes
+  /// after it (the resume token itself when one was given). Empty when the backend cannot
+  /// tell (a MongoDB server that sends no post-batch resume token).
+  virtual std::string position() const = 0;
   /// Stops delivery: once it returns, the sink is never called again, and any thread the
   /// feed owns has been joined (this may take as long as a blocked upstream read, see the
   /// backend). Idempotent.
@@ -159,8 +184,10 @@ public:
                                    const find_query& q) {
     return count(db, coll, q.filter);
   }
+  /// `position`, when set, receives the change-feed position the answer reflects (as
+  /// find_query::position).
   virtual std::optional<object> find_by_id(const std::string& db, const std::string& coll,
-                                           const value& id) = 0;
+                                           const value& id, std::string* position = nullptr) = 0;
   /// Inserts (creating the collection when missing). Generates _id (ObjectId) when absent;
   /// sets a fresh `_etag`. 409 when the _id exists.
   virtual write_result insert(const std::string& db, const std::string& coll, object doc) = 0;
@@ -212,6 +239,10 @@ public:
                           const std::string& name) = 0;
 
   // ---- change feeds ----
+  /// 400 (api_error) unless `token` has the form of a resume token this store issues (an
+  /// event's `_id._data`, or a Resume-Token header). Says nothing about whether the store
+  /// still holds the history after it: watch() tells that.
+  virtual void check_resume_token(const std::string& token) const = 0;
   /// Opens a feed of the collection's changes after `resume_after` (a token previously
   /// delivered), or from now when absent. A token that is unknown or past retention
   /// ends the feed once started: its sink's lost() is called ("history lost: ...").

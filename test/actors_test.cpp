@@ -78,6 +78,7 @@ struct feed_record {
   int cancels = 0;
   bool destroyed = false;
   std::shared_ptr<feed_sink> sink; // what start() was given; the test pushes through it
+  std::string position;            // what position() answers
 };
 
 class fake_feed final : public change_feed {
@@ -90,6 +91,7 @@ public:
     rec_->sink = std::move(sink);
   }
   void cancel() override { ++rec_->cancels; }
+  std::string position() const override { return rec_->position; }
 
 private:
   std::shared_ptr<feed_record> rec_;
@@ -136,9 +138,11 @@ public:
   std::int64_t count(const std::string&, const std::string&, const matcher&) override {
     not_here();
   }
-  std::optional<object> find_by_id(const std::string&, const std::string&, const value&) override {
+  std::optional<object> find_by_id(const std::string&, const std::string&, const value&,
+                                   std::string*) override {
     not_here();
   }
+  void check_resume_token(const std::string&) const override {}
   write_result insert(const std::string&, const std::string&, object) override { not_here(); }
   write_result replace(const std::string&, const std::string&, const value&, object, write_mode,
                        const std::optional<std::string>&) override {

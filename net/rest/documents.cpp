@@ -76,7 +76,8 @@ http_response post_document(const request_context& c) {
 }
 
 http_response get_document(const request_context& c) {
-  auto doc = c.storage.find_by_id(c.res.db, c.res.coll, c.res.id);
+  std::string position;
+  auto doc = c.storage.find_by_id(c.res.db, c.res.coll, c.res.id, &position);
   if (auto rf = c.who.read_filter(); doc && rf && !matcher::compile(*rf).matches(*doc))
     doc.reset(); // not readable for this user: as if absent
   if (!doc) {
@@ -92,6 +93,7 @@ http_response get_document(const request_context& c) {
   if (auto shape = c.who.response_projection()) out = shape->apply(out);
   http_response res = json_response(200, to_json(value(std::move(out))));
   if (etag) res.headers.emplace_back("ETag", std::move(*etag));
+  if (!position.empty()) res.headers.emplace_back("Resume-Token", std::move(position));
   return res;
 }
 

@@ -86,6 +86,8 @@ http_response find_documents(const request_context& c) {
   const bool explain = explain_param(t);
   query_plan plan;
   if (explain || log::enabled(log::level::debug)) q.explain = &plan;
+  std::string position;
+  q.position = &position;
   auto docs = pagesize == 0 && !explain && c.storage.collection(c.res.db, c.res.coll)
                   ? std::vector<object>{}
                   : c.storage.find(c.res.db, c.res.coll, q);
@@ -103,7 +105,9 @@ http_response find_documents(const request_context& c) {
     append_json(out, shape ? shape->apply(docs[i]) : docs[i]);
   }
   out += ']';
-  return json_response(200, std::move(out));
+  http_response res = json_response(200, std::move(out));
+  if (!position.empty()) res.headers.emplace_back("Resume-Token", std::move(position));
+  return res;
 }
 
 http_response count_documents(const request_context& c) {

@@ -74,13 +74,18 @@ public:
   /// failures throw std::runtime_error.
   void open_now() {
     bson_error_t error;
-    if (open(error)) return;
+    if (open(error)) {
+      start_position_ = token_data(token_.get());
+      return;
+    }
     if (is_history_lost(error)) {
       lost_ = std::string("history lost: ") + error.message;
       return;
     }
     throw std::runtime_error(std::string("cannot open the change stream: ") + error.message);
   }
+
+  std::string position() const override { return start_position_; }
 
   void start(std::shared_ptr<feed_sink> sink) override {
     std::lock_guard lk(inbox_.mu);
@@ -229,8 +234,17 @@ private:
     backoff_ = std::min(backoff_ * 2, core_->options.backoff_max);
   }
 
+  /// The `_data` of a resume token document, or "" when it has none.
+  static std::string token_data(const bson_t* token) {
+    if (!token) return {};
+    object doc = from_bson(token);
+    const value* data = find_field(doc, "_data");
+    return data && data->is_string() ? data->as_string() : std::string();
+  }
+
   std::shared_ptr<mongo_core> core_;
   std::string db_;
+  std::string start_position_; // set by open_now(), then constant
   std::string coll_;
   feed_inbox inbox_;
   std::thread thread_; // under inbox_.mu; joined by cancel()

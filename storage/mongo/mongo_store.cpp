@@ -182,7 +182,7 @@ public:
   }
 
   std::optional<object> find_by_id(const std::string& db, const std::string& coll,
-                                   const value& id) override {
+                                   const value& id, std::string* /*position*/) override {
     pooled_client c = client();
     return lookup(c, db, coll, id);
   }
@@ -428,6 +428,12 @@ public:
     if (!found) throw api_error(404, "index '" + name + "' does not exist");
     run_command(c, db, object{{"dropIndexes", value(coll)}, {"index", value(name)}},
                 "dropping index " + name);
+  }
+
+  void check_resume_token(const std::string& token) const override {
+    if (token.empty() || token.size() % 2 ||
+        token.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+      throw api_error(400, "malformed resume token '" + token + "'");
   }
 
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,

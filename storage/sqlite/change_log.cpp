@@ -94,15 +94,22 @@ std::optional<std::uint64_t> trim_change_log(connection& c, std::uint64_t retent
   return keep_from;
 }
 
+std::string log_position(connection& c) {
+  auto bounds = change_log_bounds(c);
+  return token_from_seq(bounds ? bounds->second : 0);
+}
+
 std::vector<change_event> read_changes_after(connection& c, const std::string& db,
                                              const std::string& coll, std::uint64_t after,
-                                             std::optional<std::string>& lost) {
+                                             std::optional<std::string>& lost,
+                                             std::uint64_t& newest_seq) {
   std::vector<change_event> missed;
   // One read transaction: the bounds and the rows come from the same snapshot.
   c.exec("BEGIN");
   try {
     auto [oldest, newest] =
         change_log_bounds(c).value_or(std::pair<std::uint64_t, std::uint64_t>{1, 0});
+    newest_seq = newest;
     if (after > newest)
       lost = "history lost: resume token " + token_from_seq(after) + " is in the future";
     else if (after + 1 < oldest)

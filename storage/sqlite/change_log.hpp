@@ -38,10 +38,16 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> change_log_bounds(connect
 std::optional<std::uint64_t> trim_change_log(connection& c, std::uint64_t retention,
                                              std::uint64_t oldest, std::uint64_t next);
 
+/// The resume token of the newest entry of the log in `c`'s current read snapshot (of seq 0
+/// when the log is empty): what a read in that snapshot reflects.
+std::string log_position(connection& c);
+
 /// The events of db.coll after seq `after`, in one read transaction on `c`; sets `lost`
-/// instead when `after` is in the future or older than the retained log.
+/// instead when `after` is in the future or older than the retained log. `newest` receives
+/// the newest seq of the whole log in that snapshot.
 std::vector<change_event> read_changes_after(connection& c, const std::string& db,
                                              const std::string& coll, std::uint64_t after,
-                                             std::optional<std::string>& lost);
+                                             std::optional<std::string>& lost,
+                                             std::uint64_t& newest);
 
 } // namespace rheo::sqlite

@@ -218,6 +218,7 @@ std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std
   std::lock_guard lk(feeds_mu_);
   if (feeds_closed_) st->lost = "store closed";
   st->last_seq = delivered_seq_;
+  st->start_seq = delivered_seq_;
   feeds_[{db, coll}].push_back(st);
   return st;
 }

@@ -116,6 +116,7 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   connection& c = *r;
   read_transaction snapshot(c);
   if (!collection_exists(c, db, coll)) throw_no_collection(coll);
+  if (q.position) *q.position = log_position(c);
   const auto order = complete_order(q.sort, -1);
   const auto indexes = load_indexes(c, db, coll);
   const plan p = choose_plan(planning_filter(q), order, indexes);
@@ -198,8 +199,11 @@ std::int64_t embedded_store::count_query(const std::string& db, const std::strin
 }
 
 std::optional<object> embedded_store::find_by_id(const std::string& db, const std::string& coll,
-                                                 const value& id) {
+                                                 const value& id, std::string* position) {
   core::reader r(*core_);
+  if (!position) return point_lookup(*r, db, coll, id);
+  read_transaction snapshot(*r);
+  *position = log_position(*r);
   return point_lookup(*r, db, coll, id);
 }
 

@@ -42,7 +42,7 @@ public:
   std::int64_t count_query(const std::string& db, const std::string& coll,
                            const find_query& q) override;
   std::optional<object> find_by_id(const std::string& db, const std::string& coll,
-                                   const value& id) override;
+                                   const value& id, std::string* position) override;
   write_result insert(const std::string& db, const std::string& coll, object doc) override;
   write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
                        write_mode mode, const std::optional<std::string>& if_match) override;
@@ -68,6 +68,7 @@ public:
   void drop_index(const std::string& db, const std::string& coll, const std::string& name) override;
 
   // Feeds and lifetime (sqlite_store.cpp).
+  void check_resume_token(const std::string& token) const override;
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                      const std::optional<std::string>& resume_after) override;
   void close() override;

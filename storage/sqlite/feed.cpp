@@ -61,11 +61,12 @@ void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
   // Catch-up: the log after the token, read while the writer keeps holding live events.
   std::vector<change_event> missed;
   std::optional<std::string> history_lost;
+  std::uint64_t newest = 0;
   if (resume) {
     if (auto owner = core_.lock()) {
       try {
         core::reader r(*owner);
-        missed = read_changes_after(*r, st.db, st.coll, *resume, history_lost);
+        missed = read_changes_after(*r, st.db, st.coll, *resume, history_lost, newest);
       } catch (const std::exception& e) {
         history_lost = e.what(); // "store closed", an I/O error
       }
@@ -86,7 +87,18 @@ void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
   st.push(missed);
   auto held = std::exchange(st.held, {});
   st.push(held);
-  if (st.lost) st.end(*std::exchange(st.lost, std::nullopt)); // the store closed meanwhile
+  if (st.lost) {
+    st.end(*std::exchange(st.lost, std::nullopt)); // the store closed meanwhile
+    return;
+  }
+  // Every change of the collection up to the snapshot's newest entry (of any collection)
+  // has been delivered, and the held ones after it too.
+  if (resume && !st.ended) st.sink->position(token_from_seq(std::max(newest, st.last_seq)));
+}
+
+std::string sqlite_feed::position() const {
+  std::lock_guard lk(state_->mu);
+  return token_from_seq(state_->start_seq);
 }
 
 void sqlite_feed::cancel() {

@@ -31,6 +31,7 @@ struct feed_state {
   bool ended = false;                  // cancelled or lost: nothing more is delivered
   std::vector<change_event> held;      // live events committed while buffering
   std::uint64_t last_seq = 0;          // highest seq delivered (or the resume position)
+  std::uint64_t start_seq = 0;         // the position fixed at registration (or the resume)
   std::optional<std::uint64_t> resume; // catch-up pending from this seq
   std::optional<std::string> lost;     // the feed ends with this reason once delivered up to here
 
@@ -49,6 +50,7 @@ public:
       : state_(std::move(state)), core_(std::move(owner)) {}
   ~sqlite_feed() override { cancel(); }
   void start(std::shared_ptr<feed_sink> sink) override;
+  std::string position() const override;
   void cancel() override;
 
 private:

@@ -20,12 +20,18 @@ std::unique_ptr<change_feed> embedded_store::watch(const std::string& db, const 
   auto st = core_->register_feed(db, coll);
   if (resume_after) {
     std::lock_guard lk(st->mu);
-    if (auto seq = seq_from_token(*resume_after))
+    if (auto seq = seq_from_token(*resume_after)) {
       st->resume = *seq;
-    else
+      st->start_seq = *seq;
+    } else
       st->lost = "history lost: malformed resume token '" + *resume_after + "'";
   }
   return std::make_unique<sqlite_feed>(std::move(st), core_);
+}
+
+void embedded_store::check_resume_token(const std::string& token) const {
+  if (!seq_from_token(token))
+    throw api_error(400, "malformed resume token '" + token + "': expected 16 hex digits");
 }
 
 void embedded_store::close() {
