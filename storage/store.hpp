@@ -131,7 +131,9 @@ inline constexpr std::string_view history_lost_reason = "history lost";
 /// sequence numbers, MongoDB's `_data` is hex-encoded KeyString, which MongoDB documents
 /// as sortable. (MongoDB snapshot tokens, see mongo_store.hpp, are not event tokens and
 /// are never compared.)
-inline bool token_before(std::string_view a, std::string_view b) { return a < b; }
+inline bool token_before(std::string_view a, std::string_view b) {
+  return a < b;
+}
 
 /// One upstream change feed for one collection. Its position is fixed when watch()
 /// returns: every change committed after that reaches the sink given to start().
