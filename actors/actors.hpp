@@ -3,7 +3,8 @@
 //
 // Thread-safety: actor handles are thread-safe values; message types are immutable
 // once sent (their shared payloads are const). Only event_batch and metadata_change may
-// cross the network; subscription_spec and ws_handle hold node-local objects.
+// cross the network; subscription_spec, client_handle and replay_feed hold node-local
+// objects.
 #pragma once
 
 #include "storage/document/pipeline.hpp"
@@ -24,13 +25,15 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace rheo {
 
+class change_feed;
+class push_connection;
 class store;
-class ws_connection;
 
 // -- atoms (at most 10 characters each) ---------------------------------------
 
@@ -42,6 +45,9 @@ using retire_atom = caf::atom_constant<caf::atom("retire")>;
 using close_atom = caf::atom_constant<caf::atom("close")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using feed_atom = caf::atom_constant<caf::atom("feed")>;
+using position_atom = caf::atom_constant<caf::atom("position")>;
+using replay_atom = caf::atom_constant<caf::atom("replay")>;
+using replay_end_atom = caf::atom_constant<caf::atom("replayend")>;
 
 // -- message types ------------------------------------------------------------
 
@@ -57,10 +63,17 @@ struct subscription_spec {
   pipeline stages;   // compiled against the client's avars, @user and readFilter
 };
 
-/// A session's connection, for the subscription to hand to its I/O thread's fan-out
-/// group. Never leaves the node.
-struct ws_handle {
-  std::shared_ptr<ws_connection> conn;
+/// A session's connection (WebSocket or SSE), for the subscription to hand to its I/O
+/// thread's fan-out group, and the resume token it connected with. Never leaves the node.
+struct client_handle {
+  std::shared_ptr<push_connection> conn;
+  std::optional<std::string> resume_after;
+};
+
+/// A replay feed (a resuming session's own change feed from its token), handed to the
+/// subscription that merges it, which cancels it at the handover. Never leaves the node.
+struct replay_feed {
+  std::shared_ptr<change_feed> feed;
 };
 
 /// Change events in commit order, each in the shape stages see
@@ -106,8 +119,8 @@ typename Inspector::result_type inspect(Inspector& f, metadata_change& x) {
 
 // -- actor interfaces ---------------------------------------------------------
 
-/// The SESSION actor interface: one per WebSocket connection. Data frames do not pass
-/// through it: the subscription hands them to the connection's I/O thread.
+/// The SESSION actor interface: one per WebSocket or SSE connection. Data frames do not
+/// pass through it: the subscription hands them to the connection's I/O thread.
 using session_actor = caf::typed_actor<
     // Close the connection with a WebSocket close code and reason.
     caf::reacts_to<close_atom, std::uint16_t, std::string>,
@@ -117,11 +130,20 @@ using session_actor = caf::typed_actor<
 /// The SUBSCRIPTION actor interface: one per (database, collection, stream, variables).
 using subscription_actor = caf::typed_actor<
     // Add a session and its connection (from the broker).
-    caf::reacts_to<join_atom, session_actor, ws_handle>,
+    caf::reacts_to<join_atom, session_actor, client_handle>,
     // Remove a session (from the broker).
     caf::reacts_to<closed_atom, session_actor>,
     // Change events from the watcher, in commit order.
     caf::reacts_to<event_batch>,
+    // From the watcher, in order with the events: every change up to this resume token has
+    // been sent (when attached, and when the feed tells a position no event carries).
+    caf::reacts_to<position_atom, std::string>,
+    // Internal, from the replay feed of resuming session `id` (a store or worker thread):
+    // its events, a position it reached, the feed itself once opened, and its end (reason).
+    caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
+    caf::reacts_to<replay_atom, std::uint64_t, std::string>,
+    caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
+    caf::reacts_to<replay_end_atom, std::uint64_t, std::string>,
     // The collection's metadata changed (from the watcher, in order with the events).
     caf::reacts_to<metadata_change>,
     // Close every session (collection dropped, feed lost).
@@ -136,6 +158,8 @@ using watcher_actor = caf::typed_actor<
     caf::reacts_to<feed_atom, event_batch>,
     // Internal, from the feed's sink: the collection's metadata changed.
     caf::reacts_to<metadata_change>,
+    // Internal, from the feed's sink: a position no event carries (feed_sink::position).
+    caf::reacts_to<position_atom, std::string>,
     // Internal, from the feed's sink: the feed ended (history lost, invalidated, store
     // closed); the reason.
     caf::reacts_to<closed_atom, std::string>>;
@@ -145,7 +169,7 @@ using watcher_actor = caf::typed_actor<
 using broker_actor = caf::typed_actor<
     // Attach a session to the subscription for `spec`, creating it (and its watcher)
     // when needed; replies once the session will receive every later event.
-    caf::replies_to<subscribe_atom, session_actor, ws_handle,
+    caf::replies_to<subscribe_atom, session_actor, client_handle,
                     subscription_spec>::with<subscription_actor>,
     // A subscription whose stream definition changed: new sessions get a new one.
     caf::reacts_to<retire_atom, subscription_actor>,
@@ -168,4 +192,5 @@ template <class Handle> Handle counted(Handle h, std::atomic<std::int64_t>& gaug
 } // namespace rheo
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::subscription_spec)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::ws_handle)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::client_handle)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::replay_feed)

@@ -1,5 +1,6 @@
 #include "actors/broker.hpp"
 
+#include "actors/replay.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "config/log.hpp"
@@ -46,12 +47,13 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
 
 } // namespace
 
-broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats) {
+broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats, replay_pool* replays) {
   self->state.db = db;
   self->state.stats = stats;
+  self->state.replays = replays;
   self->set_down_handler([self](caf::down_msg& dm) { remove_session(self, dm.source); });
   return {
-      [self](subscribe_atom, session_actor& session, ws_handle& conn,
+      [self](subscribe_atom, session_actor& session, client_handle& conn,
              subscription_spec& spec) -> caf::result<subscription_actor> {
         auto& st = self->state;
         subscription_actor sub;
@@ -79,8 +81,9 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats) {
             st.watchers[w.address()] = {w, 0};
           }
           std::string key = spec.key;
-          sub = counted(self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats),
-                        st.stats->subscriptions);
+          sub = counted(
+              self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats, st.replays),
+              st.stats->subscriptions);
           st.subscriptions_by_key[key] = sub;
           st.subscriptions[sub.address()] = {sub, std::move(key), wkey, w, 0};
           st.watchers[w.address()].subscriptions++;

@@ -21,6 +21,7 @@
 namespace rheo {
 
 struct metrics;
+class replay_pool;
 
 struct broker_state {
   static inline const char* name = "broker";
@@ -39,6 +40,7 @@ struct broker_state {
 
   store* db = nullptr;
   metrics* stats = nullptr;
+  replay_pool* replays = nullptr;
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
   std::unordered_map<caf::actor_addr, watcher_entry> watchers;
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
@@ -48,7 +50,9 @@ struct broker_state {
 
 /// @param db the store whose change feeds the watchers follow.
 /// @param stats what the broker, its watchers and subscriptions count on; must outlive them.
+/// @param replays where subscriptions open resuming sessions' replay feeds (null: resume
+///        tokens are ignored); must outlive them.
 broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db,
-                                   metrics* stats);
+                                   metrics* stats, replay_pool* replays);
 
 } // namespace rheo

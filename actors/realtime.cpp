@@ -1,9 +1,11 @@
 #include "actors/realtime.hpp"
 
 #include "actors/broker.hpp"
+#include "actors/replay.hpp"
 #include "actors/session.hpp"
 #include "net/connection_registry.hpp"
 #include "net/metrics.hpp"
+#include "net/sse_connection.hpp"
 #include "net/ws_connection.hpp"
 #include "storage/store.hpp"
 
@@ -13,8 +15,10 @@ namespace rheo {
 
 realtime::realtime(caf::actor_system& system, store& db, const server_config& config,
                    metrics& stats)
-    : system_(system), config_(config), stats_(stats) {
-  broker_ = caf::actor_cast<caf::strong_actor_ptr>(system.spawn(broker, &db, &stats));
+    : system_(system), config_(config), stats_(stats),
+      replays_(std::make_unique<replay_pool>(db, 2)) {
+  broker_ =
+      caf::actor_cast<caf::strong_actor_ptr>(system.spawn(broker, &db, &stats, replays_.get()));
 }
 
 realtime::~realtime() {
@@ -25,13 +29,18 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target,
                       connection_registry& connections) {
-  ws_connection::options opts;
+  push_connection::options opts;
   opts.max_client_message_bytes = config_.ws_max_client_frame_bytes;
   opts.queue_limit_bytes = static_cast<std::int64_t>(config_.ws_queue_limit_bytes);
   opts.ping_interval = std::chrono::milliseconds(config_.ws_ping_interval_ms);
   opts.pong_timeout = std::chrono::milliseconds(config_.ws_pong_timeout_ms);
-  auto conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
-                                              std::move(buffer), opts);
+  std::shared_ptr<push_connection> conn;
+  if (target.sse)
+    conn = std::make_shared<sse_connection>(shard, std::move(socket), req.version(),
+                                            std::move(target.response_headers), opts);
+  else
+    conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
+                                           std::move(buffer), opts);
   if (!connections.add(conn)) {
     conn->reject(503, error_response(503, "server shutting down").body);
     return;
@@ -43,9 +52,9 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   spec.key = target.key;
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
-  auto hdl =
-      counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_), std::move(spec)),
-              stats_.sessions_open);
+  auto hdl = counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_),
+                                   std::move(spec), std::move(target.resume_after)),
+                     stats_.sessions_open);
   // Set here, on the connection's own thread (this is called from its HTTP session), so
   // that it is in place before any close() posted to that thread can finish it. The
   // session then quits, and the broker (which monitors it) removes it from its subscription.

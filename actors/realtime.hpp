@@ -1,6 +1,7 @@
-// The realtime service: owns the broker actor and turns accepted WebSocket upgrades
-// into session actors with their connections. Counts the sessions (rheo_sessions_open) on
-// the metrics it was given and hands the metrics to the broker.
+// The realtime service: owns the broker actor and the replay pool, and turns accepted
+// WebSocket upgrades and SSE requests into session actors with their connections. Counts
+// the sessions (rheo_sessions_open) on the metrics it was given and hands the metrics to
+// the broker.
 //
 // Thread-safety: accept() is called on the I/O thread of the connection it is given;
 // stop() once, after the HTTP server has stopped.
@@ -12,14 +13,19 @@
 #include <caf/fwd.hpp>
 #include <caf/intrusive_ptr.hpp>
 
+#include <memory>
+
 namespace rheo {
 
+class replay_pool;
 class store;
 struct metrics;
 
 class realtime : public websocket_hub {
 public:
-  /// Every argument must outlive the actors (the broker, and all it spawns).
+  /// Every argument must outlive the actors (the broker, and all it spawns). The
+  /// destructor must run after the actor system's actors are done (it joins the replay
+  /// pool they use).
   realtime(caf::actor_system& system, store& db, const server_config& config, metrics& stats);
   ~realtime() override;
 
@@ -34,7 +40,8 @@ private:
   caf::actor_system& system_;
   const server_config& config_;
   metrics& stats_;
-  caf::strong_actor_ptr broker_; // the BROKER (actors/broker.hpp); null once stopped
+  std::unique_ptr<replay_pool> replays_; // joined by the destructor, after the actors
+  caf::strong_actor_ptr broker_;         // the BROKER (actors/broker.hpp); null once stopped
 };
 
 } // namespace rheo

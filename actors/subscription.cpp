@@ -1,12 +1,14 @@
 #include "actors/subscription.hpp"
 
+#include "actors/replay.hpp"
 #include "config/log.hpp"
 #include "net/fanout.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
-#include "net/ws_connection.hpp"
+#include "net/push_connection.hpp"
 #include "net/ws_frame.hpp"
 #include "storage/document/json.hpp"
+#include "storage/store.hpp"
 
 #include <caf/all.hpp>
 
@@ -15,10 +17,41 @@ namespace rheo {
 namespace {
 
 using self_ptr = subscription_actor::stateful_pointer<subscription_state>;
+using state = subscription_state;
+
+constexpr std::size_t ws_index = static_cast<std::size_t>(push_transport::websocket);
+constexpr std::size_t sse_index = static_cast<std::size_t>(push_transport::sse);
 
 const std::string* operation_of(const object& event) {
   const value* op = find_field(event, "operationType");
   return op && op->is_string() ? &op->as_string() : nullptr;
+}
+
+/// Appends `out` (the stages' output for `event`) in `transport`'s encoding.
+void append_message(std::string& buf, std::size_t transport, const object& event,
+                    const object& out) {
+  std::string json;
+  append_json(json, out);
+  if (transport == ws_index) {
+    ws::append_frame(buf, ws::opcode::text, json);
+    return;
+  }
+  buf += "id: ";
+  if (const std::string* t = event_token(event)) buf += *t;
+  buf += "\nevent: change\ndata: ";
+  buf += json;
+  buf += "\n\n";
+}
+
+/// The stages' output for `event`, or null (filtered out, or a stage failed: counted).
+const object* run_stages(state& st, metrics* stats, const object& event, object& scratch) {
+  try {
+    return st.stages.run(event, scratch);
+  } catch (const pipeline_error& e) {
+    stats->stage_errors.fetch_add(1, std::memory_order_relaxed);
+    log::debug(std::string("stream ") + st.stream + ": event skipped: " + e.what());
+    return nullptr;
+  }
 }
 
 void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
@@ -28,85 +61,345 @@ void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
     self->send(m.handle, close_atom::value, code, reason);
 }
 
-/// Hands one buffer of frames to every I/O thread hosting sessions of ours.
-void fan_out(subscription_state& st, std::string frames, std::uint32_t count) {
-  auto bytes = std::make_shared<const std::string>(std::move(frames));
-  for (std::size_t i = 0; i < st.groups.size(); ++i)
-    if (st.sessions_per_shard[i]) st.groups[i]->post_deliver(bytes, count);
+void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,
+                std::uint32_t count) {
+  if (count) post_to_connection(conn, std::make_shared<const std::string>(std::move(bytes)), count);
+}
+
+/// Adds `conn` to the fan-out group of its shard and transport: it receives every batch
+/// posted after this.
+void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> conn) {
+  auto& groups = st.groups[m.transport];
+  if (groups.size() <= m.shard) groups.resize(m.shard + 1);
+  auto& g = groups[m.shard];
+  if (!g.group) g.group = std::make_shared<fanout_group>(conn->shard());
+  g.group->post_add(std::move(conn));
+  ++g.sessions;
+}
+
+bool at_or_after(const std::optional<std::string>& a, const std::string& b) {
+  return a && !token_before(*a, b);
+}
+
+const std::string*
+first_token(const std::vector<std::shared_ptr<const std::vector<object>>>& held) {
+  for (auto& batch : held)
+    if (!batch->empty()) return event_token(batch->front());
+  return nullptr;
+}
+
+/// Ends the replay of `id`: the held live events after its last go out to the session
+/// alone, then it joins the fan-out, and its replay feed is cancelled.
+void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  state::resume r = std::move(it->second);
+  st.resuming.erase(it);
+  if (r.feed) st.replays->cancel(std::move(r.feed));
+  auto mit = st.sessions.find(r.handle.address());
+  if (mit == st.sessions.end()) return;
+  state::member& m = mit->second;
+  m.replay_id = 0;
+  std::string bytes;
+  std::uint32_t count = 0;
+  object scratch;
+  for (auto& batch : r.held)
+    for (auto& ev : *batch) {
+      const std::string* t = event_token(ev);
+      if (t && at_or_after(r.last, *t)) continue; // the replay sent it
+      if (const object* out = run_stages(st, stats, ev, scratch)) {
+        append_message(bytes, m.transport, ev, *out);
+        ++count;
+      }
+    }
+  send_alone(r.conn, std::move(bytes), count);
+  join_fanout(st, m, std::move(r.conn));
+}
+
+/// Hands over `id` when its replay has reached the live position: the subscription's
+/// position at the join, or the first held live event.
+void hand_over_if_caught_up(self_ptr self, metrics* stats, std::uint64_t id) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  auto& r = it->second;
+  if (!r.confirmed) return; // the store may yet refuse the token (history lost)
+  if (r.boundary && at_or_after(r.last, *r.boundary)) return hand_over(self, stats, id);
+  if (const std::string* first = first_token(r.held); first && at_or_after(r.last, *first))
+    hand_over(self, stats, id);
+}
+
+/// Tells the replay of `id` (a feed_sink on the replay pool's and the store's threads)
+/// what happens: messages to the subscription, through a weak reference.
+class replay_sink final : public feed_sink {
+public:
+  replay_sink(caf::weak_actor_ptr sub, std::uint64_t id, metrics* stats)
+      : sub_(std::move(sub)), id_(id), stats_(stats) {}
+
+  void events(std::vector<change_event> batch) override {
+    auto objects = std::make_shared<std::vector<object>>();
+    objects->reserve(batch.size());
+    for (auto& e : batch)
+      objects->push_back(e.to_object());
+    stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
+    send(replay_atom::value, id_, event_batch{std::move(objects)});
+  }
+  void metadata(object) override {} // the live feed tells the subscription
+  void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
+  void lost(std::string reason) override { send(replay_end_atom::value, id_, std::move(reason)); }
+
+private:
+  template <class... Ts> void send(Ts&&... xs) {
+    if (auto strong = sub_.lock())
+      caf::anon_send(caf::actor_cast<subscription_actor>(strong), std::forward<Ts>(xs)...);
+  }
+
+  caf::weak_actor_ptr sub_;
+  std::uint64_t id_;
+  metrics* stats_;
+};
+
+/// A session that connected with `token`: held until its replay catches up.
+void start_resume(self_ptr self, metrics* stats, state::member& m,
+                  std::shared_ptr<push_connection> conn, std::string token) {
+  auto& st = self->state;
+  if (st.position && *st.position == token) {
+    // Nothing to replay: the session is where the subscription is.
+    join_fanout(st, m, std::move(conn));
+    return;
+  }
+  const std::uint64_t id = st.next_replay_id++;
+  m.replay_id = id;
+  state::resume r;
+  r.handle = m.handle;
+  r.conn = std::move(conn);
+  r.boundary = st.position;
+  if (is_event_token(token)) r.last = token; // the client has everything up to it
+  st.resuming.emplace(id, std::move(r));
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+  auto sink = std::make_shared<replay_sink>(weak, id, stats);
+  st.replays->open(st.db, st.coll, std::move(token), std::move(sink),
+                   [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {
+                     if (auto strong = weak.lock())
+                       caf::anon_send(caf::actor_cast<subscription_actor>(strong),
+                                      replay_atom::value, id, replay_feed{std::move(feed)});
+                     else
+                       pool->cancel(std::move(feed));
+                   });
+}
+
+/// The replay of `id` ended before the handover: history lost (WebSocket 4410; SSE a
+/// history-lost event, then live), or another failure.
+void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const std::string& reason) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  auto& r = it->second;
+  auto mit = st.sessions.find(r.handle.address());
+  const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
+  if (mit != st.sessions.end() && history_lost &&
+      mit->second.transport == static_cast<std::uint8_t>(push_transport::sse)) {
+    // The client learns where it is now, and continues live from there.
+    std::string event =
+        "id: " + r.boundary.value_or(st.position.value_or("")) + "\nevent: history-lost\ndata: ";
+    append_json(event, value(object{{"message", value(reason)}}));
+    event += "\n\n";
+    send_alone(r.conn, std::move(event), 1);
+    r.last.reset(); // everything held is after the boundary
+    return hand_over(self, stats, id);
+  }
+  if (r.feed) st.replays->cancel(std::move(r.feed));
+  session_actor handle = r.handle;
+  st.resuming.erase(it);
+  if (mit == st.sessions.end()) return;
+  mit->second.replay_id = 0;
+  if (history_lost)
+    self->send(handle, close_atom::value, std::uint16_t{4410}, std::string("history lost"));
+  else if (reason.rfind("slow consumer", 0) == 0)
+    self->send(handle, close_atom::value, std::uint16_t{1013}, reason);
+  else if (reason.find("invalidated") != std::string::npos)
+    self->send(handle, close_atom::value, std::uint16_t{1000}, std::string("collection dropped"));
+  else
+    self->send(handle, close_atom::value, std::uint16_t{1011}, "cannot resume: " + reason);
+}
+
+/// Replayed events for `id`, in commit order, up to the live position.
+void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector<object>& events) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  auto& r = it->second;
+  auto mit = st.sessions.find(r.handle.address());
+  if (mit == st.sessions.end()) return;
+  const std::size_t transport = mit->second.transport;
+  r.confirmed = true;
+  const std::string* first_held = first_token(r.held);
+  std::string bytes;
+  std::uint32_t count = 0;
+  object scratch;
+  bool reached_live = false;
+  for (auto& ev : events) {
+    const std::string* t = event_token(ev);
+    if (!t) continue;
+    if (at_or_after(r.last, *t)) continue; // before the token, or sent already
+    if (first_held && !token_before(*t, *first_held)) {
+      reached_live = true; // this one and the rest are held
+      break;
+    }
+    if (const object* out = run_stages(st, stats, ev, scratch)) {
+      append_message(bytes, transport, ev, *out);
+      ++count;
+    }
+    r.last = *t;
+  }
+  send_alone(r.conn, std::move(bytes), count);
+  if (reached_live) return hand_over(self, stats, id);
+  hand_over_if_caught_up(self, stats, id);
 }
 
 } // namespace
 
 subscription_state::~subscription_state() {
-  for (auto& g : groups)
-    if (g) fanout_group::release(std::move(g));
+  for (auto& by_shard : groups)
+    for (auto& g : by_shard)
+      if (g.group) fanout_group::release(std::move(g.group));
+  for (auto& [id, r] : resuming)
+    if (r.feed) replays->cancel(std::move(r.feed));
 }
 
 subscription_actor::behavior_type subscription(self_ptr self, broker_actor broker,
-                                               subscription_spec spec, metrics* stats) {
+                                               subscription_spec spec, metrics* stats,
+                                               replay_pool* replays) {
   auto& st = self->state;
+  st.db = std::move(spec.db);
+  st.coll = std::move(spec.coll);
   st.stream = std::move(spec.stream);
   st.definition = std::move(spec.definition);
   st.stages = std::move(spec.stages);
+  st.replays = replays;
   return {
-      [self](join_atom, session_actor& s, ws_handle& h) {
+      [self, stats](join_atom, session_actor& s, client_handle& h) {
         auto& st = self->state;
         if (st.closed) {
           self->send(s, close_atom::value, std::uint16_t{1000},
                      std::string("stream definition changed"));
           return;
         }
-        io_shard& shard = h.conn->shard();
-        unsigned i = shard.index();
-        if (st.groups.size() <= i) {
-          st.groups.resize(i + 1);
-          st.sessions_per_shard.resize(i + 1);
-        }
-        if (!st.groups[i]) st.groups[i] = std::make_shared<fanout_group>(shard);
+        state::member m;
+        m.handle = s;
+        m.shard = h.conn->shard().index();
+        m.transport = static_cast<std::uint8_t>(h.conn->transport());
+        auto [it, inserted] = st.sessions.emplace(s.address(), std::move(m));
+        if (!inserted) return;
         // Posted before any later batch: the connection receives every batch after this.
-        st.groups[i]->post_add(std::move(h.conn));
-        ++st.sessions_per_shard[i];
-        auto addr = s.address();
-        st.sessions.emplace(std::move(addr), subscription_state::member{std::move(s), i});
+        if (h.resume_after && st.replays)
+          start_resume(self, stats, it->second, std::move(h.conn), std::move(*h.resume_after));
+        else
+          join_fanout(st, it->second, std::move(h.conn));
       },
       [self](closed_atom, const session_actor& s) {
         auto& st = self->state;
         auto it = st.sessions.find(s.address());
         if (it == st.sessions.end()) return;
-        --st.sessions_per_shard[it->second.shard];
+        if (it->second.replay_id) {
+          auto r = st.resuming.find(it->second.replay_id);
+          if (r != st.resuming.end()) {
+            if (r->second.feed) st.replays->cancel(std::move(r->second.feed));
+            st.resuming.erase(r);
+          }
+        } else if (it->second.shard < st.groups[it->second.transport].size()) {
+          --st.groups[it->second.transport][it->second.shard].sessions;
+        }
         st.sessions.erase(it);
       },
       [self, broker, stats](event_batch& batch) {
         auto& st = self->state;
-        if (st.closed || !batch.events) return;
-        std::string frames;
+        if (st.closed || !batch.events || batch.events->empty()) return;
+        if (const std::string* t = event_token(batch.events->back())) st.position = *t;
+        // Resuming sessions hold the batch until their replay reaches it.
+        std::vector<std::uint64_t> caught_up, too_far;
+        for (auto& [id, r] : st.resuming) {
+          r.held.push_back(batch.events);
+          r.held_events += batch.events->size();
+          if (r.held_events > max_held_events)
+            too_far.push_back(id);
+          else if (const std::string* first = first_token(r.held);
+                   r.confirmed && first && at_or_after(r.last, *first))
+            caught_up.push_back(id);
+        }
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
+        for (auto id : too_far)
+          replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
+        std::array<bool, 2> used{};
+        for (std::size_t tr = 0; tr < 2; ++tr)
+          for (auto& g : st.groups[tr])
+            used[tr] = used[tr] || g.sessions > 0;
+        std::array<std::string, 2> bytes;
         std::uint32_t count = 0;
         object scratch;
         bool invalidated = false;
         for (auto& ev : *batch.events) {
-          try {
-            const object* out = st.stages.run(ev, scratch);
-            if (out) {
-              std::string json;
-              append_json(json, *out);
-              ws::append_frame(frames, ws::opcode::text, json);
+          if (used[0] || used[1])
+            if (const object* out = run_stages(st, stats, ev, scratch)) {
+              for (std::size_t tr = 0; tr < 2; ++tr)
+                if (used[tr]) append_message(bytes[tr], tr, ev, *out);
               ++count;
             }
-          } catch (const pipeline_error& e) {
-            stats->stage_errors.fetch_add(1, std::memory_order_relaxed);
-            log::debug(std::string("stream ") + st.stream + ": event skipped: " + e.what());
-          }
           const std::string* op = operation_of(ev);
           if (op && *op == "invalidate") {
             invalidated = true;
             break;
           }
         }
-        if (count && !st.sessions.empty()) fan_out(st, std::move(frames), count);
+        if (count)
+          for (std::size_t tr = 0; tr < 2; ++tr) {
+            if (!used[tr]) continue;
+            auto shared = std::make_shared<const std::string>(std::move(bytes[tr]));
+            for (auto& g : st.groups[tr])
+              if (g.sessions) g.group->post_deliver(shared, count);
+          }
         if (invalidated) {
           close_all(self, 1000, "collection dropped");
           self->send(broker, retire_atom::value, subscription_actor{self});
         }
+      },
+      [self, stats](position_atom, std::string& token) {
+        auto& st = self->state;
+        if (token.empty() || (st.position && token_before(token, *st.position))) return;
+        st.position = token;
+        // Sessions that joined before the subscription knew where it was start here.
+        std::vector<std::uint64_t> ids;
+        for (auto& [id, r] : st.resuming)
+          if (!r.boundary && r.held.empty()) {
+            r.boundary = token;
+            ids.push_back(id);
+          }
+        for (auto id : ids)
+          hand_over_if_caught_up(self, stats, id);
+      },
+      [self, stats](replay_atom, std::uint64_t id, event_batch& batch) {
+        if (batch.events) replayed(self, stats, id, *batch.events);
+      },
+      [self, stats](replay_atom, std::uint64_t id, std::string& token) {
+        auto& st = self->state;
+        auto it = st.resuming.find(id);
+        if (it == st.resuming.end() || token.empty()) return;
+        it->second.confirmed = true;
+        if (!at_or_after(it->second.last, token)) it->second.last = token;
+        hand_over_if_caught_up(self, stats, id);
+      },
+      [self](replay_atom, std::uint64_t id, replay_feed& f) {
+        auto& st = self->state;
+        auto it = st.resuming.find(id);
+        if (it == st.resuming.end())
+          st.replays->cancel(std::move(f.feed)); // handed over (or gone) already
+        else
+          it->second.feed = std::move(f.feed);
+      },
+      [self, stats](replay_end_atom, std::uint64_t id, std::string& reason) {
+        replay_ended(self, stats, id, reason);
       },
       [self, broker](metadata_change& m) {
         auto& st = self->state;

@@ -1,12 +1,22 @@
 // The SUBSCRIPTION actor: one per (database, collection, stream, resolved variables).
-// Runs the stream's stages on each change event once, serializes each passing event
-// once into a WebSocket frame, and hands the batch's frames, in one shared buffer, to each
-// I/O thread that hosts its sessions (one post per thread per batch, see net/fanout.hpp).
+// Runs the stream's stages on each change event once, serializes each passing event once
+// per transport its sessions use (a WebSocket frame, an SSE event), and hands the batch's
+// bytes, in one shared buffer per transport, to each I/O thread that hosts its sessions (one
+// post per thread per batch, see net/fanout.hpp).
 //
-// Thread-safety: an actor; its state (sessions, fan-out groups, counts per I/O thread) is
-// touched only by its behavior, on a CAF scheduler thread. It reaches the connections only
-// through fanout_group::post_add/post_deliver/release, which post to their I/O threads; the
-// frame buffer it hands over is immutable and shared.
+// Resuming sessions (a resume token at connect) do not join the fan-out at once. Each
+// gets a replay feed of its own from its token (opened on the replay pool), whose events
+// the subscription runs through its stages and sends to that session alone, while it holds
+// the live batches that arrive meanwhile. Once the replay has reached the live position
+// (the subscription's position when the session joined, or the first held event), the
+// replay feed is cancelled, the held events after the replay's last go out, and the session
+// joins the fan-out: no event is skipped or repeated across the handover. A token older
+// than the history: WebSocket close 4410; SSE a `history-lost` event, then live.
+//
+// Thread-safety: an actor; its state (sessions, fan-out groups, pending resumes) is touched
+// only by its behavior, on a CAF scheduler thread. It reaches the connections only through
+// fanout_group's posting members and post_to_connection(), which post to their I/O threads;
+// the buffers it hands over are immutable and shared. Replay feeds reach it by messages.
 #pragma once
 
 #include "actors/actors.hpp"
@@ -15,13 +25,16 @@
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <array>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
 namespace rheo {
 
 class fanout_group;
+class replay_pool;
 struct metrics;
 
 struct subscription_state {
@@ -31,24 +44,58 @@ struct subscription_state {
   struct member {
     session_actor handle;
     unsigned shard = 0;
+    std::uint8_t transport = 0;  // push_transport
+    std::uint64_t replay_id = 0; // while resuming: its key in `resuming`
+  };
+  /// A session catching up from its resume token.
+  struct resume {
+    session_actor handle;
+    std::shared_ptr<push_connection> conn;
+    /// Every change up to this token has been sent to the session (the replay's last event
+    /// or position; first the token it connected with, when comparable).
+    std::optional<std::string> last;
+    /// The subscription's position when the session joined: live events after it are held.
+    std::optional<std::string> boundary;
+    std::vector<std::shared_ptr<const std::vector<object>>> held; // live batches since
+    std::size_t held_events = 0;
+    /// The replay has spoken (an event or a position): the store accepted the token, so
+    /// `last` may decide the handover.
+    bool confirmed = false;
+    std::shared_ptr<change_feed> feed; // once opened
+  };
+  struct shard_group {
+    std::shared_ptr<fanout_group> group;
+    std::uint32_t sessions = 0;
   };
 
   pipeline stages;
+  std::string db;
+  std::string coll;
   std::string stream; // the stream's uri
   object definition;  // as stored, to notice redefinitions
   std::unordered_map<caf::actor_addr, member> sessions;
-  // By I/O thread index: the group of our sessions on that thread, and how many they are.
-  std::vector<std::shared_ptr<fanout_group>> groups;
-  std::vector<std::uint32_t> sessions_per_shard;
+  std::unordered_map<std::uint64_t, resume> resuming;
+  std::uint64_t next_replay_id = 1;
+  // By transport, then by I/O thread index: the group of our sessions there and their count.
+  std::array<std::vector<shard_group>, 2> groups;
+  /// Every change up to this token has been received from the watcher.
+  std::optional<std::string> position;
+  replay_pool* replays = nullptr;
   bool closed = false;
 };
+
+/// Live events a resuming session may have held for it before it is closed as a slow
+/// consumer (its replay is that far behind).
+inline constexpr std::size_t max_held_events = 10000;
 
 /// @param broker told when the stream definition changed (retire).
 /// @param spec the compiled stream definition and variables.
 /// @param stats counts the events a stage failed on (rheo_stage_errors_total); must outlive
 ///        the actor.
+/// @param replays where resuming sessions' replay feeds are opened; null: resume tokens
+///        are ignored (sessions join live). Must outlive the actor.
 subscription_actor::behavior_type
 subscription(subscription_actor::stateful_pointer<subscription_state> self, broker_actor broker,
-             subscription_spec spec, metrics* stats);
+             subscription_spec spec, metrics* stats, replay_pool* replays);
 
 } // namespace rheo

@@ -31,6 +31,8 @@ public:
     send(metadata_change{std::make_shared<const object>(std::move(metadata))});
   }
 
+  void position(std::string token) override { send(position_atom::value, std::move(token)); }
+
   void lost(std::string reason) override { send(closed_atom::value, std::move(reason)); }
 
 private:
@@ -52,18 +54,30 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
   // which must not be the thread running this (a sink call may release the last strong
   // reference to the actor, so the state's destructor is no place for it).
   self->attach_functor([feed] { feed->cancel(); });
+  self->state.position = feed->position();
   feed->start(
       std::make_shared<watcher_sink>(caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()), stats));
   return {
       [self](attach_atom, subscription_actor& s) {
+        // Every event after this position reaches `s`.
+        if (!self->state.position.empty())
+          self->send(s, position_atom::value, self->state.position);
         self->state.subscriptions.push_back(std::move(s));
       },
       [self](detach_atom, const subscription_actor& s) {
         std::erase(self->state.subscriptions, s);
       },
       [self](feed_atom, event_batch& batch) {
+        if (batch.events && !batch.events->empty())
+          if (const std::string* t = event_token(batch.events->back())) self->state.position = *t;
         for (auto& s : self->state.subscriptions)
           self->send(s, batch);
+      },
+      [self](position_atom, std::string& token) {
+        if (token.empty() || token_before(token, self->state.position)) return;
+        self->state.position = token;
+        for (auto& s : self->state.subscriptions)
+          self->send(s, position_atom::value, token);
       },
       [self](metadata_change& m) {
         for (auto& s : self->state.subscriptions)

@@ -2,11 +2,20 @@
 
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
-#include "net/ws_connection.hpp"
+#include "net/push_connection.hpp"
 
 #include <boost/asio/post.hpp>
 
 namespace rheo {
+
+void post_to_connection(std::shared_ptr<push_connection> conn,
+                        std::shared_ptr<const std::string> bytes, std::uint32_t frames) {
+  auto& shard = conn->shard();
+  boost::asio::post(shard.context(), [&shard, conn = std::move(conn), bytes = std::move(bytes),
+                                      frames] {
+    shard.metrics().bytes_queued.fetch_add(conn->enqueue(bytes, frames), std::memory_order_relaxed);
+  });
+}
 
 void fanout_group::release(std::shared_ptr<fanout_group> group) {
   auto& ctx = group->shard_.context();
@@ -17,7 +26,7 @@ void fanout_group::release(std::shared_ptr<fanout_group> group) {
   });
 }
 
-void fanout_group::post_add(std::shared_ptr<ws_connection> conn) {
+void fanout_group::post_add(std::shared_ptr<push_connection> conn) {
   boost::asio::post(shard_.context(), [self = shared_from_this(), conn = std::move(conn)] {
     if (conn->finished() || conn->group_) return;
     conn->group_ = self.get();
@@ -47,7 +56,7 @@ void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std:
   }
 }
 
-void fanout_group::remove(ws_connection& conn) {
+void fanout_group::remove(push_connection& conn) {
   std::size_t slot = conn.group_slot_;
   conn.group_ = nullptr;
   if (slot >= members_.size() || members_[slot].get() != &conn) return;

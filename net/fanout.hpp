@@ -16,7 +16,12 @@
 namespace rheo {
 
 class io_shard;
-class ws_connection;
+class push_connection;
+
+/// Queues `frames` data frames in `bytes` on `conn` alone, on its shard's thread; in order
+/// with every other post (fanout_group's included) made from the calling thread to that shard.
+void post_to_connection(std::shared_ptr<push_connection> conn,
+                        std::shared_ptr<const std::string> bytes, std::uint32_t frames);
 
 class fanout_group : public std::enable_shared_from_this<fanout_group> {
 public:
@@ -26,7 +31,7 @@ public:
 
   /// Adds `conn` (of this group's shard): it receives every batch posted after this call.
   /// A connection that has already finished is not added.
-  void post_add(std::shared_ptr<ws_connection> conn);
+  void post_add(std::shared_ptr<push_connection> conn);
   /// Queues `frames` data frames in `bytes` on every member.
   void post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames);
 
@@ -35,17 +40,17 @@ public:
   static void release(std::shared_ptr<fanout_group> group);
 
   /// On the shard's thread: called by a finishing member.
-  void remove(ws_connection& conn);
+  void remove(push_connection& conn);
 
 private:
   void deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames);
 
   io_shard& shard_;
-  std::vector<std::shared_ptr<ws_connection>> members_;
+  std::vector<std::shared_ptr<push_connection>> members_;
   // While deliver() walks members_, removals leave holes, closed up afterwards.
   bool delivering_ = false;
   bool holes_ = false;
-  std::vector<std::shared_ptr<ws_connection>> removed_;
+  std::vector<std::shared_ptr<push_connection>> removed_;
 };
 
 } // namespace rheo

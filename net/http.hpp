@@ -36,7 +36,9 @@ struct http_request {
   std::string authorization;
   std::string cookie;
   std::string remote_address;
+  std::string last_event_id; // SSE reconnection: the last event id the client received
   bool websocket_upgrade = false;
+  bool event_stream = false; // a GET that accepts text/event-stream (SSE)
 };
 
 struct http_response {

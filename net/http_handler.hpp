@@ -17,7 +17,8 @@
 
 namespace rheo {
 
-/// The target of a WebSocket handshake once it has been authorized and resolved.
+/// The target of a WebSocket handshake or SSE request once it has been authorized and
+/// resolved.
 struct stream_target {
   std::string db;
   std::string coll;
@@ -28,7 +29,14 @@ struct stream_target {
   std::optional<object> user;        // @user of the authenticated client
   std::optional<object> read_filter; // the ACL readFilter, resolved
   pipeline stages;                   // the definition compiled for this client
+  std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
+  bool sse = false;                        // Server-Sent Events rather than a WebSocket
+  http_headers response_headers;           // for the SSE response's head (CORS)
 };
+
+/// What resolve_stream() answers for a request that is not for a stream URL after all (an
+/// SSE-accepting GET elsewhere): handle it as a plain request.
+struct not_a_stream {};
 
 class http_handler {
 public:
@@ -37,9 +45,10 @@ public:
   /// Answers a plain (non-upgrade) request; never throws.
   virtual http_response handle(const http_request& req) const = 0;
 
-  /// For a WebSocket handshake: the stream it subscribes to, or the error response to send
-  /// instead; never throws.
-  virtual std::variant<stream_target, http_response>
+  /// For a WebSocket handshake or an SSE request (req.event_stream): the stream it
+  /// subscribes to, or the error response to send instead; not_a_stream for an SSE request
+  /// whose target is no stream URL. Never throws.
+  virtual std::variant<stream_target, http_response, not_a_stream>
   resolve_stream(const http_request& req) const = 0;
 
   /// True when handling `req` may block (a store write): the server then runs it off the

@@ -87,24 +87,30 @@ void http_session::process(http::request<http::string_body> req) {
   auto ep = stream_.socket().remote_endpoint(ep_ec);
   if (!ep_ec) r.remote_address = ep.address().to_string();
   r.websocket_upgrade = beast::websocket::is_upgrade(req);
+  r.event_stream = !r.websocket_upgrade && req.method() == http::verb::get &&
+                   r.accept.find("text/event-stream") != std::string::npos;
+  if (r.event_stream) r.last_event_id = std::string(req["Last-Event-ID"]);
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
   const unsigned version = req.version();
   const bool head = req.method() == http::verb::head;
 
-  if (r.websocket_upgrade) {
+  if (r.websocket_upgrade || r.event_stream) {
     auto resolved = srv_.handler.resolve_stream(r);
-    if (auto* res = std::get_if<http_response>(&resolved)) {
+    if (auto* res = std::get_if<http_response>(&resolved))
       return send(std::move(*res), false, version, false, start);
+    if (auto* target = std::get_if<stream_target>(&resolved)) {
+      if (!srv_.hub || srv_.stopping.load())
+        return send(error_response(503, "change streams are not available"), false, version, false,
+                    start);
+      shard_.metrics().record_request(
+          target->sse ? 200 : 101,
+          static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
+      stream_.expires_never();
+      srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
+                       std::move(*target), srv_.connections);
+      return;
     }
-    if (!srv_.hub || srv_.stopping.load())
-      return send(error_response(503, "change streams are not available"), false, version, false,
-                  start);
-    shard_.metrics().record_request(
-        101, static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
-    stream_.expires_never();
-    srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
-                     std::move(std::get<stream_target>(resolved)), srv_.connections);
-    return;
+    // not_a_stream: an SSE-accepting GET of something else.
   }
   r.body = std::move(req.body());
 

@@ -2,7 +2,7 @@
 
 #include "config/log.hpp"
 #include "net/metrics.hpp"
-#include "net/ws_connection.hpp"
+#include "net/push_connection.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -15,7 +15,7 @@ constexpr std::size_t read_buffer_bytes = 64 * 1024;
 io_shard::io_shard(unsigned index, rheo::metrics& stats)
     : index_(index), metrics_(stats), read_buffer_(read_buffer_bytes) {}
 
-void io_shard::defer_flush(std::shared_ptr<ws_connection> conn) {
+void io_shard::defer_flush(std::shared_ptr<push_connection> conn) {
   dirty_.push_back(std::move(conn));
   if (flush_posted_) return;
   flush_posted_ = true;

@@ -24,7 +24,7 @@
 namespace rheo {
 
 struct metrics;
-class ws_connection;
+class push_connection;
 
 class io_shard {
 public:
@@ -41,7 +41,7 @@ public:
   /// On this shard's thread: `conn` has frames queued. Every connection deferred during
   /// one turn of the event loop is flushed once, after the handlers already queued (so the
   /// frames of every batch that arrived in that turn leave in one gather write).
-  void defer_flush(std::shared_ptr<ws_connection> conn);
+  void defer_flush(std::shared_ptr<push_connection> conn);
 
   /// On this shard's thread: scratch space for socket reads, shared by its connections
   /// (they read only when readable, and parse what they read at once).
@@ -53,8 +53,8 @@ private:
   boost::asio::io_context ctx_{1};
   unsigned index_;
   rheo::metrics& metrics_;
-  std::vector<std::shared_ptr<ws_connection>> dirty_;
-  std::vector<std::shared_ptr<ws_connection>> flushing_;
+  std::vector<std::shared_ptr<push_connection>> dirty_;
+  std::vector<std::shared_ptr<push_connection>> flushing_;
   bool flush_posted_ = false;
   std::vector<char> read_buffer_;
 };

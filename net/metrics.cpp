@@ -42,14 +42,18 @@ void line(std::string& out, const char* name, const char* type, const char* help
 std::string metrics::render() const {
   std::string out;
   auto r = std::memory_order_relaxed;
-  line(out, "rheo_sessions_open", "gauge", "Open WebSocket sessions.", sessions_open.load(r));
+  line(out, "rheo_sessions_open", "gauge", "Open WebSocket and SSE sessions.",
+       sessions_open.load(r));
   line(out, "rheo_subscriptions", "gauge", "Live stream subscriptions.", subscriptions.load(r));
   line(out, "rheo_upstream_feeds", "gauge",
        "Open upstream change feeds (one per watched collection).", upstream_feeds.load(r));
   line(out, "rheo_events_received_total", "counter", "Change events received from upstream feeds.",
        events_received.load(r));
-  line(out, "rheo_frames_sent_total", "counter", "WebSocket data frames written to clients.",
-       frames_sent.load(r));
+  line(out, "rheo_events_replayed_total", "counter",
+       "Change events read by the replay feeds of sessions resuming from a token.",
+       events_replayed.load(r));
+  line(out, "rheo_frames_sent_total", "counter",
+       "WebSocket data frames and SSE events written to clients.", frames_sent.load(r));
   line(out, "rheo_ws_writes_total", "counter",
        "Writes (syscalls) to WebSocket sockets; each carries every frame queued by then.",
        ws_writes.load(r));

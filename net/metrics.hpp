@@ -20,6 +20,7 @@ struct metrics {
   std::atomic<std::int64_t> subscriptions{0};
   std::atomic<std::int64_t> upstream_feeds{0};
   std::atomic<std::uint64_t> events_received{0};
+  std::atomic<std::uint64_t> events_replayed{0}; // read by resuming sessions' replay feeds
   std::atomic<std::uint64_t> frames_sent{0};
   std::atomic<std::uint64_t> ws_writes{0}; // gather writes (syscalls) to WebSocket sockets
   // WebSocket connections by the I/O thread that hosts them (the first io_threads count).

@@ -21,6 +21,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/broker.hpp"
+#include "actors/replay.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "net/io_pool.hpp"
@@ -201,9 +202,14 @@ session_actor::behavior_type stub_session(session_actor::pointer self, stub_tag)
 
 subscription_actor::behavior_type stub_subscription(stub_tag) {
   return {
-      [](join_atom, session_actor&, ws_handle&) {},
+      [](join_atom, session_actor&, client_handle&) {},
       [](closed_atom, const session_actor&) {},
       [](event_batch&) {},
+      [](position_atom, std::string&) {},
+      [](replay_atom, std::uint64_t, event_batch&) {},
+      [](replay_atom, std::uint64_t, std::string&) {},
+      [](replay_atom, std::uint64_t, replay_feed&) {},
+      [](replay_end_atom, std::uint64_t, std::string&) {},
       [](metadata_change&) {},
       [](close_atom, std::uint16_t, std::string&) {},
   };
@@ -211,7 +217,7 @@ subscription_actor::behavior_type stub_subscription(stub_tag) {
 
 broker_actor::behavior_type stub_broker(stub_tag) {
   return {
-      [](subscribe_atom, session_actor&, ws_handle&,
+      [](subscribe_atom, session_actor&, client_handle&,
          subscription_spec&) -> caf::result<subscription_actor> {
         return caf::make_error(caf::sec::runtime_error, "stub broker");
       },
@@ -346,18 +352,22 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
   joined_pair subscription_with_two_sessions(io_shard& shard_a, io_shard& shard_b) {
     joined_pair j;
     j.broker = keep(sys.spawn(stub_broker, stub_tag{}));
-    j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k"), &stats));
+    j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k"), &stats,
+                           static_cast<replay_pool*>(nullptr)));
     j.sa = session();
     j.sb = session();
     j.ca = connection(shard_a);
     j.cb = connection(shard_b);
-    self->send(j.sub, join_atom::value, j.sa, ws_handle{j.ca});
-    self->send(j.sub, join_atom::value, j.sb, ws_handle{j.cb});
+    self->send(j.sub, join_atom::value, j.sa, client_handle{j.ca, std::nullopt});
+    self->send(j.sub, join_atom::value, j.sb, client_handle{j.cb, std::nullopt});
     run();
     return j;
   }
 
-  broker_actor spawn_broker() { return keep(sys.spawn(broker, static_cast<store*>(&db), &stats)); }
+  broker_actor spawn_broker() {
+    return keep(
+        sys.spawn(broker, static_cast<store*>(&db), &stats, static_cast<replay_pool*>(nullptr)));
+  }
 
   broker_state& state_of(const broker_actor& b) {
     return deref<broker_actor::stateful_base<broker_state>>(b).state;
@@ -366,9 +376,9 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
   /// Sends a subscribe request from `self` and lets the broker handle it (only that).
   void subscribe(const broker_actor& b, const session_actor& s, io_shard& shard,
                  subscription_spec spec) {
-    self->request(b, caf::infinite, subscribe_atom::value, s, ws_handle{connection(shard)},
-                  std::move(spec));
-    expect((subscribe_atom, session_actor, ws_handle, subscription_spec),
+    self->request(b, caf::infinite, subscribe_atom::value, s,
+                  client_handle{connection(shard), std::nullopt}, std::move(spec));
+    expect((subscribe_atom, session_actor, client_handle, subscription_spec),
            from(self).to(b).with(_, s, _, _));
   }
 };
@@ -399,13 +409,13 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   expect((subscription_actor), from(b).to(self).with(sub));
   expect((attach_atom, subscription_actor), from(b).to(w).with(_, sub));
   CAF_CHECK_EQUAL(db.feeds[0]->starts, 1); // started by the watcher when it ran first
-  expect((join_atom, session_actor, ws_handle), from(b).to(sub).with(_, s1, _));
+  expect((join_atom, session_actor, client_handle), from(b).to(sub).with(_, s1, _));
 
   // Same key: the same subscription and watcher, no new feed.
   auto s2 = session();
   subscribe(b, s2, shard0, make_spec("c", "k1"));
   expect((subscription_actor), from(b).to(self).with(sub));
-  expect((join_atom, session_actor, ws_handle), from(b).to(sub).with(_, s2, _));
+  expect((join_atom, session_actor, client_handle), from(b).to(sub).with(_, s2, _));
   disallow((attach_atom, subscription_actor), from(b).to(w));
   CAF_CHECK_EQUAL(db.feeds.size(), 1u);
   CAF_CHECK_EQUAL(st.watchers.size(), 1u);
@@ -423,7 +433,7 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   CAF_CHECK_NOT_EQUAL(sub2, sub);
   expect((subscription_actor), from(b).to(self).with(sub2));
   expect((attach_atom, subscription_actor), from(b).to(w).with(_, sub2));
-  expect((join_atom, session_actor, ws_handle), from(b).to(sub2).with(_, s3, _));
+  expect((join_atom, session_actor, client_handle), from(b).to(sub2).with(_, s3, _));
   CAF_CHECK_EQUAL(live_watchers(), 1);
   CAF_CHECK_EQUAL(live_subscriptions(), 2);
 
@@ -438,7 +448,7 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   auto sub3 = st.subscriptions_by_key.at("k3");
   expect((subscription_actor), from(b).to(self).with(sub3));
   expect((attach_atom, subscription_actor), from(b).to(w2).with(_, sub3));
-  expect((join_atom, session_actor, ws_handle), from(b).to(sub3).with(_, s4, _));
+  expect((join_atom, session_actor, client_handle), from(b).to(sub3).with(_, s4, _));
   CAF_CHECK_EQUAL(live_watchers(), 2);
   CAF_CHECK_EQUAL(live_subscriptions(), 3);
   CAF_CHECK_EQUAL(db.feeds[0]->cancels, 0);
@@ -693,8 +703,8 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_change
 
   // ... and a session that joins now is told to close at once, and not added.
   auto sc = session();
-  self->send(sub, join_atom::value, sc, ws_handle{connection(shard0)});
-  expect((join_atom, session_actor, ws_handle), from(self).to(sub).with(_, sc, _));
+  self->send(sub, join_atom::value, sc, client_handle{connection(shard0), std::nullopt});
+  expect((join_atom, session_actor, client_handle), from(self).to(sub).with(_, sc, _));
   expect((close_atom, std::uint16_t, std::string),
          from(sub).to(sc).with(_, std::uint16_t{1000}, std::string("stream definition changed")));
   CAF_CHECK_EQUAL(drain(shard0), 0u);
@@ -702,9 +712,10 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_change
 
 CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_was_removed) {
   auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats));
+  auto sub = keep(
+      sys.spawn(subscription, bs, make_spec("c", "k"), &stats, static_cast<replay_pool*>(nullptr)));
   auto sa = session();
-  self->send(sub, join_atom::value, sa, ws_handle{connection(shard0)});
+  self->send(sub, join_atom::value, sa, client_handle{connection(shard0), std::nullopt});
   run();
   self->send(sub, metadata_of(R"({"streams":[{"uri":"other","stages":[]}]})"));
   expect((metadata_change), from(self).to(sub));

@@ -30,7 +30,8 @@ public:
 
   /// For a WebSocket handshake: resolves `/<coll>/_streams/<uri>` (404 unknown collection
   /// or stream, 400 bad avars, 400 without upgrade headers), or returns the error response.
-  std::variant<stream_target, http_response> resolve_stream(const http_request& req) const override;
+  std::variant<stream_target, http_response, not_a_stream>
+  resolve_stream(const http_request& req) const override;
 
   /// True when handling `req` may block on a store write (run it off the I/O threads):
   /// every method but GET, HEAD and OPTIONS, so document and collection writes and the

@@ -24,14 +24,20 @@ http_response rest::plain_request_to_stream(const rest::request_context&) {
   return plain_request_error();
 }
 
-std::variant<stream_target, http_response> rest_api::resolve_stream(const http_request& req) const {
+std::variant<stream_target, http_response, not_a_stream>
+rest_api::resolve_stream(const http_request& req) const {
   try {
     auto t = parse_target(req.target);
-    if (!t) return error_response(400, "malformed request target");
+    if (!t)
+      return req.websocket_upgrade
+                 ? error_response(400, "malformed request target")
+                 : std::variant<stream_target, http_response, not_a_stream>(not_a_stream{});
     auto r = rest::match_mount(config_, *t);
-    if (!r || r->rest.size() != 3 || r->rest[1] != "_streams")
+    if (!r || r->rest.size() != 3 || r->rest[1] != "_streams") {
+      if (!req.websocket_upgrade) return not_a_stream{};
       return error_response(404, "not a change stream: " + t->path);
-    if (!req.websocket_upgrade) return plain_request_error();
+    }
+    if (!req.websocket_upgrade && !req.event_stream) return plain_request_error();
     // Subscribing is reading: the ACL sees a GET.
     rest::access who;
     http_headers ignored;
@@ -48,6 +54,13 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
     target.coll = coll;
     target.stream = r->rest[2];
     target.avars = rest::parse_avars(*t);
+    target.sse = !req.websocket_upgrade;
+    // A reconnecting EventSource sends the last id it received: newer than the URL's.
+    if (target.sse && !req.last_event_id.empty())
+      target.resume_after = req.last_event_id;
+    else if (auto token = t->last("resumeAfter"))
+      target.resume_after = *token;
+    if (target.resume_after) store_.check_resume_token(*target.resume_after);
     auto info = store_.collection(r->db, coll);
     if (!info) return error_response(404, "collection '" + coll + "' does not exist");
     if (const object* definition = find_stream(info->metadata, target.stream)) {
@@ -57,6 +70,11 @@ std::variant<stream_target, http_response> rest_api::resolve_stream(const http_r
       sv.read_filter = target.read_filter;
       target.stages = pipeline::compile(target.definition, target.avars, sv);
       target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
+      if (target.sse) {
+        http_response cors;
+        add_cors_headers(req, cors);
+        target.response_headers = std::move(cors.headers);
+      }
       return target;
     }
     return error_response(404, "stream '" + target.stream + "' does not exist on collection '" +

@@ -20,6 +20,13 @@ object change_event::to_object() const {
   return out;
 }
 
+const std::string* event_token(const object& event) {
+  const value* id = find_field(event, "_id");
+  if (!id || !id->is_object()) return nullptr;
+  const value* data = find_field(id->as_object(), "_data");
+  return data && data->is_string() ? &data->as_string() : nullptr;
+}
+
 std::string token_from_seq(std::uint64_t seq) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string s(16, '0');

@@ -33,6 +33,9 @@ struct change_event {
   object to_object() const;
 };
 
+/// The resume token of an event in the shape stages see (its `_id._data`), or null.
+const std::string* event_token(const object& event);
+
 /// Embedded-store resume tokens: seq <-> 16 lowercase hex digits.
 std::string token_from_seq(std::uint64_t seq);
 std::optional<std::uint64_t> seq_from_token(std::string_view token);

@@ -1,0 +1,37 @@
+#include "actors/replay.hpp"
+
+#include "storage/store.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace rheo {
+
+replay_pool::replay_pool(store& db, unsigned threads) : db_(db), threads_(threads) {}
+
+replay_pool::~replay_pool() {
+  threads_.join();
+}
+
+void replay_pool::open(std::string db, std::string coll, std::string token,
+                       std::shared_ptr<feed_sink> sink,
+                       std::function<void(std::shared_ptr<change_feed>)> opened) {
+  boost::asio::post(threads_,
+                    [this, db = std::move(db), coll = std::move(coll), token = std::move(token),
+                     sink = std::move(sink), opened = std::move(opened)] {
+                      std::shared_ptr<change_feed> feed;
+                      try {
+                        feed = db_.watch(db, coll, token);
+                      } catch (const std::exception& e) {
+                        sink->lost(std::string("cannot replay from the resume token: ") + e.what());
+                        return;
+                      }
+                      feed->start(sink);
+                      opened(std::move(feed));
+                    });
+}
+
+void replay_pool::cancel(std::shared_ptr<change_feed> feed) {
+  boost::asio::post(threads_, [feed = std::move(feed)] { feed->cancel(); });
+}
+
+} // namespace rheo

@@ -1,0 +1,43 @@
+// The replay pool: where the change feeds of resuming sessions (one per session that
+// connects with a resume token) are opened, caught up and cancelled. Those calls block (a
+// read of the change log, a round trip to MongoDB, the join of a feed thread), so they run
+// on threads of their own instead of the actors' scheduler or the I/O threads.
+//
+// Thread-safety: open() and cancel() may be called from any thread; the destructor joins
+// the threads (after the actors that use the pool are done).
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace rheo {
+
+class change_feed;
+class feed_sink;
+class store;
+
+class replay_pool {
+public:
+  /// `db` must outlive the pool.
+  replay_pool(store& db, unsigned threads);
+  ~replay_pool();
+  replay_pool(const replay_pool&) = delete;
+  replay_pool& operator=(const replay_pool&) = delete;
+
+  /// On a pool thread: opens db.coll's feed after `token` and starts it with `sink` (which
+  /// is then called as feed_sink says), then calls `opened` with it; when the feed cannot
+  /// be opened, calls sink->lost() with the reason instead.
+  void open(std::string db, std::string coll, std::string token, std::shared_ptr<feed_sink> sink,
+            std::function<void(std::shared_ptr<change_feed>)> opened);
+  /// Cancels `feed` on a pool thread.
+  void cancel(std::shared_ptr<change_feed> feed);
+
+private:
+  store& db_;
+  boost::asio::thread_pool threads_;
+};
+
+} // namespace rheo

@@ -1,0 +1,142 @@
+// A client connection that the server pushes change events to: the base of WebSocket
+// sessions (net/ws_connection.hpp) and Server-Sent Events sessions (net/sse_connection.hpp).
+// It owns what both share: the socket on its I/O thread, the queue of shared pre-built
+// buffers, the corking writer, the backpressure (one count of queued bytes, its limit and
+// the overflow action: a close as "slow consumer") and the end of the connection.
+//
+// Writing: enqueue() only appends the shared buffers to the queue and asks the shard to
+// flush the connection at the end of this turn of its event loop; flush() then writes
+// everything queued with one gather write (sendmsg) on the non-blocking socket, and when
+// the socket is full, waits until it is writable and writes everything queued by then in
+// one go again. A burst of frames to a busy socket is one syscall, not one per frame.
+//
+// Thread-safety: the connection lives on one I/O thread (its shard). accept(), reject(),
+// close() and shut_down() may be called from any thread (they post to the shard);
+// everything else only on the shard's thread.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "net/connection_registry.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rheo {
+
+class io_shard;
+class fanout_group;
+
+/// How a session's events reach its client.
+enum class push_transport : std::uint8_t { websocket, sse };
+
+class push_connection : public client_connection,
+                        public std::enable_shared_from_this<push_connection> {
+public:
+  struct options {
+    std::size_t max_client_message_bytes = 64 * 1024;
+    /// Outbound bytes queued (not yet written) before the connection closes as a slow
+    /// consumer (WebSocket 1013; SSE: the response ends).
+    std::int64_t queue_limit_bytes = 1024 * 1024;
+    /// WebSocket pings; SSE keep-alive comments.
+    std::chrono::milliseconds ping_interval{30000};
+    std::chrono::milliseconds pong_timeout{30000};
+  };
+
+  virtual ~push_connection();
+  push_connection(const push_connection&) = delete;
+  push_connection& operator=(const push_connection&) = delete;
+
+  virtual push_transport transport() const = 0;
+
+  /// Called once, on the shard's thread, when the connection has closed (for any reason).
+  /// Set on the shard's thread, before accept(), reject() or close() can run there.
+  std::function<void()> on_closed;
+
+  /// Completes the handshake (WebSocket 101; SSE: the 200 response's head); what was
+  /// queued before waits for it.
+  virtual void accept() = 0;
+  /// Answers the request with an HTTP error instead, then closes.
+  void reject(int status, std::string json_body);
+  /// Ends the session: a WebSocket close frame with `code` and `reason`; SSE ends the
+  /// response (the code is not sent). `drop_queued` discards what is not yet written;
+  /// otherwise it goes out first.
+  void close(std::uint16_t code, std::string reason, bool drop_queued = false);
+  /// Closes with 1001 "server shutting down" (what was queued before goes out first).
+  void shut_down() override;
+
+  io_shard& shard() const { return shard_; }
+
+  // -- on the shard's thread --------------------------------------------------
+
+  /// Queues `frames` pre-built data frames (shared with other connections). Returns the
+  /// bytes added to the queue: 0 when the connection is closing, or when they would take
+  /// the queue over its limit, in which case the connection closes as a slow consumer.
+  std::int64_t enqueue(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames);
+  /// Writes what is queued (called by the shard once per turn after enqueue()).
+  void flush();
+  bool finished() const { return finished_; }
+  std::int64_t queued_bytes() const { return queued_; }
+
+protected:
+  /// `socket` must belong to `shard`'s context; `http_version` is the request's (11: 1.1).
+  push_connection(io_shard& shard, boost::asio::ip::tcp::socket socket, unsigned http_version,
+                  options opts);
+
+  /// Begins the end of the connection (see close()). On the shard's thread.
+  virtual void start_close(std::uint16_t code, std::string_view reason, bool drop_queued) = 0;
+  /// The item queued with queue_control(..., true) has been written. On the shard's thread.
+  virtual void last_item_written() = 0;
+
+  /// Queues bytes that are not data frames (a control frame, a comment, the response's
+  /// head); `last`: nothing is written after it. Ignored once closing, unless `last`.
+  void queue_control(std::string bytes, bool last = false);
+  /// Puts `bytes` before everything queued (nothing may have been written yet).
+  void queue_first(std::string bytes);
+  /// Makes the connection writable (the handshake is done) and writes what is queued.
+  void open_for_writing();
+  void schedule_flush();
+  void drop_queued_data();
+  void finish(); // closes the socket, leaves the fan-out group, reports on_closed once
+
+  io_shard& shard_;
+  boost::asio::ip::tcp::socket socket_;
+  unsigned http_version_;
+  options opts_;
+  // Pings/keep-alives while open; the bound on the close afterwards.
+  boost::asio::steady_timer timer_;
+  bool accepting_ = false; // handshake under way (or done)
+  bool open_ = false;      // handshake done: the queue is written
+  bool closing_ = false;   // the last item is queued; no more data frames
+  bool last_sent_ = false; // the last item has been written
+  bool finished_ = false;
+
+private:
+  friend class fanout_group;
+
+  struct item {
+    std::shared_ptr<const std::string> bytes;
+    std::uint32_t frames = 0; // data frames in `bytes` (0 for control bytes)
+    bool last = false;        // nothing is written after it
+  };
+
+  void do_write();
+  void written(std::size_t n);
+
+  std::vector<item> queue_; // [head_, end) not yet fully written
+  std::size_t head_ = 0;
+  std::size_t head_offset_ = 0; // bytes of queue_[head_] already written
+  std::int64_t queued_ = 0;     // data bytes in the queue
+  fanout_group* group_ = nullptr;
+  std::size_t group_slot_ = 0;
+  bool flush_scheduled_ = false;
+  bool write_blocked_ = false; // waiting for the socket to become writable
+};
+
+} // namespace rheo
