@@ -86,8 +86,12 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
       [self, broker, coll](closed_atom, std::string& reason) {
         // An invalidate event already told the subscriptions; anything else is a lost feed.
         log::info("change feed of " + coll + " ended: " + reason);
+        // History lost: events may have been missed, so clients must reload (4410, as for a
+        // resume token that is too old).
+        const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
         for (auto& s : self->state.subscriptions)
-          self->send(s, close_atom::value, std::uint16_t{1011}, "change feed ended: " + reason);
+          self->send(s, close_atom::value, static_cast<std::uint16_t>(history_lost ? 4410 : 1011),
+                     history_lost ? std::string("history lost") : "change feed ended: " + reason);
         self->send(broker, retire_atom::value, watcher_actor{self});
       },
   };

@@ -608,13 +608,18 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   expect((event_batch), from(w).to(sa).with(batch_of(third)));
   disallow((event_batch), from(w).to(sb));
 
-  // The feed ends: the attached subscriptions close with 1011, the broker retires the
-  // watcher (which stays until the broker stops it: the feed is not cancelled yet).
+  // A position the feed tells (no event carries it) is forwarded, in order.
+  rec->sink->position("00000000000000ff");
+  expect((position_atom, std::string), from(_).to(w).with(_, std::string("00000000000000ff")));
+  expect((position_atom, std::string), from(w).to(sa).with(_, std::string("00000000000000ff")));
+
+  // The feed ends with its history lost: the attached subscriptions close with 4410 (the
+  // clients must reload), the broker retires the watcher (which stays until the broker
+  // stops it: the feed is not cancelled yet).
   rec->sink->lost("history lost: token 42");
   expect((closed_atom, std::string), from(_).to(w).with(_, std::string("history lost: token 42")));
   expect((close_atom, std::uint16_t, std::string),
-         from(w).to(sa).with(_, std::uint16_t{1011},
-                             std::string("change feed ended: history lost: token 42")));
+         from(w).to(sa).with(_, std::uint16_t{4410}, std::string("history lost")));
   disallow((close_atom, std::uint16_t, std::string), from(w).to(sb));
   expect((retire_atom, watcher_actor), from(w).to(bs).with(_, w));
   CAF_CHECK_EQUAL(rec->cancels, 0);
