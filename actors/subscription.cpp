@@ -317,21 +317,6 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         auto& st = self->state;
         if (st.closed || !batch.events || batch.events->empty()) return;
         if (const std::string* t = event_token(batch.events->back())) st.position = *t;
-        // Resuming sessions hold the batch until their replay reaches it.
-        std::vector<std::uint64_t> caught_up, too_far;
-        for (auto& [id, r] : st.resuming) {
-          r.held.push_back(batch.events);
-          r.held_events += batch.events->size();
-          if (r.held_events > max_held_events)
-            too_far.push_back(id);
-          else if (const std::string* first = first_token(r.held);
-                   r.confirmed && first && at_or_after(r.last, *first))
-            caught_up.push_back(id);
-        }
-        for (auto id : caught_up)
-          hand_over(self, stats, id);
-        for (auto id : too_far)
-          replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
         std::array<bool, 2> used{};
         for (std::size_t tr = 0; tr < 2; ++tr)
           for (auto& g : st.groups[tr])
@@ -360,6 +345,22 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
             for (auto& g : st.groups[tr])
               if (g.sessions) g.group->post_deliver(shared, count);
           }
+        // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
+        // a session handed over now must not get this batch from its group too.)
+        std::vector<std::uint64_t> caught_up, too_far;
+        for (auto& [id, r] : st.resuming) {
+          r.held.push_back(batch.events);
+          r.held_events += batch.events->size();
+          if (r.held_events > max_held_events)
+            too_far.push_back(id);
+          else if (const std::string* first = first_token(r.held);
+                   r.confirmed && first && at_or_after(r.last, *first))
+            caught_up.push_back(id);
+        }
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
+        for (auto id : too_far)
+          replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
         if (invalidated) {
           close_all(self, 1000, "collection dropped");
           self->send(broker, retire_atom::value, subscription_actor{self});

@@ -261,6 +261,44 @@ BOOST_AUTO_TEST_CASE(read_filter_applies_to_stream_events) {
   BOOST_TEST(bob.next(std::chrono::milliseconds(300)).opcode == -1);
 }
 
+BOOST_AUTO_TEST_CASE(resume_and_sse_apply_the_same_auth_and_read_filter) {
+  auto& s = hs_server();
+  std::string root = basic("root", "root-pw"), ann = basic("ann", "ann-pw"),
+              bob = basic("bob", "bob-pw");
+  BOOST_REQUIRE(
+      s.as(root, "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})").status / 100 == 2);
+  // A snapshot as ann, then writes by both while ann is away.
+  const std::string token = s.as(ann, "GET", "/notes").header("resume-token");
+  BOOST_REQUIRE(!token.empty());
+  for (int i = 0; i < 3; ++i) {
+    BOOST_REQUIRE(s.as(bob, "POST", "/notes", R"({"text":"bob-away"})").status == 201);
+    BOOST_REQUIRE(s.as(ann, "POST", "/notes", R"({"text":"ann-away"})").status == 201);
+  }
+  const std::string target = "/notes/_streams/all?resumeAfter=" + token;
+  // The replay is filtered like live events: ann gets her three, never bob's.
+  ws_client ws(s.proc->port(), target, {{"Authorization", ann}});
+  BOOST_REQUIRE(ws.upgrade_status() == 101);
+  for (int i = 0; i < 3; ++i) {
+    auto f = ws.next();
+    BOOST_REQUIRE(f.opcode == 1);
+    BOOST_TEST(f.payload.find("ann-away") != std::string::npos);
+  }
+  BOOST_TEST(ws.next(std::chrono::milliseconds(300)).opcode == -1);
+  sse_client sse(s.proc->port(), target, {{"Authorization", ann}});
+  BOOST_REQUIRE(sse.status() == 200);
+  for (int i = 0; i < 3; ++i) {
+    auto e = sse.next();
+    BOOST_REQUIRE(e.type == "change");
+    BOOST_TEST(e.data.find("ann-away") != std::string::npos);
+  }
+  BOOST_TEST(sse.next(std::chrono::milliseconds(300)).timed_out);
+  // SSE is authorized like a WebSocket handshake.
+  BOOST_TEST(sse_client(s.proc->port(), target).status() == 401);
+  BOOST_TEST(
+      sse_client(s.proc->port(), "/profiles/_streams/all", {{"Authorization", ann}}).status() ==
+      403);
+}
+
 BOOST_AUTO_TEST_CASE(bulk_writes_touch_only_the_read_filter_and_merge_request_applies_to_each) {
   auto& s = hs_server();
   std::string ann = basic("ann", "ann-pw"), bob = basic("bob", "bob-pw"),

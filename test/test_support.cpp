@@ -1,6 +1,8 @@
 #include "test/test_support.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -490,6 +492,134 @@ void ws_client::close(std::uint16_t code) {
   p += static_cast<char>(code >> 8);
   p += static_cast<char>(code & 0xFF);
   send_frame(8, p);
+}
+
+} // namespace rheo::test
+
+namespace rheo::test {
+
+sse_client::sse_client(std::uint16_t port, const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       int receive_buffer) {
+  fd_ = connect_to(port, receive_buffer);
+  std::string req = "GET " + target +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                    "Cache-Control: no-cache\r\n";
+  for (auto& [k, v] : headers)
+    req += k + ": " + v + "\r\n";
+  req += "\r\n";
+  write_all(fd_, req);
+  auto until = clock::now() + std::chrono::seconds(30);
+  while (buf_.find("\r\n\r\n") == std::string::npos) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(until)) <= 0)
+      throw std::runtime_error("timeout waiting for the response to " + target);
+    char b[4096];
+    ssize_t n = ::recv(fd_, b, sizeof b, 0);
+    if (n <= 0) throw std::runtime_error("connection closed before the response to " + target);
+    buf_.append(b, static_cast<std::size_t>(n));
+  }
+  status_ = std::stoi(buf_.substr(9, 3));
+  const std::size_t head_end = buf_.find("\r\n\r\n");
+  std::size_t line = buf_.find("\r\n") + 2;
+  while (line < head_end) {
+    std::size_t eol = buf_.find("\r\n", line);
+    std::string h = buf_.substr(line, eol - line);
+    if (auto colon = h.find(':'); colon != std::string::npos) {
+      std::string name = h.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      std::string v = h.substr(colon + 1);
+      v.erase(0, v.find_first_not_of(' '));
+      headers_[name] = v;
+    }
+    line = eol + 2;
+  }
+  if (status_ != 200) {
+    http_result r;
+    std::string raw = buf_;
+    while (!parse_one(raw, 0, r)) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(until)) <= 0) break;
+      char b[4096];
+      ssize_t n = ::recv(fd_, b, sizeof b, 0);
+      if (n <= 0) break;
+      raw.append(b, static_cast<std::size_t>(n));
+    }
+    error_body_ = r.body;
+    buf_.clear();
+    return;
+  }
+  buf_.erase(0, head_end + 4);
+}
+
+sse_client::~sse_client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string sse_client::header(const std::string& lower_name) const {
+  auto it = headers_.find(lower_name);
+  return it == headers_.end() ? std::string() : it->second;
+}
+
+bool sse_client::parse_buffered(event& e) {
+  // An event ends with a blank line; fields are "name: value" lines.
+  for (;;) {
+    std::size_t end = buf_.find("\n\n");
+    if (end == std::string::npos) return false;
+    std::string block = buf_.substr(0, end + 1);
+    buf_.erase(0, end + 2);
+    event out;
+    bool any = false;
+    std::size_t pos = 0;
+    while (pos < block.size()) {
+      std::size_t eol = block.find('\n', pos);
+      std::string l = block.substr(pos, eol - pos);
+      pos = eol + 1;
+      if (l.empty()) continue;
+      if (l[0] == ':') {
+        ++comments_;
+        last_comment_ = l.substr(l.size() > 1 && l[1] == ' ' ? 2 : 1);
+        continue;
+      }
+      auto colon = l.find(':');
+      std::string name = l.substr(0, colon);
+      std::string v = colon == std::string::npos ? "" : l.substr(colon + 1);
+      if (!v.empty() && v[0] == ' ') v.erase(0, 1);
+      any = true;
+      if (name == "id")
+        out.id = v;
+      else if (name == "event")
+        out.type = v;
+      else if (name == "data")
+        out.data += out.data.empty() ? v : "\n" + v;
+    }
+    if (!any) continue; // only comments
+    if (out.type.empty()) out.type = "message";
+    e = std::move(out);
+    return true;
+  }
+}
+
+sse_client::event sse_client::next(std::chrono::milliseconds deadline) {
+  event e;
+  auto until = clock::now() + deadline;
+  for (;;) {
+    if (parse_buffered(e)) return e;
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, remaining_ms(until));
+    if (r <= 0) {
+      e.timed_out = true;
+      return e;
+    }
+    char b[65536];
+    ssize_t n = ::recv(fd_, b, sizeof b, 0);
+    if (n <= 0) {
+      e.ended = true;
+      return e;
+    }
+    buf_.append(b, static_cast<std::size_t>(n));
+  }
 }
 
 } // namespace rheo::test

@@ -150,3 +150,49 @@ private:
 };
 
 } // namespace rheo::test
+
+namespace rheo::test {
+
+/// A minimal blocking Server-Sent Events client: `GET target` with `Accept:
+/// text/event-stream`, then the events of the response as they come.
+class sse_client {
+public:
+  /// Sends the request; `status()` is the response's status (200 on success, else the HTTP
+  /// error, with `error_body()`).
+  sse_client(std::uint16_t port, const std::string& target,
+             const std::vector<std::pair<std::string, std::string>>& headers = {},
+             int receive_buffer = 0);
+  ~sse_client();
+  sse_client(const sse_client&) = delete;
+  sse_client& operator=(const sse_client&) = delete;
+
+  int status() const { return status_; }
+  const std::string& error_body() const { return error_body_; }
+  /// The response's header `lower_name` ("" when absent).
+  std::string header(const std::string& lower_name) const;
+
+  struct event {
+    std::string id;
+    std::string type; // "message" when the event names none
+    std::string data;
+    bool timed_out = false; // no event before the deadline
+    bool ended = false;     // the response ended (connection closed)
+  };
+  /// The next event; comments (keep-alives) are counted, not returned.
+  event next(std::chrono::milliseconds deadline = std::chrono::milliseconds(10000));
+  int comments() const { return comments_; }
+  /// The text of the last comment line seen (without ": ").
+  const std::string& last_comment() const { return last_comment_; }
+
+private:
+  bool parse_buffered(event& e);
+  int fd_ = -1;
+  int status_ = 0;
+  std::string error_body_;
+  std::map<std::string, std::string> headers_;
+  std::string buf_;
+  int comments_ = 0;
+  std::string last_comment_;
+};
+
+} // namespace rheo::test
