@@ -236,8 +236,8 @@ function openStream() {
       return;
     }
     if (!event || typeof event !== "object") return;
-    if (event.fullDocument && (!event.operationType || event.operationType === "insert"))
-      if (store.merge([event.fullDocument]).added) render("bottom");
+    const insert = event.fullDocument && (!event.operationType || event.operationType === "insert");
+    if (insert && store.merge([event.fullDocument]).added) render("bottom");
     position.advance(event); // handled, shown or not: a resumption starts after it
   };
   ws.onclose = (ev) => {
