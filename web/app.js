@@ -3,10 +3,15 @@
 //   WebSocket  <base>/messages/_streams/all          live inserts (one JSON frame each)
 //   GET        <base>/messages?page=N&pagesize=15&sort={timestamp:-1,_id:-1}   history
 //   POST       <base>/messages  {"message": ..., "from": ...}                 send
+// plus rheo's resume: the first page's Resume-Token header and each frame's _id._data
+// are positions in the change feed, and the stream opened with ?resumeAfter=<position>
+// delivers exactly the changes after it, so a reconnection refetches nothing. Against a
+// server without the header (RESTHeart) the chat refetches pages after every connection.
 // Everything that comes from the server is rendered with textContent, never as HTML.
 
 import {
-  MessageStore, PAGE_SIZE, backoffDelay, dayKey, dayLabel, historyPath, timeLabel, validNickname,
+  FeedPosition, HISTORY_LOST, MessageStore, PAGE_SIZE, backoffDelay, dayKey, dayLabel, historyPath,
+  streamPath, timeLabel, validNickname,
 } from "./chat-core.js";
 
 const NICK_KEY = "rheo-chat-nickname";
@@ -29,11 +34,13 @@ const ui = {
 };
 
 const store = new MessageStore();
+const position = new FeedPosition();
 const elements = new Map(); // message key -> its <li>, reused across renders
 let nickname = validNickname(sessionStorage.getItem(NICK_KEY) ?? "");
 let historyLoaded = false; // the first page has been fetched at least once
 let noOlder = false; // the oldest message of the collection is on screen
 let loadingOlder = false;
+let generation = 0; // counts resets of the list, so that a page read before one is dropped
 
 // ---- connection status: connecting (first time), live, reconnecting
 const STATUS_TEXT = { connecting: "connecting", live: "live", reconnecting: "reconnecting" };
@@ -44,13 +51,14 @@ function setStatus(state) {
 }
 
 // ---- HTTP
+/** A page of documents, and the feed position it reflects (null without the header). */
 async function getJson(path) {
   const res = await fetch(new URL(path, apiBase), { headers: { Accept: "application/json" } });
-  if (res.status === 404) return []; // no messages collection yet
+  if (res.status === 404) return { docs: [], token: null }; // no messages collection yet
   if (!res.ok) throw new Error(await errorMessage(res));
   const body = await res.json();
   if (!Array.isArray(body)) throw new Error("unexpected answer from the server");
-  return body;
+  return { docs: body, token: res.headers.get("Resume-Token") };
 }
 
 async function errorMessage(res) {
@@ -147,39 +155,77 @@ function render(anchor = "bottom") {
   else if (atBottom || anchor === "force") sc.scrollTop = sc.scrollHeight;
 }
 
-// ---- live stream with catch-up on every (re)connection
+// ---- live stream: snapshot + changes, then resume after the last event on reconnection
 let socket = null;
+let snapshotting = false; // the first page is being read before the socket opens
 let attempt = 0;
 let everLive = false;
 let retryTimer = null;
 let keepAliveTimer = null;
 
-function connect() {
+async function connect() {
   clearTimeout(retryTimer);
   retryTimer = null;
   setStatus(everLive ? "reconnecting" : "connecting");
+  if (position.mode === "snapshot") {
+    snapshotting = true;
+    try {
+      await loadSnapshot();
+    } catch {
+      scheduleReconnect();
+      return;
+    } finally {
+      snapshotting = false;
+    }
+  }
+  openStream();
+}
+
+/**
+ * Shows the first page as it stood at its Resume-Token, the position the stream then
+ * opens after: nothing committed in between is missed or doubled. After a lost history
+ * the list restarts from this page. Without the header (RESTHeart) the page is dropped:
+ * the stream opens first and the history is read after it (catchUp).
+ */
+async function loadSnapshot() {
+  const { docs, token } = await fetchPage(1);
+  if (!position.snapshot(token)) return;
+  if (store.size > 0) {
+    store.clear();
+    generation++;
+  }
+  store.merge(docs);
+  noOlder = docs.length < PAGE_SIZE;
+  historyLoaded = true;
+  render("bottom");
+}
+
+function openStream() {
+  const catchUpAfterOpen = position.mode === "catch-up";
   let ws;
   try {
-    ws = new WebSocket(new URL("messages/_streams/all", wsBase));
+    ws = new WebSocket(new URL(streamPath(position.token), wsBase));
   } catch {
     scheduleReconnect();
     return;
   }
   socket = ws;
+  const live = () => {
+    if (socket !== ws) return;
+    attempt = 0;
+    everLive = true;
+    setStatus("live");
+  };
   ws.onopen = () => {
     if (socket !== ws) return;
-    catchUp(ws).then(
-      () => {
-        if (socket !== ws) return;
-        attempt = 0;
-        everLive = true;
-        setStatus("live");
-      },
-      () => {
-        // History could not be read: start over, so that nothing is missed.
-        if (socket === ws) ws.close();
-      },
-    );
+    if (!catchUpAfterOpen) {
+      live();
+      return;
+    }
+    catchUp(ws).then(live, () => {
+      // History could not be read: start over, so that nothing is missed.
+      if (socket === ws) ws.close();
+    });
   };
   ws.onmessage = (ev) => {
     if (socket !== ws || typeof ev.data !== "string") return;
@@ -189,13 +235,16 @@ function connect() {
     } catch {
       return;
     }
-    if (!event || !event.fullDocument) return;
-    if (event.operationType && event.operationType !== "insert") return;
-    if (store.merge([event.fullDocument]).added) render("bottom");
+    if (!event || typeof event !== "object") return;
+    const insert = event.fullDocument && (!event.operationType || event.operationType === "insert");
+    if (insert && store.merge([event.fullDocument]).added) render("bottom");
+    position.advance(event); // handled, shown or not: a resumption starts after it
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     if (socket !== ws) return;
     socket = null;
+    // The server no longer holds the changes after our token: reload the first page.
+    if (ev.code === HISTORY_LOST) position.lost();
     scheduleReconnect();
   };
 }
@@ -208,17 +257,17 @@ function scheduleReconnect() {
 }
 
 /**
- * Brings the list up to date after the stream (re)opened. Everything committed before
- * the socket opened is in the history, everything after arrives on the socket, and the
- * store drops what both deliver. On a reconnection, pages back from the newest until a
- * page shares a message with what was already shown, so no message sent while away is
- * skipped even when more than a page of them was sent.
+ * Brings the list up to date after the stream (re)opened on a server without resume.
+ * Everything committed before the socket opened is in the history, everything after
+ * arrives on the socket, and the store drops what both deliver. On a reconnection,
+ * pages back from the newest until a page shares a message with what was already shown,
+ * so no message sent while away is skipped even when more than a page of them was sent.
  */
 async function catchUp(ws) {
   const hadMessages = store.size > 0;
   const fresh = [];
   for (let page = 1; ; page++) {
-    const docs = await fetchPage(page);
+    const { docs } = await fetchPage(page);
     if (socket !== ws) return;
     fresh.push(...docs);
     const short = docs.length < PAGE_SIZE;
@@ -229,6 +278,7 @@ async function catchUp(ws) {
     if (page >= MAX_CATCHUP_PAGES) {
       // Away for too long to fill the gap: show the newest messages only.
       store.clear();
+      generation++;
       store.merge(fresh);
       noOlder = false;
       break;
@@ -250,9 +300,11 @@ async function loadOlder() {
   // Pages count from the newest message; the store holds the newest `size` of them,
   // so this page starts at or before the oldest one shown and reaches past it.
   let page = Math.floor(store.size / PAGE_SIZE) + 1;
+  const list = generation;
   try {
     for (let tries = 0; tries < MAX_CATCHUP_PAGES; tries++, page++) {
-      const docs = await fetchPage(page);
+      const { docs } = await fetchPage(page);
+      if (list !== generation) break; // the list restarted meanwhile: this page may leave a gap
       const { added } = store.merge(docs);
       if (docs.length < PAGE_SIZE) {
         noOlder = true;
@@ -341,7 +393,7 @@ ui.older.addEventListener("click", loadOlder);
 
 // Back online after a network change: try at once instead of waiting for the backoff.
 window.addEventListener("online", () => {
-  if (!socket) {
+  if (!socket && !snapshotting) {
     attempt = 0;
     connect();
   }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import { PAGE_SIZE } from "../../web/chat-core.js";
 import { Rheo, ensureArtifactsDir, launchBrowser, waitUntil } from "./harness.mjs";
 
 const WAIT = 30000; // generous: the same tests run against the sanitizer build
@@ -20,13 +21,45 @@ let artifacts;
 const pageErrors = [];
 const contexts = {};
 const pages = {};
+const traffic = {};
 
-async function openChat(name, nickname) {
+/**
+ * Records what a page asks of the server: its history requests (GET /messages?...) and
+ * its WebSockets, with the resume token of every frame each one received.
+ */
+function watchTraffic(page) {
+  const t = { history: [], sockets: [] };
+  page.on("request", (req) => {
+    if (req.method() === "GET" && /\/messages\?/.test(req.url())) t.history.push(req);
+  });
+  page.on("websocket", (ws) => {
+    const socket = { url: new URL(ws.url()), tokens: [] };
+    t.sockets.push(socket);
+    ws.on("framereceived", ({ payload }) => {
+      try {
+        const token = JSON.parse(payload)?._id?._data;
+        if (typeof token === "string") socket.tokens.push(token);
+      } catch { /* not JSON */ }
+    });
+  });
+  return t;
+}
+
+/** The Resume-Token header that answered a recorded request. */
+async function resumeTokenOf(req) {
+  const res = await req.response();
+  return res ? res.headers()["resume-token"] ?? null : null;
+}
+
+/** Opens the chat in a context of its own, which `prepare` may set up first (routes, scripts). */
+async function openChat(name, nickname, { server = rheo, prepare } = {}) {
   const context = await browser.newContext({ viewport: { width: 720, height: 900 } });
+  if (prepare) await prepare(context);
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (err) => pageErrors.push(`${nickname}: ${err.message}`));
-  await page.goto(`${rheo.url}/chat/`);
+  traffic[name] = watchTraffic(page);
+  await page.goto(`${server.url}/chat/`);
   await page.waitForSelector('#status[data-state="live"]');
   // Pick the nickname through the form, as a user does; too short a name is refused.
   await page.fill("#nick", "ab");
@@ -235,6 +268,218 @@ describe("web chat", () => {
     await alice.waitForFunction(() => document.querySelectorAll("#messages li.msg").length === 15);
     const own = (await shown(alice)).filter((m) => m.from === "alice");
     assert.ok(own.length > 0 && own.every((m) => m.own));
+  });
+
+  it("resumes after a server restart from the last frame's token, refetching no history", { timeout: TEST_TIMEOUT }, async () => {
+    const erin = await openChat("erin", "erin");
+    const t = traffic.erin;
+    await erin.waitForFunction(() => document.querySelectorAll("#messages li.msg").length === 15);
+    // Snapshot + changes: one history page, and the stream opened after its Resume-Token.
+    assert.equal(t.history.length, 1);
+    const snapshotToken = await resumeTokenOf(t.history[0]);
+    assert.ok(snapshotToken, "GET /messages answers a Resume-Token");
+    assert.equal(t.sockets.length, 1);
+    assert.equal(t.sockets[0].url.searchParams.get("resumeAfter"), snapshotToken);
+
+    await rheo.post({ message: "resume: before the restart", from: "carol" });
+    await waitForText(erin, "resume: before the restart");
+    await waitUntil(() => t.sockets[0].tokens.length > 0, "the frame's token");
+    const lastToken = t.sockets[0].tokens.at(-1);
+
+    // Away while more than a page of messages is sent: catching up by pages would need two.
+    await contexts.erin.setOffline(true);
+    await rheo.restart();
+    await erin.waitForSelector('#status[data-state="reconnecting"]');
+    const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `resume: while away ${String(i + 1).padStart(2, "0")}`);
+    for (const text of away) await rheo.post({ message: text, from: "carol" });
+    const socketsBefore = t.sockets.length;
+    await contexts.erin.setOffline(false);
+    await erin.waitForSelector('#status[data-state="live"]');
+    for (const text of away) await waitForText(erin, text);
+    await rheo.post({ message: "resume: after the restart", from: "carol" });
+    await waitForText(erin, "resume: after the restart");
+
+    assert.equal(t.history.length, 1, `no history refetched: ${t.history.map((r) => r.url()).join(", ")}`);
+    const resumed = t.sockets.slice(socketsBefore);
+    assert.ok(resumed.length > 0, "a new WebSocket after going online");
+    for (const socket of resumed) assert.equal(socket.url.searchParams.get("resumeAfter"), lastToken);
+    const all = await texts(erin);
+    assert.equal(new Set(all).size, all.length, "no duplicates");
+    assert.deepEqual(all.slice(-(away.length + 2)), ["resume: before the restart", ...away, "resume: after the restart"]);
+    await snap(erin, "resume-after-restart");
+    await contexts.erin.close();
+    delete pages.erin;
+  });
+
+  it("without a Resume-Token (RESTHeart) catches up by pages after a restart, each message once", { timeout: TEST_TIMEOUT }, async () => {
+    // The server's answers minus the header, as RESTHeart gives them.
+    const gina = await openChat("gina", "gina", {
+      prepare: (context) => context.route(/\/messages\?/, async (route) => {
+        const response = await route.fetch();
+        const headers = { ...response.headers() };
+        delete headers["resume-token"];
+        await route.fulfill({ response, headers });
+      }),
+    });
+    const t = traffic.gina;
+    await gina.waitForFunction(() => document.querySelectorAll("#messages li.msg").length === 15);
+    assert.equal(t.sockets[0].url.search, "", "no resumeAfter without a Resume-Token");
+
+    await contexts.gina.setOffline(true);
+    await rheo.restart();
+    await gina.waitForSelector('#status[data-state="reconnecting"]');
+    const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `catch-up: while away ${String(i + 1).padStart(2, "0")}`);
+    for (const text of away) await rheo.post({ message: text, from: "carol" });
+    const historyBefore = t.history.length;
+    const socketsBefore = t.sockets.length;
+    await contexts.gina.setOffline(false);
+    await gina.waitForSelector('#status[data-state="live"]');
+    for (const text of away) await waitForText(gina, text);
+    await rheo.post({ message: "catch-up: after the restart", from: "carol" });
+    await waitForText(gina, "catch-up: after the restart");
+
+    // Two pages back to meet what was on screen, and no token ever sent.
+    assert.ok(t.history.length - historyBefore >= 2, "history refetched page by page");
+    for (const socket of t.sockets.slice(socketsBefore)) assert.equal(socket.url.search, "");
+    const all = await texts(gina);
+    assert.equal(new Set(all).size, all.length, "no duplicates");
+    assert.deepEqual(all.slice(-(away.length + 1)), [...away, "catch-up: after the restart"]);
+    await contexts.gina.close();
+    delete pages.gina;
+  });
+
+  it("EventSource in chromium reconnects by itself after a restart and resumes with Last-Event-ID", { timeout: TEST_TIMEOUT }, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on("pageerror", (err) => pageErrors.push(`sse: ${err.message}`));
+    const streamRequests = []; // the headers of every request of the EventSource
+    page.on("request", (req) => {
+      if (req.url().includes("/messages/_streams/all")) streamRequests.push(req.allHeaders());
+    });
+    await page.goto(`${rheo.url}/_ping`); // any page of the origin
+    await page.evaluate(() => {
+      const sse = { events: [], lost: [], opens: [], errors: 0 };
+      window.sse = sse;
+      window.es = new EventSource("/messages/_streams/all");
+      window.es.addEventListener("change", (e) => sse.events.push({ id: e.lastEventId, data: e.data }));
+      window.es.addEventListener("history-lost", (e) => sse.lost.push(e.lastEventId));
+      window.es.onopen = () => sse.opens.push(Date.now());
+      window.es.onerror = () => sse.errors++;
+    });
+    const state = () => page.evaluate(() => ({ ...window.sse, readyState: window.es.readyState }));
+    const received = async (n) => (await state()).events.length >= n;
+    await waitUntil(async () => (await state()).opens.length === 1, "the EventSource to open", WAIT);
+
+    const batch = (name) => Array.from({ length: 5 }, (_, i) => `sse ${name} ${i + 1}`);
+    const [before, during, afterwards] = [batch("before"), batch("during"), batch("after")];
+    for (const text of before) await rheo.post({ message: text, from: "writer" });
+    await waitUntil(() => received(before.length), "the first events", WAIT);
+
+    await rheo.stop();
+    await waitUntil(async () => {
+      const s = await state();
+      return s.errors > 0 && s.readyState === 0; // CONNECTING: the browser retries by itself
+    }, "the EventSource to notice the shutdown", WAIT);
+    await rheo.restart();
+    for (const text of during) await rheo.post({ message: text, from: "writer" });
+    const duringPosted = Date.now();
+    await waitUntil(async () => (await state()).opens.length === 2, "the EventSource to reconnect", WAIT);
+    for (const text of afterwards) await rheo.post({ message: text, from: "writer" });
+    const expected = [...before, ...during, ...afterwards];
+    await waitUntil(() => received(expected.length), "every event", WAIT);
+
+    const s = await state();
+    // Written before the browser was back, so only Last-Event-ID can have brought them.
+    assert.ok(duringPosted < s.opens[1], "the second batch was written while the EventSource was away");
+    assert.notEqual(s.readyState, 2, "never closed for good");
+    assert.deepEqual(s.lost, []);
+    assert.equal(s.events.length, expected.length, "nothing doubled");
+    assert.deepEqual(s.events.map((e) => JSON.parse(e.data).fullDocument.message), expected);
+    for (const e of s.events) assert.equal(e.id, JSON.parse(e.data)._id._data, "id: is the event's token");
+    assert.equal(new Set(s.events.map((e) => e.id)).size, s.events.length, "every id once");
+
+    const headers = await Promise.all(streamRequests);
+    assert.ok(headers.length >= 2, `requests of the EventSource: ${headers.length}`);
+    assert.equal(headers[0]["last-event-id"], undefined);
+    // Every retry, the refused ones while the server was down and the one that got through.
+    for (const h of headers.slice(1)) assert.equal(h["last-event-id"], s.events[before.length - 1].id);
+    await page.evaluate(() => window.es.close());
+    await context.close();
+  });
+
+  it("reloads the first page when its token is older than the server's history (4410)", { timeout: TEST_TIMEOUT }, async () => {
+    const small = new Rheo({ args: ["--changelog-retention", "5"] });
+    try {
+      await small.start();
+      await small.ensureMessagesStream();
+      for (let i = 1; i <= 3; i++) await small.post({ message: `lost: seed ${i}`, from: "seeder" });
+      // Count the close codes the app sees; the app itself is unchanged.
+      const frank = await openChat("frank", "frank", {
+        server: small,
+        prepare: (context) => context.addInitScript(() => {
+          window.__closeCodes = [];
+          const Native = window.WebSocket;
+          window.WebSocket = class extends Native {
+            constructor(...args) {
+              super(...args);
+              this.addEventListener("close", (e) => window.__closeCodes.push(e.code));
+            }
+          };
+        }),
+      });
+      const t = traffic.frank;
+      await waitForText(frank, "lost: seed 3");
+      await small.post({ message: "lost: live", from: "seeder" });
+      await waitForText(frank, "lost: live");
+      await waitUntil(() => t.sockets.at(-1).tokens.length > 0, "the frame's token");
+      const staleToken = t.sockets.at(-1).tokens.at(-1);
+
+      await contexts.frank.setOffline(true);
+      await small.restart();
+      await frank.waitForSelector('#status[data-state="reconnecting"]');
+      // Many more changes than the server keeps: the token falls out of its history.
+      const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `lost: while away ${String(i + 1).padStart(2, "0")}`);
+      for (const text of away) await small.post({ message: text, from: "carol" });
+      const historyBefore = t.history.length;
+      const socketsBefore = t.sockets.length;
+      await contexts.frank.setOffline(false);
+
+      // Reloaded: the newest page only, as on a first load, each message once.
+      await frank.waitForFunction((last) => {
+        const shownTexts = [...document.querySelectorAll("#messages li.msg .text")].map((e) => e.textContent);
+        return shownTexts.at(-1) === last && !shownTexts.includes("lost: live");
+      }, away.at(-1));
+      await frank.waitForSelector('#status[data-state="live"]');
+      assert.deepEqual(await texts(frank), away.slice(-PAGE_SIZE));
+      assert.ok((await frank.evaluate(() => window.__closeCodes)).includes(4410), "closed with 4410");
+      const reloads = t.history.slice(historyBefore);
+      assert.equal(reloads.length, 1, `one reload: ${reloads.map((r) => r.url()).join(", ")}`);
+      assert.match(reloads[0].url(), /[?&]page=1&/);
+      const freshToken = await resumeTokenOf(reloads[0]);
+      assert.ok(freshToken && freshToken !== staleToken);
+      const urls = t.sockets.slice(socketsBefore).map((socket) => socket.url.searchParams.get("resumeAfter"));
+      assert.ok(urls.includes(staleToken), `tried the old token first: ${urls.join(", ")}`);
+      assert.equal(urls.at(-1), freshToken, "reopened after the reload's token");
+
+      // Live again, and the older messages still page in, each once.
+      await small.post({ message: "lost: after the reload", from: "carol" });
+      await waitForText(frank, "lost: after the reload");
+      while (await frank.isVisible("#older")) {
+        const count = (await texts(frank)).length;
+        await frank.click("#older");
+        await frank.waitForFunction((n) => document.querySelectorAll("#messages li.msg").length > n
+          || document.querySelector("#older").hidden, count);
+      }
+      await frank.waitForSelector("#history-start:not([hidden])");
+      const everything = [1, 2, 3].map((i) => `lost: seed ${i}`).concat("lost: live", away, "lost: after the reload");
+      assert.deepEqual(await texts(frank), everything);
+      await snap(frank, "history-lost-reloaded");
+      await contexts.frank.close();
+      delete pages.frank;
+    } finally {
+      await small.dispose();
+    }
   });
 
   it("had no script errors", () => {

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
-  MessageStore, backoffDelay, compareMessages, dateMillis, dayKey, historyPath, idKey, messageTime,
-  toMessage, validNickname,
+  FeedPosition, HISTORY_LOST, MessageStore, backoffDelay, compareMessages, dateMillis, dayKey, eventToken,
+  historyPath, idKey, messageTime, streamPath, toMessage, validNickname,
 } from "../../web/chat-core.js";
 
 const oid = (secs, tail = "0000000000000000") => ({ $oid: secs.toString(16).padStart(8, "0") + tail });
@@ -71,6 +71,51 @@ describe("chat-core", () => {
 
   it("asks for history newest first with _id breaking ties", () => {
     assert.equal(historyPath(3), "messages?page=3&pagesize=15&sort=%7Btimestamp%3A-1%2C_id%3A-1%7D");
+  });
+
+  it("opens the stream plain, or resuming after a token", () => {
+    assert.equal(streamPath(), "messages/_streams/all");
+    assert.equal(streamPath(null), "messages/_streams/all");
+    assert.equal(streamPath("00000000000000a7"), "messages/_streams/all?resumeAfter=00000000000000a7");
+    // Opaque: whatever the server hands out goes back intact.
+    assert.equal(streamPath("a+b/c=&d"), "messages/_streams/all?resumeAfter=a%2Bb%2Fc%3D%26d");
+  });
+
+  it("reads an event's resume token from _id._data", () => {
+    assert.equal(eventToken({ _id: { _data: "0000000000000002" }, operationType: "insert" }), "0000000000000002");
+    assert.equal(eventToken({ _id: { _data: "" } }), null);
+    assert.equal(eventToken({ _id: { $oid: "6b0f4bcc8da22b1f617b19dd" } }), null);
+    assert.equal(eventToken({ from: "", message: "" }), null);
+    assert.equal(eventToken(null), null);
+    assert.equal(HISTORY_LOST, 4410);
+  });
+
+  it("starts from a snapshot token, resumes after the last event, reloads when history is lost", () => {
+    const p = new FeedPosition();
+    assert.equal(p.mode, "snapshot");
+    assert.equal(p.snapshot("0000000000000010"), true);
+    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000010"]);
+    // Before any event the snapshot's token is where a reconnection resumes.
+    p.advance({ from: "", message: "" }); // no token: a keep-alive or a foreign frame
+    assert.equal(p.token, "0000000000000010");
+    p.advance({ _id: { _data: "0000000000000011" }, operationType: "insert" });
+    p.advance({ _id: { _data: "0000000000000012" }, operationType: "update" }); // not shown, still handled
+    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000012"]);
+    p.lost();
+    assert.deepEqual([p.mode, p.token], ["snapshot", null]);
+    assert.equal(p.snapshot("0000000000000020"), true);
+    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000020"]);
+  });
+
+  it("falls back to catching up when the server sends no Resume-Token (RESTHeart)", () => {
+    const p = new FeedPosition();
+    assert.equal(p.snapshot(null), false);
+    assert.equal(p.mode, "catch-up");
+    // RESTHeart's frames carry MongoDB resume tokens too: without the header they stay unused.
+    p.advance({ _id: { _data: "8263A1..." }, operationType: "insert" });
+    assert.deepEqual([p.mode, p.token], ["catch-up", null]);
+    p.lost();
+    assert.equal(p.mode, "catch-up");
   });
 
   it("backs off from half a second up to ten, with jitter", () => {

@@ -65,10 +65,14 @@ export async function waitUntil(fn, what, timeout = 20000, interval = 50) {
   }
 }
 
-/** A rheo process on a data folder of its own; `restart()` keeps port and data. */
+/**
+ * A rheo process on a data folder of its own; `restart()` keeps port and data. `args`
+ * are further command-line flags, e.g. ["--changelog-retention", "5"].
+ */
 export class Rheo {
-  constructor({ binary = rheoBinary(), dataDir, port = 0, log = () => {} } = {}) {
+  constructor({ binary = rheoBinary(), dataDir, port = 0, args = [], log = () => {} } = {}) {
     this.binary = binary;
+    this.args = args;
     this.ownsDataDir = !dataDir;
     this.dataDir = dataDir ?? mkdtempSync(path.join(tmpdir(), "rheo-web-"));
     this.port = port;
@@ -82,7 +86,7 @@ export class Rheo {
   }
 
   async start(timeout = 30000) {
-    const args = ["--port", String(this.port), "--data-dir", this.dataDir, "--static-dir", webDir];
+    const args = ["--port", String(this.port), "--data-dir", this.dataDir, "--static-dir", webDir, ...this.args];
     const proc = spawn(this.binary, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
