@@ -47,7 +47,8 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
 
 } // namespace
 
-broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats, replay_pool* replays) {
+broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
+                                   replay_service* replays) {
   self->state.db = db;
   self->state.stats = stats;
   self->state.replays = replays;

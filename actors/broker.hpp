@@ -21,7 +21,7 @@
 namespace rheo {
 
 struct metrics;
-class replay_pool;
+class replay_service;
 
 struct broker_state {
   static inline const char* name = "broker";
@@ -40,7 +40,7 @@ struct broker_state {
 
   store* db = nullptr;
   metrics* stats = nullptr;
-  replay_pool* replays = nullptr;
+  replay_service* replays = nullptr;
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
   std::unordered_map<caf::actor_addr, watcher_entry> watchers;
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
@@ -53,6 +53,6 @@ struct broker_state {
 /// @param replays where subscriptions open resuming sessions' replay feeds (null: resume
 ///        tokens are ignored); must outlive them.
 broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db,
-                                   metrics* stats, replay_pool* replays);
+                                   metrics* stats, replay_service* replays);
 
 } // namespace rheo

@@ -3,8 +3,10 @@
 // read of the change log, a round trip to MongoDB, the join of a feed thread), so they run
 // on threads of their own instead of the actors' scheduler or the I/O threads.
 //
-// Thread-safety: open() and cancel() may be called from any thread; the destructor joins
-// the threads (after the actors that use the pool are done).
+// Subscriptions see the replay_service interface (a test gives them a fake).
+//
+// Thread-safety: open() and cancel() may be called from any thread; the pool's destructor
+// joins its threads (after the actors that use the pool are done).
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -19,21 +21,33 @@ class change_feed;
 class feed_sink;
 class store;
 
-class replay_pool {
+class replay_service {
+public:
+  virtual ~replay_service() = default;
+  /// Opens db.coll's feed after `token` and starts it with `sink` (which is then called as
+  /// feed_sink says), then calls `opened` with it; when the feed cannot be opened, calls
+  /// sink->lost() with the reason instead.
+  virtual void open(std::string db, std::string coll, std::string token,
+                    std::shared_ptr<feed_sink> sink,
+                    std::function<void(std::shared_ptr<change_feed>)> opened) = 0;
+  /// Cancels `feed`.
+  virtual void cancel(std::shared_ptr<change_feed> feed) = 0;
+};
+
+/// The replay_service of a running server: opens and cancels on threads of its own.
+class replay_pool final : public replay_service {
 public:
   /// `db` must outlive the pool.
   replay_pool(store& db, unsigned threads);
-  ~replay_pool();
+  ~replay_pool() override;
   replay_pool(const replay_pool&) = delete;
   replay_pool& operator=(const replay_pool&) = delete;
 
-  /// On a pool thread: opens db.coll's feed after `token` and starts it with `sink` (which
-  /// is then called as feed_sink says), then calls `opened` with it; when the feed cannot
-  /// be opened, calls sink->lost() with the reason instead.
+  /// On a pool thread.
   void open(std::string db, std::string coll, std::string token, std::shared_ptr<feed_sink> sink,
-            std::function<void(std::shared_ptr<change_feed>)> opened);
-  /// Cancels `feed` on a pool thread.
-  void cancel(std::shared_ptr<change_feed> feed);
+            std::function<void(std::shared_ptr<change_feed>)> opened) override;
+  /// On a pool thread.
+  void cancel(std::shared_ptr<change_feed> feed) override;
 
 private:
   store& db_;

@@ -224,7 +224,8 @@ void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const std::st
     self->send(handle, close_atom::value, std::uint16_t{1011}, "cannot resume: " + reason);
 }
 
-/// Replayed events for `id`, in commit order, up to the live position.
+/// Replayed events for `id`, in commit order: sent to its session up to the live position
+/// (those after it reach the subscription live too, and are sent from there).
 void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector<object>& events) {
   auto& st = self->state;
   auto it = st.resuming.find(id);
@@ -243,8 +244,11 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
     const std::string* t = event_token(ev);
     if (!t) continue;
     if (at_or_after(r.last, *t)) continue; // before the token, or sent already
-    if (first_held && !token_before(*t, *first_held)) {
-      reached_live = true; // this one and the rest are held
+    // Past the boundary, or at the first held event: this one and the rest come live (held
+    // already, or still on their way to this subscription).
+    if ((r.boundary && token_before(*r.boundary, *t)) ||
+        (first_held && !token_before(*t, *first_held))) {
+      reached_live = true;
       break;
     }
     if (const object* out = run_stages(st, stats, ev, scratch)) {
@@ -270,7 +274,7 @@ subscription_state::~subscription_state() {
 
 subscription_actor::behavior_type subscription(self_ptr self, broker_actor broker,
                                                subscription_spec spec, metrics* stats,
-                                               replay_pool* replays) {
+                                               replay_service* replays) {
   auto& st = self->state;
   st.db = std::move(spec.db);
   st.coll = std::move(spec.coll);

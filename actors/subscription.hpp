@@ -34,7 +34,7 @@
 namespace rheo {
 
 class fanout_group;
-class replay_pool;
+class replay_service;
 struct metrics;
 
 struct subscription_state {
@@ -80,7 +80,7 @@ struct subscription_state {
   std::array<std::vector<shard_group>, 2> groups;
   /// Every change up to this token has been received from the watcher.
   std::optional<std::string> position;
-  replay_pool* replays = nullptr;
+  replay_service* replays = nullptr;
   bool closed = false;
 };
 
@@ -96,6 +96,6 @@ inline constexpr std::size_t max_held_events = 10000;
 ///        are ignored (sessions join live). Must outlive the actor.
 subscription_actor::behavior_type
 subscription(subscription_actor::stateful_pointer<subscription_state> self, broker_actor broker,
-             subscription_spec spec, metrics* stats, replay_pool* replays);
+             subscription_spec spec, metrics* stats, replay_service* replays);
 
 } // namespace rheo

@@ -269,6 +269,31 @@ std::string frame_of(const change_event& e) {
   return frame;
 }
 
+/// A replay service that only records: the test plays the replay feed through the sink it
+/// was given, and hands the subscription its feed with `opened`.
+struct fake_replays final : replay_service {
+  struct request {
+    std::string token;
+    std::shared_ptr<feed_sink> sink;
+    std::function<void(std::shared_ptr<change_feed>)> opened;
+  };
+  std::vector<request> opens;
+  std::vector<std::shared_ptr<change_feed>> cancelled;
+
+  void open(std::string, std::string, std::string token, std::shared_ptr<feed_sink> sink,
+            std::function<void(std::shared_ptr<change_feed>)> opened) override {
+    opens.push_back({std::move(token), std::move(sink), std::move(opened)});
+  }
+  void cancel(std::shared_ptr<change_feed> feed) override { cancelled.push_back(std::move(feed)); }
+};
+
+std::int64_t frames_size(std::initializer_list<change_event> events) {
+  std::int64_t n = 0;
+  for (auto& e : events)
+    n += static_cast<std::int64_t>(frame_of(e).size());
+  return n;
+}
+
 // The stream of the subscription tests: only inserts pass.
 constexpr std::string_view inserts_only =
     R"({"uri":"s","stages":[{"$match":{"operationType":"insert"}}]})";
@@ -353,7 +378,7 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
     joined_pair j;
     j.broker = keep(sys.spawn(stub_broker, stub_tag{}));
     j.sub = keep(sys.spawn(subscription, j.broker, make_spec("c", "k"), &stats,
-                           static_cast<replay_pool*>(nullptr)));
+                           static_cast<replay_service*>(nullptr)));
     j.sa = session();
     j.sb = session();
     j.ca = connection(shard_a);
@@ -366,7 +391,7 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
 
   broker_actor spawn_broker() {
     return keep(
-        sys.spawn(broker, static_cast<store*>(&db), &stats, static_cast<replay_pool*>(nullptr)));
+        sys.spawn(broker, static_cast<store*>(&db), &stats, static_cast<replay_service*>(nullptr)));
   }
 
   broker_state& state_of(const broker_actor& b) {
@@ -717,8 +742,8 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_change
 
 CAF_TEST(subscription_closes_its_sessions_and_retires_when_its_definition_was_removed) {
   auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(
-      sys.spawn(subscription, bs, make_spec("c", "k"), &stats, static_cast<replay_pool*>(nullptr)));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(nullptr)));
   auto sa = session();
   self->send(sub, join_atom::value, sa, client_handle{connection(shard0), std::nullopt});
   run();
@@ -763,6 +788,136 @@ CAF_TEST(subscription_passes_a_close_from_its_watcher_to_every_session) {
     expect((close_atom, std::uint16_t, std::string),
            from(sub).to(s).with(_, std::uint16_t{1011}, std::string("change feed ended: x")));
   disallow((retire_atom, subscription_actor), from(sub).to(bs));
+}
+
+CAF_TEST(a_resuming_session_gets_the_replay_to_the_boundary_then_the_held_events_then_live_once) {
+  fake_replays replays;
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(&replays)));
+  // The watcher tells where the subscription's events start.
+  self->send(sub, position_atom::value, token_from_seq(5));
+  auto s = session();
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(2)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  CAF_CHECK_EQUAL(replays.opens[0].token, token_from_seq(2));
+
+  // A live event while the replay runs is held, not sent.
+  auto e3 = make_event(3, "insert", 3), e4 = make_event(4, "insert", 4),
+       e5 = make_event(5, "insert", 5), e6 = make_event(6, "insert", 6),
+       e7 = make_event(7, "insert", 7), e8 = make_event(8, "insert", 8);
+  self->send(sub, batch_of({e6}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+
+  // The replay feed reads on past the boundary (5): it sends 3, 4, 5; 6 (held) and 7 (still
+  // on its way live) are not sent from the replay. Then the held 6 goes out and the
+  // session is live.
+  replays.opens[0].sink->events({e3, e4, e5, e6, e7});
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e3, e4, e5, e6}));
+  // The replay feed, opened after the handover, is cancelled at once.
+  CAF_CHECK_EQUAL(replays.cancelled.size(), 0u);
+  replays.opens[0].opened(nullptr);
+  run();
+  CAF_CHECK_EQUAL(replays.cancelled.size(), 1u);
+
+  // 7 and 8 arrive live, once each.
+  self->send(sub, batch_of({e7}));
+  self->send(sub, batch_of({e8}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e3, e4, e5, e6, e7, e8}));
+}
+
+CAF_TEST(a_replay_ahead_of_the_live_events_sends_nothing_past_the_boundary) {
+  fake_replays replays;
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(&replays)));
+  self->send(sub, position_atom::value, token_from_seq(5));
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, session(), client_handle{c, token_from_seq(2)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  // The replay has read 6 and 7 before they reached the subscription live: it sends up
+  // to the boundary only, and 6 and 7 come live, once each.
+  auto e3 = make_event(3, "insert", 3), e4 = make_event(4, "insert", 4),
+       e5 = make_event(5, "insert", 5), e6 = make_event(6, "insert", 6),
+       e7 = make_event(7, "insert", 7);
+  replays.opens[0].sink->events({e3, e4, e5, e6, e7});
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e3, e4, e5}));
+  self->send(sub, batch_of({e6, e7}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e3, e4, e5, e6, e7}));
+}
+
+CAF_TEST(a_resuming_session_hands_over_at_a_position_the_replay_reports) {
+  fake_replays replays;
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(&replays)));
+  self->send(sub, position_atom::value, token_from_seq(9));
+  auto s = session();
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(4)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  // Nothing of this collection after 4 up to 9 (other collections moved the log): the
+  // replay says where it is, and the session is live without another event.
+  replays.opens[0].sink->position(token_from_seq(9));
+  run();
+  auto e10 = make_event(10, "insert", 10);
+  self->send(sub, batch_of({e10}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e10}));
+}
+
+CAF_TEST(a_resuming_session_at_the_subscriptions_position_needs_no_replay) {
+  fake_replays replays;
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(&replays)));
+  self->send(sub, position_atom::value, token_from_seq(5));
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, session(), client_handle{c, token_from_seq(5)});
+  run();
+  CAF_CHECK_EQUAL(replays.opens.size(), 0u);
+  auto e6 = make_event(6, "insert", 6);
+  self->send(sub, batch_of({e6}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), frames_size({e6}));
+}
+
+CAF_TEST(a_resume_token_older_than_the_history_closes_the_websocket_with_4410) {
+  fake_replays replays;
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                            static_cast<replay_service*>(&replays)));
+  self->send(sub, position_atom::value, token_from_seq(50));
+  auto s = session();
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(1)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  // Live events held meanwhile are not sent to it.
+  self->send(sub, batch_of({make_event(51, "insert", 51)}));
+  replays.opens[0].sink->lost("history lost: older than the retained change log");
+  expect((event_batch), from(self).to(sub));
+  expect((replay_end_atom, std::uint64_t, std::string), from(_).to(sub));
+  expect((close_atom, std::uint16_t, std::string),
+         from(sub).to(s).with(_, std::uint16_t{4410}, std::string("history lost")));
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
