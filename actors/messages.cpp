@@ -1,4 +1,5 @@
 #include "actors/actors.hpp"
+#include "actors/sink_support.hpp"
 
 #include "storage/document/bson_codec.hpp"
 
@@ -21,6 +22,14 @@ void event_batch::decode(const std::vector<std::string>& encoded) {
   for (auto& e : encoded)
     v->push_back(decode_bson(e));
   events = std::move(v);
+}
+
+event_batch to_batch(const std::vector<change_event>& events) {
+  auto objects = std::make_shared<std::vector<object>>();
+  objects->reserve(events.size());
+  for (auto& e : events)
+    objects->push_back(e.to_object());
+  return event_batch{std::move(objects)};
 }
 
 std::string metadata_change::encode() const {

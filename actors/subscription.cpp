@@ -1,6 +1,7 @@
 #include "actors/subscription.hpp"
 
 #include "actors/replay.hpp"
+#include "actors/sink_support.hpp"
 #include "config/log.hpp"
 #include "net/fanout.hpp"
 #include "net/io_pool.hpp"
@@ -138,12 +139,8 @@ public:
       : sub_(std::move(sub)), id_(id), stats_(stats) {}
 
   void events(std::vector<change_event> batch) override {
-    auto objects = std::make_shared<std::vector<object>>();
-    objects->reserve(batch.size());
-    for (auto& e : batch)
-      objects->push_back(e.to_object());
     stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
-    send(replay_atom::value, id_, event_batch{std::move(objects)});
+    send(replay_atom::value, id_, to_batch(batch));
   }
   void metadata(object) override {} // the live feed tells the subscription
   void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
@@ -151,8 +148,7 @@ public:
 
 private:
   template <class... Ts> void send(Ts&&... xs) {
-    if (auto strong = sub_.lock())
-      caf::anon_send(caf::actor_cast<subscription_actor>(strong), std::forward<Ts>(xs)...);
+    send_if_alive<subscription_actor>(sub_, std::forward<Ts>(xs)...);
   }
 
   caf::weak_actor_ptr sub_;
@@ -181,9 +177,9 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   auto sink = std::make_shared<replay_sink>(weak, id, stats);
   st.replays->open(st.db, st.coll, std::move(token), std::move(sink),
                    [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {
-                     if (auto strong = weak.lock())
-                       caf::anon_send(caf::actor_cast<subscription_actor>(strong),
-                                      replay_atom::value, id, replay_feed{std::move(feed)});
+                     if (weak.lock())
+                       send_if_alive<subscription_actor>(weak, replay_atom::value, id,
+                                                         replay_feed{std::move(feed)});
                      else
                        pool->cancel(std::move(feed));
                    });

@@ -1,5 +1,6 @@
 #include "actors/watcher.hpp"
 
+#include "actors/sink_support.hpp"
 #include "config/log.hpp"
 #include "net/metrics.hpp"
 #include "storage/store.hpp"
@@ -19,12 +20,8 @@ public:
       : watcher_(std::move(watcher)), stats_(stats) {}
 
   void events(std::vector<change_event> batch) override {
-    auto objects = std::make_shared<std::vector<object>>();
-    objects->reserve(batch.size());
-    for (auto& e : batch)
-      objects->push_back(e.to_object());
     stats_->events_received.fetch_add(batch.size(), std::memory_order_relaxed);
-    send(feed_atom::value, event_batch{std::move(objects)});
+    send(feed_atom::value, to_batch(batch));
   }
 
   void metadata(object metadata) override {
@@ -37,8 +34,7 @@ public:
 
 private:
   template <class... Ts> void send(Ts&&... xs) {
-    if (auto strong = watcher_.lock())
-      caf::anon_send(caf::actor_cast<watcher_actor>(strong), std::forward<Ts>(xs)...);
+    send_if_alive<watcher_actor>(watcher_, std::forward<Ts>(xs)...);
   }
 
   caf::weak_actor_ptr watcher_;

@@ -366,6 +366,14 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
 
   session_actor session() { return keep(sys.spawn(stub_session, stub_tag{})); }
 
+  /// A subscription (make_spec("c", "k"), a stub broker) whose resuming sessions' replays
+  /// go to `replays`.
+  subscription_actor resumable_subscription(fake_replays& replays) {
+    auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+    return keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
+                          static_cast<replay_service*>(&replays)));
+  }
+
   /// A subscription (make_spec("c", "k")) with a stub broker, and two sessions that have
   /// joined it, with connections on `shard_a` and `shard_b`; the joins are processed.
   struct joined_pair {
@@ -792,9 +800,7 @@ CAF_TEST(subscription_passes_a_close_from_its_watcher_to_every_session) {
 
 CAF_TEST(a_resuming_session_gets_the_replay_to_the_boundary_then_the_held_events_then_live_once) {
   fake_replays replays;
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
-                            static_cast<replay_service*>(&replays)));
+  auto sub = resumable_subscription(replays);
   // The watcher tells where the subscription's events start.
   self->send(sub, position_atom::value, token_from_seq(5));
   auto s = session();
@@ -836,9 +842,7 @@ CAF_TEST(a_resuming_session_gets_the_replay_to_the_boundary_then_the_held_events
 
 CAF_TEST(a_replay_ahead_of_the_live_events_sends_nothing_past_the_boundary) {
   fake_replays replays;
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
-                            static_cast<replay_service*>(&replays)));
+  auto sub = resumable_subscription(replays);
   self->send(sub, position_atom::value, token_from_seq(5));
   auto c = connection(shard0);
   self->send(sub, join_atom::value, session(), client_handle{c, token_from_seq(2)});
@@ -861,9 +865,7 @@ CAF_TEST(a_replay_ahead_of_the_live_events_sends_nothing_past_the_boundary) {
 
 CAF_TEST(a_resuming_session_hands_over_at_a_position_the_replay_reports) {
   fake_replays replays;
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
-                            static_cast<replay_service*>(&replays)));
+  auto sub = resumable_subscription(replays);
   self->send(sub, position_atom::value, token_from_seq(9));
   auto s = session();
   auto c = connection(shard0);
@@ -883,9 +885,7 @@ CAF_TEST(a_resuming_session_hands_over_at_a_position_the_replay_reports) {
 
 CAF_TEST(a_resuming_session_at_the_subscriptions_position_needs_no_replay) {
   fake_replays replays;
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
-                            static_cast<replay_service*>(&replays)));
+  auto sub = resumable_subscription(replays);
   self->send(sub, position_atom::value, token_from_seq(5));
   auto c = connection(shard0);
   self->send(sub, join_atom::value, session(), client_handle{c, token_from_seq(5)});
@@ -900,9 +900,7 @@ CAF_TEST(a_resuming_session_at_the_subscriptions_position_needs_no_replay) {
 
 CAF_TEST(a_resume_token_older_than_the_history_closes_the_websocket_with_4410) {
   fake_replays replays;
-  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
-  auto sub = keep(sys.spawn(subscription, bs, make_spec("c", "k"), &stats,
-                            static_cast<replay_service*>(&replays)));
+  auto sub = resumable_subscription(replays);
   self->send(sub, position_atom::value, token_from_seq(50));
   auto s = session();
   auto c = connection(shard0);

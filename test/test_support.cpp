@@ -367,6 +367,54 @@ std::uint16_t ws_client::frame::close_code() const {
                                     static_cast<std::uint8_t>(payload[1]));
 }
 
+namespace {
+
+/// Sends `request` (a request line and headers, without the blank line) plus `headers` on
+/// `fd` and reads the response head. Returns the status. When it is not `expected`, reads
+/// the error response's body into `error_body` and clears `buf`; otherwise `buf` keeps what
+/// follows the head, and `head` (when given) receives the head's header lines.
+int stream_request(int fd, std::string request,
+                   const std::vector<std::pair<std::string, std::string>>& headers, int expected,
+                   std::string& buf, std::string& error_body, std::string* head = nullptr) {
+  for (auto& [k, v] : headers)
+    request += k + ": " + v + "\r\n";
+  request += "\r\n";
+  write_all(fd, request);
+  auto until = clock::now() + std::chrono::seconds(30);
+  while (buf.find("\r\n\r\n") == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(until)) <= 0)
+      throw std::runtime_error("timeout waiting for the response head");
+    char b[4096];
+    ssize_t n = ::recv(fd, b, sizeof b, 0);
+    if (n <= 0) throw std::runtime_error("connection closed before the response head");
+    buf.append(b, static_cast<std::size_t>(n));
+  }
+  const int status = std::stoi(buf.substr(9, 3));
+  const std::size_t head_end = buf.find("\r\n\r\n");
+  if (status != expected) {
+    http_result r;
+    // Read the rest of the error body (the server closes after it).
+    std::string raw = buf;
+    while (!parse_one(raw, 0, r)) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(until)) <= 0) break;
+      char b[4096];
+      ssize_t n = ::recv(fd, b, sizeof b, 0);
+      if (n <= 0) break;
+      raw.append(b, static_cast<std::size_t>(n));
+    }
+    error_body = r.body;
+    buf.clear();
+    return status;
+  }
+  if (head) *head = buf.substr(0, head_end + 2);
+  buf.erase(0, head_end + 4);
+  return status;
+}
+
+} // namespace
+
 std::string ws_client::frame::close_reason() const {
   return payload.size() > 2 ? payload.substr(2) : std::string();
 }
@@ -378,38 +426,7 @@ ws_client::ws_client(std::uint16_t port, const std::string& target,
   std::string req = "GET " + target +
                     " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
-  for (auto& [k, v] : headers)
-    req += k + ": " + v + "\r\n";
-  req += "\r\n";
-  write_all(fd_, req);
-  auto until = clock::now() + std::chrono::seconds(30);
-  while (buf_.find("\r\n\r\n") == std::string::npos) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(until)) <= 0)
-      throw std::runtime_error("timeout waiting for the upgrade response to " + target);
-    char b[4096];
-    ssize_t n = ::recv(fd_, b, sizeof b, 0);
-    if (n <= 0) throw std::runtime_error("connection closed during the upgrade of " + target);
-    buf_.append(b, static_cast<std::size_t>(n));
-  }
-  status_ = std::stoi(buf_.substr(9, 3));
-  if (status_ != 101) {
-    http_result r;
-    // Read the rest of the error body (the server closes after it).
-    std::string raw = buf_;
-    while (!parse_one(raw, 0, r)) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, remaining_ms(until)) <= 0) break;
-      char b[4096];
-      ssize_t n = ::recv(fd_, b, sizeof b, 0);
-      if (n <= 0) break;
-      raw.append(b, static_cast<std::size_t>(n));
-    }
-    error_body_ = r.body;
-    buf_.clear();
-    return;
-  }
-  buf_.erase(0, buf_.find("\r\n\r\n") + 4);
+  status_ = stream_request(fd_, req, headers, 101, buf_, error_body_);
 }
 
 ws_client::~ws_client() {
@@ -502,29 +519,18 @@ sse_client::sse_client(std::uint16_t port, const std::string& target,
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        int receive_buffer) {
   fd_ = connect_to(port, receive_buffer);
-  std::string req = "GET " + target +
-                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                    "Cache-Control: no-cache\r\n";
-  for (auto& [k, v] : headers)
-    req += k + ": " + v + "\r\n";
-  req += "\r\n";
-  write_all(fd_, req);
-  auto until = clock::now() + std::chrono::seconds(30);
-  while (buf_.find("\r\n\r\n") == std::string::npos) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(until)) <= 0)
-      throw std::runtime_error("timeout waiting for the response to " + target);
-    char b[4096];
-    ssize_t n = ::recv(fd_, b, sizeof b, 0);
-    if (n <= 0) throw std::runtime_error("connection closed before the response to " + target);
-    buf_.append(b, static_cast<std::size_t>(n));
-  }
-  status_ = std::stoi(buf_.substr(9, 3));
-  const std::size_t head_end = buf_.find("\r\n\r\n");
-  std::size_t line = buf_.find("\r\n") + 2;
-  while (line < head_end) {
-    std::size_t eol = buf_.find("\r\n", line);
-    std::string h = buf_.substr(line, eol - line);
+  std::string head;
+  status_ = stream_request(fd_,
+                           "GET " + target +
+                               " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\n",
+                           headers, 200, buf_, error_body_, &head);
+  // Header lines after the status line.
+  std::size_t line = head.find("\r\n");
+  while (line != std::string::npos && line + 2 < head.size()) {
+    line += 2;
+    std::size_t eol = head.find("\r\n", line);
+    std::string h = head.substr(line, eol - line);
     if (auto colon = h.find(':'); colon != std::string::npos) {
       std::string name = h.substr(0, colon);
       std::transform(name.begin(), name.end(), name.begin(),
@@ -533,24 +539,8 @@ sse_client::sse_client(std::uint16_t port, const std::string& target,
       v.erase(0, v.find_first_not_of(' '));
       headers_[name] = v;
     }
-    line = eol + 2;
+    line = eol;
   }
-  if (status_ != 200) {
-    http_result r;
-    std::string raw = buf_;
-    while (!parse_one(raw, 0, r)) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, remaining_ms(until)) <= 0) break;
-      char b[4096];
-      ssize_t n = ::recv(fd_, b, sizeof b, 0);
-      if (n <= 0) break;
-      raw.append(b, static_cast<std::size_t>(n));
-    }
-    error_body_ = r.body;
-    buf_.clear();
-    return;
-  }
-  buf_.erase(0, head_end + 4);
 }
 
 sse_client::~sse_client() {
