@@ -3,7 +3,10 @@
 #include "config/log.hpp"
 #include "storage/document/json.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <thread>
 
 namespace rheo::mongo {
@@ -47,20 +50,41 @@ change_event event_from_change(const object& doc, const std::string& db, const s
   return ev;
 }
 
+/// The `_data` of a resume token document, or "" when it has none.
+std::string token_data(const bson_t* token) {
+  if (!token) return {};
+  object doc = from_bson(token);
+  const value* data = find_field(doc, "_data");
+  return data && data->is_string() ? data->as_string() : std::string();
+}
+
 // ---- feeds ----
 
 /// One MongoDB change stream, read by the feed's own thread (started by start(), joined by
 /// cancel()), which calls the sink. Thread-safety: as change_feed (store.hpp); the stream,
-/// its pooled client and the position belong to the caller of open_now() until start(),
+/// its pooled client and the positions belong to the caller of open_now() until start(),
 /// then to the feed thread until it is joined.
 class mongo_feed final : public change_feed {
 public:
+  /// `resume_after`: an event token, a snapshot token or nothing (from now).
   mongo_feed(std::shared_ptr<mongo_core> core, std::string db, std::string coll,
-             bson_ptr resume_after)
+             const std::optional<std::string>& resume_after)
       : core_(std::move(core)), db_(std::move(db)), coll_(std::move(coll)),
-        token_(std::move(resume_after)), backoff_(core_->options.backoff_min) {
+        backoff_(core_->options.backoff_min) {
     inbox_.key = db_ + '\0' + coll_;
     core_->add_feed(&inbox_);
+    if (!resume_after) return;
+    start_position_ = *resume_after;
+    if (is_event_data(*resume_after)) {
+      token_ = to_bson(object{{"_data", value(*resume_after)}});
+      reported_ = *resume_after; // the consumer has everything up to it
+    } else if (auto t = snapshot_time(*resume_after)) {
+      // The read reflected every write at or before t: the stream starts just after it.
+      start_at_ =
+          t->i == UINT32_MAX ? timestamp_value{t->t + 1, 0} : timestamp_value{t->t, t->i + 1};
+    } else {
+      lost_ = "history lost: malformed resume token '" + *resume_after + "'";
+    }
   }
 
   ~mongo_feed() override {
@@ -73,9 +97,10 @@ public:
   /// token the server no longer knows leaves the feed lost (lost() once started); other
   /// failures throw std::runtime_error.
   void open_now() {
+    if (lost_) return;
     bson_error_t error;
     if (open(error)) {
-      start_position_ = token_data(token_.get());
+      if (start_position_.empty()) start_position_ = token_data(token_.get());
       return;
     }
     if (is_history_lost(error)) {
@@ -159,8 +184,12 @@ private:
           continue;
         }
         log::info("change stream of " + db_ + "." + coll_ + " re-opened" +
-                  (token_ ? " after the last delivered event" : ""));
+                  (token_      ? " after the last known position"
+                   : start_at_ ? " at the snapshot's operation time"
+                               : ""));
       }
+      // The opening reply or the last batch may have moved the position past every event.
+      if (!report_position()) return;
       const bson_t* doc = nullptr;
       if (mongoc_change_stream_next(stream_, &doc)) {
         change_event ev = event_from_change(from_bson(doc), db_, coll_);
@@ -169,6 +198,7 @@ private:
         if (ev.operation == "invalidate")
           lost_ = "invalidated: the collection was dropped or renamed";
         if (cancelled()) return;
+        if (is_event_data(ev.token)) reported_ = ev.token;
         std::vector<change_event> batch;
         batch.push_back(std::move(ev));
         sink_->events(std::move(batch));
@@ -180,10 +210,24 @@ private:
         failed(error, "change stream failed");
         continue;
       }
-      // An empty batch: the server's position advanced (postBatchResumeToken) or not.
+      // An empty batch: the server's position advanced (postBatchResumeToken) or not; the
+      // next turn reports it.
       remember_position();
       backoff_ = core_->options.backoff_min;
     }
+  }
+
+  /// Tells the sink the driver's resume token when it is past the last event or report:
+  /// every change up to it has been delivered. False when cancelled.
+  bool report_position() {
+    std::string data = token_data(token_.get());
+    if (data.empty() || !is_event_data(data) ||
+        (!reported_.empty() && !token_before(reported_, data)))
+      return true;
+    if (cancelled()) return false;
+    reported_ = data;
+    sink_->position(std::move(data));
+    return true;
   }
 
 private:
@@ -193,7 +237,11 @@ private:
     object opts{
         {"fullDocument", value("updateLookup")},
         {"maxAwaitTimeMS", value(static_cast<std::int64_t>(core_->options.max_await.count()))}};
-    if (token_) opts.emplace_back("resumeAfter", value(from_bson(token_.get())));
+    // The last known position; before any, the snapshot's start (as the driver resumes).
+    if (token_)
+      opts.emplace_back("resumeAfter", value(from_bson(token_.get())));
+    else if (start_at_)
+      opts.emplace_back("startAtOperationTime", value(*start_at_));
     auto coll = collection_of(*client_, db_, coll_);
     bson_t pipeline;
     bson_init(&pipeline);
@@ -234,25 +282,21 @@ private:
     backoff_ = std::min(backoff_ * 2, core_->options.backoff_max);
   }
 
-  /// The `_data` of a resume token document, or "" when it has none.
-  static std::string token_data(const bson_t* token) {
-    if (!token) return {};
-    object doc = from_bson(token);
-    const value* data = find_field(doc, "_data");
-    return data && data->is_string() ? data->as_string() : std::string();
-  }
-
   std::shared_ptr<mongo_core> core_;
   std::string db_;
-  std::string start_position_; // set by open_now(), then constant
   std::string coll_;
+  // The token given to watch(), or the driver's after opening; set by the constructor and
+  // open_now(), then constant.
+  std::string start_position_;
   feed_inbox inbox_;
   std::thread thread_; // under inbox_.mu; joined by cancel()
   // Used by the feed thread only once started (see the class comment).
   std::shared_ptr<feed_sink> sink_;
   std::optional<pooled_client> client_;
   mongoc_change_stream_t* stream_ = nullptr;
-  bson_ptr token_;
+  bson_ptr token_; // the driver's resume token: the position to re-open from
+  std::optional<timestamp_value> start_at_; // a snapshot's start, while token_ is empty
+  std::string reported_; // the last event token or position the sink got (or was given)
   std::optional<std::string> lost_;
   std::chrono::milliseconds backoff_;
   std::chrono::steady_clock::time_point retry_at_{};
@@ -260,9 +304,32 @@ private:
 
 } // namespace
 
+bool is_event_data(std::string_view token) {
+  return !token.empty() && token.size() % 2 == 0 &&
+         std::all_of(token.begin(), token.end(), [](char c) { return hex_digit(c) >= 0; });
+}
+
+std::string snapshot_token(std::uint32_t t, std::uint32_t i) {
+  char out[18];
+  std::snprintf(out, sizeof out, "T%08X%08X", t, i);
+  return out;
+}
+
+std::optional<timestamp_value> snapshot_time(std::string_view token) {
+  if (token.size() != 17 || token[0] != 'T') return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : token.substr(1)) {
+    const int d = hex_digit(c);
+    if (d < 0) return std::nullopt;
+    n = n << 4 | static_cast<std::uint64_t>(d);
+  }
+  return timestamp_value{static_cast<std::uint32_t>(n >> 32), static_cast<std::uint32_t>(n)};
+}
+
 std::unique_ptr<change_feed> open_feed(std::shared_ptr<mongo_core> core, const std::string& db,
-                                       const std::string& coll, bson_ptr resume_after) {
-  auto feed = std::make_unique<mongo_feed>(std::move(core), db, coll, std::move(resume_after));
+                                       const std::string& coll,
+                                       const std::optional<std::string>& resume_after) {
+  auto feed = std::make_unique<mongo_feed>(std::move(core), db, coll, resume_after);
   feed->open_now();
   return feed;
 }

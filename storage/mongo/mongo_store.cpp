@@ -18,6 +18,59 @@ using namespace mongo;
 
 std::once_flag mongoc_init_once;
 
+// ---- snapshot positions ----
+
+/// The causally consistent session one read runs in when its position is wanted: the
+/// server's operationTime for the read, kept by the session, becomes a snapshot token (see
+/// mongo_store.hpp). Without sessions (none wanted, or a deployment without them) the read
+/// runs outside one and has no position. Thread-safety: used by the thread that holds the
+/// pooled client it belongs to; destroyed after the read's cursor and before that client
+/// returns to the pool.
+class read_session {
+public:
+  read_session(pooled_client& c, bool wanted) {
+    if (!wanted) return;
+    mongoc_session_opt_t* opts = mongoc_session_opts_new();
+    mongoc_session_opts_set_causal_consistency(opts, true);
+    bson_error_t error;
+    session_ = mongoc_client_start_session(c.get(), opts, &error);
+    mongoc_session_opts_destroy(opts);
+    if (session_) return;
+    // Only "the deployment has no sessions" is answered without a position; an unreachable
+    // server fails the read here rather than once more in the read itself.
+    if (error.domain != MONGOC_ERROR_CLIENT || error.code != MONGOC_ERROR_CLIENT_SESSION_FAILURE)
+      throw_mongo(error, "starting a session");
+    log::debug(std::string("read without a position: ") + error.message);
+  }
+  ~read_session() {
+    if (session_) mongoc_client_session_destroy(session_);
+  }
+  read_session(const read_session&) = delete;
+  read_session& operator=(const read_session&) = delete;
+
+  /// The read's options as BSON, with the session's id when there is a session.
+  bson_ptr options(const object& opts) const {
+    bson_ptr b = to_bson(opts);
+    bson_error_t error;
+    if (session_ && !mongoc_client_session_append(session_, b.get(), &error))
+      throw_mongo(error, "joining a session");
+    return b;
+  }
+
+  /// The snapshot token of what the read returned, or "" when the server gave no
+  /// operationTime (or there is no session).
+  std::string position() const {
+    if (!session_) return {};
+    std::uint32_t t = 0, i = 0;
+    mongoc_client_session_get_operation_time(session_, &t, &i);
+    if (t == 0 && i == 0) return {};
+    return snapshot_token(t, i);
+  }
+
+private:
+  mongoc_client_session_t* session_ = nullptr;
+};
+
 // ---- the store ----
 
 /// Thread-safety: all methods may be called concurrently from any thread (each call pops
@@ -110,6 +163,7 @@ public:
   std::vector<object> find(const std::string& db, const std::string& coll,
                            const find_query& q) override {
     pooled_client c = client();
+    read_session session(c, q.position != nullptr && q.limit != 0);
     std::vector<object> out;
     // A caller that gave only the compiled matcher: filter, skip and limit in rheo.
     const bool local_filter = q.filter_doc.empty() && !q.filter.matches_all();
@@ -127,8 +181,8 @@ public:
       }
       auto target = collection_of(c, db, coll);
       cursor_ptr cursor(mongoc_collection_find_with_opts(
-          target.get(), to_bson(local_filter ? object{} : q.filter_doc).get(), to_bson(opts).get(),
-          nullptr));
+          target.get(), to_bson(local_filter ? object{} : q.filter_doc).get(),
+          session.options(opts).get(), nullptr));
       out = drain(cursor.get(), "find in " + coll);
       if (local_filter) {
         std::vector<object> kept;
@@ -150,6 +204,7 @@ public:
             doc = q.keys.apply(doc);
     }
     if (out.empty() && !exists(c, db, coll)) throw_no_collection(coll);
+    if (q.position) *q.position = session.position();
     return out;
   }
 
@@ -181,10 +236,10 @@ public:
     return n;
   }
 
-  std::optional<object> find_by_id(const std::string& db, const std::string& coll,
-                                   const value& id, std::string* /*position*/) override {
+  std::optional<object> find_by_id(const std::string& db, const std::string& coll, const value& id,
+                                   std::string* position) override {
     pooled_client c = client();
-    return lookup(c, db, coll, id);
+    return lookup(c, db, coll, id, position);
   }
 
   write_result insert(const std::string& db, const std::string& coll, object doc) override {
@@ -431,16 +486,15 @@ public:
   }
 
   void check_resume_token(const std::string& token) const override {
-    if (token.empty() || token.size() % 2 ||
-        token.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-      throw api_error(400, "malformed resume token '" + token + "'");
+    if (is_event_data(token) || snapshot_time(token)) return;
+    throw api_error(400, "malformed resume token '" + token +
+                             "': expected a change event's _id._data (an even number of hex "
+                             "digits) or a Resume-Token header (T and 16 hex digits)");
   }
 
   std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                      const std::optional<std::string>& resume_after) override {
-    bson_ptr token;
-    if (resume_after) token = to_bson(object{{"_data", value(*resume_after)}});
-    return open_feed(core_, db, coll, std::move(token));
+    return open_feed(core_, db, coll, resume_after);
   }
 
   void close() override { closed_.store(true); }
@@ -491,14 +545,20 @@ private:
     throw_no_document();
   }
 
+  /// Document `id`; `position`, when set, receives the read's snapshot token.
   std::optional<object> lookup(pooled_client& c, const std::string& db, const std::string& coll,
-                               const value& id) {
+                               const value& id, std::string* position = nullptr) {
     if (id.is_array()) return std::nullopt;
+    read_session session(c, position != nullptr);
     auto target = collection_of(c, db, coll);
-    cursor_ptr cursor(mongoc_collection_find_with_opts(
-        target.get(), to_bson(object{{"_id", id}}).get(),
-        to_bson(object{{"limit", value(std::int64_t{1})}}).get(), nullptr));
-    auto docs = drain(cursor.get(), "find in " + coll);
+    std::vector<object> docs;
+    {
+      cursor_ptr cursor(mongoc_collection_find_with_opts(
+          target.get(), to_bson(object{{"_id", id}}).get(),
+          session.options(object{{"limit", value(std::int64_t{1})}}).get(), nullptr));
+      docs = drain(cursor.get(), "find in " + coll);
+    }
+    if (position) *position = session.position();
     if (docs.empty()) return std::nullopt;
     return std::move(docs.front());
   }

@@ -19,10 +19,10 @@
 // "updateLookup") per feed, opened by watch() on the caller's thread, then read by the
 // feed's own thread (started by start(), joined by cancel()), which holds one pooled client
 // for the stream's lifetime and calls the sink. The position after the last delivered
-// event is kept: errors the driver classifies as resumable are resumed by the driver;
-// after any other error, or a lost connection, the feed re-opens the stream with
-// `resumeAfter` that position, backing off exponentially (100 ms doubling to 5 s), until it
-// succeeds or the feed is cancelled. The feed ends with lost("history lost: ...") on
+// event is kept (the driver's resume token): errors the driver classifies as resumable are
+// resumed by the driver; after any other error, or a lost connection, the feed re-opens the
+// stream with `resumeAfter` that position, backing off exponentially (100 ms doubling to
+// 5 s), until it succeeds or the feed is cancelled. The feed ends with lost("history lost: ...") on
 // ChangeStreamHistoryLost (286) or a resume token the server no longer knows, and with
 // lost("invalidated: ...") after delivering an `invalidate` event. cancel() returns once
 // the getMore in flight returns: within max_await when the server answers, up to the
@@ -32,6 +32,27 @@
 // this process, whose threads deliver it with feed_sink::metadata() (between two reads of
 // the stream, so within max_await), so sessions whose stream definition changed are
 // closed; changes made by other processes are not seen.
+//
+// Resume tokens come in two forms, told apart by their first character:
+// - event tokens: the `_data` of a change event's `_id` (hex digits, MongoDB's sortable
+//   KeyString); watch() opens the stream with `resumeAfter: {_data: <token>}`. Positions
+//   reported to feed_sink::position() (the driver's resume token after a batch, i.e. the
+//   server's postBatchResumeToken, when it is past the last delivered event) and
+//   change_feed::position() of a feed opened without a token are event tokens too.
+// - snapshot tokens, the Resume-Token header of find() and find_by_id(): "T" (not a hex
+//   digit) and 16 uppercase hex digits, the seconds and the increment (8 each) of the
+//   operationTime the server reports for the read, which runs in a causally consistent
+//   client session. The read reflects every write at or before that time, so watch() opens
+//   the stream with `startAtOperationTime` the next timestamp: Timestamp(t, i + 1), or
+//   Timestamp(t + 1, 0) when i is at its maximum. The operation time is what MongoDB gives
+//   for this (a change stream cannot be positioned by a read otherwise); with read concern
+//   "local" it is the primary's last applied optime when the read ends, so a write that
+//   commits while the read runs can fall before it without being in the result. A
+//   deployment without sessions, or a reply without operationTime, gives no token (no
+//   header). A feed opened from a snapshot token re-opens, until it knows a resume token,
+//   with that same startAtOperationTime; its position() is the snapshot token.
+// check_resume_token() accepts exactly these two forms; watch() ends the feed of any other
+// string with lost("history lost: malformed resume token ...").
 //
 // Errors: 409 on duplicate key (11000); 400 for update/query errors the server rejects
 // (type mismatch, conflicting paths...); 503 when no MongoDB server is reachable; other

@@ -31,8 +31,8 @@ def free_port():
     return port
 
 
-def hello_doc(port):
-    return {
+def hello_doc(port, sessions=True):
+    doc = {
         "ismaster": True,
         "isWritablePrimary": True,
         "secondary": False,
@@ -50,6 +50,9 @@ def hello_doc(port):
         "logicalSessionTimeoutMinutes": 30,
         "ok": 1,
     }
+    if not sessions:
+        del doc["logicalSessionTimeoutMinutes"]
+    return doc
 
 
 # Commands the driver may send on its own (closing cursors and sessions): acknowledged
@@ -58,11 +61,12 @@ NOISE = ("killCursors", "endSessions")
 
 
 class Primary:
-    """A scripted replica-set primary on `port` (a free one when None)."""
+    """A scripted replica-set primary on `port` (a free one when None); `sessions=False`
+    makes it a deployment without sessions (no logicalSessionTimeoutMinutes)."""
 
-    def __init__(self, port=None, standalone=False):
+    def __init__(self, port=None, standalone=False, sessions=True):
         self.port = port or free_port()
-        doc = hello_doc(self.port)
+        doc = hello_doc(self.port, sessions)
         if standalone:
             for k in ("setName", "hosts", "primary", "me"):
                 doc.pop(k)
@@ -73,6 +77,9 @@ class Primary:
         # When set, getMore requests on this cursor met while waiting for another command
         # are answered with an empty batch (the stream is idle).
         self.idle_cursor = None
+        # As idle_cursor, for several streams (a live one and a replay): a getMore on one of
+        # them is answered empty unless it is the one waited for.
+        self.idle_cursors = set()
 
         def ack(request):
             self.noise.append(request)
@@ -99,8 +106,9 @@ class Primary:
         return ("mongodb://127.0.0.1:%d/?replicaSet=rs0&serverSelectionTimeoutMS=2000"
                 "&heartbeatFrequencyMS=500&connectTimeoutMS=2000" % self.port)
 
-    def receive(self, name, timeout=TIMEOUT):
-        """The next request, which must be command `name`."""
+    def receive(self, name, timeout=TIMEOUT, cursor=None):
+        """The next request, which must be command `name` (a getMore: on `cursor`, when
+        given)."""
         deadline = time.time() + timeout
         while True:
             request = self.server.receives(timeout=max(0.1, deadline - time.time()))
@@ -109,30 +117,41 @@ class Primary:
             if request.command_name in NOISE and name not in NOISE:
                 self.ack(request)
                 continue
-            if (name != "getMore" and request.command_name == "getMore"
-                    and self.idle_cursor is not None):
+            if request.command_name == "getMore" and self.is_idle(request, name, cursor):
                 self.idle_getmore(request)
                 continue
             break
         if request.command_name != name:
             raise AssertionError("expected command %r, got %r" % (name, request.doc))
+        if cursor is not None and request.doc["getMore"] != cursor:
+            raise AssertionError("expected a getMore on cursor %d, got %r" % (cursor, request.doc))
         return request
+
+    def is_idle(self, request, name, cursor):
+        """Whether a getMore met while waiting for `name` (on `cursor`) is an idle one."""
+        wanted = name == "getMore" and cursor in (None, request.doc["getMore"])
+        if request.doc["getMore"] in self.idle_cursors:
+            return not wanted
+        return name != "getMore" and self.idle_cursor is not None
 
     def idle_getmore(self, request):
         """Answers a getMore with an empty batch after a short pause (as a server waits
         maxAwaitTimeMS; pacing only, not needed for correctness)."""
-        assert request.doc["getMore"] == self.idle_cursor, request.doc
+        cursor = request.doc["getMore"]
+        assert cursor == self.idle_cursor or cursor in self.idle_cursors, request.doc
         time.sleep(0.05)
-        cursor_reply(request, [], "rheo.messages", self.idle_cursor, first=False)
+        cursor_reply(request, [], "rheo.messages", cursor, first=False)
 
     def stop(self):
         self.server.stop()
 
 
-def cursor_reply(request, docs, ns, cursor_id=0, first=True):
+def cursor_reply(request, docs, ns, cursor_id=0, first=True, cursor_extra=(), **fields):
+    """Answers `request` with a cursor batch; `cursor_extra` pairs go into the cursor
+    document (postBatchResumeToken), `fields` beside it (operationTime)."""
     key = "firstBatch" if first else "nextBatch"
-    request.replies(SON([("cursor", SON([("id", cursor_id), ("ns", ns), (key, docs)])),
-                         ("ok", 1)]))
+    cursor = SON([("id", cursor_id), ("ns", ns), (key, docs)] + list(cursor_extra))
+    request.replies(SON([("cursor", cursor), ("ok", 1)] + list(fields.items())))
 
 
 class Rheo:

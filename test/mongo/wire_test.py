@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bson import ObjectId  # noqa: E402
+from bson import ObjectId, Timestamp  # noqa: E402
 from bson.son import SON  # noqa: E402
 from harness import (TIMEOUT, Primary, Rheo, WsClient, change, cursor_reply,  # noqa: E402
                      free_port, in_background, run_tests, token)
@@ -54,9 +54,10 @@ def expect_unknown_collection(mock, call):
     assert status == 404 and "does not exist" in body, (status, body)
 
 
-def with_rheo(fn):
-    """Runs fn(mock, rheo) with a fresh primary and rheo; prints rheo's log on failure."""
-    mock = Primary()
+def with_rheo(fn, **primary):
+    """Runs fn(mock, rheo) with a fresh primary (Primary(**primary)) and rheo; prints rheo's
+    log on failure."""
+    mock = Primary(**primary)
     rheo = None
     try:
         rheo = Rheo(RHEO, mock.uri)
@@ -417,6 +418,74 @@ def test_explain_is_not_implemented_on_mongodb():
     with_rheo(run)
 
 
+# ---- snapshot tokens (Resume-Token) ----
+
+# An operation time and the snapshot token rheo makes of it ("T", then t and i in hex).
+OP_TIME = Timestamp(1700000000, 7)
+SNAPSHOT = "T6553F10000000007"
+
+
+def test_get_answers_a_resume_token_from_the_reads_operation_time():
+    def run(mock, rheo):
+        # GET /messages: the find runs in a session; the reply's operationTime is the token.
+        call = in_background(rheo.request, "GET", "/messages")
+        r = mock.receive("find")
+        assert r.doc["find"] == "messages" and "lsid" in r.doc, r.doc
+        # A fresh causally consistent session: nothing to wait for (no afterClusterTime).
+        assert "afterClusterTime" not in r.doc.get("readConcern", {}), r.doc
+        cursor_reply(r, [SON([("_id", 1)])], MSG_NS, operationTime=OP_TIME)
+        status, headers, body = call()
+        assert status == 200 and body == '[{"_id":1}]', (status, body)
+        assert headers.get("Resume-Token") == SNAPSHOT, headers
+
+        # Each read is its own snapshot: the next one does not wait for the first's time.
+        call = in_background(rheo.request, "GET", "/messages?filter={a:1}")
+        r = mock.receive("find")
+        assert "lsid" in r.doc, r.doc
+        assert "afterClusterTime" not in r.doc.get("readConcern", {}), r.doc
+        cursor_reply(r, [], MSG_NS, operationTime=Timestamp(1700000001, 0xFFFFFFFF))
+        expect_props_read(mock, [props_doc(ObjectId())])  # empty: does the collection exist?
+        status, headers, body = call()
+        assert status == 200 and body == "[]", (status, body)
+        assert headers.get("Resume-Token") == "T6553F101FFFFFFFF", headers
+
+        # GET /messages/<id>: the same, for the document's find.
+        call = in_background(rheo.request, "GET", "/messages/x")
+        r = mock.receive("find")
+        assert r.doc["filter"] == {"_id": "x"} and r.doc["limit"] == 1, r.doc
+        assert "lsid" in r.doc, r.doc
+        cursor_reply(r, [SON([("_id", "x"), ("_etag", ObjectId())])], MSG_NS,
+                     operationTime=Timestamp(1700000002, 1))
+        status, headers, _ = call()
+        assert status == 200 and headers.get("Resume-Token") == "T6553F10200000001", \
+            (status, headers)
+
+        # A reply without operationTime: no token is invented.
+        call = in_background(rheo.request, "GET", "/messages")
+        cursor_reply(mock.receive("find"), [SON([("_id", 1)])], MSG_NS)
+        status, headers, _ = call()
+        assert status == 200 and "Resume-Token" not in headers, headers
+        call = in_background(rheo.request, "GET", "/messages/x")
+        cursor_reply(mock.receive("find"), [SON([("_id", "x")])], MSG_NS)
+        status, headers, _ = call()
+        assert status == 200 and "Resume-Token" not in headers, headers
+
+    with_rheo(run)
+
+
+def test_get_without_sessions_answers_no_resume_token():
+    def run(mock, rheo):
+        for path in ("/messages", "/messages/x"):
+            call = in_background(rheo.request, "GET", path)
+            r = mock.receive("find")
+            assert "lsid" not in r.doc, r.doc
+            cursor_reply(r, [SON([("_id", "x")])], MSG_NS, operationTime=OP_TIME)
+            status, headers, _ = call()
+            assert status == 200 and "Resume-Token" not in headers, (path, status, headers)
+
+    with_rheo(run, sessions=False)
+
+
 # ---- bulk writes and aggregations ----
 
 
@@ -634,11 +703,11 @@ def open_stream(mock, rheo, cursor_id=42):
     return connect(), stage
 
 
-def serve_getmore(mock, cursor_id, batch):
-    r = mock.receive("getMore")
+def serve_getmore(mock, cursor_id, batch, **reply):
+    r = mock.receive("getMore", cursor=cursor_id)
     assert r.doc["getMore"] == cursor_id and r.doc["collection"] == "messages", r.doc
     assert r.doc["maxTimeMS"] == 1000, r.doc  # maxAwaitTimeMS
-    cursor_reply(r, batch, MSG_NS, cursor_id, first=False)
+    cursor_reply(r, batch, MSG_NS, cursor_id, first=False, **reply)
 
 
 def test_stream_delivers_events_and_resumes_after_errors():
@@ -822,6 +891,8 @@ if __name__ == "__main__":
         test_collection_metadata_lives_in_properties,
         test_index_api_maps_to_index_commands,
         test_explain_is_not_implemented_on_mongodb,
+        test_get_answers_a_resume_token_from_the_reads_operation_time,
+        test_get_without_sessions_answers_no_resume_token,
         test_bulk_post_inserts_every_document_in_one_transaction,
         test_bulk_patch_and_delete_send_update_many_and_delete_many,
         test_aggregation_sends_aggregate_with_the_resolved_pipeline,
