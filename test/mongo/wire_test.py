@@ -690,17 +690,23 @@ def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
 # ---- change streams ----
 
 
-def open_stream(mock, rheo, cursor_id=42):
-    """Connects a WebSocket to /messages/_streams/all and answers the stream's opening;
-    returns the client and the change-stream aggregate command."""
+def open_stream(mock, rheo, cursor_id=42, post_batch_token=None):
+    """Connects a WebSocket to /messages/_streams/all and answers the stream's opening (with
+    a postBatchResumeToken {_data: post_batch_token} when given); returns the client and
+    the change-stream aggregate command."""
     connect = in_background(WsClient, rheo.port, "/messages/_streams/all")
     expect_props_read(mock, [props_doc(ObjectId())])
     r = mock.receive("aggregate")
     assert r.doc["aggregate"] == "messages", r.doc
     stage = r.doc["pipeline"][0]["$changeStream"]
     assert stage["fullDocument"] == "updateLookup", r.doc
-    cursor_reply(r, [], MSG_NS, cursor_id)
+    cursor_reply(r, [], MSG_NS, cursor_id, cursor_extra=pbrt(post_batch_token))
     return connect(), stage
+
+
+def pbrt(data):
+    """The cursor field of a change-stream reply carrying postBatchResumeToken {_data}."""
+    return [] if data is None else [("postBatchResumeToken", SON([("_data", data)]))]
 
 
 def serve_getmore(mock, cursor_id, batch, **reply):
@@ -880,6 +886,202 @@ def test_metadata_change_through_rheo_closes_sessions():
     with_rheo(run)
 
 
+# ---- resuming (section 7 of the API contract) ----
+
+
+def connect_resuming(mock, rheo, resume_token):
+    """Connects a WebSocket with ?resumeAfter=<resume_token> to the subscription of
+    /messages/_streams/all (open already); answers the connection's metadata read. Returns
+    the client and the replay's change-stream aggregate (unanswered) and its
+    $changeStream stage."""
+    connect = in_background(WsClient, rheo.port,
+                            "/messages/_streams/all?resumeAfter=" + resume_token)
+    expect_props_read(mock, [props_doc(ObjectId())])
+    ws = connect()
+    r = mock.receive("aggregate")
+    assert r.doc["aggregate"] == "messages", r.doc
+    stage = r.doc["pipeline"][0]["$changeStream"]
+    assert stage["fullDocument"] == "updateLookup", r.doc
+    return ws, r, stage
+
+
+def ids(ws, n):
+    """The _data of the next n events on `ws`."""
+    return [ws.event()["_id"]["_data"] for _ in range(n)]
+
+
+def insert(n):
+    return change(n, "insert", SON([("_id", n)]), n)
+
+
+def test_resume_after_an_event_token_replays_then_continues_live():
+    def run(mock, rheo):
+        live, _ = open_stream(mock, rheo, 42)
+        for n in (1, 2, 3):
+            serve_getmore(mock, 42, [insert(n)])
+            assert ids(live, 1) == [token(n)]
+        mock.idle_cursors = {42}
+
+        # The replay: a second change stream, resumeAfter the client's token.
+        ws, r, stage = connect_resuming(mock, rheo, token(1))
+        assert stage["resumeAfter"] == {"_data": token(1)}, stage
+        assert "startAtOperationTime" not in stage and "startAfter" not in stage, stage
+        cursor_reply(r, [insert(2)], MSG_NS, 50)
+        assert ids(ws, 1) == [token(2)]
+        mock.idle_cursors = {42, 50}
+
+        # A live event while the replay is behind: the live session gets it at once, the
+        # resuming one after the replay reaches it, once.
+        serve_getmore(mock, 42, [insert(4)])
+        assert ids(live, 1) == [token(4)]
+        serve_getmore(mock, 50, [insert(3), insert(4)])
+        assert ids(ws, 2) == [token(3), token(4)]
+
+        # Handed over: the shared live stream only, no duplicate.
+        for n in (5, 6):
+            serve_getmore(mock, 42, [insert(n)])
+            assert ids(live, 1) == [token(n)]
+            assert ids(ws, 1) == [token(n)]
+        ws.close()
+        live.close()
+
+    with_rheo(run)
+
+
+def test_resume_from_a_snapshot_token_starts_after_the_read():
+    def run(mock, rheo):
+        # The live stream knows its position from the opening's postBatchResumeToken.
+        live, _ = open_stream(mock, rheo, 42, post_batch_token=token(10))
+        mock.idle_cursors = {42}
+        call = in_background(rheo.request, "GET", "/messages")
+        cursor_reply(mock.receive("find"), [SON([("_id", 1)])], MSG_NS, operationTime=OP_TIME)
+        _, headers, _ = call()
+        assert headers["Resume-Token"] == SNAPSHOT, headers
+
+        # The replay starts just after the read's operation time.
+        ws, r, stage = connect_resuming(mock, rheo, SNAPSHOT)
+        assert stage["startAtOperationTime"] == Timestamp(1700000000, 8), stage
+        assert "resumeAfter" not in stage and "startAfter" not in stage, stage
+        cursor_reply(r, [], MSG_NS, 50)
+        # Nothing happened since: an empty batch whose postBatchResumeToken is past the live
+        # position hands the session over (without it the replay would wait for an event).
+        serve_getmore(mock, 50, [], cursor_extra=pbrt(token(11)))
+        mock.idle_cursors = {42, 50}
+        serve_getmore(mock, 42, [insert(12)])
+        assert ids(live, 1) == [token(12)]
+        assert ids(ws, 1) == [token(12)]
+        serve_getmore(mock, 42, [insert(13)])
+        assert ids(ws, 1) == [token(13)]
+        ws.close()
+        live.close()
+
+    with_rheo(run)
+
+
+def test_replay_from_a_snapshot_token_reopens_at_its_start_until_an_event():
+    def run(mock, rheo):
+        live, _ = open_stream(mock, rheo, 42)  # no position known: no handover before events
+        mock.idle_cursors = {42}
+        ws, r, stage = connect_resuming(mock, rheo, SNAPSHOT)
+        start = Timestamp(1700000000, 8)
+        assert stage["startAtOperationTime"] == start, stage
+        cursor_reply(r, [], MSG_NS, 50)
+
+        # A non-resumable error before any event: rheo re-opens at the same start.
+        r = mock.receive("getMore", cursor=50)
+        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
+        r = mock.receive("aggregate")
+        stage = r.doc["pipeline"][0]["$changeStream"]
+        assert stage["startAtOperationTime"] == start and "resumeAfter" not in stage, stage
+        cursor_reply(r, [], MSG_NS, 51)
+
+        # A resumable one: the driver resumes at the same start too.
+        r = mock.receive("getMore", cursor=51)
+        r.replies(ok=0, code=6, codeName="HostUnreachable", errmsg="host unreachable",
+                  errorLabels=["ResumableChangeStreamError"])
+        r = mock.receive("aggregate")
+        stage = r.doc["pipeline"][0]["$changeStream"]
+        assert stage["startAtOperationTime"] == start and "resumeAfter" not in stage, stage
+        cursor_reply(r, [insert(11)], MSG_NS, 52)
+        assert ids(ws, 1) == [token(11)]
+
+        # After an event, the event's token.
+        r = mock.receive("getMore", cursor=52)
+        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
+        r = mock.receive("aggregate")
+        stage = r.doc["pipeline"][0]["$changeStream"]
+        assert stage["resumeAfter"] == {"_data": token(11)}, stage
+        assert "startAtOperationTime" not in stage, stage
+        cursor_reply(r, [], MSG_NS, 53)
+
+        # The live stream moves on; the replay reaches it; then live only.
+        mock.idle_cursors = {42, 53}
+        serve_getmore(mock, 42, [insert(12)])
+        assert ids(live, 1) == [token(12)]
+        serve_getmore(mock, 53, [insert(12)])
+        assert ids(ws, 1) == [token(12)]
+        serve_getmore(mock, 42, [insert(13)])
+        assert ids(ws, 1) == [token(13)]
+        ws.close()
+        live.close()
+
+    with_rheo(run)
+
+
+def test_resume_with_a_malformed_token_is_refused_before_the_upgrade():
+    def run(mock, rheo):
+        for bad in ("xyz", "82ABC", "T6553F1000000000", "T6553F10000000007A",
+                    "t6553f10000000007", "T6553F1000000000G"):
+            try:
+                WsClient(rheo.port, "/messages/_streams/all?resumeAfter=" + bad)
+                raise AssertionError("upgrade accepted with resumeAfter=" + bad)
+            except AssertionError as e:
+                assert "upgrade refused" in str(e) and " 400 " in str(e), (bad, e)
+            status, _, body = rheo.request("GET", "/messages/_streams/all?resumeAfter=" + bad,
+                                           headers={"Accept": "text/event-stream"})
+            assert status == 400 and "resume token" in body, (bad, status, body)
+        # Neither opened a change stream (nor read anything): the next command is this find.
+        call = in_background(rheo.request, "GET", "/messages")
+        r = mock.receive("find")
+        assert r.doc["find"] == "messages", r.doc
+        cursor_reply(r, [SON([("_id", 1)])], MSG_NS)
+        assert call()[0] == 200
+
+    with_rheo(run)
+
+
+def test_history_lost_on_the_replay_closes_with_4410():
+    def run(mock, rheo):
+        live, _ = open_stream(mock, rheo, 42)
+        for n in (1, 2):
+            serve_getmore(mock, 42, [insert(n)])
+            assert ids(live, 1) == [token(n)]
+        mock.idle_cursors = {42}
+        lost = dict(ok=0, code=286, codeName="ChangeStreamHistoryLost",
+                    errmsg="Resume of change stream was not possible, as the resume point may "
+                           "no longer be in the oplog.",
+                    errorLabels=["NonResumableChangeStreamError"])
+
+        # An event token too old for the oplog.
+        ws, r, stage = connect_resuming(mock, rheo, token(1))
+        assert stage["resumeAfter"] == {"_data": token(1)}, stage
+        r.replies(**lost)
+        assert ws.close_frame() == (4410, "history lost")
+
+        # A snapshot token too old; its increment at the maximum starts at the next second.
+        ws, r, stage = connect_resuming(mock, rheo, "T6553F101FFFFFFFF")
+        assert stage["startAtOperationTime"] == Timestamp(1700000002, 0), stage
+        r.replies(**lost)
+        assert ws.close_frame() == (4410, "history lost")
+
+        # The shared live stream goes on.
+        serve_getmore(mock, 42, [insert(3)])
+        assert ids(live, 1) == [token(3)]
+        live.close()
+
+    with_rheo(run)
+
+
 if __name__ == "__main__":
     run_tests([
         test_startup_refuses_a_standalone_server,
@@ -903,4 +1105,9 @@ if __name__ == "__main__":
         test_invalidate_closes_sessions,
         test_stream_resumes_when_the_primary_comes_back,
         test_metadata_change_through_rheo_closes_sessions,
+        test_resume_after_an_event_token_replays_then_continues_live,
+        test_resume_from_a_snapshot_token_starts_after_the_read,
+        test_replay_from_a_snapshot_token_reopens_at_its_start_until_an_event,
+        test_resume_with_a_malformed_token_is_refused_before_the_upgrade,
+        test_history_lost_on_the_replay_closes_with_4410,
     ])
