@@ -305,8 +305,7 @@ private:
 } // namespace
 
 bool is_event_data(std::string_view token) {
-  return !token.empty() && token.size() % 2 == 0 &&
-         std::all_of(token.begin(), token.end(), [](char c) { return hex_digit(c) >= 0; });
+  return is_event_token(token) && token.size() % 2 == 0; // hex of whole bytes
 }
 
 std::string snapshot_token(std::uint32_t t, std::uint32_t i) {

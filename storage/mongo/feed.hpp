@@ -17,7 +17,8 @@
 
 namespace rheo::mongo {
 
-/// Whether `token` has the form of a change event's `_id._data` (hex digits, even count).
+/// Whether `token` has the form of a change event's `_id._data`: an event token
+/// (is_event_token, store.hpp) of whole bytes (an even number of hex digits).
 bool is_event_data(std::string_view token);
 
 /// The snapshot token of a read whose operationTime is Timestamp(t, i): "T" and 16 hex

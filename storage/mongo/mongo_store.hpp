@@ -22,9 +22,9 @@
 // event is kept (the driver's resume token): errors the driver classifies as resumable are
 // resumed by the driver; after any other error, or a lost connection, the feed re-opens the
 // stream with `resumeAfter` that position, backing off exponentially (100 ms doubling to
-// 5 s), until it succeeds or the feed is cancelled. The feed ends with lost("history lost: ...") on
-// ChangeStreamHistoryLost (286) or a resume token the server no longer knows, and with
-// lost("invalidated: ...") after delivering an `invalidate` event. cancel() returns once
+// 5 s), until it succeeds or the feed is cancelled. The feed ends with lost("history lost:
+// ...") on ChangeStreamHistoryLost (286) or a resume token the server no longer knows, and
+// with lost("invalidated: ...") after delivering an `invalidate` event. cancel() returns once
 // the getMore in flight returns: within max_await when the server answers, up to the
 // driver's timeouts when it does not.
 // MongoDB change streams do not show metadata changes: put_collection/patch_collection
@@ -45,11 +45,11 @@
 //   client session. The read reflects every write at or before that time, so watch() opens
 //   the stream with `startAtOperationTime` the next timestamp: Timestamp(t, i + 1), or
 //   Timestamp(t + 1, 0) when i is at its maximum. The operation time is what MongoDB gives
-//   for this (a change stream cannot be positioned by a read otherwise); with read concern
-//   "local" it is the primary's last applied optime when the read ends, so a write that
-//   commits while the read runs can fall before it without being in the result. A
-//   deployment without sessions, or a reply without operationTime, gives no token (no
-//   header). A feed opened from a snapshot token re-opens, until it knows a resume token,
+//   for this, and it is exact unless a write commits while the read runs: the server
+//   reports (read concern "local") its last applied optime when the read ends, so such a
+//   write can be at or before it without being in the result, and is then not replayed
+//   either. A deployment without sessions, or a reply without operationTime, gives no
+//   token (no header). A feed opened from a snapshot token re-opens, until it knows a resume token,
 //   with that same startAtOperationTime; its position() is the snapshot token.
 // check_resume_token() accepts exactly these two forms; watch() ends the feed of any other
 // string with lost("history lost: malformed resume token ...").

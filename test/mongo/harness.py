@@ -134,6 +134,32 @@ class Primary:
             return not wanted
         return name != "getMore" and self.idle_cursor is not None
 
+    def serve_idle_until(self, done, timeout=TIMEOUT):
+        """Answers idle getMores and noise until done() holds; any other request fails."""
+        deadline = time.time() + timeout
+        while not done():
+            if time.time() > deadline:
+                raise AssertionError("timed out serving idle streams")
+            try:
+                request = self.server.receives(timeout=0.1)
+            except AssertionError as e:
+                if "got nothing" in str(e):
+                    continue
+                raise
+            if request is None:
+                raise AssertionError("mock stopped while serving idle streams")
+            if request.command_name in NOISE:
+                self.ack(request)
+            elif request.command_name == "getMore" and self.is_idle(request, None, None):
+                self.idle_getmore(request)
+            else:
+                raise AssertionError("unexpected request %r" % request.doc)
+
+    def killed(self, cursor):
+        """Whether the driver has closed cursor `cursor` (a change stream destroyed)."""
+        return any(r.command_name == "killCursors" and cursor in r.doc.get("cursors", [])
+                   for r in list(self.noise))
+
     def idle_getmore(self, request):
         """Answers a getMore with an empty batch after a short pause (as a server waits
         maxAwaitTimeMS; pacing only, not needed for correctness)."""
@@ -310,6 +336,53 @@ class WsClient:
         self.sock.close()
 
 
+class SseClient:
+    """A minimal Server-Sent Events client: a GET with Accept: text/event-stream, then the
+    events of the response (comments skipped)."""
+
+    def __init__(self, port, path, headers=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                           "Accept: text/event-stream\r\n%s\r\n" % (path, port, extra)).encode())
+        self.buf = b""
+        head = self._until(b"\r\n\r\n", time.time() + TIMEOUT)
+        if b" 200 " not in head.split(b"\r\n")[0]:
+            raise AssertionError("SSE refused: %r" % head)
+
+    def _until(self, sep, deadline):
+        while sep not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("timed out waiting for SSE data")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf.split(sep, 1)
+        return out
+
+    def event(self, timeout=TIMEOUT):
+        """The next event's fields ({"id", "event", "data"}; data parsed as JSON)."""
+        deadline = time.time() + timeout
+        while True:
+            block = self._until(b"\n\n", deadline).decode()
+            fields = {}
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    continue
+                key, _, val = line.partition(":")
+                fields[key] = val[1:] if val.startswith(" ") else val
+            if fields:
+                if "data" in fields:
+                    fields["data"] = json.loads(fields["data"])
+                return fields
+
+    def close(self):
+        self.sock.close()
+
+
 def token(n):
     """A resume token _data string, as MongoDB 4.2+ shapes them (hex)."""
     return "82%062X" % n
@@ -328,6 +401,16 @@ def change(n, op="insert", doc=None, key=None, update=None):
     return ev
 
 
+def known_failure(reason):
+    """Marks a test that fails because of a known bug outside the code under test: its
+    failure prints XFAIL with `reason` and does not fail the run; its success prints XPASS
+    (remove the mark)."""
+    def mark(fn):
+        fn.known_failure = reason
+        return fn
+    return mark
+
+
 def run_tests(tests):
     """Runs the test functions, printing one line each; exits 1 on any failure."""
     only = os.environ.get("RHEO_TEST_ONLY")
@@ -336,11 +419,19 @@ def run_tests(tests):
         if only and only not in fn.__name__:
             continue
         name = fn.__name__.replace("_", " ")
+        known = getattr(fn, "known_failure", None)
         start = time.time()
         try:
             fn()
-            print("ok   %s (%.1fs)" % (name, time.time() - start), flush=True)
+            if known:
+                print("XPASS %s (%.1fs): fixed, remove known_failure (%s)"
+                      % (name, time.time() - start, known), flush=True)
+            else:
+                print("ok   %s (%.1fs)" % (name, time.time() - start), flush=True)
         except BaseException as e:
+            if known and isinstance(e, AssertionError):
+                print("XFAIL %s: %s (known: %s)" % (name, e, known), flush=True)
+                continue
             failed += 1
             import traceback
             traceback.print_exc()
