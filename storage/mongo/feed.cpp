@@ -101,6 +101,8 @@ public:
     bson_error_t error;
     if (open(error)) {
       if (start_position_.empty()) start_position_ = token_data(token_.get());
+      // position() tells the consumer where the feed starts: no need to report it again.
+      if (reported_.empty() && is_event_data(start_position_)) reported_ = start_position_;
       return;
     }
     if (is_history_lost(error)) {
