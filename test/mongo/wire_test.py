@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bson import ObjectId, Timestamp  # noqa: E402
 from bson.son import SON  # noqa: E402
 from harness import (TIMEOUT, Primary, Rheo, SseClient, WsClient, change,  # noqa: E402
-                     cursor_reply, free_port, in_background, known_failure, run_tests, token)
+                     cursor_reply, free_port, in_background, run_tests, token)
 
 RHEO = sys.argv[1] if len(sys.argv) > 1 else "build/rheo"
 
@@ -948,8 +948,6 @@ def test_resume_after_an_event_token_replays_then_continues_live():
     with_rheo(run)
 
 
-@known_failure("actors/subscription.cpp replayed() sends replay events after the "
-               "session's boundary, which the live stream delivers again after the handover")
 def test_replay_ahead_of_the_live_stream_repeats_nothing():
     def run(mock, rheo):
         # The live position is a postBatchResumeToken (an idle stream), not an event.
