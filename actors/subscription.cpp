@@ -67,6 +67,19 @@ void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,
   if (count) post_to_connection(conn, std::make_shared<const std::string>(std::move(bytes)), count);
 }
 
+/// Messages for one connection alone are posted in buffers of about this size, so that a
+/// long replay fills the connection's queue a part at a time: what fits under its limit is
+/// delivered even when the rest makes it a slow consumer, and the client's next resume
+/// starts later.
+constexpr std::size_t alone_chunk_bytes = 64 * 1024;
+
+/// Posts what `bytes` holds once it has reached alone_chunk_bytes.
+void send_alone_if_full(const std::shared_ptr<push_connection>& conn, std::string& bytes,
+                        std::uint32_t& count) {
+  if (bytes.size() < alone_chunk_bytes) return;
+  send_alone(conn, std::exchange(bytes, {}), std::exchange(count, 0));
+}
+
 /// Adds `conn` to the fan-out group of its shard and transport: it receives every batch
 /// posted after this.
 void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> conn) {
@@ -112,6 +125,7 @@ void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
       if (const object* out = run_stages(st, stats, ev, scratch)) {
         append_message(bytes, m.transport, ev, *out);
         ++count;
+        send_alone_if_full(r.conn, bytes, count);
       }
     }
   send_alone(r.conn, std::move(bytes), count);
@@ -250,6 +264,7 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
     if (const object* out = run_stages(st, stats, ev, scratch)) {
       append_message(bytes, transport, ev, *out);
       ++count;
+      send_alone_if_full(r.conn, bytes, count);
     }
     r.last = *t;
   }
