@@ -75,10 +75,16 @@ std::int64_t push_connection::enqueue(const std::shared_ptr<const std::string>& 
   auto n = static_cast<std::int64_t>(bytes->size());
   if (queued_ + n > opts_.queue_limit_bytes) {
     shard_.metrics().slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-    start_close(1013,
-                "slow consumer: outbound queue over " + std::to_string(opts_.queue_limit_bytes) +
-                    " bytes",
-                true);
+    std::string reason =
+        "slow consumer: outbound queue over " + std::to_string(opts_.queue_limit_bytes) + " bytes";
+    if (!open_ && !accepting_) {
+      // Before the handshake (a long replay): close right after it.
+      drop_queued_data();
+      closing_ = true;
+      close_after_handshake_.emplace(1013, std::move(reason));
+      return 0;
+    }
+    start_close(1013, reason, true);
     return 0;
   }
   queued_ += n;
@@ -100,6 +106,12 @@ void push_connection::flush() {
 
 void push_connection::open_for_writing() {
   open_ = true;
+  if (close_after_handshake_) {
+    auto [code, reason] = std::move(*close_after_handshake_);
+    close_after_handshake_.reset();
+    closing_ = false;
+    start_close(code, reason, true);
+  }
   do_write();
 }
 

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,7 +100,8 @@ protected:
   void queue_control(std::string bytes, bool last = false);
   /// Puts `bytes` before everything queued (nothing may have been written yet).
   void queue_first(std::string bytes);
-  /// Makes the connection writable (the handshake is done) and writes what is queued.
+  /// Makes the connection writable (the handshake is done) and writes what is queued, or
+  /// begins the close decided before the handshake.
   void open_for_writing();
   void schedule_flush();
   void drop_queued_data();
@@ -116,6 +118,9 @@ protected:
   bool closing_ = false;   // the last item is queued; no more data frames
   bool last_sent_ = false; // the last item has been written
   bool finished_ = false;
+  /// Over the queue limit before the handshake: the close (code, reason) to begin once the
+  /// handshake is done (the client learns why, instead of losing the connection unanswered).
+  std::optional<std::pair<std::uint16_t, std::string>> close_after_handshake_;
 
 private:
   friend class fanout_group;

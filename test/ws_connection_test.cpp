@@ -8,7 +8,9 @@
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/ws_connection.hpp"
+
 #include "net/ws_frame.hpp"
+#include <functional>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -41,7 +43,9 @@ struct peer {
   std::string received; // client bytes after the 101 response
   bool closed_reported = false;
 
-  explicit peer(ws_connection::options opts, int server_sndbuf = 0, int client_rcvbuf = 0) {
+  /// `before_accept` runs on the shard's thread before the handshake starts.
+  explicit peer(ws_connection::options opts, int server_sndbuf = 0, int client_rcvbuf = 0,
+                const std::function<void(ws_connection&)>& before_accept = {}) {
     tcp::acceptor acceptor(shard.context(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
     client = ::socket(AF_INET, SOCK_STREAM, 0);
     if (client_rcvbuf)
@@ -64,6 +68,7 @@ struct peer {
     conn = std::make_shared<ws_connection>(shard, std::move(s), std::move(req),
                                            boost::beast::flat_buffer{}, opts);
     conn->on_closed = [this] { closed_reported = true; };
+    if (before_accept) before_accept(*conn);
     conn->accept();
     // Until the client has the whole 101 response.
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -222,4 +227,25 @@ BOOST_AUTO_TEST_CASE(a_queue_over_its_limit_closes_the_connection_with_1013) {
   net::post(p.shard.context(), [&] { last = p.conn->enqueue(frame, 1); });
   p.run();
   BOOST_TEST(last == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_queue_over_its_limit_before_the_handshake_closes_with_1013_after_it) {
+  // A resuming client's replay can fill the queue before the 101 is written: the client
+  // still gets the 101, then the close with the reason, instead of a dropped connection.
+  auto frame = text_frame(600);
+  std::int64_t third = -1;
+  peer p({.queue_limit_bytes = 1000}, 0, 0, [&](ws_connection& c) {
+    c.enqueue(frame, 1);
+    third = c.enqueue(frame, 1); // over the limit
+  });
+  BOOST_TEST(third == 0);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (parse_frames(p.received).close_code < 0 && std::chrono::steady_clock::now() < until) {
+    p.read_some();
+    p.run();
+  }
+  auto seen = parse_frames(p.received);
+  BOOST_TEST(seen.close_code == 1013);
+  BOOST_TEST(seen.data == 0); // what was queued was dropped
+  BOOST_TEST(p.stats.slow_consumer_closes.load() == 1u);
 }
