@@ -81,6 +81,12 @@ std::variant<resource, http_response> locate(const server_config& config, securi
                                              access& who, http_headers& extra_headers) {
   if (t.path == "/_ping") return service_resource(resource_kind::ping);
   if (t.path == "/_metrics") return service_resource(resource_kind::metrics);
+  // The Auth-Token-Location of a login; its handler authenticates (no ACL rule applies).
+  if (t.segments.size() == 2 && t.segments[0] == "tokens" && sec.issues_tokens()) {
+    resource r = service_resource(resource_kind::token);
+    r.name = t.segments[1];
+    return r;
+  }
   const std::string& sp = config.static_prefix;
   const bool page_load = (req.method == http_method::get || req.method == http_method::head) &&
                          req.accept.find("text/html") != std::string::npos;
