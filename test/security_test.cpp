@@ -644,6 +644,29 @@ BOOST_AUTO_TEST_CASE(password_checks_beyond_the_bound_wait_for_a_slot) {
   BOOST_TEST(statuses.count(401) == 8u);
 }
 
+BOOST_AUTO_TEST_CASE(password_checks_do_not_hold_up_the_io_threads) {
+  // One I/O thread: argon2id on it would make every other request wait behind the burst.
+  secured s(no_jwt,
+            R"(, "auth_max_concurrent_hashes": 1, "auth_hash_wait_ms": 60000,
+               "login_max_failures": 1000000)",
+            {"--log-level", "debug", "--io-threads", "1"});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 40; ++i)
+    threads.emplace_back([&] { s.as(basic("ann", "wrong"), "GET", "/public"); });
+  BOOST_REQUIRE(eventually([&] { return s.argon2_checks("ann") >= 1; }));
+  auto start = std::chrono::steady_clock::now();
+  BOOST_TEST(s.as("", "GET", "/public").status == 404); // anonymous: no argon2id
+  auto took = std::chrono::steady_clock::now() - start;
+  std::size_t done_meanwhile = s.argon2_checks("ann");
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST_MESSAGE("anonymous GET during the burst: "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms, after " << done_meanwhile << " of 40 checks");
+  BOOST_TEST(done_meanwhile < 40u); // the burst was still running
+  BOOST_TEST(took < std::chrono::seconds(2));
+}
+
 BOOST_AUTO_TEST_CASE(the_token_location_tells_validity_and_delete_logs_out) {
   secured s(no_jwt, R"(, "token_ttl_seconds": 900)", {"--log-level", "debug"});
   BOOST_REQUIRE(

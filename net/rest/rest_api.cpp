@@ -141,9 +141,11 @@ rest_api::rest_api(const server_config& config, store& db, security& sec, const 
     : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
 bool rest_api::is_blocking(const http_request& req) const {
-  // Writes wait for a commit; an aggregation may read a whole collection.
+  // Writes wait for a commit; an aggregation may read a whole collection; an argon2id
+  // password check takes tens of milliseconds (bounded by hash_slots, which may wait).
   if (req.method == http_method::get || req.method == http_method::head)
-    return req.target.find("/_aggrs/") != std::string::npos;
+    return req.target.find("/_aggrs/") != std::string::npos ||
+           security_.needs_password_check(req.authorization);
   return req.method != http_method::options;
 }
 

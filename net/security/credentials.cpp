@@ -213,6 +213,26 @@ auth_result credentials::authenticate(const std::string& authorization, const st
   return res;
 }
 
+bool credentials::needs_password_check(const std::string& authorization) {
+  if (authorization.rfind("Basic ", 0) != 0) return false;
+  auto decoded = base64_decode(std::string_view(authorization).substr(6), false);
+  auto colon = decoded ? decoded->find(':') : std::string::npos;
+  if (!decoded || colon == std::string::npos) return false; // a 401 without hashing
+  std::string user = decoded->substr(0, colon);
+  std::string_view secret = std::string_view(*decoded).substr(colon + 1);
+  std::shared_ptr<user_set> users = users_;
+  auto uit = users->users.find(user);
+  if (uit == users->users.end()) return true; // the dummy hash
+  {
+    std::lock_guard lock(mutex_);
+    auto t = tokens_.find(user);
+    if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
+        constant_time_equal(t->second.token, secret))
+      return false;
+  }
+  return !users->verified.lookup(user, uit->second.hash, secret);
+}
+
 std::optional<token_info> credentials::token_of(const std::string& user) {
   std::lock_guard lock(mutex_);
   auto t = tokens_.find(user);

@@ -54,6 +54,10 @@ public:
   auth_result authenticate(const std::string& authorization, const std::string& cookie,
                            const std::string& remote_address);
 
+  /// Whether authenticating `authorization` (Basic) would run argon2id: a password that is
+  /// neither an issued token nor cached. Such requests are handled off the I/O threads.
+  bool needs_password_check(const std::string& authorization);
+
   /// The unexpired token issued to `user`, if any.
   std::optional<token_info> token_of(const std::string& user);
   /// Logout: revokes the token of `user` and forgets the passwords verified for it.

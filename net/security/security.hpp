@@ -32,6 +32,11 @@ public:
   auth_result authenticate(const std::string& authorization, const std::string& cookie,
                            const std::string& remote_address);
 
+  /// Whether authenticating `authorization` would run argon2id (a Basic password neither
+  /// cached nor a token): the server then handles the request off its I/O threads.
+  bool needs_password_check(const std::string& authorization) {
+    return credentials_.needs_password_check(authorization);
+  }
   /// The unexpired token issued to `user` at login, if any.
   std::optional<token_info> token_of(const std::string& user) {
     return credentials_.token_of(user);
