@@ -98,6 +98,7 @@ struct options {
   unsigned http_conns = 1;
   std::string http_method = "POST"; // POST (time-stamped documents) or GET
   std::string http_path;            // GET target; POST goes to /<coll>
+  std::string authorization;        // "Authorization: Basic ...\r\n" for --basic, else empty
   unsigned pipeline = 16;
   unsigned doc_bytes = 100;
   double rate = 100;      // requests/s over all HTTP connections (0: as fast as possible)
@@ -136,6 +137,7 @@ struct options {
       "  --http-conns W             HTTP client connections (writers) (default 1)\n"
       "  --http-method POST|GET     POST time-stamped documents to /<coll>, or GET --http-path\n"
       "  --http-path PATH           GET target (already URL-encoded)\n"
+      "  --basic USER:PASSWORD      send HTTP Basic credentials with every HTTP request\n"
       "  --pipeline D               requests in flight per HTTP connection (default 16)\n"
       "  --doc-bytes B              approximate document size (default 100)\n"
       "  --rate R                   requests/s over all HTTP connections, 0 = max (default 100)\n"
@@ -150,6 +152,22 @@ struct options {
       "  --label NAME --out PREFIX  writes PREFIX.json, PREFIX.md, PREFIX.svg\n",
       code ? stderr : stdout);
   std::exit(code);
+}
+
+/// Standard base64, padded (for --basic).
+std::string base64(std::string_view in) {
+  static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
+    out += chars[(n >> 18) & 63];
+    out += chars[(n >> 12) & 63];
+    out += i + 1 < in.size() ? chars[(n >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? chars[n & 63] : '=';
+  }
+  return out;
 }
 
 options parse_options(int argc, char** argv) {
@@ -201,6 +219,8 @@ options parse_options(int argc, char** argv) {
       o.http_method = value();
     else if (a == "--http-path")
       o.http_path = value();
+    else if (a == "--basic")
+      o.authorization = "Authorization: Basic " + base64(value()) + "\r\n";
     else if (a == "--pipeline")
       o.pipeline = std::clamp(uns(), 1u, 64u);
     else if (a == "--doc-bytes")
@@ -713,7 +733,8 @@ void worker::lost(connection& c) {
 
 void worker::append_request(connection& c, std::int64_t t) {
   if (o_.http_method == "GET") {
-    c.out += format("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", o_.http_path.c_str(), o_.host.c_str());
+    c.out += format("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", o_.http_path.c_str(), o_.host.c_str(),
+                    o_.authorization.c_str());
   } else {
     std::string body;
     if (o_.per_user) {
@@ -724,8 +745,8 @@ void worker::append_request(connection& c, std::int64_t t) {
       body = format("{\"t\":%lld,\"pad\":\"%s\"}", static_cast<long long>(t), pad_.c_str());
     }
     c.out += format("POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                    "Content-Length: %zu\r\n\r\n",
-                    o_.coll.c_str(), o_.host.c_str(), body.size());
+                    "%sContent-Length: %zu\r\n\r\n",
+                    o_.coll.c_str(), o_.host.c_str(), o_.authorization.c_str(), body.size());
     c.out += body;
   }
   c.sent_at[(c.head + c.outstanding) % c.sent_at.size()] = t;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S6 S9]
+#   bench/run.sh S1 [S2 ... S6 S9 S5B]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
 # OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
@@ -98,6 +98,29 @@ S5() { # REST, 64 connections: POST durable (--durability full, the default), PO
     --rate 0 --step-seconds 10
   stop_server
 }
+S5B() { # S5's GET with HTTP Basic (issue 14): a server with a user; S5 documents loaded in
+  # bulk, a wait until the server is idle, then S5's GET anonymously and with the user's
+  # password on every request, twice each, alternating. First on 1,000 documents (a cheap
+  # query, where the cost of authentication shows), then on 120,000 (about S5's own count).
+  local hash
+  hash=$("$RHEO" hash-password bench-pw)
+  start_server --durability normal --users '[{"userid":"bench","password":"'"$hash"'","roles":["user"]}]'
+  setup_log="$OUT/S5B-$1.setup"
+  : >"$setup_log"
+  local get=(--subscribers 0 --http-conns 64 --pipeline 1 --http-method GET --rate 0 --step-seconds 10
+    --http-path '/bench?filter=%7B%22t%22%3A%7B%22%24gt%22%3A0%7D%7D&pagesize=10')
+  local size loaded=0
+  for size in 1000 120000; do
+    load_docs bench $((size - loaded)) s5
+    loaded=$size
+    settle
+    bench "S5B-$size-GET-anonymous" "$1" "${get[@]}"
+    bench "S5B-$size-GET-basic" "$1" "${get[@]}" --basic bench:bench-pw
+    bench "S5B-$size-GET-anonymous-b" "$1" "${get[@]}"
+    bench "S5B-$size-GET-basic-b" "$1" "${get[@]}" --basic bench:bench-pw
+  done
+  stop_server
+}
 S6() { # slow consumers: 1,000 healthy clients without, then with, 100 clients that never read
   # (4 KiB SO_RCVBUF), 35 s each. 20 inserts/s of 8 KB documents (not 200/s of 100 B, which
   # saturates the server here, see S2): each slow socket must first fill its 4 MiB kernel send
@@ -192,8 +215,8 @@ S9() { # large collection: 1,000,000 chat messages. Both servers run --durabilit
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S6 | S9) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S6 S9]" >&2
+  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S9) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S6 S9 S5B]" >&2
     exit 2
     ;;
   esac

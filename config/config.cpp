@@ -177,6 +177,24 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.login_window_seconds = parse_unsigned<unsigned>(v, 1, 86400);
        }},
+      {"auth_cache_ttl_seconds",
+       "how long a verified Basic password is remembered (keyed hash; 0: verify every request)",
+       [](server_config& c, const std::string& v) {
+         c.auth_cache_ttl_seconds = parse_unsigned<unsigned>(v, 0, 86400);
+       }},
+      {"auth_cache_size", "most verified Basic passwords remembered (the oldest go first)",
+       [](server_config& c, const std::string& v) {
+         c.auth_cache_size = parse_unsigned<std::size_t>(v, 1, 10000000);
+       }},
+      {"auth_max_concurrent_hashes",
+       "argon2id password checks running at once, 64 MiB each (0: one per core)",
+       [](server_config& c, const std::string& v) {
+         c.auth_max_concurrent_hashes = parse_unsigned<unsigned>(v, 0, 1024);
+       }},
+      {"auth_hash_wait_ms", "how long a password check waits for a free slot before 503",
+       [](server_config& c, const std::string& v) {
+         c.auth_hash_wait_ms = parse_unsigned<unsigned>(v, 0, 60000);
+       }},
       {"create_messages",
        "create the chat's messages collection and its {timestamp:-1} index at startup when missing",
        [](server_config& c, const std::string& v) {

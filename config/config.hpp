@@ -53,6 +53,10 @@ struct server_config {
   unsigned token_ttl_seconds = 900;
   unsigned login_max_failures = 10;
   unsigned login_window_seconds = 60;
+  unsigned auth_cache_ttl_seconds = 60;    // verified Basic passwords kept this long (0: no cache)
+  std::size_t auth_cache_size = 10000;     // at most this many verified passwords kept
+  unsigned auth_max_concurrent_hashes = 0; // argon2id verifications at once (0: one per core)
+  unsigned auth_hash_wait_ms = 1000;       // wait for a free one this long, then 503
   bool create_messages = true; // create /messages (stream "all", index {timestamp:-1}) if missing
 };
 

@@ -1,6 +1,7 @@
 // Declarative security against a real rheo process: roles x endpoints, readFilter on
 // GET, streams, bulk writes and aggregations, mergeRequest, tokens and cookies, JWT,
-// throttling, the default rules.
+// throttling, the default rules; the cache of verified passwords, the bound on argon2id
+// checks at once, and logout at the Auth-Token-Location.
 #define BOOST_TEST_MODULE security
 #include <boost/test/unit_test.hpp>
 
@@ -14,6 +15,9 @@
 
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
 
 using namespace rheo;
 using namespace rheo::test;
@@ -121,7 +125,8 @@ std::string json_string(const std::string& s) {
 struct secured {
   temp_dir dir;
   std::unique_ptr<rheo_process> proc;
-  explicit secured(const std::string& jwt_json, const std::string& extra = "") {
+  explicit secured(const std::string& jwt_json, const std::string& extra = "",
+                   std::vector<std::string> args = {}) {
     std::string config = R"cfg({
       "users": [
         {"userid": "ann", "password": )cfg" +
@@ -150,8 +155,16 @@ struct secured {
       )cfg" + extra + R"cfg(
     })cfg";
     std::ofstream(dir.path() + "/rheo.json") << config;
-    proc = std::make_unique<rheo_process>(
-        std::vector<std::string>{"--config", dir.path() + "/rheo.json", "--durability", "normal"});
+    args.insert(args.begin(), {"--config", dir.path() + "/rheo.json", "--durability", "normal"});
+    proc = std::make_unique<rheo_process>(std::move(args));
+  }
+  /// How many argon2id checks of `user` the server has logged (it runs with --log-level debug).
+  std::size_t argon2_checks(const std::string& user) const {
+    std::string log = proc->log(), needle = "argon2id check of user '" + user + "'";
+    std::size_t n = 0;
+    for (auto p = log.find(needle); p != std::string::npos; p = log.find(needle, p + 1))
+      ++n;
+    return n;
   }
   http_result as(const std::string& auth, const std::string& method, const std::string& target,
                  const std::string& body = "") {
@@ -521,4 +534,195 @@ BOOST_AUTO_TEST_CASE(default_rules_let_anonymous_users_chat_and_nothing_else) {
   BOOST_TEST(http(port, "GET", "/").status == 401);
   BOOST_TEST(http(port, "GET", "/chat/").status == 200);
   BOOST_TEST(http(port, "GET", "/_ping").status == 200);
+}
+
+namespace {
+
+const std::string no_jwt = R"({"algorithm":"HS256","key":"k"})";
+
+/// Peak resident set of `pid` in KiB (VmHWM), 0 when unknown.
+long peak_rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_verified_password_is_cached_until_its_ttl_and_never_matches_another) {
+  secured s(no_jwt, R"(, "auth_cache_ttl_seconds": 1, "login_max_failures": 1000)",
+            {"--log-level", "debug"});
+  // Miss: the first request runs argon2id; hits do not, as long as the entry lives.
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+  BOOST_TEST(s.argon2_checks("ann") == 1u);
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+  // (A check that the TTL could end between requests would make this flaky: the TTL is 1 s
+  // and these take milliseconds.)
+  BOOST_TEST(s.argon2_checks("ann") <= 2u);
+  // A cached entry never authenticates another password, nor the password for another user.
+  for (auto* wrong : {"ann-pwx", "ann-p", "", "ANN-PW"})
+    BOOST_TEST(s.as(basic("ann", wrong), "GET", "/public").status == 401, wrong);
+  BOOST_TEST(s.as(basic("bob", "ann-pw"), "GET", "/public").status == 401);
+  // A wrong password is never cached as right: each try runs argon2id again.
+  std::size_t before = s.argon2_checks("ann");
+  BOOST_TEST(s.as(basic("ann", "ann-pwx"), "GET", "/public").status == 401);
+  BOOST_TEST(s.argon2_checks("ann") == before + 1);
+  // Expiry: once the TTL has passed, the right password is checked with argon2id again.
+  before = s.argon2_checks("ann");
+  BOOST_TEST(eventually(
+      [&] {
+        BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+        return s.argon2_checks("ann") > before;
+      },
+      std::chrono::milliseconds(10000)));
+}
+
+BOOST_AUTO_TEST_CASE(a_zero_cache_ttl_checks_every_request) {
+  secured s(no_jwt, R"(, "auth_cache_ttl_seconds": 0)", {"--log-level", "debug"});
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+  BOOST_TEST(s.argon2_checks("ann") == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_wrong_passwords_beyond_the_bound_get_503_and_the_server_lives) {
+  // One argon2id check at a time and no waiting: a burst of 200 wrong passwords (POSTs, so
+  // they run on the 16 worker threads at once) is mostly refused, in bounded memory.
+  secured s(no_jwt,
+            R"(, "auth_max_concurrent_hashes": 1, "auth_hash_wait_ms": 0,
+               "login_max_failures": 1000000)");
+  constexpr int clients = 200;
+  std::mutex m;
+  std::map<int, int> statuses;
+  bool retry_after_on_every_503 = true, json_on_every_503 = true;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      auto r = s.as(basic(i % 2 ? "ann" : "nobody", "wrong-" + std::to_string(i)), "POST", "/notes",
+                    R"({"x":1})");
+      std::lock_guard lock(m);
+      ++statuses[r.status];
+      if (r.status == 503) {
+        retry_after_on_every_503 &= r.header("retry-after") == "1";
+        json_on_every_503 &= r.body.find("too many password checks") != std::string::npos;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST(statuses[401] + statuses[503] == clients);
+  BOOST_TEST(statuses[401] >= 1);
+  BOOST_TEST(statuses[503] >= 1);
+  BOOST_TEST(retry_after_on_every_503);
+  BOOST_TEST(json_on_every_503);
+  // At most one 64 MiB hash at a time: the peak stays far below 200 x 64 MiB.
+  long peak = peak_rss_kib(s.proc->pid());
+  BOOST_TEST_MESSAGE("peak RSS after the burst: " << peak << " KiB");
+  BOOST_TEST(peak < 200 * 1024);
+  // The server still answers, and a right password still logs in.
+  BOOST_TEST(s.as("", "GET", "/_ping").status == 200);
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(password_checks_beyond_the_bound_wait_for_a_slot) {
+  secured s(no_jwt,
+            R"(, "auth_max_concurrent_hashes": 1, "auth_hash_wait_ms": 60000,
+               "login_max_failures": 1000000)");
+  std::mutex m;
+  std::multiset<int> statuses;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 12; ++i)
+    threads.emplace_back([&, i] {
+      auto r = s.as(basic("ann", i % 3 ? "wrong" : "ann-pw"), "POST", "/notes", R"({"x":1})");
+      std::lock_guard lock(m);
+      statuses.insert(r.status);
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST(statuses.count(201) == 4u);
+  BOOST_TEST(statuses.count(401) == 8u);
+}
+
+BOOST_AUTO_TEST_CASE(password_checks_do_not_hold_up_the_io_threads) {
+  // One I/O thread: argon2id on it would make every other request wait behind the burst.
+  secured s(no_jwt,
+            R"(, "auth_max_concurrent_hashes": 1, "auth_hash_wait_ms": 60000,
+               "login_max_failures": 1000000)",
+            {"--log-level", "debug", "--io-threads", "1"});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 40; ++i)
+    threads.emplace_back([&] { s.as(basic("ann", "wrong"), "GET", "/public"); });
+  BOOST_REQUIRE(eventually([&] { return s.argon2_checks("ann") >= 1; }));
+  auto start = std::chrono::steady_clock::now();
+  BOOST_TEST(s.as("", "GET", "/public").status == 404); // anonymous: no argon2id
+  auto took = std::chrono::steady_clock::now() - start;
+  std::size_t done_meanwhile = s.argon2_checks("ann");
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST_MESSAGE("anonymous GET during the burst: "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms, after " << done_meanwhile << " of 40 checks");
+  BOOST_TEST(done_meanwhile < 40u); // the burst was still running
+  BOOST_TEST(took < std::chrono::seconds(2));
+}
+
+BOOST_AUTO_TEST_CASE(the_token_location_tells_validity_and_delete_logs_out) {
+  secured s(no_jwt, R"(, "token_ttl_seconds": 900)", {"--log-level", "debug"});
+  BOOST_REQUIRE(
+      s.as(basic("root", "root-pw"), "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})")
+          .status == 201);
+  auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
+  BOOST_REQUIRE(login.status == 200);
+  std::string token = login.header("auth-token");
+  std::string location = login.header("auth-token-location");
+  BOOST_REQUIRE(!token.empty());
+  BOOST_TEST(location == "/tokens/ann");
+  std::string cookie = login.header("set-cookie");
+  std::string cookie_value = cookie.substr(0, cookie.find(';'));
+
+  // GET tells the token and until when it is valid, to its owner only.
+  auto info = s.as(basic("ann", token), "GET", location);
+  BOOST_TEST(info.status == 200);
+  auto doc = parse_json(info.body).as_object();
+  BOOST_TEST(find_field(doc, "auth_token")->as_string() == token);
+  BOOST_TEST(find_field(doc, "auth_token_valid_until")->as_string() ==
+             login.header("auth-token-valid-until"));
+  BOOST_TEST(http(s.proc->port(), "GET", location, "", {{"Cookie", cookie_value}}).status == 200);
+  BOOST_TEST(s.as(basic("bob", "bob-pw"), "GET", location).status == 403);
+  BOOST_TEST(s.as(basic("bob", "bob-pw"), "DELETE", location).status == 403);
+  BOOST_TEST(s.as("", "GET", location).status == 401);
+  BOOST_TEST(s.as(basic("ann", token), "PUT", location).status == 405);
+
+  // DELETE revokes the token and expires the cookie.
+  auto out = http(s.proc->port(), "DELETE", location, "", {{"Cookie", cookie_value}});
+  BOOST_TEST(out.status == 204);
+  BOOST_TEST(out.header("set-cookie").find("rheo_auth=;") == 0u);
+  BOOST_TEST(out.header("set-cookie").find("Max-Age=0") != std::string::npos);
+  BOOST_TEST(out.header("auth-token").empty());
+  // The revoked token no longer authenticates, as password or cookie.
+  BOOST_TEST(s.as(basic("ann", token), "GET", location).status == 401);
+  BOOST_TEST(http(s.proc->port(), "GET", location, "", {{"Cookie", cookie_value}}).status == 401);
+  ws_client ws(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie_value}});
+  BOOST_TEST(ws.upgrade_status() == 401);
+  // Logout also forgets the verified password: the next login runs argon2id and gets a
+  // new token.
+  std::size_t before = s.argon2_checks("ann");
+  auto again = s.as(basic("ann", "ann-pw"), "GET", "/notes");
+  BOOST_TEST(again.status == 200);
+  BOOST_TEST(s.argon2_checks("ann") == before + 1);
+  BOOST_TEST(!again.header("auth-token").empty());
+  BOOST_TEST(again.header("auth-token") != token);
+}
+
+BOOST_AUTO_TEST_CASE(bad_auth_settings_stop_startup_with_one_line) {
+  for (auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--auth-cache-size", "0"},
+                                                        {"--auth-cache-ttl-seconds", "-1"},
+                                                        {"--auth-max-concurrent-hashes", "5000"},
+                                                        {"--auth-hash-wait-ms", "x"}}) {
+    auto r = run_rheo({flag, value});
+    BOOST_TEST(r.exit_code != 0, flag);
+    BOOST_TEST(r.output.find(flag.substr(2)) != std::string::npos, r.output);
+  }
 }

@@ -25,15 +25,19 @@ std::string_view acl_method(const http_request& req) {
   return req.method_text;
 }
 
+http_response auth_error_response(security::auth_result& auth) {
+  http_response r = error_response(auth.status, auth.message);
+  if (auth.status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"rheo\"");
+  for (auto& h : auth.headers)
+    r.headers.push_back(std::move(h));
+  return r;
+}
+
 std::optional<http_response> check_access(security& sec, const http_request& req,
                                           std::string_view method, std::string_view path,
                                           access& who, http_headers& extra_headers) {
   auto auth = sec.authenticate(req.authorization, req.cookie, req.remote_address);
-  if (auth.status) {
-    http_response r = error_response(auth.status, auth.message);
-    if (auth.status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"rheo\"");
-    return r;
-  }
+  if (auth.status) return auth_error_response(auth);
   extra_headers = std::move(auth.headers);
   who.user = std::move(auth.user);
   who.rule = sec.authorize(method, path, who.user);

@@ -32,6 +32,10 @@ struct access {
 /// The method name the ACL sees for `req`: its own, with HEAD as GET.
 std::string_view acl_method(const http_request& req);
 
+/// The answer to a failed authentication (401 with WWW-Authenticate, 429, 503 with
+/// Retry-After).
+http_response auth_error_response(security::auth_result& auth);
+
 /// Authenticates `req` and authorizes `method` on `path`, filling `who` and
 /// `extra_headers` (tokens issued at login); the error response (401, 403, 429) when not
 /// allowed.

@@ -81,6 +81,12 @@ std::variant<resource, http_response> locate(const server_config& config, securi
                                              access& who, http_headers& extra_headers) {
   if (t.path == "/_ping") return service_resource(resource_kind::ping);
   if (t.path == "/_metrics") return service_resource(resource_kind::metrics);
+  // The Auth-Token-Location of a login; its handler authenticates (no ACL rule applies).
+  if (t.segments.size() == 2 && t.segments[0] == "tokens" && sec.issues_tokens()) {
+    resource r = service_resource(resource_kind::token);
+    r.name = t.segments[1];
+    return r;
+  }
   const std::string& sp = config.static_prefix;
   const bool page_load = (req.method == http_method::get || req.method == http_method::head) &&
                          req.accept.find("text/html") != std::string::npos;
@@ -135,9 +141,11 @@ rest_api::rest_api(const server_config& config, store& db, security& sec, const 
     : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
 bool rest_api::is_blocking(const http_request& req) const {
-  // Writes wait for a commit; an aggregation may read a whole collection.
+  // Writes wait for a commit; an aggregation may read a whole collection; an argon2id
+  // password check takes tens of milliseconds (bounded by hash_slots, which may wait).
   if (req.method == http_method::get || req.method == http_method::head)
-    return req.target.find("/_aggrs/") != std::string::npos;
+    return req.target.find("/_aggrs/") != std::string::npos ||
+           security_.needs_password_check(req.authorization);
   return req.method != http_method::options;
 }
 

@@ -35,7 +35,8 @@ public:
 
   /// True when handling `req` may block on a store write (run it off the I/O threads):
   /// every method but GET, HEAD and OPTIONS, so document and collection writes and the
-  /// creation (which builds the index) and dropping of indexes.
+  /// creation (which builds the index) and dropping of indexes; aggregations; and any
+  /// request whose Basic password must be checked with argon2id (not cached, not a token).
   bool is_blocking(const http_request& req) const override;
 
 private:

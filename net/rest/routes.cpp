@@ -16,6 +16,8 @@ constexpr std::optional<http_method> any_method;
 constexpr route routes[] = {
     {resource_kind::ping, http_method::get, get_ping},
     {resource_kind::metrics, http_method::get, get_metrics},
+    {resource_kind::token, http_method::get, get_token},
+    {resource_kind::token, http_method::delete_, delete_token},
     {resource_kind::app, http_method::get, redirect_to_app},
     {resource_kind::static_files, http_method::get, get_static_file},
     {resource_kind::database, http_method::get, get_collection_names},
@@ -55,6 +57,8 @@ http_response method_not_allowed(const request_context& c) {
     return error_response(405, "method " + m + " not allowed on /*; use PATCH or DELETE");
   case resource_kind::aggregation:
     return error_response(405, "method " + m + " not allowed on an aggregation; use GET");
+  case resource_kind::token:
+    return error_response(405, "method " + m + " not allowed on a token; use GET or DELETE");
   case resource_kind::indexes:
     return error_response(405, "method " + m + " not allowed on _indexes; use GET");
   case resource_kind::index:

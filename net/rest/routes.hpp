@@ -3,6 +3,7 @@
 // table in routes.cpp names one handler per (resource kind, method). The handlers live
 // one file per concern:
 //   service.cpp      /_ping, /_metrics, the web app's files and the browser redirect to it
+//   tokens.cpp       /tokens/<user>, the Auth-Token-Location: GET tells, DELETE logs out
 //   collections.cpp  a database's collection names; a collection's metadata:
 //                    PUT, PATCH, DELETE /<coll> and GET /<coll>/_meta
 //   queries.cpp      GET /<coll> (filter, sort, keys, pages, explain) and GET /<coll>/_size
@@ -37,6 +38,7 @@ namespace rheo::rest {
 enum class resource_kind {
   ping,         // /_ping
   metrics,      // /_metrics
+  token,        // /tokens/<user> when users are configured (name: the user)
   app,          // a browser loading / or the app's prefix without its '/': redirected
   static_files, // the web app's files, under the static prefix
   database,     // a mount's database: its collection names
@@ -98,6 +100,10 @@ http_response get_ping(const request_context& c);
 http_response get_metrics(const request_context& c);
 http_response redirect_to_app(const request_context& c);
 http_response get_static_file(const request_context& c);
+
+// tokens.cpp
+http_response get_token(const request_context& c);
+http_response delete_token(const request_context& c);
 
 // collections.cpp
 http_response get_collection_names(const request_context& c);

@@ -1,12 +1,15 @@
 #include "net/security/credentials.hpp"
 
+#include "config/log.hpp"
 #include "net/security/codec.hpp"
 #include "net/security/config_json.hpp"
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 namespace rheo {
 
@@ -32,6 +35,11 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+unsigned hash_slot_count(const server_config& config) {
+  if (config.auth_max_concurrent_hashes) return config.auth_max_concurrent_hashes;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 } // namespace
 
 std::string hash_password(const std::string& password) {
@@ -44,8 +52,11 @@ std::string hash_password(const std::string& password) {
 }
 
 credentials::credentials(const server_config& config)
-    : token_ttl_(config.token_ttl_seconds), max_failures_(config.login_max_failures),
-      failure_window_(config.login_window_seconds) {
+    : users_(std::make_shared<user_set>(std::chrono::seconds(config.auth_cache_ttl_seconds),
+                                        config.auth_cache_size)),
+      token_ttl_(config.token_ttl_seconds), max_failures_(config.login_max_failures),
+      failure_window_(config.login_window_seconds),
+      hash_slots_(hash_slot_count(config), std::chrono::milliseconds(config.auth_hash_wait_ms)) {
   if (sodium_init() < 0) throw config_error("libsodium failed to initialise");
   // Verifying against a real hash for unknown users keeps their timing like a wrong password.
   dummy_hash_ = hash_password("rheo-dummy-password-for-unknown-users");
@@ -59,7 +70,7 @@ credentials::credentials(const server_config& config)
     std::string hash = string_field(u, "password", where);
     if (hash.rfind("$argon2", 0) != 0)
       throw config_error(where + ": \"password\" must be a hash from `rheo hash-password`");
-    users_[id] = {hash, string_list(u, "roles", where)};
+    users_->users[id] = {hash, string_list(u, "roles", where)};
   }
 }
 
@@ -119,13 +130,16 @@ auth_result credentials::authenticate(const std::string& authorization, const st
     from_cookie = true;
   }
 
-  auto uit = users_.find(user);
+  // One user set for the whole check, even if a reload swaps it meanwhile.
+  std::shared_ptr<user_set> users = users_;
+  auto uit = users->users.find(user);
+  const bool known = uit != users->users.end();
   // 1. An issued token.
   {
     std::lock_guard lock(mutex_);
     auto t = tokens_.find(user);
     if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
-        constant_time_equal(t->second.token, secret) && uit != users_.end()) {
+        constant_time_equal(t->second.token, secret) && known) {
       res.user = make_principal(user, uit->second.roles);
       return res;
     }
@@ -139,11 +153,35 @@ auth_result credentials::authenticate(const std::string& authorization, const st
     res.message = "too many failed logins from this address; try again later";
     return res;
   }
-  // 2. The password (argon2id; slow on purpose). Unknown users are verified against a
-  // dummy hash so both failures take the same time and answer the same.
-  const std::string& hash = uit != users_.end() ? uit->second.hash : dummy_hash_;
-  bool ok = crypto_pwhash_str_verify(hash.c_str(), secret.data(), secret.size()) == 0 &&
-            uit != users_.end();
+  // 2. A password verified recently: the cache holds a keyed hash of it, never the password.
+  bool ok = known && users->verified.lookup(user, uit->second.hash, secret);
+  if (!ok) {
+    // 3. The password (argon2id; slow on purpose, so at most a few at once). Unknown users
+    // are verified against a dummy hash so both failures take the same time and answer the
+    // same.
+    hash_slots::held slot(hash_slots_);
+    if (!slot) {
+      res.status = 503;
+      res.message = "too many password checks at once; try again shortly";
+      res.headers.emplace_back("Retry-After", "1");
+      return res;
+    }
+    // Failures recorded while this request waited for its slot count too.
+    if (throttled(remote_address)) {
+      res.status = 429;
+      res.message = "too many failed logins from this address; try again later";
+      return res;
+    }
+    // A burst of requests with the same new credentials (a client opening many
+    // connections) verifies once: those that waited find the first one's entry.
+    ok = known && users->verified.lookup(user, uit->second.hash, secret);
+    if (!ok) {
+      const std::string& hash = known ? uit->second.hash : dummy_hash_;
+      ok = crypto_pwhash_str_verify(hash.c_str(), secret.data(), secret.size()) == 0 && known;
+      if (ok) users->verified.remember(user, uit->second.hash, secret);
+      log::debug("argon2id check of user '" + user + "': " + (ok ? "ok" : "wrong"));
+    }
+  }
   if (!ok) {
     record_failure(remote_address);
     res.status = 401;
@@ -173,6 +211,48 @@ auth_result credentials::authenticate(const std::string& authorization, const st
                                              "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
                                              std::to_string(token_ttl_.count()));
   return res;
+}
+
+bool credentials::needs_password_check(const std::string& authorization) {
+  if (authorization.rfind("Basic ", 0) != 0) return false;
+  auto decoded = base64_decode(std::string_view(authorization).substr(6), false);
+  auto colon = decoded ? decoded->find(':') : std::string::npos;
+  if (!decoded || colon == std::string::npos) return false; // a 401 without hashing
+  std::string user = decoded->substr(0, colon);
+  std::string_view secret = std::string_view(*decoded).substr(colon + 1);
+  std::shared_ptr<user_set> users = users_;
+  auto uit = users->users.find(user);
+  if (uit == users->users.end()) return true; // the dummy hash
+  {
+    std::lock_guard lock(mutex_);
+    auto t = tokens_.find(user);
+    if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
+        constant_time_equal(t->second.token, secret))
+      return false;
+  }
+  return !users->verified.lookup(user, uit->second.hash, secret);
+}
+
+std::optional<token_info> credentials::token_of(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  auto t = tokens_.find(user);
+  if (t == tokens_.end() || std::chrono::steady_clock::now() >= t->second.expires)
+    return std::nullopt;
+  return token_info{t->second.token, iso8601(t->second.expires_wall)};
+}
+
+void credentials::revoke_token(const std::string& user) {
+  {
+    std::lock_guard lock(mutex_);
+    tokens_.erase(user);
+  }
+  // A logged-out client proves its password again, with argon2id.
+  std::shared_ptr<user_set> users = users_;
+  users->verified.forget(user);
+}
+
+std::string credentials::expired_cookie() {
+  return "rheo_auth=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
 }
 
 } // namespace rheo

@@ -1,17 +1,22 @@
 // Users and their credentials: the users of the configuration with argon2id password
 // hashes (libsodium), HTTP Basic with a password or an issued token, the token cookie for
-// browsers, the tokens issued at login, and login throttling by remote address.
+// browsers, the tokens issued at login and revoked at logout, login throttling by remote
+// address, a cache of recently verified passwords (credential_cache.hpp) and a bound on the
+// argon2id checks running at once (hash_slots.hpp).
 //
-// Thread-safety: authenticate() may be called concurrently from any thread (the token
-// table and throttling counters are guarded by a mutex); the users are immutable after
-// construction.
+// Thread-safety: every public member may be called concurrently from any thread (the token
+// table and throttling counters are guarded by a mutex, the cache and the slots guard
+// themselves); the user set is immutable after construction.
 #pragma once
 
 #include "config/config.hpp"
+#include "net/security/credential_cache.hpp"
+#include "net/security/hash_slots.hpp"
 #include "net/security/principal.hpp"
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,9 +28,16 @@ namespace rheo {
 /// The outcome of authenticating a request.
 struct auth_result {
   std::optional<principal> user;
-  int status = 0;      // 0 ok; 401 bad credentials; 429 throttled
+  int status = 0;      // 0 ok; 401 bad credentials; 429 throttled; 503 too many password checks
   std::string message; // for errors
-  std::vector<std::pair<std::string, std::string>> headers; // Auth-Token..., Set-Cookie
+  // Auth-Token..., Set-Cookie on success; Retry-After with a 503.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// The token issued to a user, as its Auth-Token-Location tells it.
+struct token_info {
+  std::string token;
+  std::string valid_until; // ISO 8601, UTC
 };
 
 /// Creates an argon2id hash string for `password` (libsodium, interactive limits).
@@ -42,10 +54,33 @@ public:
   auth_result authenticate(const std::string& authorization, const std::string& cookie,
                            const std::string& remote_address);
 
+  /// Whether authenticating `authorization` (Basic) would run argon2id: a password that is
+  /// neither an issued token nor cached. Such requests are handled off the I/O threads.
+  bool needs_password_check(const std::string& authorization);
+
+  /// The unexpired token issued to `user`, if any.
+  std::optional<token_info> token_of(const std::string& user);
+  /// Logout: revokes the token of `user` and forgets the passwords verified for it.
+  void revoke_token(const std::string& user);
+  /// Whether users are configured (and so tokens can be issued).
+  bool has_users() const { return !users_->users.empty(); }
+
+  /// The header value of a cookie that makes the browser drop the token cookie.
+  static std::string expired_cookie();
+
 private:
   struct user_entry {
     std::string hash;
     std::vector<std::string> roles;
+  };
+  // The users and the cache of their verified passwords belong together: a cache entry is
+  // only valid for the user set it was verified against. Users change only at restart
+  // today; a reload (issue 13) must build a new user_set and swap the pointer (then made a
+  // std::atomic<std::shared_ptr>), which drops the old cache with the old users.
+  struct user_set {
+    user_set(std::chrono::seconds ttl, std::size_t capacity) : verified(ttl, capacity) {}
+    std::map<std::string, user_entry> users;
+    credential_cache verified;
   };
   struct token_entry {
     std::string token;
@@ -60,11 +95,12 @@ private:
   bool throttled(const std::string& address);
   void record_failure(const std::string& address);
 
-  std::map<std::string, user_entry> users_;
+  std::shared_ptr<user_set> users_;
   std::chrono::seconds token_ttl_;
   unsigned max_failures_;
   std::chrono::seconds failure_window_;
   std::string dummy_hash_;
+  hash_slots hash_slots_;
 
   std::mutex mutex_;
   std::map<std::string, token_entry> tokens_;           // user -> token

@@ -32,6 +32,20 @@ public:
   auth_result authenticate(const std::string& authorization, const std::string& cookie,
                            const std::string& remote_address);
 
+  /// Whether authenticating `authorization` would run argon2id (a Basic password neither
+  /// cached nor a token): the server then handles the request off its I/O threads.
+  bool needs_password_check(const std::string& authorization) {
+    return credentials_.needs_password_check(authorization);
+  }
+  /// The unexpired token issued to `user` at login, if any.
+  std::optional<token_info> token_of(const std::string& user) {
+    return credentials_.token_of(user);
+  }
+  /// Logout: revokes the token of `user`.
+  void revoke_token(const std::string& user) { credentials_.revoke_token(user); }
+  /// Whether users are configured, so that /tokens/<user> is a token's location.
+  bool issues_tokens() const { return credentials_.has_users(); }
+
   /// The first rule granting `method` on `path` to `user`; nullptr when none does.
   const acl_rule* authorize(std::string_view method, std::string_view path,
                             const std::optional<principal>& user) const;
