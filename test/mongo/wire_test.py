@@ -999,6 +999,15 @@ def test_resume_from_a_snapshot_token_starts_after_the_read():
     with_rheo(run)
 
 
+def fail_and_reopen(mock, cursor_id, **error):
+    """Fails the replay's next getMore on `cursor_id` with `error`; returns the aggregate
+    that re-opens it and its $changeStream stage."""
+    r = mock.receive("getMore", cursor=cursor_id)
+    r.replies(ok=0, **error)
+    r = mock.receive("aggregate")
+    return r, r.doc["pipeline"][0]["$changeStream"]
+
+
 def test_replay_from_a_snapshot_token_reopens_at_its_start_until_an_event():
     def run(mock, rheo):
         live, _ = open_stream(mock, rheo, 42)  # no position known: no handover before events
@@ -1009,28 +1018,20 @@ def test_replay_from_a_snapshot_token_reopens_at_its_start_until_an_event():
         cursor_reply(r, [], MSG_NS, 50)
 
         # A non-resumable error before any event: rheo re-opens at the same start.
-        r = mock.receive("getMore", cursor=50)
-        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
-        r = mock.receive("aggregate")
-        stage = r.doc["pipeline"][0]["$changeStream"]
+        r, stage = fail_and_reopen(mock, 50, code=96, errmsg="operation failed (not resumable)")
         assert stage["startAtOperationTime"] == start and "resumeAfter" not in stage, stage
         cursor_reply(r, [], MSG_NS, 51)
 
         # A resumable one: the driver resumes at the same start too.
-        r = mock.receive("getMore", cursor=51)
-        r.replies(ok=0, code=6, codeName="HostUnreachable", errmsg="host unreachable",
-                  errorLabels=["ResumableChangeStreamError"])
-        r = mock.receive("aggregate")
-        stage = r.doc["pipeline"][0]["$changeStream"]
+        r, stage = fail_and_reopen(mock, 51, code=6, codeName="HostUnreachable",
+                                   errmsg="host unreachable",
+                                   errorLabels=["ResumableChangeStreamError"])
         assert stage["startAtOperationTime"] == start and "resumeAfter" not in stage, stage
         cursor_reply(r, [insert(11)], MSG_NS, 52)
         assert ids(ws, 1) == [token(11)]
 
         # After an event, the event's token.
-        r = mock.receive("getMore", cursor=52)
-        r.replies(ok=0, code=96, errmsg="operation failed (not resumable)")
-        r = mock.receive("aggregate")
-        stage = r.doc["pipeline"][0]["$changeStream"]
+        r, stage = fail_and_reopen(mock, 52, code=96, errmsg="operation failed (not resumable)")
         assert stage["resumeAfter"] == {"_data": token(11)}, stage
         assert "startAtOperationTime" not in stage, stage
         cursor_reply(r, [], MSG_NS, 53)
