@@ -21,11 +21,13 @@ namespace rheo {
 event_batch to_batch(const std::vector<change_event>& events);
 
 /// Sends `xs` to the actor behind `weak` (of interface `Handle`) if it is still alive;
-/// never blocks.
+/// never blocks. Returns whether it was sent (when not, `xs` were not touched).
 template <class Handle, class... Ts>
-void send_if_alive(const caf::weak_actor_ptr& weak, Ts&&... xs) {
-  if (auto strong = weak.lock())
-    caf::anon_send(caf::actor_cast<Handle>(strong), std::forward<Ts>(xs)...);
+bool send_if_alive(const caf::weak_actor_ptr& weak, Ts&&... xs) {
+  auto strong = weak.lock();
+  if (!strong) return false;
+  caf::anon_send(caf::actor_cast<Handle>(strong), std::forward<Ts>(xs)...);
+  return true;
 }
 
 } // namespace rheo

@@ -189,14 +189,12 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   st.resuming.emplace(id, std::move(r));
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
   auto sink = std::make_shared<replay_sink>(weak, id, stats);
-  st.replays->open(st.db, st.coll, std::move(token), std::move(sink),
-                   [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {
-                     if (weak.lock())
-                       send_if_alive<subscription_actor>(weak, replay_atom::value, id,
-                                                         replay_feed{std::move(feed)});
-                     else
-                       pool->cancel(std::move(feed));
-                   });
+  st.replays->open(
+      st.db, st.coll, std::move(token), std::move(sink),
+      [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {
+        if (!send_if_alive<subscription_actor>(weak, replay_atom::value, id, replay_feed{feed}))
+          pool->cancel(std::move(feed));
+      });
 }
 
 /// The replay of `id` ended before the handover: history lost (WebSocket 4410; SSE a
@@ -362,18 +360,14 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
           }
         // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
         // a session handed over now must not get this batch from its group too.)
-        std::vector<std::uint64_t> caught_up, too_far;
+        std::vector<std::uint64_t> holding, too_far;
         for (auto& [id, r] : st.resuming) {
           r.held.push_back(batch.events);
           r.held_events += batch.events->size();
-          if (r.held_events > max_held_events)
-            too_far.push_back(id);
-          else if (const std::string* first = first_token(r.held);
-                   r.confirmed && first && at_or_after(r.last, *first))
-            caught_up.push_back(id);
+          (r.held_events > max_held_events ? too_far : holding).push_back(id);
         }
-        for (auto id : caught_up)
-          hand_over(self, stats, id);
+        for (auto id : holding)
+          hand_over_if_caught_up(self, stats, id);
         for (auto id : too_far)
           replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
         if (invalidated) {
