@@ -914,13 +914,20 @@ def insert(n):
     return change(n, "insert", SON([("_id", n)]), n)
 
 
+def live_stream_through(mock, rheo, last):
+    """A live client on cursor 42 that has received inserts 1..`last`; the stream then idles
+    (empty getMores) until the test serves it again."""
+    live, _ = open_stream(mock, rheo, 42)
+    for n in range(1, last + 1):
+        serve_getmore(mock, 42, [insert(n)])
+        assert ids(live, 1) == [token(n)]
+    mock.idle_cursors = {42}
+    return live
+
+
 def test_resume_after_an_event_token_replays_then_continues_live():
     def run(mock, rheo):
-        live, _ = open_stream(mock, rheo, 42)
-        for n in (1, 2, 3):
-            serve_getmore(mock, 42, [insert(n)])
-            assert ids(live, 1) == [token(n)]
-        mock.idle_cursors = {42}
+        live = live_stream_through(mock, rheo, 3)
 
         # The replay: a second change stream, resumeAfter the client's token.
         ws, r, stage = connect_resuming(mock, rheo, token(1))
@@ -1074,11 +1081,7 @@ def test_resume_with_a_malformed_token_is_refused_before_the_upgrade():
 
 def test_history_lost_on_the_replay_closes_with_4410():
     def run(mock, rheo):
-        live, _ = open_stream(mock, rheo, 42)
-        for n in (1, 2):
-            serve_getmore(mock, 42, [insert(n)])
-            assert ids(live, 1) == [token(n)]
-        mock.idle_cursors = {42}
+        live = live_stream_through(mock, rheo, 2)
         lost = dict(ok=0, code=286, codeName="ChangeStreamHistoryLost",
                     errmsg="Resume of change stream was not possible, as the resume point may "
                            "no longer be in the oplog.",
@@ -1106,11 +1109,7 @@ def test_history_lost_on_the_replay_closes_with_4410():
 
 def test_sse_resumes_from_last_event_id_and_reports_history_lost():
     def run(mock, rheo):
-        live, _ = open_stream(mock, rheo, 42)
-        for n in (1, 2):
-            serve_getmore(mock, 42, [insert(n)])
-            assert ids(live, 1) == [token(n)]
-        mock.idle_cursors = {42}
+        live = live_stream_through(mock, rheo, 2)
 
         # A reconnecting EventSource: Last-Event-ID is the resume token.
         connect = in_background(SseClient, rheo.port, "/messages/_streams/all",
