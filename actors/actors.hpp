@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ using feed_atom = caf::atom_constant<caf::atom("feed")>;
 using position_atom = caf::atom_constant<caf::atom("position")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using replay_end_atom = caf::atom_constant<caf::atom("replayend")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 
 // -- message types ------------------------------------------------------------
 
@@ -81,20 +83,36 @@ struct replay_feed {
 /// Shared, not copied, between the subscriptions of a node; encoded as BSON when it
 /// crosses the network.
 struct event_batch {
-  std::shared_ptr<const std::vector<object>> events;
+  /// The events as BSON, made once however many nodes the batch is sent to.
+  struct wire_form {
+    std::once_flag once;
+    std::vector<std::string> bson;
+    std::size_t bytes = 0;
+  };
 
-  std::vector<std::string> encode() const;
+  std::shared_ptr<const std::vector<object>> events;
+  mutable std::shared_ptr<wire_form> wire; // shared by the copies of a batch
+
+  /// The events as BSON (encoded on the first call, by any thread). A batch that does not
+  /// come from to_batch() must not be encoded by two threads at once.
+  const std::vector<std::string>& encoded() const;
+  std::size_t encoded_bytes() const;
   void decode(const std::vector<std::string>& encoded);
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
-  std::vector<std::string> encoded;
-  if constexpr (Inspector::reads_state) encoded = x.encode();
-  return f(caf::meta::type_name("rheo.event_batch"), encoded,
-           caf::meta::load_callback([&]() -> caf::error {
-             x.decode(encoded);
-             return caf::none;
-           }));
+  if constexpr (Inspector::reads_state) {
+    // Saving only reads the strings.
+    return f(caf::meta::type_name("rheo.event_batch"),
+             const_cast<std::vector<std::string>&>(x.encoded()));
+  } else {
+    std::vector<std::string> encoded;
+    return f(caf::meta::type_name("rheo.event_batch"), encoded,
+             caf::meta::load_callback([&]() -> caf::error {
+               x.decode(encoded);
+               return caf::none;
+             }));
+  }
 }
 
 /// A collection's metadata after a change (stream definitions added, changed, removed).
@@ -149,11 +167,21 @@ using subscription_actor = caf::typed_actor<
     // Close every session (collection dropped, feed lost).
     caf::reacts_to<close_atom, std::uint16_t, std::string>>;
 
+/// What a watcher forwards to: its subscriptions, and (on a cluster's core) the relays of
+/// the edges that follow the collection (actors/cluster.hpp). A subset of
+/// subscription_actor.
+using feed_listener_actor = caf::typed_actor<caf::reacts_to<event_batch>,
+                                             caf::reacts_to<position_atom, std::string>,
+                                             caf::reacts_to<metadata_change>,
+                                             caf::reacts_to<close_atom, std::uint16_t, std::string>>;
+
 /// The WATCHER actor interface: one per upstream change feed (watched collection).
 using watcher_actor = caf::typed_actor<
-    // Start/stop forwarding events to a subscription (from the broker).
-    caf::reacts_to<attach_atom, subscription_actor>,
-    caf::reacts_to<detach_atom, subscription_actor>,
+    // Start/stop forwarding events to a listener (from the broker). Once attached, the
+    // listener is first told the position (possibly empty: unknown) after which it
+    // receives every event.
+    caf::reacts_to<attach_atom, feed_listener_actor>,
+    caf::reacts_to<detach_atom, feed_listener_actor>,
     // Internal, from the feed's sink (a store thread): committed events, in order.
     caf::reacts_to<feed_atom, event_batch>,
     // Internal, from the feed's sink: the collection's metadata changed.
@@ -171,6 +199,10 @@ using broker_actor = caf::typed_actor<
     // when needed; replies once the session will receive every later event.
     caf::replies_to<subscribe_atom, session_actor, client_handle,
                     subscription_spec>::with<subscription_actor>,
+    // Attach a listener that is not a subscription (an edge's relay, on a cluster's core)
+    // to db.coll's watcher, creating it when needed; the broker monitors the listener and
+    // detaches it when it terminates.
+    caf::replies_to<watch_atom, std::string, std::string, feed_listener_actor>::with<watcher_actor>,
     // A subscription whose stream definition changed: new sessions get a new one.
     caf::reacts_to<retire_atom, subscription_actor>,
     // A watcher whose feed ended: new subscriptions get a new watcher.

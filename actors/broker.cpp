@@ -15,6 +15,20 @@ namespace {
 
 using self_ptr = broker_actor::stateful_pointer<broker_state>;
 
+/// One user (subscription or listener) of `w` less: stops it when it was the last.
+void release_watcher(self_ptr self, const watcher_actor& w) {
+  auto& st = self->state;
+  auto wit = st.watchers.find(w.address());
+  if (wit == st.watchers.end() || --wit->second.subscriptions > 0) return;
+  for (auto k = st.watchers_by_key.begin(); k != st.watchers_by_key.end(); ++k)
+    if (k->second == w) {
+      st.watchers_by_key.erase(k);
+      break;
+    }
+  self->send_exit(wit->second.handle, caf::exit_reason::user_shutdown);
+  st.watchers.erase(wit);
+}
+
 /// Removes a session; tears down its subscription when it was the last one, and the
 /// subscription's watcher when that was its last subscription.
 void remove_session(self_ptr self, const caf::actor_addr& session) {
@@ -32,17 +46,46 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
   if (auto k = st.subscriptions_by_key.find(entry.key);
       k != st.subscriptions_by_key.end() && k->second == entry.handle)
     st.subscriptions_by_key.erase(k);
-  self->send(entry.watcher, detach_atom::value, entry.handle);
+  self->send(entry.watcher, detach_atom::value, feed_listener_actor{entry.handle});
   self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
-  auto wit = st.watchers.find(entry.watcher.address());
-  if (wit != st.watchers.end() && --wit->second.subscriptions == 0) {
-    if (auto k = st.watchers_by_key.find(entry.watcher_key);
-        k != st.watchers_by_key.end() && k->second == entry.watcher)
-      st.watchers_by_key.erase(k);
-    self->send_exit(wit->second.handle, caf::exit_reason::user_shutdown);
-    st.watchers.erase(wit);
-  }
+  release_watcher(self, entry.watcher);
   st.subscriptions.erase(sit);
+}
+
+/// Removes a listener attached with watch_atom.
+void remove_listener(self_ptr self, const caf::actor_addr& listener) {
+  auto& st = self->state;
+  auto it = st.listeners.find(listener);
+  if (it == st.listeners.end()) return;
+  watcher_actor w = std::move(it->second);
+  st.listeners.erase(it);
+  self->send(w, detach_atom::value, caf::actor_cast<feed_listener_actor>(listener));
+  release_watcher(self, w);
+}
+
+/// The watcher of db.coll (`key`, db + '\0' + coll), opening its feed when there is none;
+/// null with the error when the feed cannot be opened.
+watcher_actor watcher_for(self_ptr self, const std::string& db, const std::string& coll,
+                          caf::error& err) {
+  auto& st = self->state;
+  std::string wkey = db + '\0' + coll;
+  if (auto wit = st.watchers_by_key.find(wkey); wit != st.watchers_by_key.end())
+    return wit->second;
+  // Open the feed here, synchronously: its position is fixed before we reply, so every
+  // event committed after the client's handshake reaches it.
+  std::shared_ptr<change_feed> feed;
+  try {
+    feed = st.db->watch(db, coll, std::nullopt);
+  } catch (const std::exception& e) {
+    err = caf::make_error(caf::sec::runtime_error,
+                          std::string("cannot watch ") + coll + ": " + e.what());
+    return {};
+  }
+  auto w = counted(self->spawn(watcher, broker_actor{self}, std::move(feed), coll, st.stats),
+                   st.stats->upstream_feeds);
+  st.watchers_by_key[wkey] = w;
+  st.watchers[w.address()] = {w, 0};
+  return w;
 }
 
 } // namespace
@@ -52,7 +95,10 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
   self->state.db = db;
   self->state.stats = stats;
   self->state.replays = replays;
-  self->set_down_handler([self](caf::down_msg& dm) { remove_session(self, dm.source); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    remove_session(self, dm.source);
+    remove_listener(self, dm.source);
+  });
   return {
       [self](subscribe_atom, session_actor& session, client_handle& conn,
              subscription_spec& spec) -> caf::result<subscription_actor> {
@@ -62,25 +108,9 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
           sub = it->second;
         } else {
           std::string wkey = spec.db + '\0' + spec.coll;
-          watcher_actor w;
-          if (auto wit = st.watchers_by_key.find(wkey); wit != st.watchers_by_key.end()) {
-            w = wit->second;
-          } else {
-            // Open the feed here, synchronously: its position is fixed before we reply,
-            // so every event committed after the client's handshake reaches it.
-            std::shared_ptr<change_feed> feed;
-            try {
-              feed = st.db->watch(spec.db, spec.coll, std::nullopt);
-            } catch (const std::exception& e) {
-              return caf::make_error(caf::sec::runtime_error,
-                                     std::string("cannot watch ") + spec.coll + ": " + e.what());
-            }
-            w = counted(
-                self->spawn(watcher, broker_actor{self}, std::move(feed), spec.coll, st.stats),
-                st.stats->upstream_feeds);
-            st.watchers_by_key[wkey] = w;
-            st.watchers[w.address()] = {w, 0};
-          }
+          caf::error err;
+          watcher_actor w = watcher_for(self, spec.db, spec.coll, err);
+          if (!w) return err;
           std::string key = spec.key;
           sub = counted(
               self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats, st.replays),
@@ -88,7 +118,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
           st.subscriptions_by_key[key] = sub;
           st.subscriptions[sub.address()] = {sub, std::move(key), wkey, w, 0};
           st.watchers[w.address()].subscriptions++;
-          self->send(w, attach_atom::value, sub);
+          self->send(w, attach_atom::value, feed_listener_actor{sub});
         }
         st.subscriptions[sub.address()].sessions++;
         st.session_to_subscription[session.address()] = sub.address();
@@ -96,6 +126,18 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
         // The join is in the subscription's mailbox before the session learns it joined.
         self->send(sub, join_atom::value, session, std::move(conn));
         return sub;
+      },
+      [self](watch_atom, const std::string& db, const std::string& coll,
+             feed_listener_actor& listener) -> caf::result<watcher_actor> {
+        auto& st = self->state;
+        caf::error err;
+        watcher_actor w = watcher_for(self, db, coll, err);
+        if (!w) return err;
+        st.watchers[w.address()].subscriptions++;
+        st.listeners[listener.address()] = w;
+        self->monitor(listener);
+        self->send(w, attach_atom::value, listener);
+        return w;
       },
       [self](retire_atom, const subscription_actor& sub) {
         auto& st = self->state;

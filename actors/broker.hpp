@@ -1,6 +1,6 @@
 // The BROKER actor: creates and finds watchers and subscriptions, attaches sessions to
 // subscriptions, and tears down subscriptions without sessions and watchers without
-// subscriptions. Every membership change goes through it, so a session never joins a
+// subscriptions (and listeners, see watch_atom). Every membership change goes through it, so a session never joins a
 // subscription that is being torn down. It counts the watchers and subscriptions it spawns
 // on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and hands the
 // metrics to them.
@@ -46,6 +46,8 @@ struct broker_state {
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
   std::unordered_map<caf::actor_addr, subscription_entry> subscriptions;
   std::unordered_map<caf::actor_addr, caf::actor_addr> session_to_subscription;
+  /// Listeners attached with watch_atom (edge relays): their watcher.
+  std::unordered_map<caf::actor_addr, watcher_actor> listeners;
 };
 
 /// @param db the store whose change feeds the watchers follow.

@@ -61,6 +61,14 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   conn->on_closed = [hdl] { caf::anon_send(hdl, closed_atom::value); };
 }
 
+broker_actor realtime::broker() const {
+  return caf::actor_cast<broker_actor>(broker_);
+}
+
+replay_service& realtime::replays() {
+  return *replays_;
+}
+
 void realtime::stop() {
   if (broker_) {
     caf::anon_send_exit(caf::actor_cast<caf::actor>(broker_), caf::exit_reason::user_shutdown);

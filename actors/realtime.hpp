@@ -7,6 +7,7 @@
 // stop() once, after the HTTP server has stopped.
 #pragma once
 
+#include "actors/actors.hpp"
 #include "config/config.hpp"
 #include "net/websocket_hub.hpp"
 
@@ -18,6 +19,7 @@
 namespace rheo {
 
 class replay_pool;
+class replay_service;
 class store;
 struct metrics;
 
@@ -35,6 +37,10 @@ public:
               connection_registry& connections) override;
   /// Stops the broker (and with it every watcher and subscription).
   void stop();
+
+  /// The broker and the replay pool, for a cluster's core to serve its edges from.
+  broker_actor broker() const;
+  replay_service& replays();
 
 private:
   caf::actor_system& system_;

@@ -1,12 +1,14 @@
 // What the feed sinks of the actors share (the watcher's, actors/watcher.cpp, and the
-// replay feeds', actors/subscription.cpp): turning a store's batch into the message the
+// replay feeds', actors/subscription.cpp and the cluster's relays): turning a store's batch into the message the
 // actors pass on, and sending to an actor held only weakly.
 //
 // Thread-safety: both may be called from any thread (a store's).
 #pragma once
 
 #include "actors/actors.hpp"
+#include "net/metrics.hpp"
 #include "storage/document/change_event.hpp"
+#include "storage/store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -29,5 +31,31 @@ bool send_if_alive(const caf::weak_actor_ptr& weak, Ts&&... xs) {
   caf::anon_send(caf::actor_cast<Handle>(strong), std::forward<Ts>(xs)...);
   return true;
 }
+
+/// The sink of replay feed `id` (a resuming session's, or a relay's catch-up): tells the actor
+/// behind `owner` (of interface `Handle`, which takes replay_atom and replay_end_atom) what
+/// the feed does, through a weak reference. Thread-safety: as feed_sink says.
+template <class Handle> class replay_sink final : public feed_sink {
+public:
+  replay_sink(caf::weak_actor_ptr owner, std::uint64_t id, metrics* stats)
+      : owner_(std::move(owner)), id_(id), stats_(stats) {}
+
+  void events(std::vector<change_event> batch) override {
+    stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
+    send(replay_atom::value, id_, to_batch(batch));
+  }
+  void metadata(object) override {} // the live feed tells the owner
+  void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
+  void lost(std::string reason) override { send(replay_end_atom::value, id_, std::move(reason)); }
+
+private:
+  template <class... Ts> void send(Ts&&... xs) {
+    send_if_alive<Handle>(owner_, std::forward<Ts>(xs)...);
+  }
+
+  caf::weak_actor_ptr owner_;
+  std::uint64_t id_;
+  metrics* stats_;
+};
 
 } // namespace rheo

@@ -145,31 +145,6 @@ void hand_over_if_caught_up(self_ptr self, metrics* stats, std::uint64_t id) {
     hand_over(self, stats, id);
 }
 
-/// Tells the replay of `id` (a feed_sink on the replay pool's and the store's threads)
-/// what happens: messages to the subscription, through a weak reference.
-class replay_sink final : public feed_sink {
-public:
-  replay_sink(caf::weak_actor_ptr sub, std::uint64_t id, metrics* stats)
-      : sub_(std::move(sub)), id_(id), stats_(stats) {}
-
-  void events(std::vector<change_event> batch) override {
-    stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
-    send(replay_atom::value, id_, to_batch(batch));
-  }
-  void metadata(object) override {} // the live feed tells the subscription
-  void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
-  void lost(std::string reason) override { send(replay_end_atom::value, id_, std::move(reason)); }
-
-private:
-  template <class... Ts> void send(Ts&&... xs) {
-    send_if_alive<subscription_actor>(sub_, std::forward<Ts>(xs)...);
-  }
-
-  caf::weak_actor_ptr sub_;
-  std::uint64_t id_;
-  metrics* stats_;
-};
-
 /// A session that connected with `token`: held until its replay catches up.
 void start_resume(self_ptr self, metrics* stats, state::member& m,
                   std::shared_ptr<push_connection> conn, std::string token) {
@@ -188,7 +163,7 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   if (is_event_token(token)) r.last = token; // the client has everything up to it
   st.resuming.emplace(id, std::move(r));
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
-  auto sink = std::make_shared<replay_sink>(weak, id, stats);
+  auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats);
   st.replays->open(
       st.db, st.coll, std::move(token), std::move(sink),
       [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {

@@ -54,13 +54,12 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
   feed->start(
       std::make_shared<watcher_sink>(caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()), stats));
   return {
-      [self](attach_atom, subscription_actor& s) {
-        // Every event after this position reaches `s`.
-        if (!self->state.position.empty())
-          self->send(s, position_atom::value, self->state.position);
+      [self](attach_atom, feed_listener_actor& s) {
+        // Every event after this position reaches `s` (empty: unknown yet).
+        self->send(s, position_atom::value, self->state.position);
         self->state.subscriptions.push_back(std::move(s));
       },
-      [self](detach_atom, const subscription_actor& s) {
+      [self](detach_atom, const feed_listener_actor& s) {
         std::erase(self->state.subscriptions, s);
       },
       [self](feed_atom, event_batch& batch) {

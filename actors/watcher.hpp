@@ -1,8 +1,9 @@
 // The WATCHER actor: one per upstream change feed, i.e. per watched collection. It starts
 // the store's change feed (the embedded change log, or a MongoDB change stream) with a sink
 // that sends what the store pushes (events, metadata changes, the end of the feed) to the
-// actor, which forwards it, in commit order, to the attached subscriptions, and tells each
-// subscription, when it is attached, the position from which it receives events. The actor owns
+// actor, which forwards it, in commit order, to the attached subscriptions (and, on a
+// cluster's core, edge relays), and tells each, when it is attached, the position from
+// which it receives events. The actor owns
 // the feed: it cancels it (joining any thread the feed runs) when it terminates.
 //
 // Thread-safety: the sink is called on a store thread; it only counts the events on the
@@ -25,7 +26,7 @@ struct metrics;
 struct watcher_state {
   static inline const char* name = "watcher";
 
-  std::vector<subscription_actor> subscriptions;
+  std::vector<feed_listener_actor> subscriptions; // and other listeners (edge relays)
   /// What has been forwarded so far, as a resume token: the feed's start, then the last
   /// event's token or the last position the feed told. Empty when unknown.
   std::string position;

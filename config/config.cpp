@@ -15,6 +15,21 @@ extern char** environ;
 
 namespace rheo {
 
+host_port parse_host_port(const std::string& text, const std::string& what) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    throw config_error(what + ": '" + text + "' must be HOST:PORT");
+  host_port hp;
+  hp.host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  unsigned long n = 0;
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      (n = std::stoul(port)) > 65535)
+    throw config_error(what + ": '" + port + "' is not a port number");
+  hp.port = static_cast<std::uint16_t>(n);
+  return hp;
+}
+
 namespace {
 
 using setter = std::function<void(server_config&, const std::string&)>;
@@ -200,12 +215,64 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.create_messages = one_of(v, {"true", "false"}) == "true";
        }},
+      {"cluster_listen", "HOST:PORT: this node is a cluster core, its nodes join here",
+       [](server_config& c, const std::string& v) {
+         parse_host_port(v, "cluster_listen");
+         c.cluster_listen = v;
+       }},
+      {"cluster_join", "HOST:PORT: this node is a cluster edge of the core listening there",
+       [](server_config& c, const std::string& v) {
+         parse_host_port(v, "cluster_join");
+         c.cluster_join = v;
+       }},
+      {"node_name", "this node's name in logs, metrics and /_cluster (default: host:port)",
+       [](server_config& c, const std::string& v) { c.node_name = v; }},
+      {"cluster_secret", "shared secret every node of the cluster proves (required with a cluster)",
+       [](server_config& c, const std::string& v) { c.cluster_secret = v; }},
+      {"cluster_cert", "PEM certificate of this node: cluster links run over TLS",
+       [](server_config& c, const std::string& v) { c.cluster_cert = v; }},
+      {"cluster_key", "PEM private key of cluster_cert",
+       [](server_config& c, const std::string& v) { c.cluster_key = v; }},
+      {"cluster_ca", "PEM CA file that signs every node's certificate",
+       [](server_config& c, const std::string& v) { c.cluster_ca = v; }},
+      {"cluster_heartbeat_ms", "heartbeat interval of cluster links",
+       [](server_config& c, const std::string& v) {
+         c.cluster_heartbeat_ms = parse_unsigned<unsigned>(v, 10, 600000);
+       }},
+      {"cluster_timeout_ms", "a cluster link silent this long is down",
+       [](server_config& c, const std::string& v) {
+         c.cluster_timeout_ms = parse_unsigned<unsigned>(v, 10, 3600000);
+       }},
+      {"cluster_request_timeout_ms", "how long an edge waits for the core's answer, then 503",
+       [](server_config& c, const std::string& v) {
+         c.cluster_request_timeout_ms = parse_unsigned<unsigned>(v, 10, 3600000);
+       }},
+      {"cluster_reconnect_max_ms", "an edge's reconnect backoff grows up to this",
+       [](server_config& c, const std::string& v) {
+         c.cluster_reconnect_max_ms = parse_unsigned<unsigned>(v, 10, 600000);
+       }},
       {"shutdown_timeout_ms", "how long shutdown waits for in-flight requests",
        [](server_config& c, const std::string& v) {
          c.shutdown_timeout_ms = parse_unsigned<unsigned>(v, 0, 3600000);
        }},
   };
   return table;
+}
+
+/// The cluster options fit together.
+void check_cluster(const server_config& c) {
+  if (!c.cluster_listen.empty() && !c.cluster_join.empty())
+    throw config_error("cluster_listen and cluster_join exclude each other: a node is a core or "
+                       "an edge");
+  const bool clustered = !c.cluster_listen.empty() || !c.cluster_join.empty();
+  if (clustered && c.cluster_secret.empty())
+    throw config_error("a cluster needs cluster_secret (--cluster-secret or RHEO_CLUSTER_SECRET), "
+                       "the same on every node");
+  const int tls = !c.cluster_cert.empty() + !c.cluster_key.empty() + !c.cluster_ca.empty();
+  if (tls != 0 && tls != 3)
+    throw config_error("cluster TLS needs all of cluster_cert, cluster_key and cluster_ca");
+  if (c.cluster_timeout_ms <= c.cluster_heartbeat_ms)
+    throw config_error("cluster_timeout_ms must be longer than cluster_heartbeat_ms");
 }
 
 const option* find_option(const std::string& key) {
@@ -344,6 +411,7 @@ command_line parse_command_line(const std::vector<std::string>& args,
     apply(cl.config, *found, val, "option " + a);
   }
   check_mounts(cl.config.mounts);
+  check_cluster(cl.config);
   return cl;
 }
 

@@ -58,7 +58,25 @@ struct server_config {
   unsigned auth_max_concurrent_hashes = 0; // argon2id verifications at once (0: one per core)
   unsigned auth_hash_wait_ms = 1000;       // wait for a free one this long, then 503
   bool create_messages = true; // create /messages (stream "all", index {timestamp:-1}) if missing
+  // Cluster (section 8 of the API contract). At most one of listen (a core) and join (an
+  // edge), each HOST:PORT; both need the secret.
+  std::string cluster_listen;
+  std::string cluster_join;
+  std::string node_name; // default: host name and HTTP port
+  std::string cluster_secret;
+  std::string cluster_cert, cluster_key, cluster_ca; // TLS between nodes: all three or none
+  unsigned cluster_heartbeat_ms = 1000;      // link heartbeat
+  unsigned cluster_timeout_ms = 5000;        // a link silent this long is down
+  unsigned cluster_request_timeout_ms = 10000; // an edge's store call waits this long, then 503
+  unsigned cluster_reconnect_max_ms = 5000;  // an edge's reconnect backoff grows up to this
 };
+
+/// HOST:PORT split; throws config_error naming `what` when malformed.
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+};
+host_port parse_host_port(const std::string& text, const std::string& what);
 
 /// A configuration problem; what() is one line naming the key or flag.
 class config_error : public std::runtime_error {

@@ -221,6 +221,8 @@ broker_actor::behavior_type stub_broker(stub_tag) {
          subscription_spec&) -> caf::result<subscription_actor> {
         return caf::make_error(caf::sec::runtime_error, "stub broker");
       },
+      [](watch_atom, const std::string&, const std::string&,
+         const feed_listener_actor&) -> caf::result<watcher_actor> { return watcher_actor{}; },
       [](retire_atom, const subscription_actor&) {},
       [](retire_atom, const watcher_actor&) {},
   };
@@ -440,16 +442,18 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   auto w = st.watchers.begin()->second.handle;
   auto sub = st.subscriptions.begin()->second.handle;
   expect((subscription_actor), from(b).to(self).with(sub));
-  expect((attach_atom, subscription_actor), from(b).to(w).with(_, sub));
+  expect((attach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{sub}));
   CAF_CHECK_EQUAL(db.feeds[0]->starts, 1); // started by the watcher when it ran first
   expect((join_atom, session_actor, client_handle), from(b).to(sub).with(_, s1, _));
+  // The watcher tells every new listener where it starts (here: unknown).
+  expect((position_atom, std::string), from(w).to(sub));
 
   // Same key: the same subscription and watcher, no new feed.
   auto s2 = session();
   subscribe(b, s2, shard0, make_spec("c", "k1"));
   expect((subscription_actor), from(b).to(self).with(sub));
   expect((join_atom, session_actor, client_handle), from(b).to(sub).with(_, s2, _));
-  disallow((attach_atom, subscription_actor), from(b).to(w));
+  disallow((attach_atom, feed_listener_actor), from(b).to(w));
   CAF_CHECK_EQUAL(db.feeds.size(), 1u);
   CAF_CHECK_EQUAL(st.watchers.size(), 1u);
   CAF_CHECK_EQUAL(st.subscriptions.size(), 1u);
@@ -465,8 +469,9 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   auto sub2 = st.subscriptions_by_key.at("k2");
   CAF_CHECK_NOT_EQUAL(sub2, sub);
   expect((subscription_actor), from(b).to(self).with(sub2));
-  expect((attach_atom, subscription_actor), from(b).to(w).with(_, sub2));
+  expect((attach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{sub2}));
   expect((join_atom, session_actor, client_handle), from(b).to(sub2).with(_, s3, _));
+  expect((position_atom, std::string), from(w).to(sub2));
   CAF_CHECK_EQUAL(live_watchers(), 1);
   CAF_CHECK_EQUAL(live_subscriptions(), 2);
 
@@ -480,8 +485,9 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   CAF_CHECK_NOT_EQUAL(w2, w);
   auto sub3 = st.subscriptions_by_key.at("k3");
   expect((subscription_actor), from(b).to(self).with(sub3));
-  expect((attach_atom, subscription_actor), from(b).to(w2).with(_, sub3));
+  expect((attach_atom, feed_listener_actor), from(b).to(w2).with(_, feed_listener_actor{sub3}));
   expect((join_atom, session_actor, client_handle), from(b).to(sub3).with(_, s4, _));
+  expect((position_atom, std::string), from(w2).to(sub3));
   CAF_CHECK_EQUAL(live_watchers(), 2);
   CAF_CHECK_EQUAL(live_subscriptions(), 3);
   CAF_CHECK_EQUAL(db.feeds[0]->cancels, 0);
@@ -539,7 +545,7 @@ CAF_TEST(
          from(_).to(b).with(caf::down_msg{s1.address(), caf::exit_reason::normal}));
   expect((closed_atom, session_actor), from(b).to(sub1).with(_, s1));
   disallow((caf::exit_msg), from(b).to(sub1));
-  disallow((detach_atom, subscription_actor), from(b).to(w));
+  disallow((detach_atom, feed_listener_actor), from(b).to(w));
   CAF_CHECK_EQUAL(st.subscriptions.size(), 2u);
   CAF_CHECK_EQUAL(live_subscriptions(), 2);
 
@@ -553,7 +559,7 @@ CAF_TEST(
   expect((caf::exit_msg), from(b).to(sub1));
   expect((caf::down_msg),
          from(_).to(self).with(caf::down_msg{sub1.address(), caf::exit_reason::user_shutdown}));
-  expect((detach_atom, subscription_actor), from(b).to(w).with(_, sub1));
+  expect((detach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{sub1}));
   disallow((caf::exit_msg), from(b).to(w));
   CAF_CHECK_EQUAL(st.subscriptions.size(), 1u);
   CAF_CHECK_EQUAL(st.subscriptions_by_key.count("k1"), 0u);
@@ -571,7 +577,7 @@ CAF_TEST(
   expect((caf::exit_msg), from(b).to(sub2));
   expect((caf::down_msg),
          from(_).to(self).with(caf::down_msg{sub2.address(), caf::exit_reason::user_shutdown}));
-  expect((detach_atom, subscription_actor), from(b).to(w).with(_, sub2));
+  expect((detach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{sub2}));
   CAF_CHECK_EQUAL(feed->cancels, 0);
   expect((caf::exit_msg), from(b).to(w));
   expect((caf::down_msg),
@@ -608,8 +614,8 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
                      std::string("c"), &stats));
   auto sa = keep(sys.spawn(stub_subscription, stub_tag{}));
   auto sb = keep(sys.spawn(stub_subscription, stub_tag{}));
-  self->send(w, attach_atom::value, sa);
-  self->send(w, attach_atom::value, sb);
+  self->send(w, attach_atom::value, feed_listener_actor{sa});
+  self->send(w, attach_atom::value, feed_listener_actor{sb});
   run();
   CAF_CHECK_EQUAL(rec->starts, 1);
   CAF_REQUIRE(rec->sink != nullptr);
@@ -633,8 +639,8 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   }
 
   // Detached: sb gets nothing more.
-  self->send(w, detach_atom::value, sb);
-  expect((detach_atom, subscription_actor), from(self).to(w).with(_, sb));
+  self->send(w, detach_atom::value, feed_listener_actor{sb});
+  expect((detach_atom, feed_listener_actor), from(self).to(w).with(_, feed_listener_actor{sb}));
   std::vector<change_event> third{make_event(4, "insert", 2)};
   rec->sink->events(third);
   expect((feed_atom, event_batch), from(_).to(w).with(_, batch_of(third)));

@@ -81,6 +81,7 @@ std::variant<resource, http_response> locate(const server_config& config, securi
                                              access& who, http_headers& extra_headers) {
   if (t.path == "/_ping") return service_resource(resource_kind::ping);
   if (t.path == "/_metrics") return service_resource(resource_kind::metrics);
+  if (t.path == "/_cluster") return service_resource(resource_kind::cluster);
   // The Auth-Token-Location of a login; its handler authenticates (no ACL rule applies).
   if (t.segments.size() == 2 && t.segments[0] == "tokens" && sec.issues_tokens()) {
     resource r = service_resource(resource_kind::token);
@@ -140,7 +141,15 @@ std::optional<mount_match> match_mount(const server_config& config, const parsed
 rest_api::rest_api(const server_config& config, store& db, security& sec, const metrics& stats)
     : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
+void rest_api::set_cluster(const cluster_view* cluster) {
+  cluster_ = cluster;
+}
+
 bool rest_api::is_blocking(const http_request& req) const {
+  // On an edge whose store calls go to the core, any request may wait on the network.
+  if (cluster_ && (cluster_->forwards_store_calls() ||
+                   req.target.compare(0, 9, "/_cluster") == 0))
+    return req.method != http_method::options;
   // Writes wait for a commit; an aggregation may read a whole collection; an argon2id
   // password check takes tens of milliseconds (bounded by hash_slots, which may wait).
   if (req.method == http_method::get || req.method == http_method::head)
@@ -165,7 +174,8 @@ http_response rest_api::handle(const http_request& req) const {
         res = std::move(*error);
       } else {
         const auto& where = std::get<rest::resource>(located);
-        rest::request_context c{req, *t, where, who, config_, store_, security_, metrics_, extra};
+        rest::request_context c{req,      *t,       where,    who,     config_,
+                                store_,   security_, metrics_, cluster_, extra};
         res = rest::find_handler(where.kind, req.method)(c);
       }
       for (auto& h : extra)

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "net/cluster_view.hpp"
 #include "net/http_handler.hpp"
 
 #include <variant>
@@ -39,7 +40,12 @@ public:
   /// request whose Basic password must be checked with argon2id (not cached, not a token).
   bool is_blocking(const http_request& req) const override;
 
+  /// The cluster this node is in (null: none), for /_cluster and /_metrics; set before
+  /// the server starts.
+  void set_cluster(const cluster_view* cluster);
+
 private:
+  const cluster_view* cluster_ = nullptr;
   const server_config& config_;
   store& store_;
   security& security_;

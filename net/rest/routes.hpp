@@ -30,6 +30,7 @@
 namespace rheo {
 class store;
 class security;
+class cluster_view;
 struct metrics;
 } // namespace rheo
 
@@ -38,6 +39,7 @@ namespace rheo::rest {
 enum class resource_kind {
   ping,         // /_ping
   metrics,      // /_metrics
+  cluster,      // /_cluster
   token,        // /tokens/<user> when users are configured (name: the user)
   app,          // a browser loading / or the app's prefix without its '/': redirected
   static_files, // the web app's files, under the static prefix
@@ -84,6 +86,7 @@ struct request_context {
   store& storage;
   security& sec;
   const metrics& stats;        // what GET /_metrics renders
+  const cluster_view* cluster; // null: not in a cluster
   http_headers& extra_headers; // added to the response (tokens issued at login)
 };
 
@@ -98,6 +101,7 @@ handler find_handler(resource_kind kind, http_method method);
 // service.cpp
 http_response get_ping(const request_context& c);
 http_response get_metrics(const request_context& c);
+http_response get_cluster(const request_context& c);
 http_response redirect_to_app(const request_context& c);
 http_response get_static_file(const request_context& c);
 

@@ -20,6 +20,29 @@ object change_event::to_object() const {
   return out;
 }
 
+change_event change_event::from_object(const object& event, std::string db, std::string coll) {
+  change_event e;
+  e.db = std::move(db);
+  e.coll = std::move(coll);
+  if (const std::string* t = event_token(event)) e.token = *t;
+  if (const value* op = find_field(event, "operationType"); op && op->is_string())
+    e.operation = op->as_string();
+  if (const value* doc = find_field(event, "fullDocument"); doc && doc->is_object())
+    e.full_document = doc->as_object();
+  if (const value* key = find_field(event, "documentKey"); key && key->is_object())
+    if (const value* id = find_field(key->as_object(), "_id")) e.document_key = *id;
+  if (const value* u = find_field(event, "updateDescription"); u && u->is_object()) {
+    update_description d;
+    if (const value* set = find_field(u->as_object(), "updatedFields"); set && set->is_object())
+      d.updated_fields = set->as_object();
+    if (const value* rm = find_field(u->as_object(), "removedFields"); rm && rm->is_array())
+      for (auto& path : rm->as_array())
+        if (path.is_string()) d.removed_fields.push_back(path.as_string());
+    e.update = std::move(d);
+  }
+  return e;
+}
+
 const std::string* event_token(const object& event) {
   const value* id = find_field(event, "_id");
   if (!id || !id->is_object()) return nullptr;

@@ -31,6 +31,9 @@ struct change_event {
   /// The event as MongoDB shapes it for change streams:
   /// {_id:{_data}, operationType, fullDocument?, documentKey?:{_id}, updateDescription?}.
   object to_object() const;
+  /// The inverse of to_object() (seq 0, wall_time unset), for an event that crossed the
+  /// network in that shape. Fields of other types are ignored.
+  static change_event from_object(const object& event, std::string db, std::string coll);
 };
 
 /// The resume token of an event in the shape stages see (its `_id._data`), or null.

@@ -1,0 +1,520 @@
+// The core's side of a cluster (see actors/cluster.hpp): the GATEKEEPER, one CORE PEER per
+// edge, one RELAY per feed an edge follows, and the STORE WORKERS that run edges' store
+// calls.
+#include "actors/cluster.hpp"
+#include "actors/cluster_support.hpp"
+#include "actors/cluster_wire.hpp"
+
+#include "actors/replay.hpp"
+#include "actors/sink_support.hpp"
+#include "config/config.hpp"
+#include "config/log.hpp"
+#include "net/metrics.hpp"
+#include "storage/document/json.hpp"
+#include "storage/remote/remote_store.hpp"
+#include "storage/store.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
+
+#include <map>
+#include <mutex>
+
+namespace rheo {
+
+/// What the core knows of its edges, for /_cluster and /_metrics. Thread-safety: a mutex;
+/// the byte counters are atomics, kept (by shared pointer) by the relays that count on them.
+struct cluster_core::impl {
+  struct edge {
+    bool up = false;
+    std::int64_t sessions = 0;
+    std::int64_t subscriptions = 0;
+    std::uint64_t joins = 0;
+    std::shared_ptr<std::atomic<std::uint64_t>> bytes_sent =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
+  };
+
+  caf::actor_system& system;
+  const server_config& config;
+  store& db;
+  broker_actor broker;
+  replay_service& replays;
+  metrics& stats;
+  std::string name;
+  gatekeeper_actor gatekeeper;
+  std::vector<caf::actor> workers;
+  std::uint16_t port = 0;
+
+  mutable std::mutex mutex;
+  std::map<std::string, edge> edges;
+
+  impl(caf::actor_system& sys, const server_config& cfg, store& d, broker_actor b,
+       replay_service& r, metrics& s)
+      : system(sys), config(cfg), db(d), broker(std::move(b)), replays(r), stats(s) {}
+
+  /// The nodes as /_cluster lists them, the core first.
+  std::string nodes_json(std::int64_t sessions, std::int64_t subscriptions) const {
+    array nodes;
+    nodes.emplace_back(object{{"name", value(name)},
+                              {"role", value("core")},
+                              {"state", value("up")},
+                              {"sessions", value(sessions)},
+                              {"subscriptions", value(subscriptions)}});
+    std::lock_guard lock(mutex);
+    for (auto& [n, e] : edges)
+      nodes.emplace_back(object{{"name", value(n)},
+                                {"role", value("edge")},
+                                {"state", value(e.up ? "up" : "down")},
+                                {"sessions", value(e.sessions)},
+                                {"subscriptions", value(e.subscriptions)}});
+    object out{{"nodes", value(std::move(nodes))},
+               {"upstream_feeds", value(static_cast<std::int64_t>(
+                                      stats.upstream_feeds.load(std::memory_order_relaxed)))}};
+    return to_json(value(std::move(out)));
+  }
+};
+
+namespace {
+
+using impl_ptr = std::shared_ptr<cluster_core::impl>;
+
+// -- store workers ------------------------------------------------------------
+
+using store_worker_actor =
+    caf::typed_actor<caf::replies_to<store_atom, std::string, std::string>::with<std::string>>;
+
+/// Runs edges' store calls on a thread of its own (spawned detached): they block.
+store_worker_actor::behavior_type store_worker(store* db) {
+  return {
+      [db](store_atom, const std::string& op, const std::string& args) {
+        return serve_store_call(*db, op, args);
+      },
+  };
+}
+
+// -- relays -------------------------------------------------------------------
+
+/// The RELAY interface: a feed listener of the core's watcher of db.coll, and the end of the
+/// replay that catches an edge up from its token.
+using relay_actor = feed_listener_actor::extend<
+    caf::replies_to<watch_atom, std::string, std::string, std::string,
+                    feed_receiver_actor>::with<std::string>,
+    caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
+    caf::reacts_to<replay_atom, std::uint64_t, std::string>,
+    caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
+    caf::reacts_to<replay_end_atom, std::uint64_t, std::string>>;
+
+/// Live batches a relay may hold while it catches an edge up before it gives up.
+constexpr std::size_t relay_max_held_events = 100000;
+
+struct relay_state {
+  static inline const char* name = "relay";
+
+  feed_receiver_actor receiver;
+  std::string db, coll;
+  std::string from; // the edge's token; empty: from now
+  caf::response_promise answer;
+  bool attached = false; // the watcher has told its position
+  bool live = false;     // forwarding the watcher's batches
+  /// Catching up: every event up to `last` went to the edge; live events after `boundary`
+  /// (the watcher's position at the attach) are held.
+  std::optional<std::string> last, boundary;
+  std::vector<std::shared_ptr<const std::vector<object>>> held;
+  std::size_t held_events = 0;
+  bool confirmed = false; // the replay has spoken: the store took the token
+  std::shared_ptr<change_feed> replay;
+  std::shared_ptr<std::atomic<std::uint64_t>> bytes_sent;
+  replay_service* replays = nullptr;
+  metrics* stats = nullptr;
+};
+
+using relay_ptr = relay_actor::stateful_pointer<relay_state>;
+
+void forward(relay_ptr self, event_batch batch) {
+  auto& st = self->state;
+  if (!batch.events || batch.events->empty()) return;
+  st.bytes_sent->fetch_add(batch.encoded_bytes(), std::memory_order_relaxed);
+  self->send(st.receiver, std::move(batch));
+}
+
+bool after_last(const relay_state& st, const std::string& token) {
+  return !st.last || token_before(*st.last, token);
+}
+
+/// Goes live: the replay is cancelled, the held events after its last go out.
+void go_live(relay_ptr self) {
+  auto& st = self->state;
+  if (st.replay) st.replays->cancel(std::move(st.replay));
+  auto rest = std::make_shared<std::vector<object>>();
+  for (auto& batch : st.held)
+    for (auto& ev : *batch)
+      if (const std::string* t = event_token(ev); !t || after_last(st, *t)) rest->push_back(ev);
+  st.held.clear();
+  st.live = true;
+  forward(self, event_batch{std::move(rest), std::make_shared<event_batch::wire_form>()});
+}
+
+void go_live_if_caught_up(relay_ptr self) {
+  auto& st = self->state;
+  if (st.live || !st.confirmed || !st.last) return;
+  if (st.boundary && !token_before(*st.last, *st.boundary)) return go_live(self);
+  for (auto& batch : st.held)
+    if (!batch->empty()) {
+      const std::string* first = event_token(batch->front());
+      if (first && !token_before(*st.last, *first)) go_live(self);
+      return;
+    }
+}
+
+void end_relay(relay_ptr self, std::string reason) {
+  self->send(self->state.receiver, closed_atom::value, std::move(reason));
+  self->quit();
+}
+
+/// The watcher's position at the attach: the edge's feed starts there, or catches up to it.
+void attached(relay_ptr self, const std::string& position) {
+  auto& st = self->state;
+  st.attached = true;
+  if (st.from.empty()) {
+    st.answer.deliver(position);
+    st.live = true;
+    return;
+  }
+  st.answer.deliver(st.from);
+  if (position == st.from) {
+    st.live = true;
+    return;
+  }
+  if (!position.empty()) st.boundary = position;
+  if (is_event_token(st.from)) st.last = st.from;
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+  st.replays->open(st.db, st.coll, st.from,
+                   std::make_shared<replay_sink<relay_actor>>(weak, 1, st.stats),
+                   [weak, pool = st.replays](std::shared_ptr<change_feed> feed) {
+                     if (!send_if_alive<relay_actor>(weak, replay_atom::value, std::uint64_t{1},
+                                                     replay_feed{feed}))
+                       pool->cancel(std::move(feed));
+                   });
+}
+
+relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_service* replays,
+                                 metrics* stats, std::shared_ptr<std::atomic<std::uint64_t>> bytes) {
+  auto& st0 = self->state;
+  st0.replays = replays;
+  st0.stats = stats;
+  st0.bytes_sent = std::move(bytes);
+  self->attach_functor([self] {
+    if (self->state.replay) self->state.replays->cancel(std::move(self->state.replay));
+  });
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); }); // the edge's receiver
+  return {
+      [self, broker](watch_atom, std::string& db, std::string& coll, std::string& from,
+                     feed_receiver_actor& receiver) -> caf::result<std::string> {
+        auto& st = self->state;
+        st.db = std::move(db);
+        st.coll = std::move(coll);
+        st.from = std::move(from);
+        st.receiver = std::move(receiver);
+        self->monitor(st.receiver);
+        st.answer = self->make_response_promise();
+        self->request(broker, caf::infinite, watch_atom::value, st.db, st.coll,
+                      feed_listener_actor{self})
+            .then([](const watcher_actor&) {},
+                  [self](caf::error& e) {
+                    self->state.answer.deliver(e);
+                    self->quit();
+                  });
+        return st.answer;
+      },
+      [self](event_batch& batch) {
+        auto& st = self->state;
+        if (st.live) return forward(self, std::move(batch));
+        if (!batch.events || batch.events->empty()) return;
+        st.held.push_back(batch.events);
+        st.held_events += batch.events->size();
+        if (st.held_events > relay_max_held_events)
+          return end_relay(self, std::string(history_lost_reason) + ": the edge's catch-up fell behind");
+        go_live_if_caught_up(self);
+      },
+      [self](position_atom, std::string& token) {
+        auto& st = self->state;
+        if (!st.attached) return attached(self, token);
+        if (st.live) {
+          if (!token.empty()) self->send(st.receiver, position_atom::value, std::move(token));
+          return;
+        }
+        if (!st.boundary && st.held.empty() && !token.empty()) {
+          st.boundary = token;
+          go_live_if_caught_up(self);
+        }
+      },
+      [self](metadata_change& m) { self->send(self->state.receiver, std::move(m)); },
+      [self](close_atom, std::uint16_t code, std::string& reason) {
+        end_relay(self, code == 4410 ? std::string(history_lost_reason) + ": " + reason : reason);
+      },
+      [self](replay_atom, std::uint64_t, event_batch& batch) {
+        auto& st = self->state;
+        if (st.live || !batch.events) return;
+        st.confirmed = true;
+        const std::string* first_held = nullptr;
+        for (auto& b : st.held)
+          if (!b->empty()) {
+            first_held = event_token(b->front());
+            break;
+          }
+        auto out = std::make_shared<std::vector<object>>();
+        bool reached_live = false;
+        for (auto& ev : *batch.events) {
+          const std::string* t = event_token(ev);
+          if (!t || !after_last(st, *t)) continue;
+          if ((st.boundary && token_before(*st.boundary, *t)) ||
+              (first_held && !token_before(*t, *first_held))) {
+            reached_live = true;
+            break;
+          }
+          out->push_back(ev);
+          st.last = *t;
+        }
+        forward(self, event_batch{std::move(out), std::make_shared<event_batch::wire_form>()});
+        if (reached_live) return go_live(self);
+        go_live_if_caught_up(self);
+      },
+      [self](replay_atom, std::uint64_t, std::string& token) {
+        auto& st = self->state;
+        if (st.live || token.empty()) return;
+        st.confirmed = true;
+        if (after_last(st, token)) st.last = token;
+        go_live_if_caught_up(self);
+      },
+      [self](replay_atom, std::uint64_t, replay_feed& f) {
+        auto& st = self->state;
+        if (st.live)
+          st.replays->cancel(std::move(f.feed));
+        else
+          st.replay = std::move(f.feed);
+      },
+      [self](replay_end_atom, std::uint64_t, std::string& reason) {
+        if (!self->state.live) end_relay(self, std::move(reason));
+      },
+  };
+}
+
+// -- core peers ---------------------------------------------------------------
+
+struct peer_state {
+  static inline const char* name = "core_peer";
+  std::string edge;
+  caf::node_id node;
+  std::size_t next_worker = 0;
+};
+
+using peer_ptr = core_peer_actor::stateful_pointer<peer_state>;
+
+/// Whether the current message comes from the node that proved the secret.
+bool from_edge(peer_ptr self) {
+  auto& sender = self->current_sender();
+  return sender && sender->node() == self->state.node;
+}
+
+caf::error not_joined() {
+  return caf::make_error(caf::sec::request_receiver_down, "not a node of this cluster");
+}
+
+core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::string edge,
+                                         caf::node_id node, edge_node_actor edge_actor) {
+  self->state.edge = edge;
+  self->state.node = node;
+  self->monitor(edge_actor);
+  self->set_down_handler([self, core](caf::down_msg& dm) {
+    log::info("cluster: edge " + self->state.edge + " is gone (" + caf::to_string(dm.reason) +
+              ")");
+    {
+      std::lock_guard lock(core->mutex);
+      auto& e = core->edges[self->state.edge];
+      e.up = false;
+      e.sessions = e.subscriptions = 0;
+    }
+    self->quit();
+  });
+  return {
+      [self, core](store_atom, std::string& op,
+                   std::string& args) -> caf::result<std::string> {
+        if (!from_edge(self)) return not_joined();
+        auto& w = core->workers[self->state.next_worker++ % core->workers.size()];
+        return self->delegate(caf::actor_cast<store_worker_actor>(w), store_atom::value,
+                              std::move(op), std::move(args));
+      },
+      [self, core](watch_atom, std::string& db, std::string& coll, std::string& from,
+                   feed_receiver_actor& receiver) -> caf::result<std::string> {
+        if (!from_edge(self)) return not_joined();
+        std::shared_ptr<std::atomic<std::uint64_t>> bytes;
+        {
+          std::lock_guard lock(core->mutex);
+          bytes = core->edges[self->state.edge].bytes_sent;
+        }
+        auto r = self->spawn(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
+        return self->delegate(r, watch_atom::value, std::move(db), std::move(coll),
+                              std::move(from), std::move(receiver));
+      },
+      [self, core](report_atom, std::int64_t sessions, std::int64_t subscriptions) {
+        if (!from_edge(self)) return;
+        std::lock_guard lock(core->mutex);
+        auto& e = core->edges[self->state.edge];
+        e.sessions = sessions;
+        e.subscriptions = subscriptions;
+      },
+      [self, core](nodes_atom) -> caf::result<std::string> {
+        if (!from_edge(self)) return not_joined();
+        return core->nodes_json(core->stats.sessions_open.load(std::memory_order_relaxed),
+                                core->stats.subscriptions.load(std::memory_order_relaxed));
+      },
+  };
+}
+
+// -- the gatekeeper -----------------------------------------------------------
+
+struct gatekeeper_state {
+  static inline const char* name = "gatekeeper";
+  struct pending {
+    std::string edge, edge_nonce, core_nonce;
+    caf::timestamp expires;
+  };
+  std::map<caf::node_id, pending> pending; // by the node that said hello
+};
+
+using gatekeeper_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
+
+caf::error refuse(const std::string& why) {
+  return caf::make_error(caf::sec::runtime_error, why);
+}
+
+gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
+  const std::string fingerprint = cluster_fingerprint();
+  return {
+      [self, core, fingerprint](hello_atom, std::string& edge, std::string& theirs,
+                                std::string& edge_nonce)
+          -> caf::result<std::string, std::string> {
+        auto& sender = self->current_sender();
+        if (!sender) return refuse("anonymous hello");
+        if (theirs != fingerprint) {
+          log::warn("cluster: refused node " + edge + " from " + caf::to_string(sender->node()) +
+                    ": it runs another rheo build (\"" + theirs + "\", this core: \"" +
+                    fingerprint + "\")");
+          return refuse("incompatible node: the core runs \"" + fingerprint + "\"");
+        }
+        if (edge.empty() || edge_nonce.size() != 64) return refuse("malformed hello");
+        gatekeeper_state::pending p{edge, edge_nonce, make_nonce(),
+                                    caf::make_timestamp() + std::chrono::seconds(30)};
+        std::string proof = prove_secret(core->config.cluster_secret, "core", edge_nonce,
+                                         p.core_nonce, edge);
+        std::string nonce = p.core_nonce;
+        self->state.pending[sender->node()] = std::move(p);
+        return {std::move(nonce), std::move(proof)};
+      },
+      [self, core](prove_atom, std::string& proof,
+                   edge_node_actor& edge_actor) -> caf::result<core_peer_actor> {
+        auto& sender = self->current_sender();
+        if (!sender) return refuse("anonymous proof");
+        auto it = self->state.pending.find(sender->node());
+        if (it == self->state.pending.end() || it->second.expires < caf::make_timestamp()) {
+          log::warn("cluster: refused a node from " + caf::to_string(sender->node()) +
+                    ": a proof without a fresh hello");
+          return refuse("say hello first");
+        }
+        auto p = std::move(it->second);
+        self->state.pending.erase(it); // a nonce is good for one proof
+        if (!same_proof(proof, prove_secret(core->config.cluster_secret, "edge", p.edge_nonce,
+                                            p.core_nonce, p.edge))) {
+          log::warn("cluster: refused node " + p.edge + " from " +
+                    caf::to_string(sender->node()) + ": wrong cluster secret");
+          return refuse("wrong cluster secret");
+        }
+        bool rejoin = false;
+        {
+          std::lock_guard lock(core->mutex);
+          auto& e = core->edges[p.edge];
+          rejoin = e.joins++ > 0;
+          e.up = true;
+        }
+        log::info("cluster: edge " + p.edge + (rejoin ? " rejoined" : " joined") + " from " +
+                  caf::to_string(sender->node()));
+        return self->spawn(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+      },
+  };
+}
+
+} // namespace
+
+cluster_core::cluster_core(caf::actor_system& system, const server_config& config, store& db,
+                           broker_actor broker, replay_service& replays, metrics& stats)
+    : impl_(std::make_shared<impl>(system, config, db, std::move(broker), replays, stats)) {}
+
+cluster_core::~cluster_core() {
+  stop();
+}
+
+std::uint16_t cluster_core::start(std::string node_name) {
+  auto& im = *impl_;
+  im.name = std::move(node_name);
+  for (int i = 0; i < 4; ++i)
+    im.workers.push_back(
+        caf::actor_cast<caf::actor>(im.system.spawn<caf::detached>(store_worker, &im.db)));
+  im.gatekeeper = im.system.spawn(gatekeeper, impl_);
+  host_port hp = parse_host_port(im.config.cluster_listen, "cluster_listen");
+  auto port = cluster_tls(im.config)
+                  ? caf::openssl::publish(im.gatekeeper, hp.port, hp.host.c_str(), true)
+                  : im.system.middleman().publish(im.gatekeeper, hp.port, hp.host.c_str(), true);
+  if (!port)
+    throw std::runtime_error("cannot listen for cluster nodes on " + im.config.cluster_listen +
+                             ": " + im.system.render(port.error()));
+  im.port = *port;
+  log::info("cluster: core " + im.name + " listening for nodes on " + hp.host + ":" +
+            std::to_string(im.port) + (cluster_tls(im.config) ? " (TLS)" : ""));
+  return im.port;
+}
+
+void cluster_core::stop() {
+  auto& im = *impl_;
+  if (!im.gatekeeper) return;
+  im.system.middleman().unpublish(im.gatekeeper, im.port);
+  caf::anon_send_exit(im.gatekeeper, caf::exit_reason::user_shutdown);
+  for (auto& w : im.workers)
+    caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+  im.workers.clear();
+  im.gatekeeper = nullptr;
+}
+
+std::string cluster_core::status_json(std::int64_t sessions, std::int64_t subscriptions) const {
+  std::string nodes = impl_->nodes_json(sessions, subscriptions);
+  // {"node":..., "role":"core", then the nodes and upstream feeds.
+  std::string out = "{\"node\":";
+  append_json(out, value(impl_->name));
+  out += ",\"role\":\"core\",";
+  out.append(nodes, 1, std::string::npos);
+  return out;
+}
+
+std::string cluster_core::metrics_text() const {
+  std::string out = "# HELP rheo_cluster_link_up Whether the link to a peer node is up.\n"
+                    "# TYPE rheo_cluster_link_up gauge\n";
+  std::string bytes = "# HELP rheo_cluster_bytes_sent_total Change-event bytes sent to a peer.\n"
+                      "# TYPE rheo_cluster_bytes_sent_total counter\n";
+  std::string joins = "# HELP rheo_cluster_reconnects_total Times a peer joined again.\n"
+                      "# TYPE rheo_cluster_reconnects_total counter\n";
+  std::lock_guard lock(impl_->mutex);
+  for (auto& [n, e] : impl_->edges) {
+    std::string label = "{peer=\"" + n + "\"} ";
+    out += "rheo_cluster_link_up" + label + (e.up ? "1\n" : "0\n");
+    bytes += "rheo_cluster_bytes_sent_total" + label + std::to_string(e.bytes_sent->load()) + "\n";
+    joins += "rheo_cluster_reconnects_total" + label +
+             std::to_string(e.joins > 0 ? e.joins - 1 : 0) + "\n";
+  }
+  return out + bytes + joins;
+}
+
+const std::string& cluster_core::node_name() const {
+  return impl_->name;
+}
+
+} // namespace rheo

@@ -1,0 +1,504 @@
+// The edge's side of a cluster (see actors/cluster.hpp): the link thread that joins the
+// core and keeps joining it, the RECEIVERS of the feeds the edge follows, and the store
+// the edge serves (storage/remote's remote_store over this link).
+#include "actors/cluster.hpp"
+#include "actors/cluster_support.hpp"
+#include "actors/cluster_wire.hpp"
+
+#include "config/config.hpp"
+#include "config/log.hpp"
+#include "net/metrics.hpp"
+#include "storage/document/json.hpp"
+#include "storage/remote/remote_store.hpp"
+#include "storage/store.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace rheo {
+
+namespace {
+
+/// A receiver's own interface: what the core sends, and (from the link thread) a new core
+/// peer to ask for the feed again, after the last token it delivered.
+using receiver_actor = feed_receiver_actor::extend<caf::reacts_to<attach_atom, core_peer_actor>>;
+
+/// What a remote feed and its receiver share. Thread-safety: a mutex; sink calls are made
+/// under it, so that once cancel() returns the sink is never called again.
+struct feed_state {
+  std::mutex mutex;
+  std::shared_ptr<feed_sink> sink;
+  bool cancelled = false;
+  std::vector<std::function<void(feed_sink&)>> pending; // before start()
+  /// Every change up to this token has been received: a new relay starts after it.
+  std::string last;
+
+  template <class F> void deliver(F f) {
+    std::lock_guard lock(mutex);
+    if (cancelled) return;
+    if (sink)
+      f(*sink);
+    else
+      pending.emplace_back(std::move(f));
+  }
+};
+
+} // namespace
+
+/// The link to the core. Thread-safety: a mutex guards the peer, the state and the
+/// receivers; the counters are atomics.
+struct cluster_edge::impl {
+  caf::actor_system& system;
+  const server_config& config;
+  metrics& stats;
+  host_port core;
+  std::string core_label; // the core's address, until its name is known
+  std::string name;
+  std::string fingerprint = cluster_fingerprint();
+  std::chrono::milliseconds timeout;
+  edge_node_actor node;
+  std::weak_ptr<impl> weak_self;
+
+  mutable std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<core_peer_actor> peer;
+  bool stopping = false;
+  std::set<receiver_actor> receivers;
+  mutable std::string last_nodes; // the core's last answer to nodes_atom
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::thread thread;
+
+  impl(caf::actor_system& sys, const server_config& cfg, metrics& s)
+      : system(sys), config(cfg), stats(s),
+        core(parse_host_port(cfg.cluster_join, "cluster_join")), core_label(cfg.cluster_join),
+        timeout(cfg.cluster_request_timeout_ms) {}
+
+  std::optional<core_peer_actor> current_peer() const {
+    std::lock_guard lock(mutex);
+    return peer;
+  }
+
+  /// Asks `peer` and waits, up to `deadline`; returns the error's text, or nothing.
+  template <class Reply, class... Ts>
+  std::optional<std::string> ask(const core_peer_actor& to, std::chrono::milliseconds deadline,
+                                 Reply& reply, Ts&&... xs) const {
+    caf::scoped_actor self{system};
+    std::optional<std::string> err;
+    self->request(to, deadline, std::forward<Ts>(xs)...)
+        .receive([&](Reply& r) { reply = std::move(r); },
+                 [&](caf::error& e) { err = system.render(e); });
+    return err;
+  }
+
+  void run();
+  std::optional<core_peer_actor> join(std::string& why);
+  void hold(const core_peer_actor& p, std::string& why);
+  std::unique_ptr<change_feed> open_feed(const std::string& db, const std::string& coll,
+                                         const std::optional<std::string>& token);
+};
+
+namespace {
+
+using edge_impl = cluster_edge::impl;
+
+struct receiver_state {
+  static inline const char* name = "receiver";
+  std::shared_ptr<feed_state> feed;
+  std::string db, coll;
+};
+
+using receiver_ptr = receiver_actor::stateful_pointer<receiver_state>;
+
+receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<feed_state> feed,
+                                       std::string db, std::string coll,
+                                       std::weak_ptr<edge_impl> link) {
+  self->state.feed = std::move(feed);
+  self->state.db = std::move(db);
+  self->state.coll = std::move(coll);
+  return {
+      [self](event_batch& batch) {
+        auto& st = self->state;
+        if (!batch.events) return;
+        std::vector<change_event> events;
+        {
+          std::lock_guard lock(st.feed->mutex);
+          for (auto& ev : *batch.events) {
+            const std::string* t = event_token(ev);
+            // A relay that resumed after `last` sends nothing before it; this is the guard.
+            if (t && !st.feed->last.empty() && !token_before(st.feed->last, *t)) continue;
+            if (t) st.feed->last = *t;
+            events.push_back(change_event::from_object(ev, st.db, st.coll));
+          }
+        }
+        if (!events.empty())
+          st.feed->deliver([events = std::move(events)](feed_sink& s) mutable {
+            s.events(std::move(events));
+          });
+      },
+      [self](position_atom, std::string& token) {
+        auto& st = self->state;
+        {
+          std::lock_guard lock(st.feed->mutex);
+          if (token.empty() || (!st.feed->last.empty() && !token_before(st.feed->last, token)))
+            return;
+          st.feed->last = token;
+        }
+        st.feed->deliver([token = std::move(token)](feed_sink& s) { s.position(token); });
+      },
+      [self](metadata_change& m) {
+        if (!m.metadata) return;
+        self->state.feed->deliver([m = std::move(m)](feed_sink& s) { s.metadata(*m.metadata); });
+      },
+      [self](closed_atom, std::string& reason) {
+        self->state.feed->deliver([reason](feed_sink& s) { s.lost(reason); });
+        self->quit();
+      },
+      [self, link](attach_atom, const core_peer_actor& peer) {
+        auto& st = self->state;
+        std::string from;
+        {
+          std::lock_guard lock(st.feed->mutex);
+          from = st.feed->last;
+        }
+        auto l = link.lock();
+        if (!l) return;
+        self->request(peer, l->timeout, watch_atom::value, st.db, st.coll, from,
+                      feed_receiver_actor{self})
+            .then(
+                [self, from](const std::string&) {
+                  log::debug("cluster: feed of " + self->state.coll + " resumed after " +
+                             (from.empty() ? std::string("now") : from));
+                },
+                [self](caf::error& e) {
+                  // The link is gone again (the next join asks again), or the core cannot
+                  // watch the collection (the feed ends).
+                  if (e.category() == caf::atom("system") &&
+                      e.code() == static_cast<std::uint8_t>(caf::sec::runtime_error)) {
+                    auto reason = self->system().render(e);
+                    self->state.feed->deliver([reason](feed_sink& s) { s.lost(reason); });
+                    self->quit();
+                  }
+                });
+      },
+  };
+}
+
+/// A feed from the core (what an edge's watch() returns).
+class remote_feed final : public change_feed {
+public:
+  remote_feed(std::shared_ptr<feed_state> state, receiver_actor r, std::string position,
+              std::weak_ptr<edge_impl> link)
+      : state_(std::move(state)), receiver_(std::move(r)), position_(std::move(position)),
+        link_(std::move(link)) {}
+  ~remote_feed() override { cancel(); }
+
+  void start(std::shared_ptr<feed_sink> sink) override {
+    std::lock_guard lock(state_->mutex);
+    if (state_->cancelled) return;
+    state_->sink = std::move(sink);
+    for (auto& f : state_->pending)
+      f(*state_->sink);
+    state_->pending.clear();
+  }
+
+  std::string position() const override { return position_; }
+
+  void cancel() override {
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->cancelled) return;
+      state_->cancelled = true;
+      state_->sink.reset();
+      state_->pending.clear();
+    }
+    if (auto l = link_.lock()) {
+      std::lock_guard lock(l->mutex);
+      l->receivers.erase(receiver_);
+    }
+    caf::anon_send_exit(receiver_, caf::exit_reason::user_shutdown);
+  }
+
+private:
+  std::shared_ptr<feed_state> state_;
+  receiver_actor receiver_;
+  std::string position_;
+  std::weak_ptr<edge_impl> link_;
+};
+
+edge_node_actor::behavior_type edge_node() {
+  return {[](closed_atom) {}};
+}
+
+} // namespace
+
+std::unique_ptr<change_feed> edge_impl::open_feed(const std::string& db, const std::string& coll,
+                                                  const std::optional<std::string>& token) {
+  auto p = current_peer();
+  if (!p) throw api_error(503, "the cluster core is unreachable; try again");
+  auto state = std::make_shared<feed_state>();
+  state->last = token.value_or("");
+  std::weak_ptr<edge_impl> link = weak_self;
+  auto r = system.spawn(receiver, state, db, coll, link);
+  {
+    std::lock_guard lock(mutex);
+    receivers.insert(r);
+  }
+  std::string position;
+  if (auto err = ask(*p, timeout, position, watch_atom::value, db, coll, token.value_or(""),
+                     feed_receiver_actor{r})) {
+    {
+      std::lock_guard lock(mutex);
+      receivers.erase(r);
+    }
+    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+    throw api_error(503, "cannot watch " + coll + " on the cluster core: " + *err);
+  }
+  {
+    std::lock_guard lock(state->mutex);
+    if (state->last.empty()) state->last = position;
+  }
+  return std::make_unique<remote_feed>(state, r, token ? *token : position, link);
+}
+
+std::optional<core_peer_actor> edge_impl::join(std::string& why) {
+  caf::scoped_actor self{system};
+  caf::strong_actor_ptr found;
+  caf::detail::type_list<gatekeeper_actor> tk;
+  const auto expected = system.message_types(tk);
+  self->request(cluster_middleman(system, config), std::chrono::milliseconds(config.cluster_timeout_ms),
+                caf::connect_atom::value, core.host, core.port)
+      .receive(
+          [&](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
+            if (!ptr)
+              why = "nothing is published there";
+            else if (ifs != expected)
+              why = "it is not a rheo core of this version";
+            else
+              found = std::move(ptr);
+          },
+          [&](caf::error& e) { why = system.render(e); });
+  if (!found) return std::nullopt;
+  auto gk = caf::actor_cast<gatekeeper_actor>(found);
+  const std::string edge_nonce = make_nonce();
+  std::string core_nonce, core_proof;
+  self->request(gk, timeout, hello_atom::value, name, fingerprint, edge_nonce)
+      .receive(
+          [&](std::string& n, std::string& p) {
+            core_nonce = std::move(n);
+            core_proof = std::move(p);
+          },
+          [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
+  if (core_nonce.empty()) return std::nullopt;
+  if (!same_proof(core_proof, prove_secret(config.cluster_secret, "core", edge_nonce, core_nonce,
+                                           name))) {
+    why = "the core could not prove the cluster secret (is it the same on both nodes?)";
+    return std::nullopt;
+  }
+  std::optional<core_peer_actor> joined;
+  self->request(gk, timeout, prove_atom::value,
+                prove_secret(config.cluster_secret, "edge", edge_nonce, core_nonce, name), node)
+      .receive([&](core_peer_actor& p) { joined = std::move(p); },
+               [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
+  return joined;
+}
+
+void edge_impl::hold(const core_peer_actor& p, std::string& why) {
+  caf::scoped_actor self{system};
+  self->monitor(p);
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+    }
+    caf::anon_send(p, report_atom::value, stats.sessions_open.load(std::memory_order_relaxed),
+                   stats.subscriptions.load(std::memory_order_relaxed));
+    bool down = false;
+    self->receive([&](caf::down_msg& dm) {
+                    down = true;
+                    why = system.render(dm.reason);
+                  },
+                  caf::after(std::chrono::seconds(1)) >> [] {});
+    if (down) return;
+  }
+}
+
+void edge_impl::run() {
+  auto backoff = std::chrono::milliseconds(100);
+  const auto max_backoff = std::chrono::milliseconds(config.cluster_reconnect_max_ms);
+  bool joined_before = false;
+  std::string last_why;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+    }
+    std::string why;
+    if (auto p = join(why)) {
+      std::vector<receiver_actor> rs;
+      {
+        std::lock_guard lock(mutex);
+        peer = p;
+        rs.assign(receivers.begin(), receivers.end());
+      }
+      changed.notify_all();
+      if (joined_before) reconnects.fetch_add(1, std::memory_order_relaxed);
+      log::info(std::string("cluster: ") + (joined_before ? "rejoined" : "joined") + " the core at " +
+                config.cluster_join + " as " + name +
+                (rs.empty() ? "" : ", resuming " + std::to_string(rs.size()) + " feeds"));
+      joined_before = true;
+      backoff = std::chrono::milliseconds(100);
+      last_why.clear();
+      for (auto& r : rs)
+        caf::anon_send(r, attach_atom::value, *p);
+      std::string lost;
+      hold(*p, lost);
+      {
+        std::lock_guard lock(mutex);
+        peer.reset();
+        if (stopping) return;
+      }
+      log::warn("cluster: lost the core at " + config.cluster_join + " (" + lost +
+                "); clients stay connected, reconnecting");
+      continue;
+    }
+    if (why != last_why) log::warn("cluster: cannot join the core at " + config.cluster_join + ": " + why);
+    last_why = why;
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, backoff, [&] { return stopping; });
+    backoff = std::min(backoff * 2, max_backoff);
+  }
+}
+
+cluster_edge::cluster_edge(caf::actor_system& system, const server_config& config, metrics& stats,
+                           store* local)
+    : impl_(std::make_shared<impl>(system, config, stats)), forwards_(local == nullptr) {
+  std::weak_ptr<impl> weak = impl_;
+  impl_->weak_self = weak;
+  store_transport transport = [weak](const std::string& op, const std::string& args) {
+    auto l = weak.lock();
+    if (!l) throw api_error(503, "the cluster link is stopped");
+    auto p = l->current_peer();
+    if (!p) throw api_error(503, "the cluster core is unreachable; try again");
+    std::string reply;
+    if (auto err = l->ask(*p, l->timeout, reply, store_atom::value, op, args))
+      throw api_error(503, "the cluster core did not answer: " + *err);
+    l->bytes_sent.fetch_add(op.size() + args.size(), std::memory_order_relaxed);
+    return reply;
+  };
+  feed_opener opener = [weak](const std::string& db, const std::string& coll,
+                              const std::optional<std::string>& token) {
+    auto l = weak.lock();
+    if (!l) throw api_error(503, "the cluster link is stopped");
+    return l->open_feed(db, coll, token);
+  };
+  storage_ = std::make_unique<remote_store>(std::move(transport), std::move(opener), local);
+}
+
+cluster_edge::~cluster_edge() {
+  stop();
+}
+
+store& cluster_edge::storage() {
+  return *storage_;
+}
+
+void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_link) {
+  auto& im = *impl_;
+  im.name = std::move(node_name);
+  im.node = im.system.spawn(edge_node);
+  im.thread = std::thread([&im] { im.run(); });
+  std::unique_lock lock(im.mutex);
+  if (!im.changed.wait_for(lock, first_link, [&] { return im.peer.has_value(); }))
+    log::warn("cluster: not joined to the core at " + im.config.cluster_join + " yet; serving, "
+              "and answering what needs the core with 503 until it is");
+}
+
+void cluster_edge::stop() {
+  auto& im = *impl_;
+  {
+    std::lock_guard lock(im.mutex);
+    im.stopping = true;
+  }
+  im.changed.notify_all();
+  if (im.thread.joinable()) im.thread.join();
+  if (im.node) caf::anon_send_exit(im.node, caf::exit_reason::user_shutdown);
+}
+
+std::string cluster_edge::status_json(std::int64_t sessions, std::int64_t subscriptions) const {
+  auto& im = *impl_;
+  std::string nodes;
+  const auto p = im.current_peer();
+  if (p && !im.ask(*p, std::chrono::milliseconds(1000), nodes, nodes_atom::value)) {
+    std::lock_guard lock(im.mutex);
+    im.last_nodes = nodes;
+  } else {
+    std::lock_guard lock(im.mutex);
+    nodes = im.last_nodes;
+  }
+  object known;
+  if (!nodes.empty()) known = parse_json(nodes).as_object();
+  array list;
+  bool listed_core = false;
+  if (const value* v = find_field(known, "nodes"); v && v->is_array())
+    for (auto& n : v->as_array()) {
+      if (!n.is_object()) continue;
+      object node = n.as_object();
+      const value* nm = find_field(node, "name");
+      if (nm && nm->is_string() && nm->as_string() == im.name) continue; // added below, live
+      const value* role = find_field(node, "role");
+      if (role && role->is_string() && role->as_string() == "core") {
+        listed_core = true;
+        if (!p) set_field(node, "state", value("down"));
+      } else if (!p) {
+        set_field(node, "state", value("unknown")); // what the core knew; it cannot tell now
+      }
+      list.emplace_back(std::move(node));
+    }
+  if (!listed_core)
+    list.insert(list.begin(), value(object{{"name", value(im.core_label)},
+                                           {"role", value("core")},
+                                           {"state", value(p ? "up" : "down")},
+                                           {"sessions", value(std::int64_t{0})},
+                                           {"subscriptions", value(std::int64_t{0})}}));
+  list.emplace_back(object{{"name", value(im.name)},
+                           {"role", value("edge")},
+                           {"state", value("up")},
+                           {"sessions", value(sessions)},
+                           {"subscriptions", value(subscriptions)}});
+  const value* feeds = find_field(known, "upstream_feeds");
+  object out{{"node", value(im.name)},
+             {"role", value("edge")},
+             {"nodes", value(std::move(list))},
+             {"upstream_feeds", feeds ? *feeds : value()}};
+  return to_json(value(std::move(out)));
+}
+
+std::string cluster_edge::metrics_text() const {
+  auto& im = *impl_;
+  const std::string label = "{peer=\"" + im.config.cluster_join + "\"} ";
+  return "# HELP rheo_cluster_link_up Whether the link to a peer node is up.\n"
+         "# TYPE rheo_cluster_link_up gauge\n"
+         "rheo_cluster_link_up" +
+         label + (im.current_peer() ? "1" : "0") +
+         "\n# HELP rheo_cluster_reconnects_total Times the link to a peer was joined again.\n"
+         "# TYPE rheo_cluster_reconnects_total counter\n"
+         "rheo_cluster_reconnects_total" +
+         label + std::to_string(im.reconnects.load()) +
+         "\n# HELP rheo_cluster_bytes_sent_total Store-call bytes sent to a peer.\n"
+         "# TYPE rheo_cluster_bytes_sent_total counter\n"
+         "rheo_cluster_bytes_sent_total" +
+         label + std::to_string(im.bytes_sent.load()) + "\n";
+}
+
+const std::string& cluster_edge::node_name() const {
+  return impl_->name;
+}
+
+} // namespace rheo

@@ -1,0 +1,57 @@
+// The typed interfaces of a cluster's link (see actors/cluster.hpp): the only actors and
+// messages that cross the network. Every argument is a built-in type, an actor handle of
+// these interfaces, event_batch or metadata_change, all serialized through inspect.
+//
+// Thread-safety: actor handles are thread-safe values.
+#pragma once
+
+#include "actors/actors.hpp"
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace rheo {
+
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using prove_atom = caf::atom_constant<caf::atom("prove")>;
+using store_atom = caf::atom_constant<caf::atom("store")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+
+/// An edge's end of one feed from the core (its RECEIVER): what the core's relay sends, in
+/// commit order.
+using feed_receiver_actor =
+    caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
+                     caf::reacts_to<metadata_change>,
+                     // The feed ended (history lost, invalidated, the core's store closed).
+                     caf::reacts_to<closed_atom, std::string>>;
+
+/// An edge as the core sees it: the core monitors it to know when the edge is gone.
+using edge_node_actor = caf::typed_actor<caf::reacts_to<closed_atom>>;
+
+/// What an edge may ask once it has proved the secret (one CORE PEER per edge). Only
+/// messages from the node that proved it are answered.
+using core_peer_actor = caf::typed_actor<
+    // A store call (storage/remote): operation and BSON arguments; the BSON reply.
+    caf::replies_to<store_atom, std::string, std::string>::with<std::string>,
+    // Feed db.coll after a token (empty: from now) to the receiver; replies the feed's
+    // position (the token, or the core's position now).
+    caf::replies_to<watch_atom, std::string, std::string, std::string,
+                    feed_receiver_actor>::with<std::string>,
+    // The edge's sessions and subscriptions, every second.
+    caf::reacts_to<report_atom, std::int64_t, std::int64_t>,
+    // The cluster's nodes and upstream feeds as the core sees them (JSON).
+    caf::replies_to<nodes_atom>::with<std::string>>;
+
+/// The only actor a node learns before it proves the secret (published by the core).
+using gatekeeper_actor = caf::typed_actor<
+    // An edge's name, fingerprint and nonce; replies the core's nonce and its proof.
+    caf::replies_to<hello_atom, std::string, std::string, std::string>::with<std::string,
+                                                                             std::string>,
+    // The edge's proof over both nonces, and the edge; replies its core peer.
+    caf::replies_to<prove_atom, std::string, edge_node_actor>::with<core_peer_actor>>;
+
+} // namespace rheo
