@@ -393,3 +393,29 @@ BOOST_AUTO_TEST_CASE(diff_reports_top_level_changes) {
   BOOST_TEST(none.updated_fields.empty());
   BOOST_TEST(none.removed_fields.empty());
 }
+
+BOOST_AUTO_TEST_CASE(an_update_rebuilt_from_its_ops_applies_as_the_parsed_one) {
+  O body{{"$inc", O{{"n", 2}}}, {"plain", 5}, {"$push", O{{"list", O{{"$each", A{3, 4}}}}}}};
+  auto parsed = update_spec::parse(body);
+  auto rebuilt = update_spec::from_ops(parsed.ops());
+  O a{{"_id", 1}, {"n", 1}, {"list", A{1}}};
+  O b = a;
+  parsed.apply(a);
+  rebuilt.apply(b);
+  BOOST_TEST(identical(value(a), value(b)));
+  BOOST_TEST(rebuilt.ops().size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(ops_are_validated_as_a_body_is) {
+  auto error_of = [](std::vector<update_spec::op> ops) {
+    try {
+      update_spec::from_ops(std::move(ops));
+    } catch (const api_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  BOOST_TEST(error_of({{"$where", "a", 1}}) == "unknown update operator $where");
+  BOOST_TEST(error_of({{"$inc", "a", "x"}}) == "$inc: the value for field 'a' must be a number");
+  BOOST_TEST(!error_of({{"$set", "a", 1}, {"$unset", "a.b", ""}}).empty()); // conflict
+}

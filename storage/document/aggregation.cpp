@@ -483,6 +483,10 @@ aggregation aggregation::compile(const object& definition, const object& avars,
   if (sv.read_filter) resolved.emplace_back(object{{"$match", value(*sv.read_filter)}});
   for (auto& v : r.resolve_stages(unescaped))
     resolved.push_back(std::move(v));
+  return from_resolved(std::move(resolved));
+}
+
+aggregation aggregation::from_resolved(array resolved) {
   auto s = std::make_shared<state>();
   s->stages.reserve(resolved.size());
   for (auto& v : resolved)

@@ -101,6 +101,11 @@ public:
   static aggregation compile(const object& definition, const object& avars, const server_vars& sv,
                              const aggregation_paging& paging = {});
 
+  /// The aggregation of stages() `resolved` as another node compiled them: the stages are
+  /// compiled as they are (no variables substituted, no keys unescaped, no readFilter
+  /// added, since compile() did all of that), so it runs exactly as the original.
+  static aggregation from_resolved(array resolved);
+
   /// Runs every stage over `input` (the collection's documents in natural order) and
   /// returns the output documents. Throws api_error(400) when an expression fails on a
   /// document (the message names the operator, e.g. "$divide needs numbers, got string") or

@@ -392,6 +392,12 @@ private:
   update_description& desc_;
 };
 
+void check_operator(const std::string& name) {
+  if (std::find(std::begin(update_operators), std::end(update_operators), name) ==
+      std::end(update_operators))
+    throw_bad_request("unknown update operator " + name);
+}
+
 void validate_op(const update_spec::op& o) {
   const std::string& n = o.name;
   split_path(o.path);
@@ -419,26 +425,31 @@ void validate_op(const update_spec::op& o) {
 update_spec update_spec::parse(const object& body) {
   if (body.empty()) throw_bad_request("the update body is empty");
   update_spec spec;
-  std::vector<std::string> touched;
   for (auto& [key, arg] : body) {
     if (!starts_with_dollar(key)) {
       spec.ops_.push_back(op{"$set", key, arg});
       continue;
     }
-    if (std::find(std::begin(update_operators), std::end(update_operators), key) ==
-        std::end(update_operators))
-      throw_bad_request("unknown update operator " + key);
+    check_operator(key);
     if (!arg.is_object())
       throw_bad_request("the argument of " + key + " must be an object of fields");
     for (auto& [path, v] : arg.as_object())
       spec.ops_.push_back(op{key, path, v});
   }
-  for (auto& o : spec.ops_) {
+  return from_ops(std::move(spec.ops_));
+}
+
+update_spec update_spec::from_ops(std::vector<op> ops) {
+  std::vector<std::string> touched;
+  for (auto& o : ops) {
+    check_operator(o.name);
     validate_op(o);
     touched.push_back(o.path);
     if (o.name == "$rename") touched.push_back(o.arg.as_string());
   }
   check_conflicts(touched);
+  update_spec spec;
+  spec.ops_ = std::move(ops);
   return spec;
 }
 

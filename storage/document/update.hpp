@@ -41,6 +41,9 @@ public:
   /// The validated operations in body order (plain fields as $set), e.g. to send the
   /// update to MongoDB as {name: {path: arg}}.
   const std::vector<op>& ops() const { return ops_; }
+  /// The update whose ops() are `ops` (e.g. as another node sent them), validated as
+  /// parse() validates a body: the same api_error(400) for a bad operation or conflict.
+  static update_spec from_ops(std::vector<op> ops);
 
 private:
   std::vector<op> ops_;
