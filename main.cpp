@@ -2,6 +2,7 @@
 // actor system and the HTTP/WebSocket server, and shuts everything down cleanly on
 // SIGINT/SIGTERM.
 #include "actors/actors.hpp"
+#include "actors/cluster.hpp"
 #include "actors/realtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -23,6 +24,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <thread>
+#include <unistd.h>
 
 #ifndef RHEO_WEB_DIR
 #define RHEO_WEB_DIR "web"
@@ -86,10 +88,29 @@ int run(rheo::server_config config) {
     return 2;
   }
 
-  std::unique_ptr<store> db;
+  // Counted on by the actors and the server: created before them, so that it outlives them.
+  metrics stats;
+  caf::actor_system_config caf_config;
+  register_message_types(caf_config);
+  configure_cluster(caf_config, config);
+  // The actors see one message per batch per subscription (data frames go to the I/O
+  // threads directly), so their threads are mostly idle: the sharing policy lets idle
+  // threads sleep on one queue instead of polling as work stealing does.
+  caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
+                                                                          : caf::atom("sharing"));
+  caf_config.set("scheduler.max-threads",
+                 static_cast<std::size_t>(config.actor_threads
+                                              ? config.actor_threads
+                                              : std::max(1u, std::thread::hardware_concurrency())));
+  caf::actor_system actors{caf_config};
+
+  const bool edge = !config.cluster_join.empty();
+  std::unique_ptr<store> db; // the node's own store: embedded, MongoDB, or none (an edge)
   try {
     if (!config.mongo_uri.empty()) {
       db = open_mongo_store(config.mongo_uri);
+    } else if (edge) {
+      // An embedded-store edge has no store of its own: the core's serves it.
     } else {
       sqlite_store_options opts;
       opts.data_dir = config.data_dir;
@@ -103,41 +124,55 @@ int run(rheo::server_config config) {
     return 2;
   }
 
-  if (config.create_messages) {
+  std::unique_ptr<cluster_edge> edge_link;
+  if (edge) edge_link = std::make_unique<cluster_edge>(actors, config, stats, db.get());
+  store& storage = edge ? edge_link->storage() : *db;
+
+  if (config.create_messages && !edge) { // an edge's core creates it
     const auto& db_name =
         config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
     try {
-      create_messages(*db, db_name);
+      create_messages(storage, db_name);
     } catch (const std::exception& e) {
       log::warn(std::string("cannot create the messages collection: ") + e.what());
     }
   }
 
-  // Counted on by the actors and the server: created before them, so that it outlives them.
-  metrics stats;
-  caf::actor_system_config caf_config;
-  register_message_types(caf_config);
-  // The actors see one message per batch per subscription (data frames go to the I/O
-  // threads directly), so their threads are mostly idle: the sharing policy lets idle
-  // threads sleep on one queue instead of polling as work stealing does.
-  caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
-                                                                          : caf::atom("sharing"));
-  caf_config.set("scheduler.max-threads",
-                 static_cast<std::size_t>(config.actor_threads
-                                              ? config.actor_threads
-                                              : std::max(1u, std::thread::hardware_concurrency())));
-  caf::actor_system actors{caf_config};
-
-  rest_api api(config, *db, *sec, stats);
-  realtime streams(actors, *db, config, stats);
+  rest_api api(config, storage, *sec, stats);
+  realtime streams(actors, storage, config, stats);
   server srv(config, api, &streams, stats);
+  std::unique_ptr<cluster_core> core;
+  if (!config.cluster_listen.empty())
+    core = std::make_unique<cluster_core>(actors, config, storage, streams.broker(),
+                                          streams.replays(), stats);
   std::uint16_t port = 0;
+  std::string node_name = config.node_name;
   try {
     port = srv.start();
+    if (node_name.empty()) {
+      char host[256] = "localhost";
+      gethostname(host, sizeof host - 1);
+      node_name = std::string(host) + ":" + std::to_string(port);
+    }
+    if (core) {
+      core->start(node_name);
+      api.set_cluster(core.get());
+    }
+    if (edge_link) {
+      edge_link->start(node_name, std::chrono::seconds(5));
+      api.set_cluster(edge_link.get());
+    }
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
+    if (port) {
+      srv.stop();
+      srv.wait();
+    }
+    if (core) core->stop();
+    if (edge_link) edge_link->stop();
     streams.stop();
-    db->close();
+    actors.await_all_actors_done();
+    storage.close();
     return 2;
   }
   std::printf("rheo listening on http://%s:%u (store: %s, open-file limit %llu)\n",
@@ -156,9 +191,11 @@ int run(rheo::server_config config) {
   srv.wait();
   // wait() returns only after stop(); the signal thread has finished or is about to.
   signal_thread.join();
+  if (core) core->stop();
   streams.stop();
+  if (edge_link) edge_link->stop();
   actors.await_all_actors_done();
-  db->close();
+  storage.close();
   log::info("stopped cleanly");
   return 0;
 }

@@ -85,7 +85,7 @@ using store_worker_actor =
     caf::typed_actor<caf::replies_to<store_atom, std::string, std::string>::with<std::string>>;
 
 /// Runs edges' store calls on a thread of its own (spawned detached): they block.
-store_worker_actor::behavior_type store_worker(store* db) {
+store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, store* db) {
   return {
       [db](store_atom, const std::string& op, const std::string& args) {
         return serve_store_call(*db, op, args);
@@ -110,6 +110,7 @@ constexpr std::size_t relay_max_held_events = 100000;
 
 struct relay_state {
   static inline const char* name = "relay";
+  relay_state() = default; // not an aggregate: CAF would construct it from the actor
 
   feed_receiver_actor receiver;
   std::string db, coll;
@@ -377,10 +378,10 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
 struct gatekeeper_state {
   static inline const char* name = "gatekeeper";
   struct pending {
-    std::string edge, edge_nonce, core_nonce;
+    std::string edge, core_nonce;
     caf::timestamp expires;
   };
-  std::map<caf::node_id, pending> pending; // by the node that said hello
+  std::map<caf::node_id, pending> waiting; // by the node that said hello
 };
 
 using gatekeeper_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
@@ -392,9 +393,8 @@ caf::error refuse(const std::string& why) {
 gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
   const std::string fingerprint = cluster_fingerprint();
   return {
-      [self, core, fingerprint](hello_atom, std::string& edge, std::string& theirs,
-                                std::string& edge_nonce)
-          -> caf::result<std::string, std::string> {
+      [self, core, fingerprint](hello_atom, std::string& edge,
+                                std::string& theirs) -> caf::result<std::string> {
         auto& sender = self->current_sender();
         if (!sender) return refuse("anonymous hello");
         if (theirs != fingerprint) {
@@ -403,28 +403,27 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
                     fingerprint + "\")");
           return refuse("incompatible node: the core runs \"" + fingerprint + "\"");
         }
-        if (edge.empty() || edge_nonce.size() != 64) return refuse("malformed hello");
-        gatekeeper_state::pending p{edge, edge_nonce, make_nonce(),
+        if (edge.empty()) return refuse("malformed hello");
+        gatekeeper_state::pending p{edge, make_nonce(),
                                     caf::make_timestamp() + std::chrono::seconds(30)};
-        std::string proof = prove_secret(core->config.cluster_secret, "core", edge_nonce,
-                                         p.core_nonce, edge);
         std::string nonce = p.core_nonce;
-        self->state.pending[sender->node()] = std::move(p);
-        return {std::move(nonce), std::move(proof)};
+        self->state.waiting[sender->node()] = std::move(p);
+        return nonce;
       },
-      [self, core](prove_atom, std::string& proof,
-                   edge_node_actor& edge_actor) -> caf::result<core_peer_actor> {
+      [self, core](prove_atom, std::string& proof, std::string& edge_nonce,
+                   edge_node_actor& edge_actor) -> caf::result<std::string, core_peer_actor> {
         auto& sender = self->current_sender();
         if (!sender) return refuse("anonymous proof");
-        auto it = self->state.pending.find(sender->node());
-        if (it == self->state.pending.end() || it->second.expires < caf::make_timestamp()) {
+        auto it = self->state.waiting.find(sender->node());
+        if (it == self->state.waiting.end() || it->second.expires < caf::make_timestamp()) {
           log::warn("cluster: refused a node from " + caf::to_string(sender->node()) +
                     ": a proof without a fresh hello");
           return refuse("say hello first");
         }
         auto p = std::move(it->second);
-        self->state.pending.erase(it); // a nonce is good for one proof
-        if (!same_proof(proof, prove_secret(core->config.cluster_secret, "edge", p.edge_nonce,
+        self->state.waiting.erase(it); // a nonce is good for one proof
+        if (edge_nonce.size() != 64 ||
+            !same_proof(proof, prove_secret(core->config.cluster_secret, "edge", edge_nonce,
                                             p.core_nonce, p.edge))) {
           log::warn("cluster: refused node " + p.edge + " from " +
                     caf::to_string(sender->node()) + ": wrong cluster secret");
@@ -439,7 +438,10 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
         }
         log::info("cluster: edge " + p.edge + (rejoin ? " rejoined" : " joined") + " from " +
                   caf::to_string(sender->node()));
-        return self->spawn(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+        auto peer = self->spawn(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+        // Now the core proves itself: only to a node that proved the secret first.
+        return {prove_secret(core->config.cluster_secret, "core", edge_nonce, p.core_nonce, p.edge),
+                std::move(peer)};
       },
   };
 }

@@ -286,26 +286,25 @@ std::optional<core_peer_actor> edge_impl::join(std::string& why) {
           [&](caf::error& e) { why = system.render(e); });
   if (!found) return std::nullopt;
   auto gk = caf::actor_cast<gatekeeper_actor>(found);
-  const std::string edge_nonce = make_nonce();
-  std::string core_nonce, core_proof;
-  self->request(gk, timeout, hello_atom::value, name, fingerprint, edge_nonce)
-      .receive(
-          [&](std::string& n, std::string& p) {
-            core_nonce = std::move(n);
-            core_proof = std::move(p);
-          },
-          [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
+  std::string core_nonce;
+  self->request(gk, timeout, hello_atom::value, name, fingerprint)
+      .receive([&](std::string& n) { core_nonce = std::move(n); },
+               [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
   if (core_nonce.empty()) return std::nullopt;
-  if (!same_proof(core_proof, prove_secret(config.cluster_secret, "core", edge_nonce, core_nonce,
-                                           name))) {
-    why = "the core could not prove the cluster secret (is it the same on both nodes?)";
-    return std::nullopt;
-  }
+  const std::string edge_nonce = make_nonce();
   std::optional<core_peer_actor> joined;
   self->request(gk, timeout, prove_atom::value,
-                prove_secret(config.cluster_secret, "edge", edge_nonce, core_nonce, name), node)
-      .receive([&](core_peer_actor& p) { joined = std::move(p); },
-               [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
+                prove_secret(config.cluster_secret, "edge", edge_nonce, core_nonce, name),
+                edge_nonce, node)
+      .receive(
+          [&](std::string& core_proof, core_peer_actor& p) {
+            if (same_proof(core_proof, prove_secret(config.cluster_secret, "core", edge_nonce,
+                                                    core_nonce, name)))
+              joined = std::move(p);
+            else
+              why = "the core could not prove the cluster secret; not joining it";
+          },
+          [&](caf::error& e) { why = "the core refused this node: " + system.render(e); });
   return joined;
 }
 
@@ -398,7 +397,8 @@ cluster_edge::cluster_edge(caf::actor_system& system, const server_config& confi
     if (!l) throw api_error(503, "the cluster link is stopped");
     return l->open_feed(db, coll, token);
   };
-  storage_ = std::make_unique<remote_store>(std::move(transport), std::move(opener), local);
+  std::shared_ptr<store> own = local ? std::shared_ptr<store>(local, [](store*) {}) : nullptr;
+  storage_ = std::make_unique<remote_store>(std::move(transport), std::move(opener), own);
 }
 
 cluster_edge::~cluster_edge() {

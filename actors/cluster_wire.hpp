@@ -48,10 +48,11 @@ using core_peer_actor = caf::typed_actor<
 
 /// The only actor a node learns before it proves the secret (published by the core).
 using gatekeeper_actor = caf::typed_actor<
-    // An edge's name, fingerprint and nonce; replies the core's nonce and its proof.
-    caf::replies_to<hello_atom, std::string, std::string, std::string>::with<std::string,
-                                                                             std::string>,
-    // The edge's proof over both nonces, and the edge; replies its core peer.
-    caf::replies_to<prove_atom, std::string, edge_node_actor>::with<core_peer_actor>>;
+    // An edge's name and fingerprint; replies the core's nonce.
+    caf::replies_to<hello_atom, std::string, std::string>::with<std::string>,
+    // The edge's proof over both nonces, its nonce, and the edge; replies the core's proof
+    // and the edge's core peer.
+    caf::replies_to<prove_atom, std::string, std::string, edge_node_actor>::with<std::string,
+                                                                                core_peer_actor>>;
 
 } // namespace rheo

@@ -18,7 +18,7 @@ realtime::realtime(caf::actor_system& system, store& db, const server_config& co
     : system_(system), config_(config), stats_(stats),
       replays_(std::make_unique<replay_pool>(db, 2)) {
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
-      system.spawn(broker, &db, &stats, static_cast<replay_service*>(replays_.get())));
+      system.spawn(rheo::broker, &db, &stats, static_cast<replay_service*>(replays_.get())));
 }
 
 realtime::~realtime() {

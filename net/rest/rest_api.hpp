@@ -13,6 +13,7 @@
 #include "net/cluster_view.hpp"
 #include "net/http_handler.hpp"
 
+#include <atomic>
 #include <variant>
 
 namespace rheo {
@@ -45,7 +46,7 @@ public:
   void set_cluster(const cluster_view* cluster);
 
 private:
-  const cluster_view* cluster_ = nullptr;
+  std::atomic<const cluster_view*> cluster_{nullptr};
   const server_config& config_;
   store& store_;
   security& security_;
