@@ -226,7 +226,8 @@ BOOST_AUTO_TEST_CASE(every_client_on_every_node_gets_each_write_once_in_order) {
   // Edges report their counts to the core (every second).
   BOOST_CHECK(eventually(
       [&] {
-        return field_int(node_entry(cluster_status(c.core->port()), "edge-b"), "sessions") == 20;
+        object b = node_entry(cluster_status(c.core->port()), "edge-b");
+        return field_int(b, "sessions") == 20 && field_int(b, "subscriptions") == 1;
       },
       std::chrono::seconds(5)));
 
@@ -362,6 +363,15 @@ BOOST_AUTO_TEST_CASE(edges_keep_their_clients_across_a_core_kill_and_miss_nothin
     BOOST_CHECK_MESSAGE(missing == 0,
                         "client " << i << " missed " << missing << " acknowledged events");
   }
+  // The restarted core knows both edges again, with one upstream feed; each edge joined
+  // once more.
+  object s = cluster_status(c.core->port());
+  for (const char* name : {"edge-a", "edge-b"})
+    BOOST_CHECK_EQUAL(field_string(node_entry(s, name), "state"), "up");
+  BOOST_CHECK_EQUAL(field_int(s, "upstream_feeds"), 1);
+  for (std::size_t e = 0; e < 2; ++e)
+    BOOST_CHECK_EQUAL(
+        metric(c.edge_port(e), "rheo_cluster_reconnects_total", host_port(c.cluster_port)), 1);
 }
 
 BOOST_AUTO_TEST_CASE(an_edge_that_dies_takes_only_its_own_clients) {
