@@ -91,7 +91,7 @@ struct event_batch {
   };
 
   std::shared_ptr<const std::vector<object>> events;
-  mutable std::shared_ptr<wire_form> wire; // shared by the copies of a batch
+  mutable std::shared_ptr<wire_form> wire = nullptr; // shared by the copies of a batch
 
   /// The events as BSON (encoded on the first call, by any thread). A batch that does not
   /// come from to_batch() must not be encoded by two threads at once.
