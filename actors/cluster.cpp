@@ -62,8 +62,7 @@ bool cluster_tls(const server_config& config) {
   return !config.cluster_cert.empty();
 }
 
-caf::io::middleman_actor cluster_middleman(caf::actor_system& system,
-                                           const server_config& config) {
+caf::io::middleman_actor cluster_middleman(caf::actor_system& system, const server_config& config) {
   return cluster_tls(config) ? system.openssl_manager().actor_handle()
                              : system.middleman().actor_handle();
 }

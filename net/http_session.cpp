@@ -99,12 +99,11 @@ void http_session::process(http::request<http::string_body> req) {
       net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), req = std::move(req),
                                keep_alive, start, guard = std::move(guard)]() mutable {
         auto resolved = self->srv_.handler.resolve_stream(r);
-        net::post(self->stream_.get_executor(),
-                  [self, r = std::move(r), req = std::move(req), resolved = std::move(resolved),
-                   keep_alive, start]() mutable {
-                    self->open_stream(std::move(r), std::move(req), std::move(resolved),
-                                      keep_alive, start);
-                  });
+        net::post(self->stream_.get_executor(), [self, r = std::move(r), req = std::move(req),
+                                                 resolved = std::move(resolved), keep_alive,
+                                                 start]() mutable {
+          self->open_stream(std::move(r), std::move(req), std::move(resolved), keep_alive, start);
+        });
       });
       return;
     }
