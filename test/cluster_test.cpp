@@ -334,6 +334,14 @@ BOOST_AUTO_TEST_CASE(edges_keep_their_clients_across_a_core_kill_and_miss_nothin
   BOOST_CHECK(eventually([&] { return acked_count() >= 40; }, std::chrono::seconds(15)));
   c.core->stop(SIGKILL);
   const std::size_t before_restart = acked_count();
+  // Both edges notice the loss (and so must reconnect and resume) before the core is back.
+  for (std::size_t e = 0; e < 2; ++e)
+    BOOST_CHECK(eventually(
+        [&] {
+          return field_string(node_entry(cluster_status(c.edge_port(e)), "core", "role"),
+                              "state") == "down";
+        },
+        std::chrono::seconds(10)));
   c.restart_core();
   core_port = c.core->port();
   BOOST_CHECK(
