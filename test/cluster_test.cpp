@@ -77,7 +77,8 @@ void post_seq(std::uint16_t port, std::int64_t seq) {
 /// A WebSocket client of /messages/_streams/all that records fullDocument.seq of each event.
 class listener {
 public:
-  explicit listener(std::uint16_t port) : ws_(port, "/messages/_streams/all") {
+  explicit listener(std::uint16_t port, const std::string& query = "")
+      : ws_(port, "/messages/_streams/all" + query) {
     BOOST_REQUIRE_MESSAGE(ws_.upgrade_status() == 101, ws_.error_body());
   }
 
@@ -102,17 +103,20 @@ public:
       BOOST_CHECK_MESSAGE(token && token->is_string() && token->as_string().size() == 16,
                           "event without a resume token: " + f.payload);
       seqs_.push_back(seq->as_int64());
+      tokens_.push_back(token && token->is_string() ? token->as_string() : "");
     }
     return true;
   }
 
   const std::vector<std::int64_t>& seqs() const { return seqs_; }
+  const std::vector<std::string>& tokens() const { return tokens_; }
   bool closed() const { return closed_; }
   std::uint16_t close_code() const { return close_code_; }
 
 private:
   ws_client ws_;
   std::vector<std::int64_t> seqs_;
+  std::vector<std::string> tokens_;
   bool closed_ = false;
   std::uint16_t close_code_ = 0;
 };
@@ -214,6 +218,10 @@ BOOST_AUTO_TEST_CASE(every_client_on_every_node_gets_each_write_once_in_order) {
                                   expected.end());
   }
 
+  // The same event has the same token on every node, so a client may resume on another
+  // node (checked last).
+  for (auto* l : all)
+    BOOST_CHECK(l->tokens() == on_a.tokens());
   // Every node lists the three nodes up, and the cluster has one upstream feed.
   for (auto port : {c.core->port(), c.edge_port(0), c.edge_port(1)}) {
     object s = cluster_status(port);
@@ -242,6 +250,14 @@ BOOST_AUTO_TEST_CASE(every_client_on_every_node_gets_each_write_once_in_order) {
   BOOST_CHECK_GT(sent_b, n * 10);
   BOOST_CHECK_LT(sent_b, 2 * sent_a);
   BOOST_CHECK_LT(sent_a, 2 * sent_b);
+
+  // From event 25's token, seen on edge A, edge B replays 26 on. (Last: the replay adds to
+  // edge B's bytes and counts.)
+  listener resumed(c.edge_port(1), "?resumeAfter=" + on_a.tokens().at(24));
+  BOOST_CHECK(resumed.wait_for(n + 1));
+  const auto rest = range(26, n + 1);
+  BOOST_CHECK_EQUAL_COLLECTIONS(resumed.seqs().begin(), resumed.seqs().end(), rest.begin(),
+                                rest.end());
 }
 
 BOOST_AUTO_TEST_CASE(rest_through_an_edge_answers_as_the_core) {
