@@ -354,7 +354,7 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
           std::lock_guard lock(core->mutex);
           bytes = core->edges[self->state.edge].bytes_sent;
         }
-        auto r = self->spawn(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
+        auto r = self->spawn<caf::linked>(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
         return self->delegate(r, watch_atom::value, std::move(db), std::move(coll), std::move(from),
                               std::move(receiver));
       },
@@ -438,7 +438,7 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
         }
         log::info("cluster: edge " + p.edge + (rejoin ? " rejoined" : " joined") + " from " +
                   caf::to_string(sender->node()));
-        auto peer = self->spawn(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+        auto peer = self->spawn<caf::linked>(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
         // Now the core proves itself: only to a node that proved the secret first.
         return {prove_secret(core->config.cluster_secret, "core", edge_nonce, p.core_nonce, p.edge),
                 std::move(peer)};
