@@ -443,6 +443,19 @@ BOOST_AUTO_TEST_CASE(a_node_must_prove_the_secret_and_garbage_does_not_disturb_t
   BOOST_CHECK(parse_json(w.body, "503 body").is_object());
   BOOST_CHECK(node_entry(cluster_status(c.core->port()), "edge-bad").empty());
 
+  // Another rheo build (here: a fingerprint a test sets): refused, both sides say why.
+  ::setenv("RHEO_TEST_CLUSTER_FINGERPRINT", "rheo 0.0.1; rheo.other_types", 1);
+  auto other = start_edge(c.cluster_port, "edge-old");
+  ::unsetenv("RHEO_TEST_CLUSTER_FINGERPRINT");
+  BOOST_CHECK(eventually([&] { return c.core->log().find("edge-old from") != std::string::npos; },
+                         std::chrono::seconds(5)));
+  BOOST_CHECK_MESSAGE(c.core->log().find("it runs another rheo build") != std::string::npos,
+                      c.core->log());
+  BOOST_CHECK(
+      eventually([&] { return other->log().find("incompatible node") != std::string::npos; },
+                 std::chrono::seconds(5)));
+  BOOST_CHECK(node_entry(cluster_status(c.core->port()), "edge-old").empty());
+
   // No secret at all: refused at startup.
   temp_dir d;
   auto no_secret = run_rheo({"--port", "0", "--data-dir", d.path() + "/data", "--cluster-join",
