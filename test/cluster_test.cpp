@@ -423,6 +423,14 @@ BOOST_AUTO_TEST_CASE(an_edge_that_dies_takes_only_its_own_clients) {
       std::chrono::seconds(10)));
   object s = cluster_status(c.core->port());
   BOOST_CHECK_EQUAL(field_string(node_entry(s, "edge-b"), "state"), "up");
+
+  // When the last edge that followed the collection dies too, the core stops its feed (the
+  // core itself has no client).
+  BOOST_CHECK_EQUAL(field_int(s, "upstream_feeds"), 1);
+  c.edges[1]->stop(SIGKILL);
+  BOOST_CHECK(eventually(
+      [&] { return field_int(cluster_status(c.core->port()), "upstream_feeds") == 0; },
+      std::chrono::seconds(10)));
 }
 
 BOOST_AUTO_TEST_CASE(a_node_must_prove_the_secret_and_garbage_does_not_disturb_the_cluster) {
