@@ -316,8 +316,10 @@ void edge_impl::hold(const core_peer_actor& p, std::string& why) {
       std::lock_guard lock(mutex);
       if (stopping) return;
     }
-    caf::anon_send(p, report_atom::value, stats.sessions_open.load(std::memory_order_relaxed),
-                   stats.subscriptions.load(std::memory_order_relaxed));
+    // Sent from this node's actor, not anonymously: the core peer drops messages whose
+    // sender is not on the edge's node.
+    self->send(p, report_atom::value, stats.sessions_open.load(std::memory_order_relaxed),
+               stats.subscriptions.load(std::memory_order_relaxed));
     bool down = false;
     self->receive([&](caf::down_msg& dm) {
                     down = true;
