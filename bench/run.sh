@@ -17,7 +17,8 @@ mkdir -p "$OUT"
 
 # Servers with access control get an ACL open to everyone: the benchmarks measure data paths.
 open_acl=()
-if "$RHEO" --help | grep -q -- '--acl'; then
+# grep without -q: under pipefail, grep -q exiting early fails --help with SIGPIPE.
+if "$RHEO" --help | grep -- '--acl' >/dev/null; then
   open_acl=(--acl '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]')
 fi
 server_pid=
@@ -49,6 +50,7 @@ stop_server() {
 # $cluster_dir and sets node_pid[NAME] and node_port[NAME] (its HTTP port).
 declare -A node_pid node_port
 cluster_dir=
+cport=
 start_node() {
   local name=$1 out
   shift
@@ -66,6 +68,18 @@ start_node() {
   echo "run.sh: node $name did not start" >&2
   cat "$out/server.out" "$out/server.err" >&2
   exit 1
+}
+# link_received PID: the bytes the node PID's cluster link (its socket to the core's port
+# $cport) has received so far, TCP payload as the kernel counts it (ss).
+link_received() {
+  ss -tinpH state established "( dport = :$cport )" |
+    awk -v pid="pid=$1," 'index($0, pid) { hit = 1; next }
+      hit { if (match($0, /bytes_received:[0-9]+/)) print substr($0, RSTART + 15, RLENGTH - 15); exit }'
+}
+sessions_open() { # PORT: rheo_sessions_open of the node serving HTTP on PORT
+  local v
+  v=$(curl -s "http://127.0.0.1:$1/_metrics" | sed -n 's/^rheo_sessions_open[{ ].* \([0-9]*\)$/\1/p')
+  echo "${v:-0}"
 }
 stop_cluster() {
   local name
@@ -172,7 +186,7 @@ S7() { # cluster: one core, two edges (embedded store: their writes go to the co
   # clients on this machine's 20,000 fds and 2 cores), one stream, the writer on edge A at a
   # rising rate (5 s steps). rheo-bench reports each node's CPU per delivery and the bytes the
   # core sent each edge per insert.
-  local subs=${S7_SUBS:-2000} cport secret=bench-cluster-secret
+  local subs=${S7_SUBS:-2000} secret=bench-cluster-secret a0= b0= bench_pid
   cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-cluster.XXXXXX")
   cport=$((20000 + RANDOM % 20000))
   start_node core --durability normal --cluster-listen "127.0.0.1:$cport" --cluster-secret "$secret"
@@ -186,7 +200,31 @@ S7() { # cluster: one core, two edges (embedded store: their writes go to the co
     --server-pid "${node_pid[edge-a]}" --threads "$THREADS" --label S7 --out "$OUT/S7-$1" \
     --setup --subscribers $((2 * subs)) --http-conns 1 --pipeline 64 --doc-bytes 100 \
     --rate "${S7_RATE:-2}" --rate-mult "${S7_RATE_MULT:-1.6}" --steps "${S7_STEPS:-7}" \
-    --step-seconds 5 --stop-p99-ms 1000 --p99-limit-ms 50 >/dev/null
+    --step-seconds 5 --stop-p99-ms 1000 --p99-limit-ms 50 --hold-seconds 1 >/dev/null &
+  bench_pid=$!
+  # The link counters start once every client is connected (each WebSocket handshake on an
+  # edge reads the stream's definition from the core over the link, ~280 B per client).
+  for _ in $(seq 1 1200); do
+    [ "$(sessions_open "${node_port[edge-a]}")" -ge "$subs" ] &&
+      [ "$(sessions_open "${node_port[edge-b]}")" -ge "$subs" ] && break
+    sleep 0.05
+  done
+  a0=$(link_received "${node_pid[edge-a]}")
+  b0=$(link_received "${node_pid[edge-b]}")
+  wait "$bench_pid"
+  # What the kernel carried from the core to each edge from then to the end (the events,
+  # heartbeats, and for edge A the answers to its forwarded writes), per insert.
+  python3 - "$OUT/S7-$1.json" edge-a "$a0" "$(link_received "${node_pid[edge-a]}")" \
+    edge-b "$b0" "$(link_received "${node_pid[edge-b]}")" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+r = json.load(open(path))
+inserts = r["totals"]["inserts_acked"]
+r["cluster_wire"] = [{"peer": args[i], "tcp_bytes_received": int(args[i + 2]) - int(args[i + 1]),
+                      "per_insert": (int(args[i + 2]) - int(args[i + 1])) / max(inserts, 1)}
+                     for i in range(0, len(args), 3)]
+json.dump(r, open(path, "w"))
+PY
   stop_cluster
 }
 # S9 helpers. load_docs COLL COUNT SHAPE: bulk POSTs of 5,000 documents on 2 connections

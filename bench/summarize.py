@@ -53,6 +53,8 @@ def figures(r):
     if "cluster" in r:
         for p in r["cluster"]["peers"]:
             f["core bytes/insert -> " + p["peer"]] = p["bytes_per_insert"]
+        for p in r.get("cluster_wire", []):
+            f["TCP bytes/insert core -> " + p["peer"]] = p["per_insert"]
         status = r["cluster"]["status_loaded"]
         if status:
             f["upstream feeds"] = status["upstream_feeds"]
