@@ -91,7 +91,7 @@ struct event_batch {
   };
 
   std::shared_ptr<const std::vector<object>> events;
-  mutable std::shared_ptr<wire_form> wire; // shared by the copies of a batch
+  mutable std::shared_ptr<wire_form> wire = nullptr; // shared by the copies of a batch
 
   /// The events as BSON (encoded on the first call, by any thread). A batch that does not
   /// come from to_batch() must not be encoded by two threads at once.
@@ -170,10 +170,10 @@ using subscription_actor = caf::typed_actor<
 /// What a watcher forwards to: its subscriptions, and (on a cluster's core) the relays of
 /// the edges that follow the collection (actors/cluster.hpp). A subset of
 /// subscription_actor.
-using feed_listener_actor = caf::typed_actor<caf::reacts_to<event_batch>,
-                                             caf::reacts_to<position_atom, std::string>,
-                                             caf::reacts_to<metadata_change>,
-                                             caf::reacts_to<close_atom, std::uint16_t, std::string>>;
+using feed_listener_actor =
+    caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
+                     caf::reacts_to<metadata_change>,
+                     caf::reacts_to<close_atom, std::uint16_t, std::string>>;
 
 /// The WATCHER actor interface: one per upstream change feed (watched collection).
 using watcher_actor = caf::typed_actor<

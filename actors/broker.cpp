@@ -69,8 +69,7 @@ watcher_actor watcher_for(self_ptr self, const std::string& db, const std::strin
                           caf::error& err) {
   auto& st = self->state;
   std::string wkey = db + '\0' + coll;
-  if (auto wit = st.watchers_by_key.find(wkey); wit != st.watchers_by_key.end())
-    return wit->second;
+  if (auto wit = st.watchers_by_key.find(wkey); wit != st.watchers_by_key.end()) return wit->second;
   // Open the feed here, synchronously: its position is fixed before we reply, so every
   // event committed after the client's handshake reaches it.
   std::shared_ptr<change_feed> feed;

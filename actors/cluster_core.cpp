@@ -97,13 +97,13 @@ store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, stor
 
 /// The RELAY interface: a feed listener of the core's watcher of db.coll, and the end of the
 /// replay that catches an edge up from its token.
-using relay_actor = feed_listener_actor::extend<
-    caf::replies_to<watch_atom, std::string, std::string, std::string,
-                    feed_receiver_actor>::with<std::string>,
-    caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
-    caf::reacts_to<replay_atom, std::uint64_t, std::string>,
-    caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
-    caf::reacts_to<replay_end_atom, std::uint64_t, std::string>>;
+using relay_actor =
+    feed_listener_actor::extend<caf::replies_to<watch_atom, std::string, std::string, std::string,
+                                                feed_receiver_actor>::with<std::string>,
+                                caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
+                                caf::reacts_to<replay_atom, std::uint64_t, std::string>,
+                                caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
+                                caf::reacts_to<replay_end_atom, std::uint64_t, std::string>>;
 
 /// Live batches a relay may hold while it catches an edge up before it gives up.
 constexpr std::size_t relay_max_held_events = 100000;
@@ -200,7 +200,8 @@ void attached(relay_ptr self, const std::string& position) {
 }
 
 relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_service* replays,
-                                 metrics* stats, std::shared_ptr<std::atomic<std::uint64_t>> bytes) {
+                                 metrics* stats,
+                                 std::shared_ptr<std::atomic<std::uint64_t>> bytes) {
   auto& st0 = self->state;
   st0.replays = replays;
   st0.stats = stats;
@@ -235,7 +236,8 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         st.held.push_back(batch.events);
         st.held_events += batch.events->size();
         if (st.held_events > relay_max_held_events)
-          return end_relay(self, std::string(history_lost_reason) + ": the edge's catch-up fell behind");
+          return end_relay(self,
+                           std::string(history_lost_reason) + ": the edge's catch-up fell behind");
         go_live_if_caught_up(self);
       },
       [self](position_atom, std::string& token) {
@@ -328,8 +330,7 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
   self->state.node = node;
   self->monitor(edge_actor);
   self->set_down_handler([self, core](caf::down_msg& dm) {
-    log::info("cluster: edge " + self->state.edge + " is gone (" + caf::to_string(dm.reason) +
-              ")");
+    log::info("cluster: edge " + self->state.edge + " is gone (" + caf::to_string(dm.reason) + ")");
     {
       std::lock_guard lock(core->mutex);
       auto& e = core->edges[self->state.edge];
@@ -339,8 +340,7 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
     self->quit();
   });
   return {
-      [self, core](store_atom, std::string& op,
-                   std::string& args) -> caf::result<std::string> {
+      [self, core](store_atom, std::string& op, std::string& args) -> caf::result<std::string> {
         if (!from_edge(self)) return not_joined();
         auto& w = core->workers[self->state.next_worker++ % core->workers.size()];
         return self->delegate(caf::actor_cast<store_worker_actor>(w), store_atom::value,
@@ -354,9 +354,9 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
           std::lock_guard lock(core->mutex);
           bytes = core->edges[self->state.edge].bytes_sent;
         }
-        auto r = self->spawn(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
-        return self->delegate(r, watch_atom::value, std::move(db), std::move(coll),
-                              std::move(from), std::move(receiver));
+        auto r = self->spawn<caf::linked>(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
+        return self->delegate(r, watch_atom::value, std::move(db), std::move(coll), std::move(from),
+                              std::move(receiver));
       },
       [self, core](report_atom, std::int64_t sessions, std::int64_t subscriptions) {
         if (!from_edge(self)) return;
@@ -425,8 +425,8 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
         if (edge_nonce.size() != 64 ||
             !same_proof(proof, prove_secret(core->config.cluster_secret, "edge", edge_nonce,
                                             p.core_nonce, p.edge))) {
-          log::warn("cluster: refused node " + p.edge + " from " +
-                    caf::to_string(sender->node()) + ": wrong cluster secret");
+          log::warn("cluster: refused node " + p.edge + " from " + caf::to_string(sender->node()) +
+                    ": wrong cluster secret");
           return refuse("wrong cluster secret");
         }
         bool rejoin = false;
@@ -438,7 +438,7 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
         }
         log::info("cluster: edge " + p.edge + (rejoin ? " rejoined" : " joined") + " from " +
                   caf::to_string(sender->node()));
-        auto peer = self->spawn(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+        auto peer = self->spawn<caf::linked>(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
         // Now the core proves itself: only to a node that proved the secret first.
         return {prove_secret(core->config.cluster_secret, "core", edge_nonce, p.core_nonce, p.edge),
                 std::move(peer)};

@@ -76,9 +76,8 @@ struct cluster_edge::impl {
   std::thread thread;
 
   impl(caf::actor_system& sys, const server_config& cfg, metrics& s)
-      : system(sys), config(cfg), stats(s),
-        core(parse_host_port(cfg.cluster_join, "cluster_join")), core_label(cfg.cluster_join),
-        timeout(cfg.cluster_request_timeout_ms) {}
+      : system(sys), config(cfg), stats(s), core(parse_host_port(cfg.cluster_join, "cluster_join")),
+        core_label(cfg.cluster_join), timeout(cfg.cluster_request_timeout_ms) {}
 
   std::optional<core_peer_actor> current_peer() const {
     std::lock_guard lock(mutex);
@@ -138,9 +137,8 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<feed_s
           }
         }
         if (!events.empty())
-          st.feed->deliver([events = std::move(events)](feed_sink& s) mutable {
-            s.events(std::move(events));
-          });
+          st.feed->deliver(
+              [events = std::move(events)](feed_sink& s) mutable { s.events(std::move(events)); });
       },
       [self](position_atom, std::string& token) {
         auto& st = self->state;
@@ -272,8 +270,9 @@ std::optional<core_peer_actor> edge_impl::join(std::string& why) {
   caf::strong_actor_ptr found;
   caf::detail::type_list<gatekeeper_actor> tk;
   const auto expected = system.message_types(tk);
-  self->request(cluster_middleman(system, config), std::chrono::milliseconds(config.cluster_timeout_ms),
-                caf::connect_atom::value, core.host, core.port)
+  self->request(cluster_middleman(system, config),
+                std::chrono::milliseconds(config.cluster_timeout_ms), caf::connect_atom::value,
+                core.host, core.port)
       .receive(
           [&](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
             if (!ptr)
@@ -316,16 +315,17 @@ void edge_impl::hold(const core_peer_actor& p, std::string& why) {
       std::lock_guard lock(mutex);
       if (stopping) return;
     }
-    // Sent from this node's actor, not anonymously: the core peer drops messages whose
-    // sender is not on the edge's node.
+    // Sent by `self`, not anonymously: the core peer drops messages without a sender on this
+    // edge's node.
     self->send(p, report_atom::value, stats.sessions_open.load(std::memory_order_relaxed),
                stats.subscriptions.load(std::memory_order_relaxed));
     bool down = false;
-    self->receive([&](caf::down_msg& dm) {
-                    down = true;
-                    why = system.render(dm.reason);
-                  },
-                  caf::after(std::chrono::seconds(1)) >> [] {});
+    self->receive(
+        [&](caf::down_msg& dm) {
+          down = true;
+          why = system.render(dm.reason);
+        },
+        caf::after(std::chrono::seconds(1)) >> [] {});
     if (down) return;
   }
 }
@@ -350,8 +350,8 @@ void edge_impl::run() {
       }
       changed.notify_all();
       if (joined_before) reconnects.fetch_add(1, std::memory_order_relaxed);
-      log::info(std::string("cluster: ") + (joined_before ? "rejoined" : "joined") + " the core at " +
-                config.cluster_join + " as " + name +
+      log::info(std::string("cluster: ") + (joined_before ? "rejoined" : "joined") +
+                " the core at " + config.cluster_join + " as " + name +
                 (rs.empty() ? "" : ", resuming " + std::to_string(rs.size()) + " feeds"));
       joined_before = true;
       backoff = std::chrono::milliseconds(100);
@@ -369,7 +369,8 @@ void edge_impl::run() {
                 "); clients stay connected, reconnecting");
       continue;
     }
-    if (why != last_why) log::warn("cluster: cannot join the core at " + config.cluster_join + ": " + why);
+    if (why != last_why)
+      log::warn("cluster: cannot join the core at " + config.cluster_join + ": " + why);
     last_why = why;
     std::unique_lock lock(mutex);
     changed.wait_for(lock, backoff, [&] { return stopping; });
@@ -418,7 +419,8 @@ void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_
   im.thread = std::thread([&im] { im.run(); });
   std::unique_lock lock(im.mutex);
   if (!im.changed.wait_for(lock, first_link, [&] { return im.peer.has_value(); }))
-    log::warn("cluster: not joined to the core at " + im.config.cluster_join + " yet; serving, "
+    log::warn("cluster: not joined to the core at " + im.config.cluster_join +
+              " yet; serving, "
               "and answering what needs the core with 503 until it is");
 }
 

@@ -53,6 +53,6 @@ using gatekeeper_actor = caf::typed_actor<
     // The edge's proof over both nonces, its nonce, and the edge; replies the core's proof
     // and the edge's core peer.
     caf::replies_to<prove_atom, std::string, std::string, edge_node_actor>::with<std::string,
-                                                                                core_peer_actor>>;
+                                                                                 core_peer_actor>>;
 
 } // namespace rheo

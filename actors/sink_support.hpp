@@ -1,6 +1,6 @@
 // What the feed sinks of the actors share (the watcher's, actors/watcher.cpp, and the
-// replay feeds', actors/subscription.cpp and the cluster's relays): turning a store's batch into the message the
-// actors pass on, and sending to an actor held only weakly.
+// replay feeds', actors/subscription.cpp and the cluster's relays): turning a store's batch into
+// the message the actors pass on, and sending to an actor held only weakly.
 //
 // Thread-safety: both may be called from any thread (a store's).
 #pragma once

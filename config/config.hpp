@@ -65,10 +65,10 @@ struct server_config {
   std::string node_name; // default: host name and HTTP port
   std::string cluster_secret;
   std::string cluster_cert, cluster_key, cluster_ca; // TLS between nodes: all three or none
-  unsigned cluster_heartbeat_ms = 1000;      // link heartbeat
-  unsigned cluster_timeout_ms = 5000;        // a link silent this long is down
+  unsigned cluster_heartbeat_ms = 1000;              // link heartbeat
+  unsigned cluster_timeout_ms = 5000;                // a link silent this long is down
   unsigned cluster_request_timeout_ms = 10000; // an edge's store call waits this long, then 503
-  unsigned cluster_reconnect_max_ms = 5000;  // an edge's reconnect backoff grows up to this
+  unsigned cluster_reconnect_max_ms = 5000;    // an edge's reconnect backoff grows up to this
 };
 
 /// HOST:PORT split; throws config_error naming `what` when malformed.

@@ -91,27 +91,54 @@ void http_session::process(http::request<http::string_body> req) {
                    r.accept.find("text/event-stream") != std::string::npos;
   if (r.event_stream) r.last_event_id = std::string(req["Last-Event-ID"]);
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
-  const unsigned version = req.version();
-  const bool head = req.method() == http::verb::head;
 
   if (r.websocket_upgrade || r.event_stream) {
-    auto resolved = srv_.handler.resolve_stream(r);
-    if (auto* res = std::get_if<http_response>(&resolved))
-      return send(std::move(*res), false, version, false, start);
-    if (auto* target = std::get_if<stream_target>(&resolved)) {
-      if (!srv_.hub || srv_.stopping.load())
-        return send(error_response(503, "change streams are not available"), false, version, false,
-                    start);
-      shard_.metrics().record_request(
-          target->sse ? 200 : 101,
-          static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
-      stream_.expires_never();
-      srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
-                       std::move(*target), srv_.connections);
+    if (srv_.handler.is_blocking(r)) {
+      // Resolving may wait (a password check; on a cluster's edge, the core): on the workers.
+      auto guard = net::make_work_guard(shard_.context());
+      net::post(srv_.workers, [self = shared_from_this(), r = std::move(r), req = std::move(req),
+                               keep_alive, start, guard = std::move(guard)]() mutable {
+        auto resolved = self->srv_.handler.resolve_stream(r);
+        net::post(self->stream_.get_executor(), [self, r = std::move(r), req = std::move(req),
+                                                 resolved = std::move(resolved), keep_alive,
+                                                 start]() mutable {
+          self->open_stream(std::move(r), std::move(req), std::move(resolved), keep_alive, start);
+        });
+      });
       return;
     }
-    // not_a_stream: an SSE-accepting GET of something else.
+    auto resolved = srv_.handler.resolve_stream(r);
+    return open_stream(std::move(r), std::move(req), std::move(resolved), keep_alive, start);
   }
+  respond(std::move(r), std::move(req), keep_alive, start);
+}
+
+void http_session::open_stream(http_request r, http::request<http::string_body> req,
+                               std::variant<stream_target, http_response, not_a_stream> resolved,
+                               bool keep_alive, std::chrono::steady_clock::time_point start) {
+  const unsigned version = req.version();
+  if (auto* res = std::get_if<http_response>(&resolved))
+    return send(std::move(*res), false, version, false, start);
+  if (auto* target = std::get_if<stream_target>(&resolved)) {
+    if (!srv_.hub || srv_.stopping.load())
+      return send(error_response(503, "change streams are not available"), false, version, false,
+                  start);
+    shard_.metrics().record_request(
+        target->sse ? 200 : 101,
+        static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
+    stream_.expires_never();
+    srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
+                     std::move(*target), srv_.connections);
+    return;
+  }
+  // not_a_stream: an SSE-accepting GET of something else.
+  respond(std::move(r), std::move(req), keep_alive, start);
+}
+
+void http_session::respond(http_request r, http::request<http::string_body> req, bool keep_alive,
+                           std::chrono::steady_clock::time_point start) {
+  const unsigned version = req.version();
+  const bool head = req.method() == http::verb::head;
   r.body = std::move(req.body());
 
   if (srv_.handler.is_blocking(r)) {

@@ -35,6 +35,14 @@ private:
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void process(boost::beast::http::request<boost::beast::http::string_body> req);
+  /// A WebSocket or SSE request, resolved: upgrades it, answers the error, or (not a
+  /// stream) serves it as any request.
+  void open_stream(http_request r, boost::beast::http::request<boost::beast::http::string_body> req,
+                   std::variant<stream_target, http_response, not_a_stream> resolved,
+                   bool keep_alive, std::chrono::steady_clock::time_point start);
+  /// Serves a request that is not a stream (on the workers when it may block).
+  void respond(http_request r, boost::beast::http::request<boost::beast::http::string_body> req,
+               bool keep_alive, std::chrono::steady_clock::time_point start);
   void send(http_response res, bool keep_alive, unsigned version, bool head,
             std::chrono::steady_clock::time_point start);
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);

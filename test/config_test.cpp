@@ -83,6 +83,27 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_one_clear_error_naming_the_key) {
   check([&] { parse_command_line({}, {{"RHEO_LOG_LEVEL", "loud"}}); }, "RHEO_LOG_LEVEL");
   check([&] { parse_command_line({"--durability", "maybe"}, {}); }, "durability");
   check([&] { parse_command_line({"--mounts", "nodb"}, {}); }, "PREFIX=DB");
+  // Cluster options fit together.
+  check([&] { parse_command_line({"--cluster-join", "core:7000"}, {}); }, "cluster_secret");
+  check([&] { parse_command_line({"--cluster-listen", "0.0.0.0:7000"}, {}); }, "cluster_secret");
+  check([&] { parse_command_line({"--cluster-join", "core"}, {}); }, "HOST:PORT");
+  check([&] { parse_command_line({"--cluster-join", "core:70000"}, {}); }, "port");
+  check(
+      [&] {
+        parse_command_line({"--cluster-join", "a:1", "--cluster-listen", "b:2"},
+                           {{"RHEO_CLUSTER_SECRET", "s"}});
+      },
+      "exclude each other");
+  check(
+      [&] {
+        parse_command_line({"--cluster-listen", "b:2", "--cluster-cert", "c.pem"},
+                           {{"RHEO_CLUSTER_SECRET", "s"}});
+      },
+      "cluster_key");
+  auto edge = parse_command_line({"--cluster-join", "core:7000", "--node-name", "edge-1"},
+                                 {{"RHEO_CLUSTER_SECRET", "s3cret"}});
+  BOOST_TEST(edge.config.cluster_secret == "s3cret");
+  BOOST_TEST(edge.config.node_name == "edge-1");
 }
 
 BOOST_AUTO_TEST_CASE(startup_errors_stop_the_binary_with_one_line) {

@@ -8,6 +8,7 @@
 #include "test/test_support.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <sys/wait.h>
@@ -18,8 +19,24 @@ using namespace rheo::test;
 
 namespace {
 
+/// RHEO_TEST_EDGE=1: the shared server is an edge of a core.
+bool edge_mode() {
+  const char* edge = std::getenv("RHEO_TEST_EDGE");
+  return edge && std::string(edge) == "1";
+}
+
+/// The shared server: a standalone node, or with RHEO_TEST_EDGE=1 an edge of a core (the
+/// same suite then checks that an edge answers every call as a node would).
 rheo_process& server() {
-  static std::unique_ptr<rheo_process> p = std::make_unique<rheo_process>();
+  static std::unique_ptr<rheo_process> core;
+  static std::unique_ptr<rheo_process> p = [] {
+    if (!edge_mode()) return std::make_unique<rheo_process>();
+    const std::string listen = "127.0.0.1:" + std::to_string(free_port());
+    core = std::make_unique<rheo_process>(std::vector<std::string>{
+        "--cluster-listen", listen, "--cluster-secret", "edge-test", "--node-name", "core"});
+    return std::make_unique<rheo_process>(std::vector<std::string>{
+        "--cluster-join", listen, "--cluster-secret", "edge-test", "--node-name", "edge"});
+  }();
   return *p;
 }
 
@@ -961,7 +978,11 @@ BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
   auto r = req("GET", "/_metrics");
   BOOST_TEST(r.status == 200);
   BOOST_TEST(r.header("content-type").find("text/plain") != std::string::npos);
-  BOOST_TEST(r.body.find("rheo_http_responses_total{class=\"2xx\"}") != std::string::npos);
+  // A node of a cluster labels every sample with its name first (section 8).
+  const std::string node_label = edge_mode() ? "node=\"edge\"," : "";
+  BOOST_TEST(r.body.find("rheo_http_responses_total{" + node_label + "class=\"2xx\"}") !=
+                 std::string::npos,
+             r.body);
   BOOST_TEST(r.body.find("rheo_sessions_open") != std::string::npos);
   BOOST_TEST(r.body.find("rheo_http_request_duration_seconds_bucket") != std::string::npos);
 }

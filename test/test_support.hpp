@@ -89,6 +89,10 @@ std::string client_frame(std::uint8_t first_byte, std::string_view payload);
 /// `receive_buffer` fixes SO_RCVBUF (small values emulate a client that reads slowly).
 int connect_to(std::uint16_t port, int receive_buffer = 0);
 
+/// A loopback port no one listens on now (bound to port 0, then released), for a process
+/// that must keep its port across restarts.
+std::uint16_t free_port();
+
 /// Polls `condition` until it is true or `deadline` passes; returns the last result.
 template <class F>
 bool eventually(F&& condition,

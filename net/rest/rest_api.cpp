@@ -148,8 +148,7 @@ void rest_api::set_cluster(const cluster_view* cluster) {
 bool rest_api::is_blocking(const http_request& req) const {
   // On an edge whose store calls go to the core, any request may wait on the network.
   const cluster_view* cluster = cluster_.load();
-  if (cluster && (cluster->forwards_store_calls() ||
-                   req.target.compare(0, 9, "/_cluster") == 0))
+  if (cluster && (cluster->forwards_store_calls() || req.target.compare(0, 9, "/_cluster") == 0))
     return req.method != http_method::options;
   // Writes wait for a commit; an aggregation may read a whole collection; an argon2id
   // password check takes tens of milliseconds (bounded by hash_slots, which may wait).
@@ -175,8 +174,8 @@ http_response rest_api::handle(const http_request& req) const {
         res = std::move(*error);
       } else {
         const auto& where = std::get<rest::resource>(located);
-        rest::request_context c{req,      *t,       where,    who,     config_,
-                                store_,   security_, metrics_, cluster_.load(), extra};
+        rest::request_context c{req,       *t,       where,           who,  config_, store_,
+                                security_, metrics_, cluster_.load(), extra};
         res = rest::find_handler(where.kind, req.method)(c);
       }
       for (auto& h : extra)

@@ -20,7 +20,8 @@ http_response get_metrics(const request_context& c) {
   http_response r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = c.stats.render();
-  if (c.cluster) r.body = with_label(r.body + c.cluster->metrics_text(), "node", c.cluster->node_name());
+  if (c.cluster)
+    r.body = with_label(r.body + c.cluster->metrics_text(), "node", c.cluster->node_name());
   return r;
 }
 
@@ -32,9 +33,9 @@ http_response get_cluster(const request_context& c) {
   if (!c.cluster)
     return error_response(404, "this node is not in a cluster (see --cluster-listen and "
                                "--cluster-join)");
-  return json_response(200, c.cluster->status_json(
-                                c.stats.sessions_open.load(std::memory_order_relaxed),
-                                c.stats.subscriptions.load(std::memory_order_relaxed)));
+  return json_response(
+      200, c.cluster->status_json(c.stats.sessions_open.load(std::memory_order_relaxed),
+                                  c.stats.subscriptions.load(std::memory_order_relaxed)));
 }
 
 http_response redirect_to_app(const request_context& c) {

@@ -1147,6 +1147,73 @@ def test_sse_resumes_from_last_event_id_and_reports_history_lost():
     with_rheo(run)
 
 
+# ---- cluster ----
+
+
+def owner_pid(client_port):
+    """The process whose socket has local port `client_port` (a connection to the mock)."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % client_port],
+                         capture_output=True, text=True).stdout
+    for part in out.split("pid=")[1:]:
+        return int(part.split(",")[0])
+    raise AssertionError("no process owns port %d: %r" % (client_port, out))
+
+
+def test_cluster_edge_talks_to_mongodb_and_only_the_core_watches():
+    """With MongoDB, an edge reads and writes MongoDB itself; its change feeds come from the
+    core, which alone opens change streams."""
+    mock = Primary()
+    core = edge = None
+    try:
+        cport = free_port()
+        secret = ["--cluster-secret", "s3cret"]
+        core = Rheo(RHEO, mock.uri,
+                    ["--cluster-listen", "127.0.0.1:%d" % cport, "--node-name", "core"] + secret)
+        edge = Rheo(RHEO, mock.uri,
+                    ["--cluster-join", "127.0.0.1:%d" % cport, "--node-name", "edge"] + secret)
+        # A client of the edge: the edge reads the stream definition itself...
+        connect = in_background(WsClient, edge.port, "/messages/_streams/all")
+        r = mock.receive("find")
+        assert r.doc["find"] == "_properties", r.doc
+        assert owner_pid(r.client_port) == edge.proc.pid, "the edge reads MongoDB itself"
+        cursor_reply(r, [props_doc(ObjectId())], PROPS_NS)
+        # ...and the change stream is the core's.
+        r = mock.receive("aggregate")
+        assert "$changeStream" in r.doc["pipeline"][0], r.doc
+        assert owner_pid(r.client_port) == core.proc.pid, "only the core opens change streams"
+        cursor_reply(r, [], MSG_NS, 42)
+        ws = connect()
+        serve_getmore(mock, 42, [change(1, "insert", SON([("_id", 7), ("m", "a")]), 7)])
+        ev = ws.event()
+        assert ev["_id"] == {"_data": token(1)} and ev["fullDocument"] == {"_id": 7, "m": "a"}, ev
+
+        # A write on the edge goes to MongoDB from the edge.
+        call = in_background(edge.request, "POST", "/messages", {"m": "b"})
+        while True:
+            r = mock.server.receives(timeout=TIMEOUT)
+            if r.command_name == "getMore":  # the core's stream, idle
+                cursor_reply(r, [], MSG_NS, 42, first=False)
+                continue
+            break
+        assert r.command_name == "insert", r.doc
+        assert owner_pid(r.client_port) == edge.proc.pid, "the edge writes MongoDB itself"
+        r.replies(ok=1, n=1)
+        status, _, _ = call()
+        assert status == 201, status
+        status, _, body = core.request("GET", "/_cluster")
+        assert status == 200 and json.loads(body)["upstream_feeds"] == 1, body
+    except BaseException:
+        for node in (core, edge):
+            if node:
+                print(node.stderr(), file=sys.stderr)
+        raise
+    finally:
+        mock.stop()
+        for node in (edge, core):
+            if node:
+                node.stop()
+
+
 if __name__ == "__main__":
     run_tests([
         test_startup_refuses_a_standalone_server,
@@ -1177,4 +1244,5 @@ if __name__ == "__main__":
         test_resume_with_a_malformed_token_is_refused_before_the_upgrade,
         test_history_lost_on_the_replay_closes_with_4410,
         test_sse_resumes_from_last_event_id_and_reports_history_lost,
+        test_cluster_edge_talks_to_mongodb_and_only_the_core_watches,
     ])

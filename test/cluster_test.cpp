@@ -1,0 +1,521 @@
+// Cluster mode (section 8 of the API contract) with real processes on loopback: one core and
+// edges on the embedded store. Fan-out through edges (each event crosses to an edge once,
+// however many clients it has), REST through an edge equal to the core, kill -9 of the core
+// and of an edge, the cluster secret, garbage on the cluster port, and 503 while the core is
+// down. One known bug (an oversized BASP header) has a test that is off by default.
+#define BOOST_TEST_MODULE cluster
+#include <boost/test/unit_test.hpp>
+
+#include "storage/document/json.hpp"
+#include "test/test_support.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace rheo;
+using namespace rheo::test;
+
+namespace {
+
+const std::string secret = "cluster-test-secret";
+
+std::string host_port(std::uint16_t port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
+/// The core, listening for nodes on `cluster_port`, its store in `data_dir` (so that a
+/// restart finds its data and its port again).
+std::unique_ptr<rheo_process> start_core(std::uint16_t cluster_port, const std::string& data_dir) {
+  return std::make_unique<rheo_process>(
+      std::vector<std::string>{"--cluster-listen", host_port(cluster_port), "--cluster-secret",
+                               secret, "--node-name", "core"},
+      data_dir);
+}
+
+/// An edge of the core at `cluster_port` (embedded store: it forwards store calls). A short
+/// reconnect backoff keeps the fault tests quick.
+std::unique_ptr<rheo_process> start_edge(std::uint16_t cluster_port, const std::string& name,
+                                         const std::string& with_secret = secret) {
+  return std::make_unique<rheo_process>(std::vector<std::string>{
+      "--cluster-join", host_port(cluster_port), "--cluster-secret", with_secret, "--node-name",
+      name, "--cluster-reconnect-max-ms", "300"});
+}
+
+/// A core and edges, each core restart on the same data directory and cluster port.
+struct cluster {
+  explicit cluster(std::vector<std::string> edge_names) : cluster_port(free_port()) {
+    core = start_core(cluster_port, data.path());
+    for (auto& n : edge_names)
+      edges.push_back(start_edge(cluster_port, n));
+  }
+  void restart_core() { core = start_core(cluster_port, data.path()); }
+  std::uint16_t edge_port(std::size_t i) const { return edges.at(i)->port(); }
+
+  temp_dir data;
+  std::uint16_t cluster_port;
+  std::unique_ptr<rheo_process> core;
+  std::vector<std::unique_ptr<rheo_process>> edges;
+};
+
+std::string seq_doc(std::int64_t seq) {
+  return "{\"seq\":" + std::to_string(seq) + "}";
+}
+
+void post_seq(std::uint16_t port, std::int64_t seq) {
+  auto r = http(port, "POST", "/messages", seq_doc(seq));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, "POST seq " << seq << ": " << r.status << " " << r.body);
+}
+
+/// A WebSocket client of /messages/_streams/all that records fullDocument.seq of each event.
+class listener {
+public:
+  explicit listener(std::uint16_t port, const std::string& query = "")
+      : ws_(port, "/messages/_streams/all" + query) {
+    BOOST_REQUIRE_MESSAGE(ws_.upgrade_status() == 101, ws_.error_body());
+  }
+
+  /// Reads events until one has seq >= `last`, the connection closes or `deadline` passes.
+  bool wait_for(std::int64_t last, std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (seqs_.empty() || seqs_.back() < last) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || closed_) return false;
+      auto f = ws_.next(left);
+      if (f.opcode == -1) return false;
+      if (f.opcode == -2 || f.opcode == 8) {
+        closed_ = true;
+        close_code_ = f.opcode == 8 ? f.close_code() : 0;
+        return false;
+      }
+      value v = parse_json(f.payload, "event");
+      const value* seq = v.is_object() ? find_path(v.as_object(), "fullDocument.seq") : nullptr;
+      const value* token = v.is_object() ? find_path(v.as_object(), "_id._data") : nullptr;
+      BOOST_REQUIRE_MESSAGE(seq && seq->is_number(), "event without seq: " + f.payload);
+      BOOST_CHECK_MESSAGE(token && token->is_string() && token->as_string().size() == 16,
+                          "event without a resume token: " + f.payload);
+      seqs_.push_back(seq->as_int64());
+      tokens_.push_back(token && token->is_string() ? token->as_string() : "");
+    }
+    return true;
+  }
+
+  const std::vector<std::int64_t>& seqs() const { return seqs_; }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+  bool closed() const { return closed_; }
+  std::uint16_t close_code() const { return close_code_; }
+
+private:
+  ws_client ws_;
+  std::vector<std::int64_t> seqs_;
+  std::vector<std::string> tokens_;
+  bool closed_ = false;
+  std::uint16_t close_code_ = 0;
+};
+
+std::vector<std::int64_t> range(std::int64_t from, std::int64_t to_inclusive) {
+  std::vector<std::int64_t> v;
+  for (auto i = from; i <= to_inclusive; ++i)
+    v.push_back(i);
+  return v;
+}
+
+object cluster_status(std::uint16_t port) {
+  auto r = http(port, "GET", "/_cluster");
+  BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+  value v = parse_json(r.body, "/_cluster");
+  BOOST_REQUIRE_MESSAGE(v.is_object(), r.body);
+  return v.as_object();
+}
+
+/// The entry of `/_cluster`'s nodes whose `key` is `want` (an empty object when absent).
+object node_entry(const object& status, const std::string& want, const std::string& key = "name") {
+  const value* nodes = find_field(status, "nodes");
+  if (!nodes || !nodes->is_array()) return {};
+  for (auto& n : nodes->as_array()) {
+    if (!n.is_object()) continue;
+    const value* v = find_field(n.as_object(), key);
+    if (v && v->is_string() && v->as_string() == want) return n.as_object();
+  }
+  return {};
+}
+
+std::string field_string(const object& o, const std::string& name) {
+  const value* v = find_field(o, name);
+  return v && v->is_string() ? v->as_string() : "";
+}
+
+std::int64_t field_int(const object& o, const std::string& name) {
+  const value* v = find_field(o, name);
+  return v && v->is_number() ? v->as_int64() : -1;
+}
+
+/// The value of `/_metrics`' sample `metric{...peer="peer"...}`, or -1 when absent.
+std::int64_t metric(std::uint16_t port, const std::string& name, const std::string& peer) {
+  auto r = http(port, "GET", "/_metrics");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  std::size_t pos = 0;
+  while (pos < r.body.size()) {
+    std::size_t eol = r.body.find('\n', pos);
+    if (eol == std::string::npos) eol = r.body.size();
+    std::string line = r.body.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (line.rfind(name + "{", 0) != 0) continue;
+    if (line.find("peer=\"" + peer + "\"") == std::string::npos) continue;
+    return std::stoll(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
+}
+
+/// The resident set of process `pid`, in KiB (VmRSS of /proc/PID/status).
+std::int64_t rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+bool strictly_increasing(const std::vector<std::int64_t>& v) {
+  for (std::size_t i = 1; i < v.size(); ++i)
+    if (v[i] <= v[i - 1]) return false;
+  return true;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_client_on_every_node_gets_each_write_once_in_order) {
+  cluster c({"edge-a", "edge-b"});
+  listener on_core(c.core->port());
+  listener on_a(c.edge_port(0));
+  std::vector<std::unique_ptr<listener>> on_b;
+  for (int i = 0; i < 20; ++i)
+    on_b.push_back(std::make_unique<listener>(c.edge_port(1)));
+  const std::int64_t bytes_a0 = metric(c.core->port(), "rheo_cluster_bytes_sent_total", "edge-a");
+  const std::int64_t bytes_b0 = metric(c.core->port(), "rheo_cluster_bytes_sent_total", "edge-b");
+  BOOST_REQUIRE_GE(bytes_a0, 0);
+  BOOST_REQUIRE_GE(bytes_b0, 0);
+
+  constexpr int n = 50;
+  for (int i = 1; i <= n; ++i)
+    post_seq(c.edge_port(0), i);
+  // A last write through the other edge: any repeat of the first n would come before it.
+  post_seq(c.edge_port(1), n + 1);
+  const auto expected = range(1, n + 1);
+  std::vector<listener*> all = {&on_core, &on_a};
+  for (auto& l : on_b)
+    all.push_back(l.get());
+  for (auto* l : all) {
+    BOOST_CHECK(l->wait_for(n + 1));
+    BOOST_CHECK_EQUAL_COLLECTIONS(l->seqs().begin(), l->seqs().end(), expected.begin(),
+                                  expected.end());
+  }
+
+  // The same event has the same token on every node, so a client may resume on another
+  // node (checked last).
+  for (auto* l : all)
+    BOOST_CHECK(l->tokens() == on_a.tokens());
+  // Every node lists the three nodes up, and the cluster has one upstream feed.
+  for (auto port : {c.core->port(), c.edge_port(0), c.edge_port(1)}) {
+    object s = cluster_status(port);
+    for (const char* name : {"core", "edge-a", "edge-b"})
+      BOOST_CHECK_MESSAGE(field_string(node_entry(s, name), "state") == "up",
+                          "node " << name << " not up as seen by port " << port << ": "
+                                  << to_json(value(s)));
+    BOOST_CHECK_EQUAL(field_int(s, "upstream_feeds"), 1);
+  }
+  // Edges report their counts to the core (every second).
+  BOOST_CHECK(eventually(
+      [&] {
+        object b = node_entry(cluster_status(c.core->port()), "edge-b");
+        return field_int(b, "sessions") == 20 && field_int(b, "subscriptions") == 1;
+      },
+      std::chrono::seconds(5)));
+
+  // One copy per event per edge, whatever the edge's number of clients.
+  const std::int64_t sent_a =
+      metric(c.core->port(), "rheo_cluster_bytes_sent_total", "edge-a") - bytes_a0;
+  const std::int64_t sent_b =
+      metric(c.core->port(), "rheo_cluster_bytes_sent_total", "edge-b") - bytes_b0;
+  BOOST_TEST_MESSAGE("bytes sent for " << n + 1 << " events: edge-a " << sent_a << ", edge-b "
+                                       << sent_b);
+  BOOST_CHECK_GT(sent_a, n * 10);
+  BOOST_CHECK_GT(sent_b, n * 10);
+  BOOST_CHECK_LT(sent_b, 2 * sent_a);
+  BOOST_CHECK_LT(sent_a, 2 * sent_b);
+
+  // From event 25's token, seen on edge A, edge B replays 26 on. (Last: the replay adds to
+  // edge B's bytes and counts.)
+  listener resumed(c.edge_port(1), "?resumeAfter=" + on_a.tokens().at(24));
+  BOOST_CHECK(resumed.wait_for(n + 1));
+  const auto rest = range(26, n + 1);
+  BOOST_CHECK_EQUAL_COLLECTIONS(resumed.seqs().begin(), resumed.seqs().end(), rest.begin(),
+                                rest.end());
+}
+
+BOOST_AUTO_TEST_CASE(rest_through_an_edge_answers_as_the_core) {
+  cluster c({"edge-a"});
+  const std::uint16_t core = c.core->port();
+  const std::uint16_t edge = c.edge_port(0);
+  auto same = [](const http_result& a, const http_result& b, const std::string& what) {
+    BOOST_CHECK_MESSAGE(a.status == b.status,
+                        what << ": status " << a.status << " (core) vs " << b.status << " (edge)");
+    BOOST_CHECK_MESSAGE(a.body == b.body,
+                        what << ": body '" << a.body << "' (core) vs '" << b.body << "' (edge)");
+    BOOST_CHECK_MESSAGE(a.header("content-type") == b.header("content-type"),
+                        what << ": content-type " << a.header("content-type") << " vs "
+                             << b.header("content-type"));
+  };
+  // Writes: the same call on twin collections, one through each node.
+  const std::string meta =
+      R"({"aggrs":[{"uri":"by_k","stages":[{"_$group":{"_id":"_$k","total":{"_$sum":"_$n"}}},{"_$sort":{"_id":1}}]}]})";
+  same(http(core, "PUT", "/twin_c", meta), http(edge, "PUT", "/twin_e", meta), "PUT collection");
+  for (int i = 1; i <= 6; ++i) {
+    const std::string doc = "{\"_id\":\"d" + std::to_string(i) + "\",\"n\":" + std::to_string(i) +
+                            ",\"k\":\"" + (i % 2 ? "odd" : "even") + "\"}";
+    same(http(core, "POST", "/twin_c", doc), http(edge, "POST", "/twin_e", doc), "POST " + doc);
+  }
+  same(http(core, "POST", "/twin_c", R"({"_id":"d1"})"),
+       http(edge, "POST", "/twin_e", R"({"_id":"d1"})"), "POST duplicate _id");
+  same(http(core, "POST", "/twin_c", "{not json"), http(edge, "POST", "/twin_e", "{not json"),
+       "POST malformed JSON");
+
+  // Reads of one collection through both nodes.
+  for (const std::string target :
+       {"/twin_c?filter=%7B%22n%22%3A%7B%22%24gte%22%3A3%7D%7D&sort=%7B%22n%22%3A-1%7D",
+        "/twin_c?filter=%7B%22k%22%3A%22odd%22%7D&keys=%7B%22n%22%3A1%7D&pagesize=2&page=2",
+        "/twin_c/d2", "/twin_c/missing", "/no_such_collection", "/twin_c/_size",
+        "/twin_c/_size?filter=%7B%22k%22%3A%22even%22%7D", "/twin_c/_aggrs/by_k",
+        "/twin_c/_aggrs/undeclared", "/twin_c?filter=%7B%22%24bogus%22%3A1%7D"})
+    same(http(core, "GET", target), http(edge, "GET", target), "GET " + target);
+
+  // A stale If-Match: 412 through both.
+  const std::vector<std::pair<std::string, std::string>> stale = {{"If-Match", "\"stale\""}};
+  same(http(core, "PATCH", "/twin_c/d3", R"({"$set":{"x":1}})", stale),
+       http(edge, "PATCH", "/twin_c/d3", R"({"$set":{"x":1}})", stale), "PATCH If-Match stale");
+  // A PATCH with the right etag through the edge, then both read the same document.
+  const std::string etag = http(core, "GET", "/twin_c/d3").header("etag");
+  BOOST_REQUIRE(!etag.empty());
+  auto patched = http(edge, "PATCH", "/twin_c/d3", R"({"$set":{"x":1}})", {{"If-Match", etag}});
+  BOOST_CHECK_MESSAGE(patched.status == 200, patched.status << " " << patched.body);
+  same(http(core, "GET", "/twin_c/d3"), http(edge, "GET", "/twin_c/d3"), "GET after PATCH");
+
+  // DELETE: first through one node, then again through the other.
+  same(http(core, "DELETE", "/twin_c/d5"), http(edge, "DELETE", "/twin_c/d6"), "DELETE");
+  same(http(core, "DELETE", "/twin_c/d6"), http(edge, "DELETE", "/twin_c/d5"), "DELETE again");
+  same(http(core, "GET", "/twin_c/_size"), http(edge, "GET", "/twin_c/_size"), "_size after");
+}
+
+BOOST_AUTO_TEST_CASE(edges_keep_their_clients_across_a_core_kill_and_miss_nothing) {
+  cluster c({"edge-a", "edge-b"});
+  std::vector<std::unique_ptr<listener>> clients;
+  for (std::size_t e = 0; e < 2; ++e)
+    for (int i = 0; i < 2; ++i)
+      clients.push_back(std::make_unique<listener>(c.edge_port(e)));
+
+  std::atomic<std::uint16_t> core_port{c.core->port()};
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<std::int64_t> acked; // seqs the core answered 201 to, in order
+  std::thread writer([&] {
+    for (std::int64_t seq = 1; !stop.load(); ++seq) {
+      bool ok = false;
+      try {
+        ok = http(core_port.load(), "POST", "/messages", seq_doc(seq)).status == 201;
+      } catch (const std::exception&) {
+        // The core is down: this write may or may not have been committed.
+      }
+      if (ok) {
+        std::lock_guard lock(mutex);
+        acked.push_back(seq);
+      }
+      // Pacing, not synchronisation: keep the number of events reasonable.
+      struct timespec ts {
+        0, (ok ? 3 : 20) * 1000 * 1000
+      };
+      nanosleep(&ts, nullptr);
+    }
+  });
+  auto acked_count = [&] {
+    std::lock_guard lock(mutex);
+    return acked.size();
+  };
+  BOOST_CHECK(eventually([&] { return acked_count() >= 40; }, std::chrono::seconds(15)));
+  c.core->stop(SIGKILL);
+  const std::size_t before_restart = acked_count();
+  // Both edges notice the loss (and so must reconnect and resume) before the core is back.
+  for (std::size_t e = 0; e < 2; ++e)
+    BOOST_CHECK(eventually(
+        [&] {
+          return field_string(node_entry(cluster_status(c.edge_port(e)), "core", "role"),
+                              "state") == "down";
+        },
+        std::chrono::seconds(10)));
+  c.restart_core();
+  core_port = c.core->port();
+  BOOST_CHECK(
+      eventually([&] { return acked_count() >= before_restart + 40; }, std::chrono::seconds(15)));
+  stop = true;
+  writer.join();
+  BOOST_REQUIRE(!acked.empty());
+  // A last write: any repeat of an earlier event would come before it.
+  const std::int64_t sentinel = acked.back() + 1000;
+  post_seq(c.core->port(), sentinel);
+  acked.push_back(sentinel);
+  BOOST_TEST_MESSAGE("acknowledged " << acked.size() << " writes, " << before_restart
+                                     << " before the kill; last seq " << acked.back());
+
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    auto& l = *clients[i];
+    BOOST_CHECK_MESSAGE(l.wait_for(acked.back()),
+                        "client " << i << " stopped at "
+                                  << (l.seqs().empty() ? -1 : l.seqs().back()) << " closed "
+                                  << l.closed() << " code " << l.close_code());
+    BOOST_CHECK_MESSAGE(!l.closed(), "client " << i << " was closed, code " << l.close_code());
+    BOOST_CHECK_MESSAGE(strictly_increasing(l.seqs()), "client " << i << " got a repeat or "
+                                                                 << "an event out of order");
+    std::size_t missing = 0;
+    for (auto seq : acked)
+      if (!std::binary_search(l.seqs().begin(), l.seqs().end(), seq)) ++missing;
+    BOOST_CHECK_MESSAGE(missing == 0,
+                        "client " << i << " missed " << missing << " acknowledged events");
+  }
+  // The restarted core knows both edges again, with one upstream feed; each edge joined
+  // once more.
+  object s = cluster_status(c.core->port());
+  for (const char* name : {"edge-a", "edge-b"})
+    BOOST_CHECK_EQUAL(field_string(node_entry(s, name), "state"), "up");
+  BOOST_CHECK_EQUAL(field_int(s, "upstream_feeds"), 1);
+  for (std::size_t e = 0; e < 2; ++e)
+    BOOST_CHECK_EQUAL(
+        metric(c.edge_port(e), "rheo_cluster_reconnects_total", host_port(c.cluster_port)), 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_edge_that_dies_takes_only_its_own_clients) {
+  cluster c({"edge-a", "edge-b"});
+  listener on_a(c.edge_port(0));
+  listener on_b1(c.edge_port(1));
+  listener on_b2(c.edge_port(1));
+  for (int i = 1; i <= 10; ++i)
+    post_seq(c.core->port(), i);
+  BOOST_CHECK(on_a.wait_for(10));
+  c.edges[0]->stop(SIGKILL);
+  for (int i = 11; i <= 20; ++i)
+    post_seq(c.core->port(), i);
+  const auto expected = range(1, 20);
+  for (auto* l : {&on_b1, &on_b2}) {
+    BOOST_CHECK(l->wait_for(20));
+    BOOST_CHECK_EQUAL_COLLECTIONS(l->seqs().begin(), l->seqs().end(), expected.begin(),
+                                  expected.end());
+  }
+  BOOST_CHECK(eventually(
+      [&] {
+        return field_string(node_entry(cluster_status(c.core->port()), "edge-a"), "state") ==
+               "down";
+      },
+      std::chrono::seconds(10)));
+  object s = cluster_status(c.core->port());
+  BOOST_CHECK_EQUAL(field_string(node_entry(s, "edge-b"), "state"), "up");
+}
+
+BOOST_AUTO_TEST_CASE(a_node_must_prove_the_secret_and_garbage_does_not_disturb_the_cluster) {
+  cluster c({"edge-b"});
+  listener on_b(c.edge_port(0));
+
+  // A wrong secret: the edge never joins, the core says why.
+  auto bad = start_edge(c.cluster_port, "edge-bad", "not-the-secret");
+  BOOST_CHECK(
+      eventually([&] { return c.core->log().find("wrong cluster secret") != std::string::npos; },
+                 std::chrono::seconds(5)));
+  object s = cluster_status(bad->port());
+  // The edge never learnt the core's name: find it by role.
+  BOOST_CHECK_MESSAGE(field_string(node_entry(s, "core", "role"), "state") == "down",
+                      to_json(value(s)));
+  auto w = http(bad->port(), "POST", "/messages", seq_doc(1000));
+  BOOST_CHECK_EQUAL(w.status, 503);
+  BOOST_CHECK(parse_json(w.body, "503 body").is_object());
+  BOOST_CHECK(node_entry(cluster_status(c.core->port()), "edge-bad").empty());
+
+  // No secret at all: refused at startup.
+  temp_dir d;
+  auto no_secret = run_rheo({"--port", "0", "--data-dir", d.path() + "/data", "--cluster-join",
+                             host_port(c.cluster_port), "--node-name", "edge-x"});
+  BOOST_CHECK_EQUAL(no_secret.exit_code, 2);
+  BOOST_CHECK_MESSAGE(no_secret.output.find("cluster_secret") != std::string::npos,
+                      no_secret.output);
+
+  // Garbage on the cluster port, then a write still reaches the edge's client.
+  raw_exchange(c.cluster_port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(500));
+  raw_exchange(c.cluster_port, std::string(4096, '\xff'), std::chrono::milliseconds(500));
+  std::string noise;
+  for (int i = 0; i < 4096; ++i)
+    noise += static_cast<char>((i * 7919 + 13) & 0xff);
+  raw_exchange(c.cluster_port, noise, std::chrono::milliseconds(500));
+  post_seq(c.core->port(), 1);
+  BOOST_CHECK(on_b.wait_for(1));
+  BOOST_CHECK_EQUAL(on_b.seqs().size(), 1u);
+  BOOST_CHECK_EQUAL(field_string(node_entry(cluster_status(c.core->port()), "edge-b"), "state"),
+                    "up");
+}
+
+BOOST_AUTO_TEST_CASE(writes_on_an_edge_get_503_while_the_core_is_down_then_succeed) {
+  cluster c({"edge-a"});
+  post_seq(c.edge_port(0), 1);
+  c.core->stop(SIGKILL);
+  http_result down;
+  BOOST_CHECK(eventually(
+      [&] {
+        down = http(c.edge_port(0), "POST", "/messages", seq_doc(2));
+        return down.status != 201;
+      },
+      std::chrono::seconds(10)));
+  BOOST_CHECK_EQUAL(down.status, 503);
+  BOOST_CHECK_NE(down.header("content-type").find("application/json"), std::string::npos);
+  value body = parse_json(down.body, "503 body");
+  BOOST_CHECK_MESSAGE(body.is_object() && !body.as_object().empty(), down.body);
+
+  c.restart_core();
+  http_result up;
+  BOOST_CHECK(eventually(
+      [&] {
+        up = http(c.edge_port(0), "POST", "/messages", seq_doc(3));
+        return up.status == 201;
+      },
+      std::chrono::seconds(10)));
+  BOOST_CHECK_EQUAL(up.status, 201);
+  auto size = http(c.edge_port(0), "GET", "/messages/_size");
+  BOOST_CHECK_EQUAL(size.status, 200);
+  BOOST_CHECK_EQUAL(size.body, http(c.core->port(), "GET", "/messages/_size").body);
+}
+
+// Known bug, off by default: CAF 0.17's BASP broker reads a peer's announced payload length
+// before any handshake and resizes its buffer to it, so 32 bytes from anyone who can reach
+// the cluster port make the core allocate (and zero) up to 4 GiB. Run it with
+// --run_test=an_oversized_basp_header_does_not_make_the_core_allocate_it.
+BOOST_AUTO_TEST_CASE(an_oversized_basp_header_does_not_make_the_core_allocate_it,
+                     *boost::unit_test::disabled()) {
+  cluster c({"edge-b"});
+  listener on_b(c.edge_port(0));
+  const std::int64_t before = rss_kib(c.core->pid());
+  std::string header(32, '\0'); // client_handshake, payload_len 0x7fffffff, never sent
+  header[0] = '\x01';
+  header[4] = '\x7f';
+  header[5] = header[6] = header[7] = '\xff';
+  int fd = connect_to(c.cluster_port);
+  ::send(fd, header.data(), header.size(), MSG_NOSIGNAL);
+  // The allocation, if it comes, comes at once: give it a second to show.
+  const bool grew = eventually([&] { return rss_kib(c.core->pid()) > before + 256 * 1024; },
+                               std::chrono::seconds(1));
+  BOOST_CHECK_MESSAGE(!grew, "the core's RSS grew from " << before << " KiB to "
+                                                         << rss_kib(c.core->pid()) << " KiB");
+  ::close(fd);
+  post_seq(c.core->port(), 1);
+  BOOST_CHECK(on_b.wait_for(1));
+}
