@@ -114,8 +114,8 @@ struct options {
   double connect_timeout = 120;
   double close_timeout = 30;
   int server_pid = 0;
-  std::vector<int> sub_ports;    // subscriber i connects to sub_ports[i % size]; empty: port
-  struct node {                  // a process of a cluster, sampled like the server
+  std::vector<int> sub_ports; // subscriber i connects to sub_ports[i % size]; empty: port
+  struct node {               // a process of a cluster, sampled like the server
     std::string name;
     int pid = 0;
   };
@@ -364,9 +364,8 @@ public:
 private:
   /// The port `c` connects to: writers --port, subscribers spread over --sub-ports.
   int port_of(const connection& c) const {
-    return c.kind == role::http || o_.sub_ports.empty()
-               ? o_.port
-               : o_.sub_ports[c.id % o_.sub_ports.size()];
+    return c.kind == role::http || o_.sub_ports.empty() ? o_.port
+                                                        : o_.sub_ports[c.id % o_.sub_ports.size()];
   }
   void start_connects();
   void start_connect(connection& c);
@@ -961,7 +960,8 @@ std::vector<std::pair<std::string, double>> metric_by_peer(const std::string& te
     auto close = line.find("} ");
     if (p == std::string::npos || close == std::string::npos) continue;
     auto end = line.find('"', p + 6);
-    out.emplace_back(line.substr(p + 6, end - p - 6), std::strtod(line.c_str() + close + 2, nullptr));
+    out.emplace_back(line.substr(p + 6, end - p - 6),
+                     std::strtod(line.c_str() + close + 2, nullptr));
   }
   return out;
 }
@@ -1417,8 +1417,9 @@ int run(const options& o) {
       double sec = s.node_cpu_seconds[n];
       j += format("%s{\"name\":\"%s\",\"pid\":%d,\"cpu_seconds\":%.3f,\"cpu_us_per_delivery\":%s}",
                   n ? "," : "", o.nodes[n].name.c_str(), o.nodes[n].pid, sec,
-                  s.deliveries > 0 ? format("%.4f", sec * 1e6 / static_cast<double>(s.deliveries)).c_str()
-                                   : "null");
+                  s.deliveries > 0
+                      ? format("%.4f", sec * 1e6 / static_cast<double>(s.deliveries)).c_str()
+                      : "null");
     }
     j += "],\"latency_ms\":" + latency_json(s.latency) +
          ",\"http_latency_ms\":" + latency_json(s.http) + "}";

@@ -186,7 +186,7 @@ S7() { # cluster: one core, two edges (embedded store: their writes go to the co
   # clients on this machine's 20,000 fds and 2 cores), one stream, the writer on edge A at a
   # rising rate (5 s steps). rheo-bench reports each node's CPU per delivery and the bytes the
   # core sent each edge per insert.
-  local subs=${S7_SUBS:-2000} secret=bench-cluster-secret a0= b0= bench_pid
+  local subs=${S7_SUBS:-2000} secret=bench-cluster-secret a0="" b0="" bench_pid
   cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-cluster.XXXXXX")
   cport=$((20000 + RANDOM % 20000))
   start_node core --durability normal --cluster-listen "127.0.0.1:$cport" --cluster-secret "$secret"
