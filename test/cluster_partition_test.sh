@@ -63,6 +63,8 @@ ip netns add "$core_ns" 2>"$work/netns.err" || skip "ip netns add failed: $(cat 
 ip netns add "$edge_ns" || skip "ip netns add failed"
 ip link add "$core_if" netns "$core_ns" type veth peer name "$edge_if" netns "$edge_ns" ||
   skip "cannot create a veth pair"
+# For a background process call ip netns exec directly, not these functions: it execs the
+# command, so $! is the process itself (a function would leave a subshell in between).
 in_core() { ip netns exec "$core_ns" "$@"; }
 in_edge() { ip netns exec "$edge_ns" "$@"; }
 link_up() { # brings both ends up, with their address (kept while down, re-added if lost)
@@ -83,12 +85,12 @@ cluster=(--cluster-secret partition-secret --cluster-heartbeat-ms 200 --cluster-
 core_url=http://$core_ip:$http_port
 edge_url=http://$edge_ip:$http_port
 
-in_core "$rheo" --port "$http_port" --bind "$core_ip" --data-dir "$work/core" --durability normal \
+ip netns exec "$core_ns" "$rheo" --port "$http_port" --bind "$core_ip" --data-dir "$work/core" --durability normal \
   --cluster-listen "$core_ip:$cluster_port" --node-name core --acl "$acl" "${cluster[@]}" \
   >"$work/core.out" 2>"$work/core.err" &
 pids+=($!)
 wait_for 10 "the core to listen" grep -qs '^rheo listening' "$work/core.out"
-in_edge "$rheo" --port "$http_port" --bind "$edge_ip" --data-dir "$work/edge" \
+ip netns exec "$edge_ns" "$rheo" --port "$http_port" --bind "$edge_ip" --data-dir "$work/edge" \
   --cluster-join "$core_ip:$cluster_port" --node-name edge-a --acl "$acl" "${cluster[@]}" \
   >"$work/edge.out" 2>"$work/edge.err" &
 pids+=($!)
@@ -101,7 +103,7 @@ link_is() { [ "$(edge_link)" = "$1" ]; }
 wait_for 10 "the edge's link to be up" link_is 1
 
 # The client: one SSE connection to the edge for the whole test.
-in_edge curl -sN -D "$work/sse.headers" -H 'Accept: text/event-stream' \
+ip netns exec "$edge_ns" curl -sN -D "$work/sse.headers" -H 'Accept: text/event-stream' \
   "$edge_url/messages/_streams/all" >"$work/sse.out" 2>"$work/sse.err" &
 sse_pid=$!
 pids+=("$sse_pid")
