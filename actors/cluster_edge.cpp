@@ -69,6 +69,7 @@ struct cluster_edge::impl {
   std::condition_variable changed;
   std::optional<core_peer_actor> peer;
   bool stopping = false;
+  bool tried = false; // the first join has been tried
   std::set<receiver_actor> receivers;
   mutable std::string last_nodes; // the core's last answer to nodes_atom
   std::atomic<std::uint64_t> reconnects{0};
@@ -369,6 +370,11 @@ void edge_impl::run() {
                 "); clients stay connected, reconnecting");
       continue;
     }
+    {
+      std::lock_guard lock(mutex);
+      tried = true;
+    }
+    changed.notify_all();
     if (why != last_why)
       log::warn("cluster: cannot join the core at " + config.cluster_join + ": " + why);
     last_why = why;
@@ -418,10 +424,11 @@ void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_
   im.node = im.system.spawn(edge_node);
   im.thread = std::thread([&im] { im.run(); });
   std::unique_lock lock(im.mutex);
-  if (!im.changed.wait_for(lock, first_link, [&] { return im.peer.has_value(); }))
+  // Until the first join has worked or failed (the thread then keeps trying, with backoff).
+  im.changed.wait_for(lock, first_link, [&] { return im.peer.has_value() || im.tried; });
+  if (!im.peer)
     log::warn("cluster: not joined to the core at " + im.config.cluster_join +
-              " yet; serving, "
-              "and answering what needs the core with 503 until it is");
+              " yet; serving, and answering what needs the core with 503 until it is");
 }
 
 void cluster_edge::stop() {

@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libboost-dev libboost-test-dev libboost-program-options-dev
   libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev
   python3 python3-mockupdb python3-websocket
+  openssl iproute2
   chromium nodejs
 )
 # npm: Debian's package only when no npm came with nodejs (NodeSource's nodejs bundles it
