@@ -114,6 +114,13 @@ struct options {
   double connect_timeout = 120;
   double close_timeout = 30;
   int server_pid = 0;
+  std::vector<int> sub_ports; // subscriber i connects to sub_ports[i % size]; empty: port
+  struct node {               // a process of a cluster, sampled like the server
+    std::string name;
+    int pid = 0;
+  };
+  std::vector<node> nodes;
+  int cluster_port = 0; // a core's HTTP port: its /_cluster and bytes sent to each peer
   std::string label = "run";
   std::string out; // prefix for .json/.md/.svg
 };
@@ -149,6 +156,11 @@ struct options {
       "  --drain-seconds S          max wait for in-flight deliveries after load (default 10)\n"
       "  --slow-drain-seconds S     how long slow subscribers read at the end (default 3)\n"
       "  --server-pid PID           sample the server's RSS and CPU from /proc\n"
+      "  --sub-ports P1,P2,...      spread subscribers over these ports (a cluster's nodes);\n"
+      "                             writers and metrics stay on --port\n"
+      "  --node NAME=PID            a cluster node: its CPU per delivery in each step (repeat)\n"
+      "  --cluster-port P           a core's HTTP port: /_cluster while connected, and the\n"
+      "                             bytes it sent to each peer per acknowledged insert\n"
       "  --label NAME --out PREFIX  writes PREFIX.json, PREFIX.md, PREFIX.svg\n",
       code ? stderr : stdout);
   std::exit(code);
@@ -251,6 +263,17 @@ options parse_options(int argc, char** argv) {
       o.close_timeout = num();
     else if (a == "--server-pid")
       o.server_pid = static_cast<int>(uns());
+    else if (a == "--sub-ports") {
+      std::istringstream in(value());
+      for (std::string p; std::getline(in, p, ',');)
+        o.sub_ports.push_back(std::stoi(p));
+    } else if (a == "--node") {
+      std::string v = value();
+      auto eq = v.find('=');
+      if (eq == std::string::npos) usage(2);
+      o.nodes.push_back({v.substr(0, eq), std::stoi(v.substr(eq + 1))});
+    } else if (a == "--cluster-port")
+      o.cluster_port = static_cast<int>(uns());
     else if (a == "--label")
       o.label = value();
     else if (a == "--out")
@@ -339,6 +362,11 @@ public:
   void run();
 
 private:
+  /// The port `c` connects to: writers --port, subscribers spread over --sub-ports.
+  int port_of(const connection& c) const {
+    return c.kind == role::http || o_.sub_ports.empty() ? o_.port
+                                                        : o_.sub_ports[c.id % o_.sub_ports.size()];
+  }
   void start_connects();
   void start_connect(connection& c);
   void on_connected(connection& c);
@@ -441,7 +469,7 @@ void worker::start_connect(connection& c) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o_.slow_rcvbuf, sizeof o_.slow_rcvbuf);
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<std::uint16_t>(o_.port));
+  dst.sin_port = htons(static_cast<std::uint16_t>(port_of(c)));
   inet_pton(AF_INET, o_.host.c_str(), &dst.sin_addr);
   if ((ntohl(dst.sin_addr.s_addr) >> 24) == 127 && c.kind != role::http) {
     // Past ~28,000 connections one source address runs out of ephemeral ports.
@@ -474,7 +502,7 @@ void worker::on_connected(connection& c) {
     target += "?avars=" + url_encode(format("{\"lo\":%u,\"hi\":%u}", c.id, c.id + o_.user_window));
   send(c, format("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: cmhlby1iZW5jaC1rZXkhIQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 target.c_str(), o_.host.c_str(), o_.port));
+                 target.c_str(), o_.host.c_str(), port_of(c)));
 }
 
 void worker::on_event(connection& c, std::uint32_t events) {
@@ -911,11 +939,31 @@ double metric(const std::string& text, const std::string& name) {
   std::size_t pos = 0;
   while ((pos = text.find(name, pos)) != std::string::npos) {
     bool line_start = pos == 0 || text[pos - 1] == '\n';
-    if (line_start && pos + name.size() < text.size() && text[pos + name.size()] == ' ')
-      return std::strtod(text.c_str() + pos + name.size() + 1, nullptr);
+    std::size_t end = pos + name.size();
+    if (line_start && end < text.size() && text[end] == '{') // labels, e.g. node="..."
+      end = text.find("} ", end) == std::string::npos ? end : text.find("} ", end) + 1;
+    if (line_start && end < text.size() && text[end] == ' ')
+      return std::strtod(text.c_str() + end + 1, nullptr);
     pos += name.size();
   }
   return -1;
+}
+
+/// The value of every `name{...peer="P"...} V` line of a Prometheus text, by peer.
+std::vector<std::pair<std::string, double>> metric_by_peer(const std::string& text,
+                                                           const std::string& name) {
+  std::vector<std::pair<std::string, double>> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0) continue;
+    auto p = line.find("peer=\"");
+    auto close = line.find("} ");
+    if (p == std::string::npos || close == std::string::npos) continue;
+    auto end = line.find('"', p + 6);
+    out.emplace_back(line.substr(p + 6, end - p - 6),
+                     std::strtod(line.c_str() + close + 2, nullptr));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -990,6 +1038,7 @@ struct step_result {
   // < 0 without --server-pid.
   double server_cpu_seconds = -1;
   std::uint64_t server_rss_kib = 0;
+  std::vector<double> node_cpu_seconds; // per --node, over the same window as server_cpu_seconds
   /// Server CPU (user + system) per delivery in microseconds; < 0 without deliveries or
   /// without a server to sample.
   double server_cpu_us_per_delivery() const {
@@ -1171,6 +1220,10 @@ int run(const options& o) {
   }
   proc_sample srv_held = sample_proc(o.server_pid);
   std::string metrics_connected = http_request(o, "GET", "/_metrics", "").body;
+  options core = o;
+  core.port = o.cluster_port;
+  std::string core_metrics_connected =
+      o.cluster_port > 0 ? http_request(core, "GET", "/_metrics", "").body : std::string();
 
   // Load: rate steps.
   std::vector<step_result> steps;
@@ -1182,6 +1235,13 @@ int run(const options& o) {
     // The server CPU sample sits next to each delivery count, so CPU per delivery covers
     // exactly the deliveries it divides.
     proc_sample srv_before = sample_proc(o.server_pid);
+    auto sample_nodes = [&o] {
+      std::vector<proc_sample> v;
+      for (auto& n : o.nodes)
+        v.push_back(sample_proc(n.pid));
+      return v;
+    };
+    auto nodes_before = sample_nodes();
     totals before = collect(workers);
     for (unsigned i = 0; i < o.steps; ++i) {
       double rate = o.rate * std::pow(o.rate_mult, i) + o.rate_add * i;
@@ -1199,6 +1259,7 @@ int run(const options& o) {
       proc_sample s1 = sample_proc(o.server_pid), b1 = sample_proc(getpid());
       totals after = collect(workers);
       proc_sample srv_after = sample_proc(o.server_pid);
+      auto nodes_after = sample_nodes();
       snapshot_all(workers, lat_now, http_now, true);
       step_result r;
       r.offered_rate = rate;
@@ -1215,6 +1276,8 @@ int run(const options& o) {
       r.bench_cpu = cpu_percent(b0, b1);
       if (o.server_pid > 0) r.server_cpu_seconds = cpu_seconds(srv_before, srv_after);
       r.server_rss_kib = step_rss;
+      for (std::size_t n = 0; n < o.nodes.size(); ++n)
+        r.node_cpu_seconds.push_back(cpu_seconds(nodes_before[n], nodes_after[n]));
       rss_max = std::max(rss_max, step_rss);
       steps.push_back(r);
       std::fprintf(
@@ -1228,6 +1291,7 @@ int run(const options& o) {
           static_cast<unsigned long long>(step_rss));
       before = after;
       srv_before = srv_after;
+      nodes_before = nodes_after;
       lat_prev = lat_now;
       http_prev = http_now;
       if (o.subscribers > 0 && ms(r.latency.quantile(0.99)) > o.stop_p99_ms) break;
@@ -1255,6 +1319,11 @@ int run(const options& o) {
     }
   }
   std::string metrics_after = http_request(o, "GET", "/_metrics", "").body;
+  std::string core_metrics_after, cluster_loaded; // edges report their counts every second
+  if (o.cluster_port > 0) {
+    core_metrics_after = http_request(core, "GET", "/_metrics", "").body;
+    cluster_loaded = http_request(core, "GET", "/_cluster", "").body;
+  }
   proc_sample srv_loaded = sample_proc(o.server_pid);
   rss_max = std::max(rss_max, srv_loaded.rss_kib);
 
@@ -1343,7 +1412,16 @@ int run(const options& o) {
                s.acked_per_s(), static_cast<unsigned long long>(s.deliveries), s.deliveries_per_s(),
                s.server_cpu, s.bench_cpu, static_cast<unsigned long long>(s.server_rss_kib),
                std::max(s.server_cpu_seconds, 0.0), s.us_per_delivery_text("%.4f", "null").c_str());
-    j += "\"latency_ms\":" + latency_json(s.latency) +
+    j += "\"nodes\":[";
+    for (std::size_t n = 0; n < o.nodes.size(); ++n) {
+      double sec = s.node_cpu_seconds[n];
+      j += format("%s{\"name\":\"%s\",\"pid\":%d,\"cpu_seconds\":%.3f,\"cpu_us_per_delivery\":%s}",
+                  n ? "," : "", o.nodes[n].name.c_str(), o.nodes[n].pid, sec,
+                  s.deliveries > 0
+                      ? format("%.4f", sec * 1e6 / static_cast<double>(s.deliveries)).c_str()
+                      : "null");
+    }
+    j += "],\"latency_ms\":" + latency_json(s.latency) +
          ",\"http_latency_ms\":" + latency_json(s.http) + "}";
   }
   j += format("],\"best_step\":%d,", best);
@@ -1375,6 +1453,23 @@ int run(const options& o) {
     double v = metric(text, name);
     return v < 0 ? std::string("null") : format("%.0f", v);
   };
+  if (o.cluster_port > 0) {
+    // Bytes the core sent each peer between connected and drained, per acknowledged insert.
+    auto before = metric_by_peer(core_metrics_connected, "rheo_cluster_bytes_sent_total");
+    auto after = metric_by_peer(core_metrics_after, "rheo_cluster_bytes_sent_total");
+    j += "\"cluster\":{\"status_loaded\":" +
+         (cluster_loaded.empty() ? std::string("null") : cluster_loaded) + ",\"peers\":[";
+    for (std::size_t i = 0; i < after.size(); ++i) {
+      double b0 = 0;
+      for (auto& [peer, v] : before)
+        if (peer == after[i].first) b0 = v;
+      double bytes = after[i].second - b0;
+      j += format("%s{\"peer\":\"%s\",\"bytes_sent\":%.0f,\"bytes_per_insert\":%.1f}", i ? "," : "",
+                  after[i].first.c_str(), bytes,
+                  t.http_ok > 0 ? bytes / static_cast<double>(t.http_ok) : 0.0);
+    }
+    j += "]},";
+  }
   j += "\"server_metrics\":{\"upstream_feeds_connected\":" +
        m(metrics_connected, "rheo_upstream_feeds") +
        ",\"subscriptions_connected\":" + m(metrics_connected, "rheo_subscriptions") +

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S6 S9 S5B]
+#   bench/run.sh S1 [S2 ... S7 S9 S5B]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
 # OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
@@ -17,7 +17,8 @@ mkdir -p "$OUT"
 
 # Servers with access control get an ACL open to everyone: the benchmarks measure data paths.
 open_acl=()
-if "$RHEO" --help | grep -q -- '--acl'; then
+# grep without -q: under pipefail, grep -q exiting early fails --help with SIGPIPE.
+if "$RHEO" --help | grep -- '--acl' >/dev/null; then
   open_acl=(--acl '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]')
 fi
 server_pid=
@@ -45,7 +46,51 @@ stop_server() {
   server_pid=
   rm -rf "$datadir"
 }
-trap stop_server EXIT
+# A cluster (S7): start_node NAME ARGS... starts one rheo node on a fresh data dir under
+# $cluster_dir and sets node_pid[NAME] and node_port[NAME] (its HTTP port).
+declare -A node_pid node_port
+cluster_dir=
+cport=
+start_node() {
+  local name=$1 out
+  shift
+  out=$cluster_dir/$name
+  mkdir -p "$out"
+  # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
+  "$RHEO" --port 0 --data-dir "$out/db" --node-name "$name" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} \
+    >"$out/server.out" 2>"$out/server.err" &
+  node_pid[$name]=$!
+  for _ in $(seq 1 100); do
+    node_port[$name]=$(sed -n 's|^rheo listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out/server.out" | head -1)
+    [ -n "${node_port[$name]}" ] && return 0
+    sleep 0.1
+  done
+  echo "run.sh: node $name did not start" >&2
+  cat "$out/server.out" "$out/server.err" >&2
+  exit 1
+}
+# link_received PID: the bytes the node PID's cluster link (its socket to the core's port
+# $cport) has received so far, TCP payload as the kernel counts it (ss).
+link_received() {
+  ss -tinpH state established "( dport = :$cport )" |
+    awk -v pid="pid=$1," 'index($0, pid) { hit = 1; next }
+      hit { if (match($0, /bytes_received:[0-9]+/)) print substr($0, RSTART + 15, RLENGTH - 15); exit }'
+}
+sessions_open() { # PORT: rheo_sessions_open of the node serving HTTP on PORT
+  local v
+  v=$(curl -s "http://127.0.0.1:$1/_metrics" | sed -n 's/^rheo_sessions_open[{ ].* \([0-9]*\)$/\1/p')
+  echo "${v:-0}"
+}
+stop_cluster() {
+  local name
+  for name in "${!node_pid[@]}"; do kill -TERM "${node_pid[$name]}" 2>/dev/null || true; done
+  for name in "${!node_pid[@]}"; do wait "${node_pid[$name]}" 2>/dev/null || true; done
+  node_pid=()
+  node_port=()
+  [ -z "$cluster_dir" ] || rm -rf "$cluster_dir"
+  cluster_dir=
+}
+trap 'stop_server; stop_cluster' EXIT
 
 bench() { # label run extra-args...
   local label=$1 run=$2
@@ -136,6 +181,52 @@ S6() { # slow consumers: 1,000 healthy clients without, then with, 100 clients t
     --http-conns 1 --rate 20 --doc-bytes 8000 --step-seconds 35 --slow-drain-seconds 5
   stop_server
 }
+S7() { # cluster: one core, two edges (embedded store: their writes go to the core). S7_SUBS
+  # clients per edge (default 2,000, not 5,000: one rheo-bench process holds both edges'
+  # clients on this machine's 20,000 fds and 2 cores), one stream, the writer on edge A at a
+  # rising rate (5 s steps). rheo-bench reports each node's CPU per delivery and the bytes the
+  # core sent each edge per insert.
+  local subs=${S7_SUBS:-2000} secret=bench-cluster-secret a0="" b0="" bench_pid
+  cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-cluster.XXXXXX")
+  cport=$((20000 + RANDOM % 20000))
+  start_node core --durability normal --cluster-listen "127.0.0.1:$cport" --cluster-secret "$secret"
+  start_node edge-a --cluster-join "127.0.0.1:$cport" --cluster-secret "$secret"
+  start_node edge-b --cluster-join "127.0.0.1:$cport" --cluster-secret "$secret"
+  echo "$(date -u +%FT%TZ) $(cut -d" " -f1-3 /proc/loadavg)" >"$OUT/S7-$1.load"
+  echo "run.sh: S7 run $1: core ${node_port[core]}, edges ${node_port[edge-a]} ${node_port[edge-b]}" >&2
+  "$BENCH" --port "${node_port[edge-a]}" --sub-ports "${node_port[edge-a]},${node_port[edge-b]}" \
+    --cluster-port "${node_port[core]}" --node "core=${node_pid[core]}" \
+    --node "edge-a=${node_pid[edge-a]}" --node "edge-b=${node_pid[edge-b]}" \
+    --server-pid "${node_pid[edge-a]}" --threads "$THREADS" --label S7 --out "$OUT/S7-$1" \
+    --setup --subscribers $((2 * subs)) --http-conns 1 --pipeline 64 --doc-bytes 100 \
+    --rate "${S7_RATE:-2}" --rate-mult "${S7_RATE_MULT:-1.6}" --steps "${S7_STEPS:-7}" \
+    --step-seconds 5 --stop-p99-ms 1000 --p99-limit-ms 50 --hold-seconds 1 >/dev/null &
+  bench_pid=$!
+  # The link counters start once every client is connected (each WebSocket handshake on an
+  # edge reads the stream's definition from the core over the link, ~280 B per client).
+  for _ in $(seq 1 1200); do
+    [ "$(sessions_open "${node_port[edge-a]}")" -ge "$subs" ] &&
+      [ "$(sessions_open "${node_port[edge-b]}")" -ge "$subs" ] && break
+    sleep 0.05
+  done
+  a0=$(link_received "${node_pid[edge-a]}")
+  b0=$(link_received "${node_pid[edge-b]}")
+  wait "$bench_pid"
+  # What the kernel carried from the core to each edge from then to the end (the events,
+  # heartbeats, and for edge A the answers to its forwarded writes), per insert.
+  python3 - "$OUT/S7-$1.json" edge-a "$a0" "$(link_received "${node_pid[edge-a]}")" \
+    edge-b "$b0" "$(link_received "${node_pid[edge-b]}")" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+r = json.load(open(path))
+inserts = r["totals"]["inserts_acked"]
+r["cluster_wire"] = [{"peer": args[i], "tcp_bytes_received": int(args[i + 2]) - int(args[i + 1]),
+                      "per_insert": (int(args[i + 2]) - int(args[i + 1])) / max(inserts, 1)}
+                     for i in range(0, len(args), 3)]
+json.dump(r, open(path, "w"))
+PY
+  stop_cluster
+}
 # S9 helpers. load_docs COLL COUNT SHAPE: bulk POSTs of 5,000 documents on 2 connections
 # (bench/load_docs.py), its JSON line appended to $setup_log.
 setup_log=
@@ -215,8 +306,8 @@ S9() { # large collection: 1,000,000 chat messages. Both servers run --durabilit
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S9) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S6 S9 S5B]" >&2
+  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S9) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S7 S9 S5B]" >&2
     exit 2
     ;;
   esac

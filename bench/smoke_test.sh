@@ -16,7 +16,8 @@ trap cleanup EXIT
 
 # Servers with access control get an ACL open to everyone, as the other tests use.
 open_acl=()
-if "$rheo" --help | grep -q -- '--acl'; then
+# grep without -q: under pipefail, grep -q exiting early fails --help with SIGPIPE.
+if "$rheo" --help | grep -- '--acl' >/dev/null; then
   open_acl=(--acl '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]')
 fi
 "$rheo" --port 0 --data-dir "$work/data" "${open_acl[@]}" >"$work/server.out" 2>"$work/server.err" &

@@ -46,6 +46,18 @@ def figures(r):
             # change, so its CPU per delivery compares like with like.
             if not http and steps[0].get("server_cpu_us_per_delivery") is not None:
                 f["first step server CPU us/delivery"] = steps[0]["server_cpu_us_per_delivery"]
+        # S7: every node's CPU over the step / all deliveries of the cluster.
+        for n in s.get("nodes", []):
+            if n["cpu_us_per_delivery"] is not None:
+                f["CPU us/delivery " + n["name"]] = n["cpu_us_per_delivery"]
+    if "cluster" in r:
+        for p in r["cluster"]["peers"]:
+            f["core bytes/insert -> " + p["peer"]] = p["bytes_per_insert"]
+        for p in r.get("cluster_wire", []):
+            f["TCP bytes/insert core -> " + p["peer"]] = p["per_insert"]
+        status = r["cluster"]["status_loaded"]
+        if status:
+            f["upstream feeds"] = status["upstream_feeds"]
     f["server RSS max MiB"] = r["server"]["rss_max_kib"] / 1024
     if r["subscribers"]:
         f["connects/s"] = r["connect"]["per_second"]
@@ -79,6 +91,29 @@ def main():
                      ", slow clients: " + json.dumps(extra["slow_close_codes"]) +
                      ", server metrics: " + json.dumps(extra["server_metrics"]) +
                      ", consistent: " + ", ".join(str(r["totals"]["consistent"]) for r in runs))
+        lines.append("")
+    # Runs with cluster nodes (S7): each step's median over the runs, every node's CPU.
+    for label, runs in sorted(by_label.items()):
+        if not any(r["steps"] and r["steps"][0].get("nodes") for r in runs):
+            continue
+        names = [n["name"] for n in runs[0]["steps"][0]["nodes"]]
+        lines.append(f"### {label}: every step, median of {len(runs)} runs\n")
+        lines.append("| offered/s | acked/s | deliveries/s | p50 ms | p99 ms | " +
+                     " | ".join(f"{n} CPU us/delivery" for n in names) + " |")
+        lines.append("|---" * (5 + len(names)) + "|")
+        for i in range(min(len(r["steps"]) for r in runs)):
+            steps = [r["steps"][i] for r in runs]
+            med = lambda f: statistics.median(f(x) for x in steps)
+            cells = [steps[0]["offered_rate"], med(lambda x: x["acked_per_s"]),
+                     med(lambda x: x["deliveries_per_s"]), med(lambda x: x["latency_ms"]["p50"]),
+                     med(lambda x: x["latency_ms"]["p99"])]
+            cells += [med(lambda x, k=k: x["nodes"][k]["cpu_us_per_delivery"] or 0)
+                      for k in range(len(names))]
+            lines.append("| " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+        if "cluster" in runs[-1]:
+            lines.append("")
+            lines.append("/_cluster of the core after the load (last run): " +
+                         json.dumps(runs[-1]["cluster"]["status_loaded"]))
         lines.append("")
     # Setup notes of the runs (S9: loader figures, index build time, explain output).
     for path in sorted(glob.glob(os.path.join(out, scenario + "-[0-9]*.setup"))):
