@@ -106,7 +106,6 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
         if (auto it = st.subscriptions_by_key.find(spec.key); it != st.subscriptions_by_key.end()) {
           sub = it->second;
         } else {
-          std::string wkey = spec.db + '\0' + spec.coll;
           caf::error err;
           watcher_actor w = watcher_for(self, spec.db, spec.coll, err);
           if (!w) return err;
@@ -115,7 +114,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
               self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats, st.replays),
               st.stats->subscriptions);
           st.subscriptions_by_key[key] = sub;
-          st.subscriptions[sub.address()] = {sub, std::move(key), wkey, w, 0};
+          st.subscriptions[sub.address()] = {sub, std::move(key), w, 0};
           st.watchers[w.address()].subscriptions++;
           self->send(w, attach_atom::value, feed_listener_actor{sub});
         }

@@ -1,9 +1,9 @@
 // The BROKER actor: creates and finds watchers and subscriptions, attaches sessions to
 // subscriptions, and tears down subscriptions without sessions and watchers without
-// subscriptions (and listeners, see watch_atom). Every membership change goes through it, so a session never joins a
-// subscription that is being torn down. It counts the watchers and subscriptions it spawns
-// on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and hands the
-// metrics to them.
+// subscriptions (and listeners, see watch_atom). Every membership change goes through it, so a
+// session never joins a subscription that is being torn down. It counts the watchers and
+// subscriptions it spawns on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and
+// hands the metrics to them.
 //
 // Thread-safety: an actor; its state is touched only by its behavior, one message at a
 // time, on a CAF scheduler thread. Other threads reach it only through messages. It opens
@@ -33,7 +33,6 @@ struct broker_state {
   struct subscription_entry {
     subscription_actor handle;
     std::string key;
-    std::string watcher_key; // db + '\0' + coll
     watcher_actor watcher;
     std::size_t sessions = 0;
   };

@@ -160,12 +160,8 @@ void go_live_if_caught_up(relay_ptr self) {
   auto& st = self->state;
   if (st.live || !st.confirmed || !st.last) return;
   if (st.boundary && !token_before(*st.last, *st.boundary)) return go_live(self);
-  for (auto& batch : st.held)
-    if (!batch->empty()) {
-      const std::string* first = event_token(batch->front());
-      if (first && !token_before(*st.last, *first)) go_live(self);
-      return;
-    }
+  if (const std::string* first = first_token(st.held); first && !token_before(*st.last, *first))
+    go_live(self);
 }
 
 void end_relay(relay_ptr self, std::string reason) {
@@ -260,12 +256,7 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         auto& st = self->state;
         if (st.live || !batch.events) return;
         st.confirmed = true;
-        const std::string* first_held = nullptr;
-        for (auto& b : st.held)
-          if (!b->empty()) {
-            first_held = event_token(b->front());
-            break;
-          }
+        const std::string* first_held = first_token(st.held);
         auto out = std::make_shared<std::vector<object>>();
         bool reached_live = false;
         for (auto& ev : *batch.events) {
@@ -354,7 +345,8 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
           std::lock_guard lock(core->mutex);
           bytes = core->edges[self->state.edge].bytes_sent;
         }
-        auto r = self->spawn<caf::linked>(relay, core->broker, &core->replays, &core->stats, std::move(bytes));
+        auto r = self->spawn<caf::linked>(relay, core->broker, &core->replays, &core->stats,
+                                          std::move(bytes));
         return self->delegate(r, watch_atom::value, std::move(db), std::move(coll), std::move(from),
                               std::move(receiver));
       },
@@ -438,7 +430,8 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
         }
         log::info("cluster: edge " + p.edge + (rejoin ? " rejoined" : " joined") + " from " +
                   caf::to_string(sender->node()));
-        auto peer = self->spawn<caf::linked>(core_peer, core, p.edge, sender->node(), std::move(edge_actor));
+        auto peer = self->spawn<caf::linked>(core_peer, core, p.edge, sender->node(),
+                                             std::move(edge_actor));
         // Now the core proves itself: only to a node that proved the secret first.
         return {prove_secret(core->config.cluster_secret, "core", edge_nonce, p.core_nonce, p.edge),
                 std::move(peer)};

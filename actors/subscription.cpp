@@ -95,13 +95,6 @@ bool at_or_after(const std::optional<std::string>& a, const std::string& b) {
   return a && !token_before(*a, b);
 }
 
-const std::string*
-first_token(const std::vector<std::shared_ptr<const std::vector<object>>>& held) {
-  for (auto& batch : held)
-    if (!batch->empty()) return event_token(batch->front());
-  return nullptr;
-}
-
 /// Ends the replay of `id`: the held live events after its last go out to the session
 /// alone, then it joins the fan-out, and its replay feed is cancelled.
 void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
