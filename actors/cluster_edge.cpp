@@ -231,8 +231,11 @@ private:
   std::weak_ptr<edge_impl> link_;
 };
 
-edge_node_actor::behavior_type edge_node() {
-  return {[](closed_atom) {}};
+/// The edge as the core sees it (the core monitors it). Takes the edge's name, for
+/// debugging, and because CAF 0.17 dereferences a null argument tuple when it spawns a
+/// function actor without arguments (UBSan: reference binding to null pointer).
+edge_node_actor::behavior_type edge_node(edge_node_actor::pointer, std::string name) {
+  return {[name](closed_atom) { log::debug("cluster: edge " + name + " told to close"); }};
 }
 
 } // namespace
@@ -421,7 +424,7 @@ store& cluster_edge::storage() {
 void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_link) {
   auto& im = *impl_;
   im.name = std::move(node_name);
-  im.node = im.system.spawn(edge_node);
+  im.node = im.system.spawn(edge_node, im.name);
   im.thread = std::thread([&im] { im.run(); });
   std::unique_lock lock(im.mutex);
   // Until the first join has worked or failed (the thread then keeps trying, with backoff).
