@@ -75,6 +75,26 @@ std::vector<mount> parse_mounts(const std::string& text) {
   return out;
 }
 
+std::vector<std::string> parse_origins(const std::string& text) {
+  // "https://app.example,http://localhost:3000" or "*"
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto first = item.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    item = item.substr(first, item.find_last_not_of(" \t") + 1 - first);
+    auto sep = item.find("://");
+    if (item != "*" && (sep == std::string::npos || sep == 0 || sep + 3 == item.size() ||
+                        item.find('/', sep + 3) != std::string::npos))
+      throw config_error("origin '" + item +
+                         "' must be scheme://host[:port] without a path (e.g. "
+                         "https://app.example), or *");
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 void check_mounts(std::vector<mount>& mounts) {
   if (mounts.empty()) throw config_error("at least one mount is required");
   for (auto& m : mounts) {
@@ -210,6 +230,10 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.auth_hash_wait_ms = parse_unsigned<unsigned>(v, 0, 60000);
        }},
+      {"cors_allowed_origins",
+       "origins whose cross-origin calls may carry credentials, ORIGIN[,ORIGIN] (* = all; "
+       "default: none, others call without credentials)",
+       [](server_config& c, const std::string& v) { c.cors_allowed_origins = parse_origins(v); }},
       {"create_messages",
        "create the chat's messages collection and its {timestamp:-1} index at startup when missing",
        [](server_config& c, const std::string& v) {
@@ -328,6 +352,21 @@ void load_file(server_config& c, const std::string& path) {
           throw config_error(where + ": each mount must be {\"prefix\":\"/\",\"db\":\"rheo\"}");
         c.mounts.push_back({item["prefix"].GetString(), item["db"].GetString()});
       }
+      continue;
+    }
+    if (key == "cors_allowed_origins" && m.value.IsArray()) {
+      std::string list;
+      for (auto& item : m.value.GetArray()) {
+        if (!item.IsString())
+          throw config_error(where +
+                             ": each origin must be a string, e.g. \"https://app.example\"");
+        std::string origin(item.GetString(), item.GetStringLength());
+        if (origin.find(',') != std::string::npos ||
+            origin.find_first_not_of(" \t") == std::string::npos)
+          throw config_error(where + ": '" + origin + "' is not an origin");
+        list += (list.empty() ? "" : ",") + origin;
+      }
+      apply(c, *find_option(key), list, where);
       continue;
     }
     auto* o = find_option(key);

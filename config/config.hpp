@@ -57,6 +57,9 @@ struct server_config {
   std::size_t auth_cache_size = 10000;     // at most this many verified passwords kept
   unsigned auth_max_concurrent_hashes = 0; // argon2id verifications at once (0: one per core)
   unsigned auth_hash_wait_ms = 1000;       // wait for a free one this long, then 503
+  // Origins (scheme://host[:port], or "*" for all) whose cross-origin calls may carry
+  // credentials; any other origin may call without them. Empty: none.
+  std::vector<std::string> cors_allowed_origins;
   bool create_messages = true; // create /messages (stream "all", index {timestamp:-1}) if missing
   // Cluster (section 8 of the API contract). At most one of listen (a core) and join (an
   // edge), each HOST:PORT; both need the secret.

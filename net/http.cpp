@@ -209,14 +209,63 @@ http_response preflight_response(const http_request& req) {
   return res;
 }
 
-void add_cors_headers(const http_request& req, http_response& res) {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+/// `authority` with the default port of `scheme` added when it has none.
+std::string with_port(std::string_view authority, std::string_view scheme) {
+  std::string out(authority);
+  // An IPv6 literal ends with ']' and has colons of its own.
+  auto colon = out.rfind(':');
+  auto bracket = out.rfind(']');
+  const bool has_port =
+      colon != std::string::npos && (bracket == std::string::npos || colon > bracket);
+  if (!has_port) {
+    if (iequals(scheme, "https") || iequals(scheme, "wss"))
+      out += ":443";
+    else if (iequals(scheme, "http") || iequals(scheme, "ws"))
+      out += ":80";
+  }
+  return out;
+}
+
+} // namespace
+
+bool origin_gets_credentials(std::string_view origin, const std::vector<std::string>& allowed) {
+  for (auto& a : allowed)
+    if (a == "*" || iequals(a, origin)) return true;
+  return false;
+}
+
+bool same_origin(const http_request& req) {
+  std::string_view origin = req.origin;
+  auto sep = origin.find("://");
+  if (sep == std::string_view::npos || req.host.empty()) return false; // e.g. "null"
+  std::string_view scheme = origin.substr(0, sep), authority = origin.substr(sep + 3);
+  if (authority.empty() || authority.find('/') != std::string_view::npos) return false;
+  return iequals(with_port(authority, scheme), with_port(req.host, scheme));
+}
+
+void add_cors_headers(const http_request& req, const std::vector<std::string>& allowed,
+                      http_response& res) {
+  // The answer depends on Origin even when there is none (a cache must not reuse it).
+  res.headers.emplace_back("Vary", "Origin");
   if (req.origin.empty()) return;
   res.headers.emplace_back("Access-Control-Allow-Origin", req.origin);
-  res.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  // Only origins the configuration names may read answers to credentialed calls.
+  if (origin_gets_credentials(req.origin, allowed))
+    res.headers.emplace_back("Access-Control-Allow-Credentials", "true");
   res.headers.emplace_back(
       "Access-Control-Expose-Headers",
       "Location, ETag, Resume-Token, Auth-Token, Auth-Token-Valid-Until, Auth-Token-Location");
-  res.headers.emplace_back("Vary", "Origin");
 }
 
 } // namespace rheo

@@ -31,6 +31,7 @@ struct http_request {
   std::string body;
   std::string if_match;
   std::string origin;
+  std::string host; // the Host header, for telling same-origin requests
   std::string accept;
   std::string access_control_request_headers;
   std::string authorization;
@@ -80,9 +81,19 @@ http_response empty_response(int status);
 /// The JSON error body of the contract.
 http_response error_response(int status, std::string_view message);
 
-/// The answer to a CORS preflight (OPTIONS) request.
+/// The answer to a CORS preflight (OPTIONS) request, before add_cors_headers().
 http_response preflight_response(const http_request& req);
-/// Adds the CORS headers for a request with an Origin (any origin, with credentials).
-void add_cors_headers(const http_request& req, http_response& res);
+/// Whether `origin` (scheme://host[:port]) may make credentialed cross-origin calls: it is
+/// in `allowed` (config cors_allowed_origins, compared case-insensitively) or `allowed`
+/// has "*".
+bool origin_gets_credentials(std::string_view origin, const std::vector<std::string>& allowed);
+/// Whether the request's Origin names the server it was sent to: its host[:port] equals
+/// the Host header (a scheme's default port may be left out on either side).
+bool same_origin(const http_request& req);
+/// Adds the CORS headers: always Vary: Origin; with an Origin, Access-Control-Allow-Origin
+/// reflecting it and the exposed headers, and Access-Control-Allow-Credentials only when
+/// origin_gets_credentials(origin, allowed).
+void add_cors_headers(const http_request& req, const std::vector<std::string>& allowed,
+                      http_response& res);
 
 } // namespace rheo

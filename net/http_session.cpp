@@ -79,6 +79,7 @@ void http_session::process(http::request<http::string_body> req) {
   r.target = std::string(req.target());
   r.if_match = std::string(req[http::field::if_match]);
   r.origin = std::string(req[http::field::origin]);
+  r.host = std::string(req[http::field::host]);
   r.accept = std::string(req[http::field::accept]);
   r.access_control_request_headers = std::string(req[http::field::access_control_request_headers]);
   r.authorization = std::string(req[http::field::authorization]);

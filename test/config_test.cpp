@@ -137,3 +137,34 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
   for (auto* flag : {"--port", "--bind", "--data-dir", "--mongo-uri", "--log-level", "--config"})
     BOOST_TEST(r.output.find(flag) != std::string::npos, flag);
 }
+
+BOOST_AUTO_TEST_CASE(cors_allowed_origins_is_a_list_in_flags_env_and_file) {
+  BOOST_TEST(parse_command_line({}, {}).config.cors_allowed_origins.empty());
+  auto flag = parse_command_line(
+      {"--cors-allowed-origins", "https://a.example, http://b.example:3000"}, {});
+  BOOST_TEST(flag.config.cors_allowed_origins ==
+                 (std::vector<std::string>{"https://a.example", "http://b.example:3000"}),
+             boost::test_tools::per_element());
+  auto env = parse_command_line({}, {{"RHEO_CORS_ALLOWED_ORIGINS", "*"}});
+  BOOST_TEST(env.config.cors_allowed_origins == std::vector<std::string>{"*"},
+             boost::test_tools::per_element());
+  rheo::test::temp_dir dir;
+  auto array = write_file(dir, "a.json", R"({"cors_allowed_origins": ["https://a.example", "*"]})");
+  BOOST_TEST(parse_command_line({"--config", array}, {}).config.cors_allowed_origins ==
+                 (std::vector<std::string>{"https://a.example", "*"}),
+             boost::test_tools::per_element());
+  auto text = write_file(dir, "s.json", R"({"cors_allowed_origins": "https://a.example"})");
+  BOOST_TEST(parse_command_line({"--config", text}, {}).config.cors_allowed_origins ==
+                 std::vector<std::string>{"https://a.example"},
+             boost::test_tools::per_element());
+  for (const char* bad : {"a.example", "https://a.example/", "https://a.example/app", "://x"}) {
+    try {
+      parse_command_line({"--cors-allowed-origins", bad}, {});
+      BOOST_ERROR("no error for " << bad);
+    } catch (const config_error& e) {
+      BOOST_TEST(std::string(e.what()).find("scheme://host") != std::string::npos, e.what());
+    }
+  }
+  auto wrong = write_file(dir, "w.json", R"({"cors_allowed_origins": [1]})");
+  BOOST_CHECK_THROW(parse_command_line({"--config", wrong}, {}), config_error);
+}

@@ -726,3 +726,191 @@ BOOST_AUTO_TEST_CASE(bad_auth_settings_stop_startup_with_one_line) {
     BOOST_TEST(r.output.find(flag.substr(2)) != std::string::npos, r.output);
   }
 }
+
+// ---- cross-origin rules (cors_allowed_origins) ----
+
+namespace {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// A server with users, cors_allowed_origins as `cors` (a JSON value; "" for the default),
+/// a stream /notes/_streams/all, and ann's token cookie ("rheo_auth=...") and Basic header.
+struct cors_server {
+  secured s;
+  std::string cookie;
+  std::string ann = basic("ann", "ann-pw");
+  explicit cors_server(const std::string& cors, std::vector<std::string> args = {})
+      : s(no_jwt,
+          R"(, "token_ttl_seconds": 900)" +
+              (cors.empty() ? std::string() : R"(, "cors_allowed_origins": )" + cors),
+          std::move(args)) {
+    BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes",
+                       R"({"streams":[{"uri":"all","stages":[]}]})")
+                      .status == 201);
+    auto login = s.as(ann, "GET", "/notes");
+    BOOST_REQUIRE(login.status == 200);
+    std::string set_cookie = login.header("set-cookie");
+    cookie = set_cookie.substr(0, set_cookie.find(';'));
+    BOOST_REQUIRE(cookie.rfind("rheo_auth=", 0) == 0);
+  }
+  std::uint16_t port() const { return s.proc->port(); }
+  http_result get(const header_list& h) { return http(port(), "GET", "/notes", "", h); }
+  http_result preflight(const std::string& origin) {
+    return http(port(), "OPTIONS", "/notes", "",
+                {{"Origin", origin},
+                 {"Access-Control-Request-Method", "POST"},
+                 {"Access-Control-Request-Headers", "authorization, content-type"}});
+  }
+  int ws(const header_list& h) {
+    return ws_client(port(), "/notes/_streams/all", h).upgrade_status();
+  }
+  int sse(const header_list& h) { return sse_client(port(), "/notes/_streams/all", h).status(); }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(by_default_any_origin_may_call_but_never_with_credentials) {
+  cors_server c("");
+  // Anonymous, with Basic and with the cookie: the Origin is reflected, credentials are not
+  // allowed (a browser keeps the answer from the page).
+  for (auto& h :
+       std::vector<header_list>{{{"Origin", "https://other.example"}},
+                                {{"Origin", "https://other.example"}, {"Authorization", c.ann}},
+                                {{"Origin", "https://other.example"}, {"Cookie", c.cookie}}}) {
+    auto r = http(c.port(), "GET", "/public/x", "", h);
+    BOOST_TEST(r.header("access-control-allow-origin") == "https://other.example");
+    BOOST_TEST(r.header("access-control-allow-credentials").empty());
+    BOOST_TEST(r.header("vary") == "Origin");
+    BOOST_TEST(r.header("access-control-expose-headers").find("ETag") != std::string::npos);
+  }
+  auto ann = c.get({{"Origin", "https://other.example"}, {"Authorization", c.ann}});
+  BOOST_TEST(ann.status == 200); // the server answers; only the headers decide who reads it
+  BOOST_TEST(ann.header("access-control-allow-credentials").empty());
+  // Without an Origin: no CORS headers, but the answer still varies on Origin.
+  auto plain = c.get({{"Authorization", c.ann}});
+  BOOST_TEST(plain.header("access-control-allow-origin").empty());
+  BOOST_TEST(plain.header("vary") == "Origin");
+  // Preflight: the same rules.
+  auto pre = c.preflight("https://other.example");
+  BOOST_TEST(pre.status == 200);
+  BOOST_TEST(pre.header("access-control-allow-origin") == "https://other.example");
+  BOOST_TEST(pre.header("access-control-allow-credentials").empty());
+  BOOST_TEST(pre.header("access-control-allow-methods").find("POST") != std::string::npos);
+  BOOST_TEST(pre.header("access-control-allow-headers") == "authorization, content-type");
+  BOOST_TEST(pre.header("vary") == "Origin");
+  // The same origin as the server (Origin host:port = Host) gets no credentials header
+  // either: a browser needs none there.
+  auto same = c.get({{"Origin", "http://127.0.0.1"}, {"Cookie", c.cookie}});
+  BOOST_TEST(same.status == 200);
+  BOOST_TEST(same.header("access-control-allow-credentials").empty());
+}
+
+BOOST_AUTO_TEST_CASE(listed_origins_get_credentials_and_others_do_not) {
+  cors_server c(R"(["https://app.example", "http://localhost:3000"])");
+  for (auto& origin : {"https://app.example", "http://localhost:3000", "HTTPS://APP.EXAMPLE"}) {
+    auto r = c.get({{"Origin", origin}, {"Cookie", c.cookie}});
+    BOOST_TEST(r.status == 200);
+    BOOST_TEST(r.header("access-control-allow-origin") == origin);
+    BOOST_TEST(r.header("access-control-allow-credentials") == "true", origin);
+    BOOST_TEST(r.header("vary") == "Origin");
+    auto pre = c.preflight(origin);
+    BOOST_TEST(pre.header("access-control-allow-origin") == origin);
+    BOOST_TEST(pre.header("access-control-allow-credentials") == "true", origin);
+  }
+  // An exact match of scheme, host and port: anything else calls without credentials.
+  for (auto& origin : {"http://app.example", "https://app.example:8443", "https://evil.app.example",
+                       "http://localhost:3001", "null"}) {
+    auto r = c.get({{"Origin", origin}, {"Cookie", c.cookie}});
+    BOOST_TEST(r.header("access-control-allow-origin") == origin);
+    BOOST_TEST(r.header("access-control-allow-credentials").empty(), origin);
+    auto pre = c.preflight(origin);
+    BOOST_TEST(pre.status == 200);
+    BOOST_TEST(pre.header("access-control-allow-origin") == origin);
+    BOOST_TEST(pre.header("access-control-allow-credentials").empty(), origin);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_star_gives_every_origin_credentials) {
+  // As a flag this time (a comma-separated list).
+  cors_server c("", {"--cors-allowed-origins", "https://app.example,*"});
+  for (auto& origin : {"https://anything.example", "http://127.0.0.2:9999"}) {
+    auto r = c.get({{"Origin", origin}, {"Authorization", c.ann}});
+    BOOST_TEST(r.header("access-control-allow-origin") == origin);
+    BOOST_TEST(r.header("access-control-allow-credentials") == "true");
+    BOOST_TEST(c.preflight(origin).header("access-control-allow-credentials") == "true");
+    // The cookie opens streams from any origin too: that is what * asks for.
+    BOOST_TEST(c.ws({{"Origin", origin}, {"Cookie", c.cookie}}) == 101);
+    BOOST_TEST(c.sse({{"Origin", origin}, {"Cookie", c.cookie}}) == 200);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(streams_opened_with_the_cookie_from_a_foreign_origin_are_refused) {
+  cors_server c(R"(["https://app.example"])");
+  const std::string port = std::to_string(c.port());
+  // Cross-site WebSocket hijacking: a foreign page's WebSocket or EventSource carries the
+  // cookie; the handshake is refused with the contract's JSON error.
+  for (auto& origin : {"https://evil.example", "http://127.0.0.1:1", "null"}) {
+    ws_client ws(c.port(), "/notes/_streams/all", {{"Origin", origin}, {"Cookie", c.cookie}});
+    BOOST_TEST(ws.upgrade_status() == 403, origin);
+    BOOST_TEST(ws.error_body().find("\"http status code\":403") != std::string::npos,
+               ws.error_body());
+    BOOST_TEST(ws.error_body().find("cors_allowed_origins") != std::string::npos);
+    sse_client sse(c.port(), "/notes/_streams/all", {{"Origin", origin}, {"Cookie", c.cookie}});
+    BOOST_TEST(sse.status() == 403, origin);
+    BOOST_TEST(sse.error_body().find("\"http status code\":403") != std::string::npos);
+  }
+  // Allowed: no Origin (not a browser page), the server's own origin, a listed origin.
+  const std::vector<header_list> allowed = {
+      {{"Cookie", c.cookie}},
+      {{"Origin", "http://127.0.0.1"}, {"Cookie", c.cookie}}, // Host: 127.0.0.1
+      {{"Origin", "http://127.0.0.1:" + port}, {"Host", "127.0.0.1:" + port}, {"Cookie", c.cookie}},
+      {{"Origin", "http://LOCALHOST:" + port}, {"Host", "localhost:" + port}, {"Cookie", c.cookie}},
+      {{"Origin", "https://app.example"}, {"Cookie", c.cookie}}};
+  for (auto& h : allowed) {
+    BOOST_TEST(c.ws(h) == 101, h[0].second);
+    BOOST_TEST(c.sse(h) == 200, h[0].second);
+  }
+  // The Host must match the Origin's port as well as its host.
+  BOOST_TEST(c.ws({{"Origin", "http://127.0.0.1:" + port},
+                   {"Host", "127.0.0.1:1"},
+                   {"Cookie", c.cookie}}) == 403);
+  // Authorization headers are not sent by browsers on their own: any origin may use them,
+  // even with a cookie beside them (the header is what authenticates).
+  for (auto& h : std::vector<header_list>{
+           {{"Origin", "https://evil.example"}, {"Authorization", c.ann}},
+           {{"Origin", "https://evil.example"}, {"Authorization", c.ann}, {"Cookie", c.cookie}}}) {
+    BOOST_TEST(c.ws(h) == 101);
+    BOOST_TEST(c.sse(h) == 200);
+  }
+  // An SSE answer carries the same CORS headers as a REST one.
+  sse_client listed(c.port(), "/notes/_streams/all",
+                    {{"Origin", "https://app.example"}, {"Cookie", c.cookie}});
+  BOOST_TEST(listed.header("access-control-allow-origin") == "https://app.example");
+  BOOST_TEST(listed.header("access-control-allow-credentials") == "true");
+}
+
+BOOST_AUTO_TEST_CASE(by_default_only_same_origin_pages_open_streams_with_the_cookie) {
+  cors_server c("");
+  const std::string port = std::to_string(c.port());
+  BOOST_TEST(c.ws({{"Origin", "https://other.example"}, {"Cookie", c.cookie}}) == 403);
+  BOOST_TEST(c.sse({{"Origin", "https://other.example"}, {"Cookie", c.cookie}}) == 403);
+  const header_list same = {
+      {"Origin", "http://127.0.0.1:" + port}, {"Host", "127.0.0.1:" + port}, {"Cookie", c.cookie}};
+  BOOST_TEST(c.ws(same) == 101);
+  BOOST_TEST(c.sse(same) == 200);
+  BOOST_TEST(c.ws({{"Origin", "https://other.example"}, {"Authorization", c.ann}}) == 101);
+  BOOST_TEST(c.sse({{"Origin", "https://other.example"}, {"Authorization", c.ann}}) == 200);
+  // Anonymous handshakes are unaffected (the default rules' chat stream works from anywhere).
+  temp_dir dir;
+  std::ofstream(dir.path() + "/empty.json") << "{}";
+  rheo_process chat({"--config", dir.path() + "/empty.json"}, dir.path() + "/d");
+  ws_client anon(chat.port(), "/messages/_streams/all", {{"Origin", "https://other.example"}});
+  BOOST_TEST(anon.upgrade_status() == 101);
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_allowed_origin_stops_startup_with_one_line) {
+  auto r = run_rheo({"--cors-allowed-origins", "https://app.example/path"});
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(r.output.find("cors-allowed-origins") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("scheme://host[:port]") != std::string::npos, r.output);
+}

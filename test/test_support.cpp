@@ -59,6 +59,15 @@ std::string lower(std::string s) {
   return s;
 }
 
+/// A header `name: value` that is Host replaces the request's default Host line; true then.
+bool set_host(std::string& request, const std::string& name, const std::string& value) {
+  if (lower(name) != "host") return false;
+  const std::string default_host = "Host: 127.0.0.1\r\n";
+  if (auto pos = request.find(default_host); pos != std::string::npos)
+    request.replace(pos, default_host.size(), "Host: " + value + "\r\n");
+  return true;
+}
+
 /// Parses one response at the start of `raw`; returns bytes consumed or 0 if incomplete.
 std::size_t parse_one(const std::string& raw, std::size_t from, http_result& out,
                       bool head = false) {
@@ -315,6 +324,7 @@ http_result http(std::uint16_t port, const std::string& method, const std::strin
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   bool has_type = false;
   for (auto& [k, v] : headers) {
+    if (set_host(req, k, v)) continue;
     req += k + ": " + v + "\r\n";
     if (lower(k) == "content-type") has_type = true;
   }
@@ -393,7 +403,7 @@ int stream_request(int fd, std::string request,
                    const std::vector<std::pair<std::string, std::string>>& headers, int expected,
                    std::string& buf, std::string& error_body, std::string* head = nullptr) {
   for (auto& [k, v] : headers)
-    request += k + ": " + v + "\r\n";
+    if (!set_host(request, k, v)) request += k + ": " + v + "\r\n";
   request += "\r\n";
   write_all(fd, request);
   auto until = clock::now() + std::chrono::seconds(30);

@@ -69,7 +69,9 @@ struct http_result {
   std::string header(const std::string& lower_name) const;
 };
 
-/// One request on a fresh connection. Throws std::runtime_error on I/O failure or timeout.
+/// One request on a fresh connection; a "Host" in `headers` replaces the default
+/// (127.0.0.1), as it does for ws_client and sse_client. Throws std::runtime_error on I/O failure
+/// or timeout.
 http_result http(std::uint16_t port, const std::string& method, const std::string& target,
                  const std::string& body = "",
                  const std::vector<std::pair<std::string, std::string>>& headers = {});

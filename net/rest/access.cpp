@@ -40,6 +40,7 @@ std::optional<http_response> check_access(security& sec, const http_request& req
   if (auth.status) return auth_error_response(auth);
   extra_headers = std::move(auth.headers);
   who.user = std::move(auth.user);
+  who.by_cookie = auth.from_cookie;
   who.rule = sec.authorize(method, path, who.user);
   if (!who.rule) {
     if (!who.user) {

@@ -20,6 +20,7 @@ namespace rheo::rest {
 struct access {
   std::optional<principal> user;
   const acl_rule* rule = nullptr;
+  bool by_cookie = false; // authenticated by the token cookie, which browsers send anywhere
 
   /// The rule's readFilter with @user/@now resolved, if any.
   std::optional<object> read_filter() const;

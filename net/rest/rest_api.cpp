@@ -186,7 +186,7 @@ http_response rest_api::handle(const http_request& req) const {
   } catch (const std::exception& e) {
     res = error_response(500, std::string("internal error: ") + e.what());
   }
-  add_cors_headers(req, res);
+  add_cors_headers(req, config_.cors_allowed_origins, res);
   return res;
 }
 

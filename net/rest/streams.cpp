@@ -44,6 +44,13 @@ rest_api::resolve_stream(const http_request& req) const {
     if (auto denied =
             rest::check_access(security_, req, to_string(http_method::get), t->path, who, ignored))
       return *denied;
+    // Browsers send the cookie with any page's WebSocket or EventSource: only the server's
+    // own pages and the configured origins may use it (cross-site WebSocket hijacking).
+    if (who.by_cookie && !req.origin.empty() && !same_origin(req) &&
+        !origin_gets_credentials(req.origin, config_.cors_allowed_origins))
+      return error_response(403, "origin '" + req.origin +
+                                     "' may not open a stream with the session cookie (see "
+                                     "cors_allowed_origins)");
     const std::string& coll = r->rest[0];
     if (!rest::valid_collection_name(coll))
       return error_response(400, "invalid collection name '" + coll + "'");
@@ -72,7 +79,7 @@ rest_api::resolve_stream(const http_request& req) const {
       target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
       if (target.sse) {
         http_response cors;
-        add_cors_headers(req, cors);
+        add_cors_headers(req, config_.cors_allowed_origins, cors);
         target.response_headers = std::move(cors.headers);
       }
       return target;

@@ -141,6 +141,7 @@ auth_result credentials::authenticate(const std::string& authorization, const st
     if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
         constant_time_equal(t->second.token, secret) && known) {
       res.user = make_principal(user, uit->second.roles);
+      res.from_cookie = from_cookie;
       return res;
     }
   }

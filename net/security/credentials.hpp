@@ -30,6 +30,7 @@ struct auth_result {
   std::optional<principal> user;
   int status = 0;      // 0 ok; 401 bad credentials; 429 throttled; 503 too many password checks
   std::string message; // for errors
+  bool from_cookie = false; // the user was authenticated by the token cookie (rheo_auth)
   // Auth-Token..., Set-Cookie on success; Retry-After with a 503.
   std::vector<std::pair<std::string, std::string>> headers;
 };
