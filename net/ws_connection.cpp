@@ -129,7 +129,7 @@ void ws_connection::handle_bytes(std::string_view data) {
       }
       break;
     default:
-      break; // text, binary, continuation: clients' frames are ignored
+      break; // text, binary, continuation: checked by the parser (UTF-8, size), then ignored
     }
   }
 }

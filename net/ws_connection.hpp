@@ -1,7 +1,7 @@
 // One WebSocket connection after its HTTP upgrade request was accepted for a stream: the
-// handshake, a reader of client frames (ignored, bounded, control frames handled), server
-// pings with a pong timeout and the close handshake. The queue, the writer and the
-// backpressure are push_connection's (a slow consumer is closed with 1013).
+// handshake, a reader of client frames (checked and bounded, then ignored; control frames
+// handled), server pings with a pong timeout and the close handshake. The queue, the writer
+// and the backpressure are push_connection's (a slow consumer is closed with 1013).
 //
 // Thread-safety: as push_connection: accept(), reject(), close() and shut_down() from any
 // thread; everything else on the shard's thread.

@@ -30,6 +30,45 @@ std::string close_frame(std::uint16_t code, std::string_view reason) {
   return out;
 }
 
+bool utf8_validator::feed(std::string_view bytes) {
+  for (char ch : bytes) {
+    if (!valid_) return false;
+    auto b = static_cast<std::uint8_t>(ch);
+    if (needed_ == 0) {
+      // Lead bytes and, for E0/ED/F0/F4, the range of the second byte that keeps the code
+      // point out of overlongs, surrogates and beyond U+10FFFF (the WHATWG decoder's table).
+      if (b <= 0x7F) continue;
+      if (b >= 0xC2 && b <= 0xDF) {
+        needed_ = 1;
+      } else if (b >= 0xE0 && b <= 0xEF) {
+        if (b == 0xE0) lower_ = 0xA0;
+        if (b == 0xED) upper_ = 0x9F;
+        needed_ = 2;
+      } else if (b >= 0xF0 && b <= 0xF4) {
+        if (b == 0xF0) lower_ = 0x90;
+        if (b == 0xF4) upper_ = 0x8F;
+        needed_ = 3;
+      } else {
+        valid_ = false;
+      }
+      continue;
+    }
+    if (b < lower_ || b > upper_) {
+      valid_ = false;
+      continue;
+    }
+    lower_ = 0x80;
+    upper_ = 0xBF;
+    --needed_;
+  }
+  return valid_;
+}
+
+bool is_valid_utf8(std::string_view bytes) {
+  utf8_validator v;
+  return v.feed(bytes) && v.complete();
+}
+
 frame_parser::status frame_parser::fail(std::uint16_t code, std::string reason) {
   error_code_ = code;
   error_reason_ = std::move(reason);
@@ -95,9 +134,23 @@ frame_parser::status frame_parser::parse(std::string_view& data, frame& out) {
   if (!(b0 & 0x08)) {
     message_bytes_ = out.fin ? 0 : message_bytes_ + out.payload.size();
     in_fragmented_message_ = !out.fin;
+    if (out.op == opcode::text) {
+      in_text_message_ = true;
+      text_utf8_.reset();
+    }
+    // RFC 6455 8.1: a text message that is not UTF-8 fails the connection, as soon as
+    // the fragments so far cannot be the start of UTF-8.
+    if (in_text_message_) {
+      if (!text_utf8_.feed(out.payload) || (out.fin && !text_utf8_.complete()))
+        return fail(close_code::invalid_payload, "text message is not valid UTF-8");
+      if (out.fin) in_text_message_ = false;
+    }
   }
   if (out.op == opcode::close && out.payload.size() == 1)
     return fail(close_code::protocol_error, "invalid close payload");
+  if (out.op == opcode::close && out.payload.size() > 2 &&
+      !is_valid_utf8(std::string_view(out.payload).substr(2)))
+    return fail(close_code::invalid_payload, "close reason is not valid UTF-8");
   header_.clear();
   header_len_ = 0;
   payload_len_ = 0;

@@ -425,6 +425,71 @@ BOOST_AUTO_TEST_CASE(oversized_body_is_413) {
   BOOST_TEST(req("GET", "/_ping").status == 200);
 }
 
+namespace {
+/// {"a":{"a":...<leaf>...}} with `levels` objects.
+std::string nested_objects(int levels, const std::string& leaf = "1") {
+  std::string s;
+  for (int i = 0; i < levels; ++i)
+    s += "{\"a\":";
+  return s + leaf + std::string(levels, '}');
+}
+/// "a.a.a...": a dotted path of `segments` segments.
+std::string dotted_path(int segments) {
+  std::string s = "a";
+  for (int i = 1; i < segments; ++i)
+    s += ".a";
+  return s;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(json_nested_deeper_than_100_levels_is_400_and_the_server_keeps_serving) {
+  const std::string too_deep = "nested deeper than 100 levels";
+  // Bodies: 10,000 levels of arrays or objects, and just over the limit.
+  expect_error(req("POST", "/deep", std::string(10000, '[') + std::string(10000, ']')), 400,
+               too_deep);
+  expect_error(req("POST", "/deep", nested_objects(10000)), 400, too_deep);
+  expect_error(req("POST", "/deep", nested_objects(101)), 400, too_deep);
+  // 100 levels are stored, read back and listed.
+  auto at_limit = post("deep", nested_objects(100));
+  auto got = req("GET", at_limit);
+  BOOST_TEST(got.status == 200, got.body);
+  BOOST_TEST(got.body.find(nested_objects(99)) != std::string::npos);
+  BOOST_TEST(req("GET", "/deep").status == 200); // a list of them is 101 levels: still sent
+  // Dotted keys nest as deep as their segments: refused before the document is built.
+  expect_error(req("POST", "/deep", "{\"" + dotted_path(10000) + "\":1}"), 400, too_deep);
+  expect_error(req("POST", "/deep", "{\"" + dotted_path(60) + "\":" + nested_objects(60) + "}"),
+               400, too_deep);
+  // An update whose path and value each fit but whose result does not; the document stays.
+  auto id = post("deep", R"({"n":1})");
+  expect_error(
+      req("PATCH", id, "{\"$set\":{\"" + dotted_path(60) + "\":" + nested_objects(60) + "}}"), 400,
+      too_deep);
+  expect_error(req("PATCH", id, "{\"$set\":{\"" + dotted_path(10000) + "\":1}}"), 400, too_deep);
+  auto unchanged = json_object(req("GET", id));
+  BOOST_TEST(find_field(unchanged, "a") == nullptr);
+  BOOST_TEST(find_field(unchanged, "n")->as_int64() == 1);
+  // Query parameters (relaxed syntax).
+  std::string deep_param;
+  for (int i = 0; i < 2000; ++i)
+    deep_param += "{a:";
+  expect_error(req("GET", "/deep?filter=" + deep_param), 400, too_deep);
+  expect_error(req("GET", "/deep?sort=" + deep_param), 400, too_deep);
+  expect_error(req("GET", "/deep?keys=" + deep_param), 400, too_deep);
+  // Stream and aggregation definitions in collection metadata, and avars.
+  expect_error(req("PUT", "/deepmeta", "{\"streams\":" + std::string(10000, '[') + "}"), 400,
+               too_deep);
+  expect_error(
+      req("PUT", "/deepmeta",
+          R"({"aggrs":[{"uri":"x","stages":[{"$match":)" + nested_objects(10000) + "}]}]}"),
+      400, too_deep);
+  auto defined = req("PUT", "/deepmeta", R"({"streams":[{"uri":"all","stages":[]}]})");
+  BOOST_REQUIRE_MESSAGE(defined.status == 201 || defined.status == 200, defined.body);
+  ws_client c(server().port(), "/deepmeta/_streams/all?avars=" + deep_param);
+  BOOST_TEST(c.upgrade_status() == 400);
+  BOOST_TEST(c.error_body().find(too_deep) != std::string::npos, c.error_body());
+  BOOST_TEST(req("GET", "/_ping").status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(malformed_http_gets_400_and_the_server_survives) {
   auto garbage = raw_exchange(server().port(), "THIS IS NOT HTTP\r\n\r\n");
   BOOST_TEST(garbage.find("400") != std::string::npos);

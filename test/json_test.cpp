@@ -1,9 +1,11 @@
 #define BOOST_TEST_MODULE json
 #include <boost/test/unit_test.hpp>
 
+#include "storage/document/bson_codec.hpp"
 #include "storage/document/json.hpp"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 
@@ -238,11 +240,11 @@ BOOST_AUTO_TEST_CASE(valid_documents_are_accepted) {
 
 BOOST_AUTO_TEST_CASE(deep_nesting_is_a_400_not_a_stack_overflow) {
   std::string deep(10000, '[');
-  BOOST_TEST(contains(parse_error(deep, "body"), "nested too deeply"));
+  BOOST_TEST(contains(parse_error(deep, "body"), "nested deeper than 100 levels"));
   std::string deep_objects;
   for (int i = 0; i < 10000; ++i)
     deep_objects += "{a:";
-  BOOST_TEST(contains(parse_error(deep_objects), "nested too deeply"));
+  BOOST_TEST(contains(parse_error(deep_objects), "nested deeper than 100 levels"));
 }
 
 BOOST_AUTO_TEST_CASE(the_depth_limit_is_exact) {
@@ -251,11 +253,11 @@ BOOST_AUTO_TEST_CASE(the_depth_limit_is_exact) {
   BOOST_TEST(parse_error("[[[1]]]", "body", limits).empty());
   BOOST_TEST(parse_error("[{a:[1]}]", "body", limits).empty());
   BOOST_TEST(parse_error("[[[[1]]]]", "body", limits) ==
-             "invalid JSON in body at offset 3: nested too deeply (limit 3)");
+             "invalid JSON in body at offset 3: nested deeper than 3 levels");
   std::string at_default(100, '[');
   at_default += std::string(100, ']');
   BOOST_TEST(parse_error(at_default).empty());
-  BOOST_TEST(contains(parse_error("[" + at_default + "]"), "nested too deeply"));
+  BOOST_TEST(contains(parse_error("[" + at_default + "]"), "nested deeper than 100 levels"));
 }
 
 // ---- extended JSON input ----
@@ -516,4 +518,79 @@ BOOST_AUTO_TEST_CASE(nested_documents_round_trip) {
   value back = round_trip(doc);
   BOOST_TEST((back == doc));
   BOOST_TEST(to_json(back) == to_json(doc));
+}
+
+// ---- nesting limits beyond the parser ----
+
+namespace {
+/// {"a":{"a":...{}}} with `levels` objects.
+object nested(std::size_t levels) {
+  value v = object{};
+  for (std::size_t i = 1; i < levels; ++i)
+    v = object{{"a", std::move(v)}};
+  return v.as_object();
+}
+
+/// BSON bytes of `levels` nested documents, built by hand (encode_bson refuses them).
+std::string nested_bson(std::size_t levels) {
+  auto le32 = [](std::size_t n) {
+    std::string s(4, '\0');
+    for (int i = 0; i < 4; ++i)
+      s[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+    return s;
+  };
+  std::string doc = le32(5) + std::string(1, '\0');
+  for (std::size_t i = 1; i < levels; ++i) {
+    std::string body = std::string("\x03"
+                                   "a",
+                                   2) +
+                       std::string(1, '\0') + doc + std::string(1, '\0');
+    doc = le32(body.size() + 4) + body;
+  }
+  return doc;
+}
+
+std::string bad_request_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const api_error& e) {
+    BOOST_TEST(e.status() == 400);
+    return e.what();
+  }
+  return "";
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(depth_counts_containers_and_stops_at_the_limit) {
+  BOOST_TEST(!nested_deeper_than(value(1), 0));
+  BOOST_TEST(nested_deeper_than(value(object{}), 0));
+  BOOST_TEST(!nested_deeper_than(value(object{{"a", array{}}}), 2));
+  BOOST_TEST(nested_deeper_than(value(object{{"a", array{}}}), 1));
+  BOOST_TEST(!nested_deeper_than(nested(100), 100));
+  BOOST_TEST(nested_deeper_than(nested(101), 100));
+  BOOST_TEST(bad_request_of([] { check_nesting_depth(nested(101), "document"); }) ==
+             "document nested deeper than 100 levels");
+  BOOST_TEST(bad_request_of([] { check_nesting_depth(nested(100), "document"); }).empty());
+}
+
+BOOST_AUTO_TEST_CASE(bson_nested_up_to_200_levels_round_trips_and_deeper_is_refused) {
+  object at_limit = nested(max_bson_depth);
+  BOOST_TEST((value(decode_bson(encode_bson(at_limit))) == value(at_limit)));
+  BOOST_TEST((value(decode_bson(nested_bson(max_bson_depth))) == value(at_limit)));
+  BOOST_CHECK_THROW(encode_bson(nested(max_bson_depth + 1)), std::runtime_error);
+  BOOST_TEST(bad_request_of([] { decode_bson(nested_bson(max_bson_depth + 1)); }) ==
+             "BSON document nested deeper than 200 levels");
+  // 10,000 levels: refused, not a stack overflow.
+  BOOST_TEST(!bad_request_of([] { decode_bson(nested_bson(10000)); }).empty());
+}
+
+BOOST_AUTO_TEST_CASE(objects_at_the_default_depth_parse_and_one_more_is_a_400) {
+  std::string at_limit, over;
+  for (int i = 0; i < 100; ++i)
+    at_limit += "{a:";
+  over = "{a:" + at_limit + "1" + std::string(101, '}');
+  at_limit += "1" + std::string(100, '}');
+  BOOST_TEST(parse_error(at_limit).empty());
+  BOOST_TEST(contains(parse_error(over, "filter"),
+                      "invalid JSON in filter at offset 300: nested deeper than 100 levels"));
 }

@@ -699,3 +699,14 @@ BOOST_AUTO_TEST_CASE(copies_of_a_pipeline_share_its_compiled_stages) {
   BOOST_TEST(&copy.key() == &p.key());
   check(copy.run(obj("{}")), R"({"x":1})");
 }
+
+BOOST_AUTO_TEST_CASE(stages_that_nest_the_event_deeper_than_200_levels_fail_on_it) {
+  // Each stage puts the whole input 90 levels down: the third output is over 200 levels.
+  std::string wrap = "\"$$ROOT\"";
+  for (int i = 0; i < 90; ++i)
+    wrap = "{\"a\":" + wrap + "}";
+  const std::string stage = "{\"$replaceWith\":" + wrap + "}";
+  BOOST_TEST(make("[" + stage + "," + stage + "]").run(insert_event()).has_value());
+  BOOST_CHECK_THROW(make("[" + stage + "," + stage + "," + stage + "]").run(insert_event()),
+                    pipeline_error);
+}

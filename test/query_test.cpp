@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE query
 #include <boost/test/unit_test.hpp>
 
+#include "storage/document/json.hpp"
 #include "storage/document/query.hpp"
 
 #include <algorithm>
@@ -650,4 +651,54 @@ BOOST_AUTO_TEST_CASE(collect_path_values_traverses_arrays_element_wise) {
   out.clear();
   collect_path_values(d, "nope.b", out);
   BOOST_TEST(out.empty());
+}
+
+// ---- nesting depth ----
+
+BOOST_AUTO_TEST_CASE(filters_at_the_depth_limit_compile_and_deeper_ones_are_a_400) {
+  // Each $and adds two levels (its array and the object in it): 49 of them around
+  // {a:{$eq:1}} (two levels) make 100.
+  auto nested_and = [](int n, const std::string& leaf) {
+    std::string s;
+    for (int i = 0; i < n; ++i)
+      s += "{$and:[";
+    s += leaf;
+    for (int i = 0; i < n; ++i)
+      s += "]}";
+    return s;
+  };
+  value at_limit = parse_json(nested_and(49, "{a:{$eq:1}}"), "filter");
+  BOOST_TEST(!nested_deeper_than(at_limit, 100));
+  BOOST_TEST(nested_deeper_than(at_limit, 99));
+  matcher m = matcher::compile(at_limit.as_object());
+  BOOST_TEST(m.matches(O{{"a", 1}}));
+  BOOST_TEST(!m.matches(O{{"a", 2}}));
+  auto parse_error = [](const std::string& text) {
+    try {
+      parse_json(text, "filter");
+    } catch (const api_error& e) {
+      BOOST_TEST(e.status() == 400);
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  BOOST_TEST(
+      contains(parse_error(nested_and(49, "{a:{$eq:[1]}}")), "nested deeper than 100 levels"));
+  BOOST_TEST(contains(parse_error(nested_and(5000, "{a:1}")), "nested deeper than 100 levels"));
+  BOOST_TEST(contains(parse_error(std::string(10000, '[')), "nested deeper than 100 levels"));
+  // Equality with a value 99 levels deep under a top-level field compares the whole value.
+  std::string deep_value = "1";
+  for (int i = 0; i < 99; ++i)
+    deep_value = "{b:" + deep_value + "}";
+  value eq = parse_json("{a:" + deep_value + "}", "filter");
+  BOOST_TEST(matcher::compile(eq.as_object()).matches(eq.as_object()));
+}
+
+BOOST_AUTO_TEST_CASE(paths_longer_than_any_document_match_nothing_without_deep_recursion) {
+  std::string path = "a";
+  for (int i = 0; i < 10000; ++i)
+    path += ".a";
+  matcher m = matcher::compile(O{{path, 1}});
+  BOOST_TEST(!m.matches(O{{"a", O{{"a", 1}}}}));
+  BOOST_TEST(matcher::compile(O{{path, O{{"$exists", false}}}}).matches(O{{"a", 1}}));
 }

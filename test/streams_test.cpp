@@ -499,6 +499,42 @@ BOOST_AUTO_TEST_CASE(client_frames_are_ignored_and_broken_frames_close_with_1002
   BOOST_TEST(req("GET", "/_ping").status == 200);
 }
 
+BOOST_AUTO_TEST_CASE(text_frames_that_are_not_utf8_close_with_1007) {
+  const std::uint16_t port = server().port();
+  define_streams(port, "utf8", R"([{"uri":"all","stages":[]}])");
+  // Valid UTF-8, also split inside a code point between fragments: the session stays open.
+  auto good = subscribe(port, "/utf8/_streams/all");
+  good->send_frame(1, "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  good->send_frame(1, "a\xF0\x9F", false);
+  good->send_frame(0, "\x98", false);
+  good->send_frame(0, "\x80z");
+  post(port, "utf8", R"({"x":1})");
+  BOOST_TEST(find_path(event_of(good->next()), "fullDocument.x")->as_int64() == 1);
+
+  auto bad = subscribe(port, "/utf8/_streams/all");
+  bad->send_frame(1, "caf\xC3"); // truncated sequence
+  auto f = bad->next();
+  BOOST_TEST(f.opcode == 8);
+  BOOST_TEST(f.close_code() == 1007);
+
+  auto surrogate = subscribe(port, "/utf8/_streams/all");
+  surrogate->send_frame(1, "ok ", false);
+  surrogate->send_frame(0, "\xED\xA0\x80"); // U+D800
+  auto g = surrogate->next();
+  BOOST_TEST(g.opcode == 8);
+  BOOST_TEST(g.close_code() == 1007);
+
+  auto bad_reason = subscribe(port, "/utf8/_streams/all");
+  bad_reason->send_frame(8, std::string("\x03\xE8", 2) + "bye \xE2\x9C");
+  auto h = bad_reason->next();
+  BOOST_TEST(h.opcode == 8);
+  BOOST_TEST(h.close_code() == 1007);
+
+  // The good session still receives.
+  post(port, "utf8", R"({"x":2})");
+  BOOST_TEST(find_path(event_of(good->next()), "fullDocument.x")->as_int64() == 2);
+}
+
 BOOST_AUTO_TEST_CASE(redefining_a_stream_or_dropping_the_collection_closes_its_sessions) {
   const std::uint16_t port = server().port();
   define_streams(port, "redef", R"([{"uri":"a","stages":[]},{"uri":"b","stages":[]}])");

@@ -419,3 +419,55 @@ BOOST_AUTO_TEST_CASE(ops_are_validated_as_a_body_is) {
   BOOST_TEST(error_of({{"$inc", "a", "x"}}) == "$inc: the value for field 'a' must be a number");
   BOOST_TEST(!error_of({{"$set", "a", 1}, {"$unset", "a.b", ""}}).empty()); // conflict
 }
+
+// ---- nesting depth ----
+
+namespace {
+/// "a.a.a...": a dotted path of `segments` segments.
+std::string dotted_path(std::size_t segments) {
+  std::string s = "a";
+  for (std::size_t i = 1; i < segments; ++i)
+    s += ".a";
+  return s;
+}
+/// {"a":{"a":...{}}} with `levels` objects.
+value nested(std::size_t levels) {
+  value v = O{};
+  for (std::size_t i = 1; i < levels; ++i)
+    v = O{{"a", std::move(v)}};
+  return v;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(updates_may_nest_documents_100_levels_deep_and_no_deeper) {
+  const std::string too_deep = "nested deeper than 100 levels";
+  // The document (1), 98 objects on the path and the {} set at its end: 100 levels.
+  BOOST_TEST(update_error(O{{"$set", O{{dotted_path(99), nested(1)}}}}).empty());
+  BOOST_TEST(contains(update_error(O{{"$set", O{{dotted_path(100), nested(1)}}}}), too_deep));
+  // Path and value each within the limit, together not; the document stays as it was.
+  O doc{{"_id", 1}, {"x", 2}};
+  BOOST_CHECK_THROW(update_spec::parse(O{{"$set", O{{dotted_path(60), nested(60)}}}}).apply(doc),
+                    api_error);
+  BOOST_TEST(identical(value(doc), value(O{{"_id", 1}, {"x", 2}})));
+  BOOST_TEST(contains(update_error(O{{"$push", O{{dotted_path(50), nested(60)}}}}), too_deep));
+  // A path longer than any document may be deep is refused when parsed, before any work.
+  BOOST_TEST(contains(update_error(O{{"$set", O{{dotted_path(101), 1}}}}), too_deep));
+  BOOST_TEST(contains(update_error(O{{"$unset", O{{dotted_path(10000), ""}}}}), too_deep));
+  BOOST_TEST(contains(update_error(O{{"$rename", O{{"x", dotted_path(10000)}}}}), too_deep));
+}
+
+BOOST_AUTO_TEST_CASE(document_bodies_with_dotted_keys_stay_within_100_levels) {
+  auto body_error = [](const O& body) {
+    try {
+      normalize_document_body(body);
+    } catch (const api_error& e) {
+      BOOST_TEST(e.status() == 400);
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  BOOST_TEST(body_error(O{{dotted_path(99), O{}}}).empty()); // 100 levels
+  BOOST_TEST(contains(body_error(O{{dotted_path(100), O{}}}), "nested deeper than 100 levels"));
+  BOOST_TEST(contains(body_error(O{{dotted_path(10000), 1}}), "nested deeper than 100 levels"));
+  BOOST_TEST(contains(body_error(O{{"a.b", nested(99)}}), "nested deeper than 100 levels"));
+}

@@ -105,3 +105,100 @@ BOOST_AUTO_TEST_CASE(random_bytes_never_crash_the_parser) {
     }
   }
 }
+
+BOOST_AUTO_TEST_CASE(the_utf8_check_accepts_every_valid_form_up_to_the_boundaries) {
+  const std::string good[] = {
+      "",
+      "plain ASCII \x7F",
+      "\xC2\x80",                                   // U+0080, the first 2-byte code point
+      "\xDF\xBF",                                   // U+07FF
+      "\xE0\xA0\x80",                               // U+0800, the first 3-byte code point
+      "\xED\x9F\xBF",                               // U+D7FF, just below the surrogates
+      "\xEE\x80\x80",                               // U+E000, just above them
+      "\xEF\xBF\xBF",                               // U+FFFF
+      "\xF0\x90\x80\x80",                           // U+10000, the first 4-byte code point
+      "\xF4\x8F\xBF\xBF",                           // U+10FFFF, the last code point
+      "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80", // é, €, 😀
+  };
+  for (const auto& s : good)
+    BOOST_TEST(is_valid_utf8(s), "rejected valid UTF-8 of " << s.size() << " bytes");
+}
+
+BOOST_AUTO_TEST_CASE(the_utf8_check_rejects_each_kind_of_invalid_sequence) {
+  const std::pair<const char*, std::string> bad[] = {
+      {"lone continuation byte", "\x80"},
+      {"overlong 2-byte NUL", "\xC0\x80"},
+      {"overlong 2-byte 'A'", "\xC1\x81"},
+      {"overlong 3-byte", "\xE0\x9F\xBF"},
+      {"overlong 4-byte", "\xF0\x8F\xBF\xBF"},
+      {"high surrogate U+D800", "\xED\xA0\x80"},
+      {"low surrogate U+DFFF", "\xED\xBF\xBF"},
+      {"U+110000", "\xF4\x90\x80\x80"},
+      {"lead byte F5", "\xF5\x80\x80\x80"},
+      {"byte FF", "\xFF"},
+      {"truncated 2-byte at the end", "ab\xC3"},
+      {"truncated 3-byte at the end", "\xE2\x82"},
+      {"truncated 4-byte at the end", "\xF0\x9F\x98"},
+      {"truncated sequence before ASCII", "\xE2\x82z"},
+      {"two lead bytes", "\xC3\xC3\xA9"},
+  };
+  for (const auto& [what, s] : bad)
+    BOOST_TEST(!is_valid_utf8(s), "accepted " << what);
+}
+
+BOOST_AUTO_TEST_CASE(the_utf8_check_accepts_a_code_point_split_between_feeds) {
+  const std::string s = "a\xF0\x9F\x98\x80z";
+  for (std::size_t cut = 0; cut <= s.size(); ++cut) {
+    utf8_validator v;
+    BOOST_TEST(v.feed(s.substr(0, cut)));
+    BOOST_TEST(v.complete() == (cut < 2 || cut >= 5), "cut at " << cut);
+    BOOST_TEST(v.feed(s.substr(cut)));
+    BOOST_TEST(v.complete());
+  }
+  utf8_validator v;
+  BOOST_TEST(v.feed("\xED"));
+  BOOST_TEST(!v.feed("\xA0\x80")); // a surrogate, split: still refused
+  BOOST_TEST(!v.complete());
+}
+
+namespace {
+std::uint16_t error_of_stream(const std::string& bytes) {
+  frame_parser p(1024);
+  frame_parser::frame f;
+  std::string_view v(bytes);
+  while (!v.empty()) {
+    auto st = p.parse(v, f);
+    if (st == frame_parser::status::error) return p.error_code();
+    if (st == frame_parser::status::need_more) break;
+  }
+  return 0;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(text_messages_and_close_reasons_that_are_not_utf8_fail_with_1007) {
+  BOOST_TEST(error_of_stream(client_frame(0x81, "caf\xC3\xA9")) == 0);
+  BOOST_TEST(error_of_stream(client_frame(0x81, "caf\xC3")) == close_code::invalid_payload);
+  BOOST_TEST(error_of_stream(client_frame(0x81, "\xED\xA0\x80")) == close_code::invalid_payload);
+  // Binary messages carry any bytes.
+  BOOST_TEST(error_of_stream(client_frame(0x82, "\xFF\xC0")) == 0);
+  // A code point split between fragments, with a ping between them, is valid.
+  BOOST_TEST(error_of_stream(client_frame(0x01, "a\xF0\x9F") + client_frame(0x89, "") +
+                             client_frame(0x00, "\x98") + client_frame(0x80, "\x80z")) == 0);
+  // A message whose last fragment leaves a sequence open is not.
+  BOOST_TEST(error_of_stream(client_frame(0x01, "a\xF0\x9F") + client_frame(0x80, "\x98")) ==
+             close_code::invalid_payload);
+  // Invalid bytes fail at the fragment that holds them, before the message ends.
+  BOOST_TEST(error_of_stream(client_frame(0x01, "ok") + client_frame(0x00, "\xC0\xAF")) ==
+             close_code::invalid_payload);
+  // Continuations of a binary message are not checked.
+  BOOST_TEST(error_of_stream(client_frame(0x02, "\xF0") + client_frame(0x80, "\xFF")) == 0);
+  // After a binary message, a text message is checked again.
+  BOOST_TEST(error_of_stream(client_frame(0x82, "\xFF") + client_frame(0x81, "\xFF")) ==
+             close_code::invalid_payload);
+
+  auto close_with = [](std::string reason) { return client_frame(0x88, "\x03\xE8" + reason); };
+  BOOST_TEST(error_of_stream(close_with("bye \xE2\x9C\x8B")) == 0);
+  BOOST_TEST(error_of_stream(close_with("")) == 0);
+  BOOST_TEST(error_of_stream(client_frame(0x88, "")) == 0);
+  BOOST_TEST(error_of_stream(close_with("bye \xE2\x9C")) == close_code::invalid_payload);
+}

@@ -9,27 +9,35 @@ namespace rheo {
 
 namespace {
 
-void append_value(bson_t* b, std::string_view key, const value& v);
+void append_value(bson_t* b, std::string_view key, const value& v, std::size_t depth);
 
 void fail_encode(std::string_view key) {
   throw std::runtime_error("cannot encode field '" + std::string(key) + "' as BSON");
 }
 
-void append_object(bson_t* b, const object& o) {
+// `depth`: levels of the container being written (the document itself is 1). Nothing deeper
+// than decode_bson reads back is written.
+void append_object(bson_t* b, const object& o, std::size_t depth) {
+  if (depth > max_bson_depth)
+    throw std::runtime_error("cannot encode as BSON: " +
+                             nested_too_deep("document", max_bson_depth));
   for (auto& [k, v] : o)
-    append_value(b, k, v);
+    append_value(b, k, v, depth);
 }
 
-void append_array(bson_t* b, const array& a) {
+void append_array(bson_t* b, const array& a, std::size_t depth) {
+  if (depth > max_bson_depth)
+    throw std::runtime_error("cannot encode as BSON: " +
+                             nested_too_deep("document", max_bson_depth));
   char buf[16];
   const char* key;
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto len = bson_uint32_to_string(static_cast<std::uint32_t>(i), &key, buf, sizeof buf);
-    append_value(b, std::string_view(key, len), a[i]);
+    append_value(b, std::string_view(key, len), a[i], depth);
   }
 }
 
-void append_value(bson_t* b, std::string_view key, const value& v) {
+void append_value(bson_t* b, std::string_view key, const value& v, std::size_t depth) {
   const char* k = key.data();
   int kl = static_cast<int>(key.size());
   bool ok = true;
@@ -57,14 +65,14 @@ void append_value(bson_t* b, std::string_view key, const value& v) {
   case bson_type::object: {
     bson_t child;
     if (!bson_append_document_begin(b, k, kl, &child)) fail_encode(key);
-    append_object(&child, v.as_object());
+    append_object(&child, v.as_object(), depth + 1);
     ok = bson_append_document_end(b, &child);
     break;
   }
   case bson_type::array: {
     bson_t child;
     if (!bson_append_array_begin(b, k, kl, &child)) fail_encode(key);
-    append_array(&child, v.as_array());
+    append_array(&child, v.as_array(), depth + 1);
     ok = bson_append_array_end(b, &child);
     break;
   }
@@ -109,27 +117,32 @@ void append_value(bson_t* b, std::string_view key, const value& v) {
   throw std::runtime_error(std::string("corrupt BSON: ") + what);
 }
 
-value read_value(const bson_iter_t* it);
+value read_value(const bson_iter_t* it, std::size_t depth);
 
-object read_object(bson_iter_t* it) {
+// `depth`: levels of the container being read (the document itself is 1).
+object read_object(bson_iter_t* it, std::size_t depth) {
+  if (depth > max_bson_depth)
+    throw api_error(400, nested_too_deep("BSON document", max_bson_depth));
   object o;
   while (bson_iter_next(it)) {
     std::uint32_t klen = bson_iter_key_len(it);
-    o.emplace_back(std::string(bson_iter_key(it), klen), read_value(it));
+    o.emplace_back(std::string(bson_iter_key(it), klen), read_value(it, depth));
   }
   if (it->err_off != 0) fail_decode("truncated or malformed element");
   return o;
 }
 
-array read_array(bson_iter_t* it) {
+array read_array(bson_iter_t* it, std::size_t depth) {
+  if (depth > max_bson_depth)
+    throw api_error(400, nested_too_deep("BSON document", max_bson_depth));
   array a;
   while (bson_iter_next(it))
-    a.push_back(read_value(it));
+    a.push_back(read_value(it, depth));
   if (it->err_off != 0) fail_decode("truncated or malformed element");
   return a;
 }
 
-value read_value(const bson_iter_t* it) {
+value read_value(const bson_iter_t* it, std::size_t depth) {
   switch (bson_iter_type(it)) {
   case BSON_TYPE_DOUBLE:
     return value(bson_iter_double(it));
@@ -147,8 +160,8 @@ value read_value(const bson_iter_t* it) {
   case BSON_TYPE_ARRAY: {
     bson_iter_t child;
     if (!bson_iter_recurse(it, &child)) fail_decode("bad nested document");
-    if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) return value(read_object(&child));
-    return value(read_array(&child));
+    if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) return value(read_object(&child, depth + 1));
+    return value(read_array(&child, depth + 1));
   }
   case BSON_TYPE_BINARY: {
     bson_subtype_t sub;
@@ -210,7 +223,7 @@ std::string encode_bson(const object& doc) {
   bson_t b;
   bson_init(&b);
   try {
-    append_object(&b, doc);
+    append_object(&b, doc, 1);
   } catch (...) {
     bson_destroy(&b);
     throw;
@@ -226,7 +239,7 @@ object decode_bson(std::string_view bytes) {
     fail_decode("bad document length");
   bson_iter_t it;
   if (!bson_iter_init(&it, &b)) fail_decode("bad document header");
-  return read_object(&it);
+  return read_object(&it, 1);
 }
 
 } // namespace rheo

@@ -216,6 +216,8 @@ std::vector<object> group_table::take() {
     doc.emplace_back("_id", std::move(g.id));
     for (std::size_t i = 0; i < g.accumulators.size(); ++i)
       doc.emplace_back(s.stage->fields[i].name, result(g.accumulators[i], s.stage->fields[i].kind));
+    if (nested_deeper_than(doc, max_bson_depth))
+      throw pipeline_error(nested_too_deep("$group output", max_bson_depth));
     out.push_back(std::move(doc));
   }
   s.groups.clear();

@@ -319,7 +319,7 @@ private:
 
   void check_depth(std::size_t depth) const {
     if (depth > max_depth_)
-      fail(p_, "nested too deeply (limit " + std::to_string(max_depth_) + ")");
+      fail(p_, "nested deeper than " + std::to_string(max_depth_) + " levels");
   }
 
   value parse_object(std::size_t depth) {

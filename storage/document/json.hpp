@@ -14,7 +14,7 @@
 namespace rheo {
 
 struct json_limits {
-  std::size_t max_depth = 100;
+  std::size_t max_depth = max_nesting_depth;
 };
 
 /// Parses `text` into a value. On malformed input throws api_error(400) whose message
@@ -30,7 +30,8 @@ struct json_limits {
 /// Integers that fit int32 become int32, else int64, beyond int64 double; numbers with '.' or
 /// 'e' become double (too large for a double: 400; too small: 0.0).
 /// Duplicate keys: the last value wins, in the first one's position.
-/// Nesting deeper than `limits.max_depth` containers is a 400 (recursion stops there).
+/// Nesting deeper than `limits.max_depth` containers is a 400 "... nested deeper than 100
+/// levels" (recursion stops there).
 /// Invalid UTF-8 passes through unchecked; \u escapes must be well-formed UTF-16.
 value parse_json(std::string_view text, std::string_view what = "body",
                  const json_limits& limits = {});

@@ -71,6 +71,8 @@ void flatten_spec(const object& spec, const std::string& prefix,
         k.find("..") != std::string::npos)
       throw_bad_request(std::string(stage) + ": invalid field name '" + k + "'");
     auto path = prefix + k;
+    if (std::count(path.begin(), path.end(), '.') >= static_cast<long>(max_nesting_depth))
+      throw_bad_request(std::string(stage) + ": " + nested_too_deep("field path"));
     auto* o = v.get_if<object>();
     if (o && !o->empty() && !starts_with_dollar(o->front().first))
       flatten_spec(*o, path + ".", out, stage);
@@ -288,7 +290,12 @@ const matcher* stage::filter() const {
 }
 
 object stage::apply(const object& in) const {
-  return std::visit(reshape{in}, compiled_->v);
+  object out = std::visit(reshape{in}, compiled_->v);
+  // Each stage may nest its input in new levels: bound what the next stage, the JSON and
+  // BSON writers and the destructors recurse through.
+  if (nested_deeper_than(out, max_bson_depth))
+    throw pipeline_error(nested_too_deep("stage output", max_bson_depth));
+  return out;
 }
 
 } // namespace rheo

@@ -28,7 +28,8 @@ public:
   /// A $match stage's filter; nullptr for a reshaping stage.
   const matcher* filter() const;
   /// The document a reshaping stage makes of `in` (not for $match). Throws pipeline_error
-  /// (expression.hpp) when an expression fails on `in`.
+  /// (expression.hpp) when an expression fails on `in` or its output is nested deeper than
+  /// max_bson_depth (value.hpp).
   object apply(const object& in) const;
 
   struct compiled; // stages.cpp

@@ -465,6 +465,8 @@ void update_spec::apply(object& doc, update_description* desc) const {
       throw_bad_request(
           "Performing an update on the path '_id' would modify the immutable field '_id'");
   }
+  // Paths and values are each within the limit, but a deep value set at a deep path is not.
+  check_nesting_depth(work, "the updated document");
   doc = std::move(work);
   if (desc) *desc = std::move(changes);
 }
@@ -499,6 +501,8 @@ object normalize_document_body(const object& body) {
   if (current_dates)
     for (auto& [path, spec] : current_dates->as_object())
       make_slot(out, split_path(path), path) = current_date(spec);
+  // Dotted keys nest their values one level per segment.
+  check_nesting_depth(out, "document");
   return out;
 }
 

@@ -29,8 +29,9 @@ class update_spec {
 public:
   static update_spec parse(const object& body);
   /// Applies to `doc` in place. Type errors ($inc on a string, $push on a non-array)
-  /// are api_error(400) naming the field. Fills `desc` when given (paths as dotted strings,
-  /// values as they are after the update).
+  /// are api_error(400) naming the field, and so is a result nested deeper than
+  /// max_nesting_depth (value.hpp); `doc` is then unchanged. Fills `desc` when given (paths as
+  /// dotted strings, values as they are after the update).
   void apply(object& doc, update_description* desc = nullptr) const;
 
   struct op {
@@ -51,7 +52,7 @@ private:
 
 /// Normalises a POST/PUT body: keys with dots create nested fields ({"a.b":1} ->
 /// {"a":{"b":1}}); `$currentDate` is applied (and removed); any other top-level
-/// `$`-operator is api_error(400).
+/// `$`-operator is api_error(400), and so is a result nested deeper than max_nesting_depth.
 object normalize_document_body(const object& body);
 
 /// Removes a replacement body's `_id`, which must equal `id` (api_error 400 otherwise):

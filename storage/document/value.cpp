@@ -71,6 +71,31 @@ int compare_arrays(const array& a, const array& b) {
 
 } // namespace
 
+bool nested_deeper_than(const object& o, std::size_t limit) {
+  if (limit == 0) return true;
+  for (auto& [k, v] : o)
+    if (nested_deeper_than(v, limit - 1)) return true;
+  return false;
+}
+
+bool nested_deeper_than(const value& v, std::size_t limit) {
+  if (auto* o = v.get_if<object>()) return nested_deeper_than(*o, limit);
+  auto* a = v.get_if<array>();
+  if (!a) return false;
+  if (limit == 0) return true;
+  for (auto& e : *a)
+    if (nested_deeper_than(e, limit - 1)) return true;
+  return false;
+}
+
+std::string nested_too_deep(std::string_view what, std::size_t limit) {
+  return std::string(what) + " nested deeper than " + std::to_string(limit) + " levels";
+}
+
+void check_nesting_depth(const object& doc, std::string_view what, std::size_t limit) {
+  if (nested_deeper_than(doc, limit)) throw_bad_request(nested_too_deep(what, limit));
+}
+
 std::vector<std::string> split_field_path(std::string_view path, std::string_view empty_segment,
                                           std::string_view dollar_segment) {
   std::vector<std::string> segments;
@@ -79,6 +104,9 @@ std::vector<std::string> split_field_path(std::string_view path, std::string_vie
     auto segment = path.substr(0, dot);
     if (segment.empty()) throw_bad_request(std::string(empty_segment));
     if (starts_with_dollar(segment)) throw_bad_request(std::string(dollar_segment));
+    if (segments.size() == max_nesting_depth)
+      throw_bad_request(nested_too_deep("field path '" + std::string(segments.front()) + "." +
+                                        segments[1] + "...'"));
     segments.emplace_back(segment);
     if (dot == std::string_view::npos) return segments;
     path.remove_prefix(dot + 1);

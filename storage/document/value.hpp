@@ -201,9 +201,30 @@ inline bool starts_with_dollar(std::string_view s) {
   return !s.empty() && s.front() == '$';
 }
 
+/// Nesting limits, so that no recursive walk over a value (parser, matcher, update,
+/// expressions, JSON and BSON writers, destructors) can be driven into a stack overflow.
+/// What clients send (bodies, filter/sort/keys, avars, stream and aggregation definitions)
+/// and the documents made of it are at most `max_nesting_depth` objects/arrays deep, as
+/// MongoDB documents for BSON. BSON read back (stored documents, change-log entries, replies
+/// of a peer or of MongoDB) and stage outputs may be `max_bson_depth` deep: room for the
+/// envelopes around a document (MongoDB's own maxBSONDepth is 200 as well).
+constexpr std::size_t max_nesting_depth = 100;
+constexpr std::size_t max_bson_depth = 200;
+
+/// Whether `v` holds more than `limit` levels of objects and arrays (a scalar is 0 levels,
+/// {} and {"a":1} are 1, {"a":[]} is 2). Recurses at most `limit` + 1 levels.
+bool nested_deeper_than(const value& v, std::size_t limit);
+bool nested_deeper_than(const object& o, std::size_t limit);
+/// Throws api_error(400) "<what> nested deeper than <limit> levels" when `doc` is.
+void check_nesting_depth(const object& doc, std::string_view what,
+                         std::size_t limit = max_nesting_depth);
+/// "<what> nested deeper than <limit> levels", the message of every depth refusal.
+std::string nested_too_deep(std::string_view what, std::size_t limit = max_nesting_depth);
+
 /// The segments of the dotted field path `path` ("a.b.0" -> a, b, 0). Throws api_error(400)
 /// with `empty_segment` when a segment is empty and with `dollar_segment` when one starts
-/// with '$'.
+/// with '$', and when it has more than max_nesting_depth segments (no document that deep
+/// exists, and setting such a path would make one).
 std::vector<std::string> split_field_path(std::string_view path, std::string_view empty_segment,
                                           std::string_view dollar_segment);
 
