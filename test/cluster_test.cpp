@@ -428,9 +428,9 @@ BOOST_AUTO_TEST_CASE(an_edge_that_dies_takes_only_its_own_clients) {
   // core itself has no client).
   BOOST_CHECK_EQUAL(field_int(s, "upstream_feeds"), 1);
   c.edges[1]->stop(SIGKILL);
-  BOOST_CHECK(eventually(
-      [&] { return field_int(cluster_status(c.core->port()), "upstream_feeds") == 0; },
-      std::chrono::seconds(10)));
+  BOOST_CHECK(
+      eventually([&] { return field_int(cluster_status(c.core->port()), "upstream_feeds") == 0; },
+                 std::chrono::seconds(10)));
 }
 
 BOOST_AUTO_TEST_CASE(a_node_must_prove_the_secret_and_garbage_does_not_disturb_the_cluster) {

@@ -41,8 +41,8 @@ public:
                      const matcher& filter) override;
   std::int64_t count_query(const std::string& db, const std::string& coll,
                            const find_query& q) override;
-  std::optional<object> find_by_id(const std::string& db, const std::string& coll,
-                                   const value& id, std::string* position) override;
+  std::optional<object> find_by_id(const std::string& db, const std::string& coll, const value& id,
+                                   std::string* position) override;
   write_result insert(const std::string& db, const std::string& coll, object doc) override;
   write_result replace(const std::string& db, const std::string& coll, const value& id, object doc,
                        write_mode mode, const std::optional<std::string>& if_match) override;
