@@ -79,6 +79,11 @@ int run(rheo::server_config config) {
   std::signal(SIGPIPE, SIG_IGN);
 
   rlim_t fds = raise_fd_limit();
+  // Past the open-file limit accept() fails and the client gets no answer: keep a reserve
+  // (the store's files, logs, cluster links) so that a refused client still gets its 503.
+  if (config.max_connections == 0)
+    config.max_connections =
+        fds > 128 ? static_cast<std::size_t>(fds - 64) : std::max<std::size_t>(fds / 2, 1);
 
   std::unique_ptr<security> sec;
   try {

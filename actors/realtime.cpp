@@ -41,6 +41,8 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   else
     conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
                                            std::move(buffer), opts);
+  for (auto& h : target.held)
+    conn->hold(std::move(h));
   if (!connections.add(conn)) {
     conn->reject(503, error_response(503, "server shutting down").body);
     return;

@@ -279,6 +279,52 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.shutdown_timeout_ms = parse_unsigned<unsigned>(v, 0, 3600000);
        }},
+      {"max_connections",
+       "open connections (HTTP, WebSocket, SSE) before new ones get 503 (0: the open-file "
+       "limit minus 64)",
+       [](server_config& c, const std::string& v) {
+         c.max_connections = parse_unsigned<std::size_t>(v, 0, 100000000);
+       }},
+      {"max_connections_per_client",
+       "open connections from one client address before new ones get 429 (0: no limit)",
+       [](server_config& c, const std::string& v) {
+         c.max_connections_per_client = parse_unsigned<std::size_t>(v, 0, 100000000);
+       }},
+      {"max_sessions_per_client",
+       "WebSocket and SSE sessions from one client address before handshakes get 429 (0: no "
+       "limit)",
+       [](server_config& c, const std::string& v) {
+         c.max_sessions_per_client = parse_unsigned<std::size_t>(v, 0, 100000000);
+       }},
+      {"max_requests_per_second_per_client",
+       "REST requests per second from one client address, beyond them 429 with Retry-After "
+       "(0: no limit)",
+       [](server_config& c, const std::string& v) {
+         c.max_requests_per_second_per_client = parse_unsigned<unsigned>(v, 0, 100000000);
+       }},
+      {"request_burst_per_client",
+       "requests one client address may send at once above its per-second rate (0: the rate)",
+       [](server_config& c, const std::string& v) {
+         c.request_burst_per_client = parse_unsigned<unsigned>(v, 0, 100000000);
+       }},
+      {"rate_limited_clients",
+       "client addresses whose request rate is tracked (idle ones go first)",
+       [](server_config& c, const std::string& v) {
+         c.rate_limited_clients = parse_unsigned<std::size_t>(v, 64, 100000000);
+       }},
+      {"max_avars_bytes", "largest avars parameter (400 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.max_avars_bytes = parse_unsigned<std::size_t>(v, 2, std::size_t(1) << 26);
+       }},
+      {"max_streams_per_collection",
+       "most streams a collection's metadata may declare (400 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.max_streams_per_collection = parse_unsigned<std::size_t>(v, 1, 1000000);
+       }},
+      {"max_stages_per_stream", "most stages a stream may have (400 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.max_stages_per_stream = parse_unsigned<std::size_t>(v, 1, 1000000);
+       }},
   };
   return table;
 }

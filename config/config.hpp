@@ -46,6 +46,16 @@ struct server_config {
   unsigned ws_ping_interval_ms = 30000;
   unsigned ws_pong_timeout_ms = 30000;
   unsigned shutdown_timeout_ms = 10000;
+  // Limits (net/client_limits.hpp); a refusal is counted in rheo_limit_refusals_total.
+  std::size_t max_connections = 0;                 // 0: the open-file limit minus a reserve of 64
+  std::size_t max_connections_per_client = 30000;  // per client address, 0: none
+  std::size_t max_sessions_per_client = 30000;     // WebSocket + SSE per client address, 0: none
+  unsigned max_requests_per_second_per_client = 0; // REST requests, token bucket; 0: off
+  unsigned request_burst_per_client = 0;           // bucket size (0: the per-second rate)
+  std::size_t rate_limited_clients = 100000;       // addresses with a bucket; idle ones go first
+  std::size_t max_avars_bytes = 16 * 1024;
+  std::size_t max_streams_per_collection = 100;
+  std::size_t max_stages_per_stream = 50;
   // Security (see net/security/security.hpp). JSON texts; empty: none (acl: the default rules).
   std::string users_json;
   std::string acl_json;

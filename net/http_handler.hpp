@@ -11,9 +11,11 @@
 #include "storage/document/pipeline.hpp"
 #include "storage/document/value.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace rheo {
 
@@ -32,6 +34,8 @@ struct stream_target {
   std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
   bool sse = false;                        // Server-Sent Events rather than a WebSocket
   http_headers response_headers;           // for the SSE response's head (CORS)
+  // Set by the server: what the session holds until it closes (its places in the limits).
+  std::vector<std::shared_ptr<void>> held;
 };
 
 /// What resolve_stream() answers for a request that is not for a stream URL after all (an

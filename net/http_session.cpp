@@ -17,12 +17,23 @@ namespace net = boost::asio;
 
 namespace {
 constexpr auto read_timeout = std::chrono::seconds(60);
+// A connection refused by a limit waits this long for its request to answer, then closes.
+constexpr auto refused_read_timeout = std::chrono::seconds(5);
 } // namespace
 
 http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server_state& srv)
-    : stream_(std::move(socket)), shard_(shard), srv_(srv) {}
+    : stream_(std::move(socket)), shard_(shard), srv_(srv) {
+  beast::error_code ec;
+  auto ep = stream_.socket().remote_endpoint(ec);
+  if (!ec) address_ = ep.address().to_string();
+}
 
 void http_session::run() {
+  // The refusal is an answer, not a dropped connection: it waits for the first request
+  // (closing with the request unread would reset the connection and lose the answer).
+  http_response refusal;
+  slot_ = srv_.limits.admit_connection(address_, refusal);
+  if (!slot_) refusal_ = std::move(refusal);
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
 }
 
@@ -44,7 +55,7 @@ void http_session::do_read() {
   parser_.emplace();
   parser_->body_limit(srv_.config.max_body_bytes);
   parser_->header_limit(64 * 1024);
-  stream_.expires_after(read_timeout);
+  stream_.expires_after(refusal_ ? refused_read_timeout : read_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&http_session::on_read, shared_from_this()));
 }
@@ -54,6 +65,10 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
       ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof)
     return close();
+  if (refusal_) {
+    busy_ = true;
+    return send(std::move(*refusal_), false, ec ? 11 : parser_->get().version(), false, start);
+  }
   if (ec) {
     busy_ = true;
     if (ec == http::error::body_limit) {
@@ -84,9 +99,7 @@ void http_session::process(http::request<http::string_body> req) {
   r.access_control_request_headers = std::string(req[http::field::access_control_request_headers]);
   r.authorization = std::string(req[http::field::authorization]);
   r.cookie = std::string(req[http::field::cookie]);
-  beast::error_code ep_ec;
-  auto ep = stream_.socket().remote_endpoint(ep_ec);
-  if (!ep_ec) r.remote_address = ep.address().to_string();
+  r.remote_address = address_;
   r.websocket_upgrade = beast::websocket::is_upgrade(req);
   r.event_stream = !r.websocket_upgrade && req.method() == http::verb::get &&
                    r.accept.find("text/event-stream") != std::string::npos;
@@ -124,6 +137,12 @@ void http_session::open_stream(http_request r, http::request<http::string_body> 
     if (!srv_.hub || srv_.stopping.load())
       return send(error_response(503, "change streams are not available"), false, version, false,
                   start);
+    http_response refused;
+    auto session_slot = srv_.limits.admit_session(address_, refused);
+    if (!session_slot) return send(std::move(refused), false, version, false, start);
+    // The socket goes on as the session's: so do its places in the limits.
+    target->held.push_back(std::move(session_slot));
+    target->held.push_back(std::move(slot_));
     shard_.metrics().record_request(
         target->sse ? 200 : 101,
         static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
@@ -140,6 +159,8 @@ void http_session::respond(http_request r, http::request<http::string_body> req,
                            std::chrono::steady_clock::time_point start) {
   const unsigned version = req.version();
   const bool head = req.method() == http::verb::head;
+  if (auto limited = srv_.limits.check_request(address_))
+    return send(std::move(*limited), keep_alive, version, head, start);
   r.body = std::move(req.body());
 
   if (srv_.handler.is_blocking(r)) {

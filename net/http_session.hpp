@@ -27,6 +27,7 @@ class http_session : public client_connection, public std::enable_shared_from_th
 public:
   http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server_state& srv);
 
+  /// Takes the connection's place in the limits (or notes the refusal), then reads.
   void run();
   /// Closes the connection when it is idle, or after the response in flight.
   void shut_down() override;
@@ -54,6 +55,10 @@ private:
   io_shard& shard_;
   server_state& srv_;
   std::shared_ptr<void> response_; // keeps the response alive during async_write
+  std::string address_;            // the client's IP address
+  client_limits::slot slot_;       // this connection's place in the connection limits
+  // Past a connection limit: the answer to the first request, after which it closes.
+  std::optional<http_response> refusal_;
   bool busy_ = false;
   bool stopping_ = false;
 };

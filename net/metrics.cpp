@@ -4,6 +4,26 @@
 
 namespace rheo {
 
+const char* limit_name(limit l) {
+  switch (l) {
+  case limit::connections:
+    return "connections";
+  case limit::connections_per_client:
+    return "connections_per_client";
+  case limit::sessions_per_client:
+    return "sessions_per_client";
+  case limit::requests_per_second:
+    return "requests_per_second";
+  case limit::avars_bytes:
+    return "avars_bytes";
+  case limit::streams_per_collection:
+    return "streams_per_collection";
+  case limit::stages_per_stream:
+    return "stages_per_stream";
+  }
+  return "unknown";
+}
+
 void metrics::record_request(int status, std::uint64_t ns) {
   int cls = status / 100;
   if (cls < 1 || cls > 5) cls = 0;
@@ -75,6 +95,12 @@ std::string metrics::render() const {
   for (int c = 1; c <= 5; ++c)
     out += "rheo_http_responses_total{class=\"" + std::to_string(c) + "xx\"} " +
            std::to_string(http_responses[c].load(r)) + "\n";
+  out += "# HELP rheo_limit_refusals_total Requests, connections and sessions refused by a "
+         "configured limit.\n"
+         "# TYPE rheo_limit_refusals_total counter\n";
+  for (std::size_t i = 0; i < limit_count; ++i)
+    out += std::string("rheo_limit_refusals_total{limit=\"") + limit_name(static_cast<limit>(i)) +
+           "\"} " + std::to_string(limit_refusals[i].load(r)) + "\n";
   out += "# HELP rheo_http_request_duration_seconds HTTP request latency.\n"
          "# TYPE rheo_http_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0;

@@ -14,6 +14,20 @@
 
 namespace rheo {
 
+/// The limits whose refusals /_metrics counts (rheo_limit_refusals_total{limit="..."}).
+enum class limit : std::uint8_t {
+  connections,            ///< max_connections: 503 at the first request
+  connections_per_client, ///< max_connections_per_client: 429 at the first request
+  sessions_per_client,    ///< max_sessions_per_client: 429 at the handshake
+  requests_per_second,    ///< max_requests_per_second_per_client: 429 with Retry-After
+  avars_bytes,            ///< max_avars_bytes: 400
+  streams_per_collection, ///< max_streams_per_collection: 400
+  stages_per_stream,      ///< max_stages_per_stream: 400
+};
+inline constexpr std::size_t limit_count = 7;
+/// The `limit` label of `l`.
+const char* limit_name(limit l);
+
 struct metrics {
   // Realtime.
   std::atomic<std::int64_t> sessions_open{0};
@@ -38,6 +52,12 @@ struct metrics {
   std::atomic<std::uint64_t> latency_sum_ns{0};
   std::atomic<std::uint64_t> latency_count{0};
 
+  // Limits.
+  std::array<std::atomic<std::uint64_t>, limit_count> limit_refusals{};
+
+  void count_refusal(limit l) {
+    limit_refusals[static_cast<std::size_t>(l)].fetch_add(1, std::memory_order_relaxed);
+  }
   void record_request(int status, std::uint64_t nanoseconds);
   std::string render() const;
 };

@@ -238,6 +238,7 @@ void push_connection::finish() {
   queued_ -= dropped;
   shard_.metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
   if (group_) group_->remove(*this);
+  held_.clear();
   if (on_closed) {
     auto cb = std::move(on_closed);
     on_closed = nullptr;

@@ -73,6 +73,8 @@ public:
   void shut_down() override;
 
   io_shard& shard() const { return shard_; }
+  /// Keeps `h` (a place in the server's limits) until the connection has closed.
+  void hold(std::shared_ptr<void> h) { held_.push_back(std::move(h)); }
 
   // -- on the shard's thread --------------------------------------------------
 
@@ -142,6 +144,7 @@ private:
   std::size_t group_slot_ = 0;
   bool flush_scheduled_ = false;
   bool write_blocked_ = false; // waiting for the socket to become writable
+  std::vector<std::shared_ptr<void>> held_;
 };
 
 } // namespace rheo

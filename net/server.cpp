@@ -23,7 +23,7 @@ unsigned io_thread_count(const server_config& c) {
 
 server_state::server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
     : config(c), handler(h), hub(w), pool(io_thread_count(c), m), acceptor(pool.shard(0).context()),
-      workers(c.worker_threads) {}
+      workers(c.worker_threads), limits(c, m) {}
 
 void server_state::do_accept() {
   // Each connection is pinned to one I/O thread, round robin.

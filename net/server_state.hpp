@@ -1,12 +1,14 @@
 // The server's shared state, seen by the listener and the HTTP sessions.
 //
 // Thread-safety: `stopped` is guarded by `mutex`; `stopping` is atomic; `pool` and
-// `connections` are thread-safe as io_pool and connection_registry say; `watchdog` is set
+// `connections` and `limits` are thread-safe as io_pool, connection_registry and
+// client_limits say; `watchdog` is set
 // once by stop() before it releases the pool, and read by wait() only after joining the
 // pool's threads; the rest is immutable after start().
 #pragma once
 
 #include "config/config.hpp"
+#include "net/client_limits.hpp"
 #include "net/connection_registry.hpp"
 #include "net/http_handler.hpp"
 #include "net/io_pool.hpp"
@@ -38,6 +40,8 @@ struct server_state {
   std::atomic<bool> stopping{false};
   // Every open HTTP session and WebSocket, shut down by stop().
   connection_registry connections;
+  // What each client address may open and send.
+  client_limits limits;
   std::mutex mutex;
   std::condition_variable stopped_cv;
   bool stopped = false;

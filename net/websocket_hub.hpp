@@ -25,7 +25,8 @@ public:
   /// `buffer` holds any bytes read past the request.
   /// `socket` belongs to `shard`, the I/O thread the connection stays on; called on that
   /// thread. The connection is registered in `connections`; when that refuses it (the
-  /// server is shutting down), the upgrade is answered with 503 instead.
+  /// server is shutting down), the upgrade is answered with 503 instead. The connection
+  /// keeps `target.held` (its places in the server's limits) until it has closed.
   virtual void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target,

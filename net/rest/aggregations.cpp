@@ -24,7 +24,8 @@ http_response run_aggregation(const request_context& c) {
   if (auto p = c.target.last("page")) paging.page = parse_int_param(*p, "page", 1, 1000000000);
   if (auto p = c.target.last("pagesize"))
     paging.pagesize = parse_int_param(*p, "pagesize", 0, 1000);
-  auto a = aggregation::compile(*definition, parse_avars(c.target), sv, paging);
+  auto a = aggregation::compile(
+      *definition, parse_avars(c.target, c.config.max_avars_bytes, c.stats), sv, paging);
   auto docs = c.storage.aggregate(c.res.db, c.res.coll, a,
                                   aggregation_limits{c.config.aggregation_max_documents});
   std::string out = "[";

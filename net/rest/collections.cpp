@@ -2,6 +2,7 @@
 // with its metadata (PUT), changing the metadata (PATCH), dropping it (DELETE) and
 // reading the metadata (GET /<coll>/_meta). The stream and aggregation definitions in the
 // metadata are checked when written (400 naming the stream or aggregation at fault).
+#include "net/metrics.hpp"
 #include "net/rest/params.hpp"
 #include "net/rest/routes.hpp"
 
@@ -33,6 +34,33 @@ http_response with_etag(http_response res, const request_context& c) {
   return res;
 }
 
+/// Checks the limits on `meta`'s streams (400 past max_streams_per_collection or
+/// max_stages_per_stream); `meta` has passed validate_streams().
+void check_stream_limits(const object& meta, const request_context& c) {
+  auto* streams = find_field(meta, "streams");
+  if (!streams || !streams->is_array()) return;
+  const array& list = streams->as_array();
+  if (list.size() > c.config.max_streams_per_collection) {
+    c.stats.count_refusal(limit::streams_per_collection);
+    throw_bad_request("a collection may have at most " +
+                      std::to_string(c.config.max_streams_per_collection) + " streams, not " +
+                      std::to_string(list.size()) + " (max_streams_per_collection)");
+  }
+  for (auto& s : list) {
+    if (!s.is_object()) continue;
+    auto* stages = find_field(s.as_object(), "stages");
+    if (!stages || !stages->is_array()) continue;
+    if (stages->as_array().size() > c.config.max_stages_per_stream) {
+      c.stats.count_refusal(limit::stages_per_stream);
+      auto* uri = find_field(s.as_object(), "uri");
+      throw_bad_request(
+          "stream '" + (uri && uri->is_string() ? uri->as_string() : "") + "' has " +
+          std::to_string(stages->as_array().size()) + " stages, more than the limit of " +
+          std::to_string(c.config.max_stages_per_stream) + " (max_stages_per_stream)");
+    }
+  }
+}
+
 } // namespace
 
 http_response get_collection_names(const request_context& c) {
@@ -50,6 +78,7 @@ http_response get_collection_names(const request_context& c) {
 http_response put_collection(const request_context& c) {
   object meta = metadata_of(body_object(c.req, true));
   validate_streams(meta);
+  check_stream_limits(meta, c);
   validate_aggrs(meta);
   bool created =
       c.storage.put_collection(c.res.db, c.res.coll, std::move(meta), if_match_of(c.req));
@@ -65,6 +94,7 @@ http_response patch_collection(const request_context& c) {
     for (auto& [k, v] : meta)
       set_field(merged, k, v);
     validate_streams(merged);
+    check_stream_limits(merged, c);
     validate_aggrs(merged);
   }
   c.storage.patch_collection(c.res.db, c.res.coll, std::move(meta), if_match_of(c.req));

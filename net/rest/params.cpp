@@ -1,5 +1,6 @@
 #include "net/rest/params.hpp"
 
+#include "net/metrics.hpp"
 #include "storage/document/json.hpp"
 
 #include <cctype>
@@ -120,9 +121,15 @@ object combined_filter(const parsed_target& t, std::optional<object> read_filter
   return object{{"$and", value(std::move(all))}};
 }
 
-object parse_avars(const parsed_target& t) {
+object parse_avars(const parsed_target& t, std::size_t max_bytes, metrics& stats) {
   auto text = t.last("avars");
   if (!text) return {};
+  if (text->size() > max_bytes) {
+    stats.count_refusal(limit::avars_bytes);
+    throw_bad_request("avars is " + std::to_string(text->size()) +
+                      " bytes, more than the limit of " + std::to_string(max_bytes) +
+                      " (max_avars_bytes)");
+  }
   value v = parse_json(*text, "avars");
   if (!v.is_object()) throw_bad_request("avars must be a JSON object");
   for (auto& [k, val] : v.as_object())

@@ -12,6 +12,10 @@
 #include <string>
 #include <string_view>
 
+namespace rheo {
+struct metrics;
+}
+
 namespace rheo::rest {
 
 /// A name a collection may have (not "_...", not "system.", letters, digits, "_.-").
@@ -35,8 +39,9 @@ std::int64_t parse_int_param(const std::string& text, const char* name, std::int
 /// The `filter` parameters (repeatable, ANDed) and an ACL readFilter, as one filter.
 object combined_filter(const parsed_target& t, std::optional<object> read_filter);
 /// The client's variable bindings (`avars`, a JSON object whose keys do not start with
-/// '$'); {} when absent. Throws api_error(400).
-object parse_avars(const parsed_target& t);
+/// '$'); {} when absent. Throws api_error(400), also when longer than `max_bytes` (the
+/// refusal counted on `stats`).
+object parse_avars(const parsed_target& t, std::size_t max_bytes, metrics& stats);
 /// The `keys` parameters (repeatable) as one projection document.
 object keys_param(const parsed_target& t);
 

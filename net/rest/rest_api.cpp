@@ -138,7 +138,7 @@ std::optional<mount_match> match_mount(const server_config& config, const parsed
 
 } // namespace rest
 
-rest_api::rest_api(const server_config& config, store& db, security& sec, const metrics& stats)
+rest_api::rest_api(const server_config& config, store& db, security& sec, metrics& stats)
     : config_(config), store_(db), security_(sec), metrics_(stats) {}
 
 void rest_api::set_cluster(const cluster_view* cluster) {

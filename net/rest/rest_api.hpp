@@ -25,8 +25,9 @@ struct metrics;
 class rest_api : public http_handler {
 public:
   /// Serves `db`'s data under `config`'s mounts as `sec` allows; GET /_metrics renders
-  /// `stats`. Every argument must outlive the API.
-  rest_api(const server_config& config, store& db, security& sec, const metrics& stats);
+  /// `stats`, and counts on it the refusals of the limits it checks. Every argument must outlive
+  /// the API.
+  rest_api(const server_config& config, store& db, security& sec, metrics& stats);
 
   http_response handle(const http_request& req) const override;
 
@@ -50,7 +51,7 @@ private:
   const server_config& config_;
   store& store_;
   security& security_;
-  const metrics& metrics_;
+  metrics& metrics_; // renders /_metrics; counts the limits' refusals
 };
 
 } // namespace rheo

@@ -85,7 +85,7 @@ struct request_context {
   const server_config& config;
   store& storage;
   security& sec;
-  const metrics& stats;        // what GET /_metrics renders
+  metrics& stats;              // what GET /_metrics renders; limit refusals count here
   const cluster_view* cluster; // null: not in a cluster
   http_headers& extra_headers; // added to the response (tokens issued at login)
 };

@@ -60,7 +60,7 @@ rest_api::resolve_stream(const http_request& req) const {
     target.db = r->db;
     target.coll = coll;
     target.stream = r->rest[2];
-    target.avars = rest::parse_avars(*t);
+    target.avars = rest::parse_avars(*t, config_.max_avars_bytes, metrics_);
     target.sse = !req.websocket_upgrade;
     // A reconnecting EventSource sends the last id it received: newer than the URL's.
     if (target.sse && !req.last_event_id.empty())
