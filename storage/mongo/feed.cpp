@@ -100,9 +100,7 @@ public:
     if (lost_) return;
     bson_error_t error;
     if (open(error)) {
-      if (start_position_.empty()) start_position_ = token_data(token_.get());
-      // position() tells the consumer where the feed starts: no need to report it again.
-      if (reported_.empty() && is_event_data(start_position_)) reported_ = start_position_;
+      opened();
       return;
     }
     if (is_history_lost(error)) {
@@ -112,12 +110,26 @@ public:
     throw std::runtime_error(std::string("cannot open the change stream: ") + error.message);
   }
 
+  /// As open_now(), but a failure leaves the stream to the feed thread, which re-opens it
+  /// with backoff once started. True when the stream is open on return.
+  bool open_or_retry() {
+    if (lost_) return false;
+    bson_error_t error;
+    if (open(error)) {
+      opened();
+      return true;
+    }
+    failed(error, "cannot open the change stream");
+    return false;
+  }
+
   std::string position() const override { return start_position_; }
 
   void start(std::shared_ptr<feed_sink> sink) override {
     std::lock_guard lk(inbox_.mu);
     if (inbox_.cancelled || thread_.joinable()) return;
     sink_ = std::move(sink);
+    health_ = dynamic_cast<health_sink*>(sink_.get());
     thread_ = std::thread([this] { run(); });
   }
 
@@ -154,6 +166,7 @@ private:
       if (!cancelled()) sink_->lost(e.what());
     }
     close_stream(); // the stream's client is returned by the thread that used it
+    health_ = nullptr;
     sink_.reset();
   }
 
@@ -189,6 +202,7 @@ private:
                   (token_      ? " after the last known position"
                    : start_at_ ? " at the snapshot's operation time"
                                : ""));
+        if (health_) health_->stream_up();
       }
       // The opening reply or the last batch may have moved the position past every event.
       if (!report_position()) return;
@@ -233,6 +247,13 @@ private:
   }
 
 private:
+  /// After the opening on the caller's thread: the feed's start position.
+  void opened() {
+    if (start_position_.empty()) start_position_ = token_data(token_.get());
+    // position() tells the consumer where the feed starts: no need to report it again.
+    if (reported_.empty() && is_event_data(start_position_)) reported_ = start_position_;
+  }
+
   bool open(bson_error_t& error) {
     close_stream();
     client_.emplace(*core_);
@@ -282,6 +303,7 @@ private:
               error.message + "; retrying in " + std::to_string(backoff_.count()) + " ms");
     retry_at_ = std::chrono::steady_clock::now() + backoff_;
     backoff_ = std::min(backoff_ * 2, core_->options.backoff_max);
+    if (health_) health_->stream_down();
   }
 
   std::shared_ptr<mongo_core> core_;
@@ -294,6 +316,7 @@ private:
   std::thread thread_; // under inbox_.mu; joined by cancel()
   // Used by the feed thread only once started (see the class comment).
   std::shared_ptr<feed_sink> sink_;
+  health_sink* health_ = nullptr; // sink_, when it wants to know (set by start())
   std::optional<pooled_client> client_;
   mongoc_change_stream_t* stream_ = nullptr;
   bson_ptr token_; // the driver's resume token: the position to re-open from
@@ -332,6 +355,14 @@ std::unique_ptr<change_feed> open_feed(std::shared_ptr<mongo_core> core, const s
                                        const std::optional<std::string>& resume_after) {
   auto feed = std::make_unique<mongo_feed>(std::move(core), db, coll, resume_after);
   feed->open_now();
+  return feed;
+}
+
+std::unique_ptr<change_feed> open_feed_or_retry(std::shared_ptr<mongo_core> core,
+                                                const std::string& db, const std::string& coll,
+                                                bool& open) {
+  auto feed = std::make_unique<mongo_feed>(std::move(core), db, coll, std::nullopt);
+  open = feed->open_or_retry();
   return feed;
 }
 

@@ -28,6 +28,23 @@ std::string snapshot_token(std::uint32_t t, std::uint32_t i);
 /// The operation time a snapshot token holds, or nullopt when `token` is not one.
 std::optional<timestamp_value> snapshot_time(std::string_view token);
 
+/// A feed_sink that is also told when the stream goes down (a failure rheo re-opens after,
+/// with backoff; errors the driver resumes are not told) and comes back up: events missed
+/// meanwhile follow stream_up(), in order. Called on the feed's thread, like the sink.
+class health_sink : public feed_sink {
+public:
+  virtual void stream_up() = 0;
+  virtual void stream_down() = 0;
+};
+
+/// Opens the change stream of db.coll from now, on the calling thread when it can (`open`
+/// tells whether it did); otherwise the feed thread opens it once started, retrying with
+/// backoff. Never throws for an unreachable server: for a consumer that falls back while
+/// the stream is down (the metadata cache).
+std::unique_ptr<change_feed> open_feed_or_retry(std::shared_ptr<mongo_core> core,
+                                                const std::string& db, const std::string& coll,
+                                                bool& open);
+
 /// Opens the change stream of db.coll after `resume_after` (an event token or a snapshot
 /// token), or from now when absent, on the calling thread, so that the position is fixed on
 /// return. A token of neither form leaves the feed lost ("history lost: ...", once started).

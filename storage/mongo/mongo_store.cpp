@@ -4,6 +4,7 @@
 #include "storage/document/json.hpp"
 #include "storage/mongo/client.hpp"
 #include "storage/mongo/feed.hpp"
+#include "storage/mongo/metadata_cache.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -77,7 +78,7 @@ private:
 /// its own pooled client).
 class mongo_store final : public store {
 public:
-  explicit mongo_store(std::shared_ptr<mongo_core> core) : core_(std::move(core)) {}
+  explicit mongo_store(std::shared_ptr<mongo_core> core) : core_(std::move(core)), cache_(core_) {}
   ~mongo_store() override { close(); }
 
   std::vector<std::string> collection_names(const std::string& db) override {
@@ -154,10 +155,14 @@ public:
       throw_mongo(error, "dropping " + coll);
     auto props = collection_of(c, db, properties_coll);
     reply_doc reply;
+    cache_.writing(db, coll, "");
     if (!mongoc_collection_delete_one(props.get(),
                                       to_bson(object{{"_id", value(properties_id(coll))}}).get(),
-                                      nullptr, &reply.b, &error))
+                                      nullptr, &reply.b, &error)) {
+      cache_.forget(db, coll);
       throw_mongo(error, "deleting the metadata of " + coll);
+    }
+    cache_.written(db, coll, "", std::nullopt);
   }
 
   std::vector<object> find(const std::string& db, const std::string& coll,
@@ -497,7 +502,10 @@ public:
     return open_feed(core_, db, coll, resume_after);
   }
 
-  void close() override { closed_.store(true); }
+  void close() override {
+    closed_.store(true);
+    cache_.close();
+  }
 
 private:
   pooled_client client() {
@@ -582,32 +590,17 @@ private:
     return drain(cursor.get(), "listing the collections of " + db);
   }
 
-  static bool exists(pooled_client& c, const std::string& db, const std::string& coll) {
-    return read_properties(c, db, coll) || !list_collections(c, db, coll).empty();
+  bool exists(pooled_client& c, const std::string& db, const std::string& coll) {
+    return cache_.properties(c, db, coll) || !list_collections(c, db, coll).empty();
   }
 
-  static std::optional<object> read_properties(pooled_client& c, const std::string& db,
-                                               const std::string& coll) {
-    auto props = collection_of(c, db, properties_coll);
-    cursor_ptr cursor(mongoc_collection_find_with_opts(
-        props.get(), to_bson(object{{"_id", value(properties_id(coll))}}).get(),
-        to_bson(object{{"limit", value(std::int64_t{1})}}).get(), nullptr));
-    auto docs = drain(cursor.get(), "reading the metadata of " + coll);
-    if (docs.empty()) return std::nullopt;
-    return std::move(docs.front());
-  }
-
-  static std::optional<collection_info> read_collection(pooled_client& c, const std::string& db,
-                                                        const std::string& coll) {
-    if (auto props = read_properties(c, db, coll)) {
+  std::optional<collection_info> read_collection(pooled_client& c, const std::string& db,
+                                                 const std::string& coll) {
+    if (auto props = cache_.properties(c, db, coll)) {
       collection_info info;
-      for (auto& [k, v] : *props) {
-        if (k == "_etag") {
-          if (v.is<object_id>()) info.etag = v.get<object_id>();
-        } else if (k != "_id") {
-          info.metadata.emplace_back(k, v);
-        }
-      }
+      info.metadata = metadata_cache::metadata_of(*props);
+      if (const value* etag = find_field(*props, "_etag"); etag && etag->is<object_id>())
+        info.etag = etag->get<object_id>();
       return info;
     }
     if (!list_collections(c, db, coll).empty()) return collection_info{};
@@ -629,13 +622,27 @@ private:
 
   /// Writes the `_properties` document with a fresh etag. When the previous document had
   /// an etag, the write is conditional on it (a concurrent metadata write gives 412).
-  static void write_properties(pooled_client& c, const std::string& db, const std::string& coll,
-                               const object& metadata,
-                               const std::optional<collection_info>& existing) {
+  /// The cache learns the write before it is sent (see metadata_cache::writing()).
+  void write_properties(pooled_client& c, const std::string& db, const std::string& coll,
+                        const object& metadata, const std::optional<collection_info>& existing) {
     object doc{{"_id", value(properties_id(coll))}};
     for (auto& kv : metadata)
       doc.push_back(kv);
-    doc.emplace_back("_etag", value(object_id::generate()));
+    const object_id etag = object_id::generate();
+    doc.emplace_back("_etag", value(etag));
+    cache_.writing(db, coll, etag.hex());
+    try {
+      replace_properties(c, db, coll, doc, existing);
+    } catch (...) {
+      cache_.forget(db, coll);
+      throw;
+    }
+    cache_.written(db, coll, etag.hex(), std::move(doc));
+  }
+
+  static void replace_properties(pooled_client& c, const std::string& db, const std::string& coll,
+                                 const object& doc,
+                                 const std::optional<collection_info>& existing) {
     object filter{{"_id", value(properties_id(coll))}};
     const bool had_etag = existing && existing->etag != object_id{};
     if (had_etag) filter.emplace_back("_etag", value(existing->etag));
@@ -657,6 +664,7 @@ private:
   }
 
   std::shared_ptr<mongo_core> core_;
+  metadata_cache cache_;
   std::atomic<bool> closed_{false};
 };
 

@@ -27,11 +27,31 @@
 // with lost("invalidated: ...") after delivering an `invalidate` event. cancel() returns once
 // the getMore in flight returns: within max_await when the server answers, up to the
 // driver's timeouts when it does not.
-// MongoDB change streams do not show metadata changes: put_collection/patch_collection
-// made through this store hand the new metadata to the live feeds of that collection in
-// this process, whose threads deliver it with feed_sink::metadata() (between two reads of
-// the stream, so within max_await), so sessions whose stream definition changed are
-// closed; changes made by other processes are not seen.
+// Metadata changes reach the live feeds of their collection in this process, whose threads
+// deliver them with feed_sink::metadata() (between two reads of the stream, so within
+// max_await), so sessions whose stream definition changed are closed: put_collection and
+// patch_collection hand over the new metadata themselves, and a change made by another
+// process (another rheo, a script writing `_properties`) comes from the metadata cache's
+// change stream and takes the same path (mongo_core::publish_metadata).
+//
+// Metadata cache (metadata_cache.hpp): `_properties` documents are kept in memory, current
+// through one change stream per database on its `_properties` collection (a mongo_feed like
+// the data feeds, so it resumes and re-opens with the same backoff), opened at the first
+// metadata lookup of the database; a lookup then costs no round trip. Rules:
+// - While that stream is down (failed and not yet re-opened, or lost and not yet replaced,
+//   which the next lookup does) every lookup reads `_properties`: correct, slower, never a
+//   possibly stale entry. Re-opening starts from an empty cache.
+// - A miss reads once and caches the answer, including "no `_properties` document"
+//   (negative entries are safe: another process creating the document sends an insert
+//   event). A read that an event or a write overtook (a generation counter) is not cached.
+//   Whether a collection without metadata exists is still asked (listCollections) each time:
+//   the stream does not show collections created or dropped by other processes.
+// - This store's own writes update the cache when they succeed, and pin the entry before
+//   being sent: events still in the stream from before the write are skipped until the
+//   write's own event (found by its _etag) arrives, so an own write is never followed by an
+//   older state, and its event is not published twice. A failed write forgets the entry.
+// - Events of other writers become the entry (an update's fullDocument is looked up, so it
+//   is the current document, or none when deleted since) and are published to the feeds.
 //
 // Resume tokens come in two forms, told apart by their first character:
 // - event tokens: the `_data` of a change event's `_id` (hex digits, MongoDB's sortable

@@ -99,7 +99,64 @@ class Primary:
             return request.command_name == "endSessions" and ack(request)
 
         self.server.autoresponds(end_sessions)
+        self._serve_properties_stream()
         self.server.run()
+
+    def _serve_properties_stream(self):
+        """rheo's change stream on _properties (its metadata cache), answered in the
+        background: opened on a fresh cursor each time, idle getMores answered empty after a
+        pause. Tests script it with `props_script` (what the next getMores answer: a list of
+        change documents, or a dict of error fields) and `props_hold` (leave the next
+        openings to receive())."""
+        self.props_script = []
+        self.props_hold = False
+        self.props_opens = []  # the $changeStream stage of each opening answered
+        self.props_getmores = 0
+        self.props_cursor = 900
+        lock = threading.Lock()
+
+        def later(request, cursor):
+            try:
+                cursor_reply(request, [], "rheo._properties", cursor, first=False)
+            except OSError:
+                pass  # the mock stopped
+
+        def respond(request):
+            name = request.command_name
+            if name == "aggregate" and request.doc.get("aggregate") == "_properties":
+                if self.props_hold:
+                    return False
+                with lock:
+                    self.props_cursor += 1
+                    cursor = self.props_cursor
+                    self.props_opens.append(request.doc["pipeline"][0]["$changeStream"])
+                cursor_reply(request, [], "rheo._properties", cursor)
+                return True
+            if name == "getMore" and request.doc.get("collection") == "_properties":
+                cursor = request.doc["getMore"]
+                with lock:
+                    action = self.props_script.pop(0) if self.props_script else None
+                    self.props_getmores += 1
+                if isinstance(action, dict):
+                    request.replies(ok=0, **action)
+                elif action:
+                    cursor_reply(request, action, "rheo._properties", cursor, first=False)
+                else:  # idle: as a server waits maxAwaitTimeMS (without holding the mock)
+                    threading.Timer(0.2, later, (request, cursor)).start()
+                return True
+            return False
+
+        self.server.autoresponds(respond)
+
+    def props_served(self, getmores, timeout=TIMEOUT):
+        """Waits until the _properties stream has sent `getmores` getMores in all (so the
+        answers scripted before were delivered)."""
+        deadline = time.time() + timeout
+        while self.props_getmores < getmores:
+            if time.time() > deadline:
+                raise AssertionError("the _properties stream sent %d getMores, not %d"
+                                     % (self.props_getmores, getmores))
+            time.sleep(0.01)
 
     @property
     def uri(self):
@@ -398,6 +455,18 @@ def change(n, op="insert", doc=None, key=None, update=None):
         ev["documentKey"] = SON([("_id", key)])
     if update is not None:
         ev["updateDescription"] = update
+    return ev
+
+
+def props_change(n, props, op="replace"):
+    """A change document of the _properties stream: `props` (a _properties document, or
+    its _id for a delete) replaced, inserted, updated or deleted."""
+    key = props if isinstance(props, str) else props["_id"]
+    ev = SON([("_id", SON([("_data", token(n))])), ("operationType", op)])
+    if op != "delete":
+        ev["fullDocument"] = props
+    ev["ns"] = SON([("db", "rheo"), ("coll", "_properties")])
+    ev["documentKey"] = SON([("_id", key)])
     return ev
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bson import ObjectId, Timestamp  # noqa: E402
 from bson.son import SON  # noqa: E402
 from harness import (TIMEOUT, Primary, Rheo, SseClient, WsClient, change,  # noqa: E402
-                     cursor_reply, free_port, in_background, run_tests, token)
+                     cursor_reply, free_port, in_background, props_change, run_tests, token)
 
 RHEO = sys.argv[1] if len(sys.argv) > 1 else "build/rheo"
 
@@ -30,7 +31,8 @@ def props_doc(etag, streams=STREAMS):
 
 
 def expect_props_read(mock, docs):
-    """rheo reads the collection's _properties document; answers with `docs`."""
+    """rheo reads the collection's _properties document; answers with `docs`. (Once per
+    collection while rheo's _properties stream is up: a cache miss.)"""
     r = mock.receive("find")
     assert r.doc["find"] == "_properties", r.doc
     assert r.doc["filter"] == {"_id": "_properties.messages"}, r.doc
@@ -46,12 +48,55 @@ def expect_list_collections(mock, names, name_filter="messages"):
                  "rheo.$cmd.listCollections")
 
 
-def expect_unknown_collection(mock, call):
-    """rheo finds neither metadata nor the collection: `call` answers 404."""
-    expect_props_read(mock, [])
+def expect_unknown_collection(mock, call, props_cached=False):
+    """rheo finds neither metadata (read, unless `props_cached`: known absent) nor the
+    collection: `call` answers 404."""
+    if not props_cached:
+        expect_props_read(mock, [])
     expect_list_collections(mock, [])
     status, _, body = call()
     assert status == 404 and "does not exist" in body, (status, body)
+
+
+def props_events(mock, events):
+    """The _properties stream delivers `events` (change documents) with its next batch;
+    returns once rheo has read them (it asked for the batch after)."""
+    seen = mock.props_getmores
+    mock.props_script.append(events)
+    mock.props_served(seen + 2)
+
+
+def outside_delete(mock, n):
+    """Another process deletes _properties.messages (rheo's cache learns it)."""
+    props_events(mock, [props_change(n, "_properties.messages", "delete")])
+
+
+def assert_no_command(mock, timeout=0.5):
+    """rheo sends nothing (but idle getMores and noise) for `timeout` seconds."""
+    deadline = time.time() + timeout
+    try:
+        mock.serve_idle_until(lambda: time.time() > deadline, timeout=timeout + 5)
+    except AssertionError as e:
+        raise AssertionError("rheo sent a command: %s" % e)
+
+
+def close_frame_serving_idle(mock, ws):
+    """ws's close frame, answering the idle stream's getMores meanwhile (a feed delivers
+    metadata changes between two reads of its stream)."""
+    box = {}
+
+    def wait():
+        try:
+            box["value"] = ws.close_frame()
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=wait, daemon=True)
+    t.start()
+    mock.serve_idle_until(lambda: not t.is_alive())
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def with_rheo(fn, **primary):
@@ -271,28 +316,21 @@ def test_collection_metadata_lives_in_properties():
         etag = u["u"]["_etag"]
         assert isinstance(etag, ObjectId), u
         r.replies(ok=1, n=1, nModified=0, upserted=[{"index": 0, "_id": "_properties.messages"}])
-        expect_props_read(mock, [props_doc(etag)])
+        # The answer's ETag comes from the cache, which the write updated: no read.
         status, headers, _ = call()
         assert status == 201 and headers["ETag"] == str(etag), (status, headers)
 
-        # GET /messages/_meta.
-        call = in_background(rheo.request, "GET", "/messages/_meta")
-        expect_props_read(mock, [props_doc(etag)])
-        status, _, body = call()
+        # GET /messages/_meta: from the cache, no command.
+        status, _, body = rheo.request("GET", "/messages/_meta")
         assert status == 200 and '"streams"' in body and str(etag) in body, (status, body)
 
         # PATCH with the wrong If-Match: 412 without writing.
-        call = in_background(rheo.request, "PATCH", "/messages", {"x": 1},
-                             {"If-Match": str(ObjectId())})
-        expect_props_read(mock, [props_doc(etag)])
-        expect_props_read(mock, [props_doc(etag)])
-        status, _, _ = call()
+        status, _, _ = rheo.request("PATCH", "/messages", {"x": 1},
+                                    {"If-Match": str(ObjectId())})
         assert status == 412, status
 
         # DELETE with the right If-Match: drop + delete of the _properties document.
         call = in_background(rheo.request, "DELETE", "/messages", None, {"If-Match": str(etag)})
-        expect_props_read(mock, [props_doc(etag)])
-        expect_props_read(mock, [props_doc(etag)])
         r = mock.receive("drop")
         assert r.doc["drop"] == "messages", r.doc
         r.replies(ok=1)
@@ -360,7 +398,6 @@ def test_index_api_maps_to_index_commands():
         # PUT of a name that exists: 409 without createIndexes.
         call = in_background(rheo.request, "PUT", "/messages/_indexes/ts",
                              {"keys": {"timestamp": -1}})
-        expect_props_read(mock, [props_doc(ObjectId())])
         expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
         status, _, body = call()
         assert status == 409 and "already exists" in body, (status, body)
@@ -368,7 +405,6 @@ def test_index_api_maps_to_index_commands():
         # A unique index over duplicates (E11000 from createIndexes): 400.
         call = in_background(rheo.request, "PUT", "/messages/_indexes/u",
                              {"keys": {"from": 1}, "ops": {"unique": True}})
-        expect_props_read(mock, [props_doc(ObjectId())])
         expect_list_indexes(mock, [ID_INDEX])
         r = mock.receive("createIndexes")
         r.replies(ok=0, code=11000, codeName="DuplicateKey",
@@ -384,7 +420,6 @@ def test_index_api_maps_to_index_commands():
 
         # DELETE: dropIndexes of that name; unknown: 404; _id_: 400 before any command.
         call = in_background(rheo.request, "DELETE", "/messages/_indexes/ts")
-        expect_props_read(mock, [props_doc(ObjectId())])
         expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
         r = mock.receive("dropIndexes")
         assert r.doc["dropIndexes"] == "messages" and r.doc["index"] == "ts", r.doc
@@ -393,16 +428,16 @@ def test_index_api_maps_to_index_commands():
         status, _, body = call()
         assert status == 204, (status, body)
         call = in_background(rheo.request, "DELETE", "/messages/_indexes/gone")
-        expect_props_read(mock, [props_doc(ObjectId())])
         expect_list_indexes(mock, [ID_INDEX])
         status, _, body = call()
         assert status == 404 and "gone" in body, (status, body)
         status, _, body = rheo.request("DELETE", "/messages/_indexes/_id_")
         assert status == 400, (status, body)
 
-        # An unknown collection: 404.
+        # An unknown collection (its metadata deleted by another process): 404.
+        outside_delete(mock, 1)
         call = in_background(rheo.request, "DELETE", "/messages/_indexes/ts")
-        expect_unknown_collection(mock, call)
+        expect_unknown_collection(mock, call, props_cached=True)
 
     with_rheo(run)
 
@@ -586,7 +621,6 @@ def test_bulk_patch_and_delete_send_update_many_and_delete_many():
 
         # DELETE /*: one delete statement with limit 0 (every match).
         call = in_background(rheo.request, "DELETE", "/messages/*?filter={from:'a'}")
-        expect_props_read(mock, [props_doc(ObjectId())])
         r = mock.receive("delete")
         assert r.doc["delete"] == "messages" and r.doc["$db"] == "rheo", r.doc
         assert r.doc["deletes"] == [{"q": {"from": "a"}, "limit": 0}], r.doc
@@ -603,10 +637,11 @@ def test_bulk_patch_and_delete_send_update_many_and_delete_many():
                 assert status == 400 and "filter" in text, (method, target, status, text)
 
         # An unknown collection: 404 without an update or delete.
+        outside_delete(mock, 1)
         expect_unknown_collection(mock, in_background(
-            rheo.request, "PATCH", "/messages/*?filter={a:1}", {"$set": {"a": 2}}))
+            rheo.request, "PATCH", "/messages/*?filter={a:1}", {"$set": {"a": 2}}), True)
         expect_unknown_collection(mock, in_background(
-            rheo.request, "DELETE", "/messages/*?filter={a:1}"))
+            rheo.request, "DELETE", "/messages/*?filter={a:1}"), True)
 
     with_rheo(run)
 
@@ -628,8 +663,7 @@ def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
         props = SON([("_id", "_properties.messages"), ("aggrs", AGGRS), ("_etag", ObjectId())])
         call = in_background(rheo.request, "GET",
                              "/messages/_aggrs/by_from?avars={who:'ann'}&page=3&pagesize=2")
-        expect_props_read(mock, [props])  # the definition
-        expect_props_read(mock, [props])  # the collection exists
+        expect_props_read(mock, [props])  # the definition (then cached: the collection exists)
         r = mock.receive("aggregate")
         assert r.doc["aggregate"] == "messages" and r.doc["$db"] == "rheo", r.doc
         assert "cursor" in r.doc, r.doc
@@ -651,8 +685,6 @@ def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
 
         # Literal keys; a $var default; no paging variables used.
         call = in_background(rheo.request, "GET", "/messages/_aggrs/literal")
-        expect_props_read(mock, [props])
-        expect_props_read(mock, [props])
         r = mock.receive("aggregate")
         assert r.doc["pipeline"] == [{"$match": {"a.b": {"$gte": 5}}}, {"$count": "n"}], r.doc
         cursor_reply(r, [], MSG_NS)
@@ -660,29 +692,24 @@ def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
         assert status == 200 and body == "[]", (status, body)
 
         # An unbound variable: 400; an undeclared aggregation: 404; neither aggregates.
-        call = in_background(rheo.request, "GET", "/messages/_aggrs/by_from")
-        expect_props_read(mock, [props])
-        status, _, body = call()
+        status, _, body = rheo.request("GET", "/messages/_aggrs/by_from")
         assert status == 400 and "variable who not bound" in body, (status, body)
-        call = in_background(rheo.request, "GET", "/messages/_aggrs/none")
-        expect_props_read(mock, [props])
-        status, _, body = call()
+        status, _, body = rheo.request("GET", "/messages/_aggrs/none")
         assert status == 404 and "aggregation 'none'" in body, (status, body)
 
         # A $group or $sort over MongoDB's memory limit is the request's fault (400, naming
         # it); any other server error is not.
         for code, expected in ((292, 400), (16945, 400), (8000, 500)):
             call = in_background(rheo.request, "GET", "/messages/_aggrs/literal")
-            expect_props_read(mock, [props])
-            expect_props_read(mock, [props])
             r = mock.receive("aggregate")
             r.replies(ok=0, code=code, errmsg="Exceeded memory limit for $group")
             status, _, body = call()
             assert status == expected and "memory limit" in body, (code, status, body)
 
         # An unknown collection: 404.
+        outside_delete(mock, 1)
         expect_unknown_collection(mock, in_background(rheo.request, "GET",
-                                                      "/messages/_aggrs/literal"))
+                                                      "/messages/_aggrs/literal"), True)
 
     with_rheo(run)
 
@@ -690,12 +717,14 @@ def test_aggregation_sends_aggregate_with_the_resolved_pipeline():
 # ---- change streams ----
 
 
-def open_stream(mock, rheo, cursor_id=42, post_batch_token=None):
-    """Connects a WebSocket to /messages/_streams/all and answers the stream's opening (with
-    a postBatchResumeToken {_data: post_batch_token} when given); returns the client and
-    the change-stream aggregate command."""
+def open_stream(mock, rheo, cursor_id=42, post_batch_token=None, props_read=True, etag=None):
+    """Connects a WebSocket to /messages/_streams/all and answers the metadata read (a
+    cache miss, unless not `props_read`) and the stream's opening (with a
+    postBatchResumeToken {_data: post_batch_token} when given); returns the client and the
+    change-stream aggregate command."""
     connect = in_background(WsClient, rheo.port, "/messages/_streams/all")
-    expect_props_read(mock, [props_doc(ObjectId())])
+    if props_read:
+        expect_props_read(mock, [props_doc(etag or ObjectId())])
     r = mock.receive("aggregate")
     assert r.doc["aggregate"] == "messages", r.doc
     stage = r.doc["pipeline"][0]["$changeStream"]
@@ -865,23 +894,120 @@ def test_stream_resumes_when_the_primary_comes_back():
 
 def test_metadata_change_through_rheo_closes_sessions():
     def run(mock, rheo):
-        ws, _ = open_stream(mock, rheo)
-        mock.idle_cursor = 42
         etag = ObjectId()
+        ws, _ = open_stream(mock, rheo, etag=etag)
+        mock.idle_cursor = 42
         call = in_background(rheo.request, "PATCH", "/messages",
                              {"streams": [{"uri": "all", "stages": [
                                  {"_$match": {"operationType": "delete"}}]}]})
-        expect_props_read(mock, [props_doc(etag)])  # validation of the merged metadata
-        expect_props_read(mock, [props_doc(etag)])  # the store's read
+        # The metadata read when the stream was opened is cached: no read.
         r = mock.receive("update")
         u = r.doc["updates"][0]
         assert u["q"] == {"_id": "_properties.messages", "_etag": etag}, u
         r.replies(ok=1, n=1, nModified=1)
-        expect_props_read(mock, [props_doc(u["u"]["_etag"], u["u"]["streams"])])
         status, _, _ = call()
         assert status == 200, status
-        code, reason = ws.close_frame()
+        code, reason = close_frame_serving_idle(mock, ws)
         assert code == 1000 and reason == "stream definition changed", (code, reason)
+
+    with_rheo(run)
+
+
+# ---- the metadata cache (a change stream on _properties) ----
+
+
+def test_after_warm_up_a_get_sends_only_its_own_command():
+    def run(mock, rheo):
+        # rheo watches _properties from the first metadata lookup on.
+        call = in_background(rheo.request, "GET", "/messages")
+        cursor_reply(mock.receive("find"), [], MSG_NS)
+        expect_props_read(mock, [props_doc(ObjectId())])  # empty: does it exist? (a miss)
+        assert call()[:1] == (200,)
+        assert len(mock.props_opens) == 1 and "resumeAfter" not in mock.props_opens[0], \
+            mock.props_opens
+
+        # Warm: each GET sends its find (or aggregate) and nothing else; _meta sends nothing.
+        for _ in range(3):
+            call = in_background(rheo.request, "GET", "/messages")
+            r = mock.receive("find")
+            assert r.doc["find"] == "messages", r.doc
+            cursor_reply(r, [], MSG_NS)
+            status, _, body = call()
+            assert status == 200 and body == "[]", (status, body)
+            assert_no_command(mock, 0.2)
+        call = in_background(rheo.request, "GET", "/messages/_size")
+        r = mock.receive("aggregate")
+        assert r.doc["aggregate"] == "messages", r.doc
+        cursor_reply(r, [SON([("_id", 1), ("n", 2)])], MSG_NS)
+        assert call()[2] == '{"_size":2}'
+        status, _, body = rheo.request("GET", "/messages/_meta")
+        assert status == 200 and '"streams"' in body, (status, body)
+        assert_no_command(mock)
+        # A WebSocket session: the change stream's aggregate only.
+        ws, _ = open_stream(mock, rheo, props_read=False)
+        ws.close()
+
+    with_rheo(run)
+
+
+def test_an_outside_stream_redefinition_closes_sessions():
+    def run(mock, rheo):
+        ws, _ = open_stream(mock, rheo)
+        mock.idle_cursor = 42
+        # Another process replaces the definition of stream "all" in _properties.
+        changed = [SON([("uri", "all"), ("stages", [{"_$match": {"operationType": "delete"}}])])]
+        etag = ObjectId()
+        mock.props_script.append([props_change(1, props_doc(etag, changed))])
+        code, reason = close_frame_serving_idle(mock, ws)
+        assert code == 1000 and reason == "stream definition changed", (code, reason)
+        # The cache holds the new definition: no read.
+        status, headers, body = rheo.request("GET", "/messages/_meta")
+        assert status == 200 and "operationType" in body and str(etag) in body, (status, body)
+
+        # A collection created by another process (its _properties inserted) is noticed,
+        # though rheo had found it missing before.
+        call = in_background(rheo.request, "GET", "/other/_meta")
+        r = mock.receive("find")
+        assert r.doc["find"] == "_properties" and r.doc["filter"] == {"_id": "_properties.other"}
+        cursor_reply(r, [], PROPS_NS)
+        expect_list_collections(mock, [], "other")
+        assert call()[0] == 404
+        other = SON([("_id", "_properties.other"), ("streams", STREAMS), ("_etag", ObjectId())])
+        props_events(mock, [props_change(2, other, "insert")])
+        status, _, body = rheo.request("GET", "/other/_meta")
+        assert status == 200 and str(other["_etag"]) in body, (status, body)
+
+    with_rheo(run)
+
+
+def test_while_the_properties_stream_is_down_requests_read_properties():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET", "/messages/_meta")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        assert call()[0] == 200
+        assert rheo.request("GET", "/messages/_meta")[0] == 200  # cached: no command
+
+        # A non-resumable error: rheo re-opens the stream (held here) after a backoff, and
+        # meanwhile reads _properties for every request.
+        mock.props_hold = True
+        mock.props_script.append(dict(code=96, errmsg="operation failed (not resumable)"))
+        reopen = mock.receive("aggregate")
+        assert reopen.doc["aggregate"] == "_properties", reopen.doc
+        for _ in range(2):
+            call = in_background(rheo.request, "GET", "/messages/_meta")
+            expect_props_read(mock, [props_doc(ObjectId())])
+            assert call()[0] == 200
+
+        # Re-opened: one read (a miss), then the cache again.
+        mock.props_hold = False
+        seen = mock.props_getmores
+        cursor_reply(reopen, [], PROPS_NS, 990)
+        mock.props_served(seen + 1)
+        call = in_background(rheo.request, "GET", "/messages/_meta")
+        expect_props_read(mock, [props_doc(ObjectId())])
+        assert call()[0] == 200
+        assert rheo.request("GET", "/messages/_meta")[0] == 200
+        assert_no_command(mock)
 
     with_rheo(run)
 
@@ -893,10 +1019,9 @@ def connect_resuming(mock, rheo, resume_token):
     """Connects a WebSocket with ?resumeAfter=<resume_token> to the subscription of
     /messages/_streams/all (open already); answers the connection's metadata read. Returns
     the client and the replay's change-stream aggregate (unanswered) and its
-    $changeStream stage."""
+    $changeStream stage. (The metadata is cached since open_stream.)"""
     connect = in_background(WsClient, rheo.port,
                             "/messages/_streams/all?resumeAfter=" + resume_token)
-    expect_props_read(mock, [props_doc(ObjectId())])
     ws = connect()
     r = mock.receive("aggregate")
     assert r.doc["aggregate"] == "messages", r.doc
@@ -1114,7 +1239,6 @@ def test_sse_resumes_from_last_event_id_and_reports_history_lost():
         # A reconnecting EventSource: Last-Event-ID is the resume token.
         connect = in_background(SseClient, rheo.port, "/messages/_streams/all",
                                 {"Last-Event-ID": token(1)})
-        expect_props_read(mock, [props_doc(ObjectId())])
         sse = connect()
         r = mock.receive("aggregate")
         assert r.doc["pipeline"][0]["$changeStream"]["resumeAfter"] == {"_data": token(1)}, r.doc
@@ -1131,7 +1255,6 @@ def test_sse_resumes_from_last_event_id_and_reports_history_lost():
         # History lost: one history-lost event at the current position, then live.
         connect = in_background(SseClient, rheo.port,
                                 "/messages/_streams/all?resumeAfter=" + token(1))
-        expect_props_read(mock, [props_doc(ObjectId())])
         lost_sse = connect()
         r = mock.receive("aggregate")
         r.replies(ok=0, code=286, codeName="ChangeStreamHistoryLost", errmsg="history lost",
@@ -1237,6 +1360,9 @@ if __name__ == "__main__":
         test_invalidate_closes_sessions,
         test_stream_resumes_when_the_primary_comes_back,
         test_metadata_change_through_rheo_closes_sessions,
+        test_after_warm_up_a_get_sends_only_its_own_command,
+        test_an_outside_stream_redefinition_closes_sessions,
+        test_while_the_properties_stream_is_down_requests_read_properties,
         test_resume_after_an_event_token_replays_then_continues_live,
         test_replay_ahead_of_the_live_stream_repeats_nothing,
         test_resume_from_a_snapshot_token_starts_after_the_read,
