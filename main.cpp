@@ -113,7 +113,9 @@ int run(rheo::server_config config) {
   std::unique_ptr<store> db; // the node's own store: embedded, MongoDB, or none (an edge)
   try {
     if (!config.mongo_uri.empty()) {
-      db = open_mongo_store(config.mongo_uri);
+      mongo_store_options opts;
+      opts.metadata_cache = !edge; // an edge opens no change streams: only the core does
+      db = open_mongo_store(config.mongo_uri, opts);
     } else if (edge) {
       // An embedded-store edge has no store of its own: the core's serves it.
     } else {

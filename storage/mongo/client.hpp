@@ -91,7 +91,8 @@ bool hidden_collection(std::string_view name);
 // ---- the shared core: pool and live feeds ----
 
 /// Metadata changes (made through this process, or seen by the metadata cache's stream),
-/// pushed into a feed for its thread to deliver, and the feed's cancellation flag. Thread-safety: all members under `mu`.
+/// pushed into a feed for its thread to deliver, and the feed's cancellation flag. Thread-safety:
+/// all members under `mu`.
 struct feed_inbox {
   std::string key; // db '\0' coll
   std::mutex mu;

@@ -50,7 +50,8 @@ private:
   std::string db_;
 };
 
-metadata_cache::metadata_cache(std::shared_ptr<mongo_core> core) : core_(std::move(core)) {}
+metadata_cache::metadata_cache(std::shared_ptr<mongo_core> core, bool enabled)
+    : core_(std::move(core)), closed_(!enabled) {}
 
 metadata_cache::~metadata_cache() {
   close();

@@ -19,7 +19,8 @@ namespace rheo::mongo {
 
 class metadata_cache {
 public:
-  explicit metadata_cache(std::shared_ptr<mongo_core> core);
+  /// Not `enabled`: no change streams; every lookup reads MongoDB.
+  metadata_cache(std::shared_ptr<mongo_core> core, bool enabled);
   ~metadata_cache();
   metadata_cache(const metadata_cache&) = delete;
   metadata_cache& operator=(const metadata_cache&) = delete;

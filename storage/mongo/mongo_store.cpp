@@ -78,7 +78,8 @@ private:
 /// its own pooled client).
 class mongo_store final : public store {
 public:
-  explicit mongo_store(std::shared_ptr<mongo_core> core) : core_(std::move(core)), cache_(core_) {}
+  mongo_store(std::shared_ptr<mongo_core> core, bool metadata_cache)
+      : core_(std::move(core)), cache_(core_, metadata_cache) {}
   ~mongo_store() override { close(); }
 
   std::vector<std::string> collection_names(const std::string& db) override {
@@ -728,7 +729,7 @@ std::unique_ptr<store> open_mongo_store(const std::string& uri_string,
                              "run rs.initiate())");
   log::info("MongoDB store: " + core->hosts +
             (replica_set ? " (replica set " + set_name->as_string() + ")" : " (mongos)"));
-  return std::make_unique<mongo_store>(std::move(core));
+  return std::make_unique<mongo_store>(std::move(core), options.metadata_cache);
 }
 
 } // namespace rheo

@@ -99,6 +99,10 @@ struct mongo_store_options {
   std::chrono::milliseconds backoff_max{5000};
   /// serverSelectionTimeoutMS used when the URI does not set one.
   std::chrono::milliseconds server_selection_timeout{5000};
+  /// Keep collection metadata in a cache kept current by a change stream on `_properties`
+  /// per database. Off: every lookup reads `_properties` (a cluster's edges, which open
+  /// no change streams of their own: only the core does).
+  bool metadata_cache = true;
 };
 
 /// Connects to `uri` (a MongoDB connection string) and checks that the deployment is
