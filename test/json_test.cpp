@@ -3,6 +3,7 @@
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/document/json.hpp"
+#include "test/document_test_helpers.hpp"
 
 #include <cmath>
 #include <functional>
@@ -10,13 +11,7 @@
 #include <string>
 
 using namespace rheo;
-
-namespace rheo {
-// Lets BOOST_TEST print values in failure messages.
-std::ostream& boost_test_print_type(std::ostream& os, const value& v) {
-  return os << to_json(v);
-}
-} // namespace rheo
+using doc_test::bad_request;
 
 namespace {
 
@@ -550,15 +545,6 @@ std::string nested_bson(std::size_t levels) {
   return doc;
 }
 
-std::string bad_request_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const api_error& e) {
-    BOOST_TEST(e.status() == 400);
-    return e.what();
-  }
-  return "";
-}
 } // namespace
 
 BOOST_AUTO_TEST_CASE(depth_counts_containers_and_stops_at_the_limit) {
@@ -568,9 +554,9 @@ BOOST_AUTO_TEST_CASE(depth_counts_containers_and_stops_at_the_limit) {
   BOOST_TEST(nested_deeper_than(value(object{{"a", array{}}}), 1));
   BOOST_TEST(!nested_deeper_than(nested(100), 100));
   BOOST_TEST(nested_deeper_than(nested(101), 100));
-  BOOST_TEST(bad_request_of([] { check_nesting_depth(nested(101), "document"); }) ==
+  BOOST_TEST(bad_request([] { check_nesting_depth(nested(101), "document"); }) ==
              "document nested deeper than 100 levels");
-  BOOST_TEST(bad_request_of([] { check_nesting_depth(nested(100), "document"); }).empty());
+  BOOST_TEST(bad_request([] { check_nesting_depth(nested(100), "document"); }).empty());
 }
 
 BOOST_AUTO_TEST_CASE(bson_nested_up_to_200_levels_round_trips_and_deeper_is_refused) {
@@ -578,10 +564,10 @@ BOOST_AUTO_TEST_CASE(bson_nested_up_to_200_levels_round_trips_and_deeper_is_refu
   BOOST_TEST((value(decode_bson(encode_bson(at_limit))) == value(at_limit)));
   BOOST_TEST((value(decode_bson(nested_bson(max_bson_depth))) == value(at_limit)));
   BOOST_CHECK_THROW(encode_bson(nested(max_bson_depth + 1)), std::runtime_error);
-  BOOST_TEST(bad_request_of([] { decode_bson(nested_bson(max_bson_depth + 1)); }) ==
+  BOOST_TEST(bad_request([] { decode_bson(nested_bson(max_bson_depth + 1)); }) ==
              "BSON document nested deeper than 200 levels");
   // 10,000 levels: refused, not a stack overflow.
-  BOOST_TEST(!bad_request_of([] { decode_bson(nested_bson(10000)); }).empty());
+  BOOST_TEST(!bad_request([] { decode_bson(nested_bson(10000)); }).empty());
 }
 
 BOOST_AUTO_TEST_CASE(objects_at_the_default_depth_parse_and_one_more_is_a_400) {

@@ -58,18 +58,22 @@ BOOST_AUTO_TEST_CASE(masked_frames_parse_across_arbitrary_splits) {
   }
 }
 
+namespace {
+/// The close code the parser fails `bytes` with (0: none).
+std::uint16_t error_of(const std::string& bytes, std::size_t max = 1024) {
+  frame_parser p(max);
+  frame_parser::frame f;
+  std::string_view v(bytes);
+  while (!v.empty()) {
+    auto st = p.parse(v, f);
+    if (st == frame_parser::status::error) return p.error_code();
+    if (st == frame_parser::status::need_more) break;
+  }
+  return 0;
+}
+} // namespace
+
 BOOST_AUTO_TEST_CASE(protocol_violations_are_errors_with_close_codes) {
-  auto error_of = [](const std::string& bytes, std::size_t max = 1024) {
-    frame_parser p(max);
-    frame_parser::frame f;
-    std::string_view v(bytes);
-    while (!v.empty()) {
-      auto st = p.parse(v, f);
-      if (st == frame_parser::status::error) return p.error_code();
-      if (st == frame_parser::status::need_more) break;
-    }
-    return std::uint16_t{0};
-  };
   BOOST_TEST(error_of(std::string("\x81\x02hi", 4)) == close_code::protocol_error); // unmasked
   BOOST_TEST(error_of(client_frame(0xC1, "x")) == close_code::protocol_error);      // RSV1
   BOOST_TEST(error_of(client_frame(0x83, "x")) == close_code::protocol_error);      // opcode 3
@@ -161,44 +165,30 @@ BOOST_AUTO_TEST_CASE(the_utf8_check_accepts_a_code_point_split_between_feeds) {
   BOOST_TEST(!v.complete());
 }
 
-namespace {
-std::uint16_t error_of_stream(const std::string& bytes) {
-  frame_parser p(1024);
-  frame_parser::frame f;
-  std::string_view v(bytes);
-  while (!v.empty()) {
-    auto st = p.parse(v, f);
-    if (st == frame_parser::status::error) return p.error_code();
-    if (st == frame_parser::status::need_more) break;
-  }
-  return 0;
-}
-} // namespace
-
 BOOST_AUTO_TEST_CASE(text_messages_and_close_reasons_that_are_not_utf8_fail_with_1007) {
-  BOOST_TEST(error_of_stream(client_frame(0x81, "caf\xC3\xA9")) == 0);
-  BOOST_TEST(error_of_stream(client_frame(0x81, "caf\xC3")) == close_code::invalid_payload);
-  BOOST_TEST(error_of_stream(client_frame(0x81, "\xED\xA0\x80")) == close_code::invalid_payload);
+  BOOST_TEST(error_of(client_frame(0x81, "caf\xC3\xA9")) == 0);
+  BOOST_TEST(error_of(client_frame(0x81, "caf\xC3")) == close_code::invalid_payload);
+  BOOST_TEST(error_of(client_frame(0x81, "\xED\xA0\x80")) == close_code::invalid_payload);
   // Binary messages carry any bytes.
-  BOOST_TEST(error_of_stream(client_frame(0x82, "\xFF\xC0")) == 0);
+  BOOST_TEST(error_of(client_frame(0x82, "\xFF\xC0")) == 0);
   // A code point split between fragments, with a ping between them, is valid.
-  BOOST_TEST(error_of_stream(client_frame(0x01, "a\xF0\x9F") + client_frame(0x89, "") +
-                             client_frame(0x00, "\x98") + client_frame(0x80, "\x80z")) == 0);
+  BOOST_TEST(error_of(client_frame(0x01, "a\xF0\x9F") + client_frame(0x89, "") +
+                      client_frame(0x00, "\x98") + client_frame(0x80, "\x80z")) == 0);
   // A message whose last fragment leaves a sequence open is not.
-  BOOST_TEST(error_of_stream(client_frame(0x01, "a\xF0\x9F") + client_frame(0x80, "\x98")) ==
+  BOOST_TEST(error_of(client_frame(0x01, "a\xF0\x9F") + client_frame(0x80, "\x98")) ==
              close_code::invalid_payload);
   // Invalid bytes fail at the fragment that holds them, before the message ends.
-  BOOST_TEST(error_of_stream(client_frame(0x01, "ok") + client_frame(0x00, "\xC0\xAF")) ==
+  BOOST_TEST(error_of(client_frame(0x01, "ok") + client_frame(0x00, "\xC0\xAF")) ==
              close_code::invalid_payload);
   // Continuations of a binary message are not checked.
-  BOOST_TEST(error_of_stream(client_frame(0x02, "\xF0") + client_frame(0x80, "\xFF")) == 0);
+  BOOST_TEST(error_of(client_frame(0x02, "\xF0") + client_frame(0x80, "\xFF")) == 0);
   // After a binary message, a text message is checked again.
-  BOOST_TEST(error_of_stream(client_frame(0x82, "\xFF") + client_frame(0x81, "\xFF")) ==
+  BOOST_TEST(error_of(client_frame(0x82, "\xFF") + client_frame(0x81, "\xFF")) ==
              close_code::invalid_payload);
 
   auto close_with = [](std::string reason) { return client_frame(0x88, "\x03\xE8" + reason); };
-  BOOST_TEST(error_of_stream(close_with("bye \xE2\x9C\x8B")) == 0);
-  BOOST_TEST(error_of_stream(close_with("")) == 0);
-  BOOST_TEST(error_of_stream(client_frame(0x88, "")) == 0);
-  BOOST_TEST(error_of_stream(close_with("bye \xE2\x9C")) == close_code::invalid_payload);
+  BOOST_TEST(error_of(close_with("bye \xE2\x9C\x8B")) == 0);
+  BOOST_TEST(error_of(close_with("")) == 0);
+  BOOST_TEST(error_of(client_frame(0x88, "")) == 0);
+  BOOST_TEST(error_of(close_with("bye \xE2\x9C")) == close_code::invalid_payload);
 }
