@@ -433,6 +433,36 @@ BOOST_AUTO_TEST_CASE(an_edge_that_dies_takes_only_its_own_clients) {
                  std::chrono::seconds(10)));
 }
 
+// Beyond the change log's retention an edge cannot resume: its clients get 4410 (history
+// lost) and reload, as a single node's do.
+BOOST_AUTO_TEST_CASE(an_edge_cut_off_beyond_the_retention_closes_its_clients_with_4410) {
+  const std::uint16_t cport = free_port();
+  rheo_process core({"--cluster-listen", host_port(cport), "--cluster-secret", secret,
+                     "--node-name", "core", "--changelog-retention", "10", "--cluster-heartbeat-ms",
+                     "200", "--cluster-timeout-ms", "1000"});
+  rheo_process edge({"--cluster-join", host_port(cport), "--cluster-secret", secret, "--node-name",
+                     "edge-r", "--cluster-heartbeat-ms", "200", "--cluster-timeout-ms", "1000",
+                     "--cluster-reconnect-max-ms", "300"});
+  listener on_edge(edge.port());
+  post_seq(core.port(), 1);
+  BOOST_REQUIRE(on_edge.wait_for(1));
+  // The edge freezes (its link falls silent): the core drops it, then writes on.
+  ::kill(edge.pid(), SIGSTOP);
+  const bool dropped = eventually(
+      [&] {
+        return field_string(node_entry(cluster_status(core.port()), "edge-r"), "state") == "down";
+      },
+      std::chrono::seconds(10));
+  for (int i = 2; i <= 30; ++i)
+    post_seq(core.port(), i);
+  ::kill(edge.pid(), SIGCONT);
+  BOOST_REQUIRE(dropped);
+  BOOST_CHECK(!on_edge.wait_for(30));
+  BOOST_CHECK(on_edge.closed());
+  BOOST_CHECK_EQUAL(on_edge.close_code(), 4410);
+  BOOST_CHECK_EQUAL(on_edge.seqs().size(), 1u); // nothing of what it could not resume
+}
+
 BOOST_AUTO_TEST_CASE(a_node_must_prove_the_secret_and_garbage_does_not_disturb_the_cluster) {
   cluster c({"edge-b"});
   listener on_b(c.edge_port(0));
