@@ -58,6 +58,31 @@ bool same_proof(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+object node_status(const std::string& name, std::string_view role, std::string_view state,
+                   std::int64_t sessions, std::int64_t subscriptions) {
+  return object{{"name", value(name)},
+                {"role", value(std::string(role))},
+                {"state", value(std::string(state))},
+                {"sessions", value(sessions)},
+                {"subscriptions", value(subscriptions)}};
+}
+
+std::string render_link_metrics(const std::vector<link_metrics>& links) {
+  std::string up = "# HELP rheo_cluster_link_up Whether the link to a peer node is up.\n"
+                   "# TYPE rheo_cluster_link_up gauge\n";
+  std::string again = "# HELP rheo_cluster_reconnects_total Times the link to a peer was joined "
+                      "again.\n# TYPE rheo_cluster_reconnects_total counter\n";
+  std::string bytes = "# HELP rheo_cluster_bytes_sent_total Bytes sent to a peer: change events "
+                      "(core), store calls (edge).\n# TYPE rheo_cluster_bytes_sent_total counter\n";
+  for (auto& l : links) {
+    const std::string label = "{peer=\"" + l.peer + "\"} ";
+    up += "rheo_cluster_link_up" + label + (l.up ? "1\n" : "0\n");
+    again += "rheo_cluster_reconnects_total" + label + std::to_string(l.reconnects) + "\n";
+    bytes += "rheo_cluster_bytes_sent_total" + label + std::to_string(l.bytes_sent) + "\n";
+  }
+  return up + again + bytes;
+}
+
 bool cluster_tls(const server_config& config) {
   return !config.cluster_cert.empty();
 }

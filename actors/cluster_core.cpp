@@ -53,25 +53,16 @@ struct cluster_core::impl {
        replay_service& r, metrics& s)
       : system(sys), config(cfg), db(d), broker(std::move(b)), replays(r), stats(s) {}
 
-  /// The nodes as /_cluster lists them, the core first.
-  std::string nodes_json(std::int64_t sessions, std::int64_t subscriptions) const {
+  /// The nodes as /_cluster lists them (the core first) and the upstream feeds.
+  object nodes_status(std::int64_t sessions, std::int64_t subscriptions) const {
     array nodes;
-    nodes.emplace_back(object{{"name", value(name)},
-                              {"role", value("core")},
-                              {"state", value("up")},
-                              {"sessions", value(sessions)},
-                              {"subscriptions", value(subscriptions)}});
+    nodes.emplace_back(node_status(name, "core", "up", sessions, subscriptions));
     std::lock_guard lock(mutex);
     for (auto& [n, e] : edges)
-      nodes.emplace_back(object{{"name", value(n)},
-                                {"role", value("edge")},
-                                {"state", value(e.up ? "up" : "down")},
-                                {"sessions", value(e.sessions)},
-                                {"subscriptions", value(e.subscriptions)}});
-    object out{{"nodes", value(std::move(nodes))},
-               {"upstream_feeds", value(static_cast<std::int64_t>(
-                                      stats.upstream_feeds.load(std::memory_order_relaxed)))}};
-    return to_json(value(std::move(out)));
+      nodes.emplace_back(node_status(n, "edge", e.up ? "up" : "down", e.sessions, e.subscriptions));
+    return object{{"nodes", value(std::move(nodes))},
+                  {"upstream_feeds", value(static_cast<std::int64_t>(
+                                         stats.upstream_feeds.load(std::memory_order_relaxed)))}};
   }
 };
 
@@ -359,8 +350,9 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
       },
       [self, core](nodes_atom) -> caf::result<std::string> {
         if (!from_edge(self)) return not_joined();
-        return core->nodes_json(core->stats.sessions_open.load(std::memory_order_relaxed),
-                                core->stats.subscriptions.load(std::memory_order_relaxed));
+        return to_json(
+            value(core->nodes_status(core->stats.sessions_open.load(std::memory_order_relaxed),
+                                     core->stats.subscriptions.load(std::memory_order_relaxed))));
       },
   };
 }
@@ -481,31 +473,18 @@ void cluster_core::stop() {
 }
 
 std::string cluster_core::status_json(std::int64_t sessions, std::int64_t subscriptions) const {
-  std::string nodes = impl_->nodes_json(sessions, subscriptions);
-  // {"node":..., "role":"core", then the nodes and upstream feeds.
-  std::string out = "{\"node\":";
-  append_json(out, value(impl_->name));
-  out += ",\"role\":\"core\",";
-  out.append(nodes, 1, std::string::npos);
-  return out;
+  object out{{"node", value(impl_->name)}, {"role", value("core")}};
+  for (auto& field : impl_->nodes_status(sessions, subscriptions))
+    out.push_back(std::move(field));
+  return to_json(value(std::move(out)));
 }
 
 std::string cluster_core::metrics_text() const {
-  std::string out = "# HELP rheo_cluster_link_up Whether the link to a peer node is up.\n"
-                    "# TYPE rheo_cluster_link_up gauge\n";
-  std::string bytes = "# HELP rheo_cluster_bytes_sent_total Change-event bytes sent to a peer.\n"
-                      "# TYPE rheo_cluster_bytes_sent_total counter\n";
-  std::string joins = "# HELP rheo_cluster_reconnects_total Times a peer joined again.\n"
-                      "# TYPE rheo_cluster_reconnects_total counter\n";
+  std::vector<link_metrics> links;
   std::lock_guard lock(impl_->mutex);
-  for (auto& [n, e] : impl_->edges) {
-    std::string label = "{peer=\"" + n + "\"} ";
-    out += "rheo_cluster_link_up" + label + (e.up ? "1\n" : "0\n");
-    bytes += "rheo_cluster_bytes_sent_total" + label + std::to_string(e.bytes_sent->load()) + "\n";
-    joins += "rheo_cluster_reconnects_total" + label +
-             std::to_string(e.joins > 0 ? e.joins - 1 : 0) + "\n";
-  }
-  return out + bytes + joins;
+  for (auto& [n, e] : impl_->edges)
+    links.push_back({n, e.up, e.joins > 0 ? e.joins - 1 : 0, e.bytes_sent->load()});
+  return render_link_metrics(links);
 }
 
 const std::string& cluster_core::node_name() const {

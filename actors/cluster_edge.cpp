@@ -476,16 +476,8 @@ std::string cluster_edge::status_json(std::int64_t sessions, std::int64_t subscr
       list.emplace_back(std::move(node));
     }
   if (!listed_core)
-    list.insert(list.begin(), value(object{{"name", value(im.core_label)},
-                                           {"role", value("core")},
-                                           {"state", value(p ? "up" : "down")},
-                                           {"sessions", value(std::int64_t{0})},
-                                           {"subscriptions", value(std::int64_t{0})}}));
-  list.emplace_back(object{{"name", value(im.name)},
-                           {"role", value("edge")},
-                           {"state", value("up")},
-                           {"sessions", value(sessions)},
-                           {"subscriptions", value(subscriptions)}});
+    list.insert(list.begin(), value(node_status(im.core_label, "core", p ? "up" : "down", 0, 0)));
+  list.emplace_back(node_status(im.name, "edge", "up", sessions, subscriptions));
   const value* feeds = find_field(known, "upstream_feeds");
   object out{{"node", value(im.name)},
              {"role", value("edge")},
@@ -496,19 +488,8 @@ std::string cluster_edge::status_json(std::int64_t sessions, std::int64_t subscr
 
 std::string cluster_edge::metrics_text() const {
   auto& im = *impl_;
-  const std::string label = "{peer=\"" + im.config.cluster_join + "\"} ";
-  return "# HELP rheo_cluster_link_up Whether the link to a peer node is up.\n"
-         "# TYPE rheo_cluster_link_up gauge\n"
-         "rheo_cluster_link_up" +
-         label + (im.current_peer() ? "1" : "0") +
-         "\n# HELP rheo_cluster_reconnects_total Times the link to a peer was joined again.\n"
-         "# TYPE rheo_cluster_reconnects_total counter\n"
-         "rheo_cluster_reconnects_total" +
-         label + std::to_string(im.reconnects.load()) +
-         "\n# HELP rheo_cluster_bytes_sent_total Store-call bytes sent to a peer.\n"
-         "# TYPE rheo_cluster_bytes_sent_total counter\n"
-         "rheo_cluster_bytes_sent_total" +
-         label + std::to_string(im.bytes_sent.load()) + "\n";
+  return render_link_metrics({{im.config.cluster_join, im.current_peer().has_value(),
+                               im.reconnects.load(), im.bytes_sent.load()}});
 }
 
 const std::string& cluster_edge::node_name() const {
