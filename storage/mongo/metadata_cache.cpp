@@ -116,9 +116,7 @@ void metadata_cache::up(const std::string& db) {
   std::lock_guard lk(mu_);
   if (closed_) return;
   database& d = databases_[db];
-  d.live = true;
-  d.entries.clear();
-  ++d.generation;
+  d.reset(true);
   log::info("change stream of " + db + "." + properties_coll +
             " re-opened: collection metadata is cached again");
 }
@@ -127,9 +125,7 @@ void metadata_cache::down(const std::string& db, bool lost) {
   std::lock_guard lk(mu_);
   if (closed_) return;
   database& d = databases_[db];
-  d.live = false;
-  d.entries.clear();
-  ++d.generation;
+  d.reset(false);
   if (lost) {
     // The next lookup opens a new stream; this one is destroyed then (not on its thread).
     d.ended = std::move(d.feed);

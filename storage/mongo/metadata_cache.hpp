@@ -67,6 +67,13 @@ private:
     bool live = false;
     std::uint64_t generation = 0;
     std::map<std::string, entry> entries;
+    /// The stream came up or went down: nothing cached before holds, and reads that began
+    /// before are not cached.
+    void reset(bool now_live) {
+      live = now_live;
+      entries.clear();
+      ++generation;
+    }
   };
 
   void open(const std::string& db);
