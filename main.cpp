@@ -1,6 +1,6 @@
 // rheo: a realtime data server. Parses the configuration, opens the store, starts the
-// actor system and the HTTP/WebSocket server, and shuts everything down cleanly on
-// SIGINT/SIGTERM.
+// actor system and the HTTP/WebSocket server, reloads users, ACL, JWT settings and the log
+// level on SIGHUP, and shuts everything down cleanly on SIGINT/SIGTERM.
 #include "actors/actors.hpp"
 #include "actors/cluster.hpp"
 #include "actors/realtime.hpp"
@@ -21,7 +21,9 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <pthread.h>
+#include <set>
 #include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
@@ -65,8 +67,45 @@ void create_messages(rheo::store& db, const std::string& db_name) {
   }
 }
 
-int run(rheo::server_config config) {
+/// SIGHUP: reads the configuration again (the same file, environment and flags) and applies
+/// what can change at runtime: users, ACL, JWT settings and the log level. Open sessions
+/// keep the rules they were admitted with. A configuration that does not parse or validate
+/// changes nothing. Settings that differ from `running` but apply only at startup are named.
+void reload(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+            const rheo::command_line& running, rheo::security& sec) {
   using namespace rheo;
+  log::info("received SIGHUP, reloading " + (running.config_file.empty()
+                                                 ? std::string("the configuration")
+                                                 : "config file " + running.config_file));
+  command_line next;
+  security::reload_outcome out;
+  try {
+    next = parse_command_line(args, env);
+    out = sec.reload(next.config);
+  } catch (const std::exception& e) {
+    log::error(std::string("reload refused, the running configuration stays in force: ") +
+               e.what());
+    return;
+  }
+  log::set_level(next.config.log_level);
+  log::info("reloaded: " + std::to_string(out.users) + " users, " + std::to_string(out.acl_rules) +
+            " ACL rules, JWT " + (out.jwt ? "on" : "off") + ", log level " + next.config.log_level +
+            "; " + std::to_string(out.revoked_tokens) +
+            " tokens revoked (user removed or password changed)");
+  static const std::set<std::string> reloadable = {"users", "acl", "jwt", "log_level"};
+  std::string restart_only;
+  for (auto& key : changed_settings(running, next))
+    if (!reloadable.count(key)) restart_only += (restart_only.empty() ? "" : ", ") + key;
+  if (!restart_only.empty())
+    log::warn("reload: these settings differ from the running ones and apply only after a "
+              "restart: " +
+              restart_only);
+}
+
+int run(const rheo::command_line& cl, const std::vector<std::string>& args,
+        const std::map<std::string, std::string>& env) {
+  using namespace rheo;
+  server_config config = cl.config;
   log::set_level(config.log_level);
   if (config.static_dir.empty()) config.static_dir = RHEO_WEB_DIR;
 
@@ -75,6 +114,7 @@ int run(rheo::server_config config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -189,11 +229,18 @@ int run(rheo::server_config config) {
   std::fflush(stdout);
 
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-              ", shutting down");
-    srv.stop();
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig == SIGHUP) {
+        reload(args, env, cl, *sec);
+        continue;
+      }
+      log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                ", shutting down");
+      srv.stop();
+      return;
+    }
   });
   srv.wait();
   // wait() returns only after stop(); the signal thread has finished or is about to.
@@ -229,8 +276,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "hash-password") return hash_password_command(args);
   rheo::command_line cl;
+  const auto env = rheo::rheo_environment();
   try {
-    cl = rheo::parse_command_line(args, rheo::rheo_environment());
+    cl = rheo::parse_command_line(args, env);
   } catch (const rheo::config_error& e) {
     std::cerr << "rheo: " << e.what() << "\n";
     return 2;
@@ -243,5 +291,5 @@ int main(int argc, char** argv) {
     std::cout << "rheo 0.1.0\n";
     return 0;
   }
-  return run(std::move(cl.config));
+  return run(cl, args, env);
 }

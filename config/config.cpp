@@ -351,12 +351,13 @@ const option* find_option(const std::string& key) {
   return nullptr;
 }
 
-void apply(server_config& c, const option& o, const std::string& v, const std::string& where) {
+void apply(command_line& cl, const option& o, const std::string& v, const std::string& where) {
   try {
-    o.set(c, v);
+    o.set(cl.config, v);
   } catch (const config_error& e) {
     throw config_error(where + ": " + e.what());
   }
+  cl.settings[o.key] = v;
 }
 
 std::string json_scalar(const rapidjson::Value& v, const std::string& where) {
@@ -373,7 +374,8 @@ std::string json_scalar(const rapidjson::Value& v, const std::string& where) {
   throw config_error(where + ": expected a string or a number");
 }
 
-void load_file(server_config& c, const std::string& path) {
+void load_file(command_line& cl, const std::string& path) {
+  server_config& c = cl.config;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw config_error("config file " + path + ": cannot be read");
   std::stringstream ss;
@@ -398,6 +400,7 @@ void load_file(server_config& c, const std::string& path) {
           throw config_error(where + ": each mount must be {\"prefix\":\"/\",\"db\":\"rheo\"}");
         c.mounts.push_back({item["prefix"].GetString(), item["db"].GetString()});
       }
+      cl.settings[key] = json_scalar(m.value, where);
       continue;
     }
     if (key == "cors_allowed_origins" && m.value.IsArray()) {
@@ -412,12 +415,12 @@ void load_file(server_config& c, const std::string& path) {
           throw config_error(where + ": '" + origin + "' is not an origin");
         list += (list.empty() ? "" : ",") + origin;
       }
-      apply(c, *find_option(key), list, where);
+      apply(cl, *find_option(key), list, where);
       continue;
     }
     auto* o = find_option(key);
     if (!o) throw config_error("config file " + path + ": unknown key '" + key + "'");
-    apply(c, *o, json_scalar(m.value, where), where);
+    apply(cl, *o, json_scalar(m.value, where), where);
   }
 }
 
@@ -451,7 +454,8 @@ command_line parse_command_line(const std::vector<std::string>& args,
       config_path = args[i].substr(9);
     }
   }
-  if (!config_path.empty()) load_file(cl.config, config_path);
+  if (!config_path.empty()) load_file(cl, config_path);
+  cl.config_file = config_path;
 
   for (auto& [name, val] : env) {
     if (name == "RHEO_CONFIG" || name.rfind("RHEO_", 0) != 0) continue;
@@ -460,7 +464,7 @@ command_line parse_command_line(const std::vector<std::string>& args,
       if (env_name(o.key) == name) found = &o;
     // Unknown RHEO_* variables are ignored: the environment is shared with other tools
     // (e.g. RHEO_TEST_MONGO_URI).
-    if (found) apply(cl.config, *found, val, "environment " + name);
+    if (found) apply(cl, *found, val, "environment " + name);
   }
 
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -493,11 +497,21 @@ command_line parse_command_line(const std::vector<std::string>& args,
       if (i + 1 >= args.size()) throw config_error("option " + a + " needs a value");
       val = args[++i];
     }
-    apply(cl.config, *found, val, "option " + a);
+    apply(cl, *found, val, "option " + a);
   }
   check_mounts(cl.config.mounts);
   check_cluster(cl.config);
   return cl;
+}
+
+std::vector<std::string> changed_settings(const command_line& before, const command_line& after) {
+  std::vector<std::string> keys;
+  for (auto& o : options()) {
+    auto a = before.settings.find(o.key), b = after.settings.find(o.key);
+    const bool in_a = a != before.settings.end(), in_b = b != after.settings.end();
+    if (in_a != in_b || (in_a && a->second != b->second)) keys.emplace_back(o.key);
+  }
+  return keys;
 }
 
 std::map<std::string, std::string> rheo_environment() {

@@ -102,12 +102,20 @@ struct command_line {
   server_config config;
   bool help = false;
   bool version = false;
+  std::string config_file; // from --config or RHEO_CONFIG; empty: none
+  // key -> the text it was last set to (file, environment or flag, as precedence goes);
+  // keys left at their defaults are absent.
+  std::map<std::string, std::string> settings;
 };
 
 /// Builds the configuration from defaults, `--config FILE`, `env` (RHEO_* variables)
 /// and `args` (argv without the program name). Throws config_error.
 command_line parse_command_line(const std::vector<std::string>& args,
                                 const std::map<std::string, std::string>& env);
+
+/// The keys set differently in `after` than in `before` (set in one only, or to another
+/// text), in the order of --help.
+std::vector<std::string> changed_settings(const command_line& before, const command_line& after);
 
 /// The RHEO_* variables of the current process environment.
 std::map<std::string, std::string> rheo_environment();

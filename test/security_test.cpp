@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -121,22 +122,33 @@ std::string json_string(const std::string& s) {
   return to_json(value(s));
 }
 
-/// A server with users ann (role user), bob (role user), root (role admin), JWT HS256 or RS256.
-struct secured {
-  temp_dir dir;
-  std::unique_ptr<rheo_process> proc;
-  explicit secured(const std::string& jwt_json, const std::string& extra = "",
-                   std::vector<std::string> args = {}) {
-    std::string config = R"cfg({
-      "users": [
+/// hash_of(pw), the same each time for the same password (for configs that must keep a
+/// user's hash across a reload).
+const std::string& hash_for(const std::string& pw) {
+  static std::map<std::string, std::string> hashes;
+  auto it = hashes.find(pw);
+  if (it == hashes.end()) it = hashes.emplace(pw, hash_of(pw)).first;
+  return it->second;
+}
+
+/// The users of `secured`: ann (role user), bob (role user), root (role admin).
+std::string default_users() {
+  static const std::string users = R"cfg([
         {"userid": "ann", "password": )cfg" +
-                         json_string(hash_of("ann-pw")) + R"cfg(, "roles": ["user"]},
+                                   json_string(hash_for("ann-pw")) +
+                                   R"cfg(, "roles": ["user"]},
         {"userid": "bob", "password": )cfg" +
-                         json_string(hash_of("bob-pw")) + R"cfg(, "roles": ["user"]},
+                                   json_string(hash_for("bob-pw")) +
+                                   R"cfg(, "roles": ["user"]},
         {"userid": "root", "password": )cfg" +
-                         json_string(hash_of("root-pw")) + R"cfg(, "roles": ["admin"]}
-      ],
-      "acl": [
+                                   json_string(hash_for("root-pw")) +
+                                   R"cfg(, "roles": ["admin"]}
+      ])cfg";
+  return users;
+}
+
+/// The ACL of `secured`.
+const char* const default_acl = R"cfg([
         {"roles": ["$unauthenticated", "$authenticated"],
          "predicate": "path-prefix('/public') and method(GET)"},
         {"roles": ["user"], "predicate": "path-prefix('/notes') and (method(GET) or method(POST))",
@@ -147,16 +159,49 @@ struct secured {
          "predicate": "(path-prefix('/tasks') or path-prefix('/scores')) and (method(GET) or method(POST) or method(PATCH) or method(DELETE))",
          "readFilter": {"owner": "@user"}, "mergeRequest": {"owner": "@user", "at": "@now"}},
         {"roles": ["admin"], "predicate": "path-prefix('/')"}
-      ],
-      "jwt": )cfg" + jwt_json +
-                         R"cfg(,
-      "token_ttl_seconds": 2,
-      "login_max_failures": 3
-      )cfg" + extra + R"cfg(
-    })cfg";
-    std::ofstream(dir.path() + "/rheo.json") << config;
+      ])cfg";
+
+/// A config file's text with these users, ACL and JWT settings, tokens living 2 s and 3
+/// failed logins allowed; `extra` is spliced in as more keys (", \"key\": value"; a key
+/// given again there wins).
+std::string config_text(const std::string& users, const std::string& acl,
+                        const std::string& jwt_json, const std::string& extra = "") {
+  return "{\"users\": " + users + ",\n\"acl\": " + acl + ",\n\"jwt\": " + jwt_json +
+         ",\n\"token_ttl_seconds\": 2, \"login_max_failures\": 3\n" + extra + "}";
+}
+
+/// A server with users ann (role user), bob (role user), root (role admin), JWT HS256 or RS256.
+struct secured {
+  temp_dir dir;
+  std::unique_ptr<rheo_process> proc;
+  explicit secured(const std::string& jwt_json, const std::string& extra = "",
+                   std::vector<std::string> args = {}) {
+    std::ofstream(dir.path() + "/rheo.json")
+        << config_text(default_users(), default_acl, jwt_json, extra);
     args.insert(args.begin(), {"--config", dir.path() + "/rheo.json", "--durability", "normal"});
     proc = std::make_unique<rheo_process>(std::move(args));
+  }
+  /// Replaces the config file with `text`, sends SIGHUP and waits for the server to log the
+  /// outcome; returns that log line ("reloaded: ..." or "reload refused ...").
+  std::string reload(const std::string& text) {
+    auto outcomes = [&] {
+      std::vector<std::string> lines;
+      std::string log = proc->log();
+      for (std::size_t p = 0, e; p < log.size(); p = e + 1) {
+        e = log.find('\n', p);
+        if (e == std::string::npos) e = log.size();
+        std::string line = log.substr(p, e - p);
+        if (line.find("reloaded: ") != std::string::npos ||
+            line.find("reload refused") != std::string::npos)
+          lines.push_back(line);
+      }
+      return lines;
+    };
+    const std::size_t before = outcomes().size();
+    std::ofstream(dir.path() + "/rheo.json", std::ios::trunc) << text;
+    BOOST_REQUIRE(kill(proc->pid(), SIGHUP) == 0);
+    BOOST_REQUIRE(eventually([&] { return outcomes().size() > before; }));
+    return outcomes().back();
   }
   /// How many argon2id checks of `user` the server has logged (it runs with --log-level debug).
   std::size_t argon2_checks(const std::string& user) const {
@@ -913,4 +958,123 @@ BOOST_AUTO_TEST_CASE(a_malformed_allowed_origin_stops_startup_with_one_line) {
   BOOST_TEST(r.exit_code != 0);
   BOOST_TEST(r.output.find("cors-allowed-origins") != std::string::npos, r.output);
   BOOST_TEST(r.output.find("scheme://host[:port]") != std::string::npos, r.output);
+}
+
+// Reload (SIGHUP): users, ACL, JWT settings and the log level change at runtime.
+
+BOOST_AUTO_TEST_CASE(sighup_applies_a_new_acl_while_open_websockets_stay_open) {
+  secured s(no_jwt);
+  const std::string root = basic("root", "root-pw"), ann = basic("ann", "ann-pw");
+  BOOST_REQUIRE(s.as(root, "PUT", "/public", R"({"streams":[{"uri":"all","stages":[]}]})").status ==
+                201);
+  BOOST_REQUIRE(s.as(root, "PUT", "/notes").status / 100 == 2);
+  ws_client open_before(s.proc->port(), "/public/_streams/all");
+  BOOST_REQUIRE(open_before.upgrade_status() == 101);
+  BOOST_REQUIRE(s.as(ann, "GET", "/notes").status == 200);
+
+  // The new ACL drops the public rule and the notes rule; admins keep everything.
+  const std::string acl = R"j([{"roles": ["admin"], "predicate": "path-prefix('/')"}])j";
+  auto outcome = s.reload(config_text(default_users(), acl, no_jwt));
+  BOOST_TEST(outcome.find("reloaded: 3 users, 1 ACL rules") != std::string::npos, outcome);
+
+  // New requests and handshakes get the new rules...
+  BOOST_TEST(s.as(ann, "GET", "/notes").status == 403);
+  BOOST_TEST(s.as("", "GET", "/public").status == 401);
+  ws_client opened_after(s.proc->port(), "/public/_streams/all");
+  BOOST_TEST(opened_after.upgrade_status() == 401);
+  // ...while the WebSocket admitted before stays open and keeps receiving.
+  BOOST_REQUIRE(s.as(root, "POST", "/public", R"({"_id":"after-reload"})").status == 201);
+  auto f = open_before.next();
+  BOOST_REQUIRE(f.opcode == 1);
+  BOOST_TEST(f.payload.find("after-reload") != std::string::npos, f.payload);
+}
+
+BOOST_AUTO_TEST_CASE(sighup_forgets_verified_passwords_and_revokes_tokens_of_changed_users) {
+  const std::string more =
+      R"(, "auth_cache_ttl_seconds": 600, "login_max_failures": 1000, "token_ttl_seconds": 900)";
+  const std::string ann_new_hash = hash_of("ann-new");
+  secured s(no_jwt, more, {"--log-level", "debug"});
+  BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/public").status == 201);
+  auto token_of = [&](const std::string& user, const std::string& pw) {
+    auto r = s.as(basic(user, pw), "GET", "/public");
+    BOOST_REQUIRE(r.status == 200);
+    BOOST_REQUIRE(!r.header("auth-token").empty());
+    return r.header("auth-token");
+  };
+  const std::string ann_token = token_of("ann", "ann-pw"), bob_token = token_of("bob", "bob-pw");
+  token_of("root", "root-pw");
+  BOOST_REQUIRE(s.argon2_checks("bob") == 1u);
+  BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "GET", "/public").status == 200); // a cache hit
+  BOOST_REQUIRE(s.argon2_checks("bob") == 1u);
+
+  // ann gets a new password, root is removed, bob stays as he was.
+  const std::string users = R"([
+      {"userid": "ann", "password": )" +
+                            json_string(ann_new_hash) + R"(, "roles": ["user"]},
+      {"userid": "bob", "password": )" +
+                            json_string(hash_for("bob-pw")) + R"(, "roles": ["user"]}])";
+  auto outcome = s.reload(config_text(users, default_acl, no_jwt, more));
+  BOOST_TEST(outcome.find("reloaded: 2 users") != std::string::npos, outcome);
+  BOOST_TEST(outcome.find("2 tokens revoked") != std::string::npos, outcome);
+
+  // The old password of ann was cached as right: it must not authenticate any more, nor
+  // her token, nor anything of root's.
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 401);
+  BOOST_TEST(s.as(basic("ann", ann_token), "GET", "/public").status == 401);
+  BOOST_TEST(s.as(basic("root", "root-pw"), "GET", "/public").status == 401);
+  BOOST_TEST(s.as(basic("ann", "ann-new"), "GET", "/public").status == 200);
+  // bob's token survives (same password hash); his password is verified with argon2id
+  // again, since the reload dropped every cached verification.
+  BOOST_TEST(s.as(basic("bob", bob_token), "GET", "/public").status == 200);
+  BOOST_TEST(s.as(basic("bob", "bob-pw"), "GET", "/public").status == 200);
+  BOOST_TEST(s.argon2_checks("bob") == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_config_that_fails_on_reload_changes_nothing_and_says_why_in_one_line) {
+  secured s(no_jwt);
+  const std::string ann = basic("ann", "ann-pw");
+  BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes").status / 100 == 2);
+  BOOST_REQUIRE(s.as(ann, "GET", "/notes").status == 200);
+  const std::string deny_all = R"j([{"roles": ["admin"], "predicate": "path-prefix('/')"}])j";
+
+  auto outcome = s.reload("{\"acl\": [ oops");
+  BOOST_TEST(outcome.find("reload refused") != std::string::npos, outcome);
+  BOOST_TEST(outcome.find("invalid JSON") != std::string::npos, outcome);
+  BOOST_TEST(s.as(ann, "GET", "/notes").status == 200);
+
+  // Valid JSON, but a predicate that does not parse: the users of the same file must not
+  // be applied either.
+  const std::string only_bob =
+      R"([{"userid": "bob", "password": )" + json_string(hash_of("bob-pw")) + "}]";
+  outcome = s.reload(config_text(
+      only_bob, R"j([{"roles": ["user"], "predicate": "path-prefix('/notes') andd"}])j", no_jwt));
+  BOOST_TEST(outcome.find("reload refused") != std::string::npos, outcome);
+  BOOST_TEST(outcome.find("andd") != std::string::npos, outcome);
+  BOOST_TEST(s.as(ann, "GET", "/notes").status == 200);
+  // A bad JWT setting is refused likewise.
+  outcome = s.reload(config_text(default_users(), deny_all, R"({"algorithm":"none"})"));
+  BOOST_TEST(outcome.find("reload refused") != std::string::npos, outcome);
+  BOOST_TEST(s.as(ann, "GET", "/notes").status == 200);
+
+  // After refusals a good file still applies.
+  outcome = s.reload(config_text(default_users(), deny_all, no_jwt));
+  BOOST_TEST(outcome.find("reloaded: ") != std::string::npos, outcome);
+  BOOST_TEST(s.as(ann, "GET", "/notes").status == 403);
+}
+
+BOOST_AUTO_TEST_CASE(reload_applies_the_log_level_and_names_settings_that_need_a_restart) {
+  secured s(no_jwt, R"(, "login_max_failures": 1000)");
+  BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+  BOOST_REQUIRE(s.argon2_checks("ann") == 0u); // a debug line, and the level is info
+  s.reload(config_text(default_users(), default_acl, no_jwt,
+                       R"(, "login_max_failures": 1000, "log_level": "debug",
+                            "changelog_retention": 5, "ws_queue_limit_bytes": 65536)"));
+  BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "GET", "/public").status == 404);
+  BOOST_TEST(s.argon2_checks("bob") == 1u);
+  auto log = s.proc->log();
+  auto warn = log.find("apply only after a restart: ");
+  BOOST_REQUIRE(warn != std::string::npos);
+  auto line = log.substr(warn, log.find('\n', warn) - warn);
+  // Exactly the two that changed (login_max_failures did not; log_level applies now).
+  BOOST_TEST(line == "apply only after a restart: changelog_retention, ws_queue_limit_bytes");
 }

@@ -11,6 +11,7 @@
 #include "storage/document/query.hpp"
 #include "storage/document/value.hpp"
 
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -19,7 +20,7 @@ namespace rheo::rest {
 /// Who is asking and which ACL rule let them in.
 struct access {
   std::optional<principal> user;
-  const acl_rule* rule = nullptr;
+  std::shared_ptr<const acl_rule> rule; // holds the ACL it is from across a reload
   bool by_cookie = false; // authenticated by the token cookie, which browsers send anywhere
 
   /// The rule's readFilter with @user/@now resolved, if any.

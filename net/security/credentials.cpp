@@ -52,15 +52,18 @@ std::string hash_password(const std::string& password) {
 }
 
 credentials::credentials(const server_config& config)
-    : users_(std::make_shared<user_set>(std::chrono::seconds(config.auth_cache_ttl_seconds),
-                                        config.auth_cache_size)),
-      token_ttl_(config.token_ttl_seconds), max_failures_(config.login_max_failures),
-      failure_window_(config.login_window_seconds),
+    : users_(read_users(config)), token_ttl_(config.token_ttl_seconds),
+      max_failures_(config.login_max_failures), failure_window_(config.login_window_seconds),
       hash_slots_(hash_slot_count(config), std::chrono::milliseconds(config.auth_hash_wait_ms)) {
-  if (sodium_init() < 0) throw config_error("libsodium failed to initialise");
   // Verifying against a real hash for unknown users keeps their timing like a wrong password.
   dummy_hash_ = hash_password("rheo-dummy-password-for-unknown-users");
-  if (config.users_json.empty()) return;
+}
+
+std::shared_ptr<const credentials::user_set> credentials::read_users(const server_config& config) {
+  if (sodium_init() < 0) throw config_error("libsodium failed to initialise");
+  auto set = std::make_shared<user_set>(std::chrono::seconds(config.auth_cache_ttl_seconds),
+                                        config.auth_cache_size);
+  if (config.users_json.empty()) return set;
   auto items = parse_config_array(config.users_json, "users");
   for (std::size_t i = 0; i < items.size(); ++i) {
     std::string where = "config key 'users'[" + std::to_string(i) + "]";
@@ -70,8 +73,28 @@ credentials::credentials(const server_config& config)
     std::string hash = string_field(u, "password", where);
     if (hash.rfind("$argon2", 0) != 0)
       throw config_error(where + ": \"password\" must be a hash from `rheo hash-password`");
-    users_->users[id] = {hash, string_list(u, "roles", where)};
+    set->users[id] = {hash, string_list(u, "roles", where)};
   }
+  return set;
+}
+
+std::size_t credentials::install_users(std::shared_ptr<const user_set> users) {
+  std::size_t revoked = 0;
+  std::lock_guard lock(mutex_);
+  // A token is only good with the password hash it was issued against (checked at each
+  // use, which also covers a login that verified against the old set while this ran);
+  // dropping the others here frees them and tells the log how many went.
+  for (auto it = tokens_.begin(); it != tokens_.end();) {
+    auto u = users->users.find(it->first);
+    if (u != users->users.end() && u->second.hash == it->second.hash) {
+      ++it;
+    } else {
+      it = tokens_.erase(it);
+      ++revoked;
+    }
+  }
+  users_.store(std::move(users));
+  return revoked;
 }
 
 bool credentials::throttled(const std::string& address) {
@@ -131,7 +154,7 @@ auth_result credentials::authenticate(const std::string& authorization, const st
   }
 
   // One user set for the whole check, even if a reload swaps it meanwhile.
-  std::shared_ptr<user_set> users = users_;
+  std::shared_ptr<const user_set> users = users_.load();
   auto uit = users->users.find(user);
   const bool known = uit != users->users.end();
   // 1. An issued token.
@@ -139,7 +162,8 @@ auth_result credentials::authenticate(const std::string& authorization, const st
     std::lock_guard lock(mutex_);
     auto t = tokens_.find(user);
     if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
-        constant_time_equal(t->second.token, secret) && known) {
+        constant_time_equal(t->second.token, secret) && known &&
+        t->second.hash == uit->second.hash) {
       res.user = make_principal(user, uit->second.roles);
       res.from_cookie = from_cookie;
       return res;
@@ -197,7 +221,8 @@ auth_result credentials::authenticate(const std::string& authorization, const st
     std::lock_guard lock(mutex_);
     auto& t = tokens_[user];
     auto now = std::chrono::steady_clock::now();
-    if (t.token.empty() || now >= t.expires) {
+    if (t.token.empty() || now >= t.expires || t.hash != uit->second.hash) {
+      t.hash = uit->second.hash;
       t.token = random_token();
       t.expires = now + token_ttl_;
       t.expires_wall = std::chrono::system_clock::now() + token_ttl_;
@@ -221,14 +246,14 @@ bool credentials::needs_password_check(const std::string& authorization) {
   if (!decoded || colon == std::string::npos) return false; // a 401 without hashing
   std::string user = decoded->substr(0, colon);
   std::string_view secret = std::string_view(*decoded).substr(colon + 1);
-  std::shared_ptr<user_set> users = users_;
+  std::shared_ptr<const user_set> users = users_.load();
   auto uit = users->users.find(user);
   if (uit == users->users.end()) return true; // the dummy hash
   {
     std::lock_guard lock(mutex_);
     auto t = tokens_.find(user);
     if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
-        constant_time_equal(t->second.token, secret))
+        constant_time_equal(t->second.token, secret) && t->second.hash == uit->second.hash)
       return false;
   }
   return !users->verified.lookup(user, uit->second.hash, secret);
@@ -248,8 +273,7 @@ void credentials::revoke_token(const std::string& user) {
     tokens_.erase(user);
   }
   // A logged-out client proves its password again, with argon2id.
-  std::shared_ptr<user_set> users = users_;
-  users->verified.forget(user);
+  users_.load()->verified.forget(user);
 }
 
 std::string credentials::expired_cookie() {

@@ -6,7 +6,8 @@
 //
 // Thread-safety: every public member may be called concurrently from any thread (the token
 // table and throttling counters are guarded by a mutex, the cache and the slots guard
-// themselves); the user set is immutable after construction.
+// themselves). The user set is immutable; a reload swaps it atomically, and a check in
+// progress finishes with the set it started with.
 #pragma once
 
 #include "config/config.hpp"
@@ -14,6 +15,7 @@
 #include "net/security/hash_slots.hpp"
 #include "net/security/principal.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -49,6 +51,15 @@ public:
   /// Reads users, token lifetime and login limits from `config`; throws config_error.
   explicit credentials(const server_config& config);
 
+  struct user_set;
+  /// The users of `config`, checked: throws config_error and changes nothing.
+  static std::shared_ptr<const user_set> read_users(const server_config& config);
+  /// Makes `users` (from read_users) the user set, with an empty cache of verified
+  /// passwords: a password verified before counts for nothing after. Tokens of users who
+  /// are gone or whose password hash changed are revoked; other tokens stay valid, with the
+  /// user's new roles. Returns how many tokens were revoked.
+  std::size_t install_users(std::shared_ptr<const user_set> users);
+
   /// Authenticates from an Authorization header with the Basic scheme (a password, which
   /// issues a token, or an issued token), or from the token cookie when there is no
   /// Authorization header. No credentials: ok and no user. Other schemes: 401.
@@ -64,27 +75,28 @@ public:
   /// Logout: revokes the token of `user` and forgets the passwords verified for it.
   void revoke_token(const std::string& user);
   /// Whether users are configured (and so tokens can be issued).
-  bool has_users() const { return !users_->users.empty(); }
+  bool has_users() const { return !users_.load()->users.empty(); }
 
   /// The header value of a cookie that makes the browser drop the token cookie.
   static std::string expired_cookie();
 
-private:
   struct user_entry {
     std::string hash;
     std::vector<std::string> roles;
   };
   // The users and the cache of their verified passwords belong together: a cache entry is
-  // only valid for the user set it was verified against. Users change only at restart
-  // today; a reload (issue 13) must build a new user_set and swap the pointer (then made a
-  // std::atomic<std::shared_ptr>), which drops the old cache with the old users.
+  // only valid for the user set it was verified against, so a reload, which swaps the set,
+  // drops the old cache with the old users.
   struct user_set {
     user_set(std::chrono::seconds ttl, std::size_t capacity) : verified(ttl, capacity) {}
     std::map<std::string, user_entry> users;
-    credential_cache verified;
+    mutable credential_cache verified;
   };
+
+private:
   struct token_entry {
     std::string token;
+    std::string hash; // the user's password hash it was issued against
     std::chrono::steady_clock::time_point expires;
     std::chrono::system_clock::time_point expires_wall;
   };
@@ -96,7 +108,7 @@ private:
   bool throttled(const std::string& address);
   void record_failure(const std::string& address);
 
-  std::shared_ptr<user_set> users_;
+  std::atomic<std::shared_ptr<const user_set>> users_;
   std::chrono::seconds token_ttl_;
   unsigned max_failures_;
   std::chrono::seconds failure_window_;

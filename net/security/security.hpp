@@ -3,9 +3,9 @@
 // credentials.hpp and jwt.hpp) and authorization by the ordered ACL (see acl.hpp), built
 // from the configuration.
 //
-// Thread-safety: authenticate() and authorize() may be called concurrently from any
-// thread (credentials guard their mutable state); the rest is immutable after
-// construction.
+// Thread-safety: every member may be called concurrently from any thread. Users, ACL and
+// JWT settings are immutable snapshots that reload() swaps atomically: a request sees one
+// snapshot of each, and a rule it holds (authorize()) stays valid after a reload.
 #pragma once
 
 #include "config/config.hpp"
@@ -15,6 +15,8 @@
 #include "net/security/principal.hpp"
 #include "storage/document/value.hpp"
 
+#include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +28,18 @@ class security {
 public:
   /// Reads users, acl, jwt and token settings from `config`; throws config_error.
   explicit security(const server_config& config);
+
+  /// What reload() changed.
+  struct reload_outcome {
+    std::size_t users = 0;          // users in the new configuration
+    std::size_t acl_rules = 0;      // rules of the new ACL
+    bool jwt = false;               // bearer tokens configured
+    std::size_t revoked_tokens = 0; // of users removed or with a changed password
+  };
+  /// Replaces users, ACL and JWT settings with those of `config`; requests and handshakes
+  /// that start afterwards use them. Verified passwords are forgotten. Throws config_error
+  /// and changes nothing when any of the three is invalid.
+  reload_outcome reload(const server_config& config);
 
   using auth_result = rheo::auth_result;
   /// Authenticates from the Authorization and Cookie headers. No credentials: ok and no user.
@@ -46,21 +60,24 @@ public:
   /// Whether users are configured, so that /tokens/<user> is a token's location.
   bool issues_tokens() const { return credentials_.has_users(); }
 
-  /// The first rule granting `method` on `path` to `user`; nullptr when none does.
-  const acl_rule* authorize(std::string_view method, std::string_view path,
-                            const std::optional<principal>& user) const;
+  /// The first rule granting `method` on `path` to `user`; null when none does. The rule
+  /// shares ownership of the ACL it comes from.
+  std::shared_ptr<const acl_rule> authorize(std::string_view method, std::string_view path,
+                                            const std::optional<principal>& user) const;
 
   /// Resolves @now, @user, @user.<field> in a readFilter/mergeRequest value, recursively.
   static value resolve_variables(const value& v, const std::optional<principal>& user);
 
-  bool enabled() const { return !acl_.empty(); }
-  const std::vector<acl_rule>& acl() const { return acl_; }
-
 private:
-  // Declared in the order the configuration is checked: users, acl, jwt.
+  // The ACL and the JWT settings, replaced together by a reload.
+  struct policy {
+    std::vector<acl_rule> acl;
+    std::optional<jwt_verifier> jwt;
+  };
+  static std::shared_ptr<const policy> read_policy(const server_config& config);
+
   credentials credentials_;
-  std::vector<acl_rule> acl_;
-  std::optional<jwt_verifier> jwt_;
+  std::atomic<std::shared_ptr<const policy>> policy_;
 };
 
 } // namespace rheo
