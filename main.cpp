@@ -72,7 +72,7 @@ void create_messages(rheo::store& db, const std::string& db_name) {
 /// keep the rules they were admitted with. A configuration that does not parse or validate
 /// changes nothing. Settings that differ from `running` but apply only at startup are named.
 void reload(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-            const rheo::command_line& running, rheo::security& sec) {
+            const rheo::command_line& running, rheo::security& sec, rheo::server& srv) {
   using namespace rheo;
   log::info("received SIGHUP, reloading " + (running.config_file.empty()
                                                  ? std::string("the configuration")
@@ -100,6 +100,14 @@ void reload(const std::vector<std::string>& args, const std::map<std::string, st
     log::warn("reload: these settings differ from the running ones and apply only after a "
               "restart: " +
               restart_only);
+  if (!srv.tls()) return;
+  try {
+    srv.reload_tls();
+    log::info("reload: TLS certificate and key read again from " + running.config.tls_cert +
+              " and " + running.config.tls_key);
+  } catch (const std::exception& e) {
+    log::error(std::string("reload: the TLS certificate in use stays in force: ") + e.what());
+  }
 }
 
 int run(const rheo::command_line& cl, const std::vector<std::string>& args,
@@ -222,8 +230,8 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
     storage.close();
     return 2;
   }
-  std::printf("rheo listening on http://%s:%u (store: %s, open-file limit %llu)\n",
-              config.bind.c_str(), static_cast<unsigned>(port),
+  std::printf("rheo listening on %s://%s:%u (store: %s, open-file limit %llu)\n",
+              srv.tls() ? "https" : "http", config.bind.c_str(), static_cast<unsigned>(port),
               config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
               static_cast<unsigned long long>(fds));
   std::fflush(stdout);
@@ -233,7 +241,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig == SIGHUP) {
-        reload(args, env, cl, *sec);
+        reload(args, env, cl, *sec, srv);
         continue;
       }
       log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +

@@ -25,7 +25,7 @@ realtime::~realtime() {
   stop();
 }
 
-void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
+void realtime::accept(io_shard& shard, connection_stream stream,
                       boost::beast::http::request<boost::beast::http::string_body> req,
                       boost::beast::flat_buffer buffer, stream_target target,
                       connection_registry& connections) {
@@ -36,10 +36,10 @@ void realtime::accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
   opts.pong_timeout = std::chrono::milliseconds(config_.ws_pong_timeout_ms);
   std::shared_ptr<push_connection> conn;
   if (target.sse)
-    conn = std::make_shared<sse_connection>(shard, std::move(socket), req.version(),
+    conn = std::make_shared<sse_connection>(shard, std::move(stream), req.version(),
                                             std::move(target.response_headers), opts);
   else
-    conn = std::make_shared<ws_connection>(shard, std::move(socket), std::move(req),
+    conn = std::make_shared<ws_connection>(shard, std::move(stream), std::move(req),
                                            std::move(buffer), opts);
   for (auto& h : target.held)
     conn->hold(std::move(h));

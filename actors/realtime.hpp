@@ -31,7 +31,7 @@ public:
   realtime(caf::actor_system& system, store& db, const server_config& config, metrics& stats);
   ~realtime() override;
 
-  void accept(io_shard& shard, boost::asio::ip::tcp::socket socket,
+  void accept(io_shard& shard, connection_stream stream,
               boost::beast::http::request<boost::beast::http::string_body> req,
               boost::beast::flat_buffer buffer, stream_target target,
               connection_registry& connections) override;

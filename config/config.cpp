@@ -117,6 +117,12 @@ const std::vector<option>& options() {
          if (v.empty()) throw config_error("must not be empty");
          c.bind = v;
        }},
+      {"tls_cert",
+       "PEM certificate chain: the port serves HTTPS and wss:// only (with tls_key; re-read on "
+       "SIGHUP)",
+       [](server_config& c, const std::string& v) { c.tls_cert = v; }},
+      {"tls_key", "PEM private key of tls_cert",
+       [](server_config& c, const std::string& v) { c.tls_key = v; }},
       {"data_dir", "embedded store directory",
        [](server_config& c, const std::string& v) {
          if (v.empty()) throw config_error("must not be empty");
@@ -501,6 +507,8 @@ command_line parse_command_line(const std::vector<std::string>& args,
   }
   check_mounts(cl.config.mounts);
   check_cluster(cl.config);
+  if (cl.config.tls_cert.empty() != cl.config.tls_key.empty())
+    throw config_error("TLS needs both tls_cert and tls_key");
   return cl;
 }
 

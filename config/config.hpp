@@ -23,7 +23,8 @@ struct mount {
 
 struct server_config {
   std::string bind = "127.0.0.1";
-  std::uint16_t port = 8080; // 0: any free port
+  std::string tls_cert, tls_key; // PEM files: HTTPS and wss:// on the port (both or none)
+  std::uint16_t port = 8080;     // 0: any free port
   std::string data_dir = "./data";
   std::string mongo_uri;                   // empty: embedded store
   std::string log_level = "info";          // error | warn | info | debug

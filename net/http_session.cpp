@@ -1,6 +1,8 @@
 #include "net/http_session.hpp"
 
+#include "config/log.hpp"
 #include "net/metrics.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -8,6 +10,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 namespace rheo {
 
@@ -19,10 +24,14 @@ namespace {
 constexpr auto read_timeout = std::chrono::seconds(60);
 // A connection refused by a limit waits this long for its request to answer, then closes.
 constexpr auto refused_read_timeout = std::chrono::seconds(5);
+// A TLS client has this long to complete its handshake.
+constexpr auto handshake_timeout = std::chrono::seconds(10);
 } // namespace
 
 http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, server_state& srv)
-    : stream_(std::move(socket)), shard_(shard), srv_(srv) {
+    : stream_(srv.tls ? connection_stream(std::move(socket), srv.tls->current())
+                      : connection_stream(std::move(socket))),
+      shard_(shard), srv_(srv) {
   beast::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) address_ = ep.address().to_string();
@@ -34,7 +43,36 @@ void http_session::run() {
   http_response refusal;
   slot_ = srv_.limits.admit_connection(address_, refusal);
   if (!slot_) refusal_ = std::move(refusal);
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->stream_.tls())
+      self->handshake();
+    else
+      self->do_read();
+  });
+}
+
+void http_session::handshake() {
+  stream_.tcp().expires_after(handshake_timeout);
+  stream_.tls()->async_handshake(
+      net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+        if (!ec) return self->do_read();
+        // Plain HTTP sent to the TLS port: OpenSSL recognises the request line. Say so in
+        // plain text, as the client cannot read anything else.
+        if (ec.category() == net::error::get_ssl_category() &&
+            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+          const std::string body = "this port speaks TLS: use https:// or wss://\n";
+          const std::string answer = "HTTP/1.1 400 Bad Request\r\nServer: rheo\r\n"
+                                     "Content-Type: text/plain\r\nConnection: close\r\n"
+                                     "Content-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body;
+          beast::error_code ignored;
+          self->stream_.socket().non_blocking(true, ignored);
+          self->stream_.socket().write_some(net::buffer(answer), ignored);
+        }
+        log::debug("TLS handshake with " + self->address_ + " failed: " + ec.message());
+        self->shard_.metrics().tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        self->close();
+      });
 }
 
 void http_session::shut_down() {
@@ -47,7 +85,7 @@ void http_session::shut_down() {
 void http_session::close() {
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-  stream_.close();
+  stream_.tcp().close();
 }
 
 void http_session::do_read() {
@@ -55,7 +93,7 @@ void http_session::do_read() {
   parser_.emplace();
   parser_->body_limit(srv_.config.max_body_bytes);
   parser_->header_limit(64 * 1024);
-  stream_.expires_after(refusal_ ? refused_read_timeout : read_timeout);
+  stream_.tcp().expires_after(refusal_ ? refused_read_timeout : read_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&http_session::on_read, shared_from_this()));
 }
@@ -146,8 +184,8 @@ void http_session::open_stream(http_request r, http::request<http::string_body> 
     shard_.metrics().record_request(
         target->sse ? 200 : 101,
         static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
-    stream_.expires_never();
-    srv_.hub->accept(shard_, stream_.release_socket(), std::move(req), std::move(buffer_),
+    stream_.tcp().expires_never();
+    srv_.hub->accept(shard_, std::move(stream_), std::move(req), std::move(buffer_),
                      std::move(*target), srv_.connections);
     return;
   }
@@ -198,7 +236,7 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
                                                  std::chrono::steady_clock::now() - start)
                                                  .count()));
   response_ = msg;
-  stream_.expires_after(read_timeout);
+  stream_.tcp().expires_after(read_timeout);
   if (head) {
     auto sr = std::make_shared<http::response_serializer<http::string_body>>(*msg);
     response_ = std::make_shared<std::pair<decltype(msg), decltype(sr)>>(msg, sr);

@@ -1,17 +1,17 @@
-// One HTTP/1.1 connection: reads requests one at a time (pipelined requests wait in the
-// read buffer), answers each in order, hands WebSocket upgrades of stream URLs to the
-// websocket_hub.
+// One HTTP/1.1 connection, plain or TLS (when the server has a certificate): does the TLS
+// handshake, reads requests one at a time (pipelined requests wait in the read buffer),
+// answers each in order, hands WebSocket upgrades of stream URLs to the websocket_hub.
 //
 // Thread-safety: all members run on the connection's I/O thread; other threads reach the
 // session only through shut_down(), which posts to that thread.
 #pragma once
 
 #include "net/connection_registry.hpp"
+#include "net/connection_stream.hpp"
 #include "net/server_state.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -33,6 +33,8 @@ public:
   void shut_down() override;
 
 private:
+  /// TLS: the handshake, then do_read(); a client that fails it is closed.
+  void handshake();
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void process(boost::beast::http::request<boost::beast::http::string_body> req);
@@ -49,7 +51,7 @@ private:
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
   void close();
 
-  boost::beast::tcp_stream stream_;
+  connection_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   io_shard& shard_;

@@ -82,6 +82,10 @@ std::string metrics::render() const {
   line(out, "rheo_slow_consumer_closes_total", "counter",
        "Sessions closed with 1013 because their outbound queue passed its limit.",
        slow_consumer_closes.load(r));
+  line(out, "rheo_tls_handshake_failures_total", "counter",
+       "Connections to the TLS port closed because their TLS handshake failed (plain HTTP, "
+       "an old protocol version, a timeout).",
+       tls_handshake_failures.load(r));
   line(out, "rheo_stage_errors_total", "counter",
        "Change events skipped for a subscription because a stage failed to evaluate.",
        stage_errors.load(r));

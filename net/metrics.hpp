@@ -45,6 +45,7 @@ struct metrics {
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   std::atomic<std::uint64_t> stage_errors{0};
   // HTTP.
+  std::atomic<std::uint64_t> tls_handshake_failures{0};
   std::array<std::atomic<std::uint64_t>, 6> http_responses{}; // index: status / 100
   static constexpr std::array<double, 12> latency_bounds_seconds{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};

@@ -5,6 +5,7 @@
 #include "net/metrics.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -26,10 +27,10 @@ namespace {
 constexpr std::size_t max_gather = 64;
 } // namespace
 
-push_connection::push_connection(io_shard& shard, tcp::socket socket, unsigned http_version,
+push_connection::push_connection(io_shard& shard, connection_stream stream, unsigned http_version,
                                  options opts)
-    : shard_(shard), socket_(std::move(socket)), http_version_(http_version), opts_(opts),
-      timer_(socket_.get_executor()) {
+    : shard_(shard), stream_(std::move(stream)), socket_(stream_.socket()),
+      http_version_(http_version), opts_(opts), timer_(socket_.get_executor()) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
   shard_.metrics().ws_connections_by_io_thread[shard_.index()].fetch_add(1,
@@ -53,7 +54,7 @@ void push_connection::reject(int status, std::string json_body) {
               res->keep_alive(false);
               res->body() = body;
               res->prepare_payload();
-              http::async_write(self->socket_, *res,
+              http::async_write(self->stream_, *res,
                                 [self, res](beast::error_code, std::size_t) { self->finish(); });
             });
 }
@@ -127,9 +128,10 @@ void push_connection::queue_first(std::string bytes) {
 }
 
 void push_connection::drop_queued_data() {
-  // The item being written (partly) stays; the rest of the data frames go.
+  // The item being written (partly) stays, and over TLS all those in the write in flight;
+  // the rest of the data frames go.
   std::int64_t dropped = 0;
-  std::size_t keep = head_ + (head_offset_ ? 1 : 0);
+  std::size_t keep = std::max(head_ + (head_offset_ ? 1 : 0), head_ + tls_items_);
   auto it = std::remove_if(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end(),
                            [&](const item& x) {
                              if (!x.frames) return false;
@@ -144,6 +146,7 @@ void push_connection::drop_queued_data() {
 void push_connection::do_write() {
   if (!open_ || write_blocked_ || finished_) return;
   auto& m = shard_.metrics();
+  if (stream_.tls() && head_ < queue_.size() && !last_sent_) return write_tls();
   while (head_ < queue_.size() && !last_sent_) {
     std::array<net::const_buffer, max_gather> bufs;
     std::size_t count = 0;
@@ -178,6 +181,43 @@ void push_connection::do_write() {
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }
+}
+
+void push_connection::write_tls() {
+  constexpr std::size_t max_tls_write = 64 * 1024;
+  tls_out_.clear();
+  tls_items_ = 0;
+  for (std::size_t i = head_; i < queue_.size() && tls_out_.size() < max_tls_write; ++i) {
+    const std::string& b = *queue_[i].bytes;
+    std::size_t skip = i == head_ ? head_offset_ : 0;
+    tls_out_.append(b, skip, std::string::npos);
+    ++tls_items_;
+    if (queue_[i].last) break;
+  }
+  write_blocked_ = true;
+  net::async_write(*stream_.tls(), net::buffer(tls_out_),
+                   [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                     self->write_blocked_ = false;
+                     self->tls_items_ = 0;
+                     if (self->finished_) return;
+                     if (ec) return self->finish();
+                     self->shard_.metrics().ws_writes.fetch_add(1, std::memory_order_relaxed);
+                     self->written(n);
+                     if (!self->finished_) self->do_write();
+                   });
+}
+
+void push_connection::read_tls() {
+  constexpr std::size_t size = 16 * 1024;
+  if (!tls_in_) tls_in_ = std::make_unique<char[]>(size);
+  stream_.tls()->async_read_some(
+      net::buffer(tls_in_.get(), size),
+      [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+        if (self->finished_) return;
+        if (ec) return self->finish(); // EOF after our close, reset, a TLS alert
+        self->received(std::string_view(self->tls_in_.get(), n));
+        if (!self->finished_) self->read_tls();
+      });
 }
 
 void push_connection::written(std::size_t n) {

@@ -8,7 +8,9 @@
 // flush the connection at the end of this turn of its event loop; flush() then writes
 // everything queued with one gather write (sendmsg) on the non-blocking socket, and when
 // the socket is full, waits until it is writable and writes everything queued by then in
-// one go again. A burst of frames to a busy socket is one syscall, not one per frame.
+// one go again. A burst of frames to a busy socket is one syscall, not one per frame. Over
+// TLS the queued bytes are copied into one buffer (up to 64 KiB) and written as one
+// asynchronous TLS write, so a burst is still a few records and syscalls.
 //
 // Thread-safety: the connection lives on one I/O thread (its shard). accept(), reject(),
 // close() and shut_down() may be called from any thread (they post to the shard);
@@ -19,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "net/connection_registry.hpp"
+#include "net/connection_stream.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -88,9 +91,8 @@ public:
   std::int64_t queued_bytes() const { return queued_; }
 
 protected:
-  /// `socket` must belong to `shard`'s context; `http_version` is the request's (11: 1.1).
-  push_connection(io_shard& shard, boost::asio::ip::tcp::socket socket, unsigned http_version,
-                  options opts);
+  /// `stream` must belong to `shard`'s context; `http_version` is the request's (11: 1.1).
+  push_connection(io_shard& shard, connection_stream stream, unsigned http_version, options opts);
 
   /// Begins the end of the connection (see close()). On the shard's thread.
   virtual void start_close(std::uint16_t code, std::string_view reason, bool drop_queued) = 0;
@@ -108,9 +110,16 @@ protected:
   void schedule_flush();
   void drop_queued_data();
   void finish(); // closes the socket, leaves the fan-out group, reports on_closed once
+  /// TLS only: reads what the client sends, passing it to received(), until the
+  /// connection ends (finish() on EOF or error).
+  void read_tls();
+  /// Bytes the client sent (TLS connections; plain ones read the socket themselves).
+  virtual void received(std::string_view) {}
+  bool tls() { return stream_.tls() != nullptr; }
 
   io_shard& shard_;
-  boost::asio::ip::tcp::socket socket_;
+  connection_stream stream_;
+  boost::asio::ip::tcp::socket& socket_; // the stream's TCP socket
   unsigned http_version_;
   options opts_;
   // Pings/keep-alives while open; the bound on the close afterwards.
@@ -134,6 +143,7 @@ private:
   };
 
   void do_write();
+  void write_tls();
   void written(std::size_t n);
 
   std::vector<item> queue_; // [head_, end) not yet fully written
@@ -144,6 +154,10 @@ private:
   std::size_t group_slot_ = 0;
   bool flush_scheduled_ = false;
   bool write_blocked_ = false; // waiting for the socket to become writable
+  // TLS: the bytes of the write in flight, and how many queue items (from head_) they hold.
+  std::string tls_out_;
+  std::size_t tls_items_ = 0;
+  std::unique_ptr<char[]> tls_in_; // TLS: the connection's own read buffer
   std::vector<std::shared_ptr<void>> held_;
 };
 

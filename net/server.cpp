@@ -3,6 +3,7 @@
 #include "config/log.hpp"
 #include "net/http_session.hpp"
 #include "net/server_state.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -57,6 +58,8 @@ server::~server() {
 
 std::uint16_t server::start() {
   auto& s = *state_;
+  if (!s.config.tls_cert.empty())
+    s.tls = std::make_shared<tls_context>(s.config.tls_cert, s.config.tls_key);
   boost::system::error_code ec;
   auto address = net::ip::make_address(s.config.bind, ec);
   if (ec) throw std::runtime_error("bind address '" + s.config.bind + "' is not an IP address");
@@ -72,6 +75,14 @@ std::uint16_t server::start() {
   s.do_accept();
   s.pool.start();
   return port;
+}
+
+void server::reload_tls() {
+  if (state_->tls) state_->tls->reload();
+}
+
+bool server::tls() const {
+  return !state_->config.tls_cert.empty();
 }
 
 void server::stop() {

@@ -32,9 +32,15 @@ public:
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds and starts accepting; returns the bound port. Throws std::runtime_error with
-  /// one clear line when the address cannot be bound.
+  /// Reads the TLS certificate and key (when configured), binds and starts accepting;
+  /// returns the bound port. Throws std::runtime_error with one clear line when the
+  /// address cannot be bound or the certificate cannot be used.
   std::uint16_t start();
+  /// Reads the TLS certificate and key files again, for connections accepted from now
+  /// on; throws std::runtime_error (and keeps the old ones) when they cannot be used.
+  /// Does nothing without TLS. Any thread.
+  void reload_tls();
+  bool tls() const;
   /// Stops accepting, lets in-flight requests finish (up to the configured timeout),
   /// closes idle connections and WebSockets (1001).
   void stop();

@@ -4,7 +4,8 @@
 // `connections` and `limits` are thread-safe as io_pool, connection_registry and
 // client_limits say; `watchdog` is set
 // once by stop() before it releases the pool, and read by wait() only after joining the
-// pool's threads; the rest is immutable after start().
+// pool's threads; `tls` is thread-safe as tls_context says; the rest is immutable after
+// start().
 #pragma once
 
 #include "config/config.hpp"
@@ -21,10 +22,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
 namespace rheo {
+
+class tls_context;
 
 struct server_state {
   server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m);
@@ -42,6 +46,7 @@ struct server_state {
   connection_registry connections;
   // What each client address may open and send.
   client_limits limits;
+  std::shared_ptr<tls_context> tls; // set by start() when tls_cert is configured
   std::mutex mutex;
   std::condition_variable stopped_cv;
   bool stopped = false;

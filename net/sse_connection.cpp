@@ -14,10 +14,10 @@ namespace {
 constexpr auto close_grace = std::chrono::seconds(5);
 } // namespace
 
-sse_connection::sse_connection(io_shard& shard, tcp::socket socket, unsigned http_version,
+sse_connection::sse_connection(io_shard& shard, connection_stream stream, unsigned http_version,
                                std::vector<std::pair<std::string, std::string>> headers,
                                options opts)
-    : push_connection(shard, std::move(socket), http_version, opts), headers_(std::move(headers)) {}
+    : push_connection(shard, std::move(stream), http_version, opts), headers_(std::move(headers)) {}
 
 void sse_connection::accept() {
   net::post(socket_.get_executor(), [self = self()] {
@@ -59,6 +59,9 @@ void sse_connection::start_close(std::uint16_t, std::string_view reason, bool dr
 }
 
 void sse_connection::last_item_written() {
+  // Over TLS a TCP half-close would cut the TLS stream: the response ends with the
+  // connection.
+  if (tls()) return finish();
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   timer_.expires_after(close_grace);
@@ -68,6 +71,7 @@ void sse_connection::last_item_written() {
 }
 
 void sse_connection::do_read() {
+  if (tls()) return read_tls(); // what the client sends is ignored; its EOF ends the session
   socket_.async_wait(tcp::socket::wait_read, [self = self()](boost::system::error_code ec) {
     if (self->finished_) return;
     if (ec) return self->finish();

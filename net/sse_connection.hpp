@@ -20,9 +20,9 @@ namespace rheo {
 
 class sse_connection final : public push_connection {
 public:
-  /// `socket` must belong to `shard`'s context. `headers` are added to the response's head
+  /// `stream` must belong to `shard`'s context. `headers` are added to the response's head
   /// (CORS).
-  sse_connection(io_shard& shard, boost::asio::ip::tcp::socket socket, unsigned http_version,
+  sse_connection(io_shard& shard, connection_stream stream, unsigned http_version,
                  std::vector<std::pair<std::string, std::string>> headers, options opts);
 
   push_transport transport() const override { return push_transport::sse; }

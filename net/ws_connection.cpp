@@ -18,10 +18,10 @@ namespace {
 constexpr auto close_grace = std::chrono::seconds(5);
 } // namespace
 
-ws_connection::ws_connection(io_shard& shard, tcp::socket socket,
+ws_connection::ws_connection(io_shard& shard, connection_stream stream,
                              http::request<http::string_body> req, beast::flat_buffer leftover,
                              options opts)
-    : push_connection(shard, std::move(socket), req.version(), opts),
+    : push_connection(shard, std::move(stream), req.version(), opts),
       handshake_(std::make_unique<handshake>(handshake{std::move(req), std::move(leftover)})),
       parser_(opts.max_client_message_bytes) {}
 
@@ -29,7 +29,7 @@ void ws_connection::accept() {
   net::post(socket_.get_executor(), [self = self()] {
     if (self->finished_) return;
     self->accepting_ = true;
-    auto ws = std::make_shared<beast::websocket::stream<tcp::socket&>>(self->socket_);
+    auto ws = std::make_shared<beast::websocket::stream<connection_stream&>>(self->stream_);
     ws->set_option(beast::websocket::stream_base::decorator(
         [](beast::websocket::response_type& res) { res.set(http::field::server, "rheo"); }));
     ws->async_accept(self->handshake_->req, [self, ws](beast::error_code ec) {
@@ -66,9 +66,10 @@ void ws_connection::start_close(std::uint16_t code, std::string_view reason, boo
 }
 
 void ws_connection::last_item_written() {
-  // Half-close: the client sees our close and answers; its close (or EOF) ends it.
+  // Half-close: the client sees our close and answers; its close (or EOF) ends it. (Over
+  // TLS a TCP half-close would cut the TLS stream: the client's close frame ends it.)
   beast::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  if (!tls()) socket_.shutdown(tcp::socket::shutdown_send, ignored);
   timer_.expires_after(close_grace);
   timer_.async_wait([self = self()](beast::error_code e) {
     if (!e) self->finish();
@@ -76,6 +77,7 @@ void ws_connection::last_item_written() {
 }
 
 void ws_connection::do_read() {
+  if (tls()) return read_tls();
   socket_.async_wait(tcp::socket::wait_read,
                      [self = self()](beast::error_code ec) { self->read_ready(ec); });
 }

@@ -20,8 +20,8 @@ namespace rheo {
 
 class ws_connection final : public push_connection {
 public:
-  /// `socket` must belong to `shard`'s context; `leftover` holds bytes read past `req`.
-  ws_connection(io_shard& shard, boost::asio::ip::tcp::socket socket,
+  /// `stream` must belong to `shard`'s context; `leftover` holds bytes read past `req`.
+  ws_connection(io_shard& shard, connection_stream stream,
                 boost::beast::http::request<boost::beast::http::string_body> req,
                 boost::beast::flat_buffer leftover, options opts);
 
@@ -39,6 +39,7 @@ private:
   void do_read();
   void read_ready(boost::system::error_code ec);
   void handle_bytes(std::string_view data);
+  void received(std::string_view data) override { handle_bytes(data); }
   void schedule_ping();
   std::shared_ptr<ws_connection> self() {
     return std::static_pointer_cast<ws_connection>(shared_from_this());
