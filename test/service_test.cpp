@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <stdexcept>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -283,6 +284,24 @@ BOOST_AUTO_TEST_CASE(the_watchdog_pings_only_when_its_check_passes) {
     rheo::service::watchdog off(std::chrono::microseconds(0), [&] { return ++never > 0; });
   }
   BOOST_TEST(never.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_web_dir_is_the_installed_one_when_it_has_an_index_html) {
+  rheo::test::temp_dir dir;
+  // Relative to this test binary's folder, as the installed path is to bin/rheo.
+  char exe[4096] = {};
+  BOOST_REQUIRE(::readlink("/proc/self/exe", exe, sizeof exe - 1) > 0);
+  std::string from = exe;
+  from = from.substr(0, from.rfind('/'));
+  std::string up;
+  for (char c : from)
+    if (c == '/') up += "../";
+  const std::string relative = up + dir.path().substr(1) + "/web";
+  BOOST_TEST(rheo::service::default_web_dir(relative, "/src/web") == "/src/web");
+  ::mkdir((dir.path() + "/web").c_str(), 0755);
+  BOOST_TEST(rheo::service::default_web_dir(relative, "/src/web") == "/src/web"); // no index
+  if (FILE* f = std::fopen((dir.path() + "/web/index.html").c_str(), "w")) std::fclose(f);
+  BOOST_TEST(rheo::service::default_web_dir(relative, "/src/web") == dir.path() + "/web");
 }
 
 BOOST_AUTO_TEST_CASE(rheo_is_ready_once_it_accepts_connections_and_says_stopping_on_sigterm) {
