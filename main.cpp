@@ -1,11 +1,14 @@
 // rheo: a realtime data server. Parses the configuration, opens the store, starts the
-// actor system and the HTTP/WebSocket server, reloads users, ACL, JWT settings and the log
-// level on SIGHUP, and shuts everything down cleanly on SIGINT/SIGTERM.
+// actor system and the HTTP/WebSocket server, reloads users, ACL, JWT settings, the log
+// level and the TLS certificate on SIGHUP, and shuts everything down cleanly on
+// SIGINT/SIGTERM. Under systemd (Type=notify) it reports READY=1, RELOADING=1,
+// STOPPING=1 and, with WatchdogSec, WATCHDOG=1 (config/service.hpp).
 #include "actors/actors.hpp"
 #include "actors/cluster.hpp"
 #include "actors/realtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
+#include "config/service.hpp"
 #include "net/metrics.hpp"
 #include "net/rest/rest_api.hpp"
 #include "net/security/security.hpp"
@@ -30,6 +33,9 @@
 
 #ifndef RHEO_WEB_DIR
 #define RHEO_WEB_DIR "web"
+#endif
+#ifndef RHEO_INSTALLED_WEB_DIR
+#define RHEO_INSTALLED_WEB_DIR "../share/rheo/web"
 #endif
 
 namespace {
@@ -115,7 +121,8 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   using namespace rheo;
   server_config config = cl.config;
   log::set_level(config.log_level);
-  if (config.static_dir.empty()) config.static_dir = RHEO_WEB_DIR;
+  if (config.static_dir.empty())
+    config.static_dir = service::default_web_dir(RHEO_INSTALLED_WEB_DIR, RHEO_WEB_DIR);
 
   // Signals are taken by one thread with sigwait; every other thread blocks them.
   sigset_t signals;
@@ -235,15 +242,28 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
               config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
               static_cast<unsigned long long>(fds));
   std::fflush(stdout);
+  service::notify("READY=1\nMAINPID=" + std::to_string(getpid()) + "\nSTATUS=listening on port " +
+                  std::to_string(port));
+  // WATCHDOG=1 twice per WATCHDOG_USEC, each when every I/O thread has run a posted task
+  // within half the time between pings.
+  const auto watchdog_period = service::watchdog_interval() / 2;
+  service::watchdog dog(watchdog_period, [&] {
+    return srv.responsive(
+        std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_period / 2));
+  });
 
   std::thread signal_thread([&] {
     for (;;) {
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig == SIGHUP) {
+        service::notify("RELOADING=1");
         reload(args, env, cl, *sec, srv);
+        service::notify("READY=1");
         continue;
       }
+      service::notify("STOPPING=1");
+      dog.stop();
       log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                 ", shutting down");
       srv.stop();

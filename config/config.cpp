@@ -153,7 +153,7 @@ const std::vector<option>& options() {
        }},
       {"mounts", "URL prefix to database map, PREFIX=DB[,PREFIX=DB] (DB * = all)",
        [](server_config& c, const std::string& v) { c.mounts = parse_mounts(v); }},
-      {"static_dir", "folder served under static_prefix (the chat app)",
+      {"static_dir", "folder served under static_prefix (default: the chat app, see files)",
        [](server_config& c, const std::string& v) { c.static_dir = v; }},
       {"static_prefix", "URL prefix of the static files",
        [](server_config& c, const std::string& v) {
@@ -544,6 +544,51 @@ std::string usage_text() {
   }
   s += "  --help                            this text\n"
        "  --version                         print the version\n";
+  s += R"(
+commands:
+  rheo hash-password [PASSWORD]     print an argon2id hash of PASSWORD (or of the first
+                                    line of standard input) for the "users" key
+
+config file:
+  A JSON object of the keys above, read only when named by --config FILE or
+  RHEO_CONFIG=FILE (no file is read otherwise, also by an installed binary). In the
+  file, "mounts" may also be [{"prefix":"/","db":"rheo"}], "cors_allowed_origins" an
+  array, and "users", "acl", "jwt" JSON values instead of strings.
+
+files:
+  PREFIX/share/rheo/web             the chat app, served under static_prefix when
+                                    static_dir is not set: an installed binary
+                                    (PREFIX/bin/rheo) uses the folder next to it, a
+                                    binary in the build folder the source tree's web/
+  /etc/rheo/rheo.json               the Debian package's config (conffile), passed by
+                                    its systemd unit rheo.service with --config
+  /var/lib/rheo                     the Debian package's data_dir (user rheo)
+  PREFIX/share/doc/rheo/example.json
+                                    an example config with an "admin" user
+
+signals:
+  SIGINT, SIGTERM                   graceful shutdown: stop accepting, finish
+                                    in-flight requests (up to shutdown_timeout_ms),
+                                    close WebSockets with 1001, close the store, exit 0
+  SIGHUP                            reload: read the configuration again and apply
+                                    users, acl, jwt and log_level (open sessions keep
+                                    their rules), and the TLS files; a bad file changes
+                                    nothing; other changed keys are named in the log
+
+environment:
+  RHEO_KEY                          the option KEY (see above); RHEO_CONFIG: the file
+  NOTIFY_SOCKET                     systemd's notify socket (a path, or @abstract): rheo
+                                    sends READY=1 once it accepts connections and
+                                    STOPPING=1 when a shutdown signal arrives;
+                                    RELOADING=1, then READY=1, around a reload
+  WATCHDOG_USEC, WATCHDOG_PID       with NOTIFY_SOCKET: WATCHDOG=1 every WATCHDOG_USEC/2
+                                    while every I/O thread answers within a quarter of it
+
+exit status:
+  0                                 clean shutdown, --help, --version, hash-password
+  2                                 bad configuration or option, or a startup failure
+                                    (address in use, store or security setup failed)
+)";
   return s;
 }
 

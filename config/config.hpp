@@ -33,7 +33,7 @@ struct server_config {
   unsigned actor_threads = 0;              // CAF scheduler threads (0: one per core)
   std::string actor_scheduler = "sharing"; // sharing | stealing
   std::vector<mount> mounts{{"/", "rheo"}};
-  std::string static_dir; // default: the web/ folder next to the sources
+  std::string static_dir; // default: share/rheo/web of the install, else the sources' web/
   std::string static_prefix = "/chat/";
   std::size_t max_body_bytes = 16 * 1024 * 1024;
   std::string durability = "full"; // full | normal

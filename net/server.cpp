@@ -7,6 +7,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 namespace rheo {
@@ -121,6 +123,26 @@ void server::wait() {
   }
   s.stopped_cv.notify_all();
   if (s.watchdog.joinable()) s.watchdog.join();
+}
+
+bool server::responsive(std::chrono::milliseconds deadline) {
+  auto& s = *state_;
+  if (s.stopping.load()) return false;
+  // Shared with the posted tasks: those that run after the deadline find it still alive.
+  struct probe {
+    std::mutex mutex;
+    std::condition_variable done;
+    unsigned pending = 0;
+  };
+  auto p = std::make_shared<probe>();
+  p->pending = s.pool.size();
+  for (unsigned i = 0; i < s.pool.size(); ++i)
+    net::post(s.pool.shard(i).context(), [p] {
+      std::lock_guard lock(p->mutex);
+      if (--p->pending == 0) p->done.notify_all();
+    });
+  std::unique_lock lock(p->mutex);
+  return p->done.wait_for(lock, deadline, [&] { return p->pending == 0; });
 }
 
 } // namespace rheo

@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,9 @@ public:
   void stop();
   /// Blocks until the server has stopped and every thread has been joined.
   void wait();
+  /// True when a task posted to every I/O thread has run within `deadline` (a liveness
+  /// check for the service manager's watchdog). Any thread.
+  bool responsive(std::chrono::milliseconds deadline);
 
 private:
   std::unique_ptr<server_state> state_; // net/server_state.hpp: shared with the HTTP sessions

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package rheo's build, tests and benchmarks need.
+# Installs every Debian package rheo's build, tests and benchmarks need (dpkg-dev, file:
+# cpack's dependency list of the .deb; systemd: systemd-analyze for the unit's test).
 # Idempotent: installs only what is missing; runs apt-get update when the lists are absent.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ packages=(
   libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev
   python3 python3-mockupdb python3-websocket
   openssl iproute2
+  dpkg-dev file systemd
   chromium nodejs
 )
 # npm: Debian's package only when no npm came with nodejs (NodeSource's nodejs bundles it
