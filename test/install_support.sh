@@ -34,6 +34,9 @@ wait_for() {
 # start_rheo BINARY ARGS...: runs it on a free port (--port 0) with its output in
 # $work/rheo.out; sets rheo_port once it prints the port it listens on.
 start_rheo() {
+  # Emptied here, not only by the redirection in the child: the wait below must not find
+  # an earlier run's line before the child has truncated the file.
+  : >"$work/rheo.out"
   "$@" --port 0 >"$work/rheo.out" 2>&1 &
   rheo_pid=$!
   wait_for 30 "rheo to listen" grep -q "rheo listening on" "$work/rheo.out"
