@@ -68,6 +68,13 @@ void create_messages(rheo::store& db, const std::string& db_name) {
 int run(rheo::server_config config) {
   using namespace rheo;
   log::set_level(config.log_level);
+  log::set_format(config.log_format);
+  try {
+    log::open_access_log(config.access_log);
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    return 2;
+  }
   if (config.static_dir.empty()) config.static_dir = RHEO_WEB_DIR;
 
   // Signals are taken by one thread with sigwait; every other thread blocks them.

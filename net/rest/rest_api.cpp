@@ -180,6 +180,7 @@ http_response rest_api::handle(const http_request& req) const {
       }
       for (auto& h : extra)
         res.headers.push_back(std::move(h));
+      if (who.user && res.user.empty()) res.user = who.user->id;
     }
   } catch (const api_error& e) {
     res = error_response(e.status(), e.what());

@@ -55,7 +55,10 @@ rest_api::resolve_stream(const http_request& req) const {
     if (!rest::valid_collection_name(coll))
       return error_response(400, "invalid collection name '" + coll + "'");
     stream_target target;
-    if (who.user) target.user = who.user->document;
+    if (who.user) {
+      target.user = who.user->document;
+      target.user_id = who.user->id;
+    }
     target.read_filter = who.read_filter();
     target.db = r->db;
     target.coll = coll;
