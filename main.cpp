@@ -83,6 +83,11 @@ void reload(const std::vector<std::string>& args, const std::map<std::string, st
   log::info("received SIGHUP, reloading " + (running.config_file.empty()
                                                  ? std::string("the configuration")
                                                  : "config file " + running.config_file));
+  // A rotated access log (moved away by logrotate) is reopened under its name.
+  if (log::access_log_enabled() && !running.config.access_log.empty() &&
+      running.config.access_log != "-" && !log::reopen_access_log())
+    log::error("reload: cannot reopen the access log " + running.config.access_log +
+               "; it goes on to the old file");
   command_line next;
   security::reload_outcome out;
   try {
@@ -121,6 +126,13 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   using namespace rheo;
   server_config config = cl.config;
   log::set_level(config.log_level);
+  log::set_format(config.log_format);
+  try {
+    log::open_access_log(config.access_log);
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    return 2;
+  }
   if (config.static_dir.empty())
     config.static_dir = service::default_web_dir(RHEO_INSTALLED_WEB_DIR, RHEO_WEB_DIR);
 

@@ -47,6 +47,8 @@ void realtime::accept(io_shard& shard, connection_stream stream,
     conn->reject(503, error_response(503, "server shutting down").body);
     return;
   }
+  // Set past the refusal: a session refused at shutdown gets no access line (it would say 101).
+  conn->on_finished = std::move(target.on_finished);
   subscription_spec spec;
   spec.db = target.db;
   spec.coll = target.coll;

@@ -134,6 +134,16 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.log_level = one_of(v, {"error", "warn", "info", "debug"});
        }},
+      {"log_format", "text | json (one JSON object per line), for the log and the access log",
+       [](server_config& c, const std::string& v) {
+         c.log_format = one_of(v, {"text", "json"});
+       }},
+      {"access_log",
+       "one line per HTTP request and per WebSocket/SSE session: - (stderr), a file, or off "
+       "(the default)",
+       [](server_config& c, const std::string& v) {
+         c.access_log = v == "stderr" ? "-" : (v == "off" ? "" : v);
+       }},
       {"io_threads", "HTTP/WebSocket I/O threads (0: one per core)",
        [](server_config& c, const std::string& v) {
          c.io_threads = parse_unsigned<unsigned>(v, 0, 256);

@@ -28,6 +28,8 @@ struct server_config {
   std::string data_dir = "./data";
   std::string mongo_uri;                   // empty: embedded store
   std::string log_level = "info";          // error | warn | info | debug
+  std::string log_format = "text";         // text | json (the log and the access log)
+  std::string access_log;                  // "": off; "-" or "stderr"; or a file
   unsigned io_threads = 0;                 // 0: one per core
   unsigned worker_threads = 16;            // blocking store writes run here
   unsigned actor_threads = 0;              // CAF scheduler threads (0: one per core)

@@ -48,6 +48,7 @@ struct http_response {
   std::string body;
   http_headers headers;
   bool close = false; // close the connection after this response
+  std::string user;   // the authenticated user's id, for the access log (never sent)
 };
 
 /// A parsed request target: the decoded path segments and the query parameters in order.

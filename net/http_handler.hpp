@@ -11,6 +11,8 @@
 #include "storage/document/pipeline.hpp"
 #include "storage/document/value.hpp"
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,13 +31,16 @@ struct stream_target {
   object avars;                      // the client's variable bindings
   std::string key;                   // sessions with equal keys share one subscription
   std::optional<object> user;        // @user of the authenticated client
+  std::string user_id;               // its id, for the access log
   std::optional<object> read_filter; // the ACL readFilter, resolved
   pipeline stages;                   // the definition compiled for this client
   std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
   bool sse = false;                        // Server-Sent Events rather than a WebSocket
   http_headers response_headers;           // for the SSE response's head (CORS)
-  // Set by the server: what the session holds until it closes (its places in the limits).
+  // Set by the server: what the session holds until it closes (its places in the limits),
+  // and (access log on) what it calls once it has closed, with the bytes sent to the client.
   std::vector<std::shared_ptr<void>> held;
+  std::function<void(std::uint64_t bytes_sent)> on_finished;
 };
 
 /// What resolve_stream() answers for a request that is not for a stream URL after all (an

@@ -103,6 +103,15 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
       ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof)
     return close();
+  if ((refusal_ || ec) && log::access_log_enabled()) {
+    // Answered without process(): a malformed request's method and path are not known.
+    log_method_ = log_path_ = "-";
+    if (!ec) {
+      std::string_view target = parser_->get().target();
+      log_method_ = std::string(parser_->get().method_string());
+      log_path_ = std::string(target.substr(0, target.find('?')));
+    }
+  }
   if (refusal_) {
     busy_ = true;
     return send(std::move(*refusal_), false, ec ? 11 : parser_->get().version(), false, start);
@@ -128,6 +137,11 @@ void http_session::process(http::request<http::string_body> req) {
   auto start = std::chrono::steady_clock::now();
   http_request r;
   r.method_text = std::string(req.method_string());
+  if (log::access_log_enabled()) {
+    log_method_ = r.method_text;
+    std::string_view target = req.target();
+    log_path_ = std::string(target.substr(0, target.find('?')));
+  }
   r.method = parse_http_method(r.method_text);
   r.target = std::string(req.target());
   r.if_match = std::string(req[http::field::if_match]);
@@ -181,6 +195,21 @@ void http_session::open_stream(http_request r, http::request<http::string_body> 
     // The socket goes on as the session's: so do its places in the limits.
     target->held.push_back(std::move(session_slot));
     target->held.push_back(std::move(slot_));
+    if (log::access_log_enabled())
+      target->on_finished = [remote = address_, method = log_method_, path = log_path_,
+                             user = target->user_id, sse = target->sse,
+                             start](std::uint64_t bytes) {
+        log::access({{"remote", remote},
+                     {"method", method},
+                     {"path", path},
+                     {"status", sse ? 200 : 101},
+                     {"bytes", bytes},
+                     {"duration_ms", std::chrono::duration<double, std::milli>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count()},
+                     {"user", user},
+                     {"session", sse ? "sse" : "websocket"}});
+      };
     shard_.metrics().record_request(
         target->sse ? 200 : 101,
         static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
@@ -231,6 +260,7 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
   msg->body() = std::move(res.body);
   msg->prepare_payload();
   if (head) msg->body().clear();
+  if (log::access_log_enabled()) log_access(res.status, msg->body().size(), start, res.user);
   shard_.metrics().record_request(
       res.status, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                  std::chrono::steady_clock::now() - start)
@@ -248,6 +278,20 @@ void http_session::send(http_response res, bool keep_alive, unsigned version, bo
   }
   http::async_write(stream_, *msg,
                     beast::bind_front_handler(&http_session::on_write, shared_from_this(), close));
+}
+
+void http_session::log_access(int status, std::uint64_t bytes,
+                              std::chrono::steady_clock::time_point start,
+                              const std::string& user) const {
+  log::access({{"remote", address_},
+               {"method", log_method_},
+               {"path", log_path_},
+               {"status", status},
+               {"bytes", bytes},
+               {"duration_ms",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count()},
+               {"user", user}});
 }
 
 void http_session::on_write(bool close_after, beast::error_code ec, std::size_t) {

@@ -49,6 +49,9 @@ private:
   void send(http_response res, bool keep_alive, unsigned version, bool head,
             std::chrono::steady_clock::time_point start);
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
+  /// The access line of the request being answered (only called when the access log is on).
+  void log_access(int status, std::uint64_t bytes, std::chrono::steady_clock::time_point start,
+                  const std::string& user) const;
   void close();
 
   connection_stream stream_;
@@ -58,7 +61,10 @@ private:
   server_state& srv_;
   std::shared_ptr<void> response_; // keeps the response alive during async_write
   std::string address_;            // the client's IP address
-  client_limits::slot slot_;       // this connection's place in the connection limits
+  // The request being answered, for the access log (only filled when it is on): its method
+  // and its path without the query string (which may hold user data).
+  std::string log_method_, log_path_;
+  client_limits::slot slot_; // this connection's place in the connection limits
   // Past a connection limit: the answer to the first request, after which it closes.
   std::optional<http_response> refusal_;
   bool busy_ = false;

@@ -221,6 +221,7 @@ void push_connection::read_tls() {
 }
 
 void push_connection::written(std::size_t n) {
+  bytes_sent_ += n;
   std::int64_t data_bytes = 0;
   std::uint64_t frames = 0;
   bool last_now = false;
@@ -283,6 +284,11 @@ void push_connection::finish() {
     auto cb = std::move(on_closed);
     on_closed = nullptr;
     cb();
+  }
+  if (on_finished) {
+    auto cb = std::move(on_finished);
+    on_finished = nullptr;
+    cb(bytes_sent_);
   }
 }
 

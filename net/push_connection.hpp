@@ -62,6 +62,9 @@ public:
   /// Called once, on the shard's thread, when the connection has closed (for any reason).
   /// Set on the shard's thread, before accept(), reject() or close() can run there.
   std::function<void()> on_closed;
+  /// Called once, on the shard's thread, after on_closed's moment, with the bytes written to
+  /// the client (the access log's line); may be empty.
+  std::function<void(std::uint64_t bytes_sent)> on_finished;
 
   /// Completes the handshake (WebSocket 101; SSE: the 200 response's head); what was
   /// queued before waits for it.
@@ -89,6 +92,8 @@ public:
   void flush();
   bool finished() const { return finished_; }
   std::int64_t queued_bytes() const { return queued_; }
+  /// Bytes written to the socket so far (handshake, frames, control bytes).
+  std::uint64_t bytes_sent() const { return bytes_sent_; }
 
 protected:
   /// `stream` must belong to `shard`'s context; `http_version` is the request's (11: 1.1).
@@ -150,6 +155,7 @@ private:
   std::size_t head_ = 0;
   std::size_t head_offset_ = 0; // bytes of queue_[head_] already written
   std::int64_t queued_ = 0;     // data bytes in the queue
+  std::uint64_t bytes_sent_ = 0;
   fanout_group* group_ = nullptr;
   std::size_t group_slot_ = 0;
   bool flush_scheduled_ = false;

@@ -134,7 +134,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_stop_the_binary_with_one_line) {
 BOOST_AUTO_TEST_CASE(help_lists_every_option) {
   auto r = rheo::test::run_rheo({"--help"});
   BOOST_TEST(r.exit_code == 0);
-  for (auto* flag : {"--port", "--bind", "--data-dir", "--mongo-uri", "--log-level", "--config"})
+  for (auto* flag : {"--port", "--bind", "--data-dir", "--mongo-uri", "--log-level", "--log-format",
+                     "--access-log", "--config"})
     BOOST_TEST(r.output.find(flag) != std::string::npos, flag);
 }
 
@@ -167,4 +168,43 @@ BOOST_AUTO_TEST_CASE(cors_allowed_origins_is_a_list_in_flags_env_and_file) {
   }
   auto wrong = write_file(dir, "w.json", R"({"cors_allowed_origins": [1]})");
   BOOST_CHECK_THROW(parse_command_line({"--config", wrong}, {}), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(log_format_and_access_log_come_from_flags_env_and_file) {
+  auto defaults = parse_command_line({}, {});
+  BOOST_TEST(defaults.config.log_format == "text");
+  BOOST_TEST(defaults.config.access_log.empty()); // off
+  BOOST_TEST(parse_command_line({"--log-format", "json"}, {}).config.log_format == "json");
+  BOOST_TEST(parse_command_line({}, {{"RHEO_ACCESS_LOG", "stderr"}}).config.access_log == "-");
+  BOOST_TEST(parse_command_line({"--access-log=off"}, {{"RHEO_ACCESS_LOG", "-"}})
+                 .config.access_log.empty());
+  rheo::test::temp_dir dir;
+  auto file =
+      write_file(dir, "l.json", R"({"log_format": "json", "access_log": "/var/log/a.log"})");
+  auto from_file = parse_command_line({"--config", file}, {});
+  BOOST_TEST(from_file.config.log_format == "json");
+  BOOST_TEST(from_file.config.access_log == "/var/log/a.log");
+  try {
+    parse_command_line({"--log-format", "xml"}, {});
+    BOOST_ERROR("no error for xml");
+  } catch (const config_error& e) {
+    BOOST_TEST(std::string(e.what()).find("--log-format") != std::string::npos, e.what());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_access_log_that_cannot_be_opened_and_a_mongo_password_in_errors) {
+  rheo::test::temp_dir dir;
+  auto r = rheo::test::run_rheo({"--port", "0", "--data-dir", dir.path() + "/d", "--access-log",
+                                 dir.path() + "/no/such/dir/access.log"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.output.find("access log " + dir.path() + "/no/such/dir/access.log") !=
+                 std::string::npos,
+             r.output);
+  // A MongoDB URI's password is not in the error naming the unreachable server.
+  auto mongo = rheo::test::run_rheo(
+      {"--mongo-uri", "mongodb://app:hunter2pw@127.0.0.1:1/?serverSelectionTimeoutMS=300",
+       "--data-dir", dir.path() + "/m", "--log-level", "debug"});
+  BOOST_TEST(mongo.exit_code == 2);
+  BOOST_TEST(mongo.output.find("127.0.0.1:1") != std::string::npos, mongo.output);
+  BOOST_TEST(mongo.output.find("hunter2pw") == std::string::npos, mongo.output);
 }

@@ -1,7 +1,9 @@
 // Declarative security against a real rheo process: roles x endpoints, readFilter on
 // GET, streams, bulk writes and aggregations, mergeRequest, tokens and cookies, JWT,
 // throttling, the default rules; the cache of verified passwords, the bound on argon2id
-// checks at once, and logout at the Auth-Token-Location.
+// checks at once, and logout at the Auth-Token-Location. Every server runs with debug logs
+// and the access log on stderr (JSON); the last case checks that no password, token, JWT,
+// Authorization or cookie value, password hash or cluster secret appears in any of them.
 #define BOOST_TEST_MODULE security
 #include <boost/test/unit_test.hpp>
 
@@ -22,6 +24,39 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+namespace {
+
+/// Every rheo started here logs at debug level, with the access log on stderr, as JSON
+/// (through RHEO_* variables, which the servers inherit; flags still override them).
+struct verbose_servers {
+  verbose_servers() {
+    ::setenv("RHEO_LOG_LEVEL", "debug", 1);
+    ::setenv("RHEO_ACCESS_LOG", "-", 1);
+    ::setenv("RHEO_LOG_FORMAT", "json", 1);
+  }
+};
+
+/// What no log line may show: the passwords, tokens, JWTs, Authorization values, password
+/// hashes and secrets the tests use (short words like "bad" are left out: they are in
+/// ordinary messages too; their Authorization values are not).
+struct secret_registry {
+  std::mutex mutex;
+  std::set<std::string> values;
+};
+secret_registry& secrets() {
+  static secret_registry r;
+  return r;
+}
+void remember_secret(const std::string& s) {
+  if (s.size() < 6) return;
+  std::lock_guard lock(secrets().mutex);
+  secrets().values.insert(s);
+}
+
+} // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(verbose_servers);
 
 namespace {
 
@@ -55,6 +90,8 @@ std::string b64(std::string_view in, bool url = false) {
 }
 
 std::string basic(const std::string& user, const std::string& pw) {
+  remember_secret(pw);
+  remember_secret(b64(user + ":" + pw));
   return "Basic " + b64(user + ":" + pw);
 }
 
@@ -65,6 +102,8 @@ std::string hash_of(const std::string& pw) {
   while (!h.empty() && (h.back() == '\n' || h.back() == '\r'))
     h.pop_back();
   BOOST_REQUIRE(h.rfind("$argon2id$", 0) == 0);
+  remember_secret(pw);
+  remember_secret(h);
   return h;
 }
 
@@ -81,7 +120,11 @@ std::string hs256(const std::string& payload, const std::string& key) {
   unsigned len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
-  return signing + "." + b64(std::string(reinterpret_cast<char*>(mac), len), true);
+  std::string jwt = signing + "." + b64(std::string(reinterpret_cast<char*>(mac), len), true);
+  remember_secret(key);
+  remember_secret(jwt);
+  remember_secret(jwt.substr(jwt.rfind('.') + 1)); // the signature alone
+  return jwt;
 }
 
 struct rsa_keys {
@@ -109,7 +152,10 @@ struct rsa_keys {
                    reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
     sig.resize(len);
     EVP_MD_CTX_free(ctx);
-    return signing + "." + b64(sig, true);
+    std::string jwt = signing + "." + b64(sig, true);
+    remember_secret(jwt);
+    remember_secret(b64(sig, true));
+    return jwt;
   }
 };
 
@@ -215,7 +261,13 @@ struct secured {
                  const std::string& body = "") {
     std::vector<std::pair<std::string, std::string>> h;
     if (!auth.empty()) h.emplace_back("Authorization", auth);
-    return http(proc->port(), method, target, body, h);
+    auto r = http(proc->port(), method, target, body, h);
+    // Issued tokens, also as the cookie's value.
+    remember_secret(r.header("auth-token"));
+    std::string cookie = r.header("set-cookie");
+    if (cookie.rfind("rheo_auth=", 0) == 0)
+      remember_secret(cookie.substr(10, cookie.find(';') - 10));
+    return r;
   }
 };
 
@@ -1063,6 +1115,11 @@ BOOST_AUTO_TEST_CASE(a_config_that_fails_on_reload_changes_nothing_and_says_why_
 }
 
 BOOST_AUTO_TEST_CASE(reload_applies_the_log_level_and_names_settings_that_need_a_restart) {
+  // The log level comes from the file here: not from RHEO_LOG_LEVEL (verbose_servers).
+  struct without_level_variable {
+    without_level_variable() { ::unsetenv("RHEO_LOG_LEVEL"); }
+    ~without_level_variable() { ::setenv("RHEO_LOG_LEVEL", "debug", 1); }
+  } file_decides;
   secured s(no_jwt, R"(, "login_max_failures": 1000)");
   BOOST_REQUIRE(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
   BOOST_REQUIRE(s.argon2_checks("ann") == 0u); // a debug line, and the level is info
@@ -1072,9 +1129,102 @@ BOOST_AUTO_TEST_CASE(reload_applies_the_log_level_and_names_settings_that_need_a
   BOOST_REQUIRE(s.as(basic("bob", "bob-pw"), "GET", "/public").status == 404);
   BOOST_TEST(s.argon2_checks("bob") == 1u);
   auto log = s.proc->log();
-  auto warn = log.find("apply only after a restart: ");
-  BOOST_REQUIRE(warn != std::string::npos);
-  auto line = log.substr(warn, log.find('\n', warn) - warn);
   // Exactly the two that changed (login_max_failures did not; log_level applies now).
-  BOOST_TEST(line == "apply only after a restart: changelog_retention, ws_queue_limit_bytes");
-}
+  const std::string named = "apply only after a restart: changelog_retention, ws_queue_limit_bytes";
+  auto warn = log.find(named);
+  BOOST_REQUIRE(warn != std::string::npos);
+  BOOST_TEST(log.compare(warn + named.size(), 1, ",") != 0); // nothing more listed
+
+  BOOST_AUTO_TEST_CASE(the_cluster_secret_appears_in_no_log_of_the_nodes) {
+    const std::string secret = "cluster-secret-4411", wrong = "wrong-secret-9922";
+    remember_secret(secret);
+    remember_secret(wrong);
+    const std::uint16_t cport = free_port();
+    const std::string at = "127.0.0.1:" + std::to_string(cport);
+    rheo_process core({"--cluster-listen", at, "--cluster-secret", secret, "--node-name", "core"});
+    rheo_process edge({"--cluster-join", at, "--cluster-secret", secret, "--node-name", "edge-ok",
+                       "--cluster-reconnect-max-ms", "300"});
+    rheo_process bad({"--cluster-join", at, "--cluster-secret", wrong, "--node-name", "edge-bad",
+                      "--cluster-reconnect-max-ms", "300"});
+    BOOST_REQUIRE(
+        eventually([&] { return core.log().find("edge-ok joined") != std::string::npos; }));
+    BOOST_REQUIRE(
+        eventually([&] { return core.log().find("wrong cluster secret") != std::string::npos; }));
+    BOOST_TEST(http(edge.port(), "GET", "/_cluster").status == 200);
+    for (const rheo_process* p : {&core, &edge, &bad}) {
+      const std::string log = p->log();
+      BOOST_TEST(log.find(secret) == std::string::npos, log);
+      BOOST_TEST(log.find(wrong) == std::string::npos, log);
+    }
+  }
+
+  // Last: it also checks the logs of every server the cases before started.
+  BOOST_AUTO_TEST_CASE(no_password_token_jwt_cookie_or_secret_appears_in_any_server_log) {
+    // Its own requests too, so that it checks something when it runs alone: a login, the
+    // token as password and cookie, a JWT, streams opened with each.
+    auto& s = hs_server();
+    BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes",
+                       R"({"streams":[{"uri":"all","stages":[]}]})")
+                      .status < 300);
+    auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
+    BOOST_REQUIRE(login.status == 200);
+    const std::string token = login.header("auth-token");
+    BOOST_REQUIRE(!token.empty());
+    const std::string set_cookie = login.header("set-cookie");
+    const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+    BOOST_REQUIRE(cookie.rfind("rheo_auth=", 0) == 0);
+    BOOST_TEST(s.as(basic("ann", token), "GET", "/notes").status == 200);
+    BOOST_TEST(http(s.proc->port(), "GET", "/notes", "", {{"Cookie", cookie}}).status == 200);
+    BOOST_TEST(s.as(basic("ann", "ann-pw-wrong"), "GET", "/notes").status == 401);
+    const std::string jwt = hs256(
+        R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"rheo","exp":)" + now_plus(60) + "}",
+        "s3cret");
+    BOOST_TEST(s.as("Bearer " + jwt, "GET", "/notes").status == 200);
+    {
+      ws_client ws(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie}});
+      ws_client bearer(s.proc->port(), "/notes/_streams/all", {{"Authorization", "Bearer " + jwt}});
+      sse_client sse(s.proc->port(), "/notes/_streams/all",
+                     {{"Authorization", basic("ann", token)}});
+    }
+    // The session lines come when the sessions have ended.
+    BOOST_REQUIRE(eventually([&] {
+      const std::string log = s.proc->log();
+      std::size_t n = 0;
+      for (auto p = log.find("\"session\":"); p != std::string::npos;
+           p = log.find("\"session\":", p + 1))
+        ++n;
+      return n >= 3;
+    }));
+
+    std::set<std::string> values;
+    {
+      std::lock_guard lock(secrets().mutex);
+      values = secrets().values;
+    }
+    BOOST_TEST(values.count("ann-pw") == 1u);
+    BOOST_TEST(values.count(token) == 1u);
+    BOOST_TEST(values.count(jwt) == 1u);
+    BOOST_TEST(values.count(cookie.substr(10)) == 1u);
+    const auto logs = all_server_logs();
+    BOOST_TEST_MESSAGE(logs.size() << " server logs, " << values.size() << " secrets");
+    std::size_t access_lines = 0, debug_lines = 0;
+    for (auto& log : logs) {
+      for (auto p = log.find("\"msg\":\"access\""); p != std::string::npos;
+           p = log.find("\"msg\":\"access\"", p + 1))
+        ++access_lines;
+      for (auto p = log.find("\"level\":\"debug\""); p != std::string::npos;
+           p = log.find("\"level\":\"debug\"", p + 1))
+        ++debug_lines;
+      for (auto& secret : values) {
+        auto at = log.find(secret);
+        if (at == std::string::npos) continue;
+        auto begin = log.rfind('\n', at);
+        begin = begin == std::string::npos ? 0 : begin + 1;
+        BOOST_ERROR("secret '" << secret
+                               << "' logged: " << log.substr(begin, log.find('\n', at) - begin));
+      }
+    }
+    // The logs checked are the verbose ones: access lines and debug lines are there.
+    BOOST_TEST(access_lines >= 8u);
+    BOOST_TEST(debug_lines >= 1u);
+  }

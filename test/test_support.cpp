@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -30,6 +31,17 @@ namespace {
 // loads and never removed after kill -9; a later process whose pid finds a stale file warns
 // on stderr ("Falling back to malloc for counters"), which tests reading the output see.
 constexpr const char* no_driver_shm = "MONGOC_DISABLE_SHM=1";
+
+// all_server_logs(): the running processes, and the logs of those that ended.
+struct log_archive {
+  std::mutex mutex;
+  std::vector<const rheo_process*> running;
+  std::vector<std::string> ended;
+};
+log_archive& archive() {
+  static log_archive a;
+  return a;
+}
 } // namespace
 
 namespace {
@@ -167,10 +179,27 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
     throw std::runtime_error("rheo did not start: stdout '" + out + "', log: " + log());
   }
   port_ = static_cast<std::uint16_t>(std::stoi(out.substr(pos + 10)));
+  std::lock_guard lock(archive().mutex);
+  archive().running.push_back(this);
 }
 
 rheo_process::~rheo_process() {
   if (pid_ > 0) stop(SIGKILL);
+  auto& a = archive();
+  std::lock_guard lock(a.mutex);
+  auto it = std::find(a.running.begin(), a.running.end(), this);
+  if (it == a.running.end()) return;
+  a.running.erase(it);
+  a.ended.push_back(log());
+}
+
+std::vector<std::string> all_server_logs() {
+  auto& a = archive();
+  std::lock_guard lock(a.mutex);
+  std::vector<std::string> logs = a.ended;
+  for (auto* p : a.running)
+    logs.push_back(p->log());
+  return logs;
 }
 
 int rheo_process::stop(int sig, std::chrono::seconds deadline) {
@@ -240,6 +269,10 @@ run_result run_rheo(const std::vector<std::string>& args, const std::vector<std:
   std::stringstream ss;
   ss << in.rdbuf();
   r.output += ss.str();
+  if (args.empty() || args[0] != "hash-password") {
+    std::lock_guard lock(archive().mutex);
+    archive().ended.push_back(r.output);
+  }
   return r;
 }
 

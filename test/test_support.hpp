@@ -55,6 +55,11 @@ private:
   std::uint16_t port_ = 0;
 };
 
+/// What every rheo this program started wrote to stderr, one entry per process: the
+/// rheo_processes' (the running ones' so far; the ended ones' kept after their directory is
+/// gone) and run_rheo()'s output but for `hash-password`'s. For checks over all server logs.
+std::vector<std::string> all_server_logs();
+
 /// Runs build/rheo with `args` to completion; returns the exit code and stderr+stdout.
 struct run_result {
   int exit_code = -1;

@@ -2,6 +2,7 @@
 // and the handler the route table names for it.
 #include "net/rest/rest_api.hpp"
 
+#include "config/log.hpp"
 #include "net/rest/access.hpp"
 #include "net/rest/params.hpp"
 #include "net/rest/routes.hpp"
@@ -180,6 +181,7 @@ http_response rest_api::handle(const http_request& req) const {
       }
       for (auto& h : extra)
         res.headers.push_back(std::move(h));
+      if (who.user && res.user.empty() && log::access_log_enabled()) res.user = who.user->id;
     }
   } catch (const api_error& e) {
     res = error_response(e.status(), e.what());

@@ -1,6 +1,7 @@
 // Change streams, /<coll>/_streams/<uri>: resolving a WebSocket handshake to the stream
 // it subscribes to (the stream's definition compiled for this client), and the answer to
 // plain HTTP requests at a stream URL.
+#include "config/log.hpp"
 #include "net/rest/params.hpp"
 #include "net/rest/rest_api.hpp"
 #include "net/rest/routes.hpp"
@@ -55,7 +56,10 @@ rest_api::resolve_stream(const http_request& req) const {
     if (!rest::valid_collection_name(coll))
       return error_response(400, "invalid collection name '" + coll + "'");
     stream_target target;
-    if (who.user) target.user = who.user->document;
+    if (who.user) {
+      target.user = who.user->document;
+      if (log::access_log_enabled()) target.user_id = who.user->id;
+    }
     target.read_filter = who.read_filter();
     target.db = r->db;
     target.coll = coll;

@@ -37,9 +37,11 @@ http_response get_token(const request_context& c) {
   // A JWT bearer authenticates without a token of ours.
   if (!token) return error_response(404, "no token was issued to '" + c.res.name + "'");
   c.extra_headers = std::move(auth.headers);
-  return json_response(
+  http_response r = json_response(
       200, "{\"auth_token\":" + to_json(value(token->token)) +
                ",\"auth_token_valid_until\":" + to_json(value(token->valid_until)) + "}");
+  r.user = std::get<std::string>(owner);
+  return r;
 }
 
 http_response delete_token(const request_context& c) {
@@ -49,6 +51,7 @@ http_response delete_token(const request_context& c) {
   c.sec.revoke_token(std::get<std::string>(owner));
   http_response r = empty_response(204);
   r.headers.emplace_back("Set-Cookie", credentials::expired_cookie());
+  r.user = std::get<std::string>(owner);
   return r;
 }
 
