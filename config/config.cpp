@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <utility>
 
 extern char** environ;
 
@@ -405,7 +406,9 @@ void load_file(command_line& cl, const std::string& path) {
                        std::to_string(doc.GetErrorOffset()) + ": " +
                        rapidjson::GetParseError_En(doc.GetParseError()));
   if (!doc.IsObject()) throw config_error("config file " + path + ": must be a JSON object");
-  for (auto& m : doc.GetObject()) {
+  // Over the const object: clang's C++20 mode finds rapidjson's comparison of a mutable
+  // member iterator with itself ambiguous (-Wambiguous-reversed-operator).
+  for (const auto& m : std::as_const(doc).GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     std::string where = "config file " + path + ": key '" + key + "'";
     if (key == "mounts" && m.value.IsArray()) {

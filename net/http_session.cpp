@@ -133,8 +133,8 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
   process(parser_->release());
 }
 
-void http_session::process(http::request<http::string_body> req) {
-  auto start = std::chrono::steady_clock::now();
+http_request to_http_request(const http::request<http::string_body>& req,
+                             std::string remote_address) {
   http_request r;
   r.method_text = std::string(req.method_string());
   if (log::access_log_enabled()) {
@@ -151,11 +151,17 @@ void http_session::process(http::request<http::string_body> req) {
   r.access_control_request_headers = std::string(req[http::field::access_control_request_headers]);
   r.authorization = std::string(req[http::field::authorization]);
   r.cookie = std::string(req[http::field::cookie]);
-  r.remote_address = address_;
+  r.remote_address = std::move(remote_address);
   r.websocket_upgrade = beast::websocket::is_upgrade(req);
   r.event_stream = !r.websocket_upgrade && req.method() == http::verb::get &&
                    r.accept.find("text/event-stream") != std::string::npos;
   if (r.event_stream) r.last_event_id = std::string(req["Last-Event-ID"]);
+  return r;
+}
+
+void http_session::process(http::request<http::string_body> req) {
+  auto start = std::chrono::steady_clock::now();
+  http_request r = to_http_request(req, address_);
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
 
   if (r.websocket_upgrade || r.event_stream) {

@@ -23,7 +23,14 @@ namespace rheo {
 
 struct http_response;
 
-class http_session : public client_connection, public std::enable_shared_from_this<http_session> {
+/// The request as the handlers see it, made of what Beast parsed: the method, target and
+/// the headers the handlers read (the body is moved in later, when the request is served).
+http_request
+to_http_request(const boost::beast::http::request<boost::beast::http::string_body>& req,
+                std::string remote_address);
+
+class http_session final : public client_connection,
+                           public std::enable_shared_from_this<http_session> {
 public:
   http_session(boost::asio::ip::tcp::socket&& socket, io_shard& shard, server_state& srv);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test: the normal build, then
-# the same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# the same tests built with AddressSanitizer and UndefinedBehaviorSanitizer, then short runs
+# of the libFuzzer targets (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each phase prints how long it took.
@@ -28,5 +29,7 @@ cmake --build build-asan -j "$jobs"
 phase "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
+phase "fuzz (short runs under ASan)"
+bash scripts/fuzz.sh
 phase ""
 echo "== total: ${SECONDS} s"

@@ -370,6 +370,32 @@ BOOST_AUTO_TEST_CASE(regex_binary_timestamp_and_key_wrappers_decode) {
   BOOST_TEST(parse_json(R"({"$maxKey":1})").is<max_key>());
 }
 
+// Found by json_fuzz: libbson stores only the flags "ilmsux", sorted, and a pattern up to its
+// first NUL, so other options or a NUL changed a document on its way through the store.
+BOOST_AUTO_TEST_CASE(regex_options_are_bson_flags_sorted_and_survive_bson) {
+  value r = parse_json(R"({"$regularExpression":{"pattern":"a","options":"xmii"}})");
+  BOOST_TEST(r.get<regex_value>().options == "imx");
+  const object doc{{"re", r}};
+  BOOST_TEST(identical(value(decode_bson(encode_bson(doc))), value(doc)));
+  BOOST_TEST(contains(parse_error(R"({"$regularExpression":{"pattern":"a","options":"c"}})"),
+                      "invalid $regularExpression"));
+  BOOST_TEST(contains(parse_error(R"({"$regularExpression":{"pattern":"a\u0000b","options":""}})"),
+                      "invalid $regularExpression"));
+  // BSON bytes holding other options are corrupt (no writer makes them).
+  const std::string bad_options("\x0e\x00\x00\x00"
+                                "\x0bre\x00"
+                                "a\x00"
+                                "ci\x00"
+                                "\x00",
+                                14);
+  try {
+    decode_bson(bad_options);
+    BOOST_FAIL("decoded");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(contains(e.what(), "corrupt BSON"));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_regex_binary_timestamp_and_key_wrappers_are_a_400) {
   BOOST_TEST(contains(parse_error(R"({"$regularExpression":{"pattern":"a"}})"),
                       "invalid $regularExpression"));

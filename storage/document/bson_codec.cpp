@@ -189,7 +189,9 @@ value read_value(const bson_iter_t* it, std::size_t depth) {
   case BSON_TYPE_REGEX: {
     const char* options = nullptr;
     const char* pattern = bson_iter_regex(it, &options);
-    return value(regex_value{pattern ? pattern : "", options ? options : ""});
+    auto canonical = canonical_regex_options(options ? options : "");
+    if (!canonical) fail_decode("regex options other than \"ilmsux\"");
+    return value(regex_value{pattern ? pattern : "", std::move(*canonical)});
   }
   case BSON_TYPE_INT32:
     return value(bson_iter_int32(it));
@@ -218,6 +220,15 @@ value read_value(const bson_iter_t* it, std::size_t depth) {
 }
 
 } // namespace
+
+std::optional<std::string> canonical_regex_options(std::string_view options) {
+  static constexpr std::string_view flags = "ilmsux";
+  if (options.find_first_not_of(flags) != std::string_view::npos) return std::nullopt;
+  std::string out;
+  for (char f : flags)
+    if (options.find(f) != std::string_view::npos) out += f;
+  return out;
+}
 
 std::string encode_bson(const object& doc) {
   bson_t b;

@@ -6,10 +6,17 @@
 
 #include "storage/document/value.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace rheo {
+
+/// The regex flags BSON holds ("ilmsux"), sorted and without duplicates as BSON stores them;
+/// nullopt when `options` has another character (libbson would drop it when encoding). The
+/// JSON parser refuses such options and a pattern with a NUL byte (a BSON cstring), so that a
+/// regex survives the store unchanged.
+std::optional<std::string> canonical_regex_options(std::string_view options);
 
 /// Encodes a document as BSON bytes. Throws std::runtime_error for a value BSON cannot hold
 /// and for nesting deeper than max_bson_depth (value.hpp), which decode_bson would refuse.

@@ -193,8 +193,6 @@ expr compile_expr(const value& v) {
 
 // ---- evaluation ----
 
-const value null_value;
-
 /// The result of evaluating an expression: missing, borrowed from the event or the
 /// pipeline (no copy), or owned.
 class operand {

@@ -1,5 +1,7 @@
 #include "storage/document/json.hpp"
 
+#include "storage/document/bson_codec.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -586,9 +588,11 @@ private:
       invalid("a string holding a double, \"NaN\", \"Infinity\" or \"-Infinity\"");
     } else if (key == "$regularExpression") {
       if (auto f = exact_fields(v, "pattern", "options"))
-        if (f->first->is_string() && f->second->is_string())
-          return value(regex_value{f->first->as_string(), f->second->as_string()});
-      invalid("{\"pattern\":string,\"options\":string}");
+        if (f->first->is_string() && f->second->is_string() &&
+            f->first->as_string().find('\0') == std::string::npos)
+          if (auto options = canonical_regex_options(f->second->as_string()))
+            return value(regex_value{f->first->as_string(), std::move(*options)});
+      invalid("{\"pattern\":string without NUL,\"options\":string of the flags \"ilmsux\"}");
     } else if (key == "$binary") {
       if (auto f = exact_fields(v, "base64", "subType")) {
         auto* b64 = f->first->get_if<std::string>();

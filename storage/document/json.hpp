@@ -24,6 +24,8 @@ struct json_limits {
 /// {"$date":millis|ISO-8601|{"$numberLong":s}}, {"$numberDouble":s},
 /// {"$regularExpression":{pattern,options}}, {"$binary":{"base64":s,"subType":hex}},
 /// {"$timestamp":{"t":n,"i":n}}, {"$minKey":1}, {"$maxKey":1}.
+/// $regularExpression options are BSON's flags "ilmsux" (kept sorted, duplicates dropped) and
+/// its pattern has no NUL byte: anything else is a 400, as BSON could not hold it.
 /// An object is a wrapper only when its key set is exactly the wrapper's; a wrapper with a
 /// bad payload ({"$date":"garbage"}) is a 400. {"$regex":s,"$options":s} is NOT decoded: it is
 /// also the query operator, so it stays a plain object and the query engine interprets it.

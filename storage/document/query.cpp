@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <optional>
-// GCC 12 reports false -Wmaybe-uninitialized inside <regex> when sanitizers are on.
+// GCC 12 reports false -Wmaybe-uninitialized inside <regex> when sanitizers are on (clang
+// has no such warning).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <regex>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 namespace rheo {
 
