@@ -170,8 +170,9 @@ struct options {
       "  --churn F                  churn waves: each closes this fraction of the subscribers\n"
       "                             and reconnects them (needs --http-conns 1: documents carry\n"
       "                             a sequence number \"n\", so subscribers count missing and\n"
-      "                             duplicate events); a wave runs on SIGUSR1 or every\n"
-      "  --churn-seconds S          S seconds of load; SIGUSR2 ends the load step early\n"
+      "                             duplicate events); a wave runs on each SIGUSR1\n"
+      "  --churn-seconds S          and also every S seconds of load; SIGUSR2 ends the load\n"
+      "                             step early\n"
       "  --progress FILE            append a line of counts when the load starts and after\n"
       "                             each wave (every subscriber reconnected)\n",
       code ? stderr : stdout);
