@@ -123,6 +123,11 @@ struct options {
   int cluster_port = 0; // a core's HTTP port: its /_cluster and bytes sent to each peer
   std::string label = "run";
   std::string out; // prefix for .json/.md/.svg
+  // Churn (S8): each wave closes this fraction of the subscribers and reconnects them. A
+  // wave runs on SIGUSR1, or every churn_seconds (> 0); SIGUSR2 ends the load step early.
+  double churn = 0;
+  double churn_seconds = 0;
+  std::string progress; // a line per wave (and one when the load starts) is appended here
 };
 
 [[noreturn]] void usage(int code) {
@@ -161,7 +166,15 @@ struct options {
       "  --node NAME=PID            a cluster node: its CPU per delivery in each step (repeat)\n"
       "  --cluster-port P           a core's HTTP port: /_cluster while connected, and the\n"
       "                             bytes it sent to each peer per acknowledged insert\n"
-      "  --label NAME --out PREFIX  writes PREFIX.json, PREFIX.md, PREFIX.svg\n",
+      "  --label NAME --out PREFIX  writes PREFIX.json, PREFIX.md, PREFIX.svg\n"
+      "  --churn F                  churn waves: each closes this fraction of the subscribers\n"
+      "                             and reconnects them (needs --http-conns 1: documents carry\n"
+      "                             a sequence number \"n\", so subscribers count missing and\n"
+      "                             duplicate events); a wave runs on each SIGUSR1\n"
+      "  --churn-seconds S          and also every S seconds of load; SIGUSR2 ends the load\n"
+      "                             step early\n"
+      "  --progress FILE            append a line of counts when the load starts and after\n"
+      "                             each wave (every subscriber reconnected)\n",
       code ? stderr : stdout);
   std::exit(code);
 }
@@ -278,12 +291,23 @@ options parse_options(int argc, char** argv) {
       o.label = value();
     else if (a == "--out")
       o.out = value();
+    else if (a == "--churn")
+      o.churn = std::clamp(num(), 0.0, 1.0);
+    else if (a == "--churn-seconds")
+      o.churn_seconds = num();
+    else if (a == "--progress")
+      o.progress = value();
     else {
       std::fprintf(stderr, "rheo-bench: unknown option %s\n", a.c_str());
       usage(2);
     }
   }
   if (o.http_method != "POST" && o.http_method != "GET") usage(2);
+  if (o.churn > 0 && (o.http_conns != 1 || o.http_method != "POST" || o.per_user)) {
+    std::fputs("rheo-bench: --churn needs one POST writer (--http-conns 1), no --per-user\n",
+               stderr);
+    usage(2);
+  }
   if (o.http_method == "GET" && o.http_path.empty()) o.http_path = "/" + o.coll + "?pagesize=10";
   return o;
 }
@@ -299,6 +323,9 @@ struct counter {
   void add(std::uint64_t n = 1) {
     v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  void sub(std::uint64_t n = 1) {
+    v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   std::uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
@@ -313,6 +340,13 @@ struct alignas(64) worker_counters {
   counter deliveries, slow_deliveries, bytes_in;
   counter http_sent, http_ok, http_errors, http_missed;
   std::array<counter, close_code_slots> close_codes, slow_close_codes;
+  // Churn: subscribers open now (a gauge), closed by a wave, reopened, failed to reopen;
+  // events missing from a subscriber's sequence, seen twice or out of order; subscribers
+  // that received nothing while 100 inserts were acknowledged; subscribers that missed the
+  // last acknowledged insert at the end.
+  counter live, churn_closed, churn_reopened, churn_failed;
+  counter seq_gaps, seq_duplicates, silent, behind;
+  std::atomic<unsigned> wave_started{0};
 };
 
 struct control {
@@ -320,6 +354,8 @@ struct control {
   std::atomic<unsigned> step{0};
   std::atomic<double> rate_per_conn{0};
   std::atomic<std::int64_t> step_start{0};
+  std::atomic<unsigned> churn_wave{0};
+  std::atomic<std::int64_t> last_acked_seq{-1}; // churn: "n" of the last acknowledged insert
 };
 
 // ---------------------------------------------------------------------------------------
@@ -342,6 +378,13 @@ struct connection {
   std::uint32_t head = 0, outstanding = 0;
   unsigned step_seen = ~0u;
   std::uint64_t sent_in_step = 0;
+  std::array<std::int64_t, 64> seq_at{}; // churn: "n" of each request in flight
+  // Churn (subscribers): close for a wave, then reconnect; reconnecting; the last "n" seen
+  // since it opened (-1: none yet), deliveries since then, last acked "n" when it opened.
+  bool rejoin = false, rejoining = false;
+  std::int64_t last_seq = -1;
+  std::uint64_t delivered_since_open = 0;
+  std::int64_t acked_at_open = -1;
 };
 
 class worker {
@@ -384,6 +427,8 @@ private:
   void pace_http();
   void append_request(connection& c, std::int64_t t);
   void start_closing();
+  void start_churn(unsigned wave);
+  void on_sequence(connection& c, std::int64_t n);
   std::uint64_t next_random() {
     rng_ ^= rng_ << 13;
     rng_ ^= rng_ >> 7;
@@ -403,6 +448,9 @@ private:
   std::int64_t now_ = 0;
   std::vector<char> buf_ = std::vector<char>(256 * 1024);
   std::string pad_;
+  unsigned wave_seen_ = 0;
+  std::vector<connection*> rejoin_queue_; // closed by a wave, to reconnect
+  std::int64_t next_seq_ = 0;             // churn: the writer's next "n"
 };
 
 void worker::run() {
@@ -418,6 +466,20 @@ void worker::run() {
     if (ph == ph_exit) break;
     if (ph == ph_connect || ph == ph_load) start_connects();
     if (ph == ph_load) pace_http();
+    if (ph == ph_load) {
+      unsigned wave = ctl_.churn_wave.load(std::memory_order_acquire);
+      if (wave != wave_seen_) start_churn(wave);
+    }
+    // Reconnect outside the event loop: an event already fetched for the old socket must
+    // not be taken for the new one's.
+    if (!rejoin_queue_.empty() && ph < ph_close) {
+      auto queue = std::move(rejoin_queue_);
+      rejoin_queue_.clear();
+      for (auto* c : queue) {
+        ++handshakes_in_flight_;
+        start_connect(*c);
+      }
+    }
     if (ph >= ph_slow_drain && !slow_drain_started_) {
       slow_drain_started_ = true;
       for (auto& c : conns_)
@@ -459,6 +521,10 @@ void worker::start_connect(connection& c) {
     else {
       counters.subs_failed.add();
       --handshakes_in_flight_;
+    }
+    if (c.rejoining) {
+      c.rejoining = false;
+      counters.churn_failed.add();
     }
     return;
   }
@@ -567,6 +633,14 @@ std::size_t worker::process(connection& c, const char* data, std::size_t n) {
     --handshakes_in_flight_;
     c.state = conn_state::open;
     counters.subs_open.add();
+    counters.live.add();
+    c.last_seq = -1;
+    c.delivered_since_open = 0;
+    c.acked_at_open = ctl_.last_acked_seq.load(std::memory_order_relaxed);
+    if (c.rejoining) {
+      c.rejoining = false;
+      counters.churn_reopened.add();
+    }
     std::size_t used = end + 4;
     if (c.kind == role::slow_subscriber && !c.draining) return used;
     return used + process_frames(c, data + used, n - used);
@@ -606,7 +680,17 @@ std::size_t worker::process_frames(connection& c, const char* data, std::size_t 
         counters.slow_deliveries.add();
       } else {
         counters.deliveries.add();
+        ++c.delivered_since_open;
         std::string_view body(payload, len);
+        if (o_.churn > 0) {
+          auto n = body.find("\"n\":");
+          if (n != std::string_view::npos) {
+            std::int64_t v = 0;
+            for (std::size_t i = n + 4; i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i)
+              v = v * 10 + (body[i] - '0');
+            on_sequence(c, v);
+          }
+        }
         auto t = body.find("\"t\":");
         if (t != std::string_view::npos) {
           std::int64_t v = 0;
@@ -643,6 +727,18 @@ std::size_t worker::process_frames(connection& c, const char* data, std::size_t 
   return off;
 }
 
+// Churn: the writer numbers its documents 0, 1, 2, ... and the server delivers them in that
+// order, so after its first event a subscriber must see each next number exactly once.
+void worker::on_sequence(connection& c, std::int64_t n) {
+  if (c.last_seq >= 0) {
+    if (n <= c.last_seq)
+      counters.seq_duplicates.add();
+    else if (n > c.last_seq + 1)
+      counters.seq_gaps.add(static_cast<std::uint64_t>(n - c.last_seq - 1));
+  }
+  c.last_seq = std::max(c.last_seq, n);
+}
+
 void worker::on_close_frame(connection& c, int code) {
   if (c.state != conn_state::closing) {
     // The server closed first: record why.
@@ -676,9 +772,11 @@ std::size_t worker::process_responses(connection& c, const char* data, std::size
     }
     if (n - end - 4 < body_len) break;
     int status = head.size() > 12 ? std::atoi(std::string(head.substr(9, 3)).c_str()) : 0;
-    if (status >= 200 && status < 300)
+    if (status >= 200 && status < 300) {
       counters.http_ok.add();
-    else {
+      if (o_.churn > 0 && c.outstanding > 0)
+        ctl_.last_acked_seq.store(c.seq_at[c.head], std::memory_order_relaxed);
+    } else {
       counters.http_errors.add();
       if (counters.http_errors.get() <= 3)
         std::fprintf(stderr, "rheo-bench: HTTP %d: %.*s\n", status,
@@ -728,6 +826,12 @@ void worker::close_conn(connection& c) {
   if (c.state == conn_state::closed) return;
   if (c.state == conn_state::connecting || c.state == conn_state::handshaking) {
     if (c.kind != role::http) --handshakes_in_flight_;
+    if (c.rejoining) {
+      c.rejoining = false;
+      counters.churn_failed.add();
+    }
+  } else if (c.kind != role::http) {
+    counters.live.sub(); // open or closing
   }
   c.state = conn_state::closed;
   ::close(c.fd);
@@ -736,6 +840,13 @@ void worker::close_conn(connection& c) {
   c.in.shrink_to_fit();
   c.out.clear();
   c.out.shrink_to_fit();
+  if (c.rejoin) { // closed by a churn wave: reconnect from the event loop
+    c.rejoin = false;
+    c.rejoining = true;
+    c.draining = false;
+    rejoin_queue_.push_back(&c);
+    return;
+  }
   counters.closed.add();
 }
 
@@ -769,6 +880,9 @@ void worker::append_request(connection& c, std::int64_t t) {
       unsigned k = static_cast<unsigned>(next_random() % std::max(1u, o_.subscribers));
       body = format("{\"t\":%lld,\"k\":%u,\"pad\":\"%s\"}", static_cast<long long>(t), k,
                     pad_.c_str());
+    } else if (o_.churn > 0) {
+      body = format("{\"t\":%lld,\"n\":%lld,\"pad\":\"%s\"}", static_cast<long long>(t),
+                    static_cast<long long>(next_seq_), pad_.c_str());
     } else {
       body = format("{\"t\":%lld,\"pad\":\"%s\"}", static_cast<long long>(t), pad_.c_str());
     }
@@ -778,6 +892,7 @@ void worker::append_request(connection& c, std::int64_t t) {
     c.out += body;
   }
   c.sent_at[(c.head + c.outstanding) % c.sent_at.size()] = t;
+  if (o_.churn > 0) c.seq_at[(c.head + c.outstanding) % c.seq_at.size()] = next_seq_++;
   ++c.outstanding;
   counters.http_sent.add();
 }
@@ -821,9 +936,39 @@ void worker::pace_http() {
   }
 }
 
+// Wave `wave` (1, 2, ...): closes the next share of this worker's subscribers (a window
+// that moves by that share every wave, so each wave picks others) and queues them for
+// reconnecting once the server has answered the close. Before that, a subscriber that
+// received nothing while 100 inserts were acknowledged counts as silent.
+void worker::start_churn(unsigned wave) {
+  std::vector<connection*> subs;
+  for (auto& c : conns_)
+    if (c->kind == role::subscriber) subs.push_back(c.get());
+  std::size_t share =
+      static_cast<std::size_t>(std::lround(o_.churn * static_cast<double>(subs.size())));
+  std::int64_t acked = ctl_.last_acked_seq.load(std::memory_order_relaxed);
+  for (std::size_t k = 0; k < share && !subs.empty(); ++k) {
+    auto& c = *subs[((wave - 1) * share + k) % subs.size()];
+    if (c.state != conn_state::open) continue;
+    if (c.delivered_since_open == 0 && acked - c.acked_at_open >= 100) counters.silent.add();
+    c.rejoin = true;
+    c.state = conn_state::closing;
+    counters.churn_closed.add();
+    const char frame[8] = {static_cast<char>(0x88),      static_cast<char>(0x82),       0, 0, 0, 0,
+                           static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
+    send(c, std::string_view(frame, sizeof frame));
+  }
+  wave_seen_ = wave;
+  counters.wave_started.store(wave, std::memory_order_release);
+}
+
 void worker::start_closing() {
+  std::int64_t last = ctl_.last_acked_seq.load(std::memory_order_relaxed);
   for (auto& c : conns_) {
     if (c->state != conn_state::open) continue;
+    // Churn: every subscriber open at the end received the last acknowledged insert.
+    if (o_.churn > 0 && c->kind == role::subscriber && last >= 0 && c->last_seq < last)
+      counters.behind.add();
     if (c->kind == role::http) {
       close_conn(*c);
       continue;
@@ -975,6 +1120,14 @@ struct totals {
   std::uint64_t deliveries = 0, slow_deliveries = 0, bytes_in = 0;
   std::uint64_t http_sent = 0, http_ok = 0, http_errors = 0, http_missed = 0;
   std::array<std::uint64_t, close_code_slots> close_codes{}, slow_close_codes{};
+  std::uint64_t live = 0, churn_closed = 0, churn_reopened = 0, churn_failed = 0;
+  std::uint64_t seq_gaps = 0, seq_duplicates = 0, silent = 0, behind = 0;
+  /// Every error: failed connects (first or after a wave: churn_failed is a part of
+  /// subs_failed), HTTP errors, protocol errors, closes by the server, and the churn checks.
+  std::uint64_t errors() const {
+    return subs_failed + http_failed + http_errors + protocol_errors + unexpected_closes +
+           seq_gaps + seq_duplicates + silent + behind;
+  }
 };
 
 totals collect(const std::vector<std::unique_ptr<worker>>& ws) {
@@ -996,6 +1149,14 @@ totals collect(const std::vector<std::unique_ptr<worker>>& ws) {
     t.http_ok += c.http_ok.get();
     t.http_errors += c.http_errors.get();
     t.http_missed += c.http_missed.get();
+    t.live += c.live.get();
+    t.churn_closed += c.churn_closed.get();
+    t.churn_reopened += c.churn_reopened.get();
+    t.churn_failed += c.churn_failed.get();
+    t.seq_gaps += c.seq_gaps.get();
+    t.seq_duplicates += c.seq_duplicates.get();
+    t.silent += c.silent.get();
+    t.behind += c.behind.get();
     for (int i = 0; i < close_code_slots; ++i) {
       t.close_codes[i] += c.close_codes[i].get();
       t.slow_close_codes[i] += c.slow_close_codes[i].get();
@@ -1149,8 +1310,22 @@ void write_file(const std::string& path, const std::string& text) {
   f << text;
 }
 
+// Churn: SIGUSR1 asks for a wave, SIGUSR2 ends the load step.
+std::atomic<bool> wave_requested{false}, stop_requested{false};
+void on_signal(int sig) {
+  (sig == SIGUSR1 ? wave_requested : stop_requested).store(true);
+}
+
 int run(const options& o) {
   signal(SIGPIPE, SIG_IGN);
+  if (o.churn > 0) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, nullptr);
+    sigaction(SIGUSR2, &sa, nullptr);
+  }
   rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
@@ -1230,6 +1405,56 @@ int run(const options& o) {
   // Steps run without writers too: a server that sends on its own (flood-server).
   bool load = o.step_seconds > 0 && (o.http_conns > 0 || o.subscribers > 0);
   histogram_snapshot lat_prev, http_prev, lat_now, http_now;
+  // Churn waves and the progress file: a line of counts when the load starts and after
+  // every wave, once each subscriber it closed has reconnected (or failed to).
+  unsigned wave = 0;
+  std::int64_t load_start = now_ns(), last_wave_at = load_start;
+  histogram_snapshot wave_lat_prev;
+  auto progress_line = [&](double wave_ms, bool complete) {
+    if (o.progress.empty()) return;
+    totals c = collect(workers);
+    histogram_snapshot lat, http;
+    snapshot_all(workers, lat, http, false);
+    histogram_snapshot d = lat;
+    d.subtract(wave_lat_prev);
+    wave_lat_prev = lat;
+    std::string line = format(
+        "wave=%u t=%.3f live=%llu complete=%d wave_ms=%.0f closed=%llu reopened=%llu "
+        "failed=%llu deliveries=%llu acked=%llu missed=%llu errors=%llu gaps=%llu "
+        "duplicates=%llu silent=%llu unexpected_closes=%llu p50_ms=%.3f p99_ms=%.3f\n",
+        wave, static_cast<double>(now_ns() - load_start) / 1e9,
+        static_cast<unsigned long long>(c.live), complete ? 1 : 0, wave_ms,
+        static_cast<unsigned long long>(c.churn_closed),
+        static_cast<unsigned long long>(c.churn_reopened),
+        static_cast<unsigned long long>(c.churn_failed),
+        static_cast<unsigned long long>(c.deliveries), static_cast<unsigned long long>(c.http_ok),
+        static_cast<unsigned long long>(c.http_missed), static_cast<unsigned long long>(c.errors()),
+        static_cast<unsigned long long>(c.seq_gaps),
+        static_cast<unsigned long long>(c.seq_duplicates),
+        static_cast<unsigned long long>(c.silent),
+        static_cast<unsigned long long>(c.unexpected_closes), ms(d.quantile(0.5)),
+        ms(d.quantile(0.99)));
+    if (FILE* f = std::fopen(o.progress.c_str(), "a")) {
+      std::fputs(line.c_str(), f);
+      std::fclose(f);
+    }
+  };
+  auto run_wave = [&] {
+    ++wave;
+    std::int64_t w0 = now_ns();
+    last_wave_at = w0;
+    ctl.churn_wave.store(wave, std::memory_order_release);
+    bool complete = false;
+    while (!complete && now_ns() - w0 < 60'000'000'000) {
+      sleep_ms(10);
+      bool started = std::all_of(workers.begin(), workers.end(), [&](auto& w) {
+        return w->counters.wave_started.load(std::memory_order_acquire) >= wave;
+      });
+      totals c = collect(workers);
+      complete = started && c.churn_reopened + c.churn_failed >= c.churn_closed;
+    }
+    progress_line(static_cast<double>(now_ns() - w0) / 1e6, complete);
+  };
   if (load) {
     snapshot_all(workers, lat_prev, http_prev, true);
     // The server CPU sample sits next to each delivery count, so CPU per delivery covers
@@ -1243,7 +1468,10 @@ int run(const options& o) {
     };
     auto nodes_before = sample_nodes();
     totals before = collect(workers);
-    for (unsigned i = 0; i < o.steps; ++i) {
+    load_start = now_ns();
+    last_wave_at = load_start;
+    if (o.churn > 0) progress_line(0, true);
+    for (unsigned i = 0; i < o.steps && !stop_requested.load(); ++i) {
       double rate = o.rate * std::pow(o.rate_mult, i) + o.rate_add * i;
       ctl.rate_per_conn.store(rate / o.http_conns, std::memory_order_relaxed);
       ctl.step_start.store(now_ns(), std::memory_order_relaxed);
@@ -1255,6 +1483,13 @@ int run(const options& o) {
       while (now_ns() - t0 < static_cast<std::int64_t>(o.step_seconds * 1e9)) {
         sleep_ms(100);
         step_rss = std::max(step_rss, sample_proc(o.server_pid).rss_kib);
+        if (o.churn > 0) {
+          if (wave_requested.exchange(false) ||
+              (o.churn_seconds > 0 &&
+               now_ns() - last_wave_at >= static_cast<std::int64_t>(o.churn_seconds * 1e9)))
+            run_wave();
+          if (stop_requested.load()) break;
+        }
       }
       proc_sample s1 = sample_proc(o.server_pid), b1 = sample_proc(getpid());
       totals after = collect(workers);
@@ -1309,7 +1544,8 @@ int run(const options& o) {
       t = collect(workers);
       std::uint64_t progress = t.deliveries + t.http_ok + t.http_errors;
       bool writers_idle = t.http_ok + t.http_errors >= t.http_sent;
-      bool all_in = o.per_user || t.deliveries >= t.http_ok * t.subs_open;
+      // With churn, subscribers come and go: wait until nothing moves for a second.
+      bool all_in = o.churn > 0 ? false : o.per_user || t.deliveries >= t.http_ok * t.subs_open;
       if (progress != last) {
         last = progress;
         stable_since = now_ns();
@@ -1318,6 +1554,7 @@ int run(const options& o) {
       }
     }
   }
+  std::uint64_t live_at_end = collect(workers).live; // subscribers open after the load
   std::string metrics_after = http_request(o, "GET", "/_metrics", "").body;
   std::string core_metrics_after, cluster_loaded; // edges report their counts every second
   if (o.cluster_port > 0) {
@@ -1354,11 +1591,13 @@ int run(const options& o) {
   snapshot_all(workers, lat_all, http_all, false);
 
   // Consistency: every healthy subscriber received every acknowledged insert.
-  std::uint64_t slow_open = std::min<std::uint64_t>(o.slow_subscribers, t.subs_open);
-  std::uint64_t healthy = t.subs_open - slow_open;
-  std::uint64_t errors =
-      t.subs_failed + t.http_failed + t.http_errors + t.protocol_errors + t.unexpected_closes;
-  bool comparable = !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0;
+  // Subscribers opened (a reconnect after a churn wave is not a new one).
+  std::uint64_t opened = t.subs_open - t.churn_reopened;
+  std::uint64_t slow_open = std::min<std::uint64_t>(o.slow_subscribers, opened);
+  std::uint64_t healthy = opened - slow_open;
+  std::uint64_t errors = t.errors();
+  bool comparable =
+      !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0 && o.churn == 0;
   std::uint64_t expected = comparable ? healthy * t.http_ok : 0;
   bool consistent = comparable && errors == 0 && t.deliveries == expected;
 
@@ -1374,9 +1613,9 @@ int run(const options& o) {
       best = static_cast<int>(i);
   }
 
-  double rss_per_conn = t.subs_open > 0 && srv_connected.rss_kib >= srv0.rss_kib
+  double rss_per_conn = opened > 0 && srv_connected.rss_kib >= srv0.rss_kib
                             ? 1024.0 * static_cast<double>(srv_connected.rss_kib - srv0.rss_kib) /
-                                  static_cast<double>(t.subs_open)
+                                  static_cast<double>(opened)
                             : 0;
   std::string j = "{";
   j += format("\"label\":\"%s\",\"subscribers\":%u,\"slow_subscribers\":%u,\"http_conns\":%u,"
@@ -1384,9 +1623,9 @@ int run(const options& o) {
               o.label.c_str(), o.subscribers, o.slow_subscribers, o.http_conns,
               o.http_method.c_str(), o.threads, o.per_user ? "true" : "false", o.doc_bytes);
   j += format("\"connect\":{\"opened\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_second\":%.1f},",
-              static_cast<unsigned long long>(t.subs_open),
+              static_cast<unsigned long long>(opened),
               static_cast<unsigned long long>(t.subs_failed), connect_seconds,
-              connect_seconds > 0 ? static_cast<double>(t.subs_open) / connect_seconds : 0);
+              connect_seconds > 0 ? static_cast<double>(opened) / connect_seconds : 0);
   j += format("\"close_all_seconds\":%.3f,", close_seconds);
   j += format(
       "\"server\":{\"pid\":%d,\"rss_start_kib\":%llu,\"rss_connected_kib\":%llu,"
@@ -1436,17 +1675,30 @@ int run(const options& o) {
       static_cast<unsigned long long>(t.bytes_in));
   j += "\"latency_ms\":" + latency_json(lat_all) +
        ",\"http_latency_ms\":" + latency_json(http_all) + "},";
-  j += format("\"errors\":{\"total\":%llu,\"connect_failed\":%llu,\"handshake_rejected\":%llu,"
-              "\"writer_connect_failed\":%llu,\"http_errors\":%llu,\"http_missed\":%llu,"
-              "\"protocol\":%llu,\"unexpected_closes\":%llu},",
-              static_cast<unsigned long long>(errors),
-              static_cast<unsigned long long>(t.subs_failed),
-              static_cast<unsigned long long>(t.handshake_rejected),
-              static_cast<unsigned long long>(t.http_failed),
-              static_cast<unsigned long long>(t.http_errors),
-              static_cast<unsigned long long>(t.http_missed),
-              static_cast<unsigned long long>(t.protocol_errors),
-              static_cast<unsigned long long>(t.unexpected_closes));
+  j += format(
+      "\"errors\":{\"total\":%llu,\"connect_failed\":%llu,\"handshake_rejected\":%llu,"
+      "\"writer_connect_failed\":%llu,\"http_errors\":%llu,\"http_missed\":%llu,"
+      "\"protocol\":%llu,\"unexpected_closes\":%llu,\"churn_reconnect_failed\":%llu,"
+      "\"seq_gaps\":%llu,\"seq_duplicates\":%llu,\"silent\":%llu,"
+      "\"behind_at_end\":%llu},",
+      static_cast<unsigned long long>(errors), static_cast<unsigned long long>(t.subs_failed),
+      static_cast<unsigned long long>(t.handshake_rejected),
+      static_cast<unsigned long long>(t.http_failed),
+      static_cast<unsigned long long>(t.http_errors),
+      static_cast<unsigned long long>(t.http_missed),
+      static_cast<unsigned long long>(t.protocol_errors),
+      static_cast<unsigned long long>(t.unexpected_closes),
+      static_cast<unsigned long long>(t.churn_failed), static_cast<unsigned long long>(t.seq_gaps),
+      static_cast<unsigned long long>(t.seq_duplicates), static_cast<unsigned long long>(t.silent),
+      static_cast<unsigned long long>(t.behind));
+  if (o.churn > 0)
+    j += format("\"churn\":{\"fraction\":%.3f,\"waves\":%u,\"closed\":%llu,\"reopened\":%llu,"
+                "\"failed\":%llu,\"live_at_end\":%llu,\"last_acked_seq\":%lld},",
+                o.churn, wave, static_cast<unsigned long long>(t.churn_closed),
+                static_cast<unsigned long long>(t.churn_reopened),
+                static_cast<unsigned long long>(t.churn_failed),
+                static_cast<unsigned long long>(live_at_end),
+                static_cast<long long>(ctl.last_acked_seq.load()));
   j += "\"close_codes\":" + codes_json(t.close_codes) +
        ",\"slow_close_codes\":" + codes_json(t.slow_close_codes) + ",";
   auto m = [&](const std::string& text, const char* name) {
@@ -1494,7 +1746,7 @@ int run(const options& o) {
         ms(h.quantile(0.999)), ms(h.max), s ? s->server_cpu : 0.0,
         s ? s->us_per_delivery_text("%.2f", "-").c_str() : "-",
         static_cast<double>(rss_max) / 1024.0,
-        connect_seconds > 0 ? static_cast<double>(t.subs_open) / connect_seconds : 0.0,
+        connect_seconds > 0 ? static_cast<double>(opened) / connect_seconds : 0.0,
         static_cast<unsigned long long>(errors));
   }
   std::fputs(j.c_str(), stdout);

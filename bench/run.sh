@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S7 S9 S5B]
+#   bench/run.sh S1 [S2 ... S9 S5B]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
 # OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
 # RHEO_ARGS (extra server flags, e.g. "--actor-scheduler stealing"), TMPDIR (where the data
-# dirs go, default /tmp).
+# dirs go, default /tmp). S8 (soak): DURATION_S (default 1800), SAMPLE_S (churn wave and sample
+# interval, 60), WARMUP_S (300), S8_SUBS (1000), S8_RATE (inserts/s, 50), S8_CHURN (0.1),
+# GAUGE_WAIT_S (10), RSS_TOL_PCT (10); see S8 below and bench/soak.py.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -305,9 +307,84 @@ S9() { # large collection: 1,000,000 chat messages. Both servers run --durabilit
   stop_server
 }
 
+# S8 helpers. wait_wave PROGRESS K: waits (at most 120 s) for rheo-bench's progress line of
+# wave K and prints it.
+wait_wave() {
+  local line
+  for _ in $(seq 1 2400); do
+    line=$(grep "^wave=$2 " "$1" || true)
+    [ -n "$line" ] && { echo "$line"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+# gauges: "sessions subscriptions feeds ws_connections" of the server's /_metrics.
+gauges() {
+  curl -s "http://127.0.0.1:$port/_metrics" | awk '/^rheo_sessions_open /{s=$2}
+    /^rheo_subscriptions /{u=$2} /^rheo_upstream_feeds /{f=$2} /^rheo_ws_connections\{/{w+=$2}
+    END{print s+0, u+0, f+0, w+0}'
+}
+# soak_sample SAMPLES PROGRESS-LINE: waits (at most GAUGE_WAIT_S) for the gauges to match
+# the clients rheo-bench has open (sessions = clients; their sessions share one stream with
+# the same variables, so one subscription and one upstream feed), then appends the server's
+# RSS, open fds and gauges to SAMPLES.
+soak_sample() {
+  local wave live g t0 waited rss fds s u f w
+  wave=$(sed 's/^wave=\([0-9]*\) .*/\1/' <<<"$2")
+  live=$(sed 's/.* live=\([0-9]*\) .*/\1/' <<<"$2")
+  t0=$(date +%s%N)
+  for _ in $(seq 1 $((${GAUGE_WAIT_S:-10} * 20))); do
+    g=$(gauges)
+    [ "$(cut -d" " -f1-3 <<<"$g")" = "$live 1 1" ] && break
+    sleep 0.05
+  done
+  waited=$((($(date +%s%N) - t0) / 1000000))
+  rss=$(awk '/^VmRSS:/{print $2}' "/proc/$server_pid/status")
+  fds=$(find "/proc/$server_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+  read -r s u f w <<<"$g"
+  echo "wave=$wave rss_kib=$rss fds=$fds sessions=$s subscriptions=$u feeds=$f" \
+    "ws_connections=$w" \
+    "gauge_wait_ms=$waited load1=$(cut -d" " -f1 /proc/loadavg)" >>"$1"
+}
+S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS clients, 1,000,
+  # S8_RATE inserts/s, 50: a quarter of S2's rate) for DURATION_S; every SAMPLE_S a churn wave
+  # (S8_CHURN of the clients close and reconnect), then a sample of the server. The writer
+  # numbers its documents, so every client counts missing and duplicate events. bench/soak.py
+  # prints the table and the verdict (PREFIX.soak.md, PREFIX.soak).
+  local duration=${DURATION_S:-1800} every=${SAMPLE_S:-60} prefix=$OUT/S8-$1 line bench_pid
+  local status=0 start k wait_s
+  : >"$prefix.progress"
+  : >"$prefix.samples"
+  rm -f "$prefix.status"
+  start_server --durability normal
+  echo "$(date -u +%FT%TZ) $(cut -d" " -f1-3 /proc/loadavg)" >"$prefix.load"
+  echo "run.sh: S8 run $1: $duration s, a wave every $every s" >&2
+  "$BENCH" --port "$port" --server-pid "$server_pid" --threads "$THREADS" --label S8 \
+    --out "$prefix" --setup --subscribers "${S8_SUBS:-1000}" --http-conns 1 \
+    --rate "${S8_RATE:-50}" --step-seconds $((duration + 600)) --churn "${S8_CHURN:-0.1}" \
+    --progress "$prefix.progress" >/dev/null &
+  bench_pid=$!
+  line=$(wait_wave "$prefix.progress" 0) || { echo "run.sh: S8: no start" >&2; exit 1; }
+  start=$(date +%s)
+  soak_sample "$prefix.samples" "$line"
+  for k in $(seq 1 $((duration / every))); do
+    wait_s=$((start + k * every - $(date +%s)))
+    [ "$wait_s" -le 0 ] || sleep "$wait_s"
+    kill -USR1 "$bench_pid"
+    line=$(wait_wave "$prefix.progress" "$k") || { echo "run.sh: S8: wave $k missing" >&2; break; }
+    soak_sample "$prefix.samples" "$line"
+  done
+  echo "$(date -u +%FT%TZ) $(cut -d" " -f1-3 /proc/loadavg)" >>"$prefix.load"
+  kill -USR2 "$bench_pid"
+  wait "$bench_pid" || status=$?
+  echo "$status" >"$prefix.status"
+  stop_server
+  python3 "$here/soak.py" "$prefix" "${WARMUP_S:-300}"
+}
+
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S9) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S7 S9 S5B]" >&2
+  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S9 S5B]" >&2
     exit 2
     ;;
   esac

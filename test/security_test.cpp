@@ -15,6 +15,12 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -638,12 +644,58 @@ namespace {
 const std::string no_jwt = R"({"algorithm":"HS256","key":"k"})";
 
 /// Peak resident set of `pid` in KiB (VmHWM), 0 when unknown.
-long peak_rss_kib(pid_t pid) {
+/// A "Vm...:" figure of /proc/<pid>/status in KiB (VmHWM: the peak RSS; VmRSS: now).
+long status_kib(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return 0;
+}
+
+long peak_rss_kib(pid_t pid) {
+  return status_kib(pid, "VmHWM");
+}
+
+/// Sends `requests[i]` on connection i, all connected before the first is sent, and reads
+/// every connection to its end (the requests say Connection: close) in one poll loop, for
+/// at most `deadline`. Returns what each connection received.
+std::vector<std::string> burst(std::uint16_t port, const std::vector<std::string>& requests,
+                               std::chrono::seconds deadline) {
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    fds.push_back(connect_to(port));
+  for (std::size_t i = 0; i < fds.size(); ++i) // small requests: the socket buffer takes each
+    BOOST_REQUIRE(::send(fds[i], requests[i].data(), requests[i].size(), MSG_NOSIGNAL) ==
+                  static_cast<ssize_t>(requests[i].size()));
+  std::vector<std::string> in(fds.size());
+  std::vector<pollfd> open;
+  for (int fd : fds)
+    open.push_back({fd, POLLIN, 0});
+  auto until = std::chrono::steady_clock::now() + deadline;
+  char buf[4096];
+  while (!open.empty() && std::chrono::steady_clock::now() < until) {
+    if (::poll(open.data(), open.size(), 100) <= 0) continue;
+    for (std::size_t k = 0; k < open.size();) {
+      bool done = false;
+      if (open[k].revents) {
+        std::size_t i =
+            static_cast<std::size_t>(std::find(fds.begin(), fds.end(), open[k].fd) - fds.begin());
+        ssize_t n = ::recv(open[k].fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) in[i].append(buf, static_cast<std::size_t>(n));
+        done = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+      }
+      if (done) {
+        open[k] = open.back();
+        open.pop_back();
+      } else {
+        ++k;
+      }
+    }
+  }
+  for (int fd : fds)
+    ::close(fd);
+  return in;
 }
 
 } // namespace
@@ -720,6 +772,58 @@ BOOST_AUTO_TEST_CASE(concurrent_wrong_passwords_beyond_the_bound_get_503_and_the
   // The server still answers, and a right password still logs in.
   BOOST_TEST(s.as("", "GET", "/_ping").status == 200);
   BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_concurrent_wrong_passwords_keep_the_peak_rss_under_the_bound) {
+  // README (Security): at most auth_max_concurrent_hashes argon2id checks run at once, 64 MiB
+  // each. 1,000 wrong passwords at once, each on its own connection (half for a known user,
+  // half for unknown ones, checked against the dummy hash), with 2 checks at a time and
+  // 100 ms of waiting for one: every answer is 401, or 503 with Retry-After: 1 when no check
+  // came free; none gets in; the server's peak RSS stays under its RSS before the burst
+  // + 2 x 64 MiB + 64 MiB (the 1,000 connections, their requests, allocator slack).
+  constexpr int clients = 1000;
+  constexpr long slots = 2, hash_kib = 64 * 1024, margin_kib = 64 * 1024;
+  secured s(no_jwt,
+            R"(, "auth_max_concurrent_hashes": 2, "auth_hash_wait_ms": 100,
+               "login_max_failures": 1000000)");
+  rlimit rl{};
+  BOOST_REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  rl.rlim_cur = std::max<rlim_t>(rl.rlim_cur, std::min<rlim_t>(rl.rlim_max, clients + 256));
+  BOOST_REQUIRE(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+  BOOST_REQUIRE(rl.rlim_cur >= clients + 64u);
+  BOOST_REQUIRE(s.as("", "GET", "/_ping").status == 200);
+  long before = status_kib(s.proc->pid(), "VmRSS");
+  std::vector<std::string> requests;
+  for (int i = 0; i < clients; ++i)
+    requests.push_back(
+        "GET /notes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " +
+        basic(i % 2 ? "ann" : "nobody-" + std::to_string(i), "wrong-" + std::to_string(i)) +
+        "\r\nConnection: close\r\n\r\n");
+  auto start = std::chrono::steady_clock::now();
+  auto answers = burst(s.proc->port(), requests, std::chrono::seconds(90));
+  auto took = std::chrono::steady_clock::now() - start;
+  std::map<int, int> statuses;
+  int answered_once = 0, retry_after_on_503 = 0;
+  for (auto& a : answers) {
+    auto r = parse_responses(a);
+    answered_once += r.size() == 1;
+    if (r.empty()) continue;
+    ++statuses[r[0].status];
+    retry_after_on_503 += r[0].status == 503 && r[0].header("retry-after") == "1";
+  }
+  long peak = peak_rss_kib(s.proc->pid());
+  BOOST_TEST_MESSAGE("1,000 wrong passwords: "
+                     << statuses[401] << " x 401, " << statuses[503] << " x 503 in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms; RSS before " << before << " KiB, peak " << peak << " KiB, bound "
+                     << before + slots * hash_kib + margin_kib << " KiB");
+  BOOST_TEST(answered_once == clients);
+  BOOST_TEST(statuses[401] + statuses[503] == clients); // no 200, no other status
+  BOOST_TEST(statuses[401] >= 1);                       // checks ran
+  BOOST_TEST(retry_after_on_503 == statuses[503]);
+  BOOST_TEST(peak <= before + slots * hash_kib + margin_kib);
+  // The server still answers, and the right password gets in.
+  BOOST_TEST(s.as(basic("ann", "ann-pw"), "POST", "/notes", R"({"x":1})").status == 201);
 }
 
 BOOST_AUTO_TEST_CASE(password_checks_beyond_the_bound_wait_for_a_slot) {
@@ -1134,97 +1238,96 @@ BOOST_AUTO_TEST_CASE(reload_applies_the_log_level_and_names_settings_that_need_a
   auto warn = log.find(named);
   BOOST_REQUIRE(warn != std::string::npos);
   BOOST_TEST(log.compare(warn + named.size(), 1, ",") != 0); // nothing more listed
+}
 
-  BOOST_AUTO_TEST_CASE(the_cluster_secret_appears_in_no_log_of_the_nodes) {
-    const std::string secret = "cluster-secret-4411", wrong = "wrong-secret-9922";
-    remember_secret(secret);
-    remember_secret(wrong);
-    const std::uint16_t cport = free_port();
-    const std::string at = "127.0.0.1:" + std::to_string(cport);
-    rheo_process core({"--cluster-listen", at, "--cluster-secret", secret, "--node-name", "core"});
-    rheo_process edge({"--cluster-join", at, "--cluster-secret", secret, "--node-name", "edge-ok",
-                       "--cluster-reconnect-max-ms", "300"});
-    rheo_process bad({"--cluster-join", at, "--cluster-secret", wrong, "--node-name", "edge-bad",
-                      "--cluster-reconnect-max-ms", "300"});
-    BOOST_REQUIRE(
-        eventually([&] { return core.log().find("edge-ok joined") != std::string::npos; }));
-    BOOST_REQUIRE(
-        eventually([&] { return core.log().find("wrong cluster secret") != std::string::npos; }));
-    BOOST_TEST(http(edge.port(), "GET", "/_cluster").status == 200);
-    for (const rheo_process* p : {&core, &edge, &bad}) {
-      const std::string log = p->log();
-      BOOST_TEST(log.find(secret) == std::string::npos, log);
-      BOOST_TEST(log.find(wrong) == std::string::npos, log);
+BOOST_AUTO_TEST_CASE(the_cluster_secret_appears_in_no_log_of_the_nodes) {
+  const std::string secret = "cluster-secret-4411", wrong = "wrong-secret-9922";
+  remember_secret(secret);
+  remember_secret(wrong);
+  const std::uint16_t cport = free_port();
+  const std::string at = "127.0.0.1:" + std::to_string(cport);
+  rheo_process core({"--cluster-listen", at, "--cluster-secret", secret, "--node-name", "core"});
+  rheo_process edge({"--cluster-join", at, "--cluster-secret", secret, "--node-name", "edge-ok",
+                     "--cluster-reconnect-max-ms", "300"});
+  rheo_process bad({"--cluster-join", at, "--cluster-secret", wrong, "--node-name", "edge-bad",
+                    "--cluster-reconnect-max-ms", "300"});
+  BOOST_REQUIRE(eventually([&] { return core.log().find("edge-ok joined") != std::string::npos; }));
+  BOOST_REQUIRE(
+      eventually([&] { return core.log().find("wrong cluster secret") != std::string::npos; }));
+  BOOST_TEST(http(edge.port(), "GET", "/_cluster").status == 200);
+  for (const rheo_process* p : {&core, &edge, &bad}) {
+    const std::string log = p->log();
+    BOOST_TEST(log.find(secret) == std::string::npos, log);
+    BOOST_TEST(log.find(wrong) == std::string::npos, log);
+  }
+}
+
+// Last: it also checks the logs of every server the cases before started.
+BOOST_AUTO_TEST_CASE(no_password_token_jwt_cookie_or_secret_appears_in_any_server_log) {
+  // Its own requests too, so that it checks something when it runs alone: a login, the
+  // token as password and cookie, a JWT, streams opened with each.
+  auto& s = hs_server();
+  BOOST_REQUIRE(
+      s.as(basic("root", "root-pw"), "PUT", "/notes", R"({"streams":[{"uri":"all","stages":[]}]})")
+          .status < 300);
+  auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
+  BOOST_REQUIRE(login.status == 200);
+  const std::string token = login.header("auth-token");
+  BOOST_REQUIRE(!token.empty());
+  const std::string set_cookie = login.header("set-cookie");
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  BOOST_REQUIRE(cookie.rfind("rheo_auth=", 0) == 0);
+  BOOST_TEST(s.as(basic("ann", token), "GET", "/notes").status == 200);
+  BOOST_TEST(http(s.proc->port(), "GET", "/notes", "", {{"Cookie", cookie}}).status == 200);
+  BOOST_TEST(s.as(basic("ann", "ann-pw-wrong"), "GET", "/notes").status == 401);
+  const std::string jwt = hs256(
+      R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"rheo","exp":)" + now_plus(60) + "}",
+      "s3cret");
+  BOOST_TEST(s.as("Bearer " + jwt, "GET", "/notes").status == 200);
+  {
+    ws_client ws(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie}});
+    ws_client bearer(s.proc->port(), "/notes/_streams/all", {{"Authorization", "Bearer " + jwt}});
+    sse_client sse(s.proc->port(), "/notes/_streams/all", {{"Authorization", basic("ann", token)}});
+  }
+  // The session lines come when the sessions have ended.
+  BOOST_REQUIRE(eventually([&] {
+    const std::string log = s.proc->log();
+    std::size_t n = 0;
+    for (auto p = log.find("\"session\":"); p != std::string::npos;
+         p = log.find("\"session\":", p + 1))
+      ++n;
+    return n >= 3;
+  }));
+
+  std::set<std::string> values;
+  {
+    std::lock_guard lock(secrets().mutex);
+    values = secrets().values;
+  }
+  BOOST_TEST(values.count("ann-pw") == 1u);
+  BOOST_TEST(values.count(token) == 1u);
+  BOOST_TEST(values.count(jwt) == 1u);
+  BOOST_TEST(values.count(cookie.substr(10)) == 1u);
+  const auto logs = all_server_logs();
+  BOOST_TEST_MESSAGE(logs.size() << " server logs, " << values.size() << " secrets");
+  std::size_t access_lines = 0, debug_lines = 0;
+  for (auto& log : logs) {
+    for (auto p = log.find("\"msg\":\"access\""); p != std::string::npos;
+         p = log.find("\"msg\":\"access\"", p + 1))
+      ++access_lines;
+    for (auto p = log.find("\"level\":\"debug\""); p != std::string::npos;
+         p = log.find("\"level\":\"debug\"", p + 1))
+      ++debug_lines;
+    for (auto& secret : values) {
+      auto at = log.find(secret);
+      if (at == std::string::npos) continue;
+      auto begin = log.rfind('\n', at);
+      begin = begin == std::string::npos ? 0 : begin + 1;
+      BOOST_ERROR("secret '" << secret
+                             << "' logged: " << log.substr(begin, log.find('\n', at) - begin));
     }
   }
-
-  // Last: it also checks the logs of every server the cases before started.
-  BOOST_AUTO_TEST_CASE(no_password_token_jwt_cookie_or_secret_appears_in_any_server_log) {
-    // Its own requests too, so that it checks something when it runs alone: a login, the
-    // token as password and cookie, a JWT, streams opened with each.
-    auto& s = hs_server();
-    BOOST_REQUIRE(s.as(basic("root", "root-pw"), "PUT", "/notes",
-                       R"({"streams":[{"uri":"all","stages":[]}]})")
-                      .status < 300);
-    auto login = s.as(basic("ann", "ann-pw"), "GET", "/notes");
-    BOOST_REQUIRE(login.status == 200);
-    const std::string token = login.header("auth-token");
-    BOOST_REQUIRE(!token.empty());
-    const std::string set_cookie = login.header("set-cookie");
-    const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
-    BOOST_REQUIRE(cookie.rfind("rheo_auth=", 0) == 0);
-    BOOST_TEST(s.as(basic("ann", token), "GET", "/notes").status == 200);
-    BOOST_TEST(http(s.proc->port(), "GET", "/notes", "", {{"Cookie", cookie}}).status == 200);
-    BOOST_TEST(s.as(basic("ann", "ann-pw-wrong"), "GET", "/notes").status == 401);
-    const std::string jwt = hs256(
-        R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"rheo","exp":)" + now_plus(60) + "}",
-        "s3cret");
-    BOOST_TEST(s.as("Bearer " + jwt, "GET", "/notes").status == 200);
-    {
-      ws_client ws(s.proc->port(), "/notes/_streams/all", {{"Cookie", cookie}});
-      ws_client bearer(s.proc->port(), "/notes/_streams/all", {{"Authorization", "Bearer " + jwt}});
-      sse_client sse(s.proc->port(), "/notes/_streams/all",
-                     {{"Authorization", basic("ann", token)}});
-    }
-    // The session lines come when the sessions have ended.
-    BOOST_REQUIRE(eventually([&] {
-      const std::string log = s.proc->log();
-      std::size_t n = 0;
-      for (auto p = log.find("\"session\":"); p != std::string::npos;
-           p = log.find("\"session\":", p + 1))
-        ++n;
-      return n >= 3;
-    }));
-
-    std::set<std::string> values;
-    {
-      std::lock_guard lock(secrets().mutex);
-      values = secrets().values;
-    }
-    BOOST_TEST(values.count("ann-pw") == 1u);
-    BOOST_TEST(values.count(token) == 1u);
-    BOOST_TEST(values.count(jwt) == 1u);
-    BOOST_TEST(values.count(cookie.substr(10)) == 1u);
-    const auto logs = all_server_logs();
-    BOOST_TEST_MESSAGE(logs.size() << " server logs, " << values.size() << " secrets");
-    std::size_t access_lines = 0, debug_lines = 0;
-    for (auto& log : logs) {
-      for (auto p = log.find("\"msg\":\"access\""); p != std::string::npos;
-           p = log.find("\"msg\":\"access\"", p + 1))
-        ++access_lines;
-      for (auto p = log.find("\"level\":\"debug\""); p != std::string::npos;
-           p = log.find("\"level\":\"debug\"", p + 1))
-        ++debug_lines;
-      for (auto& secret : values) {
-        auto at = log.find(secret);
-        if (at == std::string::npos) continue;
-        auto begin = log.rfind('\n', at);
-        begin = begin == std::string::npos ? 0 : begin + 1;
-        BOOST_ERROR("secret '" << secret
-                               << "' logged: " << log.substr(begin, log.find('\n', at) - begin));
-      }
-    }
-    // The logs checked are the verbose ones: access lines and debug lines are there.
-    BOOST_TEST(access_lines >= 8u);
-    BOOST_TEST(debug_lines >= 1u);
-  }
+  // The logs checked are the verbose ones: access lines and debug lines are there.
+  BOOST_TEST(access_lines >= 8u);
+  BOOST_TEST(debug_lines >= 1u);
+}
