@@ -137,11 +137,6 @@ http_request to_http_request(const http::request<http::string_body>& req,
                              std::string remote_address) {
   http_request r;
   r.method_text = std::string(req.method_string());
-  if (log::access_log_enabled()) {
-    log_method_ = r.method_text;
-    std::string_view target = req.target();
-    log_path_ = std::string(target.substr(0, target.find('?')));
-  }
   r.method = parse_http_method(r.method_text);
   r.target = std::string(req.target());
   r.if_match = std::string(req[http::field::if_match]);
@@ -162,6 +157,11 @@ http_request to_http_request(const http::request<http::string_body>& req,
 void http_session::process(http::request<http::string_body> req) {
   auto start = std::chrono::steady_clock::now();
   http_request r = to_http_request(req, address_);
+  if (log::access_log_enabled()) {
+    log_method_ = r.method_text;
+    std::string_view target = req.target();
+    log_path_ = std::string(target.substr(0, target.find('?')));
+  }
   const bool keep_alive = req.keep_alive() && !srv_.stopping.load();
 
   if (r.websocket_upgrade || r.event_stream) {
