@@ -90,6 +90,29 @@ def tls_socket(port, ctx):
     return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
+def open_stream(port, ctx):
+    """A wss:// client of /notes/_streams/all."""
+    return websocket.create_connection("wss://127.0.0.1:%d/notes/_streams/all" % port,
+                                       sslopt={"context": ctx}, timeout=10)
+
+
+def event_of(ws, doc_id):
+    """The next event of `ws` about the document `doc_id` (earlier ones are skipped)."""
+    while True:
+        ev = json.loads(ws.recv())
+        if ev.get("documentKey", {}).get("_id") == doc_id:
+            return ev
+
+
+def read_until_closed(sock):
+    out = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return out
+        out += chunk
+
+
 def read_responses(sock, count):
     """Reads `count` HTTP responses (with Content-Length) from `sock`: [(status, body)]."""
     buf, out = b"", []
@@ -181,9 +204,7 @@ class TlsTest(unittest.TestCase):
         s.close()
 
     def test_wss_clients_each_get_every_event_in_order(self):
-        clients = [websocket.create_connection(
-            "wss://127.0.0.1:%d/notes/_streams/all" % self.server.port,
-            sslopt={"context": self.ctx}, timeout=10) for _ in range(10)]
+        clients = [open_stream(self.server.port, self.ctx) for _ in range(10)]
         conn = http.client.HTTPSConnection("127.0.0.1", self.server.port, context=self.ctx)
         for i in range(50):
             self.post(conn, {"fan": i})
@@ -198,11 +219,7 @@ class TlsTest(unittest.TestCase):
         big = "".join(chr(0x61 + i % 26) for i in range(300000))
         self.post(conn, {"_id": "big", "text": big})
         for ws in clients:
-            while True:
-                ev = json.loads(ws.recv())
-                if ev.get("documentKey", {}).get("_id") == "big":
-                    self.assertEqual(ev["fullDocument"]["text"], big)
-                    break
+            self.assertEqual(event_of(ws, "big")["fullDocument"]["text"], big)
             ws.close()
         conn.close()
 
@@ -226,21 +243,14 @@ class TlsTest(unittest.TestCase):
         conn.close()
 
     def test_bad_clients_are_closed_and_others_are_not_disturbed(self):
-        ws = websocket.create_connection(
-            "wss://127.0.0.1:%d/notes/_streams/all" % self.server.port,
-            sslopt={"context": self.ctx}, timeout=10)
+        ws = open_stream(self.server.port, self.ctx)
         before = metric(self.server, self.ctx, "rheo_tls_handshake_failures_total")
         self.assertIsNotNone(before)
 
         # Plain HTTP to the TLS port: a plain-text 400 that says why, then the end.
         plain = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         plain.sendall(b"GET /notes HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        while True:
-            chunk = plain.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_until_closed(plain)
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
         self.assertIn(b"speaks TLS", answer)
         plain.close()
@@ -248,12 +258,7 @@ class TlsTest(unittest.TestCase):
         # Garbage that starts like a TLS record: at most an alert, then the end.
         junk = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         junk.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(300))
-        answer = b""
-        while True:
-            chunk = junk.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_until_closed(junk)
         self.assertTrue(answer == b"" or answer.startswith(b"\x15\x03"), answer)  # alert
         junk.close()
 
@@ -276,17 +281,12 @@ class TlsTest(unittest.TestCase):
         # The WebSocket opened before is still served.
         conn = http.client.HTTPSConnection("127.0.0.1", self.server.port, context=self.ctx)
         self.post(conn, {"_id": "after-bad-clients"})
-        while True:
-            ev = json.loads(ws.recv())
-            if ev.get("documentKey", {}).get("_id") == "after-bad-clients":
-                break
+        event_of(ws, "after-bad-clients")
         ws.close()
         conn.close()
 
     def test_zz_sighup_reads_the_certificate_again_and_keeps_websockets(self):
-        ws = websocket.create_connection(
-            "wss://127.0.0.1:%d/notes/_streams/all" % self.server.port,
-            sslopt={"context": self.ctx}, timeout=10)
+        ws = open_stream(self.server.port, self.ctx)
         cert2, key2 = make_cert(self.dir.name, "second")
 
         def reloads():
@@ -320,10 +320,7 @@ class TlsTest(unittest.TestCase):
         conn = http.client.HTTPSConnection("127.0.0.1", self.server.port,
                                            context=client_context(cert2))
         self.post(conn, {"_id": "after-cert-reload"})
-        while True:
-            ev = json.loads(ws.recv())
-            if ev.get("documentKey", {}).get("_id") == "after-cert-reload":
-                break
+        event_of(ws, "after-cert-reload")
         ws.close()
         conn.close()
         type(self).ctx = client_context(cert2)
