@@ -743,6 +743,7 @@ BOOST_AUTO_TEST_CASE(concurrent_wrong_passwords_beyond_the_bound_get_503_and_the
             R"(, "auth_max_concurrent_hashes": 1, "auth_hash_wait_ms": 0,
                "login_max_failures": 1000000)");
   constexpr int clients = 200;
+  const long before = status_kib(s.proc->pid(), "VmRSS");
   std::mutex m;
   std::map<int, int> statuses;
   bool retry_after_on_every_503 = true, json_on_every_503 = true;
@@ -765,10 +766,17 @@ BOOST_AUTO_TEST_CASE(concurrent_wrong_passwords_beyond_the_bound_get_503_and_the
   BOOST_TEST(statuses[503] >= 1);
   BOOST_TEST(retry_after_on_every_503);
   BOOST_TEST(json_on_every_503);
-  // At most one 64 MiB hash at a time: the peak stays far below 200 x 64 MiB.
+  // At most one 64 MiB hash at a time: the peak stays within what the server held before
+  // plus one hash and a margin, far below 200 x 64 MiB. (Relative to the start, which is
+  // about 20 MiB in a release build and 130 MiB under ASan.)
   long peak = peak_rss_kib(s.proc->pid());
-  BOOST_TEST_MESSAGE("peak RSS after the burst: " << peak << " KiB");
-  BOOST_TEST(peak < 200 * 1024);
+  BOOST_TEST_MESSAGE("RSS before the burst " << before << " KiB, peak after " << peak << " KiB");
+#ifdef RHEO_SANITIZED
+  const long freed_but_kept = 256 * 1024; // ASan's quarantine keeps freed hashes resident
+#else
+  const long freed_but_kept = 0;
+#endif
+  BOOST_TEST(peak < before + 2 * 64 * 1024 + freed_but_kept);
   // The server still answers, and a right password still logs in.
   BOOST_TEST(s.as("", "GET", "/_ping").status == 200);
   BOOST_TEST(s.as(basic("ann", "ann-pw"), "GET", "/public").status == 404);

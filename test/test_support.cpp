@@ -39,8 +39,9 @@ struct log_archive {
   std::vector<std::string> ended;
 };
 log_archive& archive() {
-  static log_archive a;
-  return a;
+  // Never destroyed: processes held by static objects of a test end after it would.
+  static auto* a = new log_archive;
+  return *a;
 }
 } // namespace
 
