@@ -34,7 +34,6 @@ public:
       : context_(std::move(context)),
         tls_(std::make_unique<tls_stream>(std::move(socket), *context_)) {}
   connection_stream(connection_stream&&) = default;
-  connection_stream& operator=(connection_stream&&) = default;
 
   executor_type get_executor() { return tcp().get_executor(); }
   /// The TCP layer (timeouts, the socket).
