@@ -205,56 +205,6 @@ BOOST_AUTO_TEST_CASE(the_access_log_goes_to_its_file_and_reopens_after_a_rotatio
 
 namespace {
 
-std::string b64(const std::string& in) {
-  static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6)
-      out += chars[(n >> s) & 63];
-  }
-  if (i < in.size()) {
-    unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += chars[(n >> 18) & 63];
-    out += chars[(n >> 12) & 63];
-    out += i + 1 < in.size() ? chars[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::string b64url(const std::string& in) {
-  std::string s = b64(in);
-  for (auto& c : s)
-    c = c == '+' ? '-' : (c == '/' ? '_' : c);
-  while (!s.empty() && s.back() == '=')
-    s.pop_back();
-  return s;
-}
-
-/// An unsigned-by-us JWT is refused; this one is signed with HS256 by OpenSSL's HMAC.
-std::string hs256_jwt(const std::string& payload, const std::string& key);
-
-} // namespace
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-namespace {
-
-std::string hs256_jwt(const std::string& payload, const std::string& key) {
-  std::string signing = b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(payload);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
-  return signing + "." + b64url(std::string(reinterpret_cast<char*>(mac), len));
-}
-
 std::string password_hash(const std::string& pw) {
   auto r = run_rheo({"hash-password", pw});
   BOOST_REQUIRE(r.exit_code == 0);
@@ -281,8 +231,8 @@ BOOST_AUTO_TEST_CASE(a_server_logs_one_json_access_line_per_request_and_per_sess
   rheo_process p({"--log-format", "json", "--access-log", access, "--users", users, "--jwt",
                   R"({"algorithm":"HS256","key":"jwt-key-123"})", "--durability", "normal"});
   const auto port = p.port();
-  const std::string good = "Basic " + b64("ann:ann-secret-pw");
-  const std::string bad = "Basic " + b64("ann:not-her-password");
+  const std::string good = "Basic " + base64("ann:ann-secret-pw");
+  const std::string bad = "Basic " + base64("ann:not-her-password");
 
   struct expect {
     std::string method, path, user;
@@ -303,8 +253,9 @@ BOOST_AUTO_TEST_CASE(a_server_logs_one_json_access_line_per_request_and_per_sess
   BOOST_REQUIRE(!token.empty());
   BOOST_TEST(http(port, "POST", "/messages", R"({"m":1})", {{"Authorization", bad}}).status == 401);
   expected.push_back({"POST", "/messages", "", 401});
-  BOOST_TEST(http(port, "GET", "/messages", "", {{"Authorization", "Basic " + b64("ann:" + token)}})
-                 .status == 200);
+  BOOST_TEST(
+      http(port, "GET", "/messages", "", {{"Authorization", "Basic " + base64("ann:" + token)}})
+          .status == 200);
   expected.push_back({"GET", "/messages", "ann", 200});
   BOOST_TEST(http(port, "GET", "/tokens/ann", "", {{"Cookie", cookie}}).status == 200);
   expected.push_back({"GET", "/tokens/ann", "ann", 200});
@@ -374,7 +325,7 @@ BOOST_AUTO_TEST_CASE(a_server_logs_one_json_access_line_per_request_and_per_sess
   const std::string all = read_file(access) + p.log();
   for (const std::string& secret :
        {std::string("ann-secret-pw"), std::string("not-her-password"), token, jwt,
-        cookie.substr(10), b64("ann:ann-secret-pw"), std::string("jwt-key-123")})
+        cookie.substr(10), base64("ann:ann-secret-pw"), std::string("jwt-key-123")})
     BOOST_TEST(all.find(secret) == std::string::npos, secret);
   // The server's own log is JSON too.
   for (auto& line : lines_of(p.log()))

@@ -66,39 +66,10 @@ BOOST_TEST_GLOBAL_FIXTURE(verbose_servers);
 
 namespace {
 
-std::string b64(std::string_view in, bool url = false) {
-  static const char* std_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  while (i + 2 < in.size()) {
-    unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6)
-      out += std_chars[(n >> s) & 63];
-    i += 3;
-  }
-  if (i < in.size()) {
-    unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += std_chars[(n >> 18) & 63];
-    out += std_chars[(n >> 12) & 63];
-    out += i + 1 < in.size() ? std_chars[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  if (url) {
-    for (auto& c : out)
-      c = c == '+' ? '-' : (c == '/' ? '_' : c);
-    while (!out.empty() && out.back() == '=')
-      out.pop_back();
-  }
-  return out;
-}
-
 std::string basic(const std::string& user, const std::string& pw) {
   remember_secret(pw);
-  remember_secret(b64(user + ":" + pw));
-  return "Basic " + b64(user + ":" + pw);
+  remember_secret(base64(user + ":" + pw));
+  return "Basic " + base64(user + ":" + pw);
 }
 
 std::string hash_of(const std::string& pw) {
@@ -121,12 +92,7 @@ std::string now_plus(long seconds) {
 }
 
 std::string hs256(const std::string& payload, const std::string& key) {
-  std::string signing = b64(R"({"alg":"HS256","typ":"JWT"})", true) + "." + b64(payload, true);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
-  std::string jwt = signing + "." + b64(std::string(reinterpret_cast<char*>(mac), len), true);
+  std::string jwt = hs256_jwt(payload, key);
   remember_secret(key);
   remember_secret(jwt);
   remember_secret(jwt.substr(jwt.rfind('.') + 1)); // the signature alone
@@ -147,7 +113,8 @@ struct rsa_keys {
   }
   ~rsa_keys() { EVP_PKEY_free(key); }
   std::string rs256(const std::string& payload) const {
-    std::string signing = b64(R"({"alg":"RS256","typ":"JWT"})", true) + "." + b64(payload, true);
+    std::string signing =
+        base64(R"({"alg":"RS256","typ":"JWT"})", true) + "." + base64(payload, true);
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
     std::size_t len = 0;
@@ -158,9 +125,9 @@ struct rsa_keys {
                    reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
     sig.resize(len);
     EVP_MD_CTX_free(ctx);
-    std::string jwt = signing + "." + b64(sig, true);
+    std::string jwt = signing + "." + base64(sig, true);
     remember_secret(jwt);
-    remember_secret(b64(sig, true));
+    remember_secret(base64(sig, true));
     return jwt;
   }
 };
@@ -547,8 +514,8 @@ BOOST_AUTO_TEST_CASE(jwt_hs256_valid_expired_wrong_signature_wrong_audience) {
   std::string other_aud =
       hs256(R"({"sub":"carol","roles":["user"],"iss":"idp","aud":"other"})", "s3cret");
   BOOST_TEST(s.as(bearer(other_aud), "GET", "/notes").status == 401);
-  std::string alg_none =
-      b64(R"({"alg":"none"})", true) + "." + b64(R"({"sub":"x","roles":["admin"]})", true) + ".";
+  std::string alg_none = base64(R"({"alg":"none"})", true) + "." +
+                         base64(R"({"sub":"x","roles":["admin"]})", true) + ".";
   BOOST_TEST(s.as(bearer(alg_none), "GET", "/notes").status == 401);
   BOOST_TEST(s.as(bearer("garbage"), "GET", "/notes").status == 401);
 }

@@ -1,5 +1,8 @@
 #include "test/test_support.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
@@ -192,6 +195,45 @@ rheo_process::~rheo_process() {
   if (it == a.running.end()) return;
   a.running.erase(it);
   a.ended.push_back(log());
+}
+
+std::string base64(std::string_view in, bool url) {
+  static const char* std_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  while (i + 2 < in.size()) {
+    unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6)
+      out += std_chars[(n >> s) & 63];
+    i += 3;
+  }
+  if (i < in.size()) {
+    unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += std_chars[(n >> 18) & 63];
+    out += std_chars[(n >> 12) & 63];
+    out += i + 1 < in.size() ? std_chars[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  if (url) {
+    for (auto& c : out)
+      c = c == '+' ? '-' : (c == '/' ? '_' : c);
+    while (!out.empty() && out.back() == '=')
+      out.pop_back();
+  }
+  return out;
+}
+
+std::string hs256_jwt(const std::string& payload, const std::string& key) {
+  std::string signing =
+      base64(R"({"alg":"HS256","typ":"JWT"})", true) + "." + base64(payload, true);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
+  return signing + "." + base64(std::string(reinterpret_cast<char*>(mac), len), true);
 }
 
 std::vector<std::string> all_server_logs() {

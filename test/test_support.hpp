@@ -100,6 +100,11 @@ int connect_to(std::uint16_t port, int receive_buffer = 0);
 /// that must keep its port across restarts.
 std::uint16_t free_port();
 
+/// Base64 of `in`; `url`: the URL-safe alphabet without padding (as in JWTs).
+std::string base64(std::string_view in, bool url = false);
+/// A JWT of `payload` signed with HS256 under `key`.
+std::string hs256_jwt(const std::string& payload, const std::string& key);
+
 /// Polls `condition` until it is true or `deadline` passes; returns the last result.
 template <class F>
 bool eventually(F&& condition,
