@@ -25,6 +25,9 @@ import warnings
 import websocket  # python3-websocket
 
 RHEO = sys.argv[1] if len(sys.argv) > 1 else "build/rheo"
+# The MongoDB driver's counters live in /dev/shm/mongoc-<pid>; a stale file left by a killed
+# process makes it warn on stderr, which the one-line checks below would see.
+ENV = dict(os.environ, MONGOC_DISABLE_SHM="1")
 ALLOW_ALL = '[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix(\'/\')"}]'
 
 
@@ -58,7 +61,7 @@ class Server:
             [RHEO, "--port", "0", "--bind", "127.0.0.1", "--data-dir",
              os.path.join(folder, "data"), "--durability", "normal", "--acl", ALLOW_ALL,
              "--tls-cert", cert, "--tls-key", key, "--ws-ping-interval-ms", "60000", *extra],
-            stdout=subprocess.PIPE, stderr=self.log_file)
+            stdout=subprocess.PIPE, stderr=self.log_file, env=ENV)
         line = self.proc.stdout.readline().decode()
         self.proc.stdout.close()
         m = re.search(r"listening on https://127\.0\.0\.1:(\d+)", line)
@@ -330,7 +333,7 @@ class TlsStartupTest(unittest.TestCase):
     def run_rheo(self, *args):
         with tempfile.TemporaryDirectory() as d:
             return subprocess.run([RHEO, "--port", "0", "--data-dir", os.path.join(d, "data"),
-                                   *args], capture_output=True, timeout=30)
+                                   *args], capture_output=True, timeout=30, env=ENV)
 
     def test_bad_tls_files_stop_startup_with_one_line(self):
         with tempfile.TemporaryDirectory() as d:
