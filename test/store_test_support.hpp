@@ -30,7 +30,7 @@ inline object J(std::string_view text) {
   return parse_json(text).as_object();
 }
 
-std::vector<std::string> keys_of(const object& o) {
+inline std::vector<std::string> keys_of(const object& o) {
   std::vector<std::string> keys;
   for (auto& [k, v] : o)
     keys.push_back(k);

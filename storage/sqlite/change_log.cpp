@@ -95,8 +95,9 @@ std::optional<std::uint64_t> trim_change_log(connection& c, std::uint64_t retent
 }
 
 std::string log_position(connection& c) {
-  auto bounds = change_log_bounds(c);
-  return token_from_seq(bounds ? bounds->second : 0);
+  query q(c, sql_changes_newest);
+  const bool any = q.step() && !q.column_null(0);
+  return token_from_seq(any ? static_cast<std::uint64_t>(q.column_int64(0)) : 0);
 }
 
 std::vector<change_event> read_changes_after(connection& c, const std::string& db,

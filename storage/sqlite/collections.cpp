@@ -74,6 +74,7 @@ void embedded_store::drop_collection(const std::string& db, const std::string& c
       q.step();
     }
     delete_collection_indexes(t.conn(), db, coll);
+    t.indexes_changed(db, coll);
     {
       query q(t.conn(), sql_coll_delete);
       q.text(1, db).text(2, coll);

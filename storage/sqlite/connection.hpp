@@ -2,11 +2,13 @@
 // and one use of a cached statement. Internal to storage/sqlite.
 //
 // Thread-safety: a connection (and every query on it) is used by one thread at a time; the
-// writer thread owns one, readers borrow pooled ones (core.hpp).
+// writer thread owns one, readers borrow pooled ones (core.hpp). vm_steps() is safe from any
+// thread.
 #pragma once
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -40,11 +42,25 @@ private:
   std::unordered_map<const char*, sqlite3_stmt*> stmts_;
 };
 
+namespace detail {
+inline std::atomic<std::uint64_t> vm_steps{0};
+} // namespace detail
+
+/// The SQLite virtual-machine steps that the queries of every connection of this process
+/// have run (SQLITE_STMTSTATUS_VM_STEP, added as each query ends): the work of a store call
+/// counted rather than timed, so a test can compare it across store sizes.
+inline std::uint64_t vm_steps() {
+  return detail::vm_steps.load(std::memory_order_relaxed);
+}
+
 /// A use of a cached statement; resets it and clears its bindings when done.
 class query {
 public:
   query(connection& c, const char* sql) : db_(c.handle()), stmt_(c.prepare(sql)) {}
   ~query() {
+    detail::vm_steps.fetch_add(
+        static_cast<std::uint64_t>(sqlite3_stmt_status(stmt_, SQLITE_STMTSTATUS_VM_STEP, 1)),
+        std::memory_order_relaxed);
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }

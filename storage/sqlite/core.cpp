@@ -56,6 +56,20 @@ std::optional<object> read_document(connection& c, const std::string& db, const 
   return decode_bson(q.column_blob(0));
 }
 
+// ---- index_cache ----
+
+index_cache::indexes index_cache::of(connection& c, const std::string& db,
+                                     const std::string& coll) {
+  // Bounded: a writer touching ever more collections reloads rather than grows.
+  constexpr std::size_t max_collections = 4096;
+  auto it = by_coll_.find({db, coll});
+  if (it != by_coll_.end()) return it->second;
+  if (by_coll_.size() >= max_collections) by_coll_.clear();
+  auto loaded = std::make_shared<const std::vector<index_def>>(load_indexes(c, db, coll));
+  by_coll_.emplace(std::pair{db, coll}, loaded);
+  return loaded;
+}
+
 // ---- write_txn ----
 
 void write_txn::log(change_event ev) {
@@ -82,7 +96,7 @@ bool write_txn::insert_document(const std::string& db, const std::string& coll,
     q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
     if (!q.step_unique()) return false;
   }
-  update_entries(c_, load_indexes(c_, db, coll), key, nullptr, &doc);
+  if (update_entries(c_, *indexes(db, coll), key, nullptr, &doc)) indexes_changed(db, coll);
   return true;
 }
 
@@ -94,7 +108,7 @@ void write_txn::update_document(const std::string& db, const std::string& coll,
     q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
     q.step();
   }
-  update_entries(c_, load_indexes(c_, db, coll), key, &before, &after);
+  if (update_entries(c_, *indexes(db, coll), key, &before, &after)) indexes_changed(db, coll);
 }
 
 void write_txn::delete_document(const std::string& db, const std::string& coll,
@@ -104,7 +118,7 @@ void write_txn::delete_document(const std::string& db, const std::string& coll,
     q.text(1, db).text(2, coll).blob(3, key);
     q.step();
   }
-  update_entries(c_, load_indexes(c_, db, coll), key, &before, nullptr);
+  if (update_entries(c_, *indexes(db, coll), key, &before, nullptr)) indexes_changed(db, coll);
 }
 
 // ---- core ----
@@ -283,7 +297,7 @@ void core::run_batch(const std::vector<write_request*>& batch) {
   connection& c = *writer_;
   const std::uint64_t seq_at_begin = next_seq_;
   const std::uint64_t oldest_at_begin = oldest_seq_;
-  write_txn txn(c, next_seq_);
+  write_txn txn(c, next_seq_, indexes_);
   std::vector<std::exception_ptr> errors(batch.size());
   try {
     c.run("BEGIN IMMEDIATE");
@@ -299,6 +313,7 @@ void core::run_batch(const std::vector<write_request*>& batch) {
         errors[i] = std::current_exception();
         c.run("ROLLBACK TO request");
         c.run("RELEASE request");
+        indexes_.clear(); // the request may have changed the catalog
         txn.events.resize(events_mark);
         next_seq_ = seq_mark;
       }
@@ -310,6 +325,7 @@ void core::run_batch(const std::vector<write_request*>& batch) {
     // The transaction itself failed (I/O error, disk full): nothing was committed.
     auto error = std::current_exception();
     if (!sqlite3_get_autocommit(c.handle())) sqlite3_exec(c.handle(), "ROLLBACK", 0, 0, 0);
+    indexes_.clear();
     next_seq_ = seq_at_begin;
     oldest_seq_ = oldest_at_begin;
     for (auto* req : batch)
@@ -331,16 +347,22 @@ void core::deliver(std::vector<change_event>& events) {
     std::lock_guard lk(feeds_mu_);
     if (!events.empty()) delivered_seq_ = events.back().seq;
     if (feeds_.empty()) return;
+    std::vector<std::shared_ptr<feed_state>> live;
     for (auto& ev : events) {
       auto it = feeds_.find({ev.db, ev.coll});
       if (it == feeds_.end()) continue;
-      for (auto& weak : it->second) {
-        auto st = weak.lock();
-        if (!st) continue;
-        auto t =
-            std::find_if(targets.begin(), targets.end(), [&](auto& x) { return x.first == st; });
-        if (t == targets.end()) t = targets.insert(targets.end(), {std::move(st), {}});
-        t->second.push_back(ev);
+      live.clear();
+      for (auto& weak : it->second)
+        if (auto st = weak.lock()) live.push_back(std::move(st));
+      for (std::size_t i = 0; i < live.size(); ++i) {
+        auto t = std::find_if(targets.begin(), targets.end(),
+                              [&](auto& x) { return x.first == live[i]; });
+        if (t == targets.end()) t = targets.insert(targets.end(), {live[i], {}});
+        // The events are the writer's to give away: the last feed of each takes it.
+        if (i + 1 == live.size())
+          t->second.push_back(std::move(ev));
+        else
+          t->second.push_back(ev);
       }
     }
   }

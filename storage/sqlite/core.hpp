@@ -13,6 +13,7 @@
 
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/feed.hpp"
+#include "storage/sqlite/indexes.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
 
 #include <condition_variable>
@@ -36,12 +37,41 @@ bool collection_exists(connection& c, const std::string& db, const std::string& 
 std::optional<object> read_document(connection& c, const std::string& db, const std::string& coll,
                                     const std::string& key);
 
+/// The writer's copy of the index catalog: each collection's decoded index definitions,
+/// read from the catalog once and kept until a write changes it, so that a document write
+/// neither reads nor decodes them. Whoever changes the catalog (create, ready, drop,
+/// multikey) forgets the collection; a rollback forgets everything.
+///
+/// Thread-safety: the writer thread's alone.
+class index_cache {
+public:
+  using indexes = std::shared_ptr<const std::vector<index_def>>;
+
+  /// The indexes of db.coll (read on `c` when not cached).
+  indexes of(connection& c, const std::string& db, const std::string& coll);
+  void forget(const std::string& db, const std::string& coll) { by_coll_.erase({db, coll}); }
+  void clear() { by_coll_.clear(); }
+
+private:
+  std::map<std::pair<std::string, std::string>, indexes> by_coll_;
+};
+
 /// What a write request sees inside the writer's transaction.
 class write_txn {
 public:
-  write_txn(connection& c, std::uint64_t& next_seq) : c_(c), next_seq_(next_seq) {}
+  write_txn(connection& c, std::uint64_t& next_seq, index_cache& indexes)
+      : c_(c), next_seq_(next_seq), indexes_(indexes) {}
 
   connection& conn() { return c_; }
+
+  /// The indexes of db.coll, as this transaction sees the catalog.
+  index_cache::indexes indexes(const std::string& db, const std::string& coll) {
+    return indexes_.of(c_, db, coll);
+  }
+  /// Says that this transaction changed the index catalog of db.coll.
+  void indexes_changed(const std::string& db, const std::string& coll) {
+    indexes_.forget(db, coll);
+  }
 
   /// Appends `ev` to the change log (assigning its seq) and queues it for delivery.
   void log(change_event ev);
@@ -72,6 +102,7 @@ public:
 private:
   connection& c_;
   std::uint64_t& next_seq_;
+  index_cache& indexes_;
 };
 
 class core : public std::enable_shared_from_this<core> {
@@ -118,7 +149,8 @@ private:
   void release(std::unique_ptr<connection> c);
   void writer_loop();
   void run_batch(const std::vector<write_request*>& batch);
-  /// Hands committed events to the sinks of live feeds (writer thread, no SQLite access).
+  /// Hands committed events to the sinks of live feeds (writer thread, no SQLite access);
+  /// `events` is consumed (moved into the feeds' batches).
   void deliver(std::vector<change_event>& events);
 
   sqlite_store_options options_;
@@ -133,6 +165,7 @@ private:
   std::thread writer_thread_;
   std::uint64_t next_seq_ = 1;
   std::uint64_t oldest_seq_ = 1;
+  index_cache indexes_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -75,8 +75,8 @@ std::uint64_t scan(connection& c, const std::string& db, const std::string& coll
 std::vector<std::pair<std::string, object>> matching(write_txn& t, const std::string& db,
                                                      const std::string& coll, const find_query& q) {
   if (!collection_exists(t.conn(), db, coll)) throw_no_collection(coll);
-  const auto indexes = load_indexes(t.conn(), db, coll);
-  const plan p = choose_plan(planning_filter(q), {{"_id", 1}}, indexes);
+  const auto indexes = t.indexes(db, coll);
+  const plan p = choose_plan(planning_filter(q), {{"_id", 1}}, *indexes);
   plan_cursor cursor(t.conn(), db, coll, p);
   std::vector<std::pair<std::string, object>> out;
   while (auto row = cursor.next())
@@ -142,8 +142,22 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
     }
     examined = cursor.examined();
   } else if (page > 0) {
+    // A sort no index gives: only the documents that can reach the page are kept, in a
+    // heap whose top is the last of them (memory of the page, not of the collection).
+    const sort_spec complete = sort_of(order);
+    auto less = [&](const object& a, const object& b) { return complete.compare(a, b) < 0; };
     examined = scan(c, db, coll, p, [&](object doc) {
-      if (q.filter.matches(doc)) out.push_back(std::move(doc));
+      if (!q.filter.matches(doc)) return true;
+      if (wanted == UINT64_MAX) {
+        out.push_back(std::move(doc));
+      } else if (out.size() < wanted) {
+        out.push_back(std::move(doc));
+        std::push_heap(out.begin(), out.end(), less);
+      } else if (less(doc, out.front())) {
+        std::pop_heap(out.begin(), out.end(), less);
+        out.back() = std::move(doc);
+        std::push_heap(out.begin(), out.end(), less);
+      }
       return true;
     });
   }
@@ -228,13 +242,18 @@ bulk_result embedded_store::insert_many(const std::string& db, const std::string
   prepared.reserve(docs.size());
   for (auto& d : docs)
     prepared.push_back(prepare_insert(std::move(d)));
+  std::vector<object>().swap(docs);
+  // Each document's DOM moves into its event and its BSON is freed once written: the
+  // batch holds one copy of each document at a time.
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
     for (auto& p : prepared) {
       if (!t.insert_document(db, coll, p.key, p.doc, p.body)) throw_duplicate_id();
+      std::string().swap(p.body);
+      std::string().swap(p.key);
       change_event ev = make_event(db, coll, "insert");
       ev.document_key = p.id;
-      ev.full_document = p.doc;
+      ev.full_document = std::move(p.doc);
       t.log(std::move(ev));
     }
   });

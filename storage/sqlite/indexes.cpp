@@ -201,8 +201,9 @@ void delete_collection_indexes(connection& c, const std::string& db, const std::
     delete_index(c, def.id);
 }
 
-void update_entries(connection& c, const std::vector<index_def>& indexes, const std::string& id_key,
+bool update_entries(connection& c, const std::vector<index_def>& indexes, const std::string& id_key,
                     const object* before, const object* after) {
+  bool catalog_changed = false;
   for (auto& def : indexes) {
     const auto old_keys = keys_of(def, before);
     const auto new_keys = keys_of(def, after);
@@ -224,8 +225,10 @@ void update_entries(connection& c, const std::vector<index_def>& indexes, const 
       query q(c, sql_index_multikey);
       q.int64(1, def.id);
       q.step();
+      catalog_changed = true;
     }
   }
+  return catalog_changed;
 }
 
 std::optional<std::string> build_index_chunk(connection& c, const std::string& db,

@@ -72,8 +72,9 @@ void delete_collection_indexes(connection& c, const std::string& db, const std::
 /// Maintains the entries of `indexes` for one document write: `before` is the stored
 /// document (nullptr for an insert), `after` the new one (nullptr for a delete). Throws
 /// api_error(409) naming the index when a unique index would hold a key twice, and
-/// api_error(400) for keys MongoDB cannot index (parallel arrays).
-void update_entries(connection& c, const std::vector<index_def>& indexes, const std::string& id_key,
+/// api_error(400) for keys MongoDB cannot index (parallel arrays). True when it marked an
+/// index multikey in the catalog (a cached copy of `indexes` is then out of date).
+bool update_entries(connection& c, const std::vector<index_def>& indexes, const std::string& id_key,
                     const object* before, const object* after);
 
 /// Fills a building index with the documents after `after_id_key` (all when empty), at most

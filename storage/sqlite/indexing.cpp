@@ -48,6 +48,7 @@ void embedded_store::create_index(const std::string& db, const std::string& coll
   core_->submit([&](write_txn& t) {
     if (!collection_exists(t.conn(), db, coll)) throw_no_collection(coll);
     def.id = insert_index(t.conn(), db, coll, def);
+    t.indexes_changed(db, coll); // writes maintain a building index too
   });
   // Built in chunks, each one write batch: writes go on meanwhile and keep the entries of
   // the documents they touch up to date; queries use the index once it is ready.
@@ -57,13 +58,20 @@ void embedded_store::create_index(const std::string& db, const std::string& coll
       std::optional<std::string> last;
       core_->submit([&](write_txn& t) {
         last = build_index_chunk(t.conn(), db, coll, def, after, build_chunk_documents);
+        t.indexes_changed(db, coll); // the chunk may have made it multikey
       });
       if (!last) break;
       after = std::move(*last);
     }
-    core_->submit([&](write_txn& t) { set_index_ready(t.conn(), def.id); });
+    core_->submit([&](write_txn& t) {
+      set_index_ready(t.conn(), def.id);
+      t.indexes_changed(db, coll);
+    });
   } catch (const api_error& e) {
-    core_->submit([&](write_txn& t) { delete_index(t.conn(), def.id); });
+    core_->submit([&](write_txn& t) {
+      delete_index(t.conn(), def.id);
+      t.indexes_changed(db, coll);
+    });
     if (e.status() == 409)
       throw api_error(400, "cannot create unique index '" + name +
                                "': the collection holds duplicate keys");
@@ -77,9 +85,11 @@ void embedded_store::drop_index(const std::string& db, const std::string& coll,
     throw_bad_request("index '" + name + "' cannot be dropped");
   core_->submit([&](write_txn& t) {
     if (!collection_exists(t.conn(), db, coll)) throw_no_collection(coll);
-    for (auto& def : load_indexes(t.conn(), db, coll))
+    const auto indexes = t.indexes(db, coll);
+    for (auto& def : *indexes)
       if (def.name == name) {
         delete_index(t.conn(), def.id);
+        t.indexes_changed(db, coll);
         return;
       }
     throw api_error(404, "index '" + name + "' does not exist");

@@ -50,8 +50,8 @@ void create_or_migrate(connection& c) {
   if (version == schema_version) return;
   c.exec("BEGIN IMMEDIATE");
   try {
-    c.exec(sql_schema);
-    rekey_documents(c);
+    c.exec(sql_schema); // creates what is missing, changes_by_coll (3) included
+    if (version < 2) rekey_documents(c);
     c.exec(("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
     c.exec("COMMIT");
   } catch (...) {

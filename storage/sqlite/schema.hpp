@@ -7,8 +7,10 @@
 // index_entries (their entries, see indexes.hpp).
 //
 // Schema versions (PRAGMA user_version): 0 or 1, files written before versions were
-// recorded; 2, id_key is the index-key encoding of _id (index_key.hpp). Opening an older
-// file migrates it in one transaction; a newer one is refused.
+// recorded; 2, id_key is the index-key encoding of _id (index_key.hpp); 3, the change log
+// has an index by collection (changes_by_coll), so a resume reads its own collection's
+// entries only. Opening an older file migrates it in one transaction; a newer one is
+// refused.
 //
 // Thread-safety: constants, and create_or_migrate() on the writer connection before the
 // writer thread starts. connection::prepare() caches statements by the address of
@@ -20,7 +22,7 @@ namespace rheo::sqlite {
 class connection;
 
 /// The schema version this build writes.
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 
 /// Creates the tables of a new file, or migrates an older file to schema_version; throws
 /// std::runtime_error for a file of a newer version.
@@ -33,6 +35,7 @@ CREATE TABLE IF NOT EXISTS documents(db TEXT NOT NULL, coll TEXT NOT NULL,
   id_key BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(db, coll, id_key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY, db TEXT NOT NULL,
   coll TEXT NOT NULL, event BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_by_coll ON changes(db, coll, seq);
 CREATE TABLE IF NOT EXISTS indexes(id INTEGER PRIMARY KEY, db TEXT NOT NULL, coll TEXT NOT NULL,
   name TEXT NOT NULL, spec BLOB NOT NULL, ready INTEGER NOT NULL, multikey INTEGER NOT NULL,
   UNIQUE(db, coll, name));
@@ -63,7 +66,11 @@ inline constexpr const char* sql_docs_count =
 inline constexpr const char* sql_change_insert =
     "INSERT INTO changes(seq, db, coll, event) VALUES(?1, ?2, ?3, ?4)";
 inline constexpr const char* sql_changes_trim = "DELETE FROM changes WHERE seq < ?1";
-inline constexpr const char* sql_changes_bounds = "SELECT min(seq), max(seq) FROM changes";
+// Each bound in its own subquery: SQLite answers a lone min() or max() of the rowid with one
+// b-tree descent, but min() and max() in one SELECT with a SCAN of the whole log.
+inline constexpr const char* sql_changes_bounds =
+    "SELECT (SELECT min(seq) FROM changes), (SELECT max(seq) FROM changes)";
+inline constexpr const char* sql_changes_newest = "SELECT max(seq) FROM changes";
 inline constexpr const char* sql_changes_after =
     "SELECT seq, event FROM changes WHERE seq > ?1 AND db = ?2 AND coll = ?3 ORDER BY seq";
 
