@@ -40,20 +40,24 @@ find_query matching(const request_context& c) {
 
 } // namespace
 
-http_response post_documents(const request_context& c, const array& docs) {
+http_response post_documents(const request_context& c, array docs) {
+  // Each parsed document is moved on, never copied: a bulk body's documents exist once.
   std::vector<object> prepared;
   prepared.reserve(docs.size());
   for (std::size_t i = 0; i < docs.size(); ++i) {
     if (!docs[i].is_object())
       throw_bad_request("element " + std::to_string(i) + " of the array is not an object");
-    object doc = normalize_document_body(docs[i].as_object());
+    object doc = normalize_document_body(std::move(docs[i].as_object()));
     c.who.merge_into(doc);
     prepared.push_back(std::move(doc));
   }
+  array().swap(docs);
   auto r = c.storage.insert_many(c.res.db, c.res.coll, std::move(prepared));
   std::vector<std::string> links;
+  links.reserve(r.ids.size());
   for (auto& id : r.ids)
     links.push_back(document_url(c, id));
+  std::vector<value>().swap(r.ids); // the links say the same
   return json_response(200, bulk_body(r, links));
 }
 

@@ -471,18 +471,20 @@ void update_spec::apply(object& doc, update_description* desc) const {
   if (desc) *desc = std::move(changes);
 }
 
-object normalize_document_body(const object& body) {
-  object out;
+object normalize_document_body(object body) {
   std::vector<std::string> paths;
   const value* current_dates = nullptr;
+  bool plain = true; // no operator, no dotted key: the body is the document
   for (auto& [key, v] : body) {
     if (starts_with_dollar(key)) {
       if (key != "$currentDate") throw_bad_request("update operators are not allowed here: " + key);
       if (!v.is_object())
         throw_bad_request("the argument of $currentDate must be an object of fields");
       current_dates = &v;
+      plain = false;
       continue;
     }
+    plain = plain && key.find('.') == std::string::npos;
     paths.push_back(key);
   }
   if (current_dates)
@@ -491,12 +493,17 @@ object normalize_document_body(const object& body) {
       paths.push_back(path);
     }
   check_conflicts(paths);
+  if (plain) {
+    check_nesting_depth(body, "document");
+    return body;
+  }
+  object out;
   for (auto& [key, v] : body) {
     if (starts_with_dollar(key)) continue;
     if (key.find('.') == std::string::npos)
-      out.emplace_back(key, v);
+      out.emplace_back(key, std::move(v));
     else
-      make_slot(out, split_path(key), key) = v;
+      make_slot(out, split_path(key), key) = std::move(v);
   }
   if (current_dates)
     for (auto& [path, spec] : current_dates->as_object())

@@ -53,7 +53,8 @@ private:
 /// Normalises a POST/PUT body: keys with dots create nested fields ({"a.b":1} ->
 /// {"a":{"b":1}}); `$currentDate` is applied (and removed); any other top-level
 /// `$`-operator is api_error(400), and so is a result nested deeper than max_nesting_depth.
-object normalize_document_body(const object& body);
+/// The body's values are moved into the result (a plain body is returned as it is).
+object normalize_document_body(object body);
 
 /// Removes a replacement body's `_id`, which must equal `id` (api_error 400 otherwise):
 /// a document's `_id` cannot change.
