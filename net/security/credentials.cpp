@@ -111,6 +111,14 @@ bool credentials::throttled(const std::string& address) {
 void credentials::record_failure(const std::string& address) {
   std::lock_guard lock(mutex_);
   auto now = std::chrono::steady_clock::now();
+  // Addresses whose window passed are forgotten when the table doubled since the last
+  // sweep: memory follows the addresses failing now, not every address that ever failed
+  // (amortised O(1) per failure).
+  if (failures_by_address_.size() >= 2 * failures_after_sweep_ + 64) {
+    std::erase_if(failures_by_address_,
+                  [&](auto& kv) { return now - kv.second.window_start > failure_window_; });
+    failures_after_sweep_ = failures_by_address_.size();
+  }
   auto& f = failures_by_address_[address];
   if (f.count == 0 || now - f.window_start > failure_window_) {
     f.count = 0;

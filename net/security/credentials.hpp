@@ -118,6 +118,7 @@ private:
   std::mutex mutex_;
   std::map<std::string, token_entry> tokens_;           // user -> token
   std::map<std::string, failures> failures_by_address_; // remote address -> failures
+  std::size_t failures_after_sweep_ = 0;                // its size after the last sweep
 };
 
 } // namespace rheo
