@@ -312,6 +312,16 @@ int hash_password_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+#ifdef RHEO_JEMALLOC
+// jemalloc's settings (the environment's MALLOC_CONF overrides them): a background thread
+// purges pages left unused for a second, so memory freed after a burst (a bulk write, a
+// reconnect storm) goes back to the system instead of staying with the thread that held it.
+extern "C" {
+// NOLINTNEXTLINE: the name jemalloc reads
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "hash-password") return hash_password_command(args);

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl ccache
   clang-14 libclang-rt-14-dev
   libcaf-dev libboost-dev libboost-test-dev libboost-program-options-dev
-  libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev
+  libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev libjemalloc-dev
   python3 python3-mockupdb python3-websocket
   openssl iproute2
   dpkg-dev file systemd
