@@ -32,11 +32,35 @@ namespace rheo {
 [[noreturn]] inline void throw_duplicate_id() {
   throw api_error(409, "duplicate _id: a document with this _id already exists");
 }
-[[noreturn]] inline void throw_etag_mismatch() {
-  throw api_error(412, "the document ETag does not match If-Match");
+
+/// 412: If-Match names another version than the stored one. `current()` is the stored
+/// version's etag, which the answer carries as its ETag header so that the client can
+/// retry with it; none when there is no stored version (an upsert with If-Match of a
+/// document that does not exist) or it has no etag (a document another MongoDB client
+/// wrote).
+class etag_mismatch : public api_error {
+public:
+  etag_mismatch(std::string message, std::optional<object_id> current)
+      : api_error(412, std::move(message)), current_(current) {}
+  const std::optional<object_id>& current() const { return current_; }
+
+private:
+  std::optional<object_id> current_;
+};
+
+[[noreturn]] inline void throw_etag_mismatch(std::optional<object_id> current) {
+  throw etag_mismatch("the document ETag does not match If-Match", current);
 }
-[[noreturn]] inline void throw_collection_etag_mismatch() {
-  throw api_error(412, "the collection ETag does not match If-Match");
+[[noreturn]] inline void throw_collection_etag_mismatch(std::optional<object_id> current) {
+  throw etag_mismatch("the collection ETag does not match If-Match", current);
+}
+
+/// A stored document's etag: its `_etag` when that is an ObjectId (documents written by
+/// another MongoDB client may have none).
+inline std::optional<object_id> document_etag(const object& doc) {
+  const value* etag = find_field(doc, "_etag");
+  if (!etag || !etag->is<object_id>()) return std::nullopt;
+  return etag->get<object_id>();
 }
 
 struct collection_info {

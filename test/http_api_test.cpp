@@ -381,6 +381,64 @@ BOOST_AUTO_TEST_CASE(if_match_guards_document_writes) {
   BOOST_TEST(req("DELETE", "/ifm/d", "", {{"If-Match", ok.header("etag")}}).status == 204);
 }
 
+BOOST_AUTO_TEST_CASE(a_412_answers_the_current_etag_and_a_retry_with_it_succeeds) {
+  const std::string stale = "5f1a2b3c4d5e6f7a8b9c0d1e";
+  post("retry412", R"({"_id":"d","v":1})");
+  auto current = [] {
+    auto got = req("GET", "/retry412/d");
+    BOOST_REQUIRE(got.status == 200);
+    return got.header("etag");
+  };
+  auto put = req("PUT", "/retry412/d", R"({"v":2})", {{"If-Match", stale}});
+  BOOST_TEST(put.status == 412, put.body);
+  BOOST_TEST(put.header("etag") == current());
+  auto replaced = req("PUT", "/retry412/d", R"({"v":2})", {{"If-Match", put.header("etag")}});
+  BOOST_TEST(replaced.status == 200, replaced.body);
+  // The etag the PUT replaced is stale now: the 412 names the PUT's.
+  auto patch = req("PATCH", "/retry412/d", R"({"v":3})", {{"If-Match", put.header("etag")}});
+  BOOST_TEST(patch.status == 412, patch.body);
+  BOOST_TEST(patch.header("etag") == replaced.header("etag"));
+  BOOST_TEST(patch.header("etag") == current());
+  BOOST_TEST(
+      req("PATCH", "/retry412/d", R"({"v":3})", {{"If-Match", patch.header("etag")}}).status ==
+      200);
+  auto del = req("DELETE", "/retry412/d", "", {{"If-Match", stale}});
+  BOOST_TEST(del.status == 412, del.body);
+  BOOST_TEST(del.header("etag") == current());
+  BOOST_TEST(req("DELETE", "/retry412/d", "", {{"If-Match", del.header("etag")}}).status == 204);
+  // No document, no etag to give: an upsert with If-Match is 412 without one, an update 404.
+  auto upsert = req("PUT", "/retry412/d?wm=upsert", R"({"v":1})", {{"If-Match", stale}});
+  BOOST_TEST(upsert.status == 412, upsert.body);
+  BOOST_TEST(upsert.header("etag").empty());
+  expect_error(req("PATCH", "/retry412/d", R"({"v":1})", {{"If-Match", stale}}), 404, "");
+
+  // A collection's metadata.
+  BOOST_TEST(req("PUT", "/retry412meta", R"({"x":1})").status == 201);
+  auto meta_etag = [] {
+    auto got = req("GET", "/retry412meta/_meta");
+    BOOST_REQUIRE(got.status == 200);
+    return got.header("etag");
+  };
+  auto mput = req("PUT", "/retry412meta", R"({"x":2})", {{"If-Match", stale}});
+  BOOST_TEST(mput.status == 412, mput.body);
+  BOOST_TEST(mput.header("etag") == meta_etag());
+  BOOST_TEST(
+      req("PUT", "/retry412meta", R"({"x":2})", {{"If-Match", mput.header("etag")}}).status == 200);
+  auto mpatch = req("PATCH", "/retry412meta", R"({"y":1})", {{"If-Match", mput.header("etag")}});
+  BOOST_TEST(mpatch.status == 412, mpatch.body);
+  BOOST_TEST(mpatch.header("etag") == meta_etag());
+  BOOST_TEST(
+      req("PATCH", "/retry412meta", R"({"y":1})", {{"If-Match", mpatch.header("etag")}}).status ==
+      200);
+  auto mdel = req("DELETE", "/retry412meta", "", {{"If-Match", stale}});
+  BOOST_TEST(mdel.status == 412, mdel.body);
+  BOOST_TEST(mdel.header("etag") == meta_etag());
+  BOOST_TEST(req("DELETE", "/retry412meta", "", {{"If-Match", mdel.header("etag")}}).status == 204);
+  auto absent = req("PUT", "/retry412meta", "{}", {{"If-Match", stale}});
+  BOOST_TEST(absent.status == 412, absent.body);
+  BOOST_TEST(absent.header("etag").empty());
+}
+
 BOOST_AUTO_TEST_CASE(root_lists_collections_or_redirects_browsers) {
   post("listed", "{}");
   auto names = json_array(req("GET", "/"));
