@@ -100,7 +100,7 @@ struct find_query {
 /// A secondary index as the index API shows it.
 struct index_info {
   std::string name;
-  object key;     // the key pattern: {field: 1 | -1, ...}
+  object key;     // the key pattern as given: {field: 1 | -1, ...} (any non-zero number)
   object options; // those set of: unique, sparse, partialFilterExpression, expireAfterSeconds
 };
 
@@ -261,10 +261,12 @@ public:
   /// The collection's indexes, the built-in "_id_" first; 404 when the collection does not
   /// exist.
   virtual std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) = 0;
-  /// Creates index `name` over `key` ({field: 1|-1}) with `options` (unique, sparse,
+  /// Creates index `name` over `key` ({field: direction}: as in MongoDB, any number other
+  /// than 0, its sign the direction) with `options` (unique, sparse,
   /// partialFilterExpression, expireAfterSeconds). 404 unknown collection; 400 a bad key or
-  /// option, a name starting with '_', or (unique) data that already holds duplicates;
-  /// 409 when an index of that name exists.
+  /// option (the embedded store: a special index type such as "text"), a name starting with
+  /// '_', or (unique) data that already holds duplicates; 409 when an index of that name
+  /// exists.
   virtual void create_index(const std::string& db, const std::string& coll, const std::string& name,
                             const object& key, const object& options) = 0;
   /// 400 for "_id_" (or any name starting with '_'); 404 when there is no such index.

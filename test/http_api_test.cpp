@@ -646,6 +646,55 @@ BOOST_AUTO_TEST_CASE(index_api_lists_creates_and_drops_indexes) {
   BOOST_TEST(json_array(req("GET", "/indexed?filter={a:1}")).size() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(index_keys_take_any_non_zero_number_as_mongodb_does) {
+  for (int i = 0; i < 10; ++i)
+    post("numkeys", R"({"_id":)" + std::to_string(i) + R"(,"a":)" + std::to_string(i % 5) +
+                        R"(,"b":)" + std::to_string(i % 2) + R"(,"c":)" + std::to_string(i) + "}");
+  auto ab = req("PUT", "/numkeys/_indexes/ab", R"({"keys":{"a":1,"b":2}})");
+  BOOST_TEST(ab.status == 201, ab.body);
+  auto c = req("PUT", "/numkeys/_indexes/c", R"({"keys":{"c":-2}})");
+  BOOST_TEST(c.status == 201, c.body);
+  auto halves = req("PUT", "/numkeys/_indexes/halves", R"({"keys":{"b":0.5,"c":-1.5}})");
+  BOOST_TEST(halves.status == 201, halves.body);
+  // Listed as given, as MongoDB keeps a key pattern.
+  auto indexes = indexes_of("numkeys");
+  BOOST_REQUIRE(indexes.size() == 4u); // _id_, ab, c, halves
+  BOOST_TEST(to_json(*find_field(indexes["ab"], "key")) == R"({"a":1,"b":2})");
+  BOOST_TEST(to_json(*find_field(indexes["c"], "key")) == R"({"c":-2})");
+  BOOST_TEST(to_json(*find_field(indexes["halves"], "key")) == R"({"b":0.5,"c":-1.5})");
+  // The planner uses them: {a:1,b:2} for a filter on a; {c:-2} is descending, so a sort
+  // {c:-1} reads it forward.
+  auto on_a = json_object(req("GET", "/numkeys?filter={a:3}&explain=true"));
+  BOOST_TEST(field_string(on_a, "index") == "ab");
+  BOOST_TEST(find_field(on_a, "returned")->as_int64() == 2);
+  auto newest = json_object(req("GET", "/numkeys?sort={c:-1}&pagesize=3&explain=true"));
+  BOOST_TEST(field_string(newest, "index") == "c");
+  BOOST_TEST(!find_field(newest, "inMemorySort")->as_bool());
+  BOOST_TEST(field_string(newest, "bounds").find("backward") == std::string::npos,
+             field_string(newest, "bounds"));
+  auto oldest = json_object(req("GET", "/numkeys?sort={c:1}&pagesize=3&explain=true"));
+  BOOST_TEST(field_string(oldest, "bounds").find("backward") != std::string::npos,
+             field_string(oldest, "bounds"));
+  auto page = json_array(req("GET", "/numkeys?sort={c:-1}&pagesize=3"));
+  BOOST_REQUIRE(page.size() == 3u);
+  BOOST_TEST(find_field(page[0].as_object(), "c")->as_int64() == 9);
+  BOOST_TEST(find_field(page[2].as_object(), "c")->as_int64() == 7);
+  auto mixed = json_object(req("GET", "/numkeys?filter={b:1}&sort={c:-1}&explain=true"));
+  BOOST_TEST(field_string(mixed, "index") == "halves");
+  BOOST_TEST(!find_field(mixed, "inMemorySort")->as_bool());
+
+  // 0, NaN and what is not a number: 400; MongoDB's special index types: 400 naming them.
+  for (const char* key : {R"({"a":0})", R"({"a":-0.0})", R"({"a":{"$numberDouble":"NaN"}})",
+                          R"({"a":"x"})", R"({"a":true})", R"({"a":null})"})
+    expect_error(req("PUT", "/numkeys/_indexes/bad", std::string(R"({"keys":)") + key + "}"), 400,
+                 "index key 'a' must be a number other than 0");
+  for (const char* type : {"text", "hashed", "2d", "2dsphere", "geoHaystack"})
+    expect_error(
+        req("PUT", "/numkeys/_indexes/bad", std::string(R"({"keys":{"a":")") + type + R"("}})"),
+        400, std::string("index type \"") + type + "\" is not supported by the embedded store");
+  BOOST_TEST(indexes_of("numkeys").size() == 4u); // _id_, ab, c, halves
+}
+
 BOOST_AUTO_TEST_CASE(index_api_answers_404_for_unknown_collections_and_405_for_other_methods) {
   expect_error(req("GET", "/noindexes/_indexes"), 404, "noindexes");
   expect_error(req("PUT", "/noindexes/_indexes/a", R"({"keys":{"a":1}})"), 404, "noindexes");

@@ -441,6 +441,18 @@ def test_index_api_maps_to_index_commands():
         status, _, body = call()
         assert status == 409 and "already exists" in body, (status, body)
 
+        # Key values are MongoDB's to check: any number and the index types go as given.
+        call = in_background(rheo.request, "PUT", "/messages/_indexes/n",
+                             {"keys": {"a": 2, "b": -0.5, "body": "text"}})
+        expect_list_indexes(mock, [ID_INDEX])
+        r = mock.receive("createIndexes")
+        key = list(r.doc["indexes"][0]["key"].items())
+        assert key == [("a", 2), ("b", -0.5), ("body", "text")], r.doc
+        r.replies(ok=1, createdCollectionAutomatically=False, numIndexesBefore=1,
+                  numIndexesAfter=2)
+        status, _, body = call()
+        assert status == 201, (status, body)
+
         # A unique index over duplicates (E11000 from createIndexes): 400.
         call = in_background(rheo.request, "PUT", "/messages/_indexes/u",
                              {"keys": {"from": 1}, "ops": {"unique": True}})
