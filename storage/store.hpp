@@ -32,11 +32,35 @@ namespace rheo {
 [[noreturn]] inline void throw_duplicate_id() {
   throw api_error(409, "duplicate _id: a document with this _id already exists");
 }
-[[noreturn]] inline void throw_etag_mismatch() {
-  throw api_error(412, "the document ETag does not match If-Match");
+
+/// 412: If-Match names another version than the stored one. `current()` is the stored
+/// version's etag, which the answer carries as its ETag header so that the client can
+/// retry with it; none when there is no stored version (an upsert with If-Match of a
+/// document that does not exist) or it has no etag (a document another MongoDB client
+/// wrote).
+class etag_mismatch : public api_error {
+public:
+  etag_mismatch(std::string message, std::optional<object_id> current)
+      : api_error(412, std::move(message)), current_(current) {}
+  const std::optional<object_id>& current() const { return current_; }
+
+private:
+  std::optional<object_id> current_;
+};
+
+[[noreturn]] inline void throw_etag_mismatch(std::optional<object_id> current) {
+  throw etag_mismatch("the document ETag does not match If-Match", current);
 }
-[[noreturn]] inline void throw_collection_etag_mismatch() {
-  throw api_error(412, "the collection ETag does not match If-Match");
+[[noreturn]] inline void throw_collection_etag_mismatch(std::optional<object_id> current) {
+  throw etag_mismatch("the collection ETag does not match If-Match", current);
+}
+
+/// A stored document's etag: its `_etag` when that is an ObjectId (documents written by
+/// another MongoDB client may have none).
+inline std::optional<object_id> document_etag(const object& doc) {
+  const value* etag = find_field(doc, "_etag");
+  if (!etag || !etag->is<object_id>()) return std::nullopt;
+  return etag->get<object_id>();
 }
 
 struct collection_info {
@@ -76,7 +100,7 @@ struct find_query {
 /// A secondary index as the index API shows it.
 struct index_info {
   std::string name;
-  object key;     // the key pattern: {field: 1 | -1, ...}
+  object key;     // the key pattern as given: {field: 1 | -1, ...} (any non-zero number)
   object options; // those set of: unique, sparse, partialFilterExpression, expireAfterSeconds
 };
 
@@ -237,10 +261,12 @@ public:
   /// The collection's indexes, the built-in "_id_" first; 404 when the collection does not
   /// exist.
   virtual std::vector<index_info> list_indexes(const std::string& db, const std::string& coll) = 0;
-  /// Creates index `name` over `key` ({field: 1|-1}) with `options` (unique, sparse,
+  /// Creates index `name` over `key` ({field: direction}: as in MongoDB, any number other
+  /// than 0, its sign the direction) with `options` (unique, sparse,
   /// partialFilterExpression, expireAfterSeconds). 404 unknown collection; 400 a bad key or
-  /// option, a name starting with '_', or (unique) data that already holds duplicates;
-  /// 409 when an index of that name exists.
+  /// option (the embedded store: a special index type such as "text"), a name starting with
+  /// '_', or (unique) data that already holds duplicates; 409 when an index of that name
+  /// exists.
   virtual void create_index(const std::string& db, const std::string& coll, const std::string& name,
                             const object& key, const object& options) = 0;
   /// 400 for "_id_" (or any name starting with '_'); 404 when there is no such index.

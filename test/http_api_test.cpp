@@ -381,6 +381,64 @@ BOOST_AUTO_TEST_CASE(if_match_guards_document_writes) {
   BOOST_TEST(req("DELETE", "/ifm/d", "", {{"If-Match", ok.header("etag")}}).status == 204);
 }
 
+BOOST_AUTO_TEST_CASE(a_412_answers_the_current_etag_and_a_retry_with_it_succeeds) {
+  const std::string stale = "5f1a2b3c4d5e6f7a8b9c0d1e";
+  post("retry412", R"({"_id":"d","v":1})");
+  auto current = [] {
+    auto got = req("GET", "/retry412/d");
+    BOOST_REQUIRE(got.status == 200);
+    return got.header("etag");
+  };
+  auto put = req("PUT", "/retry412/d", R"({"v":2})", {{"If-Match", stale}});
+  BOOST_TEST(put.status == 412, put.body);
+  BOOST_TEST(put.header("etag") == current());
+  auto replaced = req("PUT", "/retry412/d", R"({"v":2})", {{"If-Match", put.header("etag")}});
+  BOOST_TEST(replaced.status == 200, replaced.body);
+  // The etag the PUT replaced is stale now: the 412 names the PUT's.
+  auto patch = req("PATCH", "/retry412/d", R"({"v":3})", {{"If-Match", put.header("etag")}});
+  BOOST_TEST(patch.status == 412, patch.body);
+  BOOST_TEST(patch.header("etag") == replaced.header("etag"));
+  BOOST_TEST(patch.header("etag") == current());
+  BOOST_TEST(
+      req("PATCH", "/retry412/d", R"({"v":3})", {{"If-Match", patch.header("etag")}}).status ==
+      200);
+  auto del = req("DELETE", "/retry412/d", "", {{"If-Match", stale}});
+  BOOST_TEST(del.status == 412, del.body);
+  BOOST_TEST(del.header("etag") == current());
+  BOOST_TEST(req("DELETE", "/retry412/d", "", {{"If-Match", del.header("etag")}}).status == 204);
+  // No document, no etag to give: an upsert with If-Match is 412 without one, an update 404.
+  auto upsert = req("PUT", "/retry412/d?wm=upsert", R"({"v":1})", {{"If-Match", stale}});
+  BOOST_TEST(upsert.status == 412, upsert.body);
+  BOOST_TEST(upsert.header("etag").empty());
+  expect_error(req("PATCH", "/retry412/d", R"({"v":1})", {{"If-Match", stale}}), 404, "");
+
+  // A collection's metadata.
+  BOOST_TEST(req("PUT", "/retry412meta", R"({"x":1})").status == 201);
+  auto meta_etag = [] {
+    auto got = req("GET", "/retry412meta/_meta");
+    BOOST_REQUIRE(got.status == 200);
+    return got.header("etag");
+  };
+  auto mput = req("PUT", "/retry412meta", R"({"x":2})", {{"If-Match", stale}});
+  BOOST_TEST(mput.status == 412, mput.body);
+  BOOST_TEST(mput.header("etag") == meta_etag());
+  BOOST_TEST(
+      req("PUT", "/retry412meta", R"({"x":2})", {{"If-Match", mput.header("etag")}}).status == 200);
+  auto mpatch = req("PATCH", "/retry412meta", R"({"y":1})", {{"If-Match", mput.header("etag")}});
+  BOOST_TEST(mpatch.status == 412, mpatch.body);
+  BOOST_TEST(mpatch.header("etag") == meta_etag());
+  BOOST_TEST(
+      req("PATCH", "/retry412meta", R"({"y":1})", {{"If-Match", mpatch.header("etag")}}).status ==
+      200);
+  auto mdel = req("DELETE", "/retry412meta", "", {{"If-Match", stale}});
+  BOOST_TEST(mdel.status == 412, mdel.body);
+  BOOST_TEST(mdel.header("etag") == meta_etag());
+  BOOST_TEST(req("DELETE", "/retry412meta", "", {{"If-Match", mdel.header("etag")}}).status == 204);
+  auto absent = req("PUT", "/retry412meta", "{}", {{"If-Match", stale}});
+  BOOST_TEST(absent.status == 412, absent.body);
+  BOOST_TEST(absent.header("etag").empty());
+}
+
 BOOST_AUTO_TEST_CASE(root_lists_collections_or_redirects_browsers) {
   post("listed", "{}");
   auto names = json_array(req("GET", "/"));
@@ -586,6 +644,55 @@ BOOST_AUTO_TEST_CASE(index_api_lists_creates_and_drops_indexes) {
   expect_error(req("DELETE", "/indexed/_indexes/_other"), 400, "_other");
   // Queries answer the same with and without an index.
   BOOST_TEST(json_array(req("GET", "/indexed?filter={a:1}")).size() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(index_keys_take_any_non_zero_number_as_mongodb_does) {
+  for (int i = 0; i < 10; ++i)
+    post("numkeys", R"({"_id":)" + std::to_string(i) + R"(,"a":)" + std::to_string(i % 5) +
+                        R"(,"b":)" + std::to_string(i % 2) + R"(,"c":)" + std::to_string(i) + "}");
+  auto ab = req("PUT", "/numkeys/_indexes/ab", R"({"keys":{"a":1,"b":2}})");
+  BOOST_TEST(ab.status == 201, ab.body);
+  auto c = req("PUT", "/numkeys/_indexes/c", R"({"keys":{"c":-2}})");
+  BOOST_TEST(c.status == 201, c.body);
+  auto halves = req("PUT", "/numkeys/_indexes/halves", R"({"keys":{"b":0.5,"c":-1.5}})");
+  BOOST_TEST(halves.status == 201, halves.body);
+  // Listed as given, as MongoDB keeps a key pattern.
+  auto indexes = indexes_of("numkeys");
+  BOOST_REQUIRE(indexes.size() == 4u); // _id_, ab, c, halves
+  BOOST_TEST(to_json(*find_field(indexes["ab"], "key")) == R"({"a":1,"b":2})");
+  BOOST_TEST(to_json(*find_field(indexes["c"], "key")) == R"({"c":-2})");
+  BOOST_TEST(to_json(*find_field(indexes["halves"], "key")) == R"({"b":0.5,"c":-1.5})");
+  // The planner uses them: {a:1,b:2} for a filter on a; {c:-2} is descending, so a sort
+  // {c:-1} reads it forward.
+  auto on_a = json_object(req("GET", "/numkeys?filter={a:3}&explain=true"));
+  BOOST_TEST(field_string(on_a, "index") == "ab");
+  BOOST_TEST(find_field(on_a, "returned")->as_int64() == 2);
+  auto newest = json_object(req("GET", "/numkeys?sort={c:-1}&pagesize=3&explain=true"));
+  BOOST_TEST(field_string(newest, "index") == "c");
+  BOOST_TEST(!find_field(newest, "inMemorySort")->as_bool());
+  BOOST_TEST(field_string(newest, "bounds").find("backward") == std::string::npos,
+             field_string(newest, "bounds"));
+  auto oldest = json_object(req("GET", "/numkeys?sort={c:1}&pagesize=3&explain=true"));
+  BOOST_TEST(field_string(oldest, "bounds").find("backward") != std::string::npos,
+             field_string(oldest, "bounds"));
+  auto page = json_array(req("GET", "/numkeys?sort={c:-1}&pagesize=3"));
+  BOOST_REQUIRE(page.size() == 3u);
+  BOOST_TEST(find_field(page[0].as_object(), "c")->as_int64() == 9);
+  BOOST_TEST(find_field(page[2].as_object(), "c")->as_int64() == 7);
+  auto mixed = json_object(req("GET", "/numkeys?filter={b:1}&sort={c:-1}&explain=true"));
+  BOOST_TEST(field_string(mixed, "index") == "halves");
+  BOOST_TEST(!find_field(mixed, "inMemorySort")->as_bool());
+
+  // 0, NaN and what is not a number: 400; MongoDB's special index types: 400 naming them.
+  for (const char* key : {R"({"a":0})", R"({"a":-0.0})", R"({"a":{"$numberDouble":"NaN"}})",
+                          R"({"a":"x"})", R"({"a":true})", R"({"a":null})"})
+    expect_error(req("PUT", "/numkeys/_indexes/bad", std::string(R"({"keys":)") + key + "}"), 400,
+                 "index key 'a' must be a number other than 0");
+  for (const char* type : {"text", "hashed", "2d", "2dsphere", "geoHaystack"})
+    expect_error(
+        req("PUT", "/numkeys/_indexes/bad", std::string(R"({"keys":{"a":")") + type + R"("}})"),
+        400, std::string("index type \"") + type + "\" is not supported by the embedded store");
+  BOOST_TEST(indexes_of("numkeys").size() == 4u); // _id_, ab, c, halves
 }
 
 BOOST_AUTO_TEST_CASE(index_api_answers_404_for_unknown_collections_and_405_for_other_methods) {

@@ -224,11 +224,20 @@ BOOST_AUTO_TEST_CASE(replace_update_and_remove_keep_etags_and_statuses) {
   BOOST_TEST(to_json(value(*after)) ==
              R"({"_id":"a","n":3,"list":[2,3,4],"x":{"y":"z"},"plain":5})");
 
-  // A stale If-Match: 412 with the core's message.
+  // A stale If-Match: 412 with the core's message and the current etag.
   BOOST_TEST(error_of([&] {
                f.edge.update("rheo", "docs", value("a"), spec, write_mode::update,
                              "\"" + w.etag.hex() + "\"");
              }) == "412 the document ETag does not match If-Match");
+  BOOST_TEST((current_etag_of([&] {
+                f.edge.update("rheo", "docs", value("a"), spec, write_mode::update,
+                              "\"" + w.etag.hex() + "\"");
+              }) == u.etag));
+  // No document, no etag: an upsert with If-Match.
+  BOOST_TEST(!current_etag_of([&] {
+                f.edge.update("rheo", "docs", value("none"), spec, write_mode::upsert,
+                              "\"" + w.etag.hex() + "\"");
+              }).has_value());
   // An update the core's store rejects while applying it: its 400 and message.
   auto bad = update_spec::parse(J("{$inc:{'x':1}}"));
   BOOST_TEST(error_of([&] {
@@ -310,6 +319,8 @@ BOOST_AUTO_TEST_CASE(collections_are_put_patched_and_dropped_with_their_etags) {
 
   BOOST_TEST(
       error_of([&] { f.edge.drop_collection("rheo", "c", info->etag.hex()); }).starts_with("412 "));
+  BOOST_TEST((current_etag_of([&] { f.edge.drop_collection("rheo", "c", info->etag.hex()); }) ==
+              patched->etag));
   f.edge.drop_collection("rheo", "c", patched->etag.hex());
   BOOST_TEST(!f.db->collection("rheo", "c").has_value());
 }

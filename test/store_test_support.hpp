@@ -168,6 +168,18 @@ inline int status_of(const std::function<void()>& fn) {
   return 0;
 }
 
+/// The current etag carried by the etag_mismatch (412) `fn` throws; fails the test when it
+/// throws none.
+inline std::optional<object_id> current_etag_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const etag_mismatch& e) {
+    return e.current();
+  }
+  BOOST_FAIL("no etag_mismatch (412) was thrown");
+  return std::nullopt;
+}
+
 inline find_query query_of(std::string_view filter = "{}", std::string_view sort = "{}",
                            std::string_view keys = "{}", std::int64_t skip = 0,
                            std::int64_t limit = 100) {

@@ -86,13 +86,11 @@ http_response get_document(const request_context& c) {
     return error_response(404, "document '" + c.res.id_text + "' does not exist");
   }
   object keys = keys_param(c.target);
-  std::optional<std::string> etag;
-  if (const value* e = find_field(*doc, "_etag"); e && e->is<object_id>())
-    etag = e->get<object_id>().hex();
+  const std::optional<object_id> etag = document_etag(*doc);
   object out = keys.empty() ? std::move(*doc) : projection::compile(keys).apply(*doc);
   if (auto shape = c.who.response_projection()) out = shape->apply(out);
   http_response res = json_response(200, to_json(value(std::move(out))));
-  if (etag) res.headers.emplace_back("ETag", std::move(*etag));
+  if (etag) res.headers.emplace_back("ETag", etag->hex());
   if (!position.empty()) res.headers.emplace_back("Resume-Token", std::move(position));
   return res;
 }

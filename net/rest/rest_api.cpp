@@ -7,6 +7,8 @@
 #include "net/rest/params.hpp"
 #include "net/rest/routes.hpp"
 
+#include "storage/store.hpp"
+
 #include <cctype>
 
 namespace rheo {
@@ -183,6 +185,10 @@ http_response rest_api::handle(const http_request& req) const {
         res.headers.push_back(std::move(h));
       if (who.user && res.user.empty() && log::access_log_enabled()) res.user = who.user->id;
     }
+  } catch (const etag_mismatch& e) {
+    // The current ETag, so that the client can retry with it (as RESTHeart answers).
+    res = error_response(e.status(), e.what());
+    if (e.current()) res.headers.emplace_back("ETag", e.current()->hex());
   } catch (const api_error& e) {
     res = error_response(e.status(), e.what());
   } catch (const std::exception& e) {

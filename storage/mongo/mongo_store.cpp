@@ -120,8 +120,9 @@ public:
     erase_field(metadata, "_etag");
     pooled_client c = client();
     auto existing = read_collection(c, db, coll);
-    if (if_match && (!existing || !etag_matches(*if_match, existing->etag)))
-      throw_collection_etag_mismatch();
+    if (if_match && !existing) throw_collection_etag_mismatch(std::nullopt);
+    if (if_match && !etag_matches(*if_match, existing->etag))
+      throw_collection_etag_mismatch(existing->etag);
     if (!existing) create_collection(c, db, coll);
     write_properties(c, db, coll, metadata, existing);
     publish_meta(db, coll, metadata);
@@ -135,7 +136,8 @@ public:
     pooled_client c = client();
     auto existing = read_collection(c, db, coll);
     if (!existing) throw_no_collection(coll);
-    if (if_match && !etag_matches(*if_match, existing->etag)) throw_collection_etag_mismatch();
+    if (if_match && !etag_matches(*if_match, existing->etag))
+      throw_collection_etag_mismatch(existing->etag);
     object merged = existing->metadata;
     for (auto& [k, v] : metadata)
       set_field(merged, k, v);
@@ -148,7 +150,7 @@ public:
     pooled_client c = client();
     auto existing = read_collection(c, db, coll);
     if (!existing) throw_no_collection(coll);
-    if (!etag_matches(etag, existing->etag)) throw_collection_etag_mismatch();
+    if (!etag_matches(etag, existing->etag)) throw_collection_etag_mismatch(existing->etag);
     bson_error_t error;
     auto target = collection_of(c, db, coll);
     if (!mongoc_collection_drop_with_opts(target.get(), nullptr, &error) &&
@@ -272,7 +274,7 @@ public:
     doc.insert(doc.begin(), {"_id", id});
     pooled_client c = client();
     if (mode == write_mode::insert) {
-      if (if_match) throw_etag_mismatch();
+      if (if_match) throw_etag_mismatch(std::nullopt);
       insert_document(c, db, coll, doc);
       return write_result{id, etag, true};
     }
@@ -288,7 +290,7 @@ public:
     pooled_client c = client();
     if (mode == write_mode::insert) {
       // Must not exist: build the document in rheo and insert it (409 when it exists).
-      if (if_match) throw_etag_mismatch();
+      if (if_match) throw_etag_mismatch(std::nullopt);
       object doc{{"_id", id}};
       spec.apply(doc);
       set_field(doc, "_etag", etag);
@@ -542,13 +544,15 @@ private:
     return find_field(reply, "upsertedId") != nullptr || int_field(reply, "upsertedCount") > 0;
   }
 
-  /// A write matched nothing: 412 when the document exists (its etag differs), 404
-  /// otherwise (or 412 for an upsert with If-Match, as the embedded store answers).
+  /// A write matched nothing: 412 with the document's etag when it exists (its etag
+  /// differs), 404 otherwise (or 412 for an upsert with If-Match, as the embedded store
+  /// answers).
   [[noreturn]] void no_match(pooled_client& c, const std::string& db, const std::string& coll,
                              const value& id, write_mode mode,
                              const std::optional<std::string>& if_match) {
     if (if_match) {
-      if (lookup(c, db, coll, id) || mode != write_mode::update) throw_etag_mismatch();
+      if (auto doc = lookup(c, db, coll, id)) throw_etag_mismatch(document_etag(*doc));
+      if (mode != write_mode::update) throw_etag_mismatch(std::nullopt);
     }
     if (!exists(c, db, coll)) throw_no_collection(coll);
     throw_no_document();
@@ -622,7 +626,8 @@ private:
   }
 
   /// Writes the `_properties` document with a fresh etag. When the previous document had
-  /// an etag, the write is conditional on it (a concurrent metadata write gives 412).
+  /// an etag, the write is conditional on it (a concurrent metadata write gives 412, with
+  /// the etag that write left, read again).
   /// The cache learns the write before it is sent (see metadata_cache::writing()).
   void write_properties(pooled_client& c, const std::string& db, const std::string& coll,
                         const object& metadata, const std::optional<collection_info>& existing) {
@@ -634,6 +639,9 @@ private:
     cache_.writing(db, coll, etag.hex());
     try {
       replace_properties(c, db, coll, doc, existing);
+    } catch (const etag_mismatch&) {
+      cache_.forget(db, coll);
+      throw_collection_etag_mismatch(current_etag(c, db, coll));
     } catch (...) {
       cache_.forget(db, coll);
       throw;
@@ -653,11 +661,23 @@ private:
     if (!mongoc_collection_replace_one(props.get(), to_bson(filter).get(), to_bson(doc).get(),
                                        to_bson(object{{"upsert", value(!had_etag)}}).get(),
                                        &reply.b, &error)) {
-      if (error.code == err_duplicate_key) throw_collection_etag_mismatch();
+      if (error.code == err_duplicate_key) throw_collection_etag_mismatch(std::nullopt);
       throw_mongo(error, "writing the metadata of " + coll);
     }
     const object r = reply.get();
-    if (int_field(r, "matchedCount") == 0 && !upserted(r)) throw_collection_etag_mismatch();
+    if (int_field(r, "matchedCount") == 0 && !upserted(r))
+      throw_collection_etag_mismatch(std::nullopt);
+  }
+
+  /// The collection's etag as MongoDB holds it now, after another writer's metadata won a
+  /// race (none when it cannot be read: the 412 then goes without it).
+  std::optional<object_id> current_etag(pooled_client& c, const std::string& db,
+                                        const std::string& coll) {
+    try {
+      if (auto info = read_collection(c, db, coll)) return info->etag;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
   }
 
   void publish_meta(const std::string& db, const std::string& coll, const object& metadata) {

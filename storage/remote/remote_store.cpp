@@ -32,6 +32,17 @@ template <class T> const T& as(const value& v, std::string_view what) {
   return *p;
 }
 
+/// The error of a failed call's reply, {ok: false, status, message} and, for a 412 when the
+/// resource exists, its current etag: as the core's store threw it.
+[[noreturn]] void throw_error_of(const object& reply) {
+  const auto status = as<std::int32_t>(field(reply, "status"), "status");
+  std::string message = as<std::string>(field(reply, "message"), "message");
+  if (status != 412) throw api_error(status, std::move(message));
+  std::optional<object_id> current;
+  if (const value* etag = find_field(reply, "etag")) current = as<object_id>(*etag, "etag");
+  throw etag_mismatch(std::move(message), current);
+}
+
 // ---- codecs: each type that crosses the link, as a value ----
 
 /// codec<T>::encode(const T&) -> value on the sending side, codec<T>::decode(const value&)
@@ -289,9 +300,7 @@ template <auto M, class R, class... P> struct store_call<M, R(P...)> {
     static_assert(!call_name<M>.empty(), "a store method forwarded must be in RHEO_STORE_CALLS");
     object sent{{"a", value(array{codec<std::remove_cvref_t<P>>::encode(args)...})}};
     object reply = decode_bson(transport(std::string(call_name<M>), encode_bson(sent)));
-    if (!as<bool>(field(reply, "ok"), "ok"))
-      throw api_error(as<std::int32_t>(field(reply, "status"), "status"),
-                      as<std::string>(field(reply, "message"), "message"));
+    if (!as<bool>(field(reply, "ok"), "ok")) throw_error_of(reply);
     auto& out = as<array>(field(reply, "out"), "out");
     if (out.size() != sizeof...(P)) malformed("out");
     std::size_t i = 0;
@@ -327,10 +336,13 @@ constexpr std::pair<std::string_view, serve_fn> served_calls[] = {
 #undef RHEO_SERVED_CALL
 #undef RHEO_STORE_CALLS
 
-std::string error_reply(int status, const std::string& message) {
-  return encode_bson(object{{"ok", value(false)},
-                            {"status", value(static_cast<std::int32_t>(status))},
-                            {"message", value(message)}});
+std::string error_reply(int status, const std::string& message,
+                        const std::optional<object_id>& etag) {
+  object reply{{"ok", value(false)},
+               {"status", value(static_cast<std::int32_t>(status))},
+               {"message", value(message)}};
+  if (etag) reply.emplace_back("etag", value(*etag));
+  return encode_bson(reply);
 }
 
 } // namespace
@@ -339,13 +351,15 @@ std::string serve_store_call(store& db, const std::string& op, const std::string
   try {
     for (auto& [name, serve] : served_calls)
       if (name == op) return encode_bson(serve(db, as<array>(field(decode_bson(args), "a"), "a")));
-    return error_reply(400, "unknown store call '" + op + "'");
+    return error_reply(400, "unknown store call '" + op + "'", std::nullopt);
+  } catch (const etag_mismatch& e) {
+    return error_reply(e.status(), e.what(), e.current());
   } catch (const api_error& e) {
-    return error_reply(e.status(), e.what());
+    return error_reply(e.status(), e.what(), std::nullopt);
   } catch (const std::exception& e) {
-    return error_reply(500, e.what());
+    return error_reply(500, e.what(), std::nullopt);
   } catch (...) {
-    return error_reply(500, "store call '" + op + "' failed");
+    return error_reply(500, "store call '" + op + "' failed", std::nullopt);
   }
 }
 

@@ -1,8 +1,9 @@
 // The store of an edge node in cluster mode: every call is sent to the core node, which runs
 // it on its own store (serve_store_call) and replies. A call and its reply are BSON
 // documents, {a: [arguments...]} and {ok: true, r: result, out: [...]} or {ok: false,
-// status, message}: an api_error on the core reaches the edge's caller with the same status
-// and message. The transport (a CAF link) and the change feeds are the caller's.
+// status, message[, etag]}: an api_error on the core reaches the edge's caller with the same
+// status and message (an etag_mismatch with its current etag). The transport (a CAF link)
+// and the change feeds are the caller's.
 //
 // What crosses the network is each argument's source, recompiled on the core: a find_query's
 // filter_doc, sort_doc and keys_doc (so a compiled matcher, sort or projection without its
@@ -28,8 +29,8 @@ using feed_opener =
                                                const std::optional<std::string>& resume_after)>;
 
 /// Runs one forwarded call on `db` (the core's own store) and returns the reply. Never
-/// throws: api_error keeps its status and message; any other exception is status 500 with
-/// its what().
+/// throws: api_error keeps its status and message (etag_mismatch its current etag too); any
+/// other exception is status 500 with its what().
 ///
 /// Thread-safety: as `db`'s methods (a store's may be called from any thread at once).
 std::string serve_store_call(store& db, const std::string& op, const std::string& args);

@@ -30,8 +30,9 @@ bool embedded_store::put_collection(const std::string& db, const std::string& co
   bool created = false;
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
-    if (if_match && (!existing || !etag_matches(*if_match, existing->etag)))
-      throw_collection_etag_mismatch();
+    if (if_match && !existing) throw_collection_etag_mismatch(std::nullopt);
+    if (if_match && !etag_matches(*if_match, existing->etag))
+      throw_collection_etag_mismatch(existing->etag);
     const object_id etag = object_id::generate();
     query q(t.conn(), existing ? sql_coll_update : sql_coll_insert);
     q.text(1, db).text(2, coll).blob(3, blob).blob(4, blob_of(etag));
@@ -49,7 +50,8 @@ void embedded_store::patch_collection(const std::string& db, const std::string& 
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
     if (!existing) throw_no_collection(coll);
-    if (if_match && !etag_matches(*if_match, existing->etag)) throw_collection_etag_mismatch();
+    if (if_match && !etag_matches(*if_match, existing->etag))
+      throw_collection_etag_mismatch(existing->etag);
     object merged = existing->metadata;
     for (auto& [k, v] : metadata)
       set_field(merged, k, v);
@@ -67,7 +69,7 @@ void embedded_store::drop_collection(const std::string& db, const std::string& c
   core_->submit([&](write_txn& t) {
     auto existing = t.get_collection(db, coll);
     if (!existing) throw_no_collection(coll);
-    if (!etag_matches(etag, existing->etag)) throw_collection_etag_mismatch();
+    if (!etag_matches(etag, existing->etag)) throw_collection_etag_mismatch(existing->etag);
     {
       query q(t.conn(), sql_docs_delete);
       q.text(1, db).text(2, coll);

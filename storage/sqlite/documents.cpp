@@ -13,13 +13,10 @@ namespace rheo::sqlite {
 
 namespace {
 
-bool document_etag_matches(const std::string& if_match, const object& doc) {
-  auto* etag = find_field(doc, "_etag");
-  return etag && etag->is<object_id>() && etag_matches(if_match, etag->get<object_id>());
-}
-
 void check_if_match(const std::optional<std::string>& if_match, const object& doc) {
-  if (if_match && !document_etag_matches(*if_match, doc)) throw_etag_mismatch();
+  if (!if_match) return;
+  const auto etag = document_etag(doc);
+  if (!etag || !etag_matches(*if_match, *etag)) throw_etag_mismatch(etag);
 }
 
 std::optional<object> point_lookup(connection& c, const std::string& db, const std::string& coll,
@@ -426,7 +423,7 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
         if (!t.get_collection(db, coll)) throw_no_collection(coll);
         throw_no_document();
       }
-      if (if_match) throw_etag_mismatch();
+      if (if_match) throw_etag_mismatch(std::nullopt);
       t.ensure_collection(db, coll);
       t.insert_document(db, coll, key, doc, body);
     }
@@ -458,7 +455,7 @@ write_result embedded_store::update(const std::string& db, const std::string& co
         if (!t.get_collection(db, coll)) throw_no_collection(coll);
         throw_no_document();
       }
-      if (if_match) throw_etag_mismatch();
+      if (if_match) throw_etag_mismatch(std::nullopt);
       doc.emplace_back("_id", id);
     }
     spec.apply(doc, &desc);

@@ -11,8 +11,25 @@ namespace rheo::sqlite {
 
 namespace {
 
-bool is_direction(const value& v) {
-  return v.is_number() && (v.as_double() == 1 || v.as_double() == -1);
+/// The direction of a key pattern's field as MongoDB reads it: any number but 0 (and NaN),
+/// its sign deciding. The special index types MongoDB names with a string are not
+/// supported here.
+int direction_of(const std::string& path, const value& v) {
+  if (v.is_number()) {
+    const double d = v.as_double();
+    if (d > 0) return 1;
+    if (d < 0) return -1;
+  }
+  if (v.is_string()) {
+    static constexpr std::string_view types[] = {"text", "hashed", "2d", "2dsphere", "geoHaystack"};
+    for (auto type : types)
+      if (v.as_string() == type)
+        throw_bad_request("index key '" + path + "': index type \"" + std::string(type) +
+                          "\" is not supported by the embedded store");
+  }
+  throw_bad_request("index key '" + path +
+                    "' must be a number other than 0 (positive: ascending, negative: "
+                    "descending)");
 }
 
 bool bool_option(const value& v, const std::string& name) {
@@ -115,13 +132,10 @@ index_def parse_index(const std::string& name, const object& key, const object& 
   def.name = name;
   def.key = key;
   for (auto& [path, direction] : key) {
-    if (!is_direction(direction))
-      throw_bad_request("index key '" + path +
-                        "' must be 1 or -1 (other index types are not "
-                        "supported)");
+    const int dir = direction_of(path, direction);
     for (auto& f : def.spec.fields)
       if (f.path == path) throw_bad_request("index key '" + path + "' given twice");
-    def.spec.fields.push_back({path, direction.as_double() > 0 ? 1 : -1});
+    def.spec.fields.push_back({path, dir});
   }
   for (auto& [k, v] : options) {
     if (k == "unique") {

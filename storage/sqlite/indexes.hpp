@@ -48,6 +48,9 @@ struct index_def {
 const index_def& id_index();
 
 /// Checks a key pattern and options as the index API receives them; throws api_error(400).
+/// A field's direction is the sign of its number, any but 0 as in MongoDB ({a: 2, b: -0.5}
+/// is {a: 1, b: -1}); MongoDB's special index types ("text", "hashed", ...) are 400 naming
+/// the type. `key` is kept as given.
 index_def parse_index(const std::string& name, const object& key, const object& options);
 
 /// The indexes of db.coll in the catalog, in creation order (without _id_).

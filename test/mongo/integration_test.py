@@ -75,9 +75,9 @@ def test_rest_contract_on_mongodb():
         status, headers, _ = rheo.request("PUT", "/messages/x?wm=upsert", {"v": 1})
         assert status == 201, status
         doc_etag = headers["ETag"]
-        status, _, _ = rheo.request("PATCH", "/messages/x", {"$inc": {"v": 1}},
-                                    {"If-Match": "0" * 24})
-        assert status == 412, status
+        status, headers, _ = rheo.request("PATCH", "/messages/x", {"$inc": {"v": 1}},
+                                          {"If-Match": "0" * 24})
+        assert status == 412 and headers.get("ETag") == doc_etag, (status, headers)
         status, headers, _ = rheo.request("PATCH", "/messages/x", {"$inc": {"v": 1}, "w": 2},
                                           {"If-Match": doc_etag})
         assert status == 200 and headers["ETag"] != doc_etag, status
@@ -91,8 +91,8 @@ def test_rest_contract_on_mongodb():
 
         status, _, _ = rheo.request("DELETE", "/messages")
         assert status == 409, status
-        status, _, _ = rheo.request("DELETE", "/messages", None, {"If-Match": "0" * 24})
-        assert status == 412, status
+        status, headers, _ = rheo.request("DELETE", "/messages", None, {"If-Match": "0" * 24})
+        assert status == 412 and headers.get("ETag") == etag, (status, headers)
         status, _, _ = rheo.request("DELETE", "/messages", None, {"If-Match": etag})
         assert status == 204, status
         status, _, _ = rheo.request("GET", "/messages")

@@ -243,7 +243,7 @@ def test_document_writes_send_insert_update_and_delete():
         assert status == 201, status
 
         # PATCH with If-Match: operators as an update document, the etag in the filter;
-        # no match but the document exists -> 412.
+        # no match but the document exists -> 412 with the document's current ETag.
         etag = ObjectId()
         call = in_background(rheo.request, "PATCH", "/messages/x",
                              {"$inc": {"n": 1}, "a": 2}, {"If-Match": str(etag)})
@@ -255,9 +255,34 @@ def test_document_writes_send_insert_update_and_delete():
         r.replies(ok=1, n=0, nModified=0)
         r = mock.receive("find")
         assert r.doc["find"] == "messages" and r.doc["filter"] == {"_id": "x"}, r.doc
-        cursor_reply(r, [SON([("_id", "x"), ("_etag", ObjectId())])], MSG_NS)
-        status, _, body = call()
-        assert status == 412, (status, body)
+        current = ObjectId()
+        cursor_reply(r, [SON([("_id", "x"), ("_etag", current)])], MSG_NS)
+        status, headers, body = call()
+        assert status == 412 and headers.get("ETag") == str(current), (status, headers, body)
+
+        # DELETE with a stale If-Match: the same.
+        call = in_background(rheo.request, "DELETE", "/messages/x", None,
+                             {"If-Match": str(etag)})
+        r = mock.receive("delete")
+        assert r.doc["deletes"][0]["q"] == {"_id": "x", "_etag": etag}, r.doc
+        r.replies(ok=1, n=0)
+        r = mock.receive("find")
+        assert r.doc["filter"] == {"_id": "x"}, r.doc
+        cursor_reply(r, [SON([("_id", "x"), ("_etag", current)])], MSG_NS)
+        status, headers, body = call()
+        assert status == 412 and headers.get("ETag") == str(current), (status, headers, body)
+
+        # PUT ?wm=upsert with If-Match of a document that does not exist: 412 without an ETag.
+        call = in_background(rheo.request, "PUT", "/messages/w?wm=upsert", {"a": 1},
+                             {"If-Match": str(etag)})
+        r = mock.receive("update")
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "w", "_etag": etag} and not u.get("upsert", False), u
+        r.replies(ok=1, n=0, nModified=0)
+        r = mock.receive("find")
+        cursor_reply(r, [], MSG_NS)
+        status, headers, body = call()
+        assert status == 412 and "ETag" not in headers, (status, headers, body)
 
         # PATCH ?wm=upsert: the upsert flag.
         call = in_background(rheo.request, "PATCH", "/messages/z?wm=upsert", {"a": 1})
@@ -324,10 +349,24 @@ def test_collection_metadata_lives_in_properties():
         status, _, body = rheo.request("GET", "/messages/_meta")
         assert status == 200 and '"streams"' in body and str(etag) in body, (status, body)
 
-        # PATCH with the wrong If-Match: 412 without writing.
-        status, _, _ = rheo.request("PATCH", "/messages", {"x": 1},
-                                    {"If-Match": str(ObjectId())})
-        assert status == 412, status
+        # PATCH with the wrong If-Match: 412 without writing, with the current ETag.
+        status, headers, _ = rheo.request("PATCH", "/messages", {"x": 1},
+                                          {"If-Match": str(ObjectId())})
+        assert status == 412 and headers.get("ETag") == str(etag), (status, headers)
+
+        # A PATCH whose write, conditional on the etag read, matches nothing (another
+        # process wrote the metadata meanwhile): 412 with the winner's ETag, read again.
+        call = in_background(rheo.request, "PATCH", "/messages", {"x": 1})
+        r = mock.receive("update")
+        assert r.doc["update"] == "_properties", r.doc
+        u = r.doc["updates"][0]
+        assert u["q"] == {"_id": "_properties.messages", "_etag": etag}, u
+        assert not u.get("upsert", False), u
+        r.replies(ok=1, n=0, nModified=0)
+        etag = ObjectId()
+        expect_props_read(mock, [props_doc(etag)])
+        status, headers, _ = call()
+        assert status == 412 and headers.get("ETag") == str(etag), (status, headers)
 
         # DELETE with the right If-Match: drop + delete of the _properties document.
         call = in_background(rheo.request, "DELETE", "/messages", None, {"If-Match": str(etag)})
@@ -401,6 +440,18 @@ def test_index_api_maps_to_index_commands():
         expect_list_indexes(mock, [ID_INDEX, TS_INDEX])
         status, _, body = call()
         assert status == 409 and "already exists" in body, (status, body)
+
+        # Key values are MongoDB's to check: any number and the index types go as given.
+        call = in_background(rheo.request, "PUT", "/messages/_indexes/n",
+                             {"keys": {"a": 2, "b": -0.5, "body": "text"}})
+        expect_list_indexes(mock, [ID_INDEX])
+        r = mock.receive("createIndexes")
+        key = list(r.doc["indexes"][0]["key"].items())
+        assert key == [("a", 2), ("b", -0.5), ("body", "text")], r.doc
+        r.replies(ok=1, createdCollectionAutomatically=False, numIndexesBefore=1,
+                  numIndexesAfter=2)
+        status, _, body = call()
+        assert status == 201, (status, body)
 
         # A unique index over duplicates (E11000 from createIndexes): 400.
         call = in_background(rheo.request, "PUT", "/messages/_indexes/u",
