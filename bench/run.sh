@@ -27,6 +27,7 @@ server_pid=
 datadir=
 start_server() {
   datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
+  : >"$datadir/server.out" # the first poll below may come before the server's redirection
   # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
   "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} >"$datadir/server.out" \
     2>"$datadir/server.err" &
