@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Bulk loader for S9: POSTs JSON arrays of generated documents to rheo.
+"""Bulk loader for S9 and S10: POSTs JSON arrays of generated documents to rheo.
 
   load_docs.py --port P --coll messages --count 1000000 --shape chat [--batch 2000] [--conns 2]
 
 Shapes:
   chat  {"user":"u<i % users>","timestamp":{"$date":<ms>},"message":"<~100 bytes>"}, the
         timestamps one second apart in insertion order (the newest document is the last);
+        --user-field from names the sender "from", as the chat app does (S10);
   s5    {"t":<ns>,"pad":"x" * 60}, the documents S5's POST writes (rheo-bench --doc-bytes 100).
+Documents are numbered from --first (default 0), so a second load continues the first one's
+senders and timestamps. With --colls N (S10's small collections), PUT /<coll><k> creates
+the collections <coll>0 .. <coll>N-1 first and each gets count / N of the documents, one
+array per collection.
 Each request is one array of --batch documents, which the server inserts in one transaction;
 --conns connections send batches concurrently, so that the server parses one batch while the
 writer commits another. Prints one JSON line: documents, seconds, documents/s.
@@ -22,14 +27,14 @@ WORDS = ("hello there how is everyone doing today the meeting moved to three pm 
          "in the shared folder and bring coffee").split()
 
 
-def chat_batch(first, n, users, base_ms):
+def chat_batch(first, n, users, base_ms, user_field):
     parts = []
     for i in range(first, first + n):
         # ~100 bytes of text that differs from one message to the next.
         words = [WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(18)]
         text = ("#%d " % i + " ".join(words))[:100]
-        parts.append('{"user":"u%d","timestamp":{"$date":%d},"message":"%s"}' %
-                     (i % users, base_ms + i * 1000, text))
+        parts.append('{"%s":"u%d","timestamp":{"$date":%d},"message":"%s"}' %
+                     (user_field, i % users, base_ms + i * 1000, text))
     return "[" + ",".join(parts) + "]"
 
 
@@ -49,11 +54,24 @@ def main():
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--conns", type=int, default=2)
     ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--user-field", default="user")
+    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--colls", type=int, default=0)
     a = ap.parse_args()
 
     base_ms = 1_700_000_000_000  # 2023-11-14
     base_ns = time.time_ns()
-    batches = [(f, min(a.batch, a.count - f)) for f in range(0, a.count, a.batch)]
+    end = a.first + a.count
+    if a.colls > 0:
+        # One array per collection: count / colls documents each (the first ones get the rest).
+        per, extra = divmod(a.count, a.colls)
+        batches, f = [], a.first
+        for k in range(a.colls):
+            n = per + (1 if k < extra else 0)
+            batches.append(("%s%d" % (a.coll, k), f, n))
+            f += n
+    else:
+        batches = [(a.coll, f, min(a.batch, end - f)) for f in range(a.first, end, a.batch)]
     lock = threading.Lock()
     state = {"next": 0, "inserted": 0, "error": None}
 
@@ -63,11 +81,22 @@ def main():
             with lock:
                 if state["error"] or state["next"] >= len(batches):
                     break
-                first, n = batches[state["next"]]
+                coll, first, n = batches[state["next"]]
                 state["next"] += 1
-            body = (chat_batch(first, n, a.users, base_ms) if a.shape == "chat"
+            if a.colls > 0:
+                conn.request("PUT", "/" + coll, "{}", {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status not in (200, 201):
+                    with lock:
+                        state["error"] = "PUT /%s: HTTP %d: %s" % (
+                            coll, resp.status, data[:200].decode(errors="replace"))
+                    break
+                if n == 0:
+                    continue
+            body = (chat_batch(first, n, a.users, base_ms, a.user_field) if a.shape == "chat"
                     else s5_batch(first, n, base_ns)).encode()
-            conn.request("POST", "/" + a.coll, body, {"Content-Type": "application/json"})
+            conn.request("POST", "/" + coll, body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
             data = resp.read()
             with lock:
@@ -88,8 +117,11 @@ def main():
     if state["error"]:
         print("load_docs.py: " + state["error"], file=sys.stderr)
         return 1
-    print(json.dumps({"coll": a.coll, "shape": a.shape, "documents": state["inserted"],
-                      "seconds": round(secs, 2), "per_second": round(state["inserted"] / secs)}))
+    line = {"coll": a.coll, "shape": a.shape, "documents": state["inserted"],
+            "seconds": round(secs, 2), "per_second": round(state["inserted"] / secs)}
+    if a.colls > 0:
+        line["collections"] = a.colls
+    print(json.dumps(line))
     return 0 if state["inserted"] == a.count else 1
 
 

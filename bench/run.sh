@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S9 S5B]
-# Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server.
+#   bench/run.sh S1 [S2 ... S10 S5B]
+# Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server (S10:
+# also on a copy of an aged store, built once and kept, see S10 below).
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
 # OUT (results directory, default bench/results), THREADS (rheo-bench worker threads),
 # RHEO_ARGS (extra server flags, e.g. "--actor-scheduler stealing"), TMPDIR (where the data
 # dirs go, default /tmp). S8 (soak): DURATION_S (default 1800), SAMPLE_S (churn wave and sample
 # interval, 60), WARMUP_S (300), S8_SUBS (1000), S8_RATE (inserts/s, 50), S8_CHURN (0.1),
-# GAUGE_WAIT_S (10), RSS_TOL_PCT (10); see S8 below and bench/soak.py.
+# GAUGE_WAIT_S (10), RSS_TOL_PCT (10); see S8 below and bench/soak.py. S10 (aged store):
+# S10_MESSAGES (1000000), S10_COLLECTIONS (1000), S10_COLL_DOCS (5), S10_CHANGES (100000),
+# S10_BENCH_DOCS (1000), S10_STORE (where the aged store is kept, default
+# ~/.cache/rheo-bench/s10-aged-<the sizes>), S10_REBUILD (set: build it again), S10_GET_S (10),
+# S10_S2_S (20), S10_START_WAIT_S (120); see S10 below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -27,6 +32,7 @@ server_pid=
 datadir=
 start_server() {
   datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
+  : >"$datadir/server.out" # the first poll below may come before the server's redirection
   # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
   "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} >"$datadir/server.out" \
     2>"$datadir/server.err" &
@@ -132,7 +138,7 @@ S4() { # per-user streams: 10,000 distinct avars, each event matches 1 % (100 cl
   stop_server
 }
 S5() { # REST, 64 connections: POST durable (--durability full, the default), POST with
-  # --durability normal, then GET on the collection those filled
+  # --durability normal, then GET on the collection those filled, then GET /_ping
   start_server
   bench S5-POST "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
     --rate 0 --step-seconds 10
@@ -143,6 +149,10 @@ S5() { # REST, 64 connections: POST durable (--durability full, the default), PO
   bench S5-GET "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
     --http-path '/bench?filter=%7B%22t%22%3A%7B%22%24gt%22%3A0%7D%7D&pagesize=10' \
     --rate 0 --step-seconds 10
+  # REST against the transport: GET /_ping, same connections, same server (summarize.py
+  # reports GET / _ping).
+  bench S5-ping "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
+    --http-path /_ping --rate 0 --step-seconds 10
   stop_server
 }
 S5B() { # S5's GET with HTTP Basic (issue 14): a server with a user; S5 documents loaded in
@@ -231,10 +241,11 @@ PY
 }
 # S9 helpers. load_docs COLL COUNT SHAPE: bulk POSTs of 5,000 documents on 2 connections
 # (bench/load_docs.py), its JSON line appended to $setup_log.
+# Further arguments go to load_docs.py (S10: --user-field, --first, --colls).
 setup_log=
 load_docs() {
   python3 "$here/load_docs.py" --port "$port" --coll "$1" --count "$2" --shape "$3" --batch 5000 \
-    --conns 2 | tee -a "$setup_log" >&2
+    --conns 2 "${@:4}" | tee -a "$setup_log" >&2
 }
 # Waits until the server has been idle (at most one clock tick of CPU in 0.5 s) after a load,
 # for at most 30 s: a WAL checkpoint or a change-log trim must not run into the measurement.
@@ -305,6 +316,160 @@ S9() { # large collection: 1,000,000 chat messages. Both servers run --durabilit
   bench S9-user-64c "$1" "${many[@]}" --http-path "$s9_user" --step-seconds 10
   bench S9-S5-GET-1M "$1" "${many[@]}" --http-path "$s5_get" --step-seconds 10
   stop_server
+}
+
+# S10 helpers. s10_start TAG DB ARGS...: rheo on the store directory DB (its output in
+# $datadir/server-TAG.{out,err}); sets server_pid, port and listen_ms, the time from starting
+# the process to its "rheo listening" line (polled every 5 ms, at most S10_START_WAIT_S, 120 s).
+listen_ms=
+s10_start() {
+  local tag=$1 db=$2 t0 i
+  shift 2
+  # Created here, not by the server's redirection: the first poll may run before it does.
+  : >"$datadir/server-$tag.out"
+  t0=$(date +%s%N)
+  # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
+  "$RHEO" --port 0 --data-dir "$db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} \
+    >"$datadir/server-$tag.out" 2>"$datadir/server-$tag.err" &
+  server_pid=$!
+  port=
+  for ((i = 0; i < ${S10_START_WAIT_S:-120} * 200; i++)); do
+    port=$(sed -n 's|^rheo listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$datadir/server-$tag.out")
+    if [ -n "$port" ]; then
+      listen_ms=$((($(date +%s%N) - t0) / 1000000))
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.005
+  done
+  echo "run.sh: server did not start on $db" >&2
+  cat "$datadir/server-$tag.out" "$datadir/server-$tag.err" >&2
+  exit 1
+}
+# s10_stop: stops the server, keeps its data dir (for a restart on the same store).
+s10_stop() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+# s10_note JSON: one line for the run's setup log.
+s10_note() { echo "$1" | tee -a "$setup_log" >&2; }
+# s10_build STORE: the aged store, built once into STORE/db (STORE/build.log: the loader's
+# lines; STORE/meta.json: what the store holds, counted in its SQLite file afterwards). With
+# --durability normal, for the speed of the load. In order: the chat's messages collection
+# (created at startup with its index timestamp_-1) gets the index from_1 of the chat's
+# per-sender queries, then all but the last S10_CHANGES messages; the small collections
+# (room0 .. room<N-1>, created with PUT, a few chat messages each); S5's collection bench;
+# last the S10_CHANGES newest messages, so that the change log holds the latest
+# changelog_retention writes after all of the loading (a bulk insert is one change per
+# document). Messages are chat-shaped: {from, timestamp, message}.
+s10_build() {
+  local store=$1 tmp=$1.building t0 t1 first
+  first=$((s10_messages - s10_changes))
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  datadir=$tmp # stop_server removes it if the build fails
+  local log_before=$setup_log
+  setup_log=$tmp/build.log
+  : >"$setup_log"
+  t0=$(date +%s.%N)
+  s10_start build "$tmp/db" --durability normal
+  curl -sf -X PUT "http://127.0.0.1:$port/messages/_indexes/from_1" \
+    -H 'Content-Type: application/json' -d '{"keys":{"from":1}}' >/dev/null
+  load_docs messages "$first" chat --user-field from
+  load_docs room $((s10_colls * s10_coll_docs)) chat --user-field from --colls "$s10_colls"
+  load_docs bench "$s10_bench_docs" s5
+  load_docs messages "$s10_changes" chat --user-field from --first "$first"
+  settle
+  curl -sf "http://127.0.0.1:$port/messages/_indexes" >"$tmp/indexes.json"
+  s10_stop
+  t1=$(date +%s.%N)
+  python3 - "$tmp/db/rheo.db" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    "$tmp/indexes.json" "$("$RHEO" --version 2>/dev/null || echo unknown)" \
+    "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$tmp/meta.json" <<'PY'
+import json, os, sqlite3, sys
+path, secs, indexes, version, commit = sys.argv[1:6]
+db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+one = lambda q: db.execute(q).fetchone()
+colls = dict(db.execute("SELECT coll, count(*) FROM documents GROUP BY coll").fetchall())
+lo, hi, n = one("SELECT min(seq), max(seq), count(*) FROM changes")
+small = [c for c in colls if c.startswith("room")]
+print(json.dumps({
+    "build_seconds": round(float(secs), 1), "rheo": version, "commit": commit,
+    "collections": one("SELECT count(*) FROM collections")[0],
+    "messages": colls.get("messages", 0), "bench": colls.get("bench", 0),
+    "small_collections": len(small), "small_collection_documents": sum(colls[c] for c in small),
+    "changes": n, "changes_seq": [lo, hi],
+    "changes_by_coll": dict(db.execute(
+        "SELECT coll, count(*) FROM changes GROUP BY coll ORDER BY 2 DESC LIMIT 5").fetchall()),
+    "messages_indexes": [i["_id"] for i in json.load(open(indexes))],
+    "file_mib": round(sum(os.path.getsize(os.path.join(os.path.dirname(path), f))
+                          for f in os.listdir(os.path.dirname(path))) / 2**20, 1)}))
+PY
+  rm -rf "$store"
+  mv "$tmp" "$store"
+  datadir=
+  setup_log=$log_before
+}
+# s10_measure STORE RUN: S5's GET, then GET /_ping with the same 64 connections (REST against
+# the transport), then S2 at 200 inserts/s and at 20/s, all on the running server; then a
+# restart on the same store (listening ms after the load).
+s10_measure() {
+  local http=(--subscribers 0 --http-conns 64 --pipeline 1 --http-method GET --rate 0
+    --step-seconds "${S10_GET_S:-10}")
+  settle
+  bench "S10-$1-GET" "$2" "${http[@]}" --http-path "$s5_get"
+  bench "S10-$1-ping" "$2" "${http[@]}" --http-path /_ping
+  bench "S10-$1-S2" "$2" --setup --subscribers 1000 --http-conns 1 --rate 200 \
+    --step-seconds "${S10_S2_S:-20}"
+  settle
+  bench "S10-$1-S2-20" "$2" --setup --subscribers 1000 --http-conns 1 --rate 20 \
+    --step-seconds "${S10_S2_S:-20}"
+  s10_stop
+  s10_start "restart" "$datadir/db" --durability normal
+  s10_note '{"store":"'"$1"'","event":"restart","listening_ms":'"$listen_ms"'}'
+  stop_server
+}
+S10() { # aged store: S5's GET and S2 on a copy of a store that has run for a while (built once,
+  # kept in S10_STORE; see s10_build), then the same on a fresh store; the time from start to
+  # listening on each. Both servers run --durability normal (as S2 and S5's GET).
+  s10_messages=${S10_MESSAGES:-1000000}
+  s10_colls=${S10_COLLECTIONS:-1000}
+  s10_coll_docs=${S10_COLL_DOCS:-5}
+  s10_changes=${S10_CHANGES:-100000}
+  s10_bench_docs=${S10_BENCH_DOCS:-1000}
+  [ "$s10_changes" -le "$s10_messages" ] || s10_changes=$s10_messages
+  local store t0 t1 run_t0
+  store=m$s10_messages-c${s10_colls}x$s10_coll_docs-x$s10_changes-b$s10_bench_docs
+  store=${S10_STORE:-${XDG_CACHE_HOME:-$HOME/.cache}/rheo-bench/s10-aged-$store}
+  setup_log="$OUT/S10-$1.setup"
+  : >"$setup_log"
+  if [ -n "${S10_REBUILD:-}" ] && [ "$1" = 1 ] || [ ! -f "$store/meta.json" ]; then
+    echo "run.sh: S10: building the aged store in $store" >&2
+    s10_build "$store"
+    tee -a "$setup_log" <"$store/build.log" >/dev/null
+    s10_note '{"store":"aged","event":"built","path":"'"$store"'","meta":'"$(cat "$store/meta.json")"'}'
+  else
+    s10_note '{"store":"aged","event":"reused","path":"'"$store"'","meta":'"$(cat "$store/meta.json")"'}'
+  fi
+  # The aged store: a copy, so that runs do not age it further.
+  run_t0=$(date +%s)
+  datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
+  t0=$(date +%s.%N)
+  cp -a "$store/db" "$datadir/db"
+  t1=$(date +%s.%N)
+  s10_start aged "$datadir/db" --durability normal
+  s10_note '{"store":"aged","event":"start","listening_ms":'"$listen_ms"',"copy_seconds":'"$(
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"'}'
+  s10_measure aged "$1"
+  # A fresh store: S5's collection with the same documents, nothing else.
+  datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
+  s10_start fresh "$datadir/db" --durability normal
+  s10_note '{"store":"fresh","event":"start","listening_ms":'"$listen_ms"'}'
+  load_docs bench "$s10_bench_docs" s5
+  s10_measure fresh "$1"
+  s10_note '{"event":"run","seconds":'$(($(date +%s) - run_t0))',"load":"'"$(cut -d" " -f1-3 /proc/loadavg)"'"}'
+  python3 "$here/summarize.py" --s10-run "$OUT" "$1"
 }
 
 # S8 helpers. wait_wave PROGRESS K: waits (at most 120 s) for rheo-bench's progress line of
@@ -383,8 +548,8 @@ S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS cl
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S9 S5B]" >&2
+  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S10 S5B]" >&2
     exit 2
     ;;
   esac

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Medians over the runs of one scenario: summarize.py RESULTS_DIR S1 -> RESULTS_DIR/S1-summary.md"""
+"""Medians over the runs of one scenario: summarize.py RESULTS_DIR S1 -> RESULTS_DIR/S1-summary.md
+
+S10 (aged store) also gets a table of aged against fresh: the medians in S10-summary.md, and
+one run's with summarize.py --s10-run RESULTS_DIR RUN -> RESULTS_DIR/S10-RUN.compare.md."""
 import glob
 import json
 import os
@@ -67,14 +70,136 @@ def figures(r):
     return f
 
 
+# S10: the figures compared, aged store against fresh: (figure, file label after
+# "S10-<store>-" or None for the setup log's, key, target, True when higher is better).
+S10_ROWS = [
+    ("start to listening ms", None, "start", "<= 2000", False),
+    ("restart to listening ms (after the load)", None, "restart", "<= 2000", False),
+    ("S5 GET req/s", "GET", "throughput/s", "within 10 % of fresh", True),
+    ("S5 GET p50 ms", "GET", "p50 ms", "within 10 % of fresh", False),
+    ("S5 GET p99 ms", "GET", "p99 ms", "within 10 % of fresh", False),
+    ("S5 GET server CPU us/request", "GET", "server CPU us/request", "within 10 % of fresh", False),
+    ("GET /_ping req/s", "ping", "throughput/s", "", True),
+    ("S5 GET / _ping %", None, "get/ping", ">= 50 %", True),
+    ("S2 deliveries/s (200 inserts/s offered)", "S2", "throughput/s", "within 10 % of fresh", True),
+    ("S2 p50 ms", "S2", "p50 ms", "within 10 % of fresh", False),
+    ("S2 p99 ms", "S2", "p99 ms", "within 10 % of fresh", False),
+    ("S2 server CPU us/delivery", "S2", "server CPU us/delivery", "within 10 % of fresh", False),
+    ("S2 at 20/s p50 ms", "S2-20", "p50 ms", "within 10 % of fresh", False),
+    ("S2 at 20/s p99 ms", "S2-20", "p99 ms", "within 10 % of fresh", False),
+    ("S2 at 20/s server CPU us/delivery", "S2-20", "server CPU us/delivery",
+     "within 10 % of fresh", False),
+    ("errors (all steps)", None, "errors", "0", False),
+]
+
+
+def s10_run(out, run):
+    """{store: {key: value}} of one S10 run, from its JSON files and setup log."""
+    notes = []
+    setup = os.path.join(out, "S10-%s.setup" % run)
+    if os.path.exists(setup):
+        for line in open(setup):
+            try:
+                notes.append(json.loads(line))
+            except ValueError:
+                pass
+    res = {}
+    for store in ("aged", "fresh"):
+        v = {"errors": 0}
+        for label in sorted({r[1] for r in S10_ROWS if r[1]}):
+            path = os.path.join(out, "S10-%s-%s-%s.json" % (store, label, run))
+            if not os.path.exists(path):
+                continue
+            f = figures(json.load(open(path)))
+            v["errors"] += f["errors"]
+            for _, lab, key, _, _ in S10_ROWS:
+                if lab == label and key in f:
+                    v[(lab, key)] = f[key]
+        if ("GET", "throughput/s") in v and v.get(("ping", "throughput/s")):
+            v["get/ping"] = 100.0 * v[("GET", "throughput/s")] / v[("ping", "throughput/s")]
+        for n in notes:
+            if n.get("store") == store and n.get("event") in ("start", "restart"):
+                v[n["event"]] = n["listening_ms"]
+        res[store] = v
+    return res
+
+
+def s10_value(v, row):
+    _, lab, key, _, _ = row
+    return v.get((lab, key) if lab else key)
+
+
+def s10_table(runs):
+    """Markdown rows: each figure's median over the runs (aged, fresh, aged/fresh), then the
+    runs' values."""
+    lines = ["| figure | aged | fresh | aged / fresh | target | aged, each run | fresh, each run |",
+             "|---|---|---|---|---|---|---|"]
+    fmt = lambda x: "-" if x is None else f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+    for row in S10_ROWS:
+        cells = {}
+        for store in ("aged", "fresh"):
+            vals = [s10_value(r[store], row) for r in runs]
+            have = [x for x in vals if x is not None]
+            cells[store] = (statistics.median(have) if have else None, vals)
+        a, f = cells["aged"][0], cells["fresh"][0]
+        ratio = f"{100.0 * a / f:.0f} %" if a is not None and f else "-"
+        lines.append(f"| {row[0]} | {fmt(a)} | {fmt(f)} | {ratio} | {row[3]} | " +
+                     ", ".join(fmt(x) for x in cells["aged"][1]) + " | " +
+                     ", ".join(fmt(x) for x in cells["fresh"][1]) + " |")
+    return lines
+
+
+def s10_runs(out):
+    runs = sorted({m.group(1) for p in glob.glob(os.path.join(out, "S10-*-[0-9]*.json"))
+                   for m in [re.search(r"-(\d+)\.json$", p)] if m}, key=int)
+    return [s10_run(out, r) for r in runs], runs
+
+
+def get_ping(by_label):
+    """REST against the transport: every label ending in -ping with its -GET beside it (S5,
+    S10): GET req/s over _ping req/s, per run and the median."""
+    lines = []
+    for label, pings in sorted(by_label.items()):
+        if not label.endswith("-ping") or label[:-5] + "-GET" not in by_label:
+            continue
+        gets = by_label[label[:-5] + "-GET"]
+        ratios = [100.0 * figures(g)["throughput/s"] / figures(p)["throughput/s"]
+                  for g, p in zip(gets, pings) if figures(p).get("throughput/s")]
+        if ratios:
+            lines.append(f"REST against the transport, {label[:-5]}-GET / {label}: median "
+                         f"{statistics.median(ratios):.1f} % (runs: " +
+                         ", ".join(f"{x:.1f} %" for x in ratios) + "; target >= 50 %)\n")
+    return lines
+
+
 def main():
+    if sys.argv[1] == "--s10-run":
+        out, run = sys.argv[2], sys.argv[3]
+        text = "\n".join([f"### S10 run {run}: aged store against fresh\n"] +
+                         s10_table([s10_run(out, run)])) + "\n"
+        with open(os.path.join(out, "S10-%s.compare.md" % run), "w") as f:
+            f.write(text)
+        print(text)
+        return
     out, scenario = sys.argv[1], sys.argv[2]
     files = sorted(glob.glob(os.path.join(out, scenario + "*-[0-9]*.json")))
     by_label = {}
     for path in files:
         label = re.sub(r"-\d+\.json$", "", os.path.basename(path))
+        # S1's files are not S10's (S5's do include S5B's).
+        if label[len(scenario):][:1].isdigit():
+            continue
         by_label.setdefault(label, []).append(json.load(open(path)))
     lines = []
+    if scenario == "S10":
+        runs, names = s10_runs(out)
+        if runs:
+            lines.append(f"### S10: aged store against fresh ({len(runs)} runs: " +
+                         ", ".join(names) + "; median, then each run)\n")
+            lines.extend(s10_table(runs))
+            lines.append("")
+            lines.append("(the aged store's setup: `S10-<run>.setup`, at the end)\n")
+    lines.extend(get_ping(by_label))
     for label, runs in sorted(by_label.items()):
         per_run = [figures(r) for r in runs]
         keys = [k for k in per_run[0] if all(k in f for f in per_run)]
