@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -104,12 +105,21 @@ private:
 /// the scope is left by an exception, committed otherwise.
 class read_transaction {
 public:
-  explicit read_transaction(connection& c) : c_(c) { c_.run("BEGIN"); }
-  ~read_transaction() { sqlite3_exec(c_.handle(), "COMMIT", nullptr, nullptr, nullptr); }
+  explicit read_transaction(connection& c) : c_(c) { c_.run(begin); }
+  ~read_transaction() {
+    // The cached statement: sqlite3_exec would parse "COMMIT" on every read.
+    try {
+      c_.run(commit);
+    } catch (const std::exception&) {
+      sqlite3_exec(c_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
   read_transaction(const read_transaction&) = delete;
   read_transaction& operator=(const read_transaction&) = delete;
 
 private:
+  static constexpr const char* begin = "BEGIN";
+  static constexpr const char* commit = "COMMIT";
   connection& c_;
 };
 
