@@ -267,7 +267,10 @@ std::unique_ptr<connection> core::acquire() {
   }
   auto c = std::make_unique<connection>(path_, SQLITE_OPEN_READWRITE);
   c->exec("PRAGMA query_only=1");
-  c->exec("PRAGMA mmap_size=268435456");
+  // Reads map the file rather than copy its pages into each connection's cache: as much of
+  // it as SQLite allows (2 GiB here), so that a store that has grown past a few hundred MiB
+  // is read as fast at its end (newer collections, newer documents) as at its start.
+  c->exec("PRAGMA mmap_size=2147418112");
   return c;
 }
 
