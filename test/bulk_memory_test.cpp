@@ -65,14 +65,18 @@ BOOST_AUTO_TEST_CASE(rss_reaches_a_plateau_under_repeated_bulk_inserts_and_delet
                                 << peak.back() / 1024 << " MiB");
   }
   BOOST_TEST_MESSAGE("start " << start_kib / 1024 << " MiB, body " << body_bytes / 1024 << " KiB");
-  // The plateau: what one cycle needs at its height is all the server ever holds. With
+  // The plateau: the server never holds much more than one cycle needs at its height. With
   // glibc's per-thread arenas each cycle left its memory behind and the next peak grew on
-  // top of it (RSS 136 MiB after the second cycle, 274 MiB after the eighth).
+  // top of it: after 8 cycles RSS was 2.8 times the first cycle's growth (274 MiB, the
+  // first peak about 110). Here one cycle's freed pages may still await their purge (1 s)
+  // in one arena while the next cycle fills another: hence half a cycle of slack.
+  const long one_cycle = peak[0] - start_kib;
+  const long ceiling = start_kib + one_cycle * 3 / 2;
   for (int cycle = 0; cycle < cycles; ++cycle)
-    BOOST_TEST(rss[cycle] <= peak[0], "cycle " << cycle + 1 << ": RSS " << rss[cycle]
-                                               << " KiB above the first cycle's peak " << peak[0]);
-  BOOST_TEST(peak.back() <= peak[0] + 16 * 1024,
-             "the peak grew from " << peak[0] << " KiB to " << peak.back());
+    BOOST_TEST(rss[cycle] <= ceiling,
+               "cycle " << cycle + 1 << ": RSS " << rss[cycle] << " KiB above " << ceiling);
+  BOOST_TEST(peak.back() <= ceiling, "the peak grew from " << peak[0] << " KiB to " << peak.back()
+                                                           << ", above " << ceiling);
   // One bulk write's peak above the idle server, against its body: about 90 times for these
   // ~18-byte documents (DOM, events and links of each). A guard against regressions, not
   // the target of a small multiple.
