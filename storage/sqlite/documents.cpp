@@ -56,6 +56,22 @@ sort_spec sort_of(const order_keys& keys) {
   return sort_spec::parse(spec);
 }
 
+/// Adds `doc` to the documents kept for the first `keep` in `less` order: a heap whose top
+/// is the last of them (every document when `keep` is UINT64_MAX).
+template <class Less>
+void keep_first(std::vector<object>& kept, std::uint64_t keep, object doc, const Less& less) {
+  if (keep == UINT64_MAX) {
+    kept.push_back(std::move(doc));
+  } else if (kept.size() < keep) {
+    kept.push_back(std::move(doc));
+    std::push_heap(kept.begin(), kept.end(), less);
+  } else if (keep > 0 && less(doc, kept.front())) {
+    std::pop_heap(kept.begin(), kept.end(), less);
+    kept.back() = std::move(doc);
+    std::push_heap(kept.begin(), kept.end(), less);
+  }
+}
+
 /// Calls `visit` with each document the plan yields, in plan order, until it returns false;
 /// returns the entries examined.
 template <class Visit>
@@ -158,17 +174,7 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
     const sort_spec complete = sort_of(order);
     auto less = [&](const object& a, const object& b) { return complete.compare(a, b) < 0; };
     examined = scan(c, db, coll, p, [&](object doc) {
-      if (!q.filter.matches(doc)) return true;
-      if (wanted == UINT64_MAX) {
-        out.push_back(std::move(doc));
-      } else if (out.size() < wanted) {
-        out.push_back(std::move(doc));
-        std::push_heap(out.begin(), out.end(), less);
-      } else if (less(doc, out.front())) {
-        std::pop_heap(out.begin(), out.end(), less);
-        out.back() = std::move(doc);
-        std::push_heap(out.begin(), out.end(), less);
-      }
+      if (q.filter.matches(doc)) keep_first(out, wanted, std::move(doc), less);
       return true;
     });
   }
@@ -375,16 +381,7 @@ std::vector<object> embedded_store::aggregate(const std::string& db, const std::
   std::vector<object> sorted;
   scan(c, db, coll, p, [&](object doc) {
     if (!q.filter.matches(doc)) return true;
-    if (keep == UINT64_MAX) {
-      sorted.push_back(std::move(doc));
-    } else if (sorted.size() < keep) {
-      sorted.push_back(std::move(doc));
-      std::push_heap(sorted.begin(), sorted.end(), before);
-    } else if (keep > 0 && before(doc, sorted.front())) {
-      std::pop_heap(sorted.begin(), sorted.end(), before);
-      sorted.back() = std::move(doc);
-      std::push_heap(sorted.begin(), sorted.end(), before);
-    }
+    keep_first(sorted, keep, std::move(doc), before);
     if (sorted.size() > limits.max_documents)
       throw api_error(400, "$sort exceeded the limit of " + std::to_string(limits.max_documents) +
                                " documents (aggregation_max_documents)");
