@@ -177,17 +177,7 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
       if (q.filter.matches(doc)) keep_first(out, wanted, std::move(doc), less);
       return true;
     });
-  }
-  if (!p.provides_sort) {
-    const sort_spec complete = sort_of(order);
-    auto less = [&](const object& a, const object& b) { return complete.compare(a, b) < 0; };
-    if (wanted < out.size()) {
-      std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(wanted), out.end(),
-                        less);
-      out.resize(wanted);
-    } else {
-      std::sort(out.begin(), out.end(), less);
-    }
+    std::sort(out.begin(), out.end(), less);
     out.erase(out.begin(),
               out.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(skip, out.size())));
   }
