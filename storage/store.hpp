@@ -77,6 +77,13 @@ struct query_plan {
   bool in_memory_sort = false;
 };
 
+/// A page of documents a store wrote as JSON (find_query::page_json).
+struct json_page {
+  std::string json;      // the documents, each as append_json writes it, comma-separated
+  std::size_t count = 0; // how many
+  bool written = false;  // false: the store returned the documents instead
+};
+
 struct find_query {
   matcher filter;
   sort_spec sort;  // empty: newest first ({_id:-1})
@@ -95,6 +102,10 @@ struct find_query {
   /// (the Resume-Token header): a feed watched from it delivers exactly the changes the
   /// result does not show.
   std::string* position = nullptr;
+  /// When set, a store that can writes the page here, each document's JSON made straight
+  /// from its stored form, and returns no documents (the embedded store does without a
+  /// projection in `keys` and with a sort an index gives). Otherwise it returns them.
+  json_page* page_json = nullptr;
 };
 
 /// A secondary index as the index API shows it.
@@ -113,6 +124,31 @@ struct bulk_result {
   std::int64_t modified = 0;
   std::int64_t matched = 0;
   std::vector<value> ids; // of the inserted documents, in order
+};
+
+/// The documents of a bulk insert, handed over one at a time: a store that can takes each
+/// as it comes and keeps only its encoded form, so that a large body's documents never all
+/// exist as values at once. Thread-safety: used by one thread at a time.
+class insert_source {
+public:
+  virtual ~insert_source() = default;
+  /// The next document, or nullopt after the last. May throw (api_error(400) for a bad
+  /// element): the store then inserts nothing.
+  virtual std::optional<object> next() = 0;
+};
+
+/// An insert_source over documents already in memory.
+class vector_source final : public insert_source {
+public:
+  explicit vector_source(std::vector<object> docs) : docs_(std::move(docs)) {}
+  std::optional<object> next() override {
+    if (next_ == docs_.size()) return std::nullopt;
+    return std::move(docs_[next_++]);
+  }
+
+private:
+  std::vector<object> docs_;
+  std::size_t next_ = 0;
 };
 
 struct write_result {
@@ -242,6 +278,16 @@ public:
   /// unique key is 409 and nothing is inserted.
   virtual bulk_result insert_many(const std::string& db, const std::string& coll,
                                   std::vector<object> docs) = 0;
+  /// insert_many() of the documents `docs` hands over, all taken before anything is written
+  /// (an error from `docs` inserts nothing). By default they are collected and passed to
+  /// insert_many(); the embedded store keeps each one encoded only.
+  virtual bulk_result insert_from(const std::string& db, const std::string& coll,
+                                  insert_source& docs) {
+    std::vector<object> all;
+    while (auto doc = docs.next())
+      all.push_back(std::move(*doc));
+    return insert_many(db, coll, std::move(all));
+  }
   /// Applies `spec` to every document matching `q` (q.filter, q.filter_doc), one update
   /// event per changed document; matched counts the matches, modified those that changed.
   /// 404 when the collection does not exist.

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <vector>
 
 using namespace rheo;
 using doc_test::bad_request;
@@ -488,8 +489,11 @@ BOOST_AUTO_TEST_CASE(append_json_appends_values_and_objects) {
 
 // ---- round trip ----
 
-BOOST_AUTO_TEST_CASE(every_type_round_trips) {
-  const value values[] = {
+namespace {
+
+/// A value of every type the value model has, with edge cases.
+std::vector<value> every_type() {
+  return {
       value(),
       true,
       false,
@@ -519,7 +523,12 @@ BOOST_AUTO_TEST_CASE(every_type_round_trips) {
       min_key{},
       max_key{},
   };
-  for (const value& v : values) {
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_type_round_trips) {
+  for (const value& v : every_type()) {
     value back = round_trip(v);
     BOOST_TEST((back == v), to_json(v));
     BOOST_TEST((back.type() == v.type()), to_json(v));
@@ -539,6 +548,32 @@ BOOST_AUTO_TEST_CASE(nested_documents_round_trip) {
   value back = round_trip(doc);
   BOOST_TEST((back == doc));
   BOOST_TEST(to_json(back) == to_json(doc));
+}
+
+BOOST_AUTO_TEST_CASE(json_written_from_bson_is_the_json_of_the_decoded_document) {
+  object all;
+  array list;
+  for (const value& v : every_type()) {
+    all.emplace_back("f" + std::to_string(all.size()), v);
+    list.push_back(v);
+  }
+  all.emplace_back("nan", std::numeric_limits<double>::quiet_NaN());
+  all.emplace_back("list", list);
+  all.emplace_back("deep", object{{"a", array{array{}, object{{"\u00e9\"\x01", list}}}}});
+  all.emplace_back("dup", 1);
+  all.emplace_back("dup", 2); // BSON may hold a key twice: both are written, as decoded
+  for (const object& doc : {object{}, object{{"_id", 1}}, all}) {
+    const std::string bson = encode_bson(doc);
+    std::string direct = "prefix";
+    append_json_from_bson(direct, bson);
+    BOOST_TEST(direct == "prefix" + to_json(value(decode_bson(bson))));
+  }
+  // Corrupt bytes fail as decode_bson does.
+  std::string bson = encode_bson(all);
+  bson.resize(bson.size() - 3);
+  std::string out;
+  BOOST_CHECK_THROW(append_json_from_bson(out, bson), std::runtime_error);
+  BOOST_CHECK_THROW(decode_bson(bson), std::runtime_error);
 }
 
 // ---- nesting limits beyond the parser ----
@@ -605,4 +640,53 @@ BOOST_AUTO_TEST_CASE(objects_at_the_default_depth_parse_and_one_more_is_a_400) {
   BOOST_TEST(parse_error(at_limit).empty());
   BOOST_TEST(contains(parse_error(over, "filter"),
                       "invalid JSON in filter at offset 300: nested deeper than 100 levels"));
+}
+
+// ---- reading an array one element at a time ----
+
+namespace {
+
+/// The elements json_array_reader gives for `text`, then the message of its error ("" when
+/// the whole text was read).
+std::pair<std::vector<value>, std::string> read_elements(std::string_view text) {
+  std::vector<value> out;
+  try {
+    json_array_reader reader(text);
+    while (auto v = reader.next())
+      out.push_back(std::move(*v));
+    BOOST_TEST(!reader.next()); // and stays at the end
+  } catch (const api_error& e) {
+    BOOST_TEST(e.status() == 400);
+    return {std::move(out), e.what()};
+  }
+  return {std::move(out), ""};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(an_array_read_element_by_element_equals_the_parsed_array) {
+  for (std::string_view text : {"[]", " [ ] ", "[1]", R"([{"a":1},{"b":[2,{"c":3}]}, "x" ,null])",
+                                R"( [{a:'q'},{"$oid":"5f1f7e9b2c8d4e6f7a8b9c0d"}] )"}) {
+    auto [elements, error] = read_elements(text);
+    BOOST_TEST(error == "", text);
+    BOOST_TEST(identical(value(std::move(elements)), parse_json(text)), text);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_array_read_element_by_element_fails_as_parse_json_does) {
+  // The same message at the same offset; the elements before the fault were given.
+  for (std::string_view text :
+       {"[1,2", "[1 2]", "[1,]", "[1]x", "[1],", "", "[{\"a\":}]", "[1,[2,3]"}) {
+    auto [elements, error] = read_elements(text);
+    BOOST_TEST(error != "", text);
+    BOOST_TEST(error == parse_error(text), text);
+  }
+  BOOST_TEST(read_elements("[1,2,oops]").first.size() == 2u);
+  BOOST_TEST(contains(read_elements(R"({"a":1})").second, "unexpected character '{'"));
+  // Nesting counts the array itself, as in parse_json.
+  std::string deep =
+      "[" + std::string(max_nesting_depth - 1, '[') + std::string(max_nesting_depth - 1, ']') + "]";
+  BOOST_TEST(read_elements(deep).second == "");
+  deep = "[" + deep + "]";
+  BOOST_TEST(read_elements(deep).second == parse_error(deep));
 }

@@ -6,7 +6,10 @@
 // Part of the sqlite_store_test executable.
 #include <boost/test/unit_test.hpp>
 
+#include "storage/document/bson_codec.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/core.hpp"
+#include "storage/sqlite/feed.hpp"
 #include "storage/sqlite/schema.hpp"
 #include "test/store_test_support.hpp"
 
@@ -141,6 +144,70 @@ BOOST_AUTO_TEST_CASE(a_write_neither_reads_nor_decodes_the_index_catalog_again) 
   BOOST_TEST(f.db->find("db", "indexed", query_of(both)).size() == 1u);
   // Updates and deletes plan through the writer's copy.
   BOOST_TEST(f.db->delete_many("db", "indexed", query_of(both)).deleted == 1);
+}
+
+// ---- events nobody watches ----
+
+BOOST_AUTO_TEST_CASE(a_bulk_insert_nobody_watches_is_logged_whole_and_read_back_on_resume) {
+  store_fixture f;
+  f.db->put_collection("db", "b", object{}, std::nullopt);
+  f.db->create_index("db", "b", "by_tag", object{{"tag", value(1)}}, object{});
+  const std::string before = f.db->watch("db", "b", std::nullopt)->position();
+  // No feed of db.b is open: the events are written to the log from the documents' BSON.
+  const auto r = f.db->insert_many(
+      "db", "b",
+      {J("{tag:'x',n:1,nested:{a:[1,{b:2}]}}"), J("{_id:'given',tag:'y'}"), J("{tag:'x'}")});
+  BOOST_TEST_REQUIRE(r.ids.size() == 3u);
+  // The index was kept from the BSON too.
+  BOOST_TEST(f.db->find("db", "b", query_of("{tag:'x'}")).size() == 2u);
+
+  auto feed = f.db->watch("db", "b", before);
+  auto sink = std::make_shared<test_sink>();
+  feed->start(sink);
+  const auto events = sink->wait_events(3);
+  BOOST_TEST_REQUIRE(events.size() == 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(events[i].operation == "insert");
+    BOOST_TEST_REQUIRE(events[i].document_key.has_value());
+    BOOST_TEST(identical(*events[i].document_key, r.ids[i]));
+    const auto stored = f.db->find_by_id("db", "b", r.ids[i]);
+    BOOST_TEST_REQUIRE(stored.has_value());
+    BOOST_TEST_REQUIRE(events[i].full_document.has_value());
+    BOOST_TEST(identical(value(*events[i].full_document), value(*stored)));
+    BOOST_TEST(events[i].wall_time.millis > 0);
+  }
+  BOOST_TEST(sink->misuse() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_feed_opened_during_a_write_that_kept_no_events_gets_them_from_the_log) {
+  temp_dir dir;
+  sqlite_store_options opt;
+  opt.data_dir = (dir.path / "data").string();
+  auto core = std::make_shared<sqlite::core>(opt);
+  core->start();
+  std::shared_ptr<sqlite::feed_state> late;
+  core->submit([&](sqlite::write_txn& t) {
+    t.ensure_collection("db", "c");
+    // Nobody watches db.c yet: this transaction decides not to keep its events...
+    t.log_insert("db", "c", value(1), encode_bson(J("{_id:1,a:'one'}")));
+    BOOST_TEST(!t.heard("db", "c"));
+    // ...and a feed opens before it commits: its position is before this transaction.
+    late = core->register_feed("db", "c");
+    t.log_insert("db", "c", value(2), encode_bson(J("{_id:2}")));
+  });
+  auto sink = std::make_shared<test_sink>();
+  sqlite::sqlite_feed feed(late, core);
+  feed.start(sink);
+  const auto events = sink->wait_events(2);
+  BOOST_TEST_REQUIRE(events.size() == 2u);
+  BOOST_TEST(identical(*events[0].document_key, value(1)));
+  BOOST_TEST(identical(value(*events[0].full_document), value(J("{_id:1,a:'one'}"))));
+  BOOST_TEST(identical(*events[1].document_key, value(2)));
+  // A feed opened after the commit starts after it.
+  auto after = core->register_feed("db", "c");
+  BOOST_TEST(sqlite::sqlite_feed(after, core).position() == events[1].token);
+  feed.cancel();
+  core->close();
 }
 
 // ---- the query plans of every SQL statement ----

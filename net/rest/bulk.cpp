@@ -13,17 +13,41 @@ namespace rheo::rest {
 
 namespace {
 
-std::string bulk_body(const bulk_result& r, const std::vector<std::string>& links) {
+std::string bulk_body(const bulk_result& r, const request_context* links_of) {
   std::string out = "{\"inserted\":" + std::to_string(r.inserted) + ",\"links\":[";
-  for (std::size_t i = 0; i < links.size(); ++i) {
-    if (i) out += ',';
-    append_json(out, value(links[i]));
-  }
+  if (links_of)
+    for (std::size_t i = 0; i < r.ids.size(); ++i) {
+      if (i) out += ',';
+      append_json(out, value(document_url(*links_of, r.ids[i])));
+    }
   out += "],\"deleted\":" + std::to_string(r.deleted) +
          ",\"modified\":" + std::to_string(r.modified) +
          ",\"matched\":" + std::to_string(r.matched) + "}";
   return out;
 }
+
+/// The documents of a bulk POST's body, parsed one at a time as the store takes them, each
+/// checked, normalized and merged as a single POST's body is.
+class body_documents final : public insert_source {
+public:
+  explicit body_documents(const request_context& c) : c_(c), reader_(c.req.body, "body") {}
+
+  std::optional<object> next() override {
+    std::optional<value> element = reader_.next();
+    if (!element) return std::nullopt;
+    const std::size_t i = index_++;
+    if (!element->is_object())
+      throw_bad_request("element " + std::to_string(i) + " of the array is not an object");
+    object doc = normalize_document_body(std::move(element->as_object()));
+    c_.who.merge_into(doc);
+    return doc;
+  }
+
+private:
+  const request_context& c_;
+  json_array_reader reader_;
+  std::size_t index_ = 0;
+};
 
 /// The documents a bulk PATCH or DELETE addresses: a filter is required and not empty.
 find_query matching(const request_context& c) {
@@ -40,36 +64,21 @@ find_query matching(const request_context& c) {
 
 } // namespace
 
-http_response post_documents(const request_context& c, array docs) {
-  // Each parsed document is moved on, never copied: a bulk body's documents exist once.
-  std::vector<object> prepared;
-  prepared.reserve(docs.size());
-  for (std::size_t i = 0; i < docs.size(); ++i) {
-    if (!docs[i].is_object())
-      throw_bad_request("element " + std::to_string(i) + " of the array is not an object");
-    object doc = normalize_document_body(std::move(docs[i].as_object()));
-    c.who.merge_into(doc);
-    prepared.push_back(std::move(doc));
-  }
-  array().swap(docs);
-  auto r = c.storage.insert_many(c.res.db, c.res.coll, std::move(prepared));
-  std::vector<std::string> links;
-  links.reserve(r.ids.size());
-  for (auto& id : r.ids)
-    links.push_back(document_url(c, id));
-  std::vector<value>().swap(r.ids); // the links say the same
-  return json_response(200, bulk_body(r, links));
+http_response post_documents(const request_context& c) {
+  body_documents docs(c);
+  return json_response(200, bulk_body(c.storage.insert_from(c.res.db, c.res.coll, docs), &c));
 }
 
 http_response patch_matching(const request_context& c) {
   auto q = matching(c);
   auto spec = update_spec::parse(update_body(c));
-  return json_response(200, bulk_body(c.storage.update_many(c.res.db, c.res.coll, q, spec), {}));
+  return json_response(200,
+                       bulk_body(c.storage.update_many(c.res.db, c.res.coll, q, spec), nullptr));
 }
 
 http_response delete_matching(const request_context& c) {
   auto q = matching(c);
-  return json_response(200, bulk_body(c.storage.delete_many(c.res.db, c.res.coll, q), {}));
+  return json_response(200, bulk_body(c.storage.delete_many(c.res.db, c.res.coll, q), nullptr));
 }
 
 } // namespace rheo::rest

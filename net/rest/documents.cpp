@@ -53,10 +53,8 @@ object update_body(const request_context& c) {
 
 http_response post_document(const request_context& c) {
   if (auto first = c.req.body.find_first_not_of(" \t\r\n");
-      first != std::string::npos && c.req.body[first] == '[') {
-    value docs = parse_json(c.req.body, "body");
-    if (docs.is_array()) return post_documents(c, std::move(docs.as_array()));
-  }
+      first != std::string::npos && c.req.body[first] == '[')
+    return post_documents(c);
   object doc = normalize_document_body(body_object(c.req, false));
   c.who.merge_into(doc);
   write_mode mode = parse_write_mode(c.target.last("wm"), write_mode::insert);

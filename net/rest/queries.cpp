@@ -88,18 +88,23 @@ http_response find_documents(const request_context& c) {
   if (explain || log::enabled(log::level::debug)) q.explain = &plan;
   std::string position;
   q.position = &position;
+  auto shape = c.who.response_projection();
+  // Without a projection of the caller's the store may write the page's JSON itself.
+  json_page page_json;
+  page_json.json = "[";
+  if (!shape) q.page_json = &page_json;
   auto docs = pagesize == 0 && !explain && c.storage.collection(c.res.db, c.res.coll)
                   ? std::vector<object>{}
                   : c.storage.find(c.res.db, c.res.coll, q);
+  const std::size_t returned = page_json.written ? page_json.count : docs.size();
   // A store that does not explain its queries (MongoDB's) leaves the plan empty.
   const bool explained = !plan.index.empty();
-  if (explained) log::debug("query " + t.path + ": " + plan_json(plan, docs.size()));
+  if (explained) log::debug("query " + t.path + ": " + plan_json(plan, returned));
   if (explain) {
     if (!explained) return error_response(501, "this store does not explain its queries");
-    return json_response(200, plan_json(plan, docs.size()));
+    return json_response(200, plan_json(plan, returned));
   }
-  auto shape = c.who.response_projection();
-  std::string out = "[";
+  std::string out = std::move(page_json.json);
   for (std::size_t i = 0; i < docs.size(); ++i) {
     if (i) out += ',';
     append_json(out, shape ? shape->apply(docs[i]) : docs[i]);

@@ -127,7 +127,7 @@ std::string document_url(const request_context& c, const value& id);
 object update_body(const request_context& c);
 
 // bulk.cpp
-http_response post_documents(const request_context& c, array docs);
+http_response post_documents(const request_context& c);
 http_response patch_matching(const request_context& c);
 http_response delete_matching(const request_context& c);
 // aggregations.cpp

@@ -1,5 +1,7 @@
 #include "storage/document/bson_codec.hpp"
 
+#include "storage/document/json.hpp"
+
 #include <bson/bson.h>
 
 #include <cstdlib>
@@ -219,7 +221,60 @@ value read_value(const bson_iter_t* it, std::size_t depth) {
   }
 }
 
+void write_json(std::string& out, bson_iter_t* it, bool is_array, std::size_t depth);
+
+/// One element's value as JSON: containers and strings written from the bytes, the other
+/// scalars through their value (as append_json writes them).
+void write_json_value(std::string& out, const bson_iter_t* it, std::size_t depth) {
+  switch (bson_iter_type(it)) {
+  case BSON_TYPE_UTF8: {
+    std::uint32_t len = 0;
+    const char* s = bson_iter_utf8(it, &len);
+    if (!s) fail_decode("bad string");
+    append_json_string(out, std::string_view(s, len));
+    return;
+  }
+  case BSON_TYPE_DOCUMENT:
+  case BSON_TYPE_ARRAY: {
+    bson_iter_t child;
+    if (!bson_iter_recurse(it, &child)) fail_decode("bad nested document");
+    write_json(out, &child, bson_iter_type(it) == BSON_TYPE_ARRAY, depth + 1);
+    return;
+  }
+  default:
+    append_json(out, read_value(it, depth));
+  }
+}
+
+// `depth` as in read_object.
+void write_json(std::string& out, bson_iter_t* it, bool is_array, std::size_t depth) {
+  if (depth > max_bson_depth)
+    throw api_error(400, nested_too_deep("BSON document", max_bson_depth));
+  out += is_array ? '[' : '{';
+  bool first = true;
+  while (bson_iter_next(it)) {
+    if (!first) out += ',';
+    first = false;
+    if (!is_array) {
+      append_json_string(out, std::string_view(bson_iter_key(it), bson_iter_key_len(it)));
+      out += ':';
+    }
+    write_json_value(out, it, depth);
+  }
+  if (it->err_off != 0) fail_decode("truncated or malformed element");
+  out += is_array ? ']' : '}';
+}
+
 } // namespace
+
+void append_json_from_bson(std::string& out, std::string_view bytes) {
+  bson_t b;
+  if (!bson_init_static(&b, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()))
+    fail_decode("bad document length");
+  bson_iter_t it;
+  if (!bson_iter_init(&it, &b)) fail_decode("bad document header");
+  write_json(out, &it, false, 1);
+}
 
 std::optional<std::string> canonical_regex_options(std::string_view options) {
   static constexpr std::string_view flags = "ilmsux";

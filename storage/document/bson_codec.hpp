@@ -25,5 +25,9 @@ std::string encode_bson(const object& doc);
 /// "BSON document nested deeper than 200 levels" (max_bson_depth; the document itself is
 /// one level) rather than recurse further.
 object decode_bson(std::string_view bytes);
+/// Appends BSON document `bytes` as JSON: exactly what append_json(out, decode_bson(bytes))
+/// appends (json.hpp), without making the document's value tree. Throws as decode_bson;
+/// `out` may then hold part of the document.
+void append_json_from_bson(std::string& out, std::string_view bytes);
 
 } // namespace rheo

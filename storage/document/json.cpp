@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <utility>
 
 namespace rheo {
 
@@ -241,12 +243,41 @@ public:
 
   value parse_document() {
     value v = parse_value(0);
-    skip_ws();
-    if (p_ != end_) fail(p_, "unexpected trailing " + describe(p_));
+    finish();
     return v;
   }
 
+  /// An array read one element at a time: begin_array() takes its '[', each next_element()
+  /// one element, nullopt after the ']' (once the rest of the text has been checked).
+  void begin_array() {
+    skip_ws();
+    if (p_ == end_ || *p_ != '[') fail_unexpected(p_);
+    check_depth(1);
+    ++p_;
+  }
+  std::optional<value> next_element() {
+    if (array_done_) return std::nullopt;
+    skip_ws();
+    const bool first = std::exchange(array_first_, false);
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      finish();
+      array_done_ = true;
+      return std::nullopt;
+    }
+    if (!first) {
+      if (p_ == end_ || *p_ != ',') fail(p_, "expected ',' or ']'");
+      ++p_;
+    }
+    return parse_value(1);
+  }
+
 private:
+  void finish() {
+    skip_ws();
+    if (p_ != end_) fail(p_, "unexpected trailing " + describe(p_));
+  }
+
   [[noreturn]] void fail(const char* at, std::string_view msg) const {
     std::string m = "invalid JSON in ";
     m += what_;
@@ -628,6 +659,8 @@ private:
   const char* end_;
   std::string_view what_;
   std::size_t max_depth_;
+  bool array_first_ = true;
+  bool array_done_ = false;
 };
 
 void append_string(std::string& out, std::string_view s) {
@@ -769,6 +802,22 @@ value parse_json(std::string_view text, std::string_view what, const json_limits
   return parser(text, what, limits).parse_document();
 }
 
+struct json_array_reader::impl : parser {
+  using parser::parser;
+};
+
+json_array_reader::json_array_reader(std::string_view text, std::string_view what,
+                                     const json_limits& limits)
+    : p_(std::make_unique<impl>(text, what, limits)) {
+  p_->begin_array();
+}
+
+json_array_reader::~json_array_reader() = default;
+
+std::optional<value> json_array_reader::next() {
+  return p_->next_element();
+}
+
 std::string to_json(const value& v) {
   std::string out;
   append_json(out, v);
@@ -781,6 +830,10 @@ void append_json(std::string& out, const value& v) {
 
 void append_json(std::string& out, const object& o) {
   json_writer{out}(o);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  append_string(out, s);
 }
 
 } // namespace rheo

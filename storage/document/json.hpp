@@ -8,6 +8,8 @@
 
 #include "storage/document/value.hpp"
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,10 +40,32 @@ struct json_limits {
 value parse_json(std::string_view text, std::string_view what = "body",
                  const json_limits& limits = {});
 
+/// Reads a JSON array one element at a time, so that its elements need not all exist as
+/// values at once (a bulk body's documents). The syntax, limits and errors are parse_json's;
+/// the text after the array is checked before next() first returns nullopt.
+class json_array_reader {
+public:
+  /// Throws api_error(400) unless `text` starts (after white space) with '['.
+  explicit json_array_reader(std::string_view text, std::string_view what = "body",
+                             const json_limits& limits = {});
+  ~json_array_reader();
+  json_array_reader(const json_array_reader&) = delete;
+  json_array_reader& operator=(const json_array_reader&) = delete;
+
+  /// The next element, or nullopt after the last; throws api_error(400) on malformed input.
+  std::optional<value> next();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> p_;
+};
+
 /// Serializes as relaxed extended JSON (see header comment). Non-finite doubles are
 /// written as {"$numberDouble":"NaN"|"Infinity"|"-Infinity"}.
 std::string to_json(const value& v);
 void append_json(std::string& out, const value& v);
 void append_json(std::string& out, const object& o);
+/// Appends `s` as a JSON string (quoted and escaped as append_json writes strings).
+void append_json_string(std::string& out, std::string_view s);
 
 } // namespace rheo

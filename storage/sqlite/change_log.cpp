@@ -76,6 +76,32 @@ void append_change(connection& c, const change_event& ev) {
   q.step();
 }
 
+void append_insert_change(connection& c, std::uint64_t seq, const std::string& db,
+                          const std::string& coll, const value& id, std::string_view doc,
+                          date_time wall) {
+  // encode_event()'s fields in its order (op, key, doc, wall), with the document's BSON
+  // copied in as an embedded document.
+  const std::string head = encode_bson(object{{"op", value("insert")}, {"key", id}});
+  std::string blob;
+  blob.reserve(head.size() + doc.size() + 16);
+  blob.append(head, 0, head.size() - 1); // without its terminating 0
+  blob += '\x03';
+  blob.append("doc", 4); // with the name's NUL
+  blob.append(doc);
+  blob += '\x09';
+  blob.append("wall", 5);
+  auto millis = static_cast<std::uint64_t>(wall.millis);
+  for (int i = 0; i < 8; ++i)
+    blob += static_cast<char>((millis >> (8 * i)) & 0xFF);
+  blob += '\0';
+  const auto size = static_cast<std::uint32_t>(blob.size());
+  for (int i = 0; i < 4; ++i)
+    blob[static_cast<std::size_t>(i)] = static_cast<char>((size >> (8 * i)) & 0xFF);
+  query q(c, sql_change_insert);
+  q.int64(1, static_cast<std::int64_t>(seq)).text(2, db).text(3, coll).blob(4, blob);
+  q.step();
+}
+
 std::optional<std::pair<std::uint64_t, std::uint64_t>> change_log_bounds(connection& c) {
   query q(c, sql_changes_bounds);
   if (!q.step() || q.column_null(1)) return std::nullopt;

@@ -28,6 +28,11 @@ change_event meta_event(const std::string& db, const std::string& coll, object m
 
 /// Appends `ev` (its seq already assigned) to the log.
 void append_change(connection& c, const change_event& ev);
+/// append_change() of the insert into db.coll of `doc` (BSON) with `_id` `id`, as seq
+/// `seq`: the entry is written around the BSON, which is not decoded.
+void append_insert_change(connection& c, std::uint64_t seq, const std::string& db,
+                          const std::string& coll, const value& id, std::string_view doc,
+                          date_time wall);
 
 /// The oldest and newest seq in the log; nullopt when it is empty.
 std::optional<std::pair<std::uint64_t, std::uint64_t>> change_log_bounds(connection& c);

@@ -76,7 +76,36 @@ void write_txn::log(change_event ev) {
   ev.seq = next_seq_++;
   ev.token = token_from_seq(ev.seq);
   append_change(c_, ev);
-  events.push_back(std::move(ev));
+  if (heard(ev.db, ev.coll)) events.push_back(std::move(ev));
+}
+
+void write_txn::log_insert(const std::string& db, const std::string& coll, const value& id,
+                           std::string_view doc) {
+  if (heard(db, coll)) {
+    change_event ev = make_event(db, coll, "insert");
+    ev.document_key = id;
+    ev.full_document = decode_bson(doc);
+    log(std::move(ev));
+    return;
+  }
+  const std::uint64_t seq = next_seq_++;
+  append_insert_change(c_, seq, db, coll, id, doc, date_time::now());
+}
+
+bool write_txn::heard(const std::string& db, const std::string& coll) {
+  // Decided once per collection and transaction: a feed opened after the decision finds
+  // what it missed in the log (core::deliver).
+  auto key = std::pair(db, coll);
+  auto it = heard_.find(key);
+  if (it == heard_.end()) it = heard_.emplace(std::move(key), owner_.has_feed(db, coll)).first;
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> write_txn::unheard() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& [coll, heard] : heard_)
+    if (!heard) out.push_back(coll);
+  return out;
 }
 
 void write_txn::ensure_collection(const std::string& db, const std::string& coll) {
@@ -89,14 +118,17 @@ void write_txn::ensure_collection(const std::string& db, const std::string& coll
 }
 
 bool write_txn::insert_document(const std::string& db, const std::string& coll,
-                                const std::string& key, const object& doc,
-                                const std::string& body) {
+                                std::string_view key, std::string_view body, const object* doc) {
   {
     query q(c_, sql_doc_insert);
     q.text(1, db).text(2, coll).blob(3, key).blob(4, body);
     if (!q.step_unique()) return false;
   }
-  if (update_entries(c_, *indexes(db, coll), key, nullptr, &doc)) indexes_changed(db, coll);
+  const auto defs = indexes(db, coll);
+  if (defs->empty()) return true;
+  std::optional<object> decoded;
+  if (!doc) doc = &decoded.emplace(decode_bson(body));
+  if (update_entries(c_, *defs, std::string(key), nullptr, doc)) indexes_changed(db, coll);
   return true;
 }
 
@@ -300,7 +332,7 @@ void core::run_batch(const std::vector<write_request*>& batch) {
   connection& c = *writer_;
   const std::uint64_t seq_at_begin = next_seq_;
   const std::uint64_t oldest_at_begin = oldest_seq_;
-  write_txn txn(c, next_seq_, indexes_);
+  write_txn txn(c, next_seq_, indexes_, *this);
   std::vector<std::exception_ptr> errors(batch.size());
   try {
     c.run("BEGIN IMMEDIATE");
@@ -335,7 +367,7 @@ void core::run_batch(const std::vector<write_request*>& batch) {
       req->done.set_exception(error);
     return;
   }
-  deliver(txn.events);
+  deliver(txn.events, txn.unheard(), seq_at_begin);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (errors[i])
       batch[i]->done.set_exception(errors[i]);
@@ -344,12 +376,26 @@ void core::run_batch(const std::vector<write_request*>& batch) {
   }
 }
 
-void core::deliver(std::vector<change_event>& events) {
+bool core::has_feed(const std::string& db, const std::string& coll) {
+  std::lock_guard lk(feeds_mu_);
+  return feeds_.count({db, coll}) != 0;
+}
+
+void core::deliver(std::vector<change_event>& events,
+                   const std::vector<std::pair<std::string, std::string>>& unheard,
+                   std::uint64_t before_seq) {
   std::vector<std::pair<std::shared_ptr<feed_state>, std::vector<change_event>>> targets;
+  // Feeds opened while this transaction ran, of collections whose events it did not keep.
+  std::vector<std::shared_ptr<feed_state>> late;
   {
     std::lock_guard lk(feeds_mu_);
-    if (!events.empty()) delivered_seq_ = events.back().seq;
+    // Every seq this transaction took is delivered from here on (logged or not).
+    if (next_seq_ > before_seq) delivered_seq_ = next_seq_ - 1;
     if (feeds_.empty()) return;
+    for (auto& [db, coll] : unheard)
+      if (auto it = feeds_.find({db, coll}); it != feeds_.end())
+        for (auto& weak : it->second)
+          if (auto st = weak.lock()) late.push_back(std::move(st));
     std::vector<std::shared_ptr<feed_state>> live;
     for (auto& ev : events) {
       auto it = feeds_.find({ev.db, ev.coll});
@@ -367,6 +413,24 @@ void core::deliver(std::vector<change_event>& events) {
         else
           t->second.push_back(ev);
       }
+    }
+  }
+  // What the late feeds missed is in the log (read on the writer's connection, after the
+  // commit).
+  for (auto& st : late) {
+    std::optional<std::string> lost;
+    std::uint64_t newest = 0;
+    std::vector<change_event> missed;
+    try {
+      missed = read_changes_after(*writer_, st->db, st->coll, before_seq - 1, lost, newest);
+    } catch (const std::exception& e) {
+      lost = e.what();
+    }
+    if (lost) {
+      std::lock_guard flk(st->mu);
+      st->end(*lost);
+    } else if (!missed.empty()) {
+      targets.emplace_back(std::move(st), std::move(missed));
     }
   }
   // Outside feeds_mu_: a sink call never delays watch() or cancel() of other feeds.

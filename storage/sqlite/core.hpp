@@ -57,10 +57,12 @@ private:
 };
 
 /// What a write request sees inside the writer's transaction.
+class core;
+
 class write_txn {
 public:
-  write_txn(connection& c, std::uint64_t& next_seq, index_cache& indexes)
-      : c_(c), next_seq_(next_seq), indexes_(indexes) {}
+  write_txn(connection& c, std::uint64_t& next_seq, index_cache& indexes, core& owner)
+      : c_(c), next_seq_(next_seq), indexes_(indexes), owner_(owner) {}
 
   connection& conn() { return c_; }
 
@@ -73,8 +75,20 @@ public:
     indexes_.forget(db, coll);
   }
 
-  /// Appends `ev` to the change log (assigning its seq) and queues it for delivery.
+  /// Appends `ev` to the change log (assigning its seq) and queues it for delivery when a
+  /// feed of its collection is open (see heard()).
   void log(change_event ev);
+  /// log() of an insert into db.coll of `doc` (BSON) with `_id` `id`: the event is made only
+  /// when it will be delivered; otherwise the log entry is written from the BSON as it is.
+  void log_insert(const std::string& db, const std::string& coll, const value& id,
+                  std::string_view doc);
+  /// Whether this transaction's events of db.coll are kept for delivery: a feed of db.coll
+  /// was open when it first logged one. Those of collections nobody watched are only
+  /// written to the log (a bulk write's events need not all be in memory); a feed opened
+  /// meanwhile reads them back from the log at delivery (core::deliver).
+  bool heard(const std::string& db, const std::string& coll);
+  /// The collections whose events this transaction logged without keeping them.
+  std::vector<std::pair<std::string, std::string>> unheard() const;
 
   std::optional<collection_info> get_collection(const std::string& db, const std::string& coll) {
     return read_collection(c_, db, coll);
@@ -89,8 +103,10 @@ public:
   /// Writes keep the collection's secondary indexes (indexes.hpp) up to date; they throw
   /// api_error(409) when a unique index would hold a key twice.
   /// False when the key exists.
-  bool insert_document(const std::string& db, const std::string& coll, const std::string& key,
-                       const object& doc, const std::string& body);
+  /// `doc` is `body` decoded, or null: it is then decoded only when the collection has
+  /// secondary indexes.
+  bool insert_document(const std::string& db, const std::string& coll, std::string_view key,
+                       std::string_view body, const object* doc);
   void update_document(const std::string& db, const std::string& coll, const std::string& key,
                        const object& before, const object& after, const std::string& body);
   void delete_document(const std::string& db, const std::string& coll, const std::string& key,
@@ -103,6 +119,8 @@ private:
   connection& c_;
   std::uint64_t& next_seq_;
   index_cache& indexes_;
+  core& owner_;
+  std::map<std::pair<std::string, std::string>, bool> heard_;
 };
 
 class core : public std::enable_shared_from_this<core> {
@@ -149,9 +167,15 @@ private:
   void release(std::unique_ptr<connection> c);
   void writer_loop();
   void run_batch(const std::vector<write_request*>& batch);
-  /// Hands committed events to the sinks of live feeds (writer thread, no SQLite access);
-  /// `events` is consumed (moved into the feeds' batches).
-  void deliver(std::vector<change_event>& events);
+  /// Hands committed events to the sinks of live feeds (writer thread); `events` is
+  /// consumed (moved into the feeds' batches). The events of `unheard` collections (logged,
+  /// not kept) are read back from the log after `before_seq` for feeds opened meanwhile.
+  void deliver(std::vector<change_event>& events,
+               const std::vector<std::pair<std::string, std::string>>& unheard,
+               std::uint64_t before_seq);
+  /// Whether a feed of db.coll is registered.
+  bool has_feed(const std::string& db, const std::string& coll);
+  friend class write_txn;
 
   sqlite_store_options options_;
   std::string path_;

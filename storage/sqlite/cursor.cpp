@@ -46,6 +46,25 @@ std::optional<std::pair<std::string, object>> plan_cursor::next() {
   }
 }
 
+std::optional<std::string_view> plan_cursor::next_encoded() {
+  for (;;) {
+    if (!current_ && !open_next_range()) return std::nullopt;
+    if (!current_->step()) {
+      current_.reset();
+      continue;
+    }
+    ++examined_;
+    if (plan_.index->is_id()) return current_->column_blob(1);
+    std::string key(current_->column_blob(0));
+    if (plan_.index->multikey && !seen_.insert(key).second) continue;
+    query doc(c_, sql_doc_get);
+    doc.text(1, db_).text(2, coll_).blob(3, key);
+    if (!doc.step()) continue;
+    encoded_.assign(doc.column_blob(0));
+    return std::string_view(encoded_);
+  }
+}
+
 std::uint64_t plan_cursor::skip(std::uint64_t n) {
   std::uint64_t passed = 0;
   while (passed < n) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 namespace rheo::sqlite {
 
@@ -26,6 +27,8 @@ public:
 
   /// The next document with its id_key, or nullopt at the end.
   std::optional<std::pair<std::string, object>> next();
+  /// next() without decoding: the next document's BSON, valid until the next call.
+  std::optional<std::string_view> next_encoded();
   /// Passes over up to `n` documents without reading them (their entries only, each
   /// document once); returns how many it passed, fewer than `n` at the end.
   std::uint64_t skip(std::uint64_t n);
@@ -42,6 +45,7 @@ private:
   std::size_t next_range_ = 0;
   std::unique_ptr<query> current_;
   std::set<std::string> seen_; // id keys, for a multikey index
+  std::string encoded_;        // next_encoded()'s document read through an index
   std::uint64_t examined_ = 0;
 };
 

@@ -152,7 +152,29 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   const std::uint64_t wanted = page == UINT64_MAX ? UINT64_MAX : skip + page;
   std::vector<object> out;
   std::uint64_t examined = 0;
-  if (page > 0 && p.provides_sort) {
+  if (page > 0 && p.provides_sort && q.page_json && q.keys.empty()) {
+    // The same walk, the page written as JSON from the stored BSON: no document becomes a
+    // value unless the filter needs to look at it.
+    plan_cursor cursor(c, db, coll, p);
+    const bool filtered = !q.filter.matches_all();
+    const bool all_match = !filtered && !p.index->spec.sparse && !p.index->partial;
+    std::uint64_t skipped = all_match ? cursor.skip(skip) : 0;
+    json_page& out_json = *q.page_json;
+    while (out_json.count < page) {
+      auto doc = cursor.next_encoded();
+      if (!doc) break;
+      if (filtered && !q.filter.matches(decode_bson(*doc))) continue;
+      if (skipped < skip) {
+        ++skipped;
+        continue;
+      }
+      if (out_json.count++) out_json.json += ',';
+      append_json_from_bson(out_json.json, *doc);
+    }
+    out_json.written = true;
+    if (q.explain) *q.explain = query_plan{p.index->name, cursor.examined(), p.bounds, false};
+    return out;
+  } else if (page > 0 && p.provides_sort) {
     // In plan order: the matches before the page are counted, not kept. When every document
     // matches (no filter, and the index holds every document), they are not even read.
     plan_cursor cursor(c, db, coll, p);
@@ -237,7 +259,7 @@ write_result embedded_store::insert(const std::string& db, const std::string& co
   ev.full_document = std::move(p.doc);
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
-    if (!t.insert_document(db, coll, p.key, *ev.full_document, p.body)) throw_duplicate_id();
+    if (!t.insert_document(db, coll, p.key, p.body, &*ev.full_document)) throw_duplicate_id();
     t.log(std::move(ev));
   });
   return write_result{std::move(p.id), etag, true};
@@ -245,30 +267,54 @@ write_result embedded_store::insert(const std::string& db, const std::string& co
 
 bulk_result embedded_store::insert_many(const std::string& db, const std::string& coll,
                                         std::vector<object> docs) {
-  std::vector<prepared_insert> prepared;
-  prepared.reserve(docs.size());
-  for (auto& d : docs)
-    prepared.push_back(prepare_insert(std::move(d)));
-  std::vector<object>().swap(docs);
-  // Each document's DOM moves into its event and its BSON is freed once written: the
-  // batch holds one copy of each document at a time.
+  vector_source source(std::move(docs));
+  return insert_from(db, coll, source);
+}
+
+bulk_result embedded_store::insert_from(const std::string& db, const std::string& coll,
+                                        insert_source& docs) {
+  // Each document is prepared as it comes and only its encoded form kept: its id key and
+  // BSON side by side in one buffer, so that a bulk write holds about its body's size in
+  // BSON, not a value per document. The events are made in the writer, and only for a
+  // collection someone watches (write_txn::log_insert).
+  struct entry {
+    std::uint32_t chunk;
+    std::uint32_t at;
+    std::uint32_t key_size;
+    std::uint32_t body_size;
+  };
+  constexpr std::size_t chunk_bytes = 1 << 20; // filled, never grown: no copy on growth
+  std::vector<std::string> chunks;
+  std::vector<entry> entries;
+  bulk_result r;
+  while (auto doc = docs.next()) {
+    prepared_insert p = prepare_insert(std::move(*doc));
+    const std::size_t size = p.key.size() + p.body.size();
+    if (size > UINT32_MAX) throw_bad_request("a document is too large");
+    if (chunks.empty() || chunks.back().size() + size > chunks.back().capacity()) {
+      chunks.emplace_back();
+      chunks.back().reserve(std::max(chunk_bytes, size));
+    }
+    std::string& chunk = chunks.back();
+    entries.push_back(
+        {static_cast<std::uint32_t>(chunks.size() - 1), static_cast<std::uint32_t>(chunk.size()),
+         static_cast<std::uint32_t>(p.key.size()), static_cast<std::uint32_t>(p.body.size())});
+    chunk += p.key;
+    chunk += p.body;
+    r.ids.push_back(std::move(p.id));
+  }
   core_->submit([&](write_txn& t) {
     t.ensure_collection(db, coll);
-    t.events.reserve(t.events.size() + prepared.size()); // no doubling, no moving copy
-    for (auto& p : prepared) {
-      if (!t.insert_document(db, coll, p.key, p.doc, p.body)) throw_duplicate_id();
-      std::string().swap(p.body);
-      std::string().swap(p.key);
-      change_event ev = make_event(db, coll, "insert");
-      ev.document_key = p.id;
-      ev.full_document = std::move(p.doc);
-      t.log(std::move(ev));
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const entry& e = entries[i];
+      const char* at = chunks[e.chunk].data() + e.at;
+      const std::string_view key(at, e.key_size);
+      const std::string_view body(at + e.key_size, e.body_size);
+      if (!t.insert_document(db, coll, key, body, nullptr)) throw_duplicate_id();
+      t.log_insert(db, coll, r.ids[i], body);
     }
   });
-  bulk_result r;
-  r.inserted = static_cast<std::int64_t>(prepared.size());
-  for (auto& p : prepared)
-    r.ids.push_back(std::move(p.id));
+  r.inserted = static_cast<std::int64_t>(entries.size());
   return r;
 }
 
@@ -412,7 +458,7 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
       }
       if (if_match) throw_etag_mismatch(std::nullopt);
       t.ensure_collection(db, coll);
-      t.insert_document(db, coll, key, doc, body);
+      t.insert_document(db, coll, key, body, &doc);
     }
     created = !existing;
     change_event ev = make_event(db, coll, existing ? "replace" : "insert");
@@ -454,7 +500,7 @@ write_result embedded_store::update(const std::string& db, const std::string& co
       t.update_document(db, coll, key, *existing, doc, body);
     } else {
       t.ensure_collection(db, coll);
-      t.insert_document(db, coll, key, doc, body);
+      t.insert_document(db, coll, key, body, &doc);
     }
     created = !existing;
     change_event ev = make_event(db, coll, existing ? "update" : "insert");

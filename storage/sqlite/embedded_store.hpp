@@ -54,6 +54,8 @@ public:
 
   bulk_result insert_many(const std::string& db, const std::string& coll,
                           std::vector<object> docs) override;
+  bulk_result insert_from(const std::string& db, const std::string& coll,
+                          insert_source& docs) override;
   bulk_result update_many(const std::string& db, const std::string& coll, const find_query& q,
                           const update_spec& spec) override;
   bulk_result delete_many(const std::string& db, const std::string& coll,
