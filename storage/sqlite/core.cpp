@@ -225,8 +225,9 @@ void core::submit(std::function<void(write_txn&)> fn) {
   done.get();
 }
 
-std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std::string& coll) {
-  auto st = std::make_shared<feed_state>();
+std::shared_ptr<sqlite_feed_state> core::register_feed(const std::string& db,
+                                                       const std::string& coll) {
+  auto st = std::make_shared<sqlite_feed_state>();
   st->db = db;
   st->coll = coll;
   std::lock_guard lk(feeds_mu_);
@@ -237,7 +238,7 @@ std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std
   return st;
 }
 
-void core::unregister_feed(const feed_state* st) {
+void core::unregister_feed(const sqlite_feed_state* st) {
   std::lock_guard lk(feeds_mu_);
   auto it = feeds_.find({st->db, st->coll});
   if (it == feeds_.end()) return;
@@ -345,12 +346,12 @@ void core::run_batch(const std::vector<write_request*>& batch) {
 }
 
 void core::deliver(std::vector<change_event>& events) {
-  std::vector<std::pair<std::shared_ptr<feed_state>, std::vector<change_event>>> targets;
+  std::vector<std::pair<std::shared_ptr<sqlite_feed_state>, std::vector<change_event>>> targets;
   {
     std::lock_guard lk(feeds_mu_);
     if (!events.empty()) delivered_seq_ = events.back().seq;
     if (feeds_.empty()) return;
-    std::vector<std::shared_ptr<feed_state>> live;
+    std::vector<std::shared_ptr<sqlite_feed_state>> live;
     for (auto& ev : events) {
       auto it = feeds_.find({ev.db, ev.coll});
       if (it == feeds_.end()) continue;
