@@ -171,9 +171,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
                                                                           : caf::atom("sharing"));
   caf_config.set("scheduler.max-threads",
-                 static_cast<std::size_t>(config.actor_threads
-                                              ? config.actor_threads
-                                              : std::max(1u, std::thread::hardware_concurrency())));
+                 static_cast<std::size_t>(threads_or_one_per_core(config.actor_threads)));
   caf::actor_system actors{caf_config};
 
   const bool edge = !config.cluster_join.empty();
@@ -338,7 +336,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl.version) {
-    std::cout << "rheo 0.1.0\n";
+    std::cout << "rheo " << rheo::version() << "\n";
     return 0;
   }
   return run(cl, args, env);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <thread>
 
 namespace rheo {
 
@@ -35,11 +34,6 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-unsigned hash_slot_count(const server_config& config) {
-  if (config.auth_max_concurrent_hashes) return config.auth_max_concurrent_hashes;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 } // namespace
 
 std::string hash_password(const std::string& password) {
@@ -54,7 +48,8 @@ std::string hash_password(const std::string& password) {
 credentials::credentials(const server_config& config)
     : users_(read_users(config)), token_ttl_(config.token_ttl_seconds),
       max_failures_(config.login_max_failures), failure_window_(config.login_window_seconds),
-      hash_slots_(hash_slot_count(config), std::chrono::milliseconds(config.auth_hash_wait_ms)) {
+      hash_slots_(threads_or_one_per_core(config.auth_max_concurrent_hashes),
+                  std::chrono::milliseconds(config.auth_hash_wait_ms)) {
   // Verifying against a real hash for unknown users keeps their timing like a wrong password.
   dummy_hash_ = hash_password("rheo-dummy-password-for-unknown-users");
 }
