@@ -68,8 +68,8 @@ struct collection_info {
   object_id etag;
 };
 
-/// How a find was answered (find_query::explain), for tests and diagnostics; not exposed
-/// over HTTP.
+/// How a find was answered (find_query::explain): GET /<coll>?explain=true answers it, and
+/// the debug log shows it.
 struct query_plan {
   std::string index;          // the index scanned ("_id_" for the documents themselves)
   std::uint64_t examined = 0; // index entries (or documents) read
