@@ -23,6 +23,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <pthread.h>
@@ -55,21 +56,28 @@ rlim_t raise_fd_limit() {
 /// The chat's collection, so that a fresh server is a working chat: with stream "all" when
 /// missing, and with the index {timestamp:-1} that its history query
 /// (?sort={timestamp:-1}&pagesize=15) scans, also when the collection exists without it.
-void create_messages(rheo::store& db, const std::string& db_name) {
+/// In the first mount's database (`rheo` for a `*` mount); a failure only warns.
+void create_messages(rheo::store& storage, const rheo::server_config& config) {
   using namespace rheo;
-  if (!db.collection(db_name, "messages"))
-    db.put_collection(db_name, "messages",
-                      parse_json(R"({"streams":[{"uri":"all","stages":)"
-                                 R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
-                          .as_object(),
-                      std::nullopt);
-  const object key{{"timestamp", value(-1)}};
-  for (auto& index : db.list_indexes(db_name, "messages"))
-    if (index.key == key) return;
+  const std::string db =
+      config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
   try {
-    db.create_index(db_name, "messages", "timestamp_-1", key, {});
-  } catch (const api_error& e) {
-    if (e.status() != 409) throw; // created meanwhile by another server on the same store
+    if (!storage.collection(db, "messages"))
+      storage.put_collection(db, "messages",
+                             parse_json(R"({"streams":[{"uri":"all","stages":)"
+                                        R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
+                                 .as_object(),
+                             std::nullopt);
+    const object key{{"timestamp", value(-1)}};
+    for (auto& index : storage.list_indexes(db, "messages"))
+      if (index.key == key) return;
+    try {
+      storage.create_index(db, "messages", "timestamp_-1", key, {});
+    } catch (const api_error& e) {
+      if (e.status() != 409) throw; // created meanwhile by another server on the same store
+    }
+  } catch (const std::exception& e) {
+    log::warn(std::string("cannot create the messages collection: ") + e.what());
   }
 }
 
@@ -121,22 +129,24 @@ void reload(const std::vector<std::string>& args, const std::map<std::string, st
   }
 }
 
-int run(const rheo::command_line& cl, const std::vector<std::string>& args,
-        const std::map<std::string, std::string>& env) {
+/// Logging as configured; false (after saying why on stderr) when the access log cannot be
+/// opened.
+bool start_logging(const rheo::server_config& config) {
   using namespace rheo;
-  server_config config = cl.config;
   log::set_level(config.log_level);
   log::set_format(config.log_format);
   try {
     log::open_access_log(config.access_log);
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
-    return 2;
+    return false;
   }
-  if (config.static_dir.empty())
-    config.static_dir = service::default_web_dir(RHEO_INSTALLED_WEB_DIR, RHEO_WEB_DIR);
+  return true;
+}
 
-  // Signals are taken by one thread with sigwait; every other thread blocks them.
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread and so in every thread started after
+/// (one thread takes them with sigwait, see take_signals), and ignores SIGPIPE.
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -144,25 +154,24 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
+/// Raises the open-files limit and, when max_connections is not set, derives it from the
+/// limit. Returns the limit.
+rlim_t apply_fd_limit(rheo::server_config& config) {
   rlim_t fds = raise_fd_limit();
   // Past the open-file limit accept() fails and the client gets no answer: keep a reserve
   // (the store's files, logs, cluster links) so that a refused client still gets its 503.
   if (config.max_connections == 0)
     config.max_connections =
         fds > 128 ? static_cast<std::size_t>(fds - 64) : std::max<std::size_t>(fds / 2, 1);
+  return fds;
+}
 
-  std::unique_ptr<security> sec;
-  try {
-    sec = std::make_unique<security>(config);
-  } catch (const std::exception& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
-    return 2;
-  }
-
-  // Counted on by the actors and the server: created before them, so that it outlives them.
-  metrics stats;
-  caf::actor_system_config caf_config;
+/// The actor system's settings: rheo's message types, the cluster link and the scheduler.
+void configure_actors(caf::actor_system_config& caf_config, const rheo::server_config& config) {
+  using namespace rheo;
   register_message_types(caf_config);
   configure_cluster(caf_config, config);
   // The actors see one message per batch per subscription (data frames go to the I/O
@@ -171,47 +180,139 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   caf_config.set("scheduler.policy", config.actor_scheduler == "stealing" ? caf::atom("stealing")
                                                                           : caf::atom("sharing"));
   caf_config.set("scheduler.max-threads",
-                 static_cast<std::size_t>(config.actor_threads
-                                              ? config.actor_threads
-                                              : std::max(1u, std::thread::hardware_concurrency())));
-  caf::actor_system actors{caf_config};
+                 static_cast<std::size_t>(threads_or_one_per_core(config.actor_threads)));
+}
 
+/// The node's own store: MongoDB when mongo_uri is set, else the embedded store; none for
+/// an embedded-store edge, which the core's store serves. Throws when it cannot be opened.
+std::unique_ptr<rheo::store> open_own_store(const rheo::server_config& config) {
+  using namespace rheo;
   const bool edge = !config.cluster_join.empty();
-  std::unique_ptr<store> db; // the node's own store: embedded, MongoDB, or none (an edge)
-  try {
-    if (!config.mongo_uri.empty()) {
-      mongo_store_options opts;
-      opts.metadata_cache = !edge; // an edge opens no change streams: only the core does
-      db = open_mongo_store(config.mongo_uri, opts);
-    } else if (edge) {
-      // An embedded-store edge has no store of its own: the core's serves it.
-    } else {
-      sqlite_store_options opts;
-      opts.data_dir = config.data_dir;
-      opts.durability = config.durability == "normal" ? durability::normal : durability::full;
-      opts.changelog_retention = config.changelog_retention;
-      opts.ttl_interval = std::chrono::milliseconds(config.ttl_monitor_interval_ms);
-      db = open_sqlite_store(opts);
+  if (!config.mongo_uri.empty()) {
+    mongo_store_options opts;
+    opts.metadata_cache = !edge; // an edge opens no change streams: only the core does
+    return open_mongo_store(config.mongo_uri, opts);
+  }
+  if (edge) return nullptr;
+  sqlite_store_options opts;
+  opts.data_dir = config.data_dir;
+  opts.durability = config.durability == "normal" ? durability::normal : durability::full;
+  opts.changelog_retention = config.changelog_retention;
+  opts.ttl_interval = std::chrono::milliseconds(config.ttl_monitor_interval_ms);
+  return open_sqlite_store(opts);
+}
+
+/// Starts serving: the server, then a core's or an edge's cluster link, named `node_name`
+/// (else host:port). Returns the port; throws when something cannot start.
+std::uint16_t start_serving(rheo::server& srv, rheo::rest_api& api, rheo::cluster_core* core,
+                            rheo::cluster_edge* edge_link, std::string node_name) {
+  const std::uint16_t port = srv.start();
+  if (node_name.empty()) {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    node_name = std::string(host) + ":" + std::to_string(port);
+  }
+  if (core) {
+    core->start(node_name);
+    api.set_cluster(core);
+  }
+  if (edge_link) {
+    edge_link->start(node_name, std::chrono::seconds(5));
+    api.set_cluster(edge_link);
+  }
+  return port;
+}
+
+/// Says on stdout and to systemd (READY=1) that rheo accepts connections.
+void announce_ready(rheo::server& srv, const rheo::server_config& config, std::uint16_t port,
+                    rlim_t fds) {
+  std::printf("rheo listening on %s://%s:%u (store: %s, open-file limit %llu)\n",
+              srv.tls() ? "https" : "http", config.bind.c_str(), static_cast<unsigned>(port),
+              config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
+              static_cast<unsigned long long>(fds));
+  std::fflush(stdout);
+  rheo::service::notify("READY=1\nMAINPID=" + std::to_string(getpid()) +
+                        "\nSTATUS=listening on port " + std::to_string(port));
+}
+
+/// The signal thread (every other thread blocks `signals`): SIGHUP runs `reload`; SIGINT or
+/// SIGTERM stops the systemd watchdog and the server (whose wait() then returns) and ends
+/// the thread.
+void take_signals(const sigset_t& signals, const std::function<void()>& reload,
+                  rheo::service::watchdog& dog, rheo::server& srv) {
+  using namespace rheo;
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      service::notify("RELOADING=1");
+      reload();
+      service::notify("READY=1");
+      continue;
     }
+    service::notify("STOPPING=1");
+    dog.stop();
+    log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+              ", shutting down");
+    srv.stop();
+    return;
+  }
+}
+
+/// The one shutdown, after a signal or a failed start: each part stops before what it uses.
+/// The server first (no new connections; in-flight requests finish, sessions close with
+/// 1001; stop() is a no-op when the signal thread already called it), as its requests call
+/// into everything below. Then the cluster core, whose peers and relays use the broker, the
+/// replay pool and the store; then the realtime core (its broker, and so every subscription
+/// and watcher, which cancels its feed); then an edge's link, which until then carries the
+/// store calls and feeds of everything above. Every actor has ended before the store closes.
+void shut_down(rheo::server& srv, rheo::cluster_core* core, rheo::realtime& streams,
+               rheo::cluster_edge* edge_link, caf::actor_system& actors, rheo::store& storage) {
+  srv.stop();
+  srv.wait();
+  if (core) core->stop();
+  streams.stop();
+  if (edge_link) edge_link->stop();
+  actors.await_all_actors_done();
+  storage.close();
+}
+
+int run(const rheo::command_line& cl, const std::vector<std::string>& args,
+        const std::map<std::string, std::string>& env) {
+  using namespace rheo;
+  server_config config = cl.config;
+  if (!start_logging(config)) return 2;
+  if (config.static_dir.empty())
+    config.static_dir = service::default_web_dir(RHEO_INSTALLED_WEB_DIR, RHEO_WEB_DIR);
+  const sigset_t signals = block_signals();
+  const rlim_t fds = apply_fd_limit(config);
+
+  std::unique_ptr<security> sec;
+  try {
+    sec = std::make_unique<security>(config);
+  } catch (const std::exception& e) {
+    std::cerr << "rheo: " << e.what() << "\n";
+    return 2;
+  }
+  // Counted on by the actors and the server: created before them, so that it outlives them.
+  metrics stats;
+  caf::actor_system_config caf_config;
+  configure_actors(caf_config, config);
+  caf::actor_system actors{caf_config};
+  std::unique_ptr<store> own_store; // embedded, MongoDB, or none (an embedded-store edge)
+  try {
+    own_store = open_own_store(config);
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
     return 2;
   }
 
+  // Each part is handed references to those built before it (shut_down stops them).
+  const bool edge = !config.cluster_join.empty();
   std::unique_ptr<cluster_edge> edge_link;
-  if (edge) edge_link = std::make_unique<cluster_edge>(actors, config, stats, db.get());
-  store& storage = edge ? edge_link->storage() : *db;
-
-  if (config.create_messages && !edge) { // an edge's core creates it
-    const auto& db_name =
-        config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
-    try {
-      create_messages(storage, db_name);
-    } catch (const std::exception& e) {
-      log::warn(std::string("cannot create the messages collection: ") + e.what());
-    }
-  }
-
+  if (edge) edge_link = std::make_unique<cluster_edge>(actors, config, stats, own_store.get());
+  store& storage = edge ? edge_link->storage() : *own_store;
+  if (config.create_messages && !edge) create_messages(storage, config); // else the core's
   rest_api api(config, storage, *sec, stats);
   realtime streams(actors, storage, config, stats);
   server srv(config, api, &streams, stats);
@@ -219,43 +320,16 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   if (!config.cluster_listen.empty())
     core = std::make_unique<cluster_core>(actors, config, storage, streams.broker(),
                                           streams.replays(), stats);
+
   std::uint16_t port = 0;
-  std::string node_name = config.node_name;
   try {
-    port = srv.start();
-    if (node_name.empty()) {
-      char host[256] = "localhost";
-      gethostname(host, sizeof host - 1);
-      node_name = std::string(host) + ":" + std::to_string(port);
-    }
-    if (core) {
-      core->start(node_name);
-      api.set_cluster(core.get());
-    }
-    if (edge_link) {
-      edge_link->start(node_name, std::chrono::seconds(5));
-      api.set_cluster(edge_link.get());
-    }
+    port = start_serving(srv, api, core.get(), edge_link.get(), config.node_name);
   } catch (const std::exception& e) {
     std::cerr << "rheo: " << e.what() << "\n";
-    if (port) {
-      srv.stop();
-      srv.wait();
-    }
-    if (core) core->stop();
-    if (edge_link) edge_link->stop();
-    streams.stop();
-    actors.await_all_actors_done();
-    storage.close();
+    shut_down(srv, core.get(), streams, edge_link.get(), actors, storage);
     return 2;
   }
-  std::printf("rheo listening on %s://%s:%u (store: %s, open-file limit %llu)\n",
-              srv.tls() ? "https" : "http", config.bind.c_str(), static_cast<unsigned>(port),
-              config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
-              static_cast<unsigned long long>(fds));
-  std::fflush(stdout);
-  service::notify("READY=1\nMAINPID=" + std::to_string(getpid()) + "\nSTATUS=listening on port " +
-                  std::to_string(port));
+  announce_ready(srv, config, port, fds);
   // WATCHDOG=1 twice per WATCHDOG_USEC, each when every I/O thread has run a posted task
   // within half the time between pings.
   const auto watchdog_period = service::watchdog_interval() / 2;
@@ -263,33 +337,13 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
     return srv.responsive(
         std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_period / 2));
   });
-
-  std::thread signal_thread([&] {
-    for (;;) {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      if (sig == SIGHUP) {
-        service::notify("RELOADING=1");
-        reload(args, env, cl, *sec, srv);
-        service::notify("READY=1");
-        continue;
-      }
-      service::notify("STOPPING=1");
-      dog.stop();
-      log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-                ", shutting down");
-      srv.stop();
-      return;
-    }
-  });
+  std::thread signal_thread(take_signals, std::cref(signals),
+                            std::function<void()>([&] { reload(args, env, cl, *sec, srv); }),
+                            std::ref(dog), std::ref(srv));
   srv.wait();
   // wait() returns only after stop(); the signal thread has finished or is about to.
   signal_thread.join();
-  if (core) core->stop();
-  streams.stop();
-  if (edge_link) edge_link->stop();
-  actors.await_all_actors_done();
-  storage.close();
+  shut_down(srv, core.get(), streams, edge_link.get(), actors, storage);
   log::info("stopped cleanly");
   return 0;
 }
@@ -338,7 +392,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl.version) {
-    std::cout << "rheo 0.1.0\n";
+    std::cout << "rheo " << rheo::version() << "\n";
     return 0;
   }
   return run(cl, args, env);

@@ -19,7 +19,7 @@ using self_ptr = broker_actor::stateful_pointer<broker_state>;
 void release_watcher(self_ptr self, const watcher_actor& w) {
   auto& st = self->state;
   auto wit = st.watchers.find(w.address());
-  if (wit == st.watchers.end() || --wit->second.subscriptions > 0) return;
+  if (wit == st.watchers.end() || --wit->second.users > 0) return;
   for (auto k = st.watchers_by_key.begin(); k != st.watchers_by_key.end(); ++k)
     if (k->second == w) {
       st.watchers_by_key.erase(k);
@@ -74,7 +74,7 @@ watcher_actor watcher_for(self_ptr self, const std::string& db, const std::strin
   // event committed after the client's handshake reaches it.
   std::shared_ptr<change_feed> feed;
   try {
-    feed = st.db->watch(db, coll, std::nullopt);
+    feed = st.storage->watch(db, coll, std::nullopt);
   } catch (const std::exception& e) {
     err = caf::make_error(caf::sec::runtime_error,
                           std::string("cannot watch ") + coll + ": " + e.what());
@@ -89,9 +89,9 @@ watcher_actor watcher_for(self_ptr self, const std::string& db, const std::strin
 
 } // namespace
 
-broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
+broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats,
                                    replay_service* replays) {
-  self->state.db = db;
+  self->state.storage = storage;
   self->state.stats = stats;
   self->state.replays = replays;
   self->set_down_handler([self](caf::down_msg& dm) {
@@ -115,7 +115,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
               st.stats->subscriptions);
           st.subscriptions_by_key[key] = sub;
           st.subscriptions[sub.address()] = {sub, std::move(key), w, 0};
-          st.watchers[w.address()].subscriptions++;
+          st.watchers[w.address()].users++;
           self->send(w, attach_atom::value, feed_listener_actor{sub});
         }
         st.subscriptions[sub.address()].sessions++;
@@ -131,7 +131,7 @@ broker_actor::behavior_type broker(self_ptr self, store* db, metrics* stats,
         caf::error err;
         watcher_actor w = watcher_for(self, db, coll, err);
         if (!w) return err;
-        st.watchers[w.address()].subscriptions++;
+        st.watchers[w.address()].users++;
         st.listeners[listener.address()] = w;
         self->monitor(listener);
         self->send(w, attach_atom::value, listener);

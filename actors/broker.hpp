@@ -28,7 +28,7 @@ struct broker_state {
 
   struct watcher_entry {
     watcher_actor handle;
-    std::size_t subscriptions = 0;
+    std::size_t users = 0; // subscriptions and listeners (watch_atom) attached to it
   };
   struct subscription_entry {
     subscription_actor handle;
@@ -37,7 +37,7 @@ struct broker_state {
     std::size_t sessions = 0;
   };
 
-  store* db = nullptr;
+  store* storage = nullptr;
   metrics* stats = nullptr;
   replay_service* replays = nullptr;
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
@@ -49,11 +49,11 @@ struct broker_state {
   std::unordered_map<caf::actor_addr, watcher_actor> listeners;
 };
 
-/// @param db the store whose change feeds the watchers follow.
+/// @param storage the store whose change feeds the watchers follow.
 /// @param stats what the broker, its watchers and subscriptions count on; must outlive them.
 /// @param replays where subscriptions open resuming sessions' replay feeds (null: resume
 ///        tokens are ignored); must outlive them.
-broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self, store* db,
-                                   metrics* stats, replay_service* replays);
+broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self,
+                                   store* storage, metrics* stats, replay_service* replays);
 
 } // namespace rheo

@@ -119,7 +119,7 @@ std::string cluster_fingerprint() {
   for (auto& [name, factory] : cfg.value_factories_by_name)
     names.push_back(name);
   std::sort(names.begin(), names.end());
-  std::string out = "rheo " RHEO_VERSION ";";
+  std::string out = std::string("rheo ") + version() + ";";
   for (auto& n : names)
     out += " " + n;
   return out;

@@ -61,7 +61,7 @@ class cluster_core final : public cluster_view {
 public:
   /// Every argument must outlive this object and the actors it spawns. `broker` is the
   /// core's broker (realtime::broker()), `replays` its replay pool.
-  cluster_core(caf::actor_system& system, const server_config& config, store& db,
+  cluster_core(caf::actor_system& system, const server_config& config, store& storage,
                broker_actor broker, replay_service& replays, metrics& stats);
   ~cluster_core() override;
 

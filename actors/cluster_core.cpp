@@ -37,7 +37,7 @@ struct cluster_core::impl {
 
   caf::actor_system& system;
   const server_config& config;
-  store& db;
+  store& storage;
   broker_actor broker;
   replay_service& replays;
   metrics& stats;
@@ -49,9 +49,9 @@ struct cluster_core::impl {
   mutable std::mutex mutex;
   std::map<std::string, edge> edges;
 
-  impl(caf::actor_system& sys, const server_config& cfg, store& d, broker_actor b,
+  impl(caf::actor_system& sys, const server_config& cfg, store& st, broker_actor b,
        replay_service& r, metrics& s)
-      : system(sys), config(cfg), db(d), broker(std::move(b)), replays(r), stats(s) {}
+      : system(sys), config(cfg), storage(st), broker(std::move(b)), replays(r), stats(s) {}
 
   /// The nodes as /_cluster lists them (the core first) and the upstream feeds.
   object nodes_status(std::int64_t sessions, std::int64_t subscriptions) const {
@@ -76,10 +76,10 @@ using store_worker_actor =
     caf::typed_actor<caf::replies_to<store_atom, std::string, std::string>::with<std::string>>;
 
 /// Runs edges' store calls on a thread of its own (spawned detached): they block.
-store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, store* db) {
+store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, store* storage) {
   return {
-      [db](store_atom, const std::string& op, const std::string& args) {
-        return serve_store_call(*db, op, args);
+      [storage](store_atom, const std::string& op, const std::string& args) {
+        return serve_store_call(*storage, op, args);
       },
   };
 }
@@ -433,9 +433,9 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
 
 } // namespace
 
-cluster_core::cluster_core(caf::actor_system& system, const server_config& config, store& db,
+cluster_core::cluster_core(caf::actor_system& system, const server_config& config, store& storage,
                            broker_actor broker, replay_service& replays, metrics& stats)
-    : impl_(std::make_shared<impl>(system, config, db, std::move(broker), replays, stats)) {}
+    : impl_(std::make_shared<impl>(system, config, storage, std::move(broker), replays, stats)) {}
 
 cluster_core::~cluster_core() {
   stop();
@@ -446,7 +446,7 @@ std::uint16_t cluster_core::start(std::string node_name) {
   im.name = std::move(node_name);
   for (int i = 0; i < 4; ++i)
     im.workers.push_back(
-        caf::actor_cast<caf::actor>(im.system.spawn<caf::detached>(store_worker, &im.db)));
+        caf::actor_cast<caf::actor>(im.system.spawn<caf::detached>(store_worker, &im.storage)));
   im.gatekeeper = im.system.spawn(gatekeeper, impl_);
   host_port hp = parse_host_port(im.config.cluster_listen, "cluster_listen");
   auto port = cluster_tls(im.config)

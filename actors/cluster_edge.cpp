@@ -31,7 +31,7 @@ using receiver_actor = feed_receiver_actor::extend<caf::reacts_to<attach_atom, c
 
 /// What a remote feed and its receiver share. Thread-safety: a mutex; sink calls are made
 /// under it, so that once cancel() returns the sink is never called again.
-struct feed_state {
+struct remote_feed_state {
   std::mutex mutex;
   std::shared_ptr<feed_sink> sink;
   bool cancelled = false;
@@ -110,13 +110,13 @@ using edge_impl = cluster_edge::impl;
 
 struct receiver_state {
   static inline const char* name = "receiver";
-  std::shared_ptr<feed_state> feed;
+  std::shared_ptr<remote_feed_state> feed;
   std::string db, coll;
 };
 
 using receiver_ptr = receiver_actor::stateful_pointer<receiver_state>;
 
-receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<feed_state> feed,
+receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<remote_feed_state> feed,
                                        std::string db, std::string coll,
                                        std::weak_ptr<edge_impl> link) {
   self->state.feed = std::move(feed);
@@ -192,7 +192,7 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<feed_s
 /// A feed from the core (what an edge's watch() returns).
 class remote_feed final : public change_feed {
 public:
-  remote_feed(std::shared_ptr<feed_state> state, receiver_actor r, std::string position,
+  remote_feed(std::shared_ptr<remote_feed_state> state, receiver_actor r, std::string position,
               std::weak_ptr<edge_impl> link)
       : state_(std::move(state)), receiver_(std::move(r)), position_(std::move(position)),
         link_(std::move(link)) {}
@@ -225,7 +225,7 @@ public:
   }
 
 private:
-  std::shared_ptr<feed_state> state_;
+  std::shared_ptr<remote_feed_state> state_;
   receiver_actor receiver_;
   std::string position_;
   std::weak_ptr<edge_impl> link_;
@@ -244,7 +244,7 @@ std::unique_ptr<change_feed> edge_impl::open_feed(const std::string& db, const s
                                                   const std::optional<std::string>& token) {
   auto p = current_peer();
   if (!p) throw api_error(503, "the cluster core is unreachable; try again");
-  auto state = std::make_shared<feed_state>();
+  auto state = std::make_shared<remote_feed_state>();
   state->last = token.value_or("");
   std::weak_ptr<edge_impl> link = weak_self;
   auto r = system.spawn(receiver, state, db, coll, link);

@@ -13,12 +13,12 @@
 
 namespace rheo {
 
-realtime::realtime(caf::actor_system& system, store& db, const server_config& config,
+realtime::realtime(caf::actor_system& system, store& storage, const server_config& config,
                    metrics& stats)
     : system_(system), config_(config), stats_(stats),
-      replays_(std::make_unique<replay_pool>(db, 2)) {
+      replays_(std::make_unique<replay_pool>(storage, 2)) {
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
-      system.spawn(rheo::broker, &db, &stats, static_cast<replay_service*>(replays_.get())));
+      system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get())));
 }
 
 realtime::~realtime() {

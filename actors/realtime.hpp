@@ -28,7 +28,7 @@ public:
   /// Every argument must outlive the actors (the broker, and all it spawns). The
   /// destructor must run after the actor system's actors are done (it joins the replay
   /// pool they use).
-  realtime(caf::actor_system& system, store& db, const server_config& config, metrics& stats);
+  realtime(caf::actor_system& system, store& storage, const server_config& config, metrics& stats);
   ~realtime() override;
 
   void accept(io_shard& shard, connection_stream stream,

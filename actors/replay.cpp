@@ -6,7 +6,7 @@
 
 namespace rheo {
 
-replay_pool::replay_pool(store& db, unsigned threads) : db_(db), threads_(threads) {}
+replay_pool::replay_pool(store& storage, unsigned threads) : storage_(storage), threads_(threads) {}
 
 replay_pool::~replay_pool() {
   threads_.join();
@@ -20,7 +20,7 @@ void replay_pool::open(std::string db, std::string coll, std::string token,
                      sink = std::move(sink), opened = std::move(opened)] {
                       std::shared_ptr<change_feed> feed;
                       try {
-                        feed = db_.watch(db, coll, token);
+                        feed = storage_.watch(db, coll, token);
                       } catch (const std::exception& e) {
                         sink->lost(std::string("cannot replay from the resume token: ") + e.what());
                         return;

@@ -37,8 +37,8 @@ public:
 /// The replay_service of a running server: opens and cancels on threads of its own.
 class replay_pool final : public replay_service {
 public:
-  /// `db` must outlive the pool.
-  replay_pool(store& db, unsigned threads);
+  /// `storage` must outlive the pool.
+  replay_pool(store& storage, unsigned threads);
   ~replay_pool() override;
   replay_pool(const replay_pool&) = delete;
   replay_pool& operator=(const replay_pool&) = delete;
@@ -50,7 +50,7 @@ public:
   void cancel(std::shared_ptr<change_feed> feed) override;
 
 private:
-  store& db_;
+  store& storage_;
   boost::asio::thread_pool threads_;
 };
 

@@ -57,25 +57,23 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
       [self](attach_atom, feed_listener_actor& s) {
         // Every event after this position reaches `s` (empty: unknown yet).
         self->send(s, position_atom::value, self->state.position);
-        self->state.subscriptions.push_back(std::move(s));
+        self->state.listeners.push_back(std::move(s));
       },
-      [self](detach_atom, const feed_listener_actor& s) {
-        std::erase(self->state.subscriptions, s);
-      },
+      [self](detach_atom, const feed_listener_actor& s) { std::erase(self->state.listeners, s); },
       [self](feed_atom, event_batch& batch) {
         if (batch.events && !batch.events->empty())
           if (const std::string* t = event_token(batch.events->back())) self->state.position = *t;
-        for (auto& s : self->state.subscriptions)
+        for (auto& s : self->state.listeners)
           self->send(s, batch);
       },
       [self](position_atom, std::string& token) {
         if (token.empty() || token_before(token, self->state.position)) return;
         self->state.position = token;
-        for (auto& s : self->state.subscriptions)
+        for (auto& s : self->state.listeners)
           self->send(s, position_atom::value, token);
       },
       [self](metadata_change& m) {
-        for (auto& s : self->state.subscriptions)
+        for (auto& s : self->state.listeners)
           self->send(s, m);
       },
       [self, broker, coll](closed_atom, std::string& reason) {
@@ -84,7 +82,7 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
         // History lost: events may have been missed, so clients must reload (4410, as for a
         // resume token that is too old).
         const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
-        for (auto& s : self->state.subscriptions)
+        for (auto& s : self->state.listeners)
           self->send(s, close_atom::value, static_cast<std::uint16_t>(history_lost ? 4410 : 1011),
                      history_lost ? std::string("history lost") : "change feed ended: " + reason);
         self->send(broker, retire_atom::value, watcher_actor{self});

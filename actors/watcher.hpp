@@ -26,7 +26,7 @@ struct metrics;
 struct watcher_state {
   static inline const char* name = "watcher";
 
-  std::vector<feed_listener_actor> subscriptions; // and other listeners (edge relays)
+  std::vector<feed_listener_actor> listeners; // subscriptions and (on a core) edge relays
   /// What has been forwarded so far, as a resume token: the feed's start, then the last
   /// event's token or the last position the feed told. Empty when unknown.
   std::string position;

@@ -5,11 +5,13 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 extern char** environ;
@@ -603,6 +605,15 @@ exit status:
                                     (address in use, store or security setup failed)
 )";
   return s;
+}
+
+const char* version() {
+  return RHEO_VERSION;
+}
+
+unsigned threads_or_one_per_core(unsigned configured) {
+  if (configured) return configured;
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 } // namespace rheo

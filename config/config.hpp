@@ -126,4 +126,11 @@ std::map<std::string, std::string> rheo_environment();
 /// Usage text for --help.
 std::string usage_text();
 
+/// rheo's version: the CMake project version (what --version prints).
+const char* version();
+
+/// The thread count of a setting whose 0 means one per core (io_threads, actor_threads,
+/// auth_max_concurrent_hashes): `configured`, else the number of cores (at least 1).
+unsigned threads_or_one_per_core(unsigned configured);
+
 } // namespace rheo

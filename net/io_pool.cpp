@@ -33,7 +33,6 @@ void io_shard::flush() {
 }
 
 io_pool::io_pool(unsigned threads, metrics& stats) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, metrics::max_io_threads);
   stats.io_threads.store(threads, std::memory_order_relaxed);
   shards_.reserve(threads);

@@ -61,7 +61,7 @@ private:
 
 class io_pool {
 public:
-  /// `threads` shards (0: one per core), counting on `stats` (which must outlive the pool).
+  /// `threads` shards (at least 1), counting on `stats` (which must outlive the pool).
   io_pool(unsigned threads, metrics& stats);
   ~io_pool();
   io_pool(const io_pool&) = delete;

@@ -75,8 +75,9 @@ std::string metrics::render() const {
   line(out, "rheo_frames_sent_total", "counter",
        "WebSocket data frames and SSE events written to clients.", frames_sent.load(r));
   line(out, "rheo_ws_writes_total", "counter",
-       "Writes (syscalls) to WebSocket sockets; each carries every frame queued by then.",
-       ws_writes.load(r));
+       "Writes (syscalls) to WebSocket and SSE sockets; each carries every frame queued by "
+       "then.",
+       push_writes.load(r));
   line(out, "rheo_bytes_queued", "gauge", "Bytes queued for WebSocket clients, not yet written.",
        bytes_queued.load(r));
   line(out, "rheo_slow_consumer_closes_total", "counter",
@@ -89,11 +90,12 @@ std::string metrics::render() const {
   line(out, "rheo_stage_errors_total", "counter",
        "Change events skipped for a subscription because a stage failed to evaluate.",
        stage_errors.load(r));
-  out += "# HELP rheo_ws_connections WebSocket connections by the I/O thread hosting them.\n"
+  out += "# HELP rheo_ws_connections WebSocket and SSE connections by the I/O thread hosting "
+         "them.\n"
          "# TYPE rheo_ws_connections gauge\n";
   for (unsigned i = 0; i < io_threads.load(r) && i < max_io_threads; ++i)
     out += "rheo_ws_connections{io_thread=\"" + std::to_string(i) + "\"} " +
-           std::to_string(ws_connections_by_io_thread[i].load(r)) + "\n";
+           std::to_string(push_connections_by_io_thread[i].load(r)) + "\n";
   out += "# HELP rheo_http_responses_total HTTP responses by status class.\n"
          "# TYPE rheo_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)

@@ -36,11 +36,14 @@ struct metrics {
   std::atomic<std::uint64_t> events_received{0};
   std::atomic<std::uint64_t> events_replayed{0}; // read by resuming sessions' replay feeds
   std::atomic<std::uint64_t> frames_sent{0};
-  std::atomic<std::uint64_t> ws_writes{0}; // gather writes (syscalls) to WebSocket sockets
-  // WebSocket connections by the I/O thread that hosts them (the first io_threads count).
+  // Gather writes (syscalls) to WebSocket and SSE sockets. Exported as rheo_ws_writes_total
+  // (and the next as rheo_ws_connections): names kept from before SSE, as dashboards use them.
+  std::atomic<std::uint64_t> push_writes{0};
+  // WebSocket and SSE connections by the I/O thread that hosts them (the first io_threads
+  // count).
   static constexpr std::size_t max_io_threads = 256;
   std::atomic<unsigned> io_threads{0};
-  std::array<std::atomic<std::int64_t>, max_io_threads> ws_connections_by_io_thread{};
+  std::array<std::atomic<std::int64_t>, max_io_threads> push_connections_by_io_thread{};
   std::atomic<std::int64_t> bytes_queued{0};
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   std::atomic<std::uint64_t> stage_errors{0};

@@ -33,14 +33,14 @@ push_connection::push_connection(io_shard& shard, connection_stream stream, unsi
       http_version_(http_version), opts_(opts), timer_(socket_.get_executor()) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
-  shard_.metrics().ws_connections_by_io_thread[shard_.index()].fetch_add(1,
-                                                                         std::memory_order_relaxed);
+  shard_.metrics().push_connections_by_io_thread[shard_.index()].fetch_add(
+      1, std::memory_order_relaxed);
 }
 
 push_connection::~push_connection() {
   auto& m = shard_.metrics();
   m.bytes_queued.fetch_sub(queued_, std::memory_order_relaxed);
-  m.ws_connections_by_io_thread[shard_.index()].fetch_sub(1, std::memory_order_relaxed);
+  m.push_connections_by_io_thread[shard_.index()].fetch_sub(1, std::memory_order_relaxed);
 }
 
 void push_connection::reject(int status, std::string json_body) {
@@ -168,7 +168,7 @@ void push_connection::do_write() {
       return;
     }
     if (ec) return finish();
-    m.ws_writes.fetch_add(1, std::memory_order_relaxed);
+    m.push_writes.fetch_add(1, std::memory_order_relaxed);
     written(n);
     if (finished_) return;
   }
@@ -201,7 +201,7 @@ void push_connection::write_tls() {
                      self->tls_items_ = 0;
                      if (self->finished_) return;
                      if (ec) return self->finish();
-                     self->shard_.metrics().ws_writes.fetch_add(1, std::memory_order_relaxed);
+                     self->shard_.metrics().push_writes.fetch_add(1, std::memory_order_relaxed);
                      self->written(n);
                      if (!self->finished_) self->do_write();
                    });

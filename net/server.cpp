@@ -16,17 +16,9 @@ namespace rheo {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-namespace {
-unsigned io_thread_count(const server_config& c) {
-  if (c.io_threads) return c.io_threads;
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? n : 1;
-}
-} // namespace
-
 server_state::server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
-    : config(c), handler(h), hub(w), pool(io_thread_count(c), m), acceptor(pool.shard(0).context()),
-      workers(c.worker_threads), limits(c, m) {}
+    : config(c), handler(h), hub(w), pool(threads_or_one_per_core(c.io_threads), m),
+      acceptor(pool.shard(0).context()), workers(c.worker_threads), limits(c, m) {}
 
 void server_state::do_accept() {
   // Each connection is pinned to one I/O thread, round robin.

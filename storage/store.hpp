@@ -68,8 +68,8 @@ struct collection_info {
   object_id etag;
 };
 
-/// How a find was answered (find_query::explain), for tests and diagnostics; not exposed
-/// over HTTP.
+/// How a find was answered (find_query::explain): GET /<coll>?explain=true answers it, and
+/// the debug log shows it.
 struct query_plan {
   std::string index;          // the index scanned ("_id_" for the documents themselves)
   std::uint64_t examined = 0; // index entries (or documents) read
@@ -245,14 +245,10 @@ public:
   /// 404 when the collection does not exist.
   virtual std::vector<object> find(const std::string& db, const std::string& coll,
                                    const find_query& q) = 0;
-  virtual std::int64_t count(const std::string& db, const std::string& coll,
-                             const matcher& filter) = 0;
-  /// count() with the request's filter object as well (q.filter, q.filter_doc; the rest of
-  /// `q` is ignored), for backends that count server-side.
+  /// The number of documents matching `q` (q.filter, and q.filter_doc for backends that
+  /// count server-side; the rest of `q` is ignored). 404 when the collection does not exist.
   virtual std::int64_t count_query(const std::string& db, const std::string& coll,
-                                   const find_query& q) {
-    return count(db, coll, q.filter);
-  }
+                                   const find_query& q) = 0;
   /// `position`, when set, receives the change-feed position the answer reflects (as
   /// find_query::position).
   virtual std::optional<object> find_by_id(const std::string& db, const std::string& coll,

@@ -136,7 +136,7 @@ public:
   std::vector<object> find(const std::string&, const std::string&, const find_query&) override {
     not_here();
   }
-  std::int64_t count(const std::string&, const std::string&, const matcher&) override {
+  std::int64_t count_query(const std::string&, const std::string&, const find_query&) override {
     not_here();
   }
   std::optional<object> find_by_id(const std::string&, const std::string&, const value&,

@@ -139,6 +139,14 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
     BOOST_TEST(r.output.find(flag) != std::string::npos, flag);
 }
 
+BOOST_AUTO_TEST_CASE(version_prints_the_cmake_project_version) {
+  // RHEO_PROJECT_VERSION is project()'s VERSION, given by test/CMakeLists.txt.
+  auto r = rheo::test::run_rheo({"--version"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.output == "rheo " RHEO_PROJECT_VERSION "\n");
+  BOOST_TEST(std::string(rheo::version()) == RHEO_PROJECT_VERSION);
+}
+
 BOOST_AUTO_TEST_CASE(cors_allowed_origins_is_a_list_in_flags_env_and_file) {
   BOOST_TEST(parse_command_line({}, {}).config.cors_allowed_origins.empty());
   auto flag = parse_command_line(

@@ -631,28 +631,6 @@ BOOST_AUTO_TEST_CASE(projection_rejects_mixing_and_bad_values) {
   BOOST_TEST(contains(projection_error(O{{"a", 1}, {"a.b", 1}}), "a.b"));
 }
 
-// ---- path traversal ----
-
-BOOST_AUTO_TEST_CASE(collect_path_values_traverses_arrays_element_wise) {
-  O d{{"a", A{O{{"b", 1}}, O{{"b", A{2, 3}}}, O{{"c", 4}}, 5}}, {"x", A{10, 20}}};
-  std::vector<const value*> out;
-  collect_path_values(d, "a.b", out);
-  BOOST_REQUIRE(out.size() == 2u);
-  BOOST_TEST((*out[0] == value(1)));
-  BOOST_TEST((*out[1] == value(A{2, 3})));
-  out.clear();
-  collect_path_values(d, "x.1", out);
-  BOOST_REQUIRE(out.size() == 1u);
-  BOOST_TEST((*out[0] == value(20)));
-  out.clear();
-  collect_path_values(d, "a.1.b.0", out);
-  BOOST_REQUIRE(out.size() == 1u);
-  BOOST_TEST((*out[0] == value(2)));
-  out.clear();
-  collect_path_values(d, "nope.b", out);
-  BOOST_TEST(out.empty());
-}
-
 // ---- nesting depth ----
 
 BOOST_AUTO_TEST_CASE(filters_at_the_depth_limit_compile_and_deeper_ones_are_a_400) {

@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(a_feed_opened_during_a_write_that_kept_no_events_gets_them_
   opt.data_dir = (dir.path / "data").string();
   auto core = std::make_shared<sqlite::core>(opt);
   core->start();
-  std::shared_ptr<sqlite::feed_state> late;
+  std::shared_ptr<sqlite::sqlite_feed_state> late;
   core->submit([&](sqlite::write_txn& t) {
     t.ensure_collection("db", "c");
     // Nobody watches db.c yet: this transaction decides not to keep its events...

@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(ids_of_several_types_come_back_in_mongodb_descending_order)
 BOOST_AUTO_TEST_CASE(crud_reports_404_409_and_412) {
   store_fixture s;
   BOOST_TEST(status_of([&] { s.db->find("rheo", "c", find_query{}); }) == 404);
-  BOOST_TEST(status_of([&] { s.db->count("rheo", "c", matcher{}); }) == 404);
+  BOOST_TEST(status_of([&] { s.db->count_query("rheo", "c", query_of()); }) == 404);
   BOOST_TEST(!s.db->find_by_id("rheo", "c", value(1)).has_value());
   BOOST_TEST(status_of([&] { s.db->remove("rheo", "c", value(1), std::nullopt); }) == 404);
   BOOST_TEST(status_of([&] {
@@ -274,7 +274,7 @@ BOOST_AUTO_TEST_CASE(crud_reports_404_409_and_412) {
   BOOST_TEST(status_of([&] { s.db->remove("rheo", "c", value(1), first.etag.hex()); }) == 412);
   auto up = s.db->replace("rheo", "c", value(3), J("{a:3}"), write_mode::upsert, std::nullopt);
   BOOST_TEST(up.created);
-  BOOST_TEST(s.db->count("rheo", "c", matcher{}) == 2);
+  BOOST_TEST(s.db->count_query("rheo", "c", query_of()) == 2);
   s.db->remove("rheo", "c", value(1), second.etag.hex());
   BOOST_TEST(!s.db->find_by_id("rheo", "c", value(1)).has_value());
   BOOST_TEST(status_of([&] { s.db->remove("rheo", "c", value(1), std::nullopt); }) == 404);
@@ -364,9 +364,9 @@ BOOST_AUTO_TEST_CASE(paging_sort_projection_and_filter_pass_through) {
   auto projected = s.db->find("rheo", "p", query_of("{_id:3}", "{}", "{n:1}"));
   BOOST_REQUIRE(projected.size() == 1u);
   BOOST_TEST(identical(value(projected[0]), value(J("{_id:3,n:3}"))));
-  BOOST_TEST(s.db->count("rheo", "p", matcher::compile(J("{n:{$gte:3}}"))) == 8);
-  BOOST_TEST(s.db->count("rheo", "p", matcher::compile(J("{_id:3}"))) == 1);
-  BOOST_TEST(s.db->count("rheo", "p", matcher{}) == 20);
+  BOOST_TEST(s.db->count_query("rheo", "p", query_of("{n:{$gte:3}}")) == 8);
+  BOOST_TEST(s.db->count_query("rheo", "p", query_of("{_id:3}")) == 1);
+  BOOST_TEST(s.db->count_query("rheo", "p", query_of()) == 20);
 }
 
 BOOST_AUTO_TEST_CASE(updates_apply_operators_and_keep_the_id) {
@@ -477,7 +477,7 @@ BOOST_AUTO_TEST_CASE(concurrent_writers_commit_every_write_with_one_log_entry_in
                                   << " s = " << threads * per_thread / elapsed << " inserts/s");
   std::printf("measured: %d durable inserts from %d threads: %.0f inserts/s\n",
               threads * per_thread, threads, threads * per_thread / elapsed);
-  BOOST_TEST(s.db->count("rheo", "w", matcher{}) == threads * per_thread);
+  BOOST_TEST(s.db->count_query("rheo", "w", query_of()) == threads * per_thread);
 
   auto events = live_sink->received(); // all writes returned: all delivered
   BOOST_TEST(live_sink->misuse() == 0);
@@ -681,8 +681,8 @@ BOOST_AUTO_TEST_CASE(cancel_stops_delivery_before_it_returns) {
   });
   canceller.join();
   // More commits after cancel() returned reach nobody.
-  const auto more = s.db->count("rheo", "c", matcher{}) + 50;
-  while (s.db->count("rheo", "c", matcher{}) < more)
+  const auto more = s.db->count_query("rheo", "c", query_of()) + 50;
+  while (s.db->count_query("rheo", "c", query_of()) < more)
     std::this_thread::yield();
   stop = true;
   for (auto& w : writers)
@@ -758,7 +758,7 @@ BOOST_AUTO_TEST_CASE(a_file_from_before_schema_versions_is_migrated_to_the_curre
   BOOST_TEST(s.db->find_by_id("rheo", "m", value(1.0)).has_value());
   BOOST_TEST(s.db->find_by_id("rheo", "m", value(std::int32_t(3))).has_value());
   s.db->insert("rheo", "m", J("{_id:4}"));
-  BOOST_TEST(s.db->count("rheo", "m", matcher::compile(J("{}"))) == 5);
+  BOOST_TEST(s.db->count_query("rheo", "m", query_of("{}")) == 5);
 }
 
 BOOST_AUTO_TEST_CASE(a_file_of_a_newer_schema_version_is_refused) {
@@ -854,5 +854,5 @@ BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_kill_9) {
     if (!logged.count(id)) ++unlogged;
   BOOST_TEST(unlogged == 0u);
   // Every committed document has exactly one entry (some may be committed but not yet acked).
-  BOOST_TEST(static_cast<std::int64_t>(log.size()) == db->count("rheo", "crash", matcher{}));
+  BOOST_TEST(static_cast<std::int64_t>(log.size()) == db->count_query("rheo", "crash", query_of()));
 }

@@ -382,18 +382,6 @@ BOOST_AUTO_TEST_CASE(document_bodies_apply_current_date_and_reject_other_operato
   BOOST_CHECK_THROW(normalize_document_body(O{{"a", 1}, {"a.b", 1}}), api_error);
 }
 
-BOOST_AUTO_TEST_CASE(diff_reports_top_level_changes) {
-  O before{{"_id", 1}, {"a", 1}, {"b", O{{"c", 1}}}, {"gone", true}};
-  O after{{"_id", 1}, {"a", 1}, {"b", O{{"c", 2}}}, {"new", "x"}};
-  auto d = diff_documents(before, after);
-  BOOST_TEST(identical(value(d.updated_fields), value(O{{"b", O{{"c", 2}}}, {"new", "x"}})));
-  BOOST_TEST(d.removed_fields == (std::vector<std::string>{"gone"}),
-             boost::test_tools::per_element());
-  auto none = diff_documents(before, before);
-  BOOST_TEST(none.updated_fields.empty());
-  BOOST_TEST(none.removed_fields.empty());
-}
-
 BOOST_AUTO_TEST_CASE(an_update_rebuilt_from_its_ops_applies_as_the_parsed_one) {
   O body{{"$inc", O{{"n", 2}}}, {"plain", 5}, {"$push", O{{"list", O{{"$each", A{3, 4}}}}}}};
   auto parsed = update_spec::parse(body);

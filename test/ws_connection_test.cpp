@@ -95,7 +95,7 @@ struct peer {
     shard.context().poll();
   }
   /// Gather writes to the connection's socket so far.
-  std::uint64_t writes() const { return stats.ws_writes.load(); }
+  std::uint64_t writes() const { return stats.push_writes.load(); }
   /// Reads what the client socket has; false when nothing was there.
   bool read_some() {
     char buf[65536];

@@ -36,10 +36,11 @@ public:
   std::variant<stream_target, http_response, not_a_stream>
   resolve_stream(const http_request& req) const override;
 
-  /// True when handling `req` may block on a store write (run it off the I/O threads):
-  /// every method but GET, HEAD and OPTIONS, so document and collection writes and the
-  /// creation (which builds the index) and dropping of indexes; aggregations; and any
-  /// request whose Basic password must be checked with argon2id (not cached, not a token).
+  /// True when handling `req` may block (run it off the I/O threads): every method but GET,
+  /// HEAD and OPTIONS, so document and collection writes and the creation (which builds the
+  /// index) and dropping of indexes; aggregations; any request whose Basic password must be
+  /// checked with argon2id (not cached, not a token); and, on a cluster edge whose store
+  /// calls go to the core, every request but OPTIONS (/_cluster on any node of a cluster).
   bool is_blocking(const http_request& req) const override;
 
   /// The cluster this node is in (null: none), for /_cluster and /_metrics; set before

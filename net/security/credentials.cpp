@@ -9,7 +9,8 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <thread>
+#include <string_view>
+#include <variant>
 
 namespace rheo {
 
@@ -35,11 +36,6 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-unsigned hash_slot_count(const server_config& config) {
-  if (config.auth_max_concurrent_hashes) return config.auth_max_concurrent_hashes;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 } // namespace
 
 std::string hash_password(const std::string& password) {
@@ -54,7 +50,8 @@ std::string hash_password(const std::string& password) {
 credentials::credentials(const server_config& config)
     : users_(read_users(config)), token_ttl_(config.token_ttl_seconds),
       max_failures_(config.login_max_failures), failure_window_(config.login_window_seconds),
-      hash_slots_(hash_slot_count(config), std::chrono::milliseconds(config.auth_hash_wait_ms)) {
+      hash_slots_(threads_or_one_per_core(config.auth_max_concurrent_hashes),
+                  std::chrono::milliseconds(config.auth_hash_wait_ms)) {
   // Verifying against a real hash for unknown users keeps their timing like a wrong password.
   dummy_hash_ = hash_password("rheo-dummy-password-for-unknown-users");
 }
@@ -127,144 +124,180 @@ void credentials::record_failure(const std::string& address) {
   ++f.count;
 }
 
-auth_result credentials::authenticate(const std::string& authorization, const std::string& cookie,
-                                      const std::string& remote_address) {
+namespace {
+
+/// `user:secret`, base64-encoded (a Basic header's credentials, the token cookie's value).
+struct user_secret {
+  std::string user;
+  std::string secret;
+};
+std::optional<user_secret> decode_user_secret(std::string_view base64) {
+  auto decoded = base64_decode(base64, false);
+  auto colon = decoded ? decoded->find(':') : std::string::npos;
+  if (colon == std::string::npos) return std::nullopt;
+  return user_secret{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+/// The credentials of an Authorization header with the Basic scheme; nullopt for another
+/// header.
+std::optional<std::string_view> basic_credentials(std::string_view authorization) {
+  if (authorization.rfind("Basic ", 0) != 0) return std::nullopt;
+  return authorization.substr(6);
+}
+
+/// What a request presents to be checked.
+struct presented {
+  user_secret credentials;
+  bool from_cookie = false; // the token cookie (which only ever carries a token)
+};
+
+/// The credentials a request presents: its Basic header's, else its token cookie's; or,
+/// when there are none to check, the answer (anonymous, or 401 for a malformed or
+/// unsupported Authorization header).
+std::variant<presented, auth_result> read_presented(const std::string& authorization,
+                                                    const std::string& cookie) {
   auth_result res;
-  std::string user, secret;
-  bool from_cookie = false;
-  if (authorization.rfind("Basic ", 0) == 0) {
-    auto decoded = base64_decode(std::string_view(authorization).substr(6), false);
-    auto colon = decoded ? decoded->find(':') : std::string::npos;
-    if (!decoded || colon == std::string::npos) {
-      res.status = 401;
-      res.message = "malformed Basic credentials";
-      return res;
-    }
-    user = decoded->substr(0, colon);
-    secret = decoded->substr(colon + 1);
-  } else if (!authorization.empty()) {
+  if (auto basic = basic_credentials(authorization)) {
+    if (auto c = decode_user_secret(*basic)) return presented{std::move(*c), false};
+    res.status = 401;
+    res.message = "malformed Basic credentials";
+    return res;
+  }
+  if (!authorization.empty()) {
     res.status = 401;
     res.message = "unsupported Authorization scheme";
     return res;
-  } else {
-    // rheo_auth=<base64(user:token)> set at login.
-    auto pos = cookie.find("rheo_auth=");
-    if (pos == std::string::npos) return res; // anonymous
-    auto end = cookie.find(';', pos);
-    auto decoded = base64_decode(
-        cookie.substr(pos + 10, end == std::string::npos ? std::string::npos : end - pos - 10),
-        false);
-    auto colon = decoded ? decoded->find(':') : std::string::npos;
-    if (!decoded || colon == std::string::npos) return res; // a stale cookie is no login
-    user = decoded->substr(0, colon);
-    secret = decoded->substr(colon + 1);
-    from_cookie = true;
   }
+  // rheo_auth=<base64(user:token)> set at login.
+  auto pos = cookie.find("rheo_auth=");
+  if (pos == std::string::npos) return res; // anonymous
+  auto end = cookie.find(';', pos);
+  auto c = decode_user_secret(std::string_view(cookie).substr(
+      pos + 10, end == std::string::npos ? std::string::npos : end - pos - 10));
+  if (!c) return res; // a stale cookie is no login
+  return presented{std::move(*c), true};
+}
 
+/// 429: the address failed to log in too often lately.
+auth_result too_many_failures() {
+  auth_result res;
+  res.status = 429;
+  res.message = "too many failed logins from this address; try again later";
+  return res;
+}
+
+} // namespace
+
+const credentials::user_entry* credentials::user_set::find(const std::string& user) const {
+  auto it = users.find(user);
+  return it == users.end() ? nullptr : &it->second;
+}
+
+bool credentials::holds_token(const std::string& user, const user_entry& entry,
+                              std::string_view secret) {
+  std::lock_guard lock(mutex_);
+  auto t = tokens_.find(user);
+  return t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
+         constant_time_equal(t->second.token, secret) && t->second.hash == entry.hash;
+}
+
+credentials::password_check
+credentials::check_password(const user_set& users, const std::string& user, const user_entry* entry,
+                            const std::string& secret, const std::string& remote_address) {
+  if (throttled(remote_address)) return password_check::throttled;
+  // A password verified recently: the cache holds a keyed hash of it, never the password.
+  if (entry && users.verified.lookup(user, entry->hash, secret)) return password_check::ok;
+  // argon2id, slow on purpose, so at most a few at once. Unknown users are verified against
+  // a dummy hash so both failures take the same time and answer the same.
+  hash_slots::held slot(hash_slots_);
+  if (!slot) return password_check::busy;
+  // Failures recorded while this request waited for its slot count too.
+  if (throttled(remote_address)) return password_check::throttled;
+  // A burst of requests with the same new credentials (a client opening many connections)
+  // verifies once: those that waited find the first one's entry.
+  if (entry && users.verified.lookup(user, entry->hash, secret)) return password_check::ok;
+  const std::string& hash = entry ? entry->hash : dummy_hash_;
+  const bool ok =
+      crypto_pwhash_str_verify(hash.c_str(), secret.data(), secret.size()) == 0 && entry;
+  if (ok) users.verified.remember(user, entry->hash, secret);
+  log::debug("argon2id check of user '" + user + "': " + (ok ? "ok" : "wrong"));
+  return ok ? password_check::ok : password_check::wrong;
+}
+
+token_info credentials::issue_token(const std::string& user, const user_entry& entry) {
+  std::lock_guard lock(mutex_);
+  auto& t = tokens_[user];
+  auto now = std::chrono::steady_clock::now();
+  if (t.token.empty() || now >= t.expires || t.hash != entry.hash) {
+    t.hash = entry.hash;
+    t.token = random_token();
+    t.expires = now + token_ttl_;
+    t.expires_wall = std::chrono::system_clock::now() + token_ttl_;
+  }
+  return token_info{t.token, iso8601(t.expires_wall)};
+}
+
+std::vector<std::pair<std::string, std::string>>
+credentials::login_headers(const std::string& user, const token_info& token) const {
+  return {
+      {"Auth-Token", token.token},
+      {"Auth-Token-Valid-Until", token.valid_until},
+      {"Auth-Token-Location", "/tokens/" + user},
+      {"Set-Cookie",
+       "rheo_auth=" + base64_encode(user + ":" + token.token) +
+           "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(token_ttl_.count())},
+  };
+}
+
+auth_result credentials::authenticate(const std::string& authorization, const std::string& cookie,
+                                      const std::string& remote_address) {
+  auto read = read_presented(authorization, cookie);
+  if (auto* answer = std::get_if<auth_result>(&read)) return std::move(*answer);
+  const auto& [user, secret] = std::get<presented>(read).credentials;
+  const bool from_cookie = std::get<presented>(read).from_cookie;
   // One user set for the whole check, even if a reload swaps it meanwhile.
   std::shared_ptr<const user_set> users = users_.load();
-  auto uit = users->users.find(user);
-  const bool known = uit != users->users.end();
-  // 1. An issued token.
-  {
-    std::lock_guard lock(mutex_);
-    auto t = tokens_.find(user);
-    if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
-        constant_time_equal(t->second.token, secret) && known &&
-        t->second.hash == uit->second.hash) {
-      res.user = make_principal(user, uit->second.roles);
-      res.from_cookie = from_cookie;
-      return res;
-    }
-  }
-  if (from_cookie) {
-    // Cookies only ever carry tokens: an expired one means anonymous, not an error.
+  const user_entry* entry = users->find(user);
+  auth_result res;
+  if (entry && holds_token(user, *entry, secret)) {
+    res.user = make_principal(user, entry->roles);
+    res.from_cookie = from_cookie;
     return res;
   }
-  if (throttled(remote_address)) {
-    res.status = 429;
-    res.message = "too many failed logins from this address; try again later";
+  // Cookies only ever carry tokens: an expired one means anonymous, not an error.
+  if (from_cookie) return res;
+  switch (check_password(*users, user, entry, secret, remote_address)) {
+  case password_check::ok:
+    break;
+  case password_check::throttled:
+    return too_many_failures();
+  case password_check::busy:
+    res.status = 503;
+    res.message = "too many password checks at once; try again shortly";
+    res.headers.emplace_back("Retry-After", "1");
     return res;
-  }
-  // 2. A password verified recently: the cache holds a keyed hash of it, never the password.
-  bool ok = known && users->verified.lookup(user, uit->second.hash, secret);
-  if (!ok) {
-    // 3. The password (argon2id; slow on purpose, so at most a few at once). Unknown users
-    // are verified against a dummy hash so both failures take the same time and answer the
-    // same.
-    hash_slots::held slot(hash_slots_);
-    if (!slot) {
-      res.status = 503;
-      res.message = "too many password checks at once; try again shortly";
-      res.headers.emplace_back("Retry-After", "1");
-      return res;
-    }
-    // Failures recorded while this request waited for its slot count too.
-    if (throttled(remote_address)) {
-      res.status = 429;
-      res.message = "too many failed logins from this address; try again later";
-      return res;
-    }
-    // A burst of requests with the same new credentials (a client opening many
-    // connections) verifies once: those that waited find the first one's entry.
-    ok = known && users->verified.lookup(user, uit->second.hash, secret);
-    if (!ok) {
-      const std::string& hash = known ? uit->second.hash : dummy_hash_;
-      ok = crypto_pwhash_str_verify(hash.c_str(), secret.data(), secret.size()) == 0 && known;
-      if (ok) users->verified.remember(user, uit->second.hash, secret);
-      log::debug("argon2id check of user '" + user + "': " + (ok ? "ok" : "wrong"));
-    }
-  }
-  if (!ok) {
+  case password_check::wrong:
     record_failure(remote_address);
     res.status = 401;
     res.message = "wrong user or password";
     return res;
   }
-  res.user = make_principal(user, uit->second.roles);
-  // Issue (or reuse) a token: usable as the Basic password, and as a cookie for browsers.
-  std::string token;
-  std::chrono::system_clock::time_point until;
-  {
-    std::lock_guard lock(mutex_);
-    auto& t = tokens_[user];
-    auto now = std::chrono::steady_clock::now();
-    if (t.token.empty() || now >= t.expires || t.hash != uit->second.hash) {
-      t.hash = uit->second.hash;
-      t.token = random_token();
-      t.expires = now + token_ttl_;
-      t.expires_wall = std::chrono::system_clock::now() + token_ttl_;
-    }
-    token = t.token;
-    until = t.expires_wall;
-  }
-  res.headers.emplace_back("Auth-Token", token);
-  res.headers.emplace_back("Auth-Token-Valid-Until", iso8601(until));
-  res.headers.emplace_back("Auth-Token-Location", "/tokens/" + user);
-  res.headers.emplace_back("Set-Cookie", "rheo_auth=" + base64_encode(user + ":" + token) +
-                                             "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
-                                             std::to_string(token_ttl_.count()));
+  // A token, usable as the Basic password, and as a cookie for browsers.
+  res.user = make_principal(user, entry->roles);
+  res.headers = login_headers(user, issue_token(user, *entry));
   return res;
 }
 
 bool credentials::needs_password_check(const std::string& authorization) {
-  if (authorization.rfind("Basic ", 0) != 0) return false;
-  auto decoded = base64_decode(std::string_view(authorization).substr(6), false);
-  auto colon = decoded ? decoded->find(':') : std::string::npos;
-  if (!decoded || colon == std::string::npos) return false; // a 401 without hashing
-  std::string user = decoded->substr(0, colon);
-  std::string_view secret = std::string_view(*decoded).substr(colon + 1);
+  auto basic = basic_credentials(authorization);
+  if (!basic) return false;
+  auto c = decode_user_secret(*basic);
+  if (!c) return false; // a 401 without hashing
   std::shared_ptr<const user_set> users = users_.load();
-  auto uit = users->users.find(user);
-  if (uit == users->users.end()) return true; // the dummy hash
-  {
-    std::lock_guard lock(mutex_);
-    auto t = tokens_.find(user);
-    if (t != tokens_.end() && std::chrono::steady_clock::now() < t->second.expires &&
-        constant_time_equal(t->second.token, secret) && t->second.hash == uit->second.hash)
-      return false;
-  }
-  return !users->verified.lookup(user, uit->second.hash, secret);
+  const user_entry* entry = users->find(c->user);
+  if (!entry) return true; // the dummy hash
+  if (holds_token(c->user, *entry, c->secret)) return false;
+  return !users->verified.lookup(c->user, entry->hash, c->secret);
 }
 
 std::optional<token_info> credentials::token_of(const std::string& user) {

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -89,6 +90,8 @@ public:
   // drops the old cache with the old users.
   struct user_set {
     user_set(std::chrono::seconds ttl, std::size_t capacity) : verified(ttl, capacity) {}
+    /// The entry of `user`, or null.
+    const user_entry* find(const std::string& user) const;
     std::map<std::string, user_entry> users;
     mutable credential_cache verified;
   };
@@ -105,6 +108,26 @@ private:
     std::chrono::steady_clock::time_point window_start;
   };
 
+  enum class password_check {
+    ok,
+    wrong,     // or an unknown user
+    throttled, // the address failed too often lately: 429
+    busy,      // no argon2id slot within auth_hash_wait_ms: 503
+  };
+
+  // The steps of authenticate(), in its order.
+  /// Whether `secret` is the unexpired token issued to `user` with its current hash.
+  bool holds_token(const std::string& user, const user_entry& entry, std::string_view secret);
+  /// Checks a password (not a token): the throttle, the cache of verified passwords, then
+  /// argon2id (against a dummy hash for an unknown user, null `entry`).
+  password_check check_password(const user_set& users, const std::string& user,
+                                const user_entry* entry, const std::string& secret,
+                                const std::string& remote_address);
+  /// The unexpired token of `user`, or a new one.
+  token_info issue_token(const std::string& user, const user_entry& entry);
+  /// The headers of a login: the token (Auth-Token...) and the cookie that carries it.
+  std::vector<std::pair<std::string, std::string>> login_headers(const std::string& user,
+                                                                 const token_info& token) const;
   bool throttled(const std::string& address);
   void record_failure(const std::string& address);
 

@@ -1,7 +1,9 @@
-// A committed change as both stores emit it and the actors route it.
+// A committed change as both stores emit it: a store moves its events into its feeds'
+// sinks (feed_sink::events, storage/store.hpp), and the actors' sinks turn each into the
+// object stages see (to_object(), in to_batch, actors/messages.cpp); that shared batch of
+// objects, not the change_event, is what the actors pass on.
 //
-// Thread-safety: a plain value type; immutable once shared (the actors pass it as
-// shared_ptr<const change_event>).
+// Thread-safety: a plain value type, owned by one thread at a time.
 #pragma once
 
 #include "storage/document/update.hpp"

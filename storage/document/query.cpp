@@ -897,14 +897,4 @@ object projection::apply(const object& doc) const {
   return out;
 }
 
-// ---- paths ----
-
-void collect_path_values(const object& doc, std::string_view path, std::vector<const value*>& out) {
-  auto visit = [&out](const value* v) {
-    if (v) out.push_back(v);
-    return false;
-  };
-  walk_object(doc, path, visit);
-}
-
 } // namespace rheo

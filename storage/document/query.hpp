@@ -70,11 +70,4 @@ private:
   bool exclude_id_ = false;
 };
 
-/// Returns the values reachable at a dotted path, traversing arrays element-wise
-/// (MongoDB's path semantics): an array met before the last segment is traversed element by
-/// element, or indexed when the next segment is numeric ("a.0.b"). A leaf array is returned
-/// whole, not expanded; branches where the path is missing contribute nothing. Used by the
-/// matcher and sort; exposed for stream stages.
-void collect_path_values(const object& doc, std::string_view path, std::vector<const value*>& out);
-
 } // namespace rheo

@@ -513,17 +513,6 @@ object normalize_document_body(object body) {
   return out;
 }
 
-update_description diff_documents(const object& before, const object& after) {
-  update_description d;
-  for (auto& [k, v] : after) {
-    const value* old = find_field(before, k);
-    if (!old || !identical(*old, v)) d.updated_fields.emplace_back(k, v);
-  }
-  for (auto& [k, v] : before)
-    if (!find_field(after, k)) d.removed_fields.push_back(k);
-  return d;
-}
-
 void strip_matching_id(object& doc, const value& id) {
   if (const value* given = find_field(doc, "_id")) {
     if (compare_values(*given, id) != 0) throw_bad_request("_id cannot be changed");

@@ -60,8 +60,4 @@ object normalize_document_body(object body);
 /// a document's `_id` cannot change.
 void strip_matching_id(object& doc, const value& id);
 
-/// Computes an update description between two versions of a document (for replace
-/// events and for stores that do not track it), top-level fields only.
-update_description diff_documents(const object& before, const object& after);
-
 } // namespace rheo

@@ -216,13 +216,6 @@ public:
     return out;
   }
 
-  std::int64_t count(const std::string& db, const std::string& coll,
-                     const matcher& filter) override {
-    find_query q;
-    q.filter = filter;
-    return count_query(db, coll, q);
-  }
-
   std::int64_t count_query(const std::string& db, const std::string& coll,
                            const find_query& q) override {
     if (q.filter_doc.empty() && !q.filter.matches_all()) {

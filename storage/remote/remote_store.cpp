@@ -401,15 +401,6 @@ std::vector<object> remote_store::find(const std::string& db, const std::string&
   return call<&store::find>(db, coll, q);
 }
 
-std::int64_t remote_store::count(const std::string& db, const std::string& coll,
-                                 const matcher& filter) {
-  if (local_) return local_->count(db, coll, filter);
-  if (!filter.matches_all())
-    throw std::logic_error("remote_store::count: a compiled filter cannot be forwarded; use "
-                           "count_query with filter_doc");
-  return count_query(db, coll, find_query{});
-}
-
 std::int64_t remote_store::count_query(const std::string& db, const std::string& coll,
                                        const find_query& q) {
   return call<&store::count_query>(db, coll, q);

@@ -58,10 +58,6 @@ public:
 
   std::vector<object> find(const std::string& db, const std::string& coll,
                            const find_query& q) override;
-  /// Forwarded only for a filter that matches everything (a matcher keeps no source to send):
-  /// otherwise std::logic_error; callers with a filter use count_query() with filter_doc.
-  std::int64_t count(const std::string& db, const std::string& coll,
-                     const matcher& filter) override;
   std::int64_t count_query(const std::string& db, const std::string& coll,
                            const find_query& q) override;
   std::optional<object> find_by_id(const std::string& db, const std::string& coll, const value& id,

@@ -257,8 +257,9 @@ void core::submit(std::function<void(write_txn&)> fn) {
   done.get();
 }
 
-std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std::string& coll) {
-  auto st = std::make_shared<feed_state>();
+std::shared_ptr<sqlite_feed_state> core::register_feed(const std::string& db,
+                                                       const std::string& coll) {
+  auto st = std::make_shared<sqlite_feed_state>();
   st->db = db;
   st->coll = coll;
   std::lock_guard lk(feeds_mu_);
@@ -269,7 +270,7 @@ std::shared_ptr<feed_state> core::register_feed(const std::string& db, const std
   return st;
 }
 
-void core::unregister_feed(const feed_state* st) {
+void core::unregister_feed(const sqlite_feed_state* st) {
   std::lock_guard lk(feeds_mu_);
   auto it = feeds_.find({st->db, st->coll});
   if (it == feeds_.end()) return;
@@ -384,9 +385,9 @@ bool core::has_feed(const std::string& db, const std::string& coll) {
 void core::deliver(std::vector<change_event>& events,
                    const std::vector<std::pair<std::string, std::string>>& unheard,
                    std::uint64_t before_seq) {
-  std::vector<std::pair<std::shared_ptr<feed_state>, std::vector<change_event>>> targets;
+  std::vector<std::pair<std::shared_ptr<sqlite_feed_state>, std::vector<change_event>>> targets;
   // Feeds opened while this transaction ran, of collections whose events it did not keep.
-  std::vector<std::shared_ptr<feed_state>> late;
+  std::vector<std::shared_ptr<sqlite_feed_state>> late;
   {
     std::lock_guard lk(feeds_mu_);
     // Every seq this transaction took is delivered from here on (logged or not).
@@ -396,7 +397,7 @@ void core::deliver(std::vector<change_event>& events,
       if (auto it = feeds_.find({db, coll}); it != feeds_.end())
         for (auto& weak : it->second)
           if (auto st = weak.lock()) late.push_back(std::move(st));
-    std::vector<std::shared_ptr<feed_state>> live;
+    std::vector<std::shared_ptr<sqlite_feed_state>> live;
     for (auto& ev : events) {
       auto it = feeds_.find({ev.db, ev.coll});
       if (it == feeds_.end()) continue;

@@ -153,8 +153,8 @@ public:
   };
 
   /// A new feed of db.coll that receives every event committed from now on.
-  std::shared_ptr<feed_state> register_feed(const std::string& db, const std::string& coll);
-  void unregister_feed(const feed_state* st);
+  std::shared_ptr<sqlite_feed_state> register_feed(const std::string& db, const std::string& coll);
+  void unregister_feed(const sqlite_feed_state* st);
 
 private:
   struct write_request {
@@ -203,7 +203,8 @@ private:
   std::mutex feeds_mu_;
   std::uint64_t delivered_seq_ = 0;
   bool feeds_closed_ = false;
-  std::map<std::pair<std::string, std::string>, std::vector<std::weak_ptr<feed_state>>> feeds_;
+  std::map<std::pair<std::string, std::string>, std::vector<std::weak_ptr<sqlite_feed_state>>>
+      feeds_;
 };
 
 /// The ObjectId stored in an etag column (all zero when malformed).

@@ -212,13 +212,6 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   return out;
 }
 
-std::int64_t embedded_store::count(const std::string& db, const std::string& coll,
-                                   const matcher& filter) {
-  find_query q;
-  q.filter = filter;
-  return count_query(db, coll, q);
-}
-
 std::int64_t embedded_store::count_query(const std::string& db, const std::string& coll,
                                          const find_query& q) {
   core::reader r(*core_);

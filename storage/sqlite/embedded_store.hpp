@@ -37,8 +37,6 @@ public:
   // Documents (documents.cpp).
   std::vector<object> find(const std::string& db, const std::string& coll,
                            const find_query& q) override;
-  std::int64_t count(const std::string& db, const std::string& coll,
-                     const matcher& filter) override;
   std::int64_t count_query(const std::string& db, const std::string& coll,
                            const find_query& q) override;
   std::optional<object> find_by_id(const std::string& db, const std::string& coll, const value& id,

@@ -5,7 +5,7 @@
 
 namespace rheo::sqlite {
 
-void feed_state::push(std::vector<change_event>& events) {
+void sqlite_feed_state::push(std::vector<change_event>& events) {
   std::vector<change_event> batch;
   auto flush = [&] {
     if (!batch.empty()) sink->events(std::exchange(batch, {}));
@@ -31,7 +31,7 @@ void feed_state::push(std::vector<change_event>& events) {
   flush();
 }
 
-void feed_state::end(std::string reason) {
+void sqlite_feed_state::end(std::string reason) {
   if (ended) return;
   if (buffering || !sink) {
     if (!lost) lost = std::move(reason);

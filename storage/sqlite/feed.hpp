@@ -1,7 +1,7 @@
 // Change feeds of the embedded store: the state one feed shares between the writer thread
 // and its owner, and the change_feed the store hands out. Internal to storage/sqlite.
 //
-// Thread-safety: feed_state is guarded by its `mu` (see below); sqlite_feed as change_feed
+// Thread-safety: sqlite_feed_state is guarded by its `mu` (see below); sqlite_feed as change_feed
 // (storage/store.hpp).
 #pragma once
 
@@ -22,7 +22,7 @@ class core;
 /// events), the thread that starts the feed (which catches up a resume token) and the one
 /// that cancels it. Thread-safety: every member under `mu`, which is also held during every
 /// call to the sink (so sink calls never overlap, and cancel() waits for a running one).
-struct feed_state {
+struct sqlite_feed_state {
   std::string db;
   std::string coll;
   std::mutex mu;
@@ -46,7 +46,7 @@ struct feed_state {
 /// Thread-safety: as change_feed (store.hpp).
 class sqlite_feed final : public change_feed {
 public:
-  sqlite_feed(std::shared_ptr<feed_state> state, std::weak_ptr<core> owner)
+  sqlite_feed(std::shared_ptr<sqlite_feed_state> state, std::weak_ptr<core> owner)
       : state_(std::move(state)), core_(std::move(owner)) {}
   ~sqlite_feed() override { cancel(); }
   void start(std::shared_ptr<feed_sink> sink) override;
@@ -54,7 +54,7 @@ public:
   void cancel() override;
 
 private:
-  std::shared_ptr<feed_state> state_;
+  std::shared_ptr<sqlite_feed_state> state_;
   std::weak_ptr<core> core_;
 };
 

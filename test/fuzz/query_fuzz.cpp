@@ -65,13 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   std::vector<object> found;
-  for (const auto& d : docs) {
+  for (const auto& d : docs)
     if (filter.matches(d)) found.push_back(d);
-    for (const auto& [path, dir] : sort.keys()) {
-      std::vector<const value*> at;
-      collect_path_values(d, path, at);
-    }
-  }
   if (filter.matches_all() && found.size() != docs.size())
     fuzz::fail("empty filter drops documents");
   if (const value* id = filter.id_equality())

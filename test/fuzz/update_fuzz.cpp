@@ -55,7 +55,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     object normalized = normalize_document_body(body);
     if (nested_deeper_than(normalized, max_nesting_depth)) fuzz::fail("normalized too deep");
-    (void)diff_documents(doc, normalized);
   } catch (const api_error& e) {
     check_400(e);
   }
