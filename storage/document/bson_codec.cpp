@@ -4,6 +4,7 @@
 
 #include <bson/bson.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -273,6 +274,9 @@ void append_json_from_bson(std::string& out, std::string_view bytes) {
     fail_decode("bad document length");
   bson_iter_t it;
   if (!bson_iter_init(&it, &b)) fail_decode("bad document header");
+  // JSON is rarely more than twice the BSON: one allocation, growing geometrically.
+  const std::size_t wanted = out.size() + 2 * bytes.size();
+  if (out.capacity() < wanted) out.reserve(std::max(wanted, 2 * out.capacity()));
   write_json(out, &it, false, 1);
 }
 

@@ -760,9 +760,14 @@ struct json_writer {
     out += ']';
   }
   void operator()(const object_id& id) {
-    out += R"({"$oid":")";
-    out += id.hex();
-    out += "\"}";
+    static constexpr char digits[] = "0123456789abcdef";
+    char text[] = R"({"$oid":"000000000000000000000000"})";
+    char* hex = text + 9;
+    for (std::size_t i = 0; i < 12; ++i) {
+      hex[2 * i] = digits[id.bytes[i] >> 4];
+      hex[2 * i + 1] = digits[id.bytes[i] & 15];
+    }
+    out.append(text, sizeof text - 1);
   }
   void operator()(const date_time& d) {
     out += R"({"$date":)";

@@ -1,4 +1,5 @@
 #include "storage/document/bson_codec.hpp"
+#include "storage/document/json.hpp"
 #include "storage/sqlite/change_log.hpp"
 #include "storage/sqlite/cursor.hpp"
 #include "storage/sqlite/embedded_store.hpp"
@@ -163,13 +164,19 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
     while (out_json.count < page) {
       auto doc = cursor.next_encoded();
       if (!doc) break;
-      if (filtered && !q.filter.matches(decode_bson(*doc))) continue;
+      // A document the filter had to decode is written from its value, the others from
+      // their BSON.
+      std::optional<object> decoded;
+      if (filtered && !q.filter.matches(decoded.emplace(decode_bson(*doc)))) continue;
       if (skipped < skip) {
         ++skipped;
         continue;
       }
       if (out_json.count++) out_json.json += ',';
-      append_json_from_bson(out_json.json, *doc);
+      if (decoded)
+        append_json(out_json.json, *decoded);
+      else
+        append_json_from_bson(out_json.json, *doc);
     }
     out_json.written = true;
     if (q.explain) *q.explain = query_plan{p.index->name, cursor.examined(), p.bounds, false};
