@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <sys/file.h>
 #include <unistd.h>
+#include <unordered_map>
 
 namespace rheo::sqlite {
 
@@ -398,6 +399,7 @@ void core::deliver(std::vector<change_event>& events,
         for (auto& weak : it->second)
           if (auto st = weak.lock()) late.push_back(std::move(st));
     std::vector<std::shared_ptr<sqlite_feed_state>> live;
+    std::unordered_map<const sqlite_feed_state*, std::size_t> target_of;
     for (auto& ev : events) {
       auto it = feeds_.find({ev.db, ev.coll});
       if (it == feeds_.end()) continue;
@@ -405,14 +407,16 @@ void core::deliver(std::vector<change_event>& events,
       for (auto& weak : it->second)
         if (auto st = weak.lock()) live.push_back(std::move(st));
       for (std::size_t i = 0; i < live.size(); ++i) {
-        auto t = std::find_if(targets.begin(), targets.end(),
-                              [&](auto& x) { return x.first == live[i]; });
-        if (t == targets.end()) t = targets.insert(targets.end(), {live[i], {}});
+        // By feed, not by a search of targets: a reconnect storm opens a replay feed per
+        // resuming session on the same collection.
+        auto [at, added] = target_of.try_emplace(live[i].get(), targets.size());
+        if (added) targets.emplace_back(live[i], std::vector<change_event>{});
+        auto& list = targets[at->second].second;
         // The events are the writer's to give away: the last feed of each takes it.
         if (i + 1 == live.size())
-          t->second.push_back(std::move(ev));
+          list.push_back(std::move(ev));
         else
-          t->second.push_back(ev);
+          list.push_back(ev);
       }
     }
   }
