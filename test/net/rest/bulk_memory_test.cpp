@@ -3,8 +3,7 @@
 // reach a plateau (not grow with each cycle, as per-thread allocator arenas made it), and the
 // peak of one bulk write must stay a bounded multiple of its body.
 //
-// Part of the limits_test executable. Not under the sanitizers: their allocator keeps freed
-// memory in quarantine by design.
+// Not under the sanitizers: their allocator keeps freed memory in quarantine by design.
 #include <boost/test/unit_test.hpp>
 
 #include "test/test_support.hpp"
@@ -14,6 +13,8 @@
 #include <vector>
 
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(bulk_memory_test)
 
 namespace {
 
@@ -83,3 +84,5 @@ BOOST_AUTO_TEST_CASE(rss_reaches_a_plateau_under_repeated_bulk_inserts_and_delet
   BOOST_TEST((peak[0] - start_kib) * 1024 <= 120 * static_cast<long>(body_bytes),
              "peak " << peak[0] << " KiB, start " << start_kib << " KiB, body " << body_bytes);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

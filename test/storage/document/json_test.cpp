@@ -1,9 +1,8 @@
-#define BOOST_TEST_MODULE json
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/document/json.hpp"
-#include "test/document_test_helpers.hpp"
+#include "test/storage/document/document_test_helpers.hpp"
 
 #include <cmath>
 #include <functional>
@@ -12,6 +11,8 @@
 
 using namespace rheo;
 using doc_test::bad_request;
+
+BOOST_AUTO_TEST_SUITE(json_test)
 
 namespace {
 
@@ -606,3 +607,5 @@ BOOST_AUTO_TEST_CASE(objects_at_the_default_depth_parse_and_one_more_is_a_400) {
   BOOST_TEST(contains(parse_error(over, "filter"),
                       "invalid JSON in filter at offset 300: nested deeper than 100 levels"));
 }
+
+BOOST_AUTO_TEST_SUITE_END()
