@@ -1,7 +1,6 @@
 // HTTP tests against a real rheo process: every row of section 3 of the API contract,
 // JSON rules, errors, CORS, static files and bad input; from section 9, the index API,
 // explain, the chat's index on `messages`, bulk writes and aggregations.
-#define BOOST_TEST_MODULE http_api
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -16,6 +15,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(http_api_test)
 
 namespace {
 
@@ -1196,3 +1197,5 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_cleanly_and_data_survives_restart) {
   int status = p2.stop(SIGINT);
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,10 +1,9 @@
-#define BOOST_TEST_MODULE sqlite_index
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
 #include "storage/sqlite/id_key.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
-#include "test/store_test_support.hpp"
+#include "test/storage/sqlite/store_test_support.hpp"
 
 #include <sqlite3.h>
 
@@ -15,6 +14,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(sqlite_index_test)
 
 namespace {
 
@@ -553,3 +554,5 @@ BOOST_FIXTURE_TEST_CASE(aggregations_give_what_running_every_stage_over_all_docu
   BOOST_TEST(status_of([&] { db->aggregate("rheo", "plain", top, aggregation_limits{14}); }) ==
              400);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

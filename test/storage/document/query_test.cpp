@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE query
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -9,6 +8,8 @@
 #include <vector>
 
 using namespace rheo;
+
+BOOST_AUTO_TEST_SUITE(query_test)
 
 namespace {
 
@@ -680,3 +681,5 @@ BOOST_AUTO_TEST_CASE(paths_longer_than_any_document_match_nothing_without_deep_r
   BOOST_TEST(!m.matches(O{{"a", O{{"a", 1}}}}));
   BOOST_TEST(matcher::compile(O{{path, O{{"$exists", false}}}}).matches(O{{"a", 1}}));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

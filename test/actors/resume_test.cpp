@@ -3,7 +3,6 @@
 // gap or duplicate while writes go on, over WebSocket and SSE; variables on replay; history
 // lost (4410 / history-lost); snapshot tokens of GET; malformed tokens; SSE keep-alives,
 // slow consumers and shutdown; resuming after kill -9.
-#define BOOST_TEST_MODULE resume
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -17,6 +16,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(resume_test)
 
 namespace {
 
@@ -472,3 +473,5 @@ BOOST_AUTO_TEST_CASE(after_kill_9_a_resumed_client_gets_every_acknowledged_event
   BOOST_TEST(seen.front() == 0);
   BOOST_TEST(seen.back() >= *acked.rbegin());
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,6 @@
 // Logs: the text and JSON line formats (escaping of any bytes, fields, levels), URI
 // password redaction, the access log file and its reopening; and a real rheo's access log
 // (JSON) for anonymous, Basic, token, cookie, JWT requests and WebSocket/SSE sessions.
-#define BOOST_TEST_MODULE log
 #include <boost/test/unit_test.hpp>
 
 #include "config/log.hpp"
@@ -18,6 +17,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(log_test)
 
 namespace {
 
@@ -331,3 +332,5 @@ BOOST_AUTO_TEST_CASE(a_server_logs_one_json_access_line_per_request_and_per_sess
   for (auto& line : lines_of(p.log()))
     parse_line(line);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

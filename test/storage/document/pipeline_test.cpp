@@ -1,16 +1,17 @@
-#define BOOST_TEST_MODULE pipeline
 #include <boost/test/unit_test.hpp>
 
-#include "document_test_helpers.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/pipeline.hpp"
+#include "test/storage/document/document_test_helpers.hpp"
 
 #include <string>
 #include <string_view>
 
 using namespace rheo;
 using namespace rheo::doc_test;
+
+BOOST_AUTO_TEST_SUITE(pipeline_test)
 
 namespace {
 
@@ -710,3 +711,5 @@ BOOST_AUTO_TEST_CASE(stages_that_nest_the_event_deeper_than_200_levels_fail_on_i
   BOOST_CHECK_THROW(make("[" + stage + "," + stage + "," + stage + "]").run(insert_event()),
                     pipeline_error);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

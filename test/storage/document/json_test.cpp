@@ -1,9 +1,8 @@
-#define BOOST_TEST_MODULE json
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/document/json.hpp"
-#include "test/document_test_helpers.hpp"
+#include "test/storage/document/document_test_helpers.hpp"
 
 #include <cmath>
 #include <functional>
@@ -13,6 +12,8 @@
 
 using namespace rheo;
 using doc_test::bad_request;
+
+BOOST_AUTO_TEST_SUITE(json_test)
 
 namespace {
 
@@ -690,3 +691,5 @@ BOOST_AUTO_TEST_CASE(an_array_read_element_by_element_fails_as_parse_json_does) 
   deep = "[" + deep + "]";
   BOOST_TEST(read_elements(deep).second == parse_error(deep));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -2,7 +2,6 @@
 // (frames queued within one turn of the I/O thread leave in one gather write), frames
 // that arrive while the socket is full, and the queue limit (1013). The test runs the
 // shard's event loop itself, on its own thread, so it counts writes, not time.
-#define BOOST_TEST_MODULE ws_connection
 #include <boost/test/unit_test.hpp>
 
 #include "net/io_pool.hpp"
@@ -30,6 +29,8 @@ using namespace rheo;
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
+
+BOOST_AUTO_TEST_SUITE(ws_connection_test)
 
 namespace {
 
@@ -249,3 +250,5 @@ BOOST_AUTO_TEST_CASE(a_queue_over_its_limit_before_the_handshake_closes_with_101
   BOOST_TEST(seen.data == 0); // what was queued was dropped
   BOOST_TEST(p.stats.slow_consumer_closes.load() == 1u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

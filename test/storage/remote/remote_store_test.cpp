@@ -1,10 +1,9 @@
-#define BOOST_TEST_MODULE remote_store
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/document/json.hpp"
 #include "storage/remote/remote_store.hpp"
-#include "test/store_test_support.hpp"
+#include "test/storage/sqlite/store_test_support.hpp"
 
 #include <limits>
 #include <stdexcept>
@@ -17,6 +16,8 @@ std::ostream& operator<<(std::ostream& os, const object_id& id) {
   return os << id.hex();
 }
 } // namespace rheo
+
+BOOST_AUTO_TEST_SUITE(remote_store_test)
 
 namespace {
 
@@ -485,3 +486,5 @@ BOOST_AUTO_TEST_CASE(serve_store_call_answers_a_bad_call_with_an_error_reply) {
   BOOST_TEST(reply_of("collection_names", encode_bson(J("{a:['rheo']}"))) ==
              R"({"ok":true,"r":[],"out":[null]})");
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE update
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/update.hpp"
@@ -8,6 +7,8 @@
 #include <vector>
 
 using namespace rheo;
+
+BOOST_AUTO_TEST_SUITE(update_test)
 
 namespace {
 
@@ -459,3 +460,5 @@ BOOST_AUTO_TEST_CASE(document_bodies_with_dotted_keys_stay_within_100_levels) {
   BOOST_TEST(contains(body_error(O{{dotted_path(10000), 1}}), "nested deeper than 100 levels"));
   BOOST_TEST(contains(body_error(O{{"a.b", nested(99)}}), "nested deeper than 100 levels"));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -3,8 +3,7 @@
 // reach a plateau (not grow with each cycle, as per-thread allocator arenas made it), and the
 // peak of one bulk write must stay a bounded multiple of its body.
 //
-// Part of the limits_test executable. Not under the sanitizers: their allocator keeps freed
-// memory in quarantine by design.
+// Not under the sanitizers: their allocator keeps freed memory in quarantine by design.
 #include <boost/test/unit_test.hpp>
 
 #include "test/test_support.hpp"
@@ -15,6 +14,8 @@
 #include <vector>
 
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(bulk_memory_test)
 
 namespace {
 
@@ -112,3 +113,5 @@ BOOST_AUTO_TEST_CASE(rss_reaches_a_plateau_under_repeated_bulk_inserts_and_delet
                         << body_kib << " KiB");
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,11 +1,10 @@
-#define BOOST_TEST_MODULE aggregation
 #include <boost/test/unit_test.hpp>
 
-#include "document_test_helpers.hpp"
 #include "storage/document/aggregation.hpp"
 #include "storage/document/group.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/query.hpp"
+#include "test/storage/document/document_test_helpers.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +14,8 @@
 
 using namespace rheo;
 using namespace rheo::doc_test;
+
+BOOST_AUTO_TEST_SUITE(aggregation_test)
 
 namespace {
 
@@ -807,3 +808,5 @@ BOOST_AUTO_TEST_CASE(runs_keep_their_own_state) {
   check(copy.run(sales()), R"([{"_id":null,"n":2}])");
   check(a.run(sales()), R"([{"_id":null,"n":2}])");
 }
+
+BOOST_AUTO_TEST_SUITE_END()

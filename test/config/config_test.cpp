@@ -1,5 +1,4 @@
 // Configuration layering (defaults < file < environment < flags) and startup errors.
-#define BOOST_TEST_MODULE config
 #include <boost/test/unit_test.hpp>
 
 #include "config/config.hpp"
@@ -8,6 +7,8 @@
 #include <fstream>
 
 using namespace rheo;
+
+BOOST_AUTO_TEST_SUITE(config_test)
 
 namespace {
 std::string write_file(const rheo::test::temp_dir& dir, const std::string& name,
@@ -216,3 +217,5 @@ BOOST_AUTO_TEST_CASE(an_access_log_that_cannot_be_opened_and_a_mongo_password_in
   BOOST_TEST(mongo.output.find("127.0.0.1:1") != std::string::npos, mongo.output);
   BOOST_TEST(mongo.output.find("hunter2pw") == std::string::npos, mongo.output);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

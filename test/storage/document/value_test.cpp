@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE value
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/value.hpp"
@@ -10,6 +9,8 @@
 #include <set>
 
 using namespace rheo;
+
+BOOST_AUTO_TEST_SUITE(value_test)
 
 namespace {
 
@@ -292,3 +293,5 @@ BOOST_AUTO_TEST_CASE(bad_request_errors_carry_status_400) {
     BOOST_TEST(std::string(e.what()) == "nope");
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,11 +1,10 @@
-#define BOOST_TEST_MODULE sqlite_store
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/json.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
-#include "test/store_test_support.hpp"
+#include "test/storage/sqlite/store_test_support.hpp"
 
 #include <sqlite3.h>
 
@@ -37,6 +36,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(sqlite_store_test)
 
 namespace {} // namespace
 
@@ -856,3 +857,5 @@ BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_kill_9) {
   // Every committed document has exactly one entry (some may be committed but not yet acked).
   BOOST_TEST(static_cast<std::int64_t>(log.size()) == db->count_query("rheo", "crash", query_of()));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

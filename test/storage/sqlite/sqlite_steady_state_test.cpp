@@ -2,8 +2,6 @@
 // store has accumulated (the change log at its retention, other collections, indexes
 // elsewhere), only with its own answer. Costs are counted, never timed: SQLite's
 // virtual-machine steps (sqlite::vm_steps()) and the query plans SQLite chooses.
-//
-// Part of the sqlite_store_test executable.
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
@@ -11,7 +9,7 @@
 #include "storage/sqlite/core.hpp"
 #include "storage/sqlite/feed.hpp"
 #include "storage/sqlite/schema.hpp"
-#include "test/store_test_support.hpp"
+#include "test/storage/sqlite/store_test_support.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -22,6 +20,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(sqlite_steady_state_test)
 
 namespace {
 
@@ -349,3 +349,5 @@ BOOST_AUTO_TEST_CASE(no_statement_of_the_embedded_store_scans_a_table_unless_all
   for (auto& [sql, reason] : allowed_scans())
     BOOST_TEST(allowed_used.count(sql) == 1u, "allowed but no longer scanning: " << sql);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,6 @@
 // config/service: the systemd notify protocol on a datagram socket of the test's own, first
 // the functions, then a real rheo process (READY=1 once it accepts connections, STOPPING=1
 // on SIGTERM, WATCHDOG=1 with WATCHDOG_USEC).
-#define BOOST_TEST_MODULE service
 #include <boost/test/unit_test.hpp>
 
 #include "config/service.hpp"
@@ -22,6 +21,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+BOOST_AUTO_TEST_SUITE(service_test)
 
 namespace {
 
@@ -366,3 +367,5 @@ BOOST_AUTO_TEST_CASE(rheo_does_not_ping_a_watchdog_meant_for_another_process) {
   BOOST_TEST(sock.next(10000ms).value_or("<none>") == "STOPPING=1");
   BOOST_TEST(rheo.wait_exit() != -1);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE index_key
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/index_key.hpp"
@@ -13,6 +12,8 @@
 
 using namespace rheo;
 using namespace std::string_literals;
+
+BOOST_AUTO_TEST_SUITE(index_key_test)
 
 namespace {
 
@@ -501,3 +502,5 @@ BOOST_AUTO_TEST_CASE(bad_key_patterns_are_rejected) {
              "index field paths cannot have empty segments");
   BOOST_TEST(index_error("{}", ascending_on("$a")) == "index field paths cannot start with '$'");
 }
+
+BOOST_AUTO_TEST_SUITE_END()

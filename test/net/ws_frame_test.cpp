@@ -1,5 +1,4 @@
 // WebSocket framing: server frames, and the parser of client frames with its limits.
-#define BOOST_TEST_MODULE ws_frame
 #include <boost/test/unit_test.hpp>
 
 #include "net/ws_frame.hpp"
@@ -10,6 +9,8 @@
 using namespace rheo::ws;
 
 using rheo::test::client_frame;
+
+BOOST_AUTO_TEST_SUITE(ws_frame_test)
 
 BOOST_AUTO_TEST_CASE(server_frames_use_the_shortest_length_encoding) {
   std::string small, mid, big;
@@ -192,3 +193,5 @@ BOOST_AUTO_TEST_CASE(text_messages_and_close_reasons_that_are_not_utf8_fail_with
   BOOST_TEST(error_of(client_frame(0x88, "")) == 0);
   BOOST_TEST(error_of(close_with("bye \xE2\x9C")) == close_code::invalid_payload);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

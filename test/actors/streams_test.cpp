@@ -1,7 +1,6 @@
 // Change streams over WebSocket against a real rheo process: delivery guarantees,
 // variables, handshake errors, event shapes (also of bulk writes), slow consumers, close
 // codes, metrics.
-#define BOOST_TEST_MODULE streams
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -20,6 +19,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(streams_test)
 
 namespace {
 
@@ -672,3 +673,5 @@ BOOST_AUTO_TEST_CASE(stream_definitions_with_disallowed_stages_are_rejected_when
   BOOST_TEST(r3.status == 400);
   BOOST_TEST(r3.body.find("$group") != std::string::npos, r3.body);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

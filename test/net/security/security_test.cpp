@@ -4,7 +4,6 @@
 // checks at once, and logout at the Auth-Token-Location. Every server runs with debug logs
 // and the access log on stderr (JSON); the last case checks that no password, token, JWT,
 // Authorization or cookie value, password hash or cluster secret appears in any of them.
-#define BOOST_TEST_MODULE security
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -30,6 +29,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(security_test)
 
 namespace {
 
@@ -1306,3 +1307,5 @@ BOOST_AUTO_TEST_CASE(no_password_token_jwt_cookie_or_secret_appears_in_any_serve
   BOOST_TEST(access_lines >= 8u);
   BOOST_TEST(debug_lines >= 1u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -3,7 +3,6 @@
 // however many clients it has), REST through an edge equal to the core, kill -9 of the core
 // and of an edge, the cluster secret, garbage on the cluster port, and 503 while the core is
 // down, and TLS links refusing strangers before the cluster protocol.
-#define BOOST_TEST_MODULE cluster
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/json.hpp"
@@ -22,6 +21,8 @@
 
 using namespace rheo;
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(cluster_test)
 
 namespace {
 
@@ -614,3 +615,5 @@ BOOST_AUTO_TEST_CASE(tls_links_refuse_strangers_before_the_cluster_protocol) {
   post_seq(core.port(), 2);
   BOOST_CHECK(on_edge.wait_for(2));
 }
+
+BOOST_AUTO_TEST_SUITE_END()

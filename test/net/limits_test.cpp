@@ -1,7 +1,6 @@
 // The limits on what clients hold and send (net/client_limits.hpp, the avars, streams and
 // stages limits of the REST API), against real rheo processes with small limits: each
 // refusal's status, JSON body, headers and metric, and that below the limit all works.
-#define BOOST_TEST_MODULE limits
 #include <boost/test/unit_test.hpp>
 
 #include "test/test_support.hpp"
@@ -12,6 +11,8 @@
 #include <vector>
 
 using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(limits_test)
 
 namespace {
 
@@ -217,3 +218,5 @@ BOOST_AUTO_TEST_CASE(streams_and_stages_past_their_limits_get_400) {
   BOOST_TEST(refusals(p.port(), "streams_per_collection") == 1);
   BOOST_TEST(refusals(p.port(), "stages_per_stream") == 2);
 }
+
+BOOST_AUTO_TEST_SUITE_END()
