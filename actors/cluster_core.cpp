@@ -73,13 +73,13 @@ using impl_ptr = std::shared_ptr<cluster_core::impl>;
 // -- store workers ------------------------------------------------------------
 
 using store_worker_actor =
-    caf::typed_actor<caf::replies_to<store_atom, std::string, std::string>::with<std::string>>;
+    caf::typed_actor<caf::replies_to<store_atom, store_request>::with<std::string>>;
 
 /// Runs edges' store calls on a thread of its own (spawned detached): they block.
 store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, store* storage) {
   return {
-      [storage](store_atom, const std::string& op, const std::string& args) {
-        return serve_store_call(*storage, op, args);
+      [storage](store_atom, const store_request& call) {
+        return serve_store_call(*storage, call.method, call.args);
       },
   };
 }
@@ -94,7 +94,7 @@ using relay_actor =
                                 caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
                                 caf::reacts_to<replay_atom, std::uint64_t, std::string>,
                                 caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
-                                caf::reacts_to<replay_end_atom, std::uint64_t, std::string>>;
+                                caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>>;
 
 /// Live batches a relay may hold while it catches an edge up before it gives up.
 constexpr std::size_t relay_max_held_events = 100000;
@@ -155,8 +155,8 @@ void go_live_if_caught_up(relay_ptr self) {
     go_live(self);
 }
 
-void end_relay(relay_ptr self, std::string reason) {
-  self->send(self->state.receiver, closed_atom::value, std::move(reason));
+void end_relay(relay_ptr self, feed_end end) {
+  self->send(self->state.receiver, closed_atom::value, std::move(end));
   self->quit();
 }
 
@@ -224,7 +224,8 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         st.held_events += batch.events->size();
         if (st.held_events > relay_max_held_events)
           return end_relay(self,
-                           std::string(history_lost_reason) + ": the edge's catch-up fell behind");
+                           {feed_end_cause::history_lost, std::string(history_lost_reason) +
+                                                              ": the edge's catch-up fell behind"});
         go_live_if_caught_up(self);
       },
       [self](position_atom, std::string& token) {
@@ -240,9 +241,7 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         }
       },
       [self](metadata_change& m) { self->send(self->state.receiver, std::move(m)); },
-      [self](close_atom, std::uint16_t code, std::string& reason) {
-        end_relay(self, code == 4410 ? std::string(history_lost_reason) + ": " + reason : reason);
-      },
+      [self](close_atom, close_reason& why) { end_relay(self, why.as_feed_end()); },
       [self](replay_atom, std::uint64_t, event_batch& batch) {
         auto& st = self->state;
         if (st.live || !batch.events) return;
@@ -279,8 +278,8 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         else
           st.replay = std::move(f.feed);
       },
-      [self](replay_end_atom, std::uint64_t, std::string& reason) {
-        if (!self->state.live) end_relay(self, std::move(reason));
+      [self](replay_end_atom, std::uint64_t, feed_end& end) {
+        if (!self->state.live) end_relay(self, std::move(end));
       },
   };
 }
@@ -322,11 +321,11 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
     self->quit();
   });
   return {
-      [self, core](store_atom, std::string& op, std::string& args) -> caf::result<std::string> {
+      [self, core](store_atom, store_request& call) -> caf::result<std::string> {
         if (!from_edge(self)) return not_joined();
         auto& w = core->workers[self->state.next_worker++ % core->workers.size()];
         return self->delegate(caf::actor_cast<store_worker_actor>(w), store_atom::value,
-                              std::move(op), std::move(args));
+                              std::move(call));
       },
       [self, core](watch_atom, std::string& db, std::string& coll, std::string& from,
                    feed_receiver_actor& receiver) -> caf::result<std::string> {

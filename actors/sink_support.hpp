@@ -55,7 +55,7 @@ public:
   }
   void metadata(object) override {} // the live feed tells the owner
   void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
-  void lost(std::string reason) override { send(replay_end_atom::value, id_, std::move(reason)); }
+  void lost(feed_end end) override { send(replay_end_atom::value, id_, std::move(end)); }
 
 private:
   template <class... Ts> void send(Ts&&... xs) {

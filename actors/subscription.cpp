@@ -23,9 +23,10 @@ using state = subscription_state;
 constexpr std::size_t ws_index = static_cast<std::size_t>(push_transport::websocket);
 constexpr std::size_t sse_index = static_cast<std::size_t>(push_transport::sse);
 
-const std::string* operation_of(const object& event) {
+/// The operation of `event` (in the shape stages see, where it is MongoDB's name).
+std::optional<operation_type> operation_of(const object& event) {
   const value* op = find_field(event, "operationType");
-  return op && op->is_string() ? &op->as_string() : nullptr;
+  return op && op->is_string() ? operation_from_string(op->as_string()) : std::nullopt;
 }
 
 /// Appends `out` (the stages' output for `event`) in `transport`'s encoding.
@@ -55,11 +56,13 @@ const object* run_stages(state& st, metrics* stats, const object& event, object&
   }
 }
 
-void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
+void close_all(self_ptr self, const close_reason& why) {
   auto& st = self->state;
   st.closed = true;
+  const std::uint16_t code = why.code();
+  const std::string text = why.text();
   for (auto& [addr, m] : st.sessions)
-    self->send(m.handle, close_atom::value, code, reason);
+    self->send(m.handle, close_atom::value, code, text);
 }
 
 void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,
@@ -83,7 +86,7 @@ void send_alone_if_full(const std::shared_ptr<push_connection>& conn, std::strin
 /// Adds `conn` to the fan-out group of its shard and transport: it receives every batch
 /// posted after this.
 void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> conn) {
-  auto& groups = st.groups[m.transport];
+  auto& groups = st.groups[static_cast<std::size_t>(m.transport)];
   if (groups.size() <= m.shard) groups.resize(m.shard + 1);
   auto& g = groups[m.shard];
   if (!g.group) g.group = std::make_shared<fanout_group>(conn->shard());
@@ -116,7 +119,7 @@ void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
       const std::string* t = event_token(ev);
       if (t && at_or_after(r.last, *t)) continue; // the replay sent it
       if (const object* out = run_stages(st, stats, ev, scratch)) {
-        append_message(bytes, m.transport, ev, *out);
+        append_message(bytes, static_cast<std::size_t>(m.transport), ev, *out);
         ++count;
         send_alone_if_full(r.conn, bytes, count);
       }
@@ -165,39 +168,49 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
       });
 }
 
+/// Closes resuming session `id` (its replay ended before the handover) with `why`.
+void close_resuming(self_ptr self, std::uint64_t id, const close_reason& why) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  auto& r = it->second;
+  if (r.feed) st.replays->cancel(std::move(r.feed));
+  session_actor handle = r.handle;
+  st.resuming.erase(it);
+  auto mit = st.sessions.find(handle.address());
+  if (mit == st.sessions.end()) return;
+  mit->second.replay_id = 0;
+  self->send(handle, close_atom::value, why.code(), why.text());
+}
+
 /// The replay of `id` ended before the handover: history lost (WebSocket 4410; SSE a
-/// history-lost event, then live), or another failure.
-void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const std::string& reason) {
+/// history-lost event, then live), the collection dropped, or another failure.
+void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const feed_end& end) {
   auto& st = self->state;
   auto it = st.resuming.find(id);
   if (it == st.resuming.end()) return;
   auto& r = it->second;
   auto mit = st.sessions.find(r.handle.address());
-  const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
-  if (mit != st.sessions.end() && history_lost &&
-      mit->second.transport == static_cast<std::uint8_t>(push_transport::sse)) {
+  const bool history_lost = end.cause == feed_end_cause::history_lost;
+  if (mit != st.sessions.end() && history_lost && mit->second.transport == push_transport::sse) {
     // The client learns where it is now, and continues live from there.
     std::string event =
         "id: " + r.boundary.value_or(st.position.value_or("")) + "\nevent: history-lost\ndata: ";
-    append_json(event, value(object{{"message", value(reason)}}));
+    append_json(event, value(object{{"message", value(end.reason)}}));
     event += "\n\n";
     send_alone(r.conn, std::move(event), 1);
     r.last.reset(); // everything held is after the boundary
     return hand_over(self, stats, id);
   }
-  if (r.feed) st.replays->cancel(std::move(r.feed));
-  session_actor handle = r.handle;
-  st.resuming.erase(it);
-  if (mit == st.sessions.end()) return;
-  mit->second.replay_id = 0;
-  if (history_lost)
-    self->send(handle, close_atom::value, std::uint16_t{4410}, std::string("history lost"));
-  else if (reason.rfind("slow consumer", 0) == 0)
-    self->send(handle, close_atom::value, std::uint16_t{1013}, reason);
-  else if (reason.find("invalidated") != std::string::npos)
-    self->send(handle, close_atom::value, std::uint16_t{1000}, std::string("collection dropped"));
-  else
-    self->send(handle, close_atom::value, std::uint16_t{1011}, "cannot resume: " + reason);
+  switch (end.cause) {
+  case feed_end_cause::history_lost:
+    return close_resuming(self, id, {close_cause::history_lost, {}});
+  case feed_end_cause::invalidated:
+    return close_resuming(self, id, {close_cause::collection_dropped, {}});
+  case feed_end_cause::failed:
+    break;
+  }
+  close_resuming(self, id, {close_cause::cannot_resume, end.reason});
 }
 
 /// Replayed events for `id`, in commit order: sent to its session up to the live position
@@ -209,7 +222,7 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
   auto& r = it->second;
   auto mit = st.sessions.find(r.handle.address());
   if (mit == st.sessions.end()) return;
-  const std::size_t transport = mit->second.transport;
+  const auto transport = static_cast<std::size_t>(mit->second.transport);
   r.confirmed = true;
   const std::string* first_held = first_token(r.held);
   std::string bytes;
@@ -263,14 +276,14 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self, stats](join_atom, session_actor& s, client_handle& h) {
         auto& st = self->state;
         if (st.closed) {
-          self->send(s, close_atom::value, std::uint16_t{1000},
-                     std::string("stream definition changed"));
+          const close_reason why{close_cause::stream_redefined, {}};
+          self->send(s, close_atom::value, why.code(), why.text());
           return;
         }
         state::member m;
         m.handle = s;
         m.shard = h.conn->shard().index();
-        m.transport = static_cast<std::uint8_t>(h.conn->transport());
+        m.transport = h.conn->transport();
         auto [it, inserted] = st.sessions.emplace(s.address(), std::move(m));
         if (!inserted) return;
         // Posted before any later batch: the connection receives every batch after this.
@@ -289,8 +302,9 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
             if (r->second.feed) st.replays->cancel(std::move(r->second.feed));
             st.resuming.erase(r);
           }
-        } else if (it->second.shard < st.groups[it->second.transport].size()) {
-          --st.groups[it->second.transport][it->second.shard].sessions;
+        } else if (auto& groups = st.groups[static_cast<std::size_t>(it->second.transport)];
+                   it->second.shard < groups.size()) {
+          --groups[it->second.shard].sessions;
         }
         st.sessions.erase(it);
       },
@@ -313,8 +327,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
                 if (used[tr]) append_message(bytes[tr], tr, ev, *out);
               ++count;
             }
-          const std::string* op = operation_of(ev);
-          if (op && *op == "invalidate") {
+          if (operation_of(ev) == operation_type::invalidate) {
             invalidated = true;
             break;
           }
@@ -337,9 +350,9 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         for (auto id : holding)
           hand_over_if_caught_up(self, stats, id);
         for (auto id : too_far)
-          replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
+          close_resuming(self, id, {close_cause::slow_consumer, "the replay fell too far behind"});
         if (invalidated) {
-          close_all(self, 1000, "collection dropped");
+          close_all(self, {close_cause::collection_dropped, {}});
           self->send(broker, retire_atom::value, subscription_actor{self});
         }
       },
@@ -376,20 +389,18 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         else
           it->second.feed = std::move(f.feed);
       },
-      [self, stats](replay_end_atom, std::uint64_t id, std::string& reason) {
-        replay_ended(self, stats, id, reason);
+      [self, stats](replay_end_atom, std::uint64_t id, feed_end& end) {
+        replay_ended(self, stats, id, end);
       },
       [self, broker](metadata_change& m) {
         auto& st = self->state;
         if (st.closed || !m.metadata) return;
         const object* now = find_stream(*m.metadata, st.stream);
         if (now && value(*now) == value(st.definition)) return;
-        close_all(self, 1000, "stream definition changed");
+        close_all(self, {close_cause::stream_redefined, {}});
         self->send(broker, retire_atom::value, subscription_actor{self});
       },
-      [self](close_atom, std::uint16_t code, std::string& reason) {
-        close_all(self, code, reason);
-      },
+      [self](close_atom, close_reason& why) { close_all(self, why); },
   };
 }
 

@@ -26,6 +26,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -34,6 +35,7 @@
 namespace rheo {
 
 class fanout_group;
+enum class push_transport : std::uint8_t; // net/push_connection.hpp
 class replay_service;
 struct metrics;
 
@@ -44,7 +46,7 @@ struct subscription_state {
   struct member {
     session_actor handle;
     unsigned shard = 0;
-    std::uint8_t transport = 0;  // push_transport
+    push_transport transport{};  // websocket
     std::uint64_t replay_id = 0; // while resuming: its key in `resuming`
   };
   /// A session catching up from its resume token.
