@@ -94,10 +94,6 @@ void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> c
   ++g.sessions;
 }
 
-bool at_or_after(const std::optional<std::string>& a, const std::string& b) {
-  return a && !token_before(*a, b);
-}
-
 /// Ends the replay of `id`: the held live events after its last go out to the session
 /// alone, then it joins the fan-out, and its replay feed is cancelled.
 void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
@@ -114,31 +110,14 @@ void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
   std::string bytes;
   std::uint32_t count = 0;
   object scratch;
-  for (auto& batch : r.held)
-    for (auto& ev : *batch) {
-      const std::string* t = event_token(ev);
-      if (t && at_or_after(r.last, *t)) continue; // the replay sent it
-      if (const object* out = run_stages(st, stats, ev, scratch)) {
-        append_message(bytes, static_cast<std::size_t>(m.transport), ev, *out);
-        ++count;
-        send_alone_if_full(r.conn, bytes, count);
-      }
+  for (const object* ev : r.progress.rest())
+    if (const object* out = run_stages(st, stats, *ev, scratch)) {
+      append_message(bytes, static_cast<std::size_t>(m.transport), *ev, *out);
+      ++count;
+      send_alone_if_full(r.conn, bytes, count);
     }
   send_alone(r.conn, std::move(bytes), count);
   join_fanout(st, m, std::move(r.conn));
-}
-
-/// Hands over `id` when its replay has reached the live position: the subscription's
-/// position at the join, or the first held live event.
-void hand_over_if_caught_up(self_ptr self, metrics* stats, std::uint64_t id) {
-  auto& st = self->state;
-  auto it = st.resuming.find(id);
-  if (it == st.resuming.end()) return;
-  auto& r = it->second;
-  if (!r.confirmed) return; // the store may yet refuse the token (history lost)
-  if (r.boundary && at_or_after(r.last, *r.boundary)) return hand_over(self, stats, id);
-  if (const std::string* first = first_token(r.held); first && at_or_after(r.last, *first))
-    hand_over(self, stats, id);
 }
 
 /// A session that connected with `token`: held until its replay catches up.
@@ -152,12 +131,8 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   }
   const std::uint64_t id = st.next_replay_id++;
   m.replay_id = id;
-  state::resume r;
-  r.handle = m.handle;
-  r.conn = std::move(conn);
-  r.boundary = st.position;
-  if (is_event_token(token)) r.last = token; // the client has everything up to it
-  st.resuming.emplace(id, std::move(r));
+  st.resuming.emplace(
+      id, state::resume{m.handle, std::move(conn), handover(token, st.position), nullptr});
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
   auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats);
   st.replays->open(
@@ -194,12 +169,12 @@ void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const feed_en
   const bool history_lost = end.cause == feed_end_cause::history_lost;
   if (mit != st.sessions.end() && history_lost && mit->second.transport == push_transport::sse) {
     // The client learns where it is now, and continues live from there.
-    std::string event =
-        "id: " + r.boundary.value_or(st.position.value_or("")) + "\nevent: history-lost\ndata: ";
+    std::string event = "id: " + r.progress.boundary().value_or(st.position.value_or("")) +
+                        "\nevent: history-lost\ndata: ";
     append_json(event, value(object{{"message", value(end.reason)}}));
     event += "\n\n";
     send_alone(r.conn, std::move(event), 1);
-    r.last.reset(); // everything held is after the boundary
+    r.progress.skip_to_live(); // everything held is after the boundary
     return hand_over(self, stats, id);
   }
   switch (end.cause) {
@@ -223,33 +198,18 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
   auto mit = st.sessions.find(r.handle.address());
   if (mit == st.sessions.end()) return;
   const auto transport = static_cast<std::size_t>(mit->second.transport);
-  r.confirmed = true;
-  const std::string* first_held = first_token(r.held);
+  const handover::replay_step step = r.progress.replayed(events);
   std::string bytes;
   std::uint32_t count = 0;
   object scratch;
-  bool reached_live = false;
-  for (auto& ev : events) {
-    const std::string* t = event_token(ev);
-    if (!t) continue;
-    if (at_or_after(r.last, *t)) continue; // before the token, or sent already
-    // Past the boundary, or at the first held event: this one and the rest come live (held
-    // already, or still on their way to this subscription).
-    if ((r.boundary && token_before(*r.boundary, *t)) ||
-        (first_held && !token_before(*t, *first_held))) {
-      reached_live = true;
-      break;
-    }
-    if (const object* out = run_stages(st, stats, ev, scratch)) {
-      append_message(bytes, transport, ev, *out);
+  for (const object* ev : step.send)
+    if (const object* out = run_stages(st, stats, *ev, scratch)) {
+      append_message(bytes, transport, *ev, *out);
       ++count;
       send_alone_if_full(r.conn, bytes, count);
     }
-    r.last = *t;
-  }
   send_alone(r.conn, std::move(bytes), count);
-  if (reached_live) return hand_over(self, stats, id);
-  hand_over_if_caught_up(self, stats, id);
+  if (step.ready) hand_over(self, stats, id);
 }
 
 } // namespace
@@ -341,14 +301,16 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
           }
         // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
         // a session handed over now must not get this batch from its group too.)
-        std::vector<std::uint64_t> holding, too_far;
+        std::vector<std::uint64_t> caught_up, too_far;
         for (auto& [id, r] : st.resuming) {
-          r.held.push_back(batch.events);
-          r.held_events += batch.events->size();
-          (r.held_events > max_held_events ? too_far : holding).push_back(id);
+          const bool ready = r.progress.hold(batch.events);
+          if (r.progress.held_events() > max_held_events)
+            too_far.push_back(id);
+          else if (ready)
+            caught_up.push_back(id);
         }
-        for (auto id : holding)
-          hand_over_if_caught_up(self, stats, id);
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
         for (auto id : too_far)
           close_resuming(self, id, {close_cause::slow_consumer, "the replay fell too far behind"});
         if (invalidated) {
@@ -361,14 +323,11 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         if (token.empty() || (st.position && token_before(token, *st.position))) return;
         st.position = token;
         // Sessions that joined before the subscription knew where it was start here.
-        std::vector<std::uint64_t> ids;
+        std::vector<std::uint64_t> caught_up;
         for (auto& [id, r] : st.resuming)
-          if (!r.boundary && r.held.empty()) {
-            r.boundary = token;
-            ids.push_back(id);
-          }
-        for (auto id : ids)
-          hand_over_if_caught_up(self, stats, id);
+          if (r.progress.live_position(token)) caught_up.push_back(id);
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
       },
       [self, stats](replay_atom, std::uint64_t id, event_batch& batch) {
         if (batch.events) replayed(self, stats, id, *batch.events);
@@ -376,10 +335,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self, stats](replay_atom, std::uint64_t id, std::string& token) {
         auto& st = self->state;
         auto it = st.resuming.find(id);
-        if (it == st.resuming.end() || token.empty()) return;
-        it->second.confirmed = true;
-        if (!at_or_after(it->second.last, token)) it->second.last = token;
-        hand_over_if_caught_up(self, stats, id);
+        if (it != st.resuming.end() && it->second.progress.replay_position(token))
+          hand_over(self, stats, id);
       },
       [self](replay_atom, std::uint64_t id, replay_feed& f) {
         auto& st = self->state;

@@ -929,4 +929,29 @@ CAF_TEST(a_resume_token_older_than_the_history_closes_the_websocket_with_4410) {
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
 }
 
+CAF_TEST(a_session_that_leaves_mid_replay_gets_nothing_more_and_its_replay_is_cancelled) {
+  fake_replays replays;
+  auto sub = resumable_subscription(replays);
+  self->send(sub, position_atom::value, token_from_seq(5));
+  auto s = session();
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(2)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  auto e3 = make_event(3, "insert", 3), e6 = make_event(6, "insert", 6);
+  self->send(sub, batch_of({e6}));
+  self->send(sub, closed_atom::value, s);
+  run();
+  // The replay's events and its end reach a subscription that no longer knows the session,
+  // and the replay feed, opened late, is cancelled at once.
+  replays.opens[0].sink->events({e3});
+  replays.opens[0].sink->position(token_from_seq(5));
+  replays.opens[0].opened(nullptr);
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+  CAF_CHECK_EQUAL(replays.cancelled.size(), 1u);
+  disallow((close_atom, std::uint16_t, std::string), from(sub).to(s));
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
