@@ -2,13 +2,14 @@
 // types, all in one place. See docs/architecture.md for who creates and stops whom.
 //
 // Thread-safety: actor handles are thread-safe values; message types are immutable
-// once sent (their shared payloads are const). Only event_batch and metadata_change may
-// cross the network; subscription_spec, client_handle and replay_feed hold node-local
-// objects.
+// once sent (their shared payloads are const). Only event_batch, metadata_change and
+// feed_end may cross the network; subscription_spec, client_handle and replay_feed hold
+// node-local objects.
 #pragma once
 
 #include "storage/document/pipeline.hpp"
 #include "storage/document/value.hpp"
+#include "storage/store.hpp"
 
 #include <caf/abstract_actor.hpp>
 #include <caf/actor_cast.hpp>
@@ -20,6 +21,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/none.hpp>
 #include <caf/replies_to.hpp>
+#include <caf/sec.hpp>
 #include <caf/typed_actor.hpp>
 
 #include <atomic>
@@ -135,6 +137,58 @@ typename Inspector::result_type inspect(Inspector& f, metadata_change& x) {
            }));
 }
 
+/// Loads an enum sent as its underlying integer: an error unless it is at most `last`.
+template <class Enum> caf::error load_enum(std::underlying_type_t<Enum> raw, Enum last, Enum& x) {
+  if (raw > static_cast<std::underlying_type_t<Enum>>(last))
+    return caf::make_error(caf::sec::invalid_argument, "enum value out of range");
+  x = static_cast<Enum>(raw);
+  return caf::none;
+}
+
+/// The end of a change feed (storage/store.hpp); crosses the network from a core's relay
+/// to an edge's receiver.
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, feed_end& x) {
+  auto raw = static_cast<std::uint8_t>(x.cause);
+  return f(caf::meta::type_name("rheo.feed_end"), raw, x.reason,
+           caf::meta::load_callback([&] { return load_enum(raw, last_feed_end_cause, x.cause); }));
+}
+
+/// Why sessions are closed. The WebSocket close code and reason a client sees follow from
+/// it in close_reason::code() and text(), and nowhere else.
+enum class close_cause : std::uint8_t {
+  collection_dropped, // 1000 "collection dropped": the invalidate event
+  stream_redefined,   // 1000 "stream definition changed"
+  history_lost,       // 4410 "history lost": events may have been missed; reload
+  feed_ended,         // 1011 "change feed ended: <detail>"
+  feed_invalidated,   // 1011 "change feed ended: <detail>", after the invalidate event
+  slow_consumer,      // 1013 "slow consumer: <detail>"
+  cannot_resume,      // 1011 "cannot resume: <detail>"
+};
+inline constexpr close_cause last_close_cause = close_cause::cannot_resume;
+
+/// A close request: the cause, and the detail the client's reason shows for some causes.
+struct close_reason {
+  close_cause cause = close_cause::feed_ended;
+  std::string detail;
+
+  /// The WebSocket close code (RFC 6455 and rheo's 4410).
+  std::uint16_t code() const;
+  /// The close reason sent to the client.
+  std::string text() const;
+  /// The cause of a feed's end as a close: history lost, or the feed ended (`end.reason`).
+  static close_reason of(const feed_end& end);
+  /// The inverse of of(): what a relay tells its edge when the feed it follows ends.
+  feed_end as_feed_end() const;
+
+  friend bool operator==(const close_reason&, const close_reason&) = default;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, close_reason& x) {
+  auto raw = static_cast<std::uint8_t>(x.cause);
+  return f(caf::meta::type_name("rheo.close_reason"), raw, x.detail,
+           caf::meta::load_callback([&] { return load_enum(raw, last_close_cause, x.cause); }));
+}
+
 // -- actor interfaces ---------------------------------------------------------
 
 /// The SESSION actor interface: one per WebSocket or SSE connection. Data frames do not
@@ -161,19 +215,18 @@ using subscription_actor = caf::typed_actor<
     caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
     caf::reacts_to<replay_atom, std::uint64_t, std::string>,
     caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
-    caf::reacts_to<replay_end_atom, std::uint64_t, std::string>,
+    caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>,
     // The collection's metadata changed (from the watcher, in order with the events).
     caf::reacts_to<metadata_change>,
-    // Close every session (collection dropped, feed lost).
-    caf::reacts_to<close_atom, std::uint16_t, std::string>>;
+    // Close every session (feed lost).
+    caf::reacts_to<close_atom, close_reason>>;
 
 /// What a watcher forwards to: its subscriptions, and (on a cluster's core) the relays of
 /// the edges that follow the collection (actors/cluster.hpp). A subset of
 /// subscription_actor.
 using feed_listener_actor =
     caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
-                     caf::reacts_to<metadata_change>,
-                     caf::reacts_to<close_atom, std::uint16_t, std::string>>;
+                     caf::reacts_to<metadata_change>, caf::reacts_to<close_atom, close_reason>>;
 
 /// The WATCHER actor interface: one per upstream change feed (watched collection).
 using watcher_actor = caf::typed_actor<
@@ -189,8 +242,8 @@ using watcher_actor = caf::typed_actor<
     // Internal, from the feed's sink: a position no event carries (feed_sink::position).
     caf::reacts_to<position_atom, std::string>,
     // Internal, from the feed's sink: the feed ended (history lost, invalidated, store
-    // closed); the reason.
-    caf::reacts_to<closed_atom, std::string>>;
+    // closed).
+    caf::reacts_to<closed_atom, feed_end>>;
 
 /// The BROKER actor interface: creates and finds watchers and subscriptions, attaches
 /// sessions, tears down what nobody uses any more.

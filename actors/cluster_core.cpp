@@ -5,6 +5,7 @@
 #include "actors/cluster_support.hpp"
 #include "actors/cluster_wire.hpp"
 
+#include "actors/handover.hpp"
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "config/config.hpp"
@@ -73,13 +74,13 @@ using impl_ptr = std::shared_ptr<cluster_core::impl>;
 // -- store workers ------------------------------------------------------------
 
 using store_worker_actor =
-    caf::typed_actor<caf::replies_to<store_atom, std::string, std::string>::with<std::string>>;
+    caf::typed_actor<caf::replies_to<store_atom, store_request>::with<std::string>>;
 
 /// Runs edges' store calls on a thread of its own (spawned detached): they block.
 store_worker_actor::behavior_type store_worker(store_worker_actor::pointer, store* storage) {
   return {
-      [storage](store_atom, const std::string& op, const std::string& args) {
-        return serve_store_call(*storage, op, args);
+      [storage](store_atom, const store_request& call) {
+        return serve_store_call(*storage, call.method, call.args);
       },
   };
 }
@@ -94,7 +95,7 @@ using relay_actor =
                                 caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
                                 caf::reacts_to<replay_atom, std::uint64_t, std::string>,
                                 caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
-                                caf::reacts_to<replay_end_atom, std::uint64_t, std::string>>;
+                                caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>>;
 
 /// Live batches a relay may hold while it catches an edge up before it gives up.
 constexpr std::size_t relay_max_held_events = 100000;
@@ -109,12 +110,9 @@ struct relay_state {
   caf::response_promise answer;
   bool attached = false; // the watcher has told its position
   bool live = false;     // forwarding the watcher's batches
-  /// Catching up: every event up to `last` went to the edge; live events after `boundary`
-  /// (the watcher's position at the attach) are held.
-  std::optional<std::string> last, boundary;
-  std::vector<std::shared_ptr<const std::vector<object>>> held;
-  std::size_t held_events = 0;
-  bool confirmed = false; // the replay has spoken: the store took the token
+  /// Catching up the edge from its token (attached, not live yet): the live batches held
+  /// meanwhile and where the replay is.
+  std::optional<handover> catch_up;
   std::shared_ptr<change_feed> replay;
   std::shared_ptr<std::atomic<std::uint64_t>> bytes_sent;
   replay_service* replays = nullptr;
@@ -130,33 +128,27 @@ void forward(relay_ptr self, event_batch batch) {
   self->send(st.receiver, std::move(batch));
 }
 
-bool after_last(const relay_state& st, const std::string& token) {
-  return !st.last || token_before(*st.last, token);
+/// `events` as a batch of its own (copies), for the edge.
+event_batch batch_of(const std::vector<const object*>& events) {
+  auto out = std::make_shared<std::vector<object>>();
+  out->reserve(events.size());
+  for (const object* ev : events)
+    out->push_back(*ev);
+  return event_batch{std::move(out), std::make_shared<event_batch::wire_form>()};
 }
 
 /// Goes live: the replay is cancelled, the held events after its last go out.
 void go_live(relay_ptr self) {
   auto& st = self->state;
   if (st.replay) st.replays->cancel(std::move(st.replay));
-  auto rest = std::make_shared<std::vector<object>>();
-  for (auto& batch : st.held)
-    for (auto& ev : *batch)
-      if (const std::string* t = event_token(ev); !t || after_last(st, *t)) rest->push_back(ev);
-  st.held.clear();
+  event_batch rest = batch_of(st.catch_up->rest());
+  st.catch_up.reset();
   st.live = true;
-  forward(self, event_batch{std::move(rest), std::make_shared<event_batch::wire_form>()});
+  forward(self, std::move(rest));
 }
 
-void go_live_if_caught_up(relay_ptr self) {
-  auto& st = self->state;
-  if (st.live || !st.confirmed || !st.last) return;
-  if (st.boundary && !token_before(*st.last, *st.boundary)) return go_live(self);
-  if (const std::string* first = first_token(st.held); first && !token_before(*st.last, *first))
-    go_live(self);
-}
-
-void end_relay(relay_ptr self, std::string reason) {
-  self->send(self->state.receiver, closed_atom::value, std::move(reason));
+void end_relay(relay_ptr self, feed_end end) {
+  self->send(self->state.receiver, closed_atom::value, std::move(end));
   self->quit();
 }
 
@@ -174,8 +166,7 @@ void attached(relay_ptr self, const std::string& position) {
     st.live = true;
     return;
   }
-  if (!position.empty()) st.boundary = position;
-  if (is_event_token(st.from)) st.last = st.from;
+  st.catch_up.emplace(st.from, position.empty() ? std::nullopt : std::optional(position));
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
   st.replays->open(st.db, st.coll, st.from,
                    std::make_shared<replay_sink<relay_actor>>(weak, 1, st.stats),
@@ -219,13 +210,13 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
       [self](event_batch& batch) {
         auto& st = self->state;
         if (st.live) return forward(self, std::move(batch));
-        if (!batch.events || batch.events->empty()) return;
-        st.held.push_back(batch.events);
-        st.held_events += batch.events->size();
-        if (st.held_events > relay_max_held_events)
+        if (!st.catch_up || !batch.events || batch.events->empty()) return;
+        const bool ready = st.catch_up->hold(batch.events);
+        if (st.catch_up->held_events() > relay_max_held_events)
           return end_relay(self,
-                           std::string(history_lost_reason) + ": the edge's catch-up fell behind");
-        go_live_if_caught_up(self);
+                           {feed_end_cause::history_lost, std::string(history_lost_reason) +
+                                                              ": the edge's catch-up fell behind"});
+        if (ready) go_live(self);
       },
       [self](position_atom, std::string& token) {
         auto& st = self->state;
@@ -234,43 +225,20 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
           if (!token.empty()) self->send(st.receiver, position_atom::value, std::move(token));
           return;
         }
-        if (!st.boundary && st.held.empty() && !token.empty()) {
-          st.boundary = token;
-          go_live_if_caught_up(self);
-        }
+        if (st.catch_up && st.catch_up->live_position(token)) go_live(self);
       },
       [self](metadata_change& m) { self->send(self->state.receiver, std::move(m)); },
-      [self](close_atom, std::uint16_t code, std::string& reason) {
-        end_relay(self, code == 4410 ? std::string(history_lost_reason) + ": " + reason : reason);
-      },
+      [self](close_atom, close_reason& why) { end_relay(self, why.as_feed_end()); },
       [self](replay_atom, std::uint64_t, event_batch& batch) {
         auto& st = self->state;
-        if (st.live || !batch.events) return;
-        st.confirmed = true;
-        const std::string* first_held = first_token(st.held);
-        auto out = std::make_shared<std::vector<object>>();
-        bool reached_live = false;
-        for (auto& ev : *batch.events) {
-          const std::string* t = event_token(ev);
-          if (!t || !after_last(st, *t)) continue;
-          if ((st.boundary && token_before(*st.boundary, *t)) ||
-              (first_held && !token_before(*t, *first_held))) {
-            reached_live = true;
-            break;
-          }
-          out->push_back(ev);
-          st.last = *t;
-        }
-        forward(self, event_batch{std::move(out), std::make_shared<event_batch::wire_form>()});
-        if (reached_live) return go_live(self);
-        go_live_if_caught_up(self);
+        if (st.live || !st.catch_up || !batch.events) return;
+        const handover::replay_step step = st.catch_up->replayed(*batch.events);
+        forward(self, batch_of(step.send));
+        if (step.ready) go_live(self);
       },
       [self](replay_atom, std::uint64_t, std::string& token) {
         auto& st = self->state;
-        if (st.live || token.empty()) return;
-        st.confirmed = true;
-        if (after_last(st, token)) st.last = token;
-        go_live_if_caught_up(self);
+        if (!st.live && st.catch_up && st.catch_up->replay_position(token)) go_live(self);
       },
       [self](replay_atom, std::uint64_t, replay_feed& f) {
         auto& st = self->state;
@@ -279,8 +247,8 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         else
           st.replay = std::move(f.feed);
       },
-      [self](replay_end_atom, std::uint64_t, std::string& reason) {
-        if (!self->state.live) end_relay(self, std::move(reason));
+      [self](replay_end_atom, std::uint64_t, feed_end& end) {
+        if (!self->state.live) end_relay(self, std::move(end));
       },
   };
 }
@@ -322,11 +290,11 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
     self->quit();
   });
   return {
-      [self, core](store_atom, std::string& op, std::string& args) -> caf::result<std::string> {
+      [self, core](store_atom, store_request& call) -> caf::result<std::string> {
         if (!from_edge(self)) return not_joined();
         auto& w = core->workers[self->state.next_worker++ % core->workers.size()];
         return self->delegate(caf::actor_cast<store_worker_actor>(w), store_atom::value,
-                              std::move(op), std::move(args));
+                              std::move(call));
       },
       [self, core](watch_atom, std::string& db, std::string& coll, std::string& from,
                    feed_receiver_actor& receiver) -> caf::result<std::string> {

@@ -155,8 +155,8 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<remote
         if (!m.metadata) return;
         self->state.feed->deliver([m = std::move(m)](feed_sink& s) { s.metadata(*m.metadata); });
       },
-      [self](closed_atom, std::string& reason) {
-        self->state.feed->deliver([reason](feed_sink& s) { s.lost(reason); });
+      [self](closed_atom, feed_end& end) {
+        self->state.feed->deliver([end](feed_sink& s) { s.lost(end); });
         self->quit();
       },
       [self, link](attach_atom, const core_peer_actor& peer) {
@@ -180,8 +180,8 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<remote
                   // watch the collection (the feed ends).
                   if (e.category() == caf::atom("system") &&
                       e.code() == static_cast<std::uint8_t>(caf::sec::runtime_error)) {
-                    auto reason = self->system().render(e);
-                    self->state.feed->deliver([reason](feed_sink& s) { s.lost(reason); });
+                    feed_end end{feed_end_cause::failed, self->system().render(e)};
+                    self->state.feed->deliver([end](feed_sink& s) { s.lost(end); });
                     self->quit();
                   }
                 });
@@ -392,15 +392,15 @@ cluster_edge::cluster_edge(caf::actor_system& system, const server_config& confi
     : impl_(std::make_shared<impl>(system, config, stats)), forwards_(local == nullptr) {
   std::weak_ptr<impl> weak = impl_;
   impl_->weak_self = weak;
-  store_transport transport = [weak](const std::string& op, const std::string& args) {
+  store_transport transport = [weak](store_method method, const std::string& args) {
     auto l = weak.lock();
     if (!l) throw api_error(503, "the cluster link is stopped");
     auto p = l->current_peer();
     if (!p) throw api_error(503, "the cluster core is unreachable; try again");
     std::string reply;
-    if (auto err = l->ask(*p, l->timeout, reply, store_atom::value, op, args))
+    if (auto err = l->ask(*p, l->timeout, reply, store_atom::value, store_request{method, args}))
       throw api_error(503, "the cluster core did not answer: " + *err);
-    l->bytes_sent.fetch_add(op.size() + args.size(), std::memory_order_relaxed);
+    l->bytes_sent.fetch_add(sizeof(method) + args.size(), std::memory_order_relaxed);
     return reply;
   };
   feed_opener opener = [weak](const std::string& db, const std::string& coll,

@@ -1,11 +1,13 @@
 // The typed interfaces of a cluster's link (see actors/cluster.hpp): the only actors and
 // messages that cross the network. Every argument is a built-in type, an actor handle of
-// these interfaces, event_batch or metadata_change, all serialized through inspect.
+// these interfaces, event_batch, metadata_change, feed_end or store_request, all serialized
+// through inspect (an enum as its underlying integer, checked when loaded).
 //
 // Thread-safety: actor handles are thread-safe values.
 #pragma once
 
 #include "actors/actors.hpp"
+#include "storage/remote/remote_store.hpp"
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -21,13 +23,25 @@ using store_atom = caf::atom_constant<caf::atom("store")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 
+/// One store call (storage/remote): the method and its BSON arguments.
+struct store_request {
+  store_method method = store_method::collection_names;
+  std::string args;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, store_request& x) {
+  auto raw = static_cast<std::uint8_t>(x.method);
+  return f(caf::meta::type_name("rheo.store_request"), raw, x.args,
+           caf::meta::load_callback([&] { return load_enum(raw, last_store_method, x.method); }));
+}
+
 /// An edge's end of one feed from the core (its RECEIVER): what the core's relay sends, in
 /// commit order.
 using feed_receiver_actor =
     caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
                      caf::reacts_to<metadata_change>,
                      // The feed ended (history lost, invalidated, the core's store closed).
-                     caf::reacts_to<closed_atom, std::string>>;
+                     caf::reacts_to<closed_atom, feed_end>>;
 
 /// An edge as the core sees it: the core monitors it to know when the edge is gone.
 using edge_node_actor = caf::typed_actor<caf::reacts_to<closed_atom>>;
@@ -35,8 +49,8 @@ using edge_node_actor = caf::typed_actor<caf::reacts_to<closed_atom>>;
 /// What an edge may ask once it has proved the secret (one CORE PEER per edge). Only
 /// messages from the node that proved it are answered.
 using core_peer_actor = caf::typed_actor<
-    // A store call (storage/remote): operation and BSON arguments; the BSON reply.
-    caf::replies_to<store_atom, std::string, std::string>::with<std::string>,
+    // A store call; the BSON reply.
+    caf::replies_to<store_atom, store_request>::with<std::string>,
     // Feed db.coll after a token (empty: from now) to the receiver; replies the feed's
     // position (the token, or the core's position now).
     caf::replies_to<watch_atom, std::string, std::string, std::string,

@@ -47,6 +47,65 @@ event_batch to_batch(const std::vector<change_event>& events) {
   return event_batch{std::move(objects), std::make_shared<event_batch::wire_form>()};
 }
 
+std::uint16_t close_reason::code() const {
+  switch (cause) {
+  case close_cause::collection_dropped:
+  case close_cause::stream_redefined:
+    return 1000;
+  case close_cause::history_lost:
+    return 4410;
+  case close_cause::slow_consumer:
+    return 1013;
+  case close_cause::feed_ended:
+  case close_cause::feed_invalidated:
+  case close_cause::cannot_resume:
+    break;
+  }
+  return 1011;
+}
+
+std::string close_reason::text() const {
+  switch (cause) {
+  case close_cause::collection_dropped:
+    return "collection dropped";
+  case close_cause::stream_redefined:
+    return "stream definition changed";
+  case close_cause::history_lost:
+    return std::string(history_lost_reason);
+  case close_cause::slow_consumer:
+    return "slow consumer: " + detail;
+  case close_cause::cannot_resume:
+    return "cannot resume: " + detail;
+  case close_cause::feed_ended:
+  case close_cause::feed_invalidated:
+    break;
+  }
+  return "change feed ended: " + detail;
+}
+
+close_reason close_reason::of(const feed_end& end) {
+  switch (end.cause) {
+  case feed_end_cause::history_lost:
+    return {close_cause::history_lost, {}};
+  case feed_end_cause::invalidated:
+    return {close_cause::feed_invalidated, end.reason};
+  case feed_end_cause::failed:
+    break;
+  }
+  return {close_cause::feed_ended, end.reason};
+}
+
+feed_end close_reason::as_feed_end() const {
+  switch (cause) {
+  case close_cause::history_lost:
+    return {feed_end_cause::history_lost, std::string(history_lost_reason) + ": " + text()};
+  case close_cause::feed_invalidated:
+    return {feed_end_cause::invalidated, text()};
+  default:
+    return {feed_end_cause::failed, text()};
+  }
+}
+
 std::string metadata_change::encode() const {
   return metadata ? encode_bson(*metadata) : std::string();
 }
@@ -58,6 +117,9 @@ void metadata_change::decode(const std::string& encoded) {
 void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<event_batch>("rheo.event_batch");
   cfg.add_message_type<metadata_change>("rheo.metadata_change");
+  cfg.add_message_type<feed_end>("rheo.feed_end");
+  cfg.add_message_type<close_reason>("rheo.close_reason");
+  cfg.add_message_type<store_request>("rheo.store_request");
   cfg.add_message_type<session_actor>("rheo.session_actor");
   cfg.add_message_type<subscription_actor>("rheo.subscription_actor");
   cfg.add_message_type<watcher_actor>("rheo.watcher_actor");

@@ -15,19 +15,20 @@ replay_pool::~replay_pool() {
 void replay_pool::open(std::string db, std::string coll, std::string token,
                        std::shared_ptr<feed_sink> sink,
                        std::function<void(std::shared_ptr<change_feed>)> opened) {
-  boost::asio::post(threads_,
-                    [this, db = std::move(db), coll = std::move(coll), token = std::move(token),
-                     sink = std::move(sink), opened = std::move(opened)] {
-                      std::shared_ptr<change_feed> feed;
-                      try {
-                        feed = storage_.watch(db, coll, token);
-                      } catch (const std::exception& e) {
-                        sink->lost(std::string("cannot replay from the resume token: ") + e.what());
-                        return;
-                      }
-                      feed->start(sink);
-                      opened(std::move(feed));
-                    });
+  boost::asio::post(threads_, [this, db = std::move(db), coll = std::move(coll),
+                               token = std::move(token), sink = std::move(sink),
+                               opened = std::move(opened)] {
+    std::shared_ptr<change_feed> feed;
+    try {
+      feed = storage_.watch(db, coll, token);
+    } catch (const std::exception& e) {
+      sink->lost({feed_end_cause::failed,
+                  std::string("cannot replay from the resume token: ") + e.what()});
+      return;
+    }
+    feed->start(sink);
+    opened(std::move(feed));
+  });
 }
 
 void replay_pool::cancel(std::shared_ptr<change_feed> feed) {

@@ -32,15 +32,6 @@ bool send_if_alive(const caf::weak_actor_ptr& weak, Ts&&... xs) {
   return true;
 }
 
-/// The token of the first event in `held` (live batches held while a replay catches up), or
-/// null.
-inline const std::string*
-first_token(const std::vector<std::shared_ptr<const std::vector<object>>>& held) {
-  for (auto& batch : held)
-    if (!batch->empty()) return event_token(batch->front());
-  return nullptr;
-}
-
 /// The sink of replay feed `id` (a resuming session's, or a relay's catch-up): tells the actor
 /// behind `owner` (of interface `Handle`, which takes replay_atom and replay_end_atom) what
 /// the feed does, through a weak reference. Thread-safety: as feed_sink says.
@@ -55,7 +46,7 @@ public:
   }
   void metadata(object) override {} // the live feed tells the owner
   void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }
-  void lost(std::string reason) override { send(replay_end_atom::value, id_, std::move(reason)); }
+  void lost(feed_end end) override { send(replay_end_atom::value, id_, std::move(end)); }
 
 private:
   template <class... Ts> void send(Ts&&... xs) {

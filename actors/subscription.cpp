@@ -23,9 +23,10 @@ using state = subscription_state;
 constexpr std::size_t ws_index = static_cast<std::size_t>(push_transport::websocket);
 constexpr std::size_t sse_index = static_cast<std::size_t>(push_transport::sse);
 
-const std::string* operation_of(const object& event) {
+/// The operation of `event` (in the shape stages see, where it is MongoDB's name).
+std::optional<operation_type> operation_of(const object& event) {
   const value* op = find_field(event, "operationType");
-  return op && op->is_string() ? &op->as_string() : nullptr;
+  return op && op->is_string() ? operation_from_string(op->as_string()) : std::nullopt;
 }
 
 /// Appends `out` (the stages' output for `event`) in `transport`'s encoding.
@@ -55,11 +56,13 @@ const object* run_stages(state& st, metrics* stats, const object& event, object&
   }
 }
 
-void close_all(self_ptr self, std::uint16_t code, const std::string& reason) {
+void close_all(self_ptr self, const close_reason& why) {
   auto& st = self->state;
   st.closed = true;
+  const std::uint16_t code = why.code();
+  const std::string text = why.text();
   for (auto& [addr, m] : st.sessions)
-    self->send(m.handle, close_atom::value, code, reason);
+    self->send(m.handle, close_atom::value, code, text);
 }
 
 void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,
@@ -83,16 +86,12 @@ void send_alone_if_full(const std::shared_ptr<push_connection>& conn, std::strin
 /// Adds `conn` to the fan-out group of its shard and transport: it receives every batch
 /// posted after this.
 void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> conn) {
-  auto& groups = st.groups[m.transport];
+  auto& groups = st.groups[static_cast<std::size_t>(m.transport)];
   if (groups.size() <= m.shard) groups.resize(m.shard + 1);
   auto& g = groups[m.shard];
   if (!g.group) g.group = std::make_shared<fanout_group>(conn->shard());
   g.group->post_add(std::move(conn));
   ++g.sessions;
-}
-
-bool at_or_after(const std::optional<std::string>& a, const std::string& b) {
-  return a && !token_before(*a, b);
 }
 
 /// Ends the replay of `id`: the held live events after its last go out to the session
@@ -111,31 +110,14 @@ void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
   std::string bytes;
   std::uint32_t count = 0;
   object scratch;
-  for (auto& batch : r.held)
-    for (auto& ev : *batch) {
-      const std::string* t = event_token(ev);
-      if (t && at_or_after(r.last, *t)) continue; // the replay sent it
-      if (const object* out = run_stages(st, stats, ev, scratch)) {
-        append_message(bytes, m.transport, ev, *out);
-        ++count;
-        send_alone_if_full(r.conn, bytes, count);
-      }
+  for (const object* ev : r.progress.rest())
+    if (const object* out = run_stages(st, stats, *ev, scratch)) {
+      append_message(bytes, static_cast<std::size_t>(m.transport), *ev, *out);
+      ++count;
+      send_alone_if_full(r.conn, bytes, count);
     }
   send_alone(r.conn, std::move(bytes), count);
   join_fanout(st, m, std::move(r.conn));
-}
-
-/// Hands over `id` when its replay has reached the live position: the subscription's
-/// position at the join, or the first held live event.
-void hand_over_if_caught_up(self_ptr self, metrics* stats, std::uint64_t id) {
-  auto& st = self->state;
-  auto it = st.resuming.find(id);
-  if (it == st.resuming.end()) return;
-  auto& r = it->second;
-  if (!r.confirmed) return; // the store may yet refuse the token (history lost)
-  if (r.boundary && at_or_after(r.last, *r.boundary)) return hand_over(self, stats, id);
-  if (const std::string* first = first_token(r.held); first && at_or_after(r.last, *first))
-    hand_over(self, stats, id);
 }
 
 /// A session that connected with `token`: held until its replay catches up.
@@ -149,12 +131,8 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   }
   const std::uint64_t id = st.next_replay_id++;
   m.replay_id = id;
-  state::resume r;
-  r.handle = m.handle;
-  r.conn = std::move(conn);
-  r.boundary = st.position;
-  if (is_event_token(token)) r.last = token; // the client has everything up to it
-  st.resuming.emplace(id, std::move(r));
+  st.resuming.emplace(
+      id, state::resume{m.handle, std::move(conn), handover(token, st.position), nullptr});
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
   auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats);
   st.replays->open(
@@ -165,39 +143,49 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
       });
 }
 
+/// Closes resuming session `id` (its replay ended before the handover) with `why`.
+void close_resuming(self_ptr self, std::uint64_t id, const close_reason& why) {
+  auto& st = self->state;
+  auto it = st.resuming.find(id);
+  if (it == st.resuming.end()) return;
+  auto& r = it->second;
+  if (r.feed) st.replays->cancel(std::move(r.feed));
+  session_actor handle = r.handle;
+  st.resuming.erase(it);
+  auto mit = st.sessions.find(handle.address());
+  if (mit == st.sessions.end()) return;
+  mit->second.replay_id = 0;
+  self->send(handle, close_atom::value, why.code(), why.text());
+}
+
 /// The replay of `id` ended before the handover: history lost (WebSocket 4410; SSE a
-/// history-lost event, then live), or another failure.
-void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const std::string& reason) {
+/// history-lost event, then live), the collection dropped, or another failure.
+void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const feed_end& end) {
   auto& st = self->state;
   auto it = st.resuming.find(id);
   if (it == st.resuming.end()) return;
   auto& r = it->second;
   auto mit = st.sessions.find(r.handle.address());
-  const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
-  if (mit != st.sessions.end() && history_lost &&
-      mit->second.transport == static_cast<std::uint8_t>(push_transport::sse)) {
+  const bool history_lost = end.cause == feed_end_cause::history_lost;
+  if (mit != st.sessions.end() && history_lost && mit->second.transport == push_transport::sse) {
     // The client learns where it is now, and continues live from there.
-    std::string event =
-        "id: " + r.boundary.value_or(st.position.value_or("")) + "\nevent: history-lost\ndata: ";
-    append_json(event, value(object{{"message", value(reason)}}));
+    std::string event = "id: " + r.progress.boundary().value_or(st.position.value_or("")) +
+                        "\nevent: history-lost\ndata: ";
+    append_json(event, value(object{{"message", value(end.reason)}}));
     event += "\n\n";
     send_alone(r.conn, std::move(event), 1);
-    r.last.reset(); // everything held is after the boundary
+    r.progress.skip_to_live(); // everything held is after the boundary
     return hand_over(self, stats, id);
   }
-  if (r.feed) st.replays->cancel(std::move(r.feed));
-  session_actor handle = r.handle;
-  st.resuming.erase(it);
-  if (mit == st.sessions.end()) return;
-  mit->second.replay_id = 0;
-  if (history_lost)
-    self->send(handle, close_atom::value, std::uint16_t{4410}, std::string("history lost"));
-  else if (reason.rfind("slow consumer", 0) == 0)
-    self->send(handle, close_atom::value, std::uint16_t{1013}, reason);
-  else if (reason.find("invalidated") != std::string::npos)
-    self->send(handle, close_atom::value, std::uint16_t{1000}, std::string("collection dropped"));
-  else
-    self->send(handle, close_atom::value, std::uint16_t{1011}, "cannot resume: " + reason);
+  switch (end.cause) {
+  case feed_end_cause::history_lost:
+    return close_resuming(self, id, {close_cause::history_lost, {}});
+  case feed_end_cause::invalidated:
+    return close_resuming(self, id, {close_cause::collection_dropped, {}});
+  case feed_end_cause::failed:
+    break;
+  }
+  close_resuming(self, id, {close_cause::cannot_resume, end.reason});
 }
 
 /// Replayed events for `id`, in commit order: sent to its session up to the live position
@@ -209,34 +197,19 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
   auto& r = it->second;
   auto mit = st.sessions.find(r.handle.address());
   if (mit == st.sessions.end()) return;
-  const std::size_t transport = mit->second.transport;
-  r.confirmed = true;
-  const std::string* first_held = first_token(r.held);
+  const auto transport = static_cast<std::size_t>(mit->second.transport);
+  const handover::replay_step step = r.progress.replayed(events);
   std::string bytes;
   std::uint32_t count = 0;
   object scratch;
-  bool reached_live = false;
-  for (auto& ev : events) {
-    const std::string* t = event_token(ev);
-    if (!t) continue;
-    if (at_or_after(r.last, *t)) continue; // before the token, or sent already
-    // Past the boundary, or at the first held event: this one and the rest come live (held
-    // already, or still on their way to this subscription).
-    if ((r.boundary && token_before(*r.boundary, *t)) ||
-        (first_held && !token_before(*t, *first_held))) {
-      reached_live = true;
-      break;
-    }
-    if (const object* out = run_stages(st, stats, ev, scratch)) {
-      append_message(bytes, transport, ev, *out);
+  for (const object* ev : step.send)
+    if (const object* out = run_stages(st, stats, *ev, scratch)) {
+      append_message(bytes, transport, *ev, *out);
       ++count;
       send_alone_if_full(r.conn, bytes, count);
     }
-    r.last = *t;
-  }
   send_alone(r.conn, std::move(bytes), count);
-  if (reached_live) return hand_over(self, stats, id);
-  hand_over_if_caught_up(self, stats, id);
+  if (step.ready) hand_over(self, stats, id);
 }
 
 } // namespace
@@ -263,14 +236,14 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self, stats](join_atom, session_actor& s, client_handle& h) {
         auto& st = self->state;
         if (st.closed) {
-          self->send(s, close_atom::value, std::uint16_t{1000},
-                     std::string("stream definition changed"));
+          const close_reason why{close_cause::stream_redefined, {}};
+          self->send(s, close_atom::value, why.code(), why.text());
           return;
         }
         state::member m;
         m.handle = s;
         m.shard = h.conn->shard().index();
-        m.transport = static_cast<std::uint8_t>(h.conn->transport());
+        m.transport = h.conn->transport();
         auto [it, inserted] = st.sessions.emplace(s.address(), std::move(m));
         if (!inserted) return;
         // Posted before any later batch: the connection receives every batch after this.
@@ -289,8 +262,9 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
             if (r->second.feed) st.replays->cancel(std::move(r->second.feed));
             st.resuming.erase(r);
           }
-        } else if (it->second.shard < st.groups[it->second.transport].size()) {
-          --st.groups[it->second.transport][it->second.shard].sessions;
+        } else if (auto& groups = st.groups[static_cast<std::size_t>(it->second.transport)];
+                   it->second.shard < groups.size()) {
+          --groups[it->second.shard].sessions;
         }
         st.sessions.erase(it);
       },
@@ -313,8 +287,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
                 if (used[tr]) append_message(bytes[tr], tr, ev, *out);
               ++count;
             }
-          const std::string* op = operation_of(ev);
-          if (op && *op == "invalidate") {
+          if (operation_of(ev) == operation_type::invalidate) {
             invalidated = true;
             break;
           }
@@ -328,18 +301,20 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
           }
         // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
         // a session handed over now must not get this batch from its group too.)
-        std::vector<std::uint64_t> holding, too_far;
+        std::vector<std::uint64_t> caught_up, too_far;
         for (auto& [id, r] : st.resuming) {
-          r.held.push_back(batch.events);
-          r.held_events += batch.events->size();
-          (r.held_events > max_held_events ? too_far : holding).push_back(id);
+          const bool ready = r.progress.hold(batch.events);
+          if (r.progress.held_events() > max_held_events)
+            too_far.push_back(id);
+          else if (ready)
+            caught_up.push_back(id);
         }
-        for (auto id : holding)
-          hand_over_if_caught_up(self, stats, id);
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
         for (auto id : too_far)
-          replay_ended(self, stats, id, "slow consumer: the replay fell too far behind");
+          close_resuming(self, id, {close_cause::slow_consumer, "the replay fell too far behind"});
         if (invalidated) {
-          close_all(self, 1000, "collection dropped");
+          close_all(self, {close_cause::collection_dropped, {}});
           self->send(broker, retire_atom::value, subscription_actor{self});
         }
       },
@@ -348,14 +323,11 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         if (token.empty() || (st.position && token_before(token, *st.position))) return;
         st.position = token;
         // Sessions that joined before the subscription knew where it was start here.
-        std::vector<std::uint64_t> ids;
+        std::vector<std::uint64_t> caught_up;
         for (auto& [id, r] : st.resuming)
-          if (!r.boundary && r.held.empty()) {
-            r.boundary = token;
-            ids.push_back(id);
-          }
-        for (auto id : ids)
-          hand_over_if_caught_up(self, stats, id);
+          if (r.progress.live_position(token)) caught_up.push_back(id);
+        for (auto id : caught_up)
+          hand_over(self, stats, id);
       },
       [self, stats](replay_atom, std::uint64_t id, event_batch& batch) {
         if (batch.events) replayed(self, stats, id, *batch.events);
@@ -363,10 +335,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self, stats](replay_atom, std::uint64_t id, std::string& token) {
         auto& st = self->state;
         auto it = st.resuming.find(id);
-        if (it == st.resuming.end() || token.empty()) return;
-        it->second.confirmed = true;
-        if (!at_or_after(it->second.last, token)) it->second.last = token;
-        hand_over_if_caught_up(self, stats, id);
+        if (it != st.resuming.end() && it->second.progress.replay_position(token))
+          hand_over(self, stats, id);
       },
       [self](replay_atom, std::uint64_t id, replay_feed& f) {
         auto& st = self->state;
@@ -376,20 +346,18 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         else
           it->second.feed = std::move(f.feed);
       },
-      [self, stats](replay_end_atom, std::uint64_t id, std::string& reason) {
-        replay_ended(self, stats, id, reason);
+      [self, stats](replay_end_atom, std::uint64_t id, feed_end& end) {
+        replay_ended(self, stats, id, end);
       },
       [self, broker](metadata_change& m) {
         auto& st = self->state;
         if (st.closed || !m.metadata) return;
         const object* now = find_stream(*m.metadata, st.stream);
         if (now && value(*now) == value(st.definition)) return;
-        close_all(self, 1000, "stream definition changed");
+        close_all(self, {close_cause::stream_redefined, {}});
         self->send(broker, retire_atom::value, subscription_actor{self});
       },
-      [self](close_atom, std::uint16_t code, std::string& reason) {
-        close_all(self, code, reason);
-      },
+      [self](close_atom, close_reason& why) { close_all(self, why); },
   };
 }
 

@@ -10,8 +10,9 @@
 // the live batches that arrive meanwhile. Once the replay has reached the live position
 // (the subscription's position when the session joined, or the first held event), the
 // replay feed is cancelled, the held events after the replay's last go out, and the session
-// joins the fan-out: no event is skipped or repeated across the handover. A token older
-// than the history: WebSocket close 4410; SSE a `history-lost` event, then live.
+// joins the fan-out: no event is skipped or repeated across the handover (actors/handover.hpp
+// decides). A token older than the history: WebSocket close 4410; SSE a `history-lost`
+// event, then live.
 //
 // Thread-safety: an actor; its state (sessions, fan-out groups, pending resumes) is touched
 // only by its behavior, on a CAF scheduler thread. It reaches the connections only through
@@ -20,12 +21,14 @@
 #pragma once
 
 #include "actors/actors.hpp"
+#include "actors/handover.hpp"
 #include "storage/document/pipeline.hpp"
 
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -34,6 +37,7 @@
 namespace rheo {
 
 class fanout_group;
+enum class push_transport : std::uint8_t; // net/push_connection.hpp
 class replay_service;
 struct metrics;
 
@@ -44,23 +48,15 @@ struct subscription_state {
   struct member {
     session_actor handle;
     unsigned shard = 0;
-    std::uint8_t transport = 0;  // push_transport
+    push_transport transport{};  // websocket
     std::uint64_t replay_id = 0; // while resuming: its key in `resuming`
   };
   /// A session catching up from its resume token.
   struct resume {
     session_actor handle;
     std::shared_ptr<push_connection> conn;
-    /// Every change up to this token has been sent to the session (the replay's last event
-    /// or position; first the token it connected with, when comparable).
-    std::optional<std::string> last;
-    /// The subscription's position when the session joined: live events after it are held.
-    std::optional<std::string> boundary;
-    std::vector<std::shared_ptr<const std::vector<object>>> held; // live batches since
-    std::size_t held_events = 0;
-    /// The replay has spoken (an event or a position): the store accepted the token, so
-    /// `last` may decide the handover.
-    bool confirmed = false;
+    /// The live batches held since the join, and where the replay is.
+    handover progress;
     std::shared_ptr<change_feed> feed; // once opened
   };
   struct shard_group {

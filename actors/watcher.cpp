@@ -30,7 +30,7 @@ public:
 
   void position(std::string token) override { send(position_atom::value, std::move(token)); }
 
-  void lost(std::string reason) override { send(closed_atom::value, std::move(reason)); }
+  void lost(feed_end end) override { send(closed_atom::value, std::move(end)); }
 
 private:
   template <class... Ts> void send(Ts&&... xs) {
@@ -76,15 +76,14 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
         for (auto& s : self->state.listeners)
           self->send(s, m);
       },
-      [self, broker, coll](closed_atom, std::string& reason) {
+      [self, broker, coll](closed_atom, feed_end& end) {
         // An invalidate event already told the subscriptions; anything else is a lost feed.
-        log::info("change feed of " + coll + " ended: " + reason);
         // History lost: events may have been missed, so clients must reload (4410, as for a
         // resume token that is too old).
-        const bool history_lost = reason.rfind(history_lost_reason, 0) == 0;
+        log::info("change feed of " + coll + " ended: " + end.reason);
+        const close_reason why = close_reason::of(end);
         for (auto& s : self->state.listeners)
-          self->send(s, close_atom::value, static_cast<std::uint16_t>(history_lost ? 4410 : 1011),
-                     history_lost ? std::string("history lost") : "change feed ended: " + reason);
+          self->send(s, close_atom::value, why);
         self->send(broker, retire_atom::value, watcher_actor{self});
       },
   };

@@ -157,6 +157,23 @@ struct write_result {
   bool created = false; // a new document (201) rather than an update (200)
 };
 
+/// Why a change feed ended (feed_sink::lost).
+enum class feed_end_cause : std::uint8_t {
+  history_lost, // the resume token is older than the history the store holds, or unknown to it
+  invalidated,  // the collection was dropped or renamed (after the "invalidate" event)
+  failed,       // anything else: the store closed, an upstream error
+};
+inline constexpr feed_end_cause last_feed_end_cause = feed_end_cause::failed;
+
+/// The end of a change feed: its cause, and the reason in words (logged; a history_lost
+/// reason starts with history_lost_reason and is shown to SSE clients).
+struct feed_end {
+  feed_end_cause cause = feed_end_cause::failed;
+  std::string reason;
+
+  friend bool operator==(const feed_end&, const feed_end&) = default;
+};
+
 /// Receives a feed's output, in commit order: events, metadata changes and, last, the end
 /// of the feed. Implemented by the consumer (the watcher actor).
 ///
@@ -176,10 +193,9 @@ public:
   /// it follows. Called when the feed learns a position no event carries (after catching
   /// up a resume token; after an empty upstream batch). Optional for consumers.
   virtual void position(std::string token) { (void)token; }
-  /// The feed ended: history lost (the reason then starts with history_lost_reason),
-  /// invalidated (after the "invalidate" event was delivered), or the store closed. The
-  /// last call the sink gets.
-  virtual void lost(std::string reason) = 0;
+  /// The feed ended: history lost, invalidated (after the "invalidate" event was
+  /// delivered), or failed (the store closed, ...). The last call the sink gets.
+  virtual void lost(feed_end end) = 0;
 };
 
 /// How the reason given to feed_sink::lost() starts when the feed's resume token is older

@@ -1,11 +1,36 @@
 #include "storage/document/change_event.hpp"
 
+#include <array>
+#include <ostream>
+
 namespace rheo {
+
+namespace {
+
+constexpr std::array<std::string_view, 9> operation_names = {
+    "insert", "update",       "replace",    "delete", "drop",
+    "rename", "dropDatabase", "invalidate", "meta"};
+
+} // namespace
+
+std::string_view to_string(operation_type op) {
+  return operation_names[static_cast<std::size_t>(op)];
+}
+
+std::optional<operation_type> operation_from_string(std::string_view name) {
+  for (std::size_t i = 0; i < operation_names.size(); ++i)
+    if (operation_names[i] == name) return static_cast<operation_type>(i);
+  return std::nullopt;
+}
+
+std::ostream& operator<<(std::ostream& out, operation_type op) {
+  return out << to_string(op);
+}
 
 object change_event::to_object() const {
   object out;
   out.emplace_back("_id", value(object{{"_data", value(token)}}));
-  out.emplace_back("operationType", value(operation));
+  out.emplace_back("operationType", value(to_string(operation)));
   if (full_document) out.emplace_back("fullDocument", value(*full_document));
   if (document_key) out.emplace_back("documentKey", value(object{{"_id", *document_key}}));
   if (update) {
@@ -26,7 +51,7 @@ change_event change_event::from_object(const object& event, std::string db, std:
   e.coll = std::move(coll);
   if (const std::string* t = event_token(event)) e.token = *t;
   if (const value* op = find_field(event, "operationType"); op && op->is_string())
-    e.operation = op->as_string();
+    if (auto known = operation_from_string(op->as_string())) e.operation = *known;
   if (const value* doc = find_field(event, "fullDocument"); doc && doc->is_object())
     e.full_document = doc->as_object();
   if (const value* key = find_field(event, "documentKey"); key && key->is_object())

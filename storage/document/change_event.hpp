@@ -10,10 +10,32 @@
 #include "storage/document/value.hpp"
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace rheo {
+
+/// What a change did. Its name (to_string) is MongoDB's operationType: what clients see and
+/// what the embedded change log stores.
+enum class operation_type : std::uint8_t {
+  insert,
+  update,
+  replace,
+  delete_, // "delete"
+  drop,
+  rename,
+  drop_database, // "dropDatabase": MongoDB, database-wide streams only
+  invalidate,
+  meta, // the embedded store's internal log entry: a collection's metadata (never delivered)
+};
+
+/// MongoDB's name of `op` ("insert", "delete", "dropDatabase", ...).
+std::string_view to_string(operation_type op);
+/// The operation named `name`, or nullopt when rheo knows no such operation.
+std::optional<operation_type> operation_from_string(std::string_view name);
+std::ostream& operator<<(std::ostream& out, operation_type op);
 
 struct change_event {
   /// Position in the store's change log; strictly increasing per store (embedded) or 0.
@@ -23,8 +45,7 @@ struct change_event {
   std::string token;
   std::string db;
   std::string coll;
-  /// insert | update | replace | delete | drop | rename | invalidate
-  std::string operation;
+  operation_type operation = operation_type::insert;
   std::optional<value> document_key; // the _id
   std::optional<object> full_document;
   std::optional<update_description> update;
@@ -34,7 +55,8 @@ struct change_event {
   /// {_id:{_data}, operationType, fullDocument?, documentKey?:{_id}, updateDescription?}.
   object to_object() const;
   /// The inverse of to_object() (seq 0, wall_time unset), for an event that crossed the
-  /// network in that shape. Fields of other types are ignored.
+  /// network in that shape. Fields of other types, and an unknown operationType (the
+  /// operation stays insert), are ignored.
   static change_event from_object(const object& event, std::string db, std::string coll);
 };
 

@@ -15,8 +15,10 @@ namespace {
 
 // ---- change events ----
 
-/// A MongoDB change document as rheo's change_event.
-change_event event_from_change(const object& doc, const std::string& db, const std::string& coll) {
+/// A MongoDB change document as rheo's change_event; nullopt for an operationType rheo does
+/// not know (a collection's change stream without showExpandedEvents sends none).
+std::optional<change_event> event_from_change(const object& doc, const std::string& db,
+                                              const std::string& coll) {
   change_event ev;
   ev.db = db;
   ev.coll = coll;
@@ -27,7 +29,13 @@ change_event event_from_change(const object& doc, const std::string& db, const s
       const value* data = v.is_object() ? find_field(v.as_object(), "_data") : nullptr;
       ev.token = data && data->is_string() ? data->as_string() : to_json(v);
     } else if (k == "operationType" && v.is_string()) {
-      ev.operation = v.as_string();
+      auto op = operation_from_string(v.as_string());
+      if (!op) {
+        log::debug("change stream of " + db + "." + coll + ": skipped an event of operation " +
+                   v.as_string());
+        return std::nullopt;
+      }
+      ev.operation = *op;
     } else if (k == "fullDocument" && v.is_object()) {
       ev.full_document = v.as_object();
     } else if (k == "documentKey" && v.is_object()) {
@@ -83,7 +91,8 @@ public:
       start_at_ =
           t->i == UINT32_MAX ? timestamp_value{t->t + 1, 0} : timestamp_value{t->t, t->i + 1};
     } else {
-      lost_ = "history lost: malformed resume token '" + *resume_after + "'";
+      lost_ = feed_end{feed_end_cause::history_lost,
+                       "history lost: malformed resume token '" + *resume_after + "'"};
     }
   }
 
@@ -104,7 +113,7 @@ public:
       return;
     }
     if (is_history_lost(error)) {
-      lost_ = std::string("history lost: ") + error.message;
+      lost_ = feed_end{feed_end_cause::history_lost, std::string("history lost: ") + error.message};
       return;
     }
     throw std::runtime_error(std::string("cannot open the change stream: ") + error.message);
@@ -163,7 +172,7 @@ private:
       loop();
     } catch (const std::exception& e) {
       log::error("change feed of " + db_ + "." + coll_ + " failed: " + e.what());
-      if (!cancelled()) sink_->lost(e.what());
+      if (!cancelled()) sink_->lost({feed_end_cause::failed, e.what()});
     }
     close_stream(); // the stream's client is returned by the thread that used it
     health_ = nullptr;
@@ -208,11 +217,14 @@ private:
       if (!report_position()) return;
       const bson_t* doc = nullptr;
       if (mongoc_change_stream_next(stream_, &doc)) {
-        change_event ev = event_from_change(from_bson(doc), db_, coll_);
+        std::optional<change_event> known = event_from_change(from_bson(doc), db_, coll_);
         remember_position();
         backoff_ = core_->options.backoff_min;
-        if (ev.operation == "invalidate")
-          lost_ = "invalidated: the collection was dropped or renamed";
+        if (!known) continue;
+        change_event& ev = *known;
+        if (ev.operation == operation_type::invalidate)
+          lost_ = feed_end{feed_end_cause::invalidated,
+                           "invalidated: the collection was dropped or renamed"};
         if (cancelled()) return;
         if (is_event_data(ev.token)) reported_ = ev.token;
         std::vector<change_event> batch;
@@ -296,7 +308,7 @@ private:
   void failed(const bson_error_t& error, std::string_view what) {
     close_stream();
     if (is_history_lost(error)) {
-      lost_ = std::string("history lost: ") + error.message;
+      lost_ = feed_end{feed_end_cause::history_lost, std::string("history lost: ") + error.message};
       return;
     }
     log::warn("change stream of " + db_ + "." + coll_ + ": " + std::string(what) + ": " +
@@ -322,7 +334,7 @@ private:
   bson_ptr token_; // the driver's resume token: the position to re-open from
   std::optional<timestamp_value> start_at_; // a snapshot's start, while token_ is empty
   std::string reported_; // the last event token or position the sink got (or was given)
-  std::optional<std::string> lost_;
+  std::optional<feed_end> lost_;
   std::chrono::milliseconds backoff_;
   std::chrono::steady_clock::time_point retry_at_{};
 };

@@ -37,8 +37,8 @@ public:
       cache_->apply(db_, ev);
   }
   void metadata(object) override {} // nothing publishes to the _properties feed
-  void lost(std::string reason) override {
-    log::warn("change stream of " + db_ + "." + properties_coll + " ended (" + reason +
+  void lost(feed_end end) override {
+    log::warn("change stream of " + db_ + "." + properties_coll + " ended (" + end.reason +
               "): collection metadata is read from MongoDB until it is re-opened");
     cache_->down(db_, true);
   }
@@ -135,8 +135,8 @@ void metadata_cache::down(const std::string& db, bool lost) {
 
 void metadata_cache::apply(const std::string& db, const change_event& ev) {
   const std::string prefix = properties_coll + ".";
-  if (ev.operation == "drop" || ev.operation == "rename" || ev.operation == "dropDatabase" ||
-      ev.operation == "invalidate") {
+  if (ev.operation == operation_type::drop || ev.operation == operation_type::rename ||
+      ev.operation == operation_type::drop_database || ev.operation == operation_type::invalidate) {
     std::lock_guard lk(mu_);
     database& d = databases_[db];
     d.entries.clear(); // read again; the invalidate ends the stream (lost())
@@ -150,7 +150,7 @@ void metadata_cache::apply(const std::string& db, const change_event& ev) {
   // An update's fullDocument is the document when the server looked it up: null when
   // deleted since, which is then the state to keep.
   std::optional<object> doc;
-  if (ev.operation != "delete") doc = ev.full_document;
+  if (ev.operation != operation_type::delete_) doc = ev.full_document;
   {
     std::lock_guard lk(mu_);
     database& d = databases_[db];

@@ -280,11 +280,11 @@ void take_reply(std::string* position, const value& out) {
   X(drop_index)                                                                                    \
   X(check_resume_token)
 
-template <auto M> constexpr std::string_view call_name = {};
-#define RHEO_CALL_NAME(method)                                                                     \
-  template <> constexpr std::string_view call_name<&store::method> = #method;
-RHEO_STORE_CALLS(RHEO_CALL_NAME)
-#undef RHEO_CALL_NAME
+template <auto M> constexpr std::optional<store_method> call_id = std::nullopt;
+#define RHEO_CALL_ID(method)                                                                       \
+  template <> constexpr std::optional<store_method> call_id<&store::method> = store_method::method;
+RHEO_STORE_CALLS(RHEO_CALL_ID)
+#undef RHEO_CALL_ID
 
 template <class M> struct signature_of;
 template <class R, class... P> struct signature_of<R (store::*)(P...)> { using type = R(P...); };
@@ -297,9 +297,9 @@ template <class R, class... P> struct signature_of<R (store::*)(P...) const> {
 template <auto M, class = typename signature_of<decltype(M)>::type> struct store_call;
 template <auto M, class R, class... P> struct store_call<M, R(P...)> {
   static R forward(const store_transport& transport, P... args) {
-    static_assert(!call_name<M>.empty(), "a store method forwarded must be in RHEO_STORE_CALLS");
+    static_assert(call_id<M>.has_value(), "a store method forwarded must be in RHEO_STORE_CALLS");
     object sent{{"a", value(array{codec<std::remove_cvref_t<P>>::encode(args)...})}};
-    object reply = decode_bson(transport(std::string(call_name<M>), encode_bson(sent)));
+    object reply = decode_bson(transport(*call_id<M>, encode_bson(sent)));
     if (!as<bool>(field(reply, "ok"), "ok")) throw_error_of(reply);
     auto& out = as<array>(field(reply, "out"), "out");
     if (out.size() != sizeof...(P)) malformed("out");
@@ -330,11 +330,25 @@ template <auto M, class R, class... P> struct store_call<M, R(P...)> {
 };
 
 using serve_fn = object (*)(store&, const array&);
-#define RHEO_SERVED_CALL(method) {#method, &store_call<&store::method>::serve},
-constexpr std::pair<std::string_view, serve_fn> served_calls[] = {
-    RHEO_STORE_CALLS(RHEO_SERVED_CALL)};
+struct served_call {
+  store_method method;
+  std::string_view name;
+  serve_fn serve;
+};
+#define RHEO_SERVED_CALL(method)                                                                   \
+  {store_method::method, #method, &store_call<&store::method>::serve},
+/// Indexed by store_method.
+constexpr served_call served_calls[] = {RHEO_STORE_CALLS(RHEO_SERVED_CALL)};
 #undef RHEO_SERVED_CALL
 #undef RHEO_STORE_CALLS
+
+constexpr bool served_in_order() {
+  std::size_t i = 0;
+  for (auto& c : served_calls)
+    if (static_cast<std::size_t>(c.method) != i++) return false;
+  return i == static_cast<std::size_t>(last_store_method) + 1;
+}
+static_assert(served_in_order(), "RHEO_STORE_CALLS lists store_method's values, in order");
 
 std::string error_reply(int status, const std::string& message,
                         const std::optional<object_id>& etag) {
@@ -347,11 +361,21 @@ std::string error_reply(int status, const std::string& message,
 
 } // namespace
 
-std::string serve_store_call(store& db, const std::string& op, const std::string& args) {
+std::string_view to_string(store_method method) {
+  return served_calls[static_cast<std::size_t>(method)].name;
+}
+
+std::string serve_store_call(store& db, std::string_view name, const std::string& args) {
+  for (auto& c : served_calls)
+    if (c.name == name) return serve_store_call(db, c.method, args);
+  return error_reply(400, "unknown store call '" + std::string(name) + "'", std::nullopt);
+}
+
+std::string serve_store_call(store& db, store_method method, const std::string& args) {
+  const std::string_view op = to_string(method);
   try {
-    for (auto& [name, serve] : served_calls)
-      if (name == op) return encode_bson(serve(db, as<array>(field(decode_bson(args), "a"), "a")));
-    return error_reply(400, "unknown store call '" + op + "'", std::nullopt);
+    return encode_bson(served_calls[static_cast<std::size_t>(method)].serve(
+        db, as<array>(field(decode_bson(args), "a"), "a")));
   } catch (const etag_mismatch& e) {
     return error_reply(e.status(), e.what(), e.current());
   } catch (const api_error& e) {
@@ -359,7 +383,7 @@ std::string serve_store_call(store& db, const std::string& op, const std::string
   } catch (const std::exception& e) {
     return error_reply(500, e.what(), std::nullopt);
   } catch (...) {
-    return error_reply(500, "store call '" + op + "' failed", std::nullopt);
+    return error_reply(500, "store call '" + std::string(op) + "' failed", std::nullopt);
   }
 }
 

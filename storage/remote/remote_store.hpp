@@ -13,16 +13,47 @@
 
 #include "storage/store.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace rheo {
 
+/// The store methods that cross the link (watch() and close() do not), one per call; each
+/// is named after its method of `store`.
+enum class store_method : std::uint8_t {
+  collection_names,
+  collection,
+  put_collection,
+  patch_collection,
+  drop_collection,
+  find,
+  count_query,
+  find_by_id,
+  insert,
+  replace,
+  update,
+  remove,
+  insert_many,
+  update_many,
+  delete_many,
+  aggregate,
+  list_indexes,
+  create_index,
+  drop_index,
+  check_resume_token,
+};
+inline constexpr store_method last_store_method = store_method::check_resume_token;
+
+/// The name of `method`'s store method ("find", "insert_many", ...).
+std::string_view to_string(store_method method);
+
 /// Sends one store call to the core and returns its reply (both BSON documents as bytes).
 /// Throws api_error(503, "...") when the core cannot be reached or does not answer in time.
-using store_transport = std::function<std::string(const std::string& op, const std::string& args)>;
+using store_transport = std::function<std::string(store_method method, const std::string& args)>;
 /// Opens a change feed on the core (watch() is forwarded here unchanged).
 using feed_opener =
     std::function<std::unique_ptr<change_feed>(const std::string& db, const std::string& coll,
@@ -33,7 +64,9 @@ using feed_opener =
 /// other exception is status 500 with its what().
 ///
 /// Thread-safety: as `db`'s methods (a store's may be called from any thread at once).
-std::string serve_store_call(store& db, const std::string& op, const std::string& args);
+std::string serve_store_call(store& db, store_method method, const std::string& args);
+/// The same for a call named by its method's name: an unknown name is a 400 error reply.
+std::string serve_store_call(store& db, std::string_view name, const std::string& args);
 
 /// A store whose calls run on another node. `local`, when given (a MongoDB edge: every node
 /// talks to MongoDB itself), takes every call except watch(); otherwise every call goes

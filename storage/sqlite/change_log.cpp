@@ -5,6 +5,7 @@
 #include "storage/sqlite/schema.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace rheo::sqlite {
 
@@ -12,7 +13,7 @@ namespace {
 
 std::string encode_event(const change_event& ev) {
   object o;
-  o.emplace_back("op", value(ev.operation));
+  o.emplace_back("op", value(to_string(ev.operation)));
   if (ev.document_key) o.emplace_back("key", *ev.document_key);
   if (ev.full_document) o.emplace_back("doc", value(*ev.full_document));
   if (ev.update) {
@@ -33,9 +34,13 @@ change_event decode_event(std::uint64_t seq, std::string db, std::string coll,
   ev.coll = std::move(coll);
   object o = decode_bson(blob);
   for (auto& [k, v] : o) {
-    if (k == "op" && v.is_string())
-      ev.operation = v.as_string();
-    else if (k == "key")
+    if (k == "op" && v.is_string()) {
+      auto op = operation_from_string(v.as_string());
+      if (!op)
+        throw std::runtime_error("change log entry " + ev.token + ": unknown operation '" +
+                                 v.as_string() + "'");
+      ev.operation = *op;
+    } else if (k == "key")
       ev.document_key = std::move(v);
     else if (k == "doc" && v.is_object())
       ev.full_document = std::move(v.as_object());
@@ -54,17 +59,17 @@ change_event decode_event(std::uint64_t seq, std::string db, std::string coll,
 
 } // namespace
 
-change_event make_event(const std::string& db, const std::string& coll, std::string op) {
+change_event make_event(const std::string& db, const std::string& coll, operation_type op) {
   change_event ev;
   ev.db = db;
   ev.coll = coll;
-  ev.operation = std::move(op);
+  ev.operation = op;
   ev.wall_time = date_time::now();
   return ev;
 }
 
 change_event meta_event(const std::string& db, const std::string& coll, object metadata) {
-  change_event ev = make_event(db, coll, "meta");
+  change_event ev = make_event(db, coll, operation_type::meta);
   ev.full_document = std::move(metadata);
   return ev;
 }
@@ -81,7 +86,8 @@ void append_insert_change(connection& c, std::uint64_t seq, const std::string& d
                           date_time wall) {
   // encode_event()'s fields in its order (op, key, doc, wall), with the document's BSON
   // copied in as an embedded document.
-  const std::string head = encode_bson(object{{"op", value("insert")}, {"key", id}});
+  const std::string head =
+      encode_bson(object{{"op", value(to_string(operation_type::insert))}, {"key", id}});
   std::string blob;
   blob.reserve(head.size() + doc.size() + 16);
   blob.append(head, 0, head.size() - 1); // without its terminating 0
@@ -128,7 +134,7 @@ std::string log_position(connection& c) {
 
 std::vector<change_event> read_changes_after(connection& c, const std::string& db,
                                              const std::string& coll, std::uint64_t after,
-                                             std::optional<std::string>& lost,
+                                             std::optional<feed_end>& lost,
                                              std::uint64_t& newest_seq) {
   std::vector<change_event> missed;
   // One read transaction: the bounds and the rows come from the same snapshot.
@@ -138,10 +144,12 @@ std::vector<change_event> read_changes_after(connection& c, const std::string& d
         change_log_bounds(c).value_or(std::pair<std::uint64_t, std::uint64_t>{1, 0});
     newest_seq = newest;
     if (after > newest)
-      lost = "history lost: resume token " + token_from_seq(after) + " is in the future";
+      lost = feed_end{feed_end_cause::history_lost,
+                      "history lost: resume token " + token_from_seq(after) + " is in the future"};
     else if (after + 1 < oldest)
-      lost = "history lost: resume token " + token_from_seq(after) +
-             " is older than the retained change log";
+      lost = feed_end{feed_end_cause::history_lost, "history lost: resume token " +
+                                                        token_from_seq(after) +
+                                                        " is older than the retained change log"};
     else {
       query q(c, sql_changes_after);
       q.int64(1, static_cast<std::int64_t>(after)).text(2, db).text(3, coll);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "storage/document/change_event.hpp"
+#include "storage/store.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -22,7 +23,7 @@ namespace rheo::sqlite {
 class connection;
 
 /// An event of `op` on db.coll at the current time, without key or documents.
-change_event make_event(const std::string& db, const std::string& coll, std::string op);
+change_event make_event(const std::string& db, const std::string& coll, operation_type op);
 /// The "meta" entry for a collection whose metadata is now `metadata`.
 change_event meta_event(const std::string& db, const std::string& coll, object metadata);
 
@@ -52,7 +53,6 @@ std::string log_position(connection& c);
 /// the newest seq of the whole log in that snapshot.
 std::vector<change_event> read_changes_after(connection& c, const std::string& db,
                                              const std::string& coll, std::uint64_t after,
-                                             std::optional<std::string>& lost,
-                                             std::uint64_t& newest);
+                                             std::optional<feed_end>& lost, std::uint64_t& newest);
 
 } // namespace rheo::sqlite

@@ -82,8 +82,8 @@ void embedded_store::drop_collection(const std::string& db, const std::string& c
       q.text(1, db).text(2, coll);
       q.step();
     }
-    t.log(make_event(db, coll, "drop"));
-    t.log(make_event(db, coll, "invalidate"));
+    t.log(make_event(db, coll, operation_type::drop));
+    t.log(make_event(db, coll, operation_type::invalidate));
   });
 }
 

@@ -83,7 +83,7 @@ void write_txn::log(change_event ev) {
 void write_txn::log_insert(const std::string& db, const std::string& coll, const value& id,
                            std::string_view doc) {
   if (heard(db, coll)) {
-    change_event ev = make_event(db, coll, "insert");
+    change_event ev = make_event(db, coll, operation_type::insert);
     ev.document_key = id;
     ev.full_document = decode_bson(doc);
     log(std::move(ev));
@@ -237,7 +237,7 @@ void core::close() {
       for (auto& weak : list)
         if (auto st = weak.lock()) {
           std::lock_guard flk(st->mu);
-          st->end("store closed");
+          st->end({feed_end_cause::failed, "store closed"});
         }
     feeds_.clear();
     feeds_closed_ = true;
@@ -264,7 +264,7 @@ std::shared_ptr<sqlite_feed_state> core::register_feed(const std::string& db,
   st->db = db;
   st->coll = coll;
   std::lock_guard lk(feeds_mu_);
-  if (feeds_closed_) st->lost = "store closed";
+  if (feeds_closed_) st->lost = feed_end{feed_end_cause::failed, "store closed"};
   st->last_seq = delivered_seq_;
   st->start_seq = delivered_seq_;
   feeds_[{db, coll}].push_back(st);
@@ -423,13 +423,13 @@ void core::deliver(std::vector<change_event>& events,
   // What the late feeds missed is in the log (read on the writer's connection, after the
   // commit).
   for (auto& st : late) {
-    std::optional<std::string> lost;
+    std::optional<feed_end> lost;
     std::uint64_t newest = 0;
     std::vector<change_event> missed;
     try {
       missed = read_changes_after(*writer_, st->db, st->coll, before_seq - 1, lost, newest);
     } catch (const std::exception& e) {
-      lost = e.what();
+      lost = feed_end{feed_end_cause::failed, e.what()};
     }
     if (lost) {
       std::lock_guard flk(st->mu);

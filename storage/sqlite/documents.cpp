@@ -254,7 +254,7 @@ write_result embedded_store::insert(const std::string& db, const std::string& co
   // Prepared on the caller's thread so that the writer only executes SQL.
   prepared_insert p = prepare_insert(std::move(doc));
   const object_id etag = find_field(p.doc, "_etag")->get<object_id>();
-  change_event ev = make_event(db, coll, "insert");
+  change_event ev = make_event(db, coll, operation_type::insert);
   ev.document_key = p.id;
   ev.full_document = std::move(p.doc);
   core_->submit([&](write_txn& t) {
@@ -337,7 +337,7 @@ bulk_result embedded_store::update_many(const std::string& db, const std::string
       set_field(doc, "_etag", etag);
       t.update_document(db, coll, key, before, doc, encode_bson(doc));
       ++r.modified;
-      change_event ev = make_event(db, coll, "update");
+      change_event ev = make_event(db, coll, operation_type::update);
       ev.document_key = *old_id;
       set_field(desc.updated_fields, "_etag", etag);
       ev.update = std::move(desc);
@@ -356,7 +356,7 @@ bulk_result embedded_store::delete_many(const std::string& db, const std::string
     for (auto& [key, before] : matching(t, db, coll, q, keep::id_unless_indexed)) {
       t.delete_document(db, coll, key, before);
       ++r.deleted;
-      change_event ev = make_event(db, coll, "delete");
+      change_event ev = make_event(db, coll, operation_type::delete_);
       ev.document_key = *find_field(before, "_id");
       t.log(std::move(ev));
     }
@@ -461,7 +461,8 @@ write_result embedded_store::replace(const std::string& db, const std::string& c
       t.insert_document(db, coll, key, body, &doc);
     }
     created = !existing;
-    change_event ev = make_event(db, coll, existing ? "replace" : "insert");
+    change_event ev =
+        make_event(db, coll, existing ? operation_type::replace : operation_type::insert);
     ev.document_key = id;
     ev.full_document = doc;
     t.log(std::move(ev));
@@ -503,7 +504,8 @@ write_result embedded_store::update(const std::string& db, const std::string& co
       t.insert_document(db, coll, key, body, &doc);
     }
     created = !existing;
-    change_event ev = make_event(db, coll, existing ? "update" : "insert");
+    change_event ev =
+        make_event(db, coll, existing ? operation_type::update : operation_type::insert);
     ev.document_key = id;
     if (existing) {
       set_field(desc.updated_fields, "_etag", etag);
@@ -526,7 +528,7 @@ void embedded_store::remove(const std::string& db, const std::string& coll, cons
     }
     check_if_match(if_match, *existing);
     t.delete_document(db, coll, key, *existing);
-    change_event ev = make_event(db, coll, "delete");
+    change_event ev = make_event(db, coll, operation_type::delete_);
     ev.document_key = id;
     t.log(std::move(ev));
   });

@@ -14,33 +14,33 @@ void sqlite_feed_state::push(std::vector<change_event>& events) {
     if (ended) return;
     if (ev.seq <= last_seq) continue;
     last_seq = ev.seq;
-    if (ev.operation == "meta") {
+    if (ev.operation == operation_type::meta) {
       flush();
       sink->metadata(ev.full_document ? std::move(*ev.full_document) : object{});
       continue;
     }
-    const bool invalidate = ev.operation == "invalidate";
+    const bool invalidate = ev.operation == operation_type::invalidate;
     batch.push_back(std::move(ev));
     if (invalidate) {
       // As MongoDB: a dropped collection ends its change streams.
       flush();
-      end("collection " + coll + " dropped (invalidated)");
+      end({feed_end_cause::invalidated, "collection " + coll + " dropped (invalidated)"});
       return;
     }
   }
   flush();
 }
 
-void sqlite_feed_state::end(std::string reason) {
+void sqlite_feed_state::end(feed_end why) {
   if (ended) return;
   if (buffering || !sink) {
-    if (!lost) lost = std::move(reason);
+    if (!lost) lost = std::move(why);
     return;
   }
   ended = true;
   held.clear();
   auto s = std::move(sink);
-  s->lost(std::move(reason));
+  s->lost(std::move(why));
 }
 
 void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
@@ -60,7 +60,7 @@ void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
   }
   // Catch-up: the log after the token, read while the writer keeps holding live events.
   std::vector<change_event> missed;
-  std::optional<std::string> history_lost;
+  std::optional<feed_end> history_lost;
   std::uint64_t newest = 0;
   if (resume) {
     if (auto owner = core_.lock()) {
@@ -68,10 +68,10 @@ void sqlite_feed::start(std::shared_ptr<feed_sink> sink) {
         core::reader r(*owner);
         missed = read_changes_after(*r, st.db, st.coll, *resume, history_lost, newest);
       } catch (const std::exception& e) {
-        history_lost = e.what(); // "store closed", an I/O error
+        history_lost = feed_end{feed_end_cause::failed, e.what()}; // "store closed", an I/O error
       }
     } else {
-      history_lost = "store closed";
+      history_lost = feed_end{feed_end_cause::failed, "store closed"};
     }
   }
   std::lock_guard lk(st.mu);

@@ -33,14 +33,14 @@ struct sqlite_feed_state {
   std::uint64_t last_seq = 0;          // highest seq delivered (or the resume position)
   std::uint64_t start_seq = 0;         // the position fixed at registration (or the resume)
   std::optional<std::uint64_t> resume; // catch-up pending from this seq
-  std::optional<std::string> lost;     // the feed ends with this reason once delivered up to here
+  std::optional<feed_end> lost;        // the feed ends with this reason once delivered up to here
 
   /// Delivers `events` (in commit order) to the sink, dropping those at or before last_seq,
   /// turning "meta" log entries into metadata() calls and ending the feed after an
   /// invalidate. Requires `mu` held, !buffering and a sink.
   void push(std::vector<change_event>& events);
-  /// Ends the feed with `reason` now, or once buffering is over. Requires `mu` held.
-  void end(std::string reason);
+  /// Ends the feed with `why` now, or once buffering is over. Requires `mu` held.
+  void end(feed_end why);
 };
 
 /// Thread-safety: as change_feed (store.hpp).

@@ -122,7 +122,7 @@ std::size_t embedded_store::expire_documents() {
         auto doc = read_document(t.conn(), ttl.db, ttl.coll, key);
         if (!doc || !expired(*doc, field.path, cutoff)) continue;
         t.delete_document(ttl.db, ttl.coll, key, *doc);
-        change_event ev = make_event(ttl.db, ttl.coll, "delete");
+        change_event ev = make_event(ttl.db, ttl.coll, operation_type::delete_);
         if (auto* id = find_field(*doc, "_id")) ev.document_key = *id;
         t.log(std::move(ev));
         ++deleted;

@@ -24,7 +24,8 @@ std::unique_ptr<change_feed> embedded_store::watch(const std::string& db, const 
       st->resume = *seq;
       st->start_seq = *seq;
     } else
-      st->lost = "history lost: malformed resume token '" + *resume_after + "'";
+      st->lost = feed_end{feed_end_cause::history_lost,
+                          "history lost: malformed resume token '" + *resume_after + "'"};
   }
   return std::make_unique<sqlite_feed>(std::move(st), core_);
 }

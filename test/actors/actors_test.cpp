@@ -209,9 +209,9 @@ subscription_actor::behavior_type stub_subscription(stub_tag) {
       [](replay_atom, std::uint64_t, event_batch&) {},
       [](replay_atom, std::uint64_t, std::string&) {},
       [](replay_atom, std::uint64_t, replay_feed&) {},
-      [](replay_end_atom, std::uint64_t, std::string&) {},
+      [](replay_end_atom, std::uint64_t, feed_end&) {},
       [](metadata_change&) {},
-      [](close_atom, std::uint16_t, std::string&) {},
+      [](close_atom, close_reason&) {},
   };
 }
 
@@ -241,10 +241,11 @@ change_event make_event(std::uint64_t seq, std::string op, int id) {
   e.token = token_from_seq(seq);
   e.db = "db";
   e.coll = "c";
-  e.operation = std::move(op);
-  if (e.operation != "invalidate") {
+  e.operation = *operation_from_string(op);
+  if (e.operation != operation_type::invalidate) {
     e.document_key = value(id);
-    if (e.operation != "delete") e.full_document = object{{"_id", value(id)}, {"n", value(id)}};
+    if (e.operation != operation_type::delete_)
+      e.full_document = object{{"_id", value(id)}, {"n", value(id)}};
   }
   return e;
 }
@@ -655,11 +656,14 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   // The feed ends with its history lost: the attached subscriptions close with 4410 (the
   // clients must reload), the broker retires the watcher (which stays until the broker
   // stops it: the feed is not cancelled yet).
-  rec->sink->lost("history lost: token 42");
-  expect((closed_atom, std::string), from(_).to(w).with(_, std::string("history lost: token 42")));
-  expect((close_atom, std::uint16_t, std::string),
-         from(w).to(sa).with(_, std::uint16_t{4410}, std::string("history lost")));
-  disallow((close_atom, std::uint16_t, std::string), from(w).to(sb));
+  rec->sink->lost({feed_end_cause::history_lost, "history lost: token 42"});
+  expect((closed_atom, feed_end),
+         from(_).to(w).with(_, feed_end{feed_end_cause::history_lost, "history lost: token 42"}));
+  const close_reason lost{close_cause::history_lost, {}};
+  expect((close_atom, close_reason), from(w).to(sa).with(_, lost));
+  CAF_CHECK_EQUAL(lost.code(), 4410);
+  CAF_CHECK_EQUAL(lost.text(), "history lost");
+  disallow((close_atom, close_reason), from(w).to(sb));
   expect((retire_atom, watcher_actor), from(w).to(bs).with(_, w));
   CAF_CHECK_EQUAL(rec->cancels, 0);
 
@@ -796,8 +800,8 @@ CAF_TEST(subscription_closes_its_sessions_and_retires_when_the_collection_was_dr
 
 CAF_TEST(subscription_passes_a_close_from_its_watcher_to_every_session) {
   auto [bs, sub, sa, sb, ca, cb] = subscription_with_two_sessions(shard0, shard1);
-  self->send(sub, close_atom::value, std::uint16_t{1011}, std::string("change feed ended: x"));
-  expect((close_atom, std::uint16_t, std::string), from(self).to(sub));
+  self->send(sub, close_atom::value, close_reason{close_cause::feed_ended, "x"});
+  expect((close_atom, close_reason), from(self).to(sub));
   for (auto& s : {sa, sb})
     expect((close_atom, std::uint16_t, std::string),
            from(sub).to(s).with(_, std::uint16_t{1011}, std::string("change feed ended: x")));
@@ -915,13 +919,39 @@ CAF_TEST(a_resume_token_older_than_the_history_closes_the_websocket_with_4410) {
   CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
   // Live events held meanwhile are not sent to it.
   self->send(sub, batch_of({make_event(51, "insert", 51)}));
-  replays.opens[0].sink->lost("history lost: older than the retained change log");
+  replays.opens[0].sink->lost(
+      {feed_end_cause::history_lost, "history lost: older than the retained change log"});
   expect((event_batch), from(self).to(sub));
-  expect((replay_end_atom, std::uint64_t, std::string), from(_).to(sub));
+  expect((replay_end_atom, std::uint64_t, feed_end), from(_).to(sub));
   expect((close_atom, std::uint16_t, std::string),
          from(sub).to(s).with(_, std::uint16_t{4410}, std::string("history lost")));
   drain(shard0);
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+}
+
+CAF_TEST(a_session_that_leaves_mid_replay_gets_nothing_more_and_its_replay_is_cancelled) {
+  fake_replays replays;
+  auto sub = resumable_subscription(replays);
+  self->send(sub, position_atom::value, token_from_seq(5));
+  auto s = session();
+  auto c = connection(shard0);
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(2)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  auto e3 = make_event(3, "insert", 3), e6 = make_event(6, "insert", 6);
+  self->send(sub, batch_of({e6}));
+  self->send(sub, closed_atom::value, s);
+  run();
+  // The replay's events and its end reach a subscription that no longer knows the session,
+  // and the replay feed, opened late, is cancelled at once.
+  replays.opens[0].sink->events({e3});
+  replays.opens[0].sink->position(token_from_seq(5));
+  replays.opens[0].opened(nullptr);
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+  CAF_CHECK_EQUAL(replays.cancelled.size(), 1u);
+  disallow((close_atom, std::uint16_t, std::string), from(sub).to(s));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -119,7 +119,7 @@ const object& sample_event() {
     e.token = token_from_seq(9);
     e.db = "rheo";
     e.coll = "messages";
-    e.operation = "insert";
+    e.operation = operation_type::insert;
     e.document_key = value(std::int32_t(9));
     e.full_document = parse_json(R"({"_id":9,"from":"ada","text":"hello"})", "event").as_object();
     return e.to_object();

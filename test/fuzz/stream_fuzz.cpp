@@ -30,7 +30,7 @@ const std::vector<object>& sample_events() {
       e.token = token_from_seq(seq);
       e.db = "rheo";
       e.coll = "messages";
-      e.operation = op;
+      e.operation = *operation_from_string(op);
       if (doc) e.document_key = *find_field(*doc, "_id");
       e.full_document = std::move(doc);
       e.update = std::move(upd);
@@ -47,13 +47,13 @@ const std::vector<object>& sample_events() {
     change_event del;
     del.seq = 4;
     del.token = token_from_seq(4);
-    del.operation = "delete";
+    del.operation = operation_type::delete_;
     del.document_key = value(std::int32_t(7));
     out.push_back(del.to_object());
     change_event drop;
     drop.seq = 5;
     drop.token = token_from_seq(5);
-    drop.operation = "drop";
+    drop.operation = operation_type::drop;
     out.push_back(drop.to_object());
     return out;
   }();

@@ -44,7 +44,7 @@ object message() {
 object insert_event() {
   change_event e;
   e.token = token_from_seq(1);
-  e.operation = "insert";
+  e.operation = operation_type::insert;
   e.document_key = value("m1");
   e.full_document = message();
   return e.to_object();
@@ -53,7 +53,7 @@ object insert_event() {
 object update_event() {
   change_event e;
   e.token = token_from_seq(2);
-  e.operation = "update";
+  e.operation = operation_type::update;
   e.document_key = value("m1");
   e.full_document = message();
   e.update = update_description{obj(R"({"text":"hi"})"), {"draft"}};
@@ -63,7 +63,7 @@ object update_event() {
 object delete_event() {
   change_event e;
   e.token = token_from_seq(3);
-  e.operation = "delete";
+  e.operation = operation_type::delete_;
   e.document_key = value("m1");
   return e.to_object();
 }

@@ -25,7 +25,7 @@ namespace {
 /// (through a copy of the bytes, as a link would carry them). `calls` counts what crossed.
 struct edge_fixture : store_fixture {
   int calls = 0;
-  remote_store edge{[this](const std::string& op, const std::string& args) {
+  remote_store edge{[this](store_method op, const std::string& args) {
                       ++calls;
                       const std::string sent(args.begin(), args.end());
                       std::string reply = serve_store_call(*db, op, sent);
@@ -435,7 +435,7 @@ BOOST_AUTO_TEST_CASE(resume_tokens_are_checked_by_the_core) {
 
 BOOST_AUTO_TEST_CASE(a_core_that_cannot_be_reached_is_503_for_the_caller) {
   remote_store edge(
-      [](const std::string&, const std::string&) -> std::string {
+      [](store_method, const std::string&) -> std::string {
         throw api_error(503, "the core node does not answer");
       },
       nullptr);
@@ -453,7 +453,7 @@ BOOST_AUTO_TEST_CASE(a_local_store_takes_every_call_but_watch) {
   int transported = 0;
   std::shared_ptr<store> local = std::move(core.db);
   remote_store edge(
-      [&](const std::string&, const std::string&) -> std::string {
+      [&](store_method, const std::string&) -> std::string {
         ++transported;
         throw api_error(503, "unused");
       },

@@ -40,7 +40,7 @@ public:
   }
   void metadata(object m) override { add({'m', {}, std::move(m), {}}); }
   void position(std::string token) override { add({'p', {}, {}, std::move(token)}); }
-  void lost(std::string reason) override { add({'l', {}, {}, std::move(reason)}); }
+  void lost(feed_end why) override { add({'l', {}, {}, std::move(why.reason)}); }
 
   std::vector<call> calls() {
     std::lock_guard lk(mu_);
@@ -76,7 +76,7 @@ change_event ev(std::uint64_t seq, const char* operation = "insert") {
   e.token = token_from_seq(seq);
   e.db = "rheo";
   e.coll = "c";
-  e.operation = operation;
+  e.operation = *operation_from_string(operation);
   e.document_key = value(static_cast<std::int64_t>(seq));
   return e;
 }
@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(an_invalidate_is_delivered_then_ends_the_feed) {
   BOOST_TEST(calls[1].text == "collection c dropped (invalidated)");
   BOOST_TEST(st->ended);
   BOOST_TEST(!st->sink);   // released: the writer has nobody to call any more
-  st->end("store closed"); // an end after the end changes nothing
+  st->end({feed_end_cause::failed, "store closed"}); // an end after the end changes nothing
   BOOST_TEST(sink->kinds() == "el");
 }
 
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(an_end_decided_before_the_start_is_its_only_call) {
   st->held = evs({1});
   {
     std::lock_guard lk(st->mu);
-    st->end("store closed"); // the store closed between watch() and start()
+    st->end({feed_end_cause::failed, "store closed"}); // the store closed between watch() and start()
   }
   BOOST_TEST(!st->ended); // nobody to tell yet
   sqlite_feed feed(st, std::weak_ptr<core>{});

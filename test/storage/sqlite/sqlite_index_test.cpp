@@ -413,7 +413,7 @@ BOOST_AUTO_TEST_CASE(a_ttl_index_deletes_expired_documents_each_with_a_delete_ev
   BOOST_REQUIRE(events.size() == 2u);
   std::set<std::string> deleted;
   for (auto& ev : events) {
-    BOOST_TEST(ev.operation == "delete");
+    BOOST_TEST(ev.operation == operation_type::delete_);
     deleted.insert(to_json(*ev.document_key));
   }
   BOOST_TEST(deleted == (std::set<std::string>{"1", "4"}));
@@ -466,7 +466,7 @@ BOOST_AUTO_TEST_CASE(a_bulk_insert_is_one_transaction_with_one_event_per_documen
   auto events = sink->received();
   BOOST_REQUIRE(events.size() == 3u);
   for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST(events[i].operation == "insert");
+    BOOST_TEST(events[i].operation == operation_type::insert);
     BOOST_TEST(to_json(*events[i].document_key) == to_json(r.ids[i]));
   }
   // A duplicate _id inside the bulk, or a taken unique key: 409 and nothing of it.
@@ -501,11 +501,11 @@ BOOST_AUTO_TEST_CASE(bulk_updates_and_deletes_touch_every_match_with_one_event_e
   auto events = sink->received();
   BOOST_REQUIRE(events.size() == 10u);
   for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST(events[i].operation == "update");
+    BOOST_TEST(events[i].operation == operation_type::update);
     BOOST_TEST(events[i].update.has_value());
   }
   for (std::size_t i = 3; i < 10; ++i)
-    BOOST_TEST(events[i].operation == "delete");
+    BOOST_TEST(events[i].operation == operation_type::delete_);
   BOOST_TEST(status_of([&] {
                s.db->update_many("rheo", "m", request("{k:2}"),
                                  update_spec::parse(J("{$set:{_id:99}}")));

@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(a_bulk_insert_nobody_watches_is_logged_whole_and_read_back_
   const auto events = sink->wait_events(3);
   BOOST_TEST_REQUIRE(events.size() == 3u);
   for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST(events[i].operation == "insert");
+    BOOST_TEST(events[i].operation == operation_type::insert);
     BOOST_TEST_REQUIRE(events[i].document_key.has_value());
     BOOST_TEST(identical(*events[i].document_key, r.ids[i]));
     const auto stored = f.db->find_by_id("db", "b", r.ids[i]);

@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(change_events_have_exactly_the_documented_shape) {
   change_event ins;
   ins.seq = 5;
   ins.token = token_from_seq(5);
-  ins.operation = "insert";
+  ins.operation = operation_type::insert;
   ins.document_key = value(1);
   ins.full_document = J("{_id:1,a:2}");
   object o = ins.to_object();
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(change_events_have_exactly_the_documented_shape) {
                                          "fullDocument:{_id:1,a:2},documentKey:{_id:1}}"))));
 
   change_event upd = ins;
-  upd.operation = "update";
+  upd.operation = operation_type::update;
   upd.update = update_description{J("{a:3,'b.c':4}"), {"x", "y.z"}};
   BOOST_TEST(identical(value(upd.to_object()),
                        value(J("{_id:{_data:'0000000000000005'},operationType:'update',"
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(change_events_have_exactly_the_documented_shape) {
 
   change_event drop;
   drop.token = token_from_seq(255);
-  drop.operation = "drop";
+  drop.operation = operation_type::drop;
   BOOST_TEST(identical(value(drop.to_object()),
                        value(J("{_id:{_data:'00000000000000ff'},operationType:'drop'}"))));
 }
@@ -403,14 +403,14 @@ BOOST_AUTO_TEST_CASE(updates_apply_operators_and_keep_the_id) {
 
   auto events = sink->received(); // every write returned: its event is there already
   BOOST_REQUIRE(events.size() == 3u);
-  BOOST_TEST(events[0].operation == "insert");
-  BOOST_TEST(events[1].operation == "update");
+  BOOST_TEST(events[0].operation == operation_type::insert);
+  BOOST_TEST(events[1].operation == operation_type::update);
   BOOST_TEST(identical(value(*events[1].full_document), value(*doc)));
   BOOST_REQUIRE(events[1].update.has_value());
   BOOST_TEST(find_field(events[1].update->updated_fields, "a")->as_int64() == 6);
   BOOST_TEST(find_field(events[1].update->updated_fields, "_etag") != nullptr);
   BOOST_TEST(events[1].update->removed_fields == std::vector<std::string>{"b"});
-  BOOST_TEST(events[2].operation == "insert");
+  BOOST_TEST(events[2].operation == operation_type::insert);
   BOOST_TEST(events[1].seq == events[0].seq + 1); // the failed writes left no entry
   BOOST_TEST(events[2].seq == events[1].seq + 1);
 }
@@ -425,11 +425,11 @@ BOOST_AUTO_TEST_CASE(replace_and_delete_emit_their_events) {
   s.db->insert("rheo", "other", J("{_id:1}")); // another collection: not on this feed
   auto events = sink->received();
   BOOST_REQUIRE(events.size() == 3u);
-  BOOST_TEST(events[0].operation == "insert");
-  BOOST_TEST(events[1].operation == "replace");
+  BOOST_TEST(events[0].operation == operation_type::insert);
+  BOOST_TEST(events[1].operation == operation_type::replace);
   BOOST_TEST(find_field(*events[1].full_document, "b")->as_int64() == 2);
   BOOST_TEST(!find_field(*events[1].full_document, "a"));
-  BOOST_TEST(events[2].operation == "delete");
+  BOOST_TEST(events[2].operation == operation_type::delete_);
   BOOST_TEST(identical(*events[2].document_key, value(1)));
   BOOST_TEST(!events[2].full_document.has_value());
   BOOST_TEST(sink->call_count() == 3u); // nothing from the other collection
@@ -524,7 +524,7 @@ BOOST_AUTO_TEST_CASE(a_committed_event_is_in_the_sink_when_the_write_returns) {
     BOOST_TEST(got.back().document_key->as_int64() == i);
   }
   s.db->remove("rheo", "p", value(1), std::nullopt);
-  BOOST_TEST(sink->received().back().operation == "delete");
+  BOOST_TEST(sink->received().back().operation == operation_type::delete_);
   BOOST_TEST(sink->misuse() == 0);
 }
 
@@ -617,8 +617,8 @@ BOOST_AUTO_TEST_CASE(dropping_a_collection_emits_drop_and_invalidate_and_ends_th
   BOOST_REQUIRE(calls[1].kind == 'e');
   auto& drop = *calls[0].event;
   auto& invalidate = *calls[1].event;
-  BOOST_TEST(drop.operation == "drop");
-  BOOST_TEST(invalidate.operation == "invalidate");
+  BOOST_TEST(drop.operation == operation_type::drop);
+  BOOST_TEST(invalidate.operation == operation_type::invalidate);
   BOOST_TEST(invalidate.seq == drop.seq + 1);
   BOOST_TEST(identical(value(drop.to_object()),
                        value(object{{"_id", value(object{{"_data", value(drop.token)}})},

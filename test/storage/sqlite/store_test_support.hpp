@@ -80,7 +80,7 @@ public:
     std::lock_guard lk(mu_);
     if (batch.empty()) ++misuse_;
     for (auto& ev : batch) {
-      if (ev.operation == "meta") ++misuse_; // metadata never comes as an event
+      if (ev.operation == operation_type::meta) ++misuse_; // metadata never comes as an event
       record({'e', std::move(ev), {}, {}});
     }
   }
@@ -88,9 +88,9 @@ public:
     std::lock_guard lk(mu_);
     record({'m', std::nullopt, std::move(m), {}});
   }
-  void lost(std::string reason) override {
+  void lost(feed_end end) override {
     std::lock_guard lk(mu_);
-    record({'l', std::nullopt, {}, std::move(reason)});
+    record({'l', std::nullopt, {}, std::move(end.reason)});
   }
 
   /// The events received so far (no waiting).
