@@ -153,49 +153,40 @@ std::vector<object> embedded_store::find(const std::string& db, const std::strin
   const std::uint64_t wanted = page == UINT64_MAX ? UINT64_MAX : skip + page;
   std::vector<object> out;
   std::uint64_t examined = 0;
-  if (page > 0 && p.provides_sort && q.page_json && q.keys.empty()) {
-    // The same walk, the page written as JSON from the stored BSON: no document becomes a
-    // value unless the filter needs to look at it.
+  if (page > 0 && p.provides_sort) {
+    // In plan order: the matches before the page are counted, not kept. When every document
+    // matches (no filter, and the index holds every document), they are not even read.
+    // Without a projection the page may be written as JSON from the stored BSON
+    // (page_json): then no document becomes a value unless the filter needs to look at it.
+    json_page* json = q.keys.empty() ? q.page_json : nullptr;
     plan_cursor cursor(c, db, coll, p);
     const bool filtered = !q.filter.matches_all();
     const bool all_match = !filtered && !p.index->spec.sparse && !p.index->partial;
     std::uint64_t skipped = all_match ? cursor.skip(skip) : 0;
-    json_page& out_json = *q.page_json;
-    while (out_json.count < page) {
-      auto doc = cursor.next_encoded();
-      if (!doc) break;
-      // A document the filter had to decode is written from its value, the others from
-      // their BSON.
-      std::optional<object> decoded;
-      if (filtered && !q.filter.matches(decoded.emplace(decode_bson(*doc)))) continue;
+    std::uint64_t kept = 0;
+    while (kept < page) {
+      auto bson = cursor.next_encoded();
+      if (!bson) break;
+      std::optional<object> doc;
+      if (filtered || !json) doc = decode_bson(*bson);
+      if (filtered && !q.filter.matches(*doc)) continue;
       if (skipped < skip) {
         ++skipped;
         continue;
       }
-      if (out_json.count++) out_json.json += ',';
-      if (decoded)
-        append_json(out_json.json, *decoded);
+      ++kept;
+      if (!json) {
+        out.push_back(std::move(*doc));
+        continue;
+      }
+      // A document the filter decoded is written from its value, the others from their BSON.
+      if (json->count++) json->json += ',';
+      if (doc)
+        append_json(json->json, *doc);
       else
-        append_json_from_bson(out_json.json, *doc);
+        append_json_from_bson(json->json, *bson);
     }
-    out_json.written = true;
-    if (q.explain) *q.explain = query_plan{p.index->name, cursor.examined(), p.bounds, false};
-    return out;
-  } else if (page > 0 && p.provides_sort) {
-    // In plan order: the matches before the page are counted, not kept. When every document
-    // matches (no filter, and the index holds every document), they are not even read.
-    plan_cursor cursor(c, db, coll, p);
-    const bool all_match = q.filter.matches_all() && !p.index->spec.sparse && !p.index->partial;
-    std::uint64_t skipped = all_match ? cursor.skip(skip) : 0;
-    while (out.size() < page) {
-      auto row = cursor.next();
-      if (!row) break;
-      if (!q.filter.matches(row->second)) continue;
-      if (skipped < skip)
-        ++skipped;
-      else
-        out.push_back(std::move(row->second));
-    }
+    if (json) json->written = true;
     examined = cursor.examined();
   } else if (page > 0) {
     // A sort no index gives: only the documents that can reach the page are kept, in a
