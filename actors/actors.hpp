@@ -47,7 +47,6 @@ using detach_atom = caf::atom_constant<caf::atom("detach")>;
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
 using close_atom = caf::atom_constant<caf::atom("close")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
-using feed_atom = caf::atom_constant<caf::atom("feed")>;
 using position_atom = caf::atom_constant<caf::atom("position")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using replay_end_atom = caf::atom_constant<caf::atom("replayend")>;
@@ -81,9 +80,10 @@ struct replay_feed {
 };
 
 /// Change events in commit order, each in the shape stages see
-/// ({_id:{_data}, operationType, fullDocument, documentKey, updateDescription}).
-/// Shared, not copied, between the subscriptions of a node; encoded as BSON when it
-/// crosses the network.
+/// ({_id:{_data}, operationType, fullDocument, documentKey, updateDescription}): made once
+/// from what the store committed (to_batch, actors/sink_support.hpp) and read-only after
+/// that, shared (not copied) by the listeners of a feed; encoded as BSON, once per batch,
+/// when it crosses the network.
 struct event_batch {
   /// The events as BSON, made once however many nodes the batch is sent to.
   struct wire_form {
@@ -94,6 +94,8 @@ struct event_batch {
 
   std::shared_ptr<const std::vector<object>> events;
   mutable std::shared_ptr<wire_form> wire = nullptr; // shared by the copies of a batch
+  /// The last event is "invalidate" (the collection is gone; nothing follows it).
+  bool invalidates = false;
 
   /// The events as BSON (encoded on the first call, by any thread). A batch that does not
   /// come from to_batch() must not be encoded by two threads at once.
@@ -205,9 +207,9 @@ using subscription_actor = caf::typed_actor<
     caf::reacts_to<join_atom, session_actor, client_handle>,
     // Remove a session (from the broker).
     caf::reacts_to<closed_atom, session_actor>,
-    // Change events from the watcher, in commit order.
+    // Change events from the watcher's feed (its sink, on a store thread), in commit order.
     caf::reacts_to<event_batch>,
-    // From the watcher, in order with the events: every change up to this resume token has
+    // From the watcher's feed, in order with the events: every change up to this resume token has
     // been sent (when attached, and when the feed tells a position no event carries).
     caf::reacts_to<position_atom, std::string>,
     // Internal, from the replay feed of resuming session `id` (a store or worker thread):
@@ -216,33 +218,27 @@ using subscription_actor = caf::typed_actor<
     caf::reacts_to<replay_atom, std::uint64_t, std::string>,
     caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
     caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>,
-    // The collection's metadata changed (from the watcher, in order with the events).
+    // The collection's metadata changed (from the watcher's feed, in order with the events).
     caf::reacts_to<metadata_change>,
     // Close every session (feed lost).
     caf::reacts_to<close_atom, close_reason>>;
 
-/// What a watcher forwards to: its subscriptions, and (on a cluster's core) the relays of
-/// the edges that follow the collection (actors/cluster.hpp). A subset of
-/// subscription_actor.
+/// What a watcher's feed sends to, from the store's thread (actors/watcher.hpp): its
+/// subscriptions, and (on a cluster's core) the relays of the edges that follow the
+/// collection (actors/cluster.hpp). A subset of subscription_actor.
 using feed_listener_actor =
     caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
                      caf::reacts_to<metadata_change>, caf::reacts_to<close_atom, close_reason>>;
 
 /// The WATCHER actor interface: one per upstream change feed (watched collection).
 using watcher_actor = caf::typed_actor<
-    // Start/stop forwarding events to a listener (from the broker). Once attached, the
+    // Start/stop sending the feed's output to a listener (from the broker). Once attached, the
     // listener is first told the position (possibly empty: unknown) after which it
     // receives every event.
     caf::reacts_to<attach_atom, feed_listener_actor>,
     caf::reacts_to<detach_atom, feed_listener_actor>,
-    // Internal, from the feed's sink (a store thread): committed events, in order.
-    caf::reacts_to<feed_atom, event_batch>,
-    // Internal, from the feed's sink: the collection's metadata changed.
-    caf::reacts_to<metadata_change>,
-    // Internal, from the feed's sink: a position no event carries (feed_sink::position).
-    caf::reacts_to<position_atom, std::string>,
-    // Internal, from the feed's sink: the feed ended (history lost, invalidated, store
-    // closed).
+    // Internal, from the feed's sink (a store thread), after it told the listeners: the feed
+    // ended (history lost, invalidated, store closed).
     caf::reacts_to<closed_atom, feed_end>>;
 
 /// The BROKER actor interface: creates and finds watchers and subscriptions, attaches

@@ -134,7 +134,7 @@ event_batch batch_of(const std::vector<const object*>& events) {
   out->reserve(events.size());
   for (const object* ev : events)
     out->push_back(*ev);
-  return event_batch{std::move(out), std::make_shared<event_batch::wire_form>()};
+  return to_batch(std::shared_ptr<const std::vector<object>>(std::move(out)));
 }
 
 /// Goes live: the replay is cancelled, the held events after its last go out.

@@ -125,21 +125,27 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<remote
   return {
       [self](event_batch& batch) {
         auto& st = self->state;
-        if (!batch.events) return;
-        std::vector<change_event> events;
+        if (!batch.events || batch.events->empty()) return;
+        // The batch goes to the sink as it came (shared, not rebuilt), unless it starts with
+        // events already delivered: a relay that resumed after `last` sends nothing before
+        // it, and this is the guard.
+        std::shared_ptr<const std::vector<object>> events = std::move(batch.events);
         {
           std::lock_guard lock(st.feed->mutex);
-          for (auto& ev : *batch.events) {
-            const std::string* t = event_token(ev);
-            // A relay that resumed after `last` sends nothing before it; this is the guard.
-            if (t && !st.feed->last.empty() && !token_before(st.feed->last, *t)) continue;
-            if (t) st.feed->last = *t;
-            events.push_back(change_event::from_object(ev, st.db, st.coll));
+          const std::string& last = st.feed->last;
+          auto fresh = events->begin();
+          for (; fresh != events->end(); ++fresh) {
+            const std::string* t = event_token(*fresh);
+            if (!t || last.empty() || token_before(last, *t)) break;
           }
+          if (fresh == events->end()) return;
+          if (fresh != events->begin())
+            events = std::make_shared<const std::vector<object>>(fresh, events->end());
+          if (const std::string* t = event_token(events->back())) st.feed->last = *t;
         }
-        if (!events.empty())
-          st.feed->deliver(
-              [events = std::move(events)](feed_sink& s) mutable { s.events(std::move(events)); });
+        st.feed->deliver([events = std::move(events)](feed_sink& s) mutable {
+          s.shaped_events(std::move(events));
+        });
       },
       [self](position_atom, std::string& token) {
         auto& st = self->state;

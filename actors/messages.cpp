@@ -30,21 +30,41 @@ std::size_t event_batch::encoded_bytes() const {
   return wire ? wire->bytes : 0;
 }
 
+/// Whether the last of `events` is an "invalidate" event.
+bool ends_with_invalidate(const std::vector<object>& events) {
+  if (events.empty()) return false;
+  const value* op = find_field(events.back(), "operationType");
+  return op && op->is_string() && op->as_string() == to_string(operation_type::invalidate);
+}
+
 void event_batch::decode(const std::vector<std::string>& encoded) {
   auto v = std::make_shared<std::vector<object>>();
   v->reserve(encoded.size());
   for (auto& e : encoded)
     v->push_back(decode_bson(e));
+  invalidates = ends_with_invalidate(*v);
   events = std::move(v);
   wire.reset();
 }
 
-event_batch to_batch(const std::vector<change_event>& events) {
+event_batch to_batch(std::vector<change_event>&& events) {
   auto objects = std::make_shared<std::vector<object>>();
   objects->reserve(events.size());
-  for (auto& e : events)
-    objects->push_back(e.to_object());
-  return event_batch{std::move(objects), std::make_shared<event_batch::wire_form>()};
+  bool invalidates = false;
+  for (auto& e : events) {
+    objects->push_back(std::move(e).to_object());
+    // As a feed does: nothing after the collection is gone.
+    if (e.operation == operation_type::invalidate) {
+      invalidates = true;
+      break;
+    }
+  }
+  return event_batch{std::move(objects), std::make_shared<event_batch::wire_form>(), invalidates};
+}
+
+event_batch to_batch(std::shared_ptr<const std::vector<object>> events) {
+  const bool invalidates = events && ends_with_invalidate(*events);
+  return event_batch{std::move(events), std::make_shared<event_batch::wire_form>(), invalidates};
 }
 
 std::uint16_t close_reason::code() const {

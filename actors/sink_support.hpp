@@ -19,8 +19,11 @@
 
 namespace rheo {
 
-/// The events in the shape stages see (change_event::to_object()), as one shared batch.
-event_batch to_batch(const std::vector<change_event>& events);
+/// The events in the shape stages see (change_event::to_object(), moving their documents),
+/// as one shared, immutable batch; after an "invalidate" event nothing is taken.
+event_batch to_batch(std::vector<change_event>&& events);
+/// Events already in that shape (a cluster edge's, from its core), shared as they are.
+event_batch to_batch(std::shared_ptr<const std::vector<object>> events);
 
 /// Sends `xs` to the actor behind `weak` (of interface `Handle`) if it is still alive;
 /// never blocks. Returns whether it was sent (when not, `xs` were not touched).
@@ -42,7 +45,11 @@ public:
 
   void events(std::vector<change_event> batch) override {
     stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
-    send(replay_atom::value, id_, to_batch(batch));
+    send(replay_atom::value, id_, to_batch(std::move(batch)));
+  }
+  void shaped_events(std::shared_ptr<const std::vector<object>> batch) override {
+    stats_->events_replayed.fetch_add(batch->size(), std::memory_order_relaxed);
+    send(replay_atom::value, id_, to_batch(std::move(batch)));
   }
   void metadata(object) override {} // the live feed tells the owner
   void position(std::string token) override { send(replay_atom::value, id_, std::move(token)); }

@@ -23,12 +23,6 @@ using state = subscription_state;
 constexpr std::size_t ws_index = static_cast<std::size_t>(push_transport::websocket);
 constexpr std::size_t sse_index = static_cast<std::size_t>(push_transport::sse);
 
-/// The operation of `event` (in the shape stages see, where it is MongoDB's name).
-std::optional<operation_type> operation_of(const object& event) {
-  const value* op = find_field(event, "operationType");
-  return op && op->is_string() ? operation_from_string(op->as_string()) : std::nullopt;
-}
-
 /// Appends `out` (the stages' output for `event`) in `transport`'s encoding.
 void append_message(std::string& buf, std::size_t transport, const object& event,
                     const object& out) {
@@ -279,19 +273,13 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         std::array<std::string, 2> bytes;
         std::uint32_t count = 0;
         object scratch;
-        bool invalidated = false;
-        for (auto& ev : *batch.events) {
-          if (used[0] || used[1])
+        if (used[0] || used[1])
+          for (auto& ev : *batch.events)
             if (const object* out = run_stages(st, stats, ev, scratch)) {
               for (std::size_t tr = 0; tr < 2; ++tr)
                 if (used[tr]) append_message(bytes[tr], tr, ev, *out);
               ++count;
             }
-          if (operation_of(ev) == operation_type::invalidate) {
-            invalidated = true;
-            break;
-          }
-        }
         if (count)
           for (std::size_t tr = 0; tr < 2; ++tr) {
             if (!used[tr]) continue;
@@ -313,7 +301,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
           hand_over(self, stats, id);
         for (auto id : too_far)
           close_resuming(self, id, {close_cause::slow_consumer, "the replay fell too far behind"});
-        if (invalidated) {
+        if (batch.invalidates) {
           close_all(self, {close_cause::collection_dropped, {}});
           self->send(broker, retire_atom::value, subscription_actor{self});
         }

@@ -7,41 +7,97 @@
 
 #include <caf/all.hpp>
 
+#include <mutex>
+#include <vector>
+
 namespace rheo {
 
-namespace {
-
-/// Turns what the store pushes into messages to the watcher. Holds only a weak reference,
-/// so the actor can terminate while the feed runs. Thread-safety: called by the feed, one
-/// call at a time, on a store thread; never blocks (anon_send only).
+/// The sink of a watcher's feed, and the list of its listeners: each batch the store
+/// commits is made once into an immutable event_batch and enqueued, by reference, in the
+/// mailbox of every listener, on the store's thread (no relay through the watcher).
+///
+/// Thread-safety: the feed calls it on a store thread (one call at a time), the watcher
+/// actor attaches and detaches listeners from its own. `mu_` guards the listeners, the
+/// position and the end; every message to a listener is enqueued under it, so a listener
+/// gets its starting position before the first event after it, and no event twice or out of
+/// order (CAF keeps a mailbox's order of enqueueing). Never blocks on an actor: anon_send
+/// only enqueues.
 class watcher_sink final : public feed_sink {
 public:
-  watcher_sink(caf::weak_actor_ptr watcher, metrics* stats)
-      : watcher_(std::move(watcher)), stats_(stats) {}
+  watcher_sink(caf::weak_actor_ptr watcher, std::string position, metrics* stats)
+      : watcher_(std::move(watcher)), stats_(stats), position_(std::move(position)) {}
 
-  void events(std::vector<change_event> batch) override {
-    stats_->events_received.fetch_add(batch.size(), std::memory_order_relaxed);
-    send(feed_atom::value, to_batch(batch));
+  /// Every event after the current position reaches `l`, which is told that position first
+  /// (empty: unknown yet); after the feed's end, `l` is told the end at once.
+  void attach(feed_listener_actor l) {
+    std::lock_guard lk(mu_);
+    if (end_) {
+      caf::anon_send(l, close_atom::value, *end_);
+      return;
+    }
+    caf::anon_send(l, position_atom::value, position_);
+    listeners_.push_back(std::move(l));
+  }
+
+  void detach(const feed_listener_actor& l) {
+    std::lock_guard lk(mu_);
+    std::erase(listeners_, l);
+  }
+
+  void events(std::vector<change_event> batch) override { send(to_batch(std::move(batch))); }
+
+  void shaped_events(std::shared_ptr<const std::vector<object>> batch) override {
+    send(to_batch(std::move(batch)));
   }
 
   void metadata(object metadata) override {
-    send(metadata_change{std::make_shared<const object>(std::move(metadata))});
+    metadata_change m{std::make_shared<const object>(std::move(metadata))};
+    std::lock_guard lk(mu_);
+    for (auto& l : listeners_)
+      caf::anon_send(l, m);
   }
 
-  void position(std::string token) override { send(position_atom::value, std::move(token)); }
+  void position(std::string token) override {
+    std::lock_guard lk(mu_);
+    if (token.empty() || token_before(token, position_)) return;
+    position_ = token;
+    for (auto& l : listeners_)
+      caf::anon_send(l, position_atom::value, token);
+  }
 
-  void lost(feed_end end) override { send(closed_atom::value, std::move(end)); }
+  void lost(feed_end end) override {
+    {
+      // An invalidate event already told the subscriptions; anything else is a lost feed.
+      // History lost: events may have been missed, so clients must reload (4410, as for a
+      // resume token that is too old).
+      std::lock_guard lk(mu_);
+      end_ = close_reason::of(end);
+      for (auto& l : listeners_)
+        caf::anon_send(l, close_atom::value, *end_);
+      listeners_.clear();
+    }
+    send_if_alive<watcher_actor>(watcher_, closed_atom::value, std::move(end));
+  }
 
 private:
-  template <class... Ts> void send(Ts&&... xs) {
-    send_if_alive<watcher_actor>(watcher_, std::forward<Ts>(xs)...);
+  void send(event_batch batch) {
+    if (!batch.events || batch.events->empty()) return;
+    stats_->events_received.fetch_add(batch.events->size(), std::memory_order_relaxed);
+    std::lock_guard lk(mu_);
+    if (const std::string* t = event_token(batch.events->back())) position_ = *t;
+    for (auto& l : listeners_)
+      caf::anon_send(l, batch);
   }
 
   caf::weak_actor_ptr watcher_;
   metrics* stats_;
+  std::mutex mu_;
+  std::vector<feed_listener_actor> listeners_;
+  /// What has been sent so far, as a resume token: the feed's start, then the last event's
+  /// token or the last position the feed told. Empty when unknown.
+  std::string position_;
+  std::optional<close_reason> end_;
 };
-
-} // namespace
 
 watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_state> self,
                                      broker_actor broker, std::shared_ptr<change_feed> feed,
@@ -50,40 +106,15 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
   // which must not be the thread running this (a sink call may release the last strong
   // reference to the actor, so the state's destructor is no place for it).
   self->attach_functor([feed] { feed->cancel(); });
-  self->state.position = feed->position();
-  feed->start(
-      std::make_shared<watcher_sink>(caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()), stats));
+  self->state.sink = std::make_shared<watcher_sink>(
+      caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()), feed->position(), stats);
+  feed->start(self->state.sink);
   return {
-      [self](attach_atom, feed_listener_actor& s) {
-        // Every event after this position reaches `s` (empty: unknown yet).
-        self->send(s, position_atom::value, self->state.position);
-        self->state.listeners.push_back(std::move(s));
-      },
-      [self](detach_atom, const feed_listener_actor& s) { std::erase(self->state.listeners, s); },
-      [self](feed_atom, event_batch& batch) {
-        if (batch.events && !batch.events->empty())
-          if (const std::string* t = event_token(batch.events->back())) self->state.position = *t;
-        for (auto& s : self->state.listeners)
-          self->send(s, batch);
-      },
-      [self](position_atom, std::string& token) {
-        if (token.empty() || token_before(token, self->state.position)) return;
-        self->state.position = token;
-        for (auto& s : self->state.listeners)
-          self->send(s, position_atom::value, token);
-      },
-      [self](metadata_change& m) {
-        for (auto& s : self->state.listeners)
-          self->send(s, m);
-      },
+      [self](attach_atom, feed_listener_actor& s) { self->state.sink->attach(std::move(s)); },
+      [self](detach_atom, const feed_listener_actor& s) { self->state.sink->detach(s); },
       [self, broker, coll](closed_atom, feed_end& end) {
-        // An invalidate event already told the subscriptions; anything else is a lost feed.
-        // History lost: events may have been missed, so clients must reload (4410, as for a
-        // resume token that is too old).
+        // The sink has told the listeners; new subscriptions need a new watcher.
         log::info("change feed of " + coll + " ended: " + end.reason);
-        const close_reason why = close_reason::of(end);
-        for (auto& s : self->state.listeners)
-          self->send(s, close_atom::value, why);
         self->send(broker, retire_atom::value, watcher_actor{self});
       },
   };

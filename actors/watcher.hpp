@@ -1,14 +1,15 @@
-// The WATCHER actor: one per upstream change feed, i.e. per watched collection. It starts
-// the store's change feed (the embedded change log, or a MongoDB change stream) with a sink
-// that sends what the store pushes (events, metadata changes, the end of the feed) to the
-// actor, which forwards it, in commit order, to the attached subscriptions (and, on a
-// cluster's core, edge relays), and tells each, when it is attached, the position from
-// which it receives events. The actor owns
-// the feed: it cancels it (joining any thread the feed runs) when it terminates.
+// The WATCHER actor: one per upstream change feed, i.e. per watched collection. It owns the
+// feed (the embedded change log, or a MongoDB change stream): it starts it with a sink
+// (watcher_sink) that sends what the store pushes (event batches, metadata changes, positions,
+// the end of the feed) straight to the attached listeners — the subscriptions and, on a
+// cluster's core, edge relays — in commit order, from the store's thread. The actor is not on
+// the events' path: it attaches and detaches listeners (each first told the position from
+// which it receives events), tells the broker when the feed ends, and cancels the feed
+// (joining any thread the feed runs) when it terminates.
 //
-// Thread-safety: the sink is called on a store thread; it only counts the events on the
-// (atomic) metrics and sends messages to the actor through a weak reference; everything
-// else runs on the actor.
+// Thread-safety: the actor's state is touched only by its behavior. watcher_sink is called
+// on a store thread and by the actor; a mutex guards its listeners and position, and every
+// message to a listener is enqueued under it (see watcher_sink).
 #pragma once
 
 #include "actors/actors.hpp"
@@ -16,20 +17,19 @@
 #include <caf/stateful_actor.hpp>
 
 #include <memory>
-#include <vector>
+#include <string>
 
 namespace rheo {
 
 class change_feed;
+class watcher_sink;
 struct metrics;
 
 struct watcher_state {
   static inline const char* name = "watcher";
 
-  std::vector<feed_listener_actor> listeners; // subscriptions and (on a core) edge relays
-  /// What has been forwarded so far, as a resume token: the feed's start, then the last
-  /// event's token or the last position the feed told. Empty when unknown.
-  std::string position;
+  /// The feed's sink, which holds the listeners.
+  std::shared_ptr<watcher_sink> sink;
 };
 
 /// @param broker told when the feed ends (retire).

@@ -186,6 +186,17 @@ public:
   virtual ~feed_sink() = default;
   /// Committed changes, in commit order (never empty).
   virtual void events(std::vector<change_event> batch) = 0;
+  /// Committed changes already in the shape stages see (change_event::to_object()), shared
+  /// read-only: what a cluster edge's feed receives from its core. By default turned back
+  /// into change_events (without seq, db, coll and wall time) for events(); the actors'
+  /// sinks pass the batch on as it is.
+  virtual void shaped_events(std::shared_ptr<const std::vector<object>> batch) {
+    std::vector<change_event> events;
+    events.reserve(batch->size());
+    for (auto& ev : *batch)
+      events.push_back(change_event::from_object(ev, {}, {}));
+    this->events(std::move(events));
+  }
   /// The collection's metadata after a change made through this store (stream
   /// definitions added, changed or removed), in order with the events.
   virtual void metadata(object metadata) = 0;

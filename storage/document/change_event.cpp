@@ -27,22 +27,38 @@ std::ostream& operator<<(std::ostream& out, operation_type op) {
   return out << to_string(op);
 }
 
-object change_event::to_object() const {
+namespace {
+
+/// The shape of to_object(), copying from `e` or (an rvalue) moving out of it.
+template <class Event> object shape_of(Event&& e) {
   object out;
-  out.emplace_back("_id", value(object{{"_data", value(token)}}));
-  out.emplace_back("operationType", value(to_string(operation)));
-  if (full_document) out.emplace_back("fullDocument", value(*full_document));
-  if (document_key) out.emplace_back("documentKey", value(object{{"_id", *document_key}}));
-  if (update) {
+  out.reserve(5);
+  out.emplace_back("_id", value(object{{"_data", value(e.token)}}));
+  out.emplace_back("operationType", value(to_string(e.operation)));
+  if (e.full_document)
+    out.emplace_back("fullDocument", value(std::forward<Event>(e).full_document.value()));
+  if (e.document_key) out.emplace_back("documentKey", value(object{{"_id", *e.document_key}}));
+  if (e.update) {
     array removed;
-    removed.reserve(update->removed_fields.size());
-    for (auto& path : update->removed_fields)
+    removed.reserve(e.update->removed_fields.size());
+    for (auto& path : e.update->removed_fields)
       removed.emplace_back(path);
-    out.emplace_back("updateDescription",
-                     value(object{{"updatedFields", value(update->updated_fields)},
-                                  {"removedFields", value(std::move(removed))}}));
+    out.emplace_back(
+        "updateDescription",
+        value(object{{"updatedFields", value(std::forward<Event>(e).update.value().updated_fields)},
+                     {"removedFields", value(std::move(removed))}}));
   }
   return out;
+}
+
+} // namespace
+
+object change_event::to_object() const& {
+  return shape_of(*this);
+}
+
+object change_event::to_object() && {
+  return shape_of(std::move(*this));
 }
 
 change_event change_event::from_object(const object& event, std::string db, std::string coll) {

@@ -1,7 +1,7 @@
 // A committed change as both stores emit it: a store moves its events into its feeds'
-// sinks (feed_sink::events, storage/store.hpp), and the actors' sinks turn each into the
-// object stages see (to_object(), in to_batch, actors/messages.cpp); that shared batch of
-// objects, not the change_event, is what the actors pass on.
+// sinks (feed_sink::events, storage/store.hpp), and the actors' sinks move each into the
+// object stages see (to_object(), in to_batch, actors/messages.cpp); that immutable, shared
+// batch of objects, not the change_event, is what the actors pass on.
 //
 // Thread-safety: a plain value type, owned by one thread at a time.
 #pragma once
@@ -53,7 +53,9 @@ struct change_event {
 
   /// The event as MongoDB shapes it for change streams:
   /// {_id:{_data}, operationType, fullDocument?, documentKey?:{_id}, updateDescription?}.
-  object to_object() const;
+  object to_object() const&;
+  /// The same, moving the document and the update description out of this event.
+  object to_object() &&;
   /// The inverse of to_object() (seq 0, wall_time unset), for an event that crossed the
   /// network in that shape. Fields of other types, and an unknown operationType (the
   /// operation stays insert), are ignored.

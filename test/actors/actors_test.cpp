@@ -22,6 +22,7 @@
 #include "actors/actors.hpp"
 #include "actors/broker.hpp"
 #include "actors/replay.hpp"
+#include "actors/sink_support.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "net/io_pool.hpp"
@@ -215,6 +216,23 @@ subscription_actor::behavior_type stub_subscription(stub_tag) {
   };
 }
 
+/// A stub subscription that keeps the event batches it gets in `got`.
+subscription_actor::behavior_type
+recording_subscription(std::shared_ptr<std::vector<event_batch>> got) {
+  return {
+      [](join_atom, session_actor&, client_handle&) {},
+      [](closed_atom, const session_actor&) {},
+      [got](event_batch& b) { got->push_back(b); },
+      [](position_atom, std::string&) {},
+      [](replay_atom, std::uint64_t, event_batch&) {},
+      [](replay_atom, std::uint64_t, std::string&) {},
+      [](replay_atom, std::uint64_t, replay_feed&) {},
+      [](replay_end_atom, std::uint64_t, feed_end&) {},
+      [](metadata_change&) {},
+      [](close_atom, close_reason&) {},
+  };
+}
+
 broker_actor::behavior_type stub_broker(stub_tag) {
   return {
       [](subscribe_atom, session_actor&, client_handle&,
@@ -251,11 +269,8 @@ change_event make_event(std::uint64_t seq, std::string op, int id) {
 }
 
 /// What the watcher makes of `events`: the batch a subscription should receive.
-event_batch batch_of(const std::vector<change_event>& events) {
-  auto objects = std::make_shared<std::vector<object>>();
-  for (auto& e : events)
-    objects->push_back(e.to_object());
-  return event_batch{std::move(objects)};
+event_batch batch_of(std::vector<change_event> events) {
+  return to_batch(std::move(events));
 }
 
 metadata_change metadata_of(std::string_view json) {
@@ -447,7 +462,7 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   CAF_CHECK_EQUAL(db.feeds[0]->starts, 1); // started by the watcher when it ran first
   expect((join_atom, session_actor, client_handle), from(b).to(sub).with(_, s1, _));
   // The watcher tells every new listener where it starts (here: unknown).
-  expect((position_atom, std::string), from(w).to(sub));
+  expect((position_atom, std::string), from(_).to(sub));
 
   // Same key: the same subscription and watcher, no new feed.
   auto s2 = session();
@@ -472,7 +487,7 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   expect((subscription_actor), from(b).to(self).with(sub2));
   expect((attach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{sub2}));
   expect((join_atom, session_actor, client_handle), from(b).to(sub2).with(_, s3, _));
-  expect((position_atom, std::string), from(w).to(sub2));
+  expect((position_atom, std::string), from(_).to(sub2));
   CAF_CHECK_EQUAL(live_watchers(), 1);
   CAF_CHECK_EQUAL(live_subscriptions(), 2);
 
@@ -488,7 +503,7 @@ CAF_TEST(broker_opens_one_feed_per_collection_and_one_subscription_per_key) {
   expect((subscription_actor), from(b).to(self).with(sub3));
   expect((attach_atom, feed_listener_actor), from(b).to(w2).with(_, feed_listener_actor{sub3}));
   expect((join_atom, session_actor, client_handle), from(b).to(sub3).with(_, s4, _));
-  expect((position_atom, std::string), from(w2).to(sub3));
+  expect((position_atom, std::string), from(_).to(sub3));
   CAF_CHECK_EQUAL(live_watchers(), 2);
   CAF_CHECK_EQUAL(live_subscriptions(), 3);
   CAF_CHECK_EQUAL(db.feeds[0]->cancels, 0);
@@ -607,7 +622,7 @@ CAF_TEST(
 
 // -- 3. watcher ---------------------------------------------------------------------------
 
-CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) {
+CAF_TEST(watcher_feed_sends_events_and_metadata_to_its_listeners_in_order_and_reports_a_lost_feed) {
   auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
   auto rec = std::make_shared<feed_record>();
   auto w =
@@ -622,50 +637,65 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   CAF_REQUIRE(rec->sink != nullptr);
 
   // What the store pushes, as the writer thread would: two batches, a metadata change
-  // between them.
+  // between them. They go from the feed's sink to each listener (no relay through the
+  // watcher), in order, each batch made once and shared by both.
   std::vector<change_event> first{make_event(1, "insert", 1), make_event(2, "update", 1)};
   std::vector<change_event> second{make_event(3, "delete", 1)};
   auto meta = metadata_of(R"({"streams":[{"uri":"s","stages":[]}]})");
   rec->sink->events(first);
   rec->sink->metadata(obj(R"({"streams":[{"uri":"s","stages":[]}]})"));
   rec->sink->events(second);
-  expect((feed_atom, event_batch), from(_).to(w).with(_, batch_of(first)));
-  expect((metadata_change), from(_).to(w).with(meta));
-  expect((feed_atom, event_batch), from(_).to(w).with(_, batch_of(second)));
+  disallow((closed_atom, feed_end), from(_).to(w));
   for (auto& s : {sa, sb}) {
-    expect((event_batch), from(w).to(s).with(batch_of(first)));
-    expect((metadata_change), from(w).to(s).with(meta));
-    expect((event_batch), from(w).to(s).with(batch_of(second)));
-    disallow((event_batch), from(w).to(s));
+    expect((event_batch), from(_).to(s).with(batch_of(first)));
+    expect((metadata_change), from(_).to(s).with(meta));
+    expect((event_batch), from(_).to(s).with(batch_of(second)));
+    disallow((event_batch), from(_).to(s));
   }
+  CAF_CHECK_EQUAL(stats.events_received.load(), 3u);
 
   // Detached: sb gets nothing more.
   self->send(w, detach_atom::value, feed_listener_actor{sb});
   expect((detach_atom, feed_listener_actor), from(self).to(w).with(_, feed_listener_actor{sb}));
   std::vector<change_event> third{make_event(4, "insert", 2)};
   rec->sink->events(third);
-  expect((feed_atom, event_batch), from(_).to(w).with(_, batch_of(third)));
-  expect((event_batch), from(w).to(sa).with(batch_of(third)));
-  disallow((event_batch), from(w).to(sb));
+  expect((event_batch), from(_).to(sa).with(batch_of(third)));
+  disallow((event_batch), from(_).to(sb));
 
-  // A position the feed tells (no event carries it) is forwarded, in order.
+  // A position the feed tells (no event carries it) is sent on, in order; one before the
+  // last event's token is not.
   rec->sink->position("00000000000000ff");
-  expect((position_atom, std::string), from(_).to(w).with(_, std::string("00000000000000ff")));
-  expect((position_atom, std::string), from(w).to(sa).with(_, std::string("00000000000000ff")));
+  rec->sink->position("0000000000000001");
+  expect((position_atom, std::string), from(_).to(sa).with(_, std::string("00000000000000ff")));
+  disallow((position_atom, std::string), from(_).to(sa));
+
+  // A listener attached now starts there.
+  auto sc = keep(sys.spawn(stub_subscription, stub_tag{}));
+  self->send(w, attach_atom::value, feed_listener_actor{sc});
+  expect((attach_atom, feed_listener_actor), from(self).to(w));
+  expect((position_atom, std::string), from(_).to(sc).with(_, std::string("00000000000000ff")));
 
   // The feed ends with its history lost: the attached subscriptions close with 4410 (the
   // clients must reload), the broker retires the watcher (which stays until the broker
   // stops it: the feed is not cancelled yet).
   rec->sink->lost({feed_end_cause::history_lost, "history lost: token 42"});
-  expect((closed_atom, feed_end),
-         from(_).to(w).with(_, feed_end{feed_end_cause::history_lost, "history lost: token 42"}));
   const close_reason lost{close_cause::history_lost, {}};
-  expect((close_atom, close_reason), from(w).to(sa).with(_, lost));
+  expect((close_atom, close_reason), from(_).to(sa).with(_, lost));
+  expect((close_atom, close_reason), from(_).to(sc).with(_, lost));
   CAF_CHECK_EQUAL(lost.code(), 4410);
   CAF_CHECK_EQUAL(lost.text(), "history lost");
-  disallow((close_atom, close_reason), from(w).to(sb));
+  disallow((close_atom, close_reason), from(_).to(sb));
+  expect((closed_atom, feed_end),
+         from(_).to(w).with(_, feed_end{feed_end_cause::history_lost, "history lost: token 42"}));
   expect((retire_atom, watcher_actor), from(w).to(bs).with(_, w));
   CAF_CHECK_EQUAL(rec->cancels, 0);
+
+  // A listener that attaches after the end (the broker had not retired the watcher yet) is
+  // closed at once instead of waiting for events that never come.
+  auto sd = keep(sys.spawn(stub_subscription, stub_tag{}));
+  self->send(w, attach_atom::value, feed_listener_actor{sd});
+  expect((attach_atom, feed_listener_actor), from(self).to(w));
+  expect((close_atom, close_reason), from(_).to(sd).with(_, lost));
 
   // Stopped: the feed is cancelled on the way out, once.
   self->monitor(w);
@@ -676,6 +706,41 @@ CAF_TEST(watcher_forwards_events_and_metadata_in_order_and_reports_a_lost_feed) 
   CAF_CHECK_EQUAL(rec->cancels, 1);
   run();
   CAF_CHECK_EQUAL(rec->cancels, 1);
+}
+
+CAF_TEST(watcher_feed_shares_one_batch_between_listeners_and_moves_the_documents_into_it) {
+  auto bs = keep(sys.spawn(stub_broker, stub_tag{}));
+  auto rec = std::make_shared<feed_record>();
+  auto w =
+      keep(sys.spawn(watcher, bs, std::shared_ptr<change_feed>(std::make_unique<fake_feed>(rec)),
+                     std::string("c"), &stats));
+  auto got_a = std::make_shared<std::vector<event_batch>>();
+  auto got_b = std::make_shared<std::vector<event_batch>>();
+  auto sa = keep(sys.spawn(recording_subscription, got_a));
+  auto sb = keep(sys.spawn(recording_subscription, got_b));
+  self->send(w, attach_atom::value, feed_listener_actor{sa});
+  self->send(w, attach_atom::value, feed_listener_actor{sb});
+  run();
+  CAF_REQUIRE(rec->sink != nullptr);
+
+  // A document's string buffer, which the batch must take over rather than copy.
+  std::vector<change_event> batch{make_event(1, "insert", 1)};
+  std::string big(4096, 'x');
+  batch[0].full_document->emplace_back("big", value(std::move(big)));
+  const char* buffer = batch[0].full_document->back().second.as_string().data();
+  rec->sink->events(std::move(batch));
+
+  expect((event_batch), from(_).to(sa).with(_));
+  expect((event_batch), from(_).to(sb).with(_));
+  CAF_REQUIRE_EQUAL(got_a->size(), 1u);
+  CAF_REQUIRE_EQUAL(got_b->size(), 1u);
+  auto events = got_a->front().events;
+  CAF_REQUIRE(events != nullptr);
+  CAF_CHECK_EQUAL(events.get(), got_b->front().events.get());
+  const value* doc = find_field(events->front(), "fullDocument");
+  CAF_REQUIRE(doc != nullptr);
+  CAF_CHECK_EQUAL(static_cast<const void*>(find_field(doc->as_object(), "big")->as_string().data()),
+                  static_cast<const void*>(buffer));
 }
 
 // -- 4. subscription ----------------------------------------------------------------------
