@@ -90,9 +90,10 @@ BOOST_AUTO_TEST_CASE(rss_reaches_a_plateau_under_repeated_bulk_inserts_and_delet
   // top of it: after 8 cycles RSS was 2.8 times the first cycle's growth. Here one cycle's
   // freed pages may still await their purge (1 s) in one arena while the next cycle fills
   // another, and the database file's pages read through the readers' mmap count too: hence
-  // a cycle of slack.
+  // a cycle of slack, and 2 MiB for the timing of those purges when other processes load the
+  // machine (seen 0.3 % above a cycle of slack with 4 tests running at once).
   const long one_cycle = peak[0] - start_kib;
-  const long ceiling = start_kib + one_cycle * 2;
+  const long ceiling = start_kib + one_cycle * 2 + 2048;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     BOOST_TEST(rss[cycle] <= ceiling,
                "cycle " << cycle + 1 << ": RSS " << rss[cycle] << " KiB above " << ceiling);

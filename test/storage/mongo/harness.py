@@ -471,8 +471,15 @@ def props_change(n, props, op="replace"):
 
 
 def run_tests(tests):
-    """Runs the test functions, printing one line each; exits 1 on any failure."""
+    """Runs the test functions, printing one line each; exits 1 on any failure.
+
+    RHEO_TEST_ONLY=<text> runs the tests whose name holds it; RHEO_TEST_SHARD=<i>/<n> runs
+    every n-th test from the i-th (0-based), so that CTest can run n parts in parallel."""
     only = os.environ.get("RHEO_TEST_ONLY")
+    shard = os.environ.get("RHEO_TEST_SHARD")
+    if shard:
+        index, count = (int(x) for x in shard.split("/"))
+        tests = tests[index::count]
     failed = 0
     for fn in tests:
         if only and only not in fn.__name__:
