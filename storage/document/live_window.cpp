@@ -1,0 +1,171 @@
+#include "storage/document/live_window.hpp"
+
+#include "storage/document/index_key.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace rheo {
+
+namespace {
+
+/// The `_id` of `doc`, encoded so that equal ids (compare_values) give equal strings.
+std::string id_key(const object& doc) {
+  const value* id = find_field(doc, "_id");
+  return id ? encode_key(*id) : std::string();
+}
+
+/// Whether `a` and `b` hold the same fields in the same order with identical values (1 and
+/// 1.0 differ: a client would see the change).
+bool same_document(const object& a, const object& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].first != b[i].first || !identical(a[i].second, b[i].second)) return false;
+  return true;
+}
+
+std::string_view op_name(live_op::kind k) {
+  switch (k) {
+  case live_op::kind::add:
+    return "add";
+  case live_op::kind::remove:
+    return "remove";
+  case live_op::kind::update:
+    break;
+  }
+  return "update";
+}
+
+} // namespace
+
+value live_op::to_value() const {
+  object out;
+  out.emplace_back("op", value(op_name(op)));
+  out.emplace_back("at", value(static_cast<std::int64_t>(at)));
+  if (op == kind::update) out.emplace_back("to", value(static_cast<std::int64_t>(to)));
+  if (op != kind::remove && doc) out.emplace_back("doc", value(*doc));
+  return value(std::move(out));
+}
+
+std::vector<live_op> diff_windows(const std::vector<const object*>& from,
+                                  const std::vector<const object*>& to) {
+  std::unordered_map<std::string, std::size_t> in_to;
+  in_to.reserve(to.size());
+  for (std::size_t j = 0; j < to.size(); ++j)
+    in_to.emplace(id_key(*to[j]), j);
+
+  std::vector<live_op> ops;
+  // What the client holds as the ops apply, as their ids.
+  std::vector<std::string> work;
+  work.reserve(std::max(from.size(), to.size()));
+  std::vector<const object*> work_docs;
+  for (std::size_t i = from.size(); i-- > 0;)
+    if (!in_to.count(id_key(*from[i]))) ops.push_back({live_op::kind::remove, i, 0, nullptr});
+  for (const object* d : from) {
+    std::string k = id_key(*d);
+    if (in_to.count(k)) {
+      work.push_back(std::move(k));
+      work_docs.push_back(d);
+    }
+  }
+  // Position by position: the prefix [0, j) of the client's array is already `to`'s.
+  for (std::size_t j = 0; j < to.size(); ++j) {
+    const std::string k = id_key(*to[j]);
+    std::size_t i = j;
+    while (i < work.size() && work[i] != k)
+      ++i;
+    if (i == work.size()) {
+      ops.push_back({live_op::kind::add, j, 0, to[j]});
+      work.insert(work.begin() + static_cast<std::ptrdiff_t>(j), k);
+      work_docs.insert(work_docs.begin() + static_cast<std::ptrdiff_t>(j), to[j]);
+      continue;
+    }
+    if (i == j && same_document(*work_docs[j], *to[j])) continue;
+    ops.push_back({live_op::kind::update, i, j, to[j]});
+    if (i != j) {
+      std::rotate(work.begin() + static_cast<std::ptrdiff_t>(j),
+                  work.begin() + static_cast<std::ptrdiff_t>(i),
+                  work.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      std::rotate(work_docs.begin() + static_cast<std::ptrdiff_t>(j),
+                  work_docs.begin() + static_cast<std::ptrdiff_t>(i),
+                  work_docs.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    }
+    work_docs[j] = to[j];
+  }
+  return ops;
+}
+
+void apply_live_ops(std::vector<object>& docs, const std::vector<live_op>& ops) {
+  for (const live_op& op : ops) {
+    switch (op.op) {
+    case live_op::kind::add:
+      if (op.at > docs.size()) throw std::out_of_range("live op: add past the end");
+      docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(op.at), *op.doc);
+      break;
+    case live_op::kind::remove:
+      if (op.at >= docs.size()) throw std::out_of_range("live op: remove past the end");
+      docs.erase(docs.begin() + static_cast<std::ptrdiff_t>(op.at));
+      break;
+    case live_op::kind::update: {
+      if (op.at >= docs.size()) throw std::out_of_range("live op: update past the end");
+      docs.erase(docs.begin() + static_cast<std::ptrdiff_t>(op.at));
+      if (op.to > docs.size()) throw std::out_of_range("live op: update moves past the end");
+      docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(op.to), *op.doc);
+      break;
+    }
+    }
+  }
+}
+
+live_window::live_window(matcher filter, sort_spec order, std::size_t size, std::size_t spare)
+    : filter_(std::move(filter)), order_(std::move(order)), size_(size), spare_(spare) {}
+
+void live_window::reset(std::vector<object> docs) {
+  complete_ = docs.size() < read_limit();
+  if (docs.size() > read_limit()) docs.resize(read_limit());
+  known_ = std::move(docs);
+  ids_.clear();
+  for (auto& d : known_)
+    ids_.insert(id_key(d));
+}
+
+bool live_window::apply(const value& id, const object* doc) {
+  std::string key = encode_key(id);
+  const bool held = ids_.count(key) != 0;
+  const bool matches = doc && filter_.matches(*doc);
+  if (!held && !matches) return false;
+  if (held) {
+    auto it = std::find_if(known_.begin(), known_.end(), [&](const object& d) {
+      const value* i = find_field(d, "_id");
+      return i && compare_values(*i, id) == 0;
+    });
+    if (it != known_.end()) known_.erase(it);
+    ids_.erase(key);
+  }
+  if (!matches) return true;
+  auto pos = std::upper_bound(known_.begin(), known_.end(), *doc,
+                              [this](const object& a, const object& b) { return before(a, b); });
+  // After every known document while others may match: unknown ones may come between, so
+  // it is not held (a read finds it in its place).
+  if (pos == known_.end() && !complete_) return held;
+  known_.insert(pos, *doc);
+  ids_.insert(std::move(key));
+  if (known_.size() > read_limit()) {
+    ids_.erase(id_key(known_.back()));
+    known_.pop_back();
+    complete_ = false;
+  }
+  return true;
+}
+
+std::vector<const object*> live_window::window() const {
+  std::vector<const object*> out;
+  const std::size_t n = std::min(size_, known_.size());
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back(&known_[i]);
+  return out;
+}
+
+} // namespace rheo
