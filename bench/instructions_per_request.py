@@ -3,7 +3,9 @@
 (a before/after figure for CPU work when the machine is shared). A rheo server (embedded
 store, --durability normal) runs under valgrind with instrumentation off; 2,000 chat-like
 documents are posted; then for each path, after 50 warm-up requests, instrumentation is on
-around N requests on one keep-alive connection and the count is dumped.
+around N requests on one keep-alive connection and the count is dumped. Last, POST-watched:
+N inserts into a collection with one WebSocket client on a stream, each frame received
+before the next insert (the request, the commit and the event's way to the socket).
 
   bench/instructions_per_request.py <rheo binary> [N=1000]
 
@@ -40,6 +42,22 @@ for name, path in paths.items():
     subprocess.run(["callgrind_control", "-i", "off", str(p.pid)], stdout=subprocess.DEVNULL)
     subprocess.run(["callgrind_control", "--dump=" + name, str(p.pid)], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
+# An insert that one WebSocket client of a stream receives: the request, the commit and the
+# event's whole way to the socket (the client reads each frame before the next insert).
+import websocket
+req("PUT", "/watched", json.dumps({"streams": [{"uri": "all", "stages": []}]}))
+ws = websocket.create_connection("ws://127.0.0.1:%d/watched/_streams/all" % port, timeout=60)
+def post_watched(i):
+    req("POST", "/watched", json.dumps({"t": i, "from": "user%d" % (i % 50), "message": "hello %d" % i}))
+    frame = json.loads(ws.recv()); assert frame["fullDocument"]["t"] == i, frame
+for i in range(50): post_watched(i)  # warm
+subprocess.run(["callgrind_control", "--zero", str(p.pid)], stdout=subprocess.DEVNULL)
+subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], stdout=subprocess.DEVNULL)
+for i in range(n): post_watched(1000 + i)
+subprocess.run(["callgrind_control", "-i", "off", str(p.pid)], stdout=subprocess.DEVNULL)
+subprocess.run(["callgrind_control", "--dump=POST-watched", str(p.pid)], stdout=subprocess.DEVNULL)
+time.sleep(0.5)
+ws.close()
 p.terminate(); p.wait()
 for f in sorted(glob.glob(d + "/cg.*")):
     txt = open(f).read()

@@ -116,14 +116,23 @@ S1() { # broadcast: 10,000 clients, one writer, rising rate (5 s steps instead o
     --rate 1 --rate-mult 1.6 --steps 9 --step-seconds 5 --stop-p99-ms 1000 --p99-limit-ms 50
   stop_server
 }
-S2() { # latency: 1,000 clients, 200 inserts/s (20 s), then 20 inserts/s
+# S2's two runs, at 200 then 20 inserts/s: label, clients, run.
+s2_rates() {
   start_server --durability normal
-  bench S2 "$1" --setup --subscribers 1000 --http-conns 1 --rate 200 --step-seconds 20
+  bench "$1" "$3" --setup --subscribers "$2" --http-conns 1 --rate 200 --step-seconds 20
   stop_server
   # The same at a rate this machine sustains, for the latency where the server keeps up.
   start_server --durability normal
-  bench S2-20 "$1" --setup --subscribers 1000 --http-conns 1 --rate 20 --step-seconds 20
+  bench "$1-20" "$3" --setup --subscribers "$2" --http-conns 1 --rate 20 --step-seconds 20
   stop_server
+}
+S2() { # latency: 1,000 clients, 200 inserts/s (20 s), then 20 inserts/s
+  s2_rates S2 1000 "$1"
+}
+S2one() { # S2's path with one client: the server's CPU per event (the request, the commit,
+  # the event's way to the socket) without the fan-out, where the fixed costs of the event
+  # path show (issue 24)
+  s2_rates S2one 1 "$1"
 }
 S3() { # idle connections: 15,000 (fd hard limit 20,000 per process), held 5 s
   start_server --durability normal
@@ -548,8 +557,8 @@ S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS cl
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S10 S5B]" >&2
+  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S10 S2one S5B]" >&2
     exit 2
     ;;
   esac

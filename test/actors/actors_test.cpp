@@ -201,11 +201,15 @@ session_actor::behavior_type stub_session(session_actor::pointer self, stub_tag)
   };
 }
 
-subscription_actor::behavior_type stub_subscription(stub_tag) {
+/// A stub subscription that keeps the event batches it gets in `got` (when not null).
+subscription_actor::behavior_type
+recording_subscription(std::shared_ptr<std::vector<event_batch>> got) {
   return {
       [](join_atom, session_actor&, client_handle&) {},
       [](closed_atom, const session_actor&) {},
-      [](event_batch&) {},
+      [got](event_batch& b) {
+        if (got) got->push_back(b);
+      },
       [](position_atom, std::string&) {},
       [](replay_atom, std::uint64_t, event_batch&) {},
       [](replay_atom, std::uint64_t, std::string&) {},
@@ -216,21 +220,8 @@ subscription_actor::behavior_type stub_subscription(stub_tag) {
   };
 }
 
-/// A stub subscription that keeps the event batches it gets in `got`.
-subscription_actor::behavior_type
-recording_subscription(std::shared_ptr<std::vector<event_batch>> got) {
-  return {
-      [](join_atom, session_actor&, client_handle&) {},
-      [](closed_atom, const session_actor&) {},
-      [got](event_batch& b) { got->push_back(b); },
-      [](position_atom, std::string&) {},
-      [](replay_atom, std::uint64_t, event_batch&) {},
-      [](replay_atom, std::uint64_t, std::string&) {},
-      [](replay_atom, std::uint64_t, replay_feed&) {},
-      [](replay_end_atom, std::uint64_t, feed_end&) {},
-      [](metadata_change&) {},
-      [](close_atom, close_reason&) {},
-  };
+subscription_actor::behavior_type stub_subscription(stub_tag) {
+  return recording_subscription(nullptr);
 }
 
 broker_actor::behavior_type stub_broker(stub_tag) {
