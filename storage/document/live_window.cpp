@@ -1,6 +1,8 @@
 #include "storage/document/live_window.hpp"
 
+#include "storage/document/change_event.hpp"
 #include "storage/document/index_key.hpp"
+#include "storage/document/json.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -165,6 +167,89 @@ std::vector<const object*> live_window::window() const {
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
     out.push_back(&known_[i]);
+  return out;
+}
+
+std::optional<live_change> live_change_of(const object& event) {
+  const value* key = find_field(event, "documentKey");
+  if (!key || !key->is_object()) return std::nullopt;
+  const value* id = find_field(key->as_object(), "_id");
+  if (!id) return std::nullopt;
+  live_change c{*id, nullptr};
+  // An update's fullDocument is the document looked up after it (MongoDB: null when it was
+  // deleted since, as the delete event that follows will say too).
+  const value* op = find_field(event, "operationType");
+  const bool deleted =
+      op && op->is_string() && op->as_string() == to_string(operation_type::delete_);
+  if (!deleted)
+    if (const value* doc = find_field(event, "fullDocument"); doc && doc->is_object())
+      c.doc = &doc->as_object();
+  return c;
+}
+
+live_result::live_result(matcher filter, sort_spec order, projection keys, std::size_t size,
+                         std::size_t spare)
+    : window_(std::move(filter), std::move(order), size, spare), keys_(std::move(keys)) {}
+
+std::vector<live_op> live_result::read(std::vector<object> docs, std::string position) {
+  window_.reset(std::move(docs));
+  position_ = std::move(position);
+  read_once_ = true;
+  return publish();
+}
+
+std::vector<live_op> live_result::apply(const std::vector<object>& events, std::size_t* consumed) {
+  std::size_t i = 0;
+  bool changed = false;
+  for (; i < events.size() && !needs_read(); ++i) {
+    const std::string* token = event_token(events[i]);
+    // What the last read already reflects. (Event tokens order as strings: token_before in
+    // storage/store.hpp.)
+    if (token && !position_.empty() && !(position_ < *token)) continue;
+    if (auto c = live_change_of(events[i])) changed = window_.apply(c->id, c->doc) || changed;
+    if (token) position_ = *token;
+  }
+  if (consumed) *consumed = i;
+  if (!changed || needs_read()) return {};
+  return publish();
+}
+
+std::vector<live_op> live_result::publish() {
+  std::vector<object> next;
+  for (const object* d : window_.window())
+    next.push_back(keys_.empty() ? *d : keys_.apply(*d));
+  std::vector<const object*> from, to;
+  for (auto& d : result_)
+    from.push_back(&d);
+  for (auto& d : next)
+    to.push_back(&d);
+  std::vector<live_op> ops = diff_windows(from, to);
+  // The ops point into `next`: it becomes the result, its documents stay where they are.
+  result_ = std::move(next);
+  return ops;
+}
+
+std::string live_result::init_frame() const {
+  std::string out = "{\"init\":[";
+  for (std::size_t i = 0; i < result_.size(); ++i) {
+    if (i) out += ',';
+    append_json(out, value(result_[i]));
+  }
+  out += "],\"token\":";
+  append_json(out, value(position_));
+  out += '}';
+  return out;
+}
+
+std::string live_result::diff_frame(const std::vector<live_op>& ops) const {
+  std::string out = "{\"diff\":[";
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (i) out += ',';
+    append_json(out, ops[i].to_value());
+  }
+  out += "],\"token\":";
+  append_json(out, value(position_));
+  out += '}';
   return out;
 }
 

@@ -11,7 +11,8 @@
 // query again from the store, at a position, and resets it (reset()).
 //
 // diff_windows() gives the ops (add, remove, update) that turn one window into the next,
-// in the order a client applies them.
+// in the order a client applies them; live_result puts both together with the projection,
+// the reads and the positions, and makes the frames.
 //
 // Thread-safety: plain values, owned by one thread at a time.
 #pragma once
@@ -86,6 +87,63 @@ private:
   std::vector<object> known_;           // the first matching documents, in order
   std::unordered_set<std::string> ids_; // the encoded _ids of known_ (encode_key)
   bool complete_ = false;               // no matching document follows known_
+};
+
+/// What a change event (in the shape stages see) tells a live window: the document's `_id`
+/// and what the collection now holds under it (null: nothing). nullopt for an event about no
+/// single document (drop, rename, invalidate).
+struct live_change {
+  value id;
+  const object* doc = nullptr; // points into the event
+};
+std::optional<live_change> live_change_of(const object& event);
+
+/// A live query's result as its clients hold it, kept current: the window of documents,
+/// projected, and the position it reflects. Its owner feeds it the collection's change
+/// events in commit order and the reads of the store it asks for, and sends the frames
+/// (section 10 of the contract).
+///
+/// Reads: a read gives the query's first read_limit() documents and the position they
+/// reflect; events at or before that position are skipped afterwards, those after it apply
+/// on top (the owner holds the events that arrive while a read runs and passes them on
+/// after it, as a resuming stream does). Positions are event tokens (token_before order).
+class live_result {
+public:
+  live_result(matcher filter, sort_spec order, projection keys, std::size_t size,
+              std::size_t spare);
+
+  /// A read of the store at `position`: the ops that turn the clients' result into the new
+  /// one (all adds for the first read).
+  std::vector<live_op> read(std::vector<object> docs, std::string position);
+
+  /// Change events in commit order: the ops that bring the clients' result up to date (empty
+  /// when nothing they see changed). Stops at the first event after which the window lacks
+  /// documents the store may hold: needs_read() is then true, and the events after it (in
+  /// `events`, from index *consumed on) wait for the read.
+  std::vector<live_op> apply(const std::vector<object>& events, std::size_t* consumed = nullptr);
+
+  /// A read is due before more events apply (the first one, or a refill).
+  bool needs_read() const { return !read_once_ || window_.needs_read(); }
+  std::size_t read_limit() const { return window_.read_limit(); }
+
+  /// The result the clients hold after the last ops, and the position it reflects.
+  const std::vector<object>& result() const { return result_; }
+  const std::string& position() const { return position_; }
+
+  /// {"init":[<doc>,...],"token":"<t>"}: the result for a client that joins now.
+  std::string init_frame() const;
+  /// {"diff":[<op>,...],"token":"<t>"}.
+  std::string diff_frame(const std::vector<live_op>& ops) const;
+
+private:
+  /// The ops from the clients' result to the window now, which becomes their result.
+  std::vector<live_op> publish();
+
+  live_window window_;
+  projection keys_;
+  std::vector<object> result_;
+  std::string position_;
+  bool read_once_ = false;
 };
 
 } // namespace rheo

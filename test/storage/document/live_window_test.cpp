@@ -1,5 +1,6 @@
 #include <boost/test/unit_test.hpp>
 
+#include "storage/document/change_event.hpp"
 #include "storage/document/json.hpp"
 #include "storage/document/live_window.hpp"
 #include "storage/document/query.hpp"
@@ -256,6 +257,129 @@ BOOST_AUTO_TEST_CASE(windows_follow_random_writes_as_the_query_on_a_model_does) 
   BOOST_TEST_MESSAGE(batches << " commits, " << frames << " frames, " << reads << " reads");
   // The spare documents spare most reads.
   BOOST_TEST(reads < batches / 4);
+}
+
+/// The live result as its owner drives it: change events (as the feed gives them) in
+/// batches, a read whenever it asks for one, served late while writes go on (the events that
+/// arrive meanwhile wait, and those the read already reflects are skipped), and a projection
+/// that hides the sort fields. After every batch the clients' array, built only from the
+/// init and diff ops, equals the projected query on the model.
+BOOST_AUTO_TEST_CASE(a_live_result_fed_events_and_late_reads_stays_equal_to_the_query) {
+  std::size_t reads = 0, skipped_batches = 0;
+  for (std::uint32_t seed = 1; seed <= 40; ++seed) {
+    std::mt19937 rng(seed);
+    auto pick = [&](std::uint32_t n) { return static_cast<std::int32_t>(rng() % n); };
+    const matcher filter = matcher::compile(obj(seed % 2 ? R"({"a":{"$gte":2}})" : "{}"));
+    const sort_spec order = complete_order(seed % 3 ? R"({"a":-1})" : R"({"b":1,"a":1})");
+    const projection keys =
+        projection::compile(obj(seed % 4 == 0 ? "{}" : R"({"b":1})")); // hides "a"
+    const std::size_t size = 1 + static_cast<std::size_t>(pick(5));
+    live_result r(filter, order, keys, size, static_cast<std::size_t>(pick(3)));
+    model m;
+    std::uint64_t seq = 0;
+    std::int64_t next_id = 0;
+    std::vector<object> log; // every event, in commit order
+    // One write to the model and its event.
+    auto write = [&] {
+      object ev;
+      ev.emplace_back("_id", value(object{{"_data", value(token_from_seq(++seq))}}));
+      std::int64_t id;
+      const int what = m.docs.empty() ? 0 : pick(10);
+      if (what < 4) {
+        id = next_id++;
+      } else {
+        auto it = m.docs.begin();
+        std::advance(it, pick(static_cast<std::uint32_t>(m.docs.size())));
+        id = it->first;
+      }
+      if (what < 8) {
+        object d{{"_id", value(id)}, {"a", value(pick(6))}, {"b", value(pick(4))}};
+        ev.emplace_back("operationType", value(what < 4 ? "insert" : "replace"));
+        ev.emplace_back("fullDocument", value(d));
+        m.docs[id] = std::move(d);
+      } else {
+        ev.emplace_back("operationType", value("delete"));
+        m.docs.erase(id);
+      }
+      ev.emplace_back("documentKey", value(object{{"_id", value(id)}}));
+      log.push_back(std::move(ev));
+    };
+    auto expected = [&] {
+      std::vector<object> out;
+      for (auto& d : m.query(filter, order, size))
+        out.push_back(keys.empty() ? d : keys.apply(d));
+      return out;
+    };
+    for (int i = 0; i < 6; ++i)
+      write();
+    std::vector<object> client;
+    BOOST_TEST_CONTEXT("seed " << seed) {
+      BOOST_TEST_REQUIRE(r.needs_read());
+      apply_live_ops(client, r.read(m.query(filter, order, r.read_limit()), token_from_seq(seq)));
+      BOOST_TEST_REQUIRE(json_of(client) == json_of(expected()));
+      // A client that joins now gets the same array from the init frame.
+      BOOST_TEST(r.init_frame() ==
+                 R"({"init":)" + json_of(client) + R"(,"token":")" + token_from_seq(seq) + R"("})");
+      std::size_t delivered = log.size();
+      for (int step = 0; step < 120; ++step) {
+        const int writes = 1 + (pick(4) == 0 ? pick(6) : 0);
+        for (int k = 0; k < writes; ++k)
+          write();
+        // The feed's batch: everything not delivered yet.
+        std::vector<object> pending(log.begin() + static_cast<std::ptrdiff_t>(delivered),
+                                    log.end());
+        delivered = log.size();
+        while (!pending.empty()) {
+          std::size_t consumed = 0;
+          auto ops = r.apply(pending, &consumed);
+          apply_live_ops(client, ops);
+          if (!ops.empty()) {
+            // The frame carries the ops and the position of the last event applied.
+            const std::string frame = r.diff_frame(ops);
+            BOOST_TEST(frame.find(R"("token":")" + r.position() + "\"") != std::string::npos);
+          }
+          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(consumed));
+          if (!r.needs_read()) {
+            BOOST_TEST_REQUIRE(pending.empty());
+            break;
+          }
+          // The read runs late: more writes commit first; their events queue behind.
+          ++reads;
+          for (int k = pick(3); k > 0; --k)
+            write();
+          pending.insert(pending.end(), log.begin() + static_cast<std::ptrdiff_t>(delivered),
+                         log.end());
+          delivered = log.size();
+          apply_live_ops(client,
+                         r.read(m.query(filter, order, r.read_limit()), token_from_seq(seq)));
+          // Everything pending is reflected by the read: applying it changes nothing.
+          const auto again = r.apply(pending, &consumed);
+          BOOST_TEST(again.empty());
+          BOOST_TEST(consumed == pending.size());
+          ++skipped_batches;
+          pending.clear();
+        }
+        BOOST_TEST_CONTEXT("step " << step) {
+          BOOST_TEST_REQUIRE(json_of(client) == json_of(expected()));
+          BOOST_TEST_REQUIRE(r.position() == token_from_seq(seq));
+        }
+      }
+    }
+  }
+  BOOST_TEST_MESSAGE(reads << " reads, " << skipped_batches << " batches skipped after them");
+  BOOST_TEST(reads > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_event_about_no_single_document_changes_nothing) {
+  BOOST_TEST(!live_change_of(obj(R"({"_id":{"_data":"01"},"operationType":"drop"})")));
+  auto del = obj(R"({"operationType":"delete","documentKey":{"_id":5},"fullDocument":{"_id":5}})");
+  auto c = live_change_of(del);
+  BOOST_REQUIRE(c);
+  BOOST_TEST(c->doc == nullptr); // a delete leaves nothing, whatever else the event holds
+  auto upd = obj(R"({"operationType":"update","documentKey":{"_id":5},"fullDocument":null})");
+  c = live_change_of(upd);
+  BOOST_REQUIRE(c);
+  BOOST_TEST(c->doc == nullptr); // looked up after a delete: gone
 }
 
 BOOST_AUTO_TEST_SUITE_END()
