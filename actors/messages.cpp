@@ -30,12 +30,16 @@ std::size_t event_batch::encoded_bytes() const {
   return wire ? wire->bytes : 0;
 }
 
+namespace {
+
 /// Whether the last of `events` is an "invalidate" event.
 bool ends_with_invalidate(const std::vector<object>& events) {
   if (events.empty()) return false;
   const value* op = find_field(events.back(), "operationType");
   return op && op->is_string() && op->as_string() == to_string(operation_type::invalidate);
 }
+
+} // namespace
 
 void event_batch::decode(const std::vector<std::string>& encoded) {
   auto v = std::make_shared<std::vector<object>>();
