@@ -2,6 +2,7 @@
 #include "actors/cluster_support.hpp"
 
 #include "config/config.hpp"
+#include "net/metrics.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -75,7 +76,7 @@ std::string render_link_metrics(const std::vector<link_metrics>& links) {
   std::string bytes = "# HELP rheo_cluster_bytes_sent_total Bytes sent to a peer: change events "
                       "(core), store calls (edge).\n# TYPE rheo_cluster_bytes_sent_total counter\n";
   for (auto& l : links) {
-    const std::string label = "{peer=\"" + l.peer + "\"} ";
+    const std::string label = "{peer=\"" + label_value(l.peer) + "\"} ";
     up += "rheo_cluster_link_up" + label + (l.up ? "1\n" : "0\n");
     again += "rheo_cluster_reconnects_total" + label + std::to_string(l.reconnects) + "\n";
     bytes += "rheo_cluster_bytes_sent_total" + label + std::to_string(l.bytes_sent) + "\n";

@@ -1,9 +1,11 @@
 #include "net/cluster_view.hpp"
 
+#include "net/metrics.hpp"
+
 namespace rheo {
 
 std::string with_label(const std::string& text, const std::string& name, const std::string& value) {
-  const std::string label = name + "=\"" + value + "\"";
+  const std::string label = name + "=\"" + label_value(value) + "\"";
   std::string out;
   out.reserve(text.size() + text.size() / 4);
   std::size_t pos = 0;

@@ -22,7 +22,8 @@ public:
   virtual bool forwards_store_calls() const = 0;
 };
 
-/// `text` (Prometheus exposition format) with the label name="value" on every sample.
+/// `text` (Prometheus exposition format) with the label name="value" on every sample
+/// (`value` escaped: label_value in net/metrics.hpp).
 std::string with_label(const std::string& text, const std::string& name, const std::string& value);
 
 } // namespace rheo

@@ -59,6 +59,22 @@ void line(std::string& out, const char* name, const char* type, const char* help
 
 } // namespace
 
+std::string label_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string metrics::render() const {
   std::string out;
   auto r = std::memory_order_relaxed;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace rheo {
 
@@ -27,6 +28,10 @@ enum class limit : std::uint8_t {
 inline constexpr std::size_t limit_count = 7;
 /// The `limit` label of `l`.
 const char* limit_name(limit l);
+
+/// `v` as a Prometheus label value, between its quotes: `\`, `"` and line feeds escaped as
+/// the exposition format says (a node or peer name may hold any of them).
+std::string label_value(std::string_view v);
 
 struct metrics {
   // Realtime.
