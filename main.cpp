@@ -138,7 +138,7 @@ bool start_logging(const rheo::server_config& config) {
   try {
     log::open_access_log(config.access_log);
   } catch (const std::exception& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
+    log::startup_error(e.what());
     return false;
   }
   return true;
@@ -226,11 +226,12 @@ std::uint16_t start_serving(rheo::server& srv, rheo::rest_api& api, rheo::cluste
 /// Says on stdout and to systemd (READY=1) that rheo accepts connections.
 void announce_ready(rheo::server& srv, const rheo::server_config& config, std::uint16_t port,
                     rlim_t fds) {
-  std::printf("rheo listening on %s://%s:%u (store: %s, open-file limit %llu)\n",
-              srv.tls() ? "https" : "http", config.bind.c_str(), static_cast<unsigned>(port),
-              config.mongo_uri.empty() ? config.data_dir.c_str() : "MongoDB",
-              static_cast<unsigned long long>(fds));
-  std::fflush(stdout);
+  const std::string url =
+      std::string(srv.tls() ? "https" : "http") + "://" + config.bind + ":" + std::to_string(port);
+  rheo::log::announce("rheo listening on " + url + " (store: " +
+                          (config.mongo_uri.empty() ? config.data_dir : std::string("MongoDB")) +
+                          ", open-file limit " + std::to_string(fds) + ")",
+                      {{"url", url}});
   rheo::service::notify("READY=1\nMAINPID=" + std::to_string(getpid()) +
                         "\nSTATUS=listening on port " + std::to_string(port));
 }
@@ -291,7 +292,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   try {
     sec = std::make_unique<security>(config);
   } catch (const std::exception& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
+    log::startup_error(e.what());
     return 2;
   }
   // Counted on by the actors and the server: created before them, so that it outlives them.
@@ -303,7 +304,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   try {
     own_store = open_own_store(config);
   } catch (const std::exception& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
+    log::startup_error(e.what());
     return 2;
   }
 
@@ -325,7 +326,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   try {
     port = start_serving(srv, api, core.get(), edge_link.get(), config.node_name);
   } catch (const std::exception& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
+    log::startup_error(e.what());
     shut_down(srv, core.get(), streams, edge_link.get(), actors, storage);
     return 2;
   }
@@ -346,6 +347,18 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   shut_down(srv, core.get(), streams, edge_link.get(), actors, storage);
   log::info("stopped cleanly");
   return 0;
+}
+
+/// Whether `--log-format json` (or `--log-format=json`) is among `args` or RHEO_LOG_FORMAT is
+/// json.
+bool asks_for_json_log(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env) {
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--log-format=json" ||
+        (args[i] == "--log-format" && i + 1 < args.size() && args[i + 1] == "json"))
+      return true;
+  auto it = env.find("RHEO_LOG_FORMAT");
+  return it != env.end() && it->second == "json";
 }
 
 } // namespace
@@ -384,7 +397,10 @@ int main(int argc, char** argv) {
   try {
     cl = rheo::parse_command_line(args, env);
   } catch (const rheo::config_error& e) {
-    std::cerr << "rheo: " << e.what() << "\n";
+    // The configuration did not parse: its log format is taken from where it is plainly
+    // asked for (the flag, the environment), so that a JSON log shipper reads this line too.
+    if (asks_for_json_log(args, env)) rheo::log::set_format("json");
+    rheo::log::startup_error(e.what());
     return 2;
   }
   if (cl.help) {

@@ -303,6 +303,22 @@ void write(level l, std::string_view message, fields f) {
                           message, f, std::chrono::system_clock::now()));
 }
 
+void announce(std::string_view message, fields f) {
+  const auto fmt = static_cast<format>(line_format.load(std::memory_order_relaxed));
+  if (fmt == format::json)
+    write_fd(1, format_line(fmt, level::info, message, f, std::chrono::system_clock::now()));
+  else
+    write_fd(1, std::string(message) + "\n");
+}
+
+void startup_error(std::string_view message) {
+  const auto fmt = static_cast<format>(line_format.load(std::memory_order_relaxed));
+  if (fmt == format::json)
+    write_fd(2, format_line(fmt, level::error, message, {}, std::chrono::system_clock::now()));
+  else
+    write_fd(2, "rheo: " + std::string(message) + "\n");
+}
+
 void open_access_log(const std::string& where) {
   std::lock_guard lock(access_mutex);
   int fd = -1;

@@ -92,6 +92,13 @@ inline void debug(std::string_view m, fields f = {}) {
   if (enabled(level::debug)) write(level::debug, m, f);
 }
 
+/// The line on standard output that says rheo listens: `message` alone in the text format
+/// (scripts read it), a JSON line (level info, with `f`) in the json format.
+void announce(std::string_view message, fields f = {});
+/// A failure that stops rheo before or while it starts, on standard error: "rheo: <message>"
+/// in the text format, a JSON line (level error) in the json format.
+void startup_error(std::string_view message);
+
 /// One line (with its newline) as write() prints it in format `fmt` at time `t`; reals
 /// print with three decimals.
 std::string format_line(format fmt, level l, std::string_view message, fields f,

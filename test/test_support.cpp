@@ -183,6 +183,7 @@ rheo_process::rheo_process(std::vector<std::string> args, std::string data_dir) 
     throw std::runtime_error("rheo did not start: stdout '" + out + "', log: " + log());
   }
   port_ = static_cast<std::uint16_t>(std::stoi(out.substr(pos + 10)));
+  listening_line_ = out.substr(0, out.find('\n'));
   std::lock_guard lock(archive().mutex);
   archive().running.push_back(this);
 }

@@ -46,6 +46,8 @@ public:
   int stop(int sig = 15, std::chrono::seconds deadline = std::chrono::seconds(20));
   /// What the process wrote to stderr so far.
   std::string log() const;
+  /// The line it wrote to stdout when it began to listen.
+  const std::string& listening_line() const { return listening_line_; }
 
 private:
   temp_dir dir_;
@@ -53,6 +55,7 @@ private:
   std::string log_path_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
+  std::string listening_line_;
 };
 
 /// What every rheo this program started wrote to stderr, one entry per process: the

@@ -333,4 +333,32 @@ BOOST_AUTO_TEST_CASE(a_server_logs_one_json_access_line_per_request_and_per_sess
     parse_line(line);
 }
 
+BOOST_AUTO_TEST_CASE(under_the_json_format_the_listening_line_and_startup_errors_are_json_too) {
+  rheo_process p({"--log-format", "json"});
+  const std::string url = "http://127.0.0.1:" + std::to_string(p.port());
+  auto listening = parse_line(p.listening_line());
+  BOOST_TEST(std::string(listening["level"].GetString()) == "info");
+  BOOST_TEST(
+      std::string(listening["msg"].GetString()).rfind("rheo listening on " + url + " (", 0) == 0u);
+  BOOST_TEST(std::string(listening["url"].GetString()) == url);
+
+  // A store that cannot be opened, and an option that does not parse: one JSON error line.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--log-format", "json", "--data-dir", "/proc/no-such-dir/db", "--port", "0"},
+           {"--log-format=json", "--no-such-option"},
+       }) {
+    auto r = run_rheo(args);
+    BOOST_TEST(r.exit_code == 2);
+    auto lines = lines_of(r.output);
+    BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+    auto line = parse_line(lines[0]);
+    BOOST_TEST(std::string(line["level"].GetString()) == "error");
+    BOOST_TEST(std::string(line["msg"].GetString()).size() > 10u);
+  }
+  // The text format says it as before.
+  auto r = run_rheo({"--no-such-option"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.output == "rheo: unknown option '--no-such-option' (see --help)\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
