@@ -163,6 +163,10 @@ bool rest_api::is_blocking(const http_request& req) const {
 
 http_response rest_api::handle(const http_request& req) const {
   http_response res;
+  // Who the request is, and the headers its login issued (a token, its cookie): on the
+  // answer whatever it is, errors included, so that a client keeps its login.
+  rest::access who;
+  http_headers extra;
   try {
     auto t = parse_target(req.target);
     if (!t) {
@@ -170,8 +174,6 @@ http_response rest_api::handle(const http_request& req) const {
     } else if (req.method == http_method::options) {
       res = preflight_response(req);
     } else {
-      rest::access who;
-      http_headers extra;
       auto located = rest::locate(config_, security_, req, *t, who, extra);
       if (auto* error = std::get_if<http_response>(&located)) {
         res = std::move(*error);
@@ -181,9 +183,6 @@ http_response rest_api::handle(const http_request& req) const {
                                 security_, metrics_, cluster_.load(), extra};
         res = rest::find_handler(where.kind, req.method)(c);
       }
-      for (auto& h : extra)
-        res.headers.push_back(std::move(h));
-      if (who.user && res.user.empty() && log::access_log_enabled()) res.user = who.user->id;
     }
   } catch (const etag_mismatch& e) {
     // The current ETag, so that the client can retry with it (as RESTHeart answers).
@@ -194,6 +193,9 @@ http_response rest_api::handle(const http_request& req) const {
   } catch (const std::exception& e) {
     res = error_response(500, std::string("internal error: ") + e.what());
   }
+  for (auto& h : extra)
+    res.headers.push_back(std::move(h));
+  if (who.user && res.user.empty() && log::access_log_enabled()) res.user = who.user->id;
   add_cors_headers(req, config_.cors_allowed_origins, res);
   return res;
 }

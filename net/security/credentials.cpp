@@ -94,15 +94,19 @@ std::size_t credentials::install_users(std::shared_ptr<const user_set> users) {
   return revoked;
 }
 
-bool credentials::throttled(const std::string& address) {
+std::chrono::seconds credentials::throttled_for(const std::string& address) {
   std::lock_guard lock(mutex_);
   auto it = failures_by_address_.find(address);
-  if (it == failures_by_address_.end()) return false;
-  if (std::chrono::steady_clock::now() - it->second.window_start > failure_window_) {
+  if (it == failures_by_address_.end()) return std::chrono::seconds(0);
+  const auto passed = std::chrono::steady_clock::now() - it->second.window_start;
+  if (passed > failure_window_) {
     failures_by_address_.erase(it);
-    return false;
+    return std::chrono::seconds(0);
   }
-  return it->second.count >= max_failures_;
+  if (it->second.count < max_failures_) return std::chrono::seconds(0);
+  // Rounded up: a client that waits this long is let in.
+  const auto left = failure_window_ - passed;
+  return std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(left));
 }
 
 void credentials::record_failure(const std::string& address) {
@@ -178,11 +182,13 @@ std::variant<presented, auth_result> read_presented(const std::string& authoriza
   return presented{std::move(*c), true};
 }
 
-/// 429: the address failed to log in too often lately.
-auth_result too_many_failures() {
+/// 429: the address failed to log in too often lately; it may try again after `wait`.
+auth_result too_many_failures(std::chrono::seconds wait) {
   auth_result res;
   res.status = 429;
   res.message = "too many failed logins from this address; try again later";
+  res.headers.emplace_back("Retry-After",
+                           std::to_string(std::max(wait, std::chrono::seconds(1)).count()));
   return res;
 }
 
@@ -204,7 +210,7 @@ bool credentials::holds_token(const std::string& user, const user_entry& entry,
 credentials::password_check
 credentials::check_password(const user_set& users, const std::string& user, const user_entry* entry,
                             const std::string& secret, const std::string& remote_address) {
-  if (throttled(remote_address)) return password_check::throttled;
+  if (throttled_for(remote_address).count()) return password_check::throttled;
   // A password verified recently: the cache holds a keyed hash of it, never the password.
   if (entry && users.verified.lookup(user, entry->hash, secret)) return password_check::ok;
   // argon2id, slow on purpose, so at most a few at once. Unknown users are verified against
@@ -212,7 +218,7 @@ credentials::check_password(const user_set& users, const std::string& user, cons
   hash_slots::held slot(hash_slots_);
   if (!slot) return password_check::busy;
   // Failures recorded while this request waited for its slot count too.
-  if (throttled(remote_address)) return password_check::throttled;
+  if (throttled_for(remote_address).count()) return password_check::throttled;
   // A burst of requests with the same new credentials (a client opening many connections)
   // verifies once: those that waited find the first one's entry.
   if (entry && users.verified.lookup(user, entry->hash, secret)) return password_check::ok;
@@ -270,7 +276,7 @@ auth_result credentials::authenticate(const std::string& authorization, const st
   case password_check::ok:
     break;
   case password_check::throttled:
-    return too_many_failures();
+    return too_many_failures(throttled_for(remote_address));
   case password_check::busy:
     res.status = 503;
     res.message = "too many password checks at once; try again shortly";

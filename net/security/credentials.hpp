@@ -128,7 +128,8 @@ private:
   /// The headers of a login: the token (Auth-Token...) and the cookie that carries it.
   std::vector<std::pair<std::string, std::string>> login_headers(const std::string& user,
                                                                  const token_info& token) const;
-  bool throttled(const std::string& address);
+  /// How long `address` stays refused after its failed logins (zero: it is not).
+  std::chrono::seconds throttled_for(const std::string& address);
   void record_failure(const std::string& address);
 
   std::atomic<std::shared_ptr<const user_set>> users_;

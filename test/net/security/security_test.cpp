@@ -548,12 +548,30 @@ BOOST_AUTO_TEST_CASE(jwt_rs256_and_user_fields_in_stream_variables) {
   BOOST_TEST(f.payload.find("\"n\":2") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_login_keeps_its_token_headers_on_an_error_answer) {
+  secured s(R"({"algorithm":"HS256","key":"k"})");
+  // The collection does not exist: the store's 404 is an error thrown under the handler.
+  auto r = s.as(basic("ann", "ann-pw"), "GET", "/public");
+  BOOST_TEST(r.status == 404);
+  BOOST_TEST(!r.header("auth-token").empty());
+  BOOST_TEST(!r.header("set-cookie").empty());
+  // A body that does not parse: 400, the login still answered.
+  auto bad = s.as(basic("ann", "ann-pw"), "POST", "/notes", "{not json");
+  BOOST_TEST(bad.status == 400);
+  BOOST_TEST(!bad.header("auth-token").empty());
+}
+
 BOOST_AUTO_TEST_CASE(failed_logins_are_throttled_per_address) {
   secured s(R"({"algorithm":"HS256","key":"k"})");
   for (int i = 0; i < 3; ++i)
     BOOST_TEST(s.as(basic("ann", "bad"), "GET", "/public").status == 401);
   auto t = s.as(basic("ann", "ann-pw"), "GET", "/public");
   BOOST_TEST(t.status == 429);
+  // When to come back: within the failure window (login_window_seconds, 60 by default).
+  BOOST_REQUIRE(!t.header("retry-after").empty());
+  const int retry = std::stoi(t.header("retry-after"));
+  BOOST_TEST(retry >= 1);
+  BOOST_TEST(retry <= 60);
   // Anonymous requests are not logins: still allowed (404: the collection does not exist).
   BOOST_TEST(s.as("", "GET", "/public").status == 404);
 }
