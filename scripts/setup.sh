@@ -9,7 +9,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   libcaf-dev libboost-dev libboost-test-dev libboost-program-options-dev
   libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev libjemalloc-dev
-  python3 python3-mockupdb python3-websocket
+  python3 python3-mockupdb python3-websocket python3-prometheus-client
   openssl iproute2
   dpkg-dev file systemd
   chromium nodejs
