@@ -213,22 +213,6 @@ public:
 /// than the history the store still holds (or unknown to it).
 inline constexpr std::string_view history_lost_reason = "history lost";
 
-/// Whether `token` is an event's token (hex digits, as both backends' are), which
-/// token_before() can order, rather than a snapshot token of a backend whose snapshot tokens
-/// are of another kind (MongoDB's start with a letter that is not a hex digit).
-inline bool is_event_token(std::string_view token) {
-  return !token.empty() && token.find_first_not_of("0123456789abcdefABCDEF") == token.npos;
-}
-
-/// Whether resume token `a` is before `b` in their collection's change order. Tokens of
-/// both backends are ordered as strings: the embedded store's are fixed-width hex
-/// sequence numbers, MongoDB's `_data` is hex-encoded KeyString, which MongoDB documents
-/// as sortable. (MongoDB snapshot tokens, see mongo_store.hpp, are not event tokens and
-/// are never compared.)
-inline bool token_before(std::string_view a, std::string_view b) {
-  return a < b;
-}
-
 /// One upstream change feed for one collection. Its position is fixed when watch()
 /// returns: every change committed after that reaches the sink given to start().
 ///

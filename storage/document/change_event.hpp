@@ -65,6 +65,22 @@ struct change_event {
 /// The resume token of an event in the shape stages see (its `_id._data`), or null.
 const std::string* event_token(const object& event);
 
+/// Whether `token` is an event's token (hex digits, as both backends' are), which
+/// token_before() can order, rather than a snapshot token of a backend whose snapshot tokens
+/// are of another kind (MongoDB's start with a letter that is not a hex digit).
+inline bool is_event_token(std::string_view token) {
+  return !token.empty() && token.find_first_not_of("0123456789abcdefABCDEF") == token.npos;
+}
+
+/// Whether resume token `a` is before `b` in their collection's change order. Tokens of
+/// both backends are ordered as strings: the embedded store's are fixed-width hex
+/// sequence numbers, MongoDB's `_data` is hex-encoded KeyString, which MongoDB documents
+/// as sortable. (MongoDB snapshot tokens, see mongo_store.hpp, are not event tokens and
+/// are never compared.)
+inline bool token_before(std::string_view a, std::string_view b) {
+  return a < b;
+}
+
 /// Embedded-store resume tokens: seq <-> 16 lowercase hex digits.
 std::string token_from_seq(std::uint64_t seq);
 std::optional<std::uint64_t> seq_from_token(std::string_view token);

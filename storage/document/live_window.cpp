@@ -58,42 +58,33 @@ std::vector<live_op> diff_windows(const std::vector<const object*>& from,
     in_to.emplace(id_key(*to[j]), j);
 
   std::vector<live_op> ops;
-  // What the client holds as the ops apply, as their ids.
-  std::vector<std::string> work;
+  // What the client holds as the ops apply: each element's id and document.
+  struct element {
+    std::string key;
+    const object* doc;
+  };
+  std::vector<element> work;
   work.reserve(std::max(from.size(), to.size()));
-  std::vector<const object*> work_docs;
   for (std::size_t i = from.size(); i-- > 0;)
     if (!in_to.count(id_key(*from[i]))) ops.push_back({live_op::kind::remove, i, 0, nullptr});
-  for (const object* d : from) {
-    std::string k = id_key(*d);
-    if (in_to.count(k)) {
-      work.push_back(std::move(k));
-      work_docs.push_back(d);
-    }
-  }
+  for (const object* d : from)
+    if (std::string k = id_key(*d); in_to.count(k)) work.push_back({std::move(k), d});
   // Position by position: the prefix [0, j) of the client's array is already `to`'s.
   for (std::size_t j = 0; j < to.size(); ++j) {
-    const std::string k = id_key(*to[j]);
+    std::string k = id_key(*to[j]);
     std::size_t i = j;
-    while (i < work.size() && work[i] != k)
+    while (i < work.size() && work[i].key != k)
       ++i;
+    const auto at = [&](std::size_t n) { return work.begin() + static_cast<std::ptrdiff_t>(n); };
     if (i == work.size()) {
       ops.push_back({live_op::kind::add, j, 0, to[j]});
-      work.insert(work.begin() + static_cast<std::ptrdiff_t>(j), k);
-      work_docs.insert(work_docs.begin() + static_cast<std::ptrdiff_t>(j), to[j]);
+      work.insert(at(j), {std::move(k), to[j]});
       continue;
     }
-    if (i == j && same_document(*work_docs[j], *to[j])) continue;
+    if (i == j && same_document(*work[j].doc, *to[j])) continue;
     ops.push_back({live_op::kind::update, i, j, to[j]});
-    if (i != j) {
-      std::rotate(work.begin() + static_cast<std::ptrdiff_t>(j),
-                  work.begin() + static_cast<std::ptrdiff_t>(i),
-                  work.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      std::rotate(work_docs.begin() + static_cast<std::ptrdiff_t>(j),
-                  work_docs.begin() + static_cast<std::ptrdiff_t>(i),
-                  work_docs.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-    }
-    work_docs[j] = to[j];
+    if (i != j) std::rotate(at(j), at(i), at(i) + 1);
+    work[j].doc = to[j];
   }
   return ops;
 }
@@ -203,9 +194,8 @@ std::vector<live_op> live_result::apply(const std::vector<object>& events, std::
   bool changed = false;
   for (; i < events.size() && !needs_read(); ++i) {
     const std::string* token = event_token(events[i]);
-    // What the last read already reflects. (Event tokens order as strings: token_before in
-    // storage/store.hpp.)
-    if (token && !position_.empty() && !(position_ < *token)) continue;
+    // What the last read already reflects.
+    if (token && !position_.empty() && !token_before(position_, *token)) continue;
     if (auto c = live_change_of(events[i])) changed = window_.apply(c->id, c->doc) || changed;
     if (token) position_ = *token;
   }
