@@ -37,6 +37,7 @@ namespace rheo {
 class change_feed;
 class push_connection;
 class store;
+struct live_query_spec; // storage/document/live_window.hpp
 
 // -- atoms (at most 10 characters each) ---------------------------------------
 
@@ -64,6 +65,9 @@ struct subscription_spec {
   std::string key;
   object definition; // the stored stream definition, to notice redefinitions
   pipeline stages;   // compiled against the client's avars, @user and readFilter
+  /// Set for a live query (GET /<coll>/_live): the broker starts a live_query actor for it
+  /// instead of a subscription; `stream`, `definition` and `stages` are then unused.
+  std::shared_ptr<const live_query_spec> live;
 };
 
 /// A session's connection (WebSocket or SSE), for the subscription to hand to its I/O

@@ -1,5 +1,6 @@
 #include "actors/broker.hpp"
 
+#include "actors/live_query.hpp"
 #include "actors/replay.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
@@ -29,6 +30,12 @@ void release_watcher(self_ptr self, const watcher_actor& w) {
   st.watchers.erase(wit);
 }
 
+/// The key (db + '\0' + coll) under which `w` was created.
+std::string watcher_key_of(const broker_state& st, const watcher_actor& w) {
+  auto it = st.watchers.find(w.address());
+  return it == st.watchers.end() ? std::string() : it->second.key;
+}
+
 /// Removes a session; tears down its subscription when it was the last one, and the
 /// subscription's watcher when that was its last subscription.
 void remove_session(self_ptr self, const caf::actor_addr& session) {
@@ -46,6 +53,10 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
   if (auto k = st.subscriptions_by_key.find(entry.key);
       k != st.subscriptions_by_key.end() && k->second == entry.handle)
     st.subscriptions_by_key.erase(k);
+  if (entry.live)
+    if (auto l = st.live_queries.find(watcher_key_of(st, entry.watcher));
+        l != st.live_queries.end() && --l->second == 0)
+      st.live_queries.erase(l);
   self->send(entry.watcher, detach_atom::value, feed_listener_actor{entry.handle});
   self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
   release_watcher(self, entry.watcher);
@@ -83,14 +94,41 @@ watcher_actor watcher_for(self_ptr self, const std::string& db, const std::strin
   auto w = counted(self->spawn(watcher, broker_actor{self}, std::move(feed), coll, st.stats),
                    st.stats->upstream_feeds);
   st.watchers_by_key[wkey] = w;
-  st.watchers[w.address()] = {w, 0};
+  st.watchers[w.address()] = {w, 0, std::move(wkey)};
   return w;
+}
+
+/// A new subscription, or live query, for `spec`; null with `err` set when the collection
+/// has as many live queries as it may.
+subscription_actor spawn_for(self_ptr self, subscription_spec& spec, caf::error& err) {
+  auto& st = self->state;
+  if (!spec.live)
+    return counted(
+        self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats, st.replays),
+        st.stats->subscriptions);
+  if (!st.replays) {
+    err = caf::make_error(caf::sec::runtime_error, "live queries are not available");
+    return {};
+  }
+  std::size_t& running = st.live_queries[spec.db + '\0' + spec.coll];
+  if (running >= st.max_live_queries) {
+    err = caf::make_error(
+        caf::sec::invalid_argument,
+        "collection '" + spec.coll + "' has " + std::to_string(running) +
+            " live queries, the most it may have (max_live_queries_per_collection)");
+    st.stats->count_refusal(limit::live_queries_per_collection);
+    return {};
+  }
+  ++running;
+  return counted(self->spawn(live_query, broker_actor{self}, std::move(spec), st.stats, st.replays),
+                 st.stats->live_queries);
 }
 
 } // namespace
 
 broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats,
-                                   replay_service* replays) {
+                                   replay_service* replays, std::size_t max_live_queries) {
+  self->state.max_live_queries = max_live_queries;
   self->state.storage = storage;
   self->state.stats = stats;
   self->state.replays = replays;
@@ -110,12 +148,15 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
           watcher_actor w = watcher_for(self, spec.db, spec.coll, err);
           if (!w) return err;
           std::string key = spec.key;
-          sub = counted(
-              self->spawn(subscription, broker_actor{self}, std::move(spec), st.stats, st.replays),
-              st.stats->subscriptions);
-          st.subscriptions_by_key[key] = sub;
-          st.subscriptions[sub.address()] = {sub, std::move(key), w, 0};
+          const bool live = spec.live != nullptr;
           st.watchers[w.address()].users++;
+          sub = spawn_for(self, spec, err);
+          if (!sub) {
+            release_watcher(self, w);
+            return err;
+          }
+          st.subscriptions_by_key[key] = sub;
+          st.subscriptions[sub.address()] = {sub, std::move(key), w, 0, live};
           self->send(w, attach_atom::value, feed_listener_actor{sub});
         }
         st.subscriptions[sub.address()].sessions++;

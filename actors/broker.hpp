@@ -1,9 +1,9 @@
-// The BROKER actor: creates and finds watchers and subscriptions, attaches sessions to
-// subscriptions, and tears down subscriptions without sessions and watchers without
-// subscriptions (and listeners, see watch_atom). Every membership change goes through it, so a
-// session never joins a subscription that is being torn down. It counts the watchers and
-// subscriptions it spawns on the metrics it was given (rheo_upstream_feeds, rheo_subscriptions) and
-// hands the metrics to them.
+// The BROKER actor: creates and finds watchers and subscriptions (and live queries, which
+// it handles as subscriptions), attaches sessions to subscriptions, and tears down subscriptions
+// without sessions and watchers without subscriptions (and listeners, see watch_atom). Every
+// membership change goes through it, so a session never joins a subscription that is being torn
+// down. It counts the watchers and subscriptions it spawns on the metrics it was given
+// (rheo_upstream_feeds, rheo_subscriptions) and hands the metrics to them.
 //
 // Thread-safety: an actor; its state is touched only by its behavior, one message at a
 // time, on a CAF scheduler thread. Other threads reach it only through messages. It opens
@@ -29,22 +29,27 @@ struct broker_state {
   struct watcher_entry {
     watcher_actor handle;
     std::size_t users = 0; // subscriptions and listeners (watch_atom) attached to it
+    std::string key;       // db + '\0' + coll
   };
   struct subscription_entry {
     subscription_actor handle;
     std::string key;
     watcher_actor watcher;
     std::size_t sessions = 0;
+    bool live = false; // a live query
   };
 
   store* storage = nullptr;
   metrics* stats = nullptr;
   replay_service* replays = nullptr;
+  std::size_t max_live_queries = 0;                               // per collection
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
   std::unordered_map<caf::actor_addr, watcher_entry> watchers;
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
   std::unordered_map<caf::actor_addr, subscription_entry> subscriptions;
   std::unordered_map<caf::actor_addr, caf::actor_addr> session_to_subscription;
+  /// Live queries by collection (the watcher's key): how many run.
+  std::unordered_map<std::string, std::size_t> live_queries;
   /// Listeners attached with watch_atom (edge relays): their watcher.
   std::unordered_map<caf::actor_addr, watcher_actor> listeners;
 };
@@ -52,8 +57,12 @@ struct broker_state {
 /// @param storage the store whose change feeds the watchers follow.
 /// @param stats what the broker, its watchers and subscriptions count on; must outlive them.
 /// @param replays where subscriptions open resuming sessions' replay feeds (null: resume
-///        tokens are ignored); must outlive them.
+///        tokens are ignored) and live queries read the store (null: no live queries); must
+///        outlive them.
+/// @param max_live_queries distinct live queries a collection may have at once; a client
+///        asking for one more gets an error (caf::sec::invalid_argument) naming the option.
 broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self,
-                                   store* storage, metrics* stats, replay_service* replays);
+                                   store* storage, metrics* stats, replay_service* replays,
+                                   std::size_t max_live_queries);
 
 } // namespace rheo

@@ -20,6 +20,10 @@
 
 namespace rheo {
 
+/// Live events a consumer may have held for it (a resuming session, a live query during a
+/// read of the store) before it is closed as a slow consumer: it is that far behind.
+inline constexpr std::size_t max_held_events = 10000;
+
 class handover {
 public:
   /// A batch of live events in commit order, in the shape stages see (event_batch::events).

@@ -18,7 +18,8 @@ realtime::realtime(caf::actor_system& system, store& storage, const server_confi
     : system_(system), config_(config), stats_(stats),
       replays_(std::make_unique<replay_pool>(storage, 2)) {
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
-      system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get())));
+      system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get()),
+                   config.max_live_queries_per_collection));
 }
 
 realtime::~realtime() {
@@ -56,6 +57,7 @@ void realtime::accept(io_shard& shard, connection_stream stream,
   spec.key = target.key;
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
+  spec.live = std::move(target.live);
   auto hdl = counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_),
                                    std::move(spec), std::move(target.resume_after)),
                      stats_.sessions_open);

@@ -35,4 +35,22 @@ void replay_pool::cancel(std::shared_ptr<change_feed> feed) {
   boost::asio::post(threads_, [feed = std::move(feed)] { feed->cancel(); });
 }
 
+void replay_pool::read(std::string db, std::string coll, find_query q,
+                       std::function<void(store_read)> done) {
+  boost::asio::post(threads_, [this, db = std::move(db), coll = std::move(coll), q = std::move(q),
+                               done = std::move(done)]() mutable {
+    store_read out;
+    q.position = &out.position;
+    q.explain = nullptr;
+    q.page_json = nullptr;
+    try {
+      out.docs = storage_.find(db, coll, q);
+    } catch (const std::exception& e) {
+      out.docs.clear();
+      out.error = e.what();
+    }
+    done(std::move(out));
+  });
+}
+
 } // namespace rheo

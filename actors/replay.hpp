@@ -3,23 +3,40 @@
 // read of the change log, a round trip to MongoDB, the join of a feed thread), so they run
 // on threads of their own instead of the actors' scheduler or the I/O threads.
 //
-// Subscriptions see the replay_service interface (a test gives them a fake).
+// The reads of live queries (the first one and each refill) run there too: a read of the
+// store may wait as long as a replay does.
+//
+// Subscriptions and live queries see the replay_service interface (a test gives them a
+// fake).
 //
 // Thread-safety: open() and cancel() may be called from any thread; the pool's destructor
 // joins its threads (after the actors that use the pool are done).
 #pragma once
 
+#include "storage/document/value.hpp"
+
 #include <boost/asio/thread_pool.hpp>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace rheo {
 
 class change_feed;
 class feed_sink;
 class store;
+struct find_query;
+
+/// What a read of the store gave (replay_service::read): the documents, and the change-feed
+/// position they reflect; or why it failed.
+struct store_read {
+  std::vector<object> docs;
+  std::string position;
+  std::optional<std::string> error;
+};
 
 class replay_service {
 public:
@@ -32,6 +49,10 @@ public:
                     std::function<void(std::shared_ptr<change_feed>)> opened) = 0;
   /// Cancels `feed`.
   virtual void cancel(std::shared_ptr<change_feed> feed) = 0;
+  /// Runs `q` on db.coll (its `position` set to where `done` receives it), then calls
+  /// `done` with the result or the error.
+  virtual void read(std::string db, std::string coll, find_query q,
+                    std::function<void(store_read)> done) = 0;
 };
 
 /// The replay_service of a running server: opens and cancels on threads of its own.
@@ -48,6 +69,9 @@ public:
             std::function<void(std::shared_ptr<change_feed>)> opened) override;
   /// On a pool thread.
   void cancel(std::shared_ptr<change_feed> feed) override;
+  /// On a pool thread.
+  void read(std::string db, std::string coll, find_query q,
+            std::function<void(store_read)> done) override;
 
 private:
   store& storage_;

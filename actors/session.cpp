@@ -23,6 +23,14 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
               st.conn->close(st.pending_close->first, std::move(st.pending_close->second));
           },
           [self](const caf::error& err) {
+            // A limit (caf::sec::invalid_argument) says which in its message: 503 with it.
+            if (err.category() == caf::atom("system") &&
+                err.code() == static_cast<std::uint8_t>(caf::sec::invalid_argument) &&
+                err.context().match_elements<std::string>()) {
+              const std::string& why = err.context().get_as<std::string>(0);
+              self->state.conn->reject(503, error_response(503, why).body);
+              return;
+            }
             self->state.conn->reject(
                 500, error_response(500, "cannot subscribe: " + self->system().render(err)).body);
           });

@@ -3,7 +3,6 @@
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "config/log.hpp"
-#include "net/fanout.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/push_connection.hpp"
@@ -59,11 +58,6 @@ void close_all(self_ptr self, const close_reason& why) {
     self->send(m.handle, close_atom::value, code, text);
 }
 
-void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,
-                std::uint32_t count) {
-  if (count) post_to_connection(conn, std::make_shared<const std::string>(std::move(bytes)), count);
-}
-
 /// Messages for one connection alone are posted in buffers of about this size, so that a
 /// long replay fills the connection's queue a part at a time: what fits under its limit is
 /// delivered even when the rest makes it a slow consumer, and the client's next resume
@@ -75,17 +69,6 @@ void send_alone_if_full(const std::shared_ptr<push_connection>& conn, std::strin
                         std::uint32_t& count) {
   if (bytes.size() < alone_chunk_bytes) return;
   send_alone(conn, std::exchange(bytes, {}), std::exchange(count, 0));
-}
-
-/// Adds `conn` to the fan-out group of its shard and transport: it receives every batch
-/// posted after this.
-void join_fanout(state& st, state::member& m, std::shared_ptr<push_connection> conn) {
-  auto& groups = st.groups[static_cast<std::size_t>(m.transport)];
-  if (groups.size() <= m.shard) groups.resize(m.shard + 1);
-  auto& g = groups[m.shard];
-  if (!g.group) g.group = std::make_shared<fanout_group>(conn->shard());
-  g.group->post_add(std::move(conn));
-  ++g.sessions;
 }
 
 /// Ends the replay of `id`: the held live events after its last go out to the session
@@ -111,7 +94,7 @@ void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
       send_alone_if_full(r.conn, bytes, count);
     }
   send_alone(r.conn, std::move(bytes), count);
-  join_fanout(st, m, std::move(r.conn));
+  st.listeners.join(std::move(r.conn));
 }
 
 /// A session that connected with `token`: held until its replay catches up.
@@ -120,7 +103,7 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   auto& st = self->state;
   if (st.position && *st.position == token) {
     // Nothing to replay: the session is where the subscription is.
-    join_fanout(st, m, std::move(conn));
+    st.listeners.join(std::move(conn));
     return;
   }
   const std::uint64_t id = st.next_replay_id++;
@@ -209,9 +192,6 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
 } // namespace
 
 subscription_state::~subscription_state() {
-  for (auto& by_shard : groups)
-    for (auto& g : by_shard)
-      if (g.group) fanout_group::release(std::move(g.group));
   for (auto& [id, r] : resuming)
     if (r.feed) replays->cancel(std::move(r.feed));
 }
@@ -244,7 +224,7 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         if (h.resume_after && st.replays)
           start_resume(self, stats, it->second, std::move(h.conn), std::move(*h.resume_after));
         else
-          join_fanout(st, it->second, std::move(h.conn));
+          st.listeners.join(std::move(h.conn));
       },
       [self](closed_atom, const session_actor& s) {
         auto& st = self->state;
@@ -256,9 +236,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
             if (r->second.feed) st.replays->cancel(std::move(r->second.feed));
             st.resuming.erase(r);
           }
-        } else if (auto& groups = st.groups[static_cast<std::size_t>(it->second.transport)];
-                   it->second.shard < groups.size()) {
-          --groups[it->second.shard].sessions;
+        } else {
+          st.listeners.leave(it->second.transport, it->second.shard);
         }
         st.sessions.erase(it);
       },
@@ -266,10 +245,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         auto& st = self->state;
         if (st.closed || !batch.events || batch.events->empty()) return;
         if (const std::string* t = event_token(batch.events->back())) st.position = *t;
-        std::array<bool, 2> used{};
-        for (std::size_t tr = 0; tr < 2; ++tr)
-          for (auto& g : st.groups[tr])
-            used[tr] = used[tr] || g.sessions > 0;
+        const std::array<bool, 2> used{st.listeners.reaches(push_transport::websocket),
+                                       st.listeners.reaches(push_transport::sse)};
         std::array<std::string, 2> bytes;
         std::uint32_t count = 0;
         object scratch;
@@ -283,9 +260,8 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         if (count)
           for (std::size_t tr = 0; tr < 2; ++tr) {
             if (!used[tr]) continue;
-            auto shared = std::make_shared<const std::string>(std::move(bytes[tr]));
-            for (auto& g : st.groups[tr])
-              if (g.sessions) g.group->post_deliver(shared, count);
+            st.listeners.post(static_cast<push_transport>(tr),
+                              std::make_shared<const std::string>(std::move(bytes[tr])), count);
           }
         // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
         // a session handed over now must not get this batch from its group too.)

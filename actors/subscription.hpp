@@ -21,13 +21,13 @@
 #pragma once
 
 #include "actors/actors.hpp"
+#include "actors/audience.hpp"
 #include "actors/handover.hpp"
 #include "storage/document/pipeline.hpp"
 
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,7 +36,6 @@
 
 namespace rheo {
 
-class fanout_group;
 enum class push_transport : std::uint8_t; // net/push_connection.hpp
 class replay_service;
 struct metrics;
@@ -59,10 +58,6 @@ struct subscription_state {
     handover progress;
     std::shared_ptr<change_feed> feed; // once opened
   };
-  struct shard_group {
-    std::shared_ptr<fanout_group> group;
-    std::uint32_t sessions = 0;
-  };
 
   pipeline stages;
   std::string db;
@@ -72,17 +67,13 @@ struct subscription_state {
   std::unordered_map<caf::actor_addr, member> sessions;
   std::unordered_map<std::uint64_t, resume> resuming;
   std::uint64_t next_replay_id = 1;
-  // By transport, then by I/O thread index: the group of our sessions there and their count.
-  std::array<std::vector<shard_group>, 2> groups;
+  /// The sessions that receive every batch (all but the resuming ones).
+  audience listeners;
   /// Every change up to this token has been received from the watcher.
   std::optional<std::string> position;
   replay_service* replays = nullptr;
   bool closed = false;
 };
-
-/// Live events a resuming session may have held for it before it is closed as a slow
-/// consumer (its replay is that far behind).
-inline constexpr std::size_t max_held_events = 10000;
 
 /// @param broker told when the stream definition changed (retire).
 /// @param spec the compiled stream definition and variables.

@@ -344,6 +344,15 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.max_stages_per_stream = parse_unsigned<std::size_t>(v, 1, 1000000);
        }},
+      {"live_query_max_window", "largest pagesize of a live query (400 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.live_query_max_window = parse_unsigned<std::size_t>(v, 1, 100000);
+       }},
+      {"max_live_queries_per_collection",
+       "most distinct live queries a collection may have at once (503 beyond)",
+       [](server_config& c, const std::string& v) {
+         c.max_live_queries_per_collection = parse_unsigned<std::size_t>(v, 1, 1000000);
+       }},
   };
   return table;
 }

@@ -59,6 +59,8 @@ struct server_config {
   std::size_t max_avars_bytes = 16 * 1024;
   std::size_t max_streams_per_collection = 100;
   std::size_t max_stages_per_stream = 50;
+  std::size_t live_query_max_window = 1000;           // largest pagesize of a live query
+  std::size_t max_live_queries_per_collection = 1000; // distinct ones at once
   // Security (see net/security/security.hpp). JSON texts; empty: none (acl: the default rules).
   std::string users_json;
   std::string acl_json;

@@ -21,6 +21,8 @@
 
 namespace rheo {
 
+struct live_query_spec; // storage/document/live_window.hpp
+
 /// The target of a WebSocket handshake or SSE request once it has been authorized and
 /// resolved.
 struct stream_target {
@@ -34,9 +36,10 @@ struct stream_target {
   std::string user_id;               // its id, for the access log
   std::optional<object> read_filter; // the ACL readFilter, resolved
   pipeline stages;                   // the definition compiled for this client
-  std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
-  bool sse = false;                        // Server-Sent Events rather than a WebSocket
-  http_headers response_headers;           // for the SSE response's head (CORS)
+  std::shared_ptr<const live_query_spec> live; // a live query (/<coll>/_live) instead
+  std::optional<std::string> resume_after;     // resumeAfter / Last-Event-ID, a well-formed token
+  bool sse = false;                            // Server-Sent Events rather than a WebSocket
+  http_headers response_headers;               // for the SSE response's head (CORS)
   // Set by the server: what the session holds until it closes (its places in the limits),
   // and (access log on) what it calls once it has closed, with the bytes sent to the client.
   std::vector<std::shared_ptr<void>> held;

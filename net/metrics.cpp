@@ -20,6 +20,10 @@ const char* limit_name(limit l) {
     return "streams_per_collection";
   case limit::stages_per_stream:
     return "stages_per_stream";
+  case limit::live_queries_per_collection:
+    return "live_queries_per_collection";
+  case limit::live_window:
+    return "live_window";
   }
   return "unknown";
 }
@@ -81,6 +85,15 @@ std::string metrics::render() const {
   line(out, "rheo_sessions_open", "gauge", "Open WebSocket and SSE sessions.",
        sessions_open.load(r));
   line(out, "rheo_subscriptions", "gauge", "Live stream subscriptions.", subscriptions.load(r));
+  line(out, "rheo_live_queries", "gauge",
+       "Distinct live queries being evaluated (clients with the same query share one).",
+       live_queries.load(r));
+  line(out, "rheo_live_refills_total", "counter",
+       "Reads of the store that refilled a live query's window after documents left it.",
+       live_refills.load(r));
+  line(out, "rheo_live_frames_total", "counter",
+       "Live query frames (init and diff) built, each once for all the query's clients.",
+       live_frames.load(r));
   line(out, "rheo_upstream_feeds", "gauge",
        "Open upstream change feeds (one per watched collection).", upstream_feeds.load(r));
   line(out, "rheo_events_received_total", "counter", "Change events received from upstream feeds.",

@@ -17,15 +17,17 @@ namespace rheo {
 
 /// The limits whose refusals /_metrics counts (rheo_limit_refusals_total{limit="..."}).
 enum class limit : std::uint8_t {
-  connections,            ///< max_connections: 503 at the first request
-  connections_per_client, ///< max_connections_per_client: 429 at the first request
-  sessions_per_client,    ///< max_sessions_per_client: 429 at the handshake
-  requests_per_second,    ///< max_requests_per_second_per_client: 429 with Retry-After
-  avars_bytes,            ///< max_avars_bytes: 400
-  streams_per_collection, ///< max_streams_per_collection: 400
-  stages_per_stream,      ///< max_stages_per_stream: 400
+  connections,                 ///< max_connections: 503 at the first request
+  connections_per_client,      ///< max_connections_per_client: 429 at the first request
+  sessions_per_client,         ///< max_sessions_per_client: 429 at the handshake
+  requests_per_second,         ///< max_requests_per_second_per_client: 429 with Retry-After
+  avars_bytes,                 ///< max_avars_bytes: 400
+  streams_per_collection,      ///< max_streams_per_collection: 400
+  stages_per_stream,           ///< max_stages_per_stream: 400
+  live_queries_per_collection, ///< max_live_queries_per_collection: 503 at the handshake
+  live_window,                 ///< live_query_max_window: 400 at the handshake
 };
-inline constexpr std::size_t limit_count = 7;
+inline constexpr std::size_t limit_count = 9;
 /// The `limit` label of `l`.
 const char* limit_name(limit l);
 
@@ -37,6 +39,12 @@ struct metrics {
   // Realtime.
   std::atomic<std::int64_t> sessions_open{0};
   std::atomic<std::int64_t> subscriptions{0};
+  // Live queries (distinct ones: clients asking the same share one), the reads of the store
+  // that refilled a window after a document left it, and the frames they built (each once,
+  // for all their clients).
+  std::atomic<std::int64_t> live_queries{0};
+  std::atomic<std::uint64_t> live_refills{0};
+  std::atomic<std::uint64_t> live_frames{0};
   std::atomic<std::int64_t> upstream_feeds{0};
   std::atomic<std::uint64_t> events_received{0};
   std::atomic<std::uint64_t> events_replayed{0}; // read by resuming sessions' replay feeds

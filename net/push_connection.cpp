@@ -74,7 +74,9 @@ std::int64_t push_connection::enqueue(const std::shared_ptr<const std::string>& 
                                       std::uint32_t frames) {
   if (closing_ || finished_) return 0;
   auto n = static_cast<std::int64_t>(bytes->size());
-  if (queued_ + n > opts_.queue_limit_bytes) {
+  // The limit bounds what waits: a message alone in the queue goes out whatever its size (a
+  // live query's init frame of a large window may be bigger than the limit).
+  if (queued_ > 0 && queued_ + n > opts_.queue_limit_bytes) {
     shard_.metrics().slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
     std::string reason =
         "slow consumer: outbound queue over " + std::to_string(opts_.queue_limit_bytes) + " bytes";

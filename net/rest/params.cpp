@@ -121,6 +121,31 @@ object combined_filter(const parsed_target& t, std::optional<object> read_filter
   return object{{"$and", value(std::move(all))}};
 }
 
+/// The `sort` parameters (repeatable): "field", "-field", "+field" or a JSON object.
+/// _id breaks ties, so that pages of an equal-valued sort neither overlap nor skip.
+object sort_param(const parsed_target& t) {
+  object sort;
+  for (auto& s : t.all("sort")) {
+    auto first = s.find_first_not_of(" \t");
+    if (first != std::string::npos && s[first] == '{') {
+      for (auto& [k, v] : parse_object_param(s, "sort"))
+        set_field(sort, k, v);
+    } else if (!s.empty()) {
+      bool desc = s[0] == '-';
+      std::string field = (s[0] == '-' || s[0] == '+') ? s.substr(1) : s;
+      if (field.empty()) throw_bad_request("invalid sort '" + s + "'");
+      set_field(sort, field, value(desc ? -1 : 1));
+    } else {
+      throw_bad_request("invalid sort: empty");
+    }
+  }
+  if (!sort.empty() && !find_field(sort, "_id")) {
+    const value& last = sort.back().second;
+    set_field(sort, "_id", value(last.is_number() && last.as_double() < 0 ? -1 : 1));
+  }
+  return sort;
+}
+
 object parse_avars(const parsed_target& t, std::size_t max_bytes, metrics& stats) {
   auto text = t.last("avars");
   if (!text) return {};

@@ -42,6 +42,10 @@ object combined_filter(const parsed_target& t, std::optional<object> read_filter
 /// '$'); {} when absent. Throws api_error(400), also when longer than `max_bytes` (the
 /// refusal counted on `stats`).
 object parse_avars(const parsed_target& t, std::size_t max_bytes, metrics& stats);
+/// The `sort` parameters (repeatable): "field", "-field", "+field" or a JSON object, as one
+/// sort document; _id is appended to break ties (so pages neither overlap nor skip). {} when
+/// absent.
+object sort_param(const parsed_target& t);
 /// The `keys` parameters (repeatable) as one projection document.
 object keys_param(const parsed_target& t);
 

@@ -23,31 +23,6 @@ void set_filter(find_query& q, const request_context& c) {
   q.filter = matcher::compile(q.filter_doc);
 }
 
-/// The `sort` parameters (repeatable): "field", "-field", "+field" or a JSON object.
-/// _id breaks ties, so that pages of an equal-valued sort neither overlap nor skip.
-object sort_param(const parsed_target& t) {
-  object sort;
-  for (auto& s : t.all("sort")) {
-    auto first = s.find_first_not_of(" \t");
-    if (first != std::string::npos && s[first] == '{') {
-      for (auto& [k, v] : parse_object_param(s, "sort"))
-        set_field(sort, k, v);
-    } else if (!s.empty()) {
-      bool desc = s[0] == '-';
-      std::string field = (s[0] == '-' || s[0] == '+') ? s.substr(1) : s;
-      if (field.empty()) throw_bad_request("invalid sort '" + s + "'");
-      set_field(sort, field, value(desc ? -1 : 1));
-    } else {
-      throw_bad_request("invalid sort: empty");
-    }
-  }
-  if (!sort.empty() && !find_field(sort, "_id")) {
-    const value& last = sort.back().second;
-    set_field(sort, "_id", value(last.is_number() && last.as_double() < 0 ? -1 : 1));
-  }
-  return sort;
-}
-
 /// The `explain` parameter: true or false (the default).
 bool explain_param(const parsed_target& t) {
   auto e = t.last("explain");

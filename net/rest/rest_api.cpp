@@ -59,6 +59,8 @@ std::variant<resource, http_response> resolve_data(const parsed_target& t, const
   } else if (second == "_streams") {
     if (m.rest.size() != 3) return error_response(404, "no such stream");
     r.kind = resource_kind::stream;
+  } else if (second == "_live" && m.rest.size() == 2) {
+    r.kind = resource_kind::live;
   } else if (second == "_aggrs") {
     if (m.rest.size() != 3) return error_response(404, "no such aggregation");
     r.kind = resource_kind::aggregation;

@@ -9,7 +9,8 @@
 //   queries.cpp      GET /<coll> (filter, sort, keys, pages, explain) and GET /<coll>/_size
 //   documents.cpp    POST /<coll>; GET, PUT, PATCH, DELETE /<coll>/<id>
 //   indexes.cpp      GET /<coll>/_indexes; PUT, DELETE /<coll>/_indexes/<name>
-//   streams.cpp      /<coll>/_streams/<uri>: WebSocket handshakes and plain requests
+//   streams.cpp      /<coll>/_streams/<uri> and /<coll>/_live: WebSocket handshakes, SSE
+//                    requests and plain requests
 //   bulk.cpp         POST /<coll> with an array; PATCH and DELETE /<coll>/*?filter=
 //   aggregations.cpp GET /<coll>/_aggrs/<uri>
 // OPTIONS (CORS preflight) is answered before routing, for every path.
@@ -48,6 +49,7 @@ enum class resource_kind {
   size,         // /<coll>/_size
   meta,         // /<coll>/_meta
   stream,       // /<coll>/_streams/<uri>
+  live,         // /<coll>/_live
   indexes,      // /<coll>/_indexes
   index,        // /<coll>/_indexes/<name>
   document,     // /<coll>/<id>
@@ -146,5 +148,6 @@ http_response delete_index(const request_context& c);
 
 // streams.cpp
 http_response plain_request_to_stream(const request_context& c);
+http_response plain_request_to_live(const request_context& c);
 
 } // namespace rheo::rest

@@ -1,12 +1,15 @@
-// Change streams, /<coll>/_streams/<uri>: resolving a WebSocket handshake to the stream
-// it subscribes to (the stream's definition compiled for this client), and the answer to
-// plain HTTP requests at a stream URL.
+// Change streams, /<coll>/_streams/<uri>, and live queries, /<coll>/_live: resolving a
+// WebSocket handshake or SSE request to what it subscribes to (the stream's definition, or
+// the query, compiled for this client), and the answer to plain HTTP requests there.
 #include "config/log.hpp"
+#include "net/metrics.hpp"
 #include "net/rest/params.hpp"
 #include "net/rest/rest_api.hpp"
 #include "net/rest/routes.hpp"
 
+#include "storage/document/definitions.hpp"
 #include "storage/document/json.hpp"
+#include "storage/document/live_window.hpp"
 #include "storage/document/pipeline.hpp"
 #include "storage/store.hpp"
 
@@ -19,10 +22,62 @@ http_response plain_request_error() {
                              "'Connection: Upgrade' header found");
 }
 
+/// The live query the parameters of `t` ask for (section 10 of the contract): what they
+/// mean for GET /<coll> page 1, with `avars` bound in the filter and the readFilter ANDed.
+std::shared_ptr<const live_query_spec> live_spec_of(const parsed_target& t, const rest::access& who,
+                                                    const stream_target& target,
+                                                    const server_config& config, metrics& stats) {
+  auto spec = std::make_shared<live_query_spec>();
+  if (auto p = t.last("page"); p && *p != "1")
+    throw_bad_request("a live query follows page 1: page must be 1 or absent");
+  if (auto p = t.last("pagesize")) {
+    const auto max = static_cast<std::int64_t>(config.live_query_max_window);
+    const std::int64_t n = rest::parse_int_param(*p, "pagesize", 1, 1000000000);
+    if (n > max) {
+      stats.count_refusal(limit::live_window);
+      throw_bad_request("pagesize " + *p + " is more than a live query's largest window, " +
+                        std::to_string(max) + " (live_query_max_window)");
+    }
+    spec->size = static_cast<std::size_t>(n);
+  } else {
+    spec->size = std::min<std::size_t>(100, config.live_query_max_window);
+  }
+  server_vars sv;
+  sv.user = target.user;
+  const variable_resolver vars(target.avars, sv, date_time::now());
+  array all;
+  for (auto& f : t.all("filter")) {
+    auto resolved = vars.resolve(value(rest::parse_object_param(f, "filter")));
+    if (!resolved || !resolved->is_object()) throw_bad_request("invalid filter '" + f + "'");
+    all.push_back(std::move(*resolved));
+  }
+  if (target.read_filter) all.emplace_back(*target.read_filter);
+  if (all.size() == 1)
+    spec->filter_doc = std::move(all[0].as_object());
+  else if (!all.empty())
+    spec->filter_doc = object{{"$and", value(std::move(all))}};
+  spec->filter = matcher::compile(spec->filter_doc);
+  spec->sort_doc = rest::sort_param(t);
+  if (spec->sort_doc.empty()) spec->sort_doc = object{{"_id", value(-1)}}; // GET's order
+  spec->order = sort_spec::parse(spec->sort_doc);
+  spec->keys_doc = rest::keys_param(t);
+  spec->keys = projection::compile(spec->keys_doc);
+  if (who.rule && who.rule->project_response) {
+    spec->shape_doc = *who.rule->project_response;
+    spec->shape = projection::compile(*spec->shape_doc);
+  }
+  return spec;
+}
+
 } // namespace
 
 http_response rest::plain_request_to_stream(const rest::request_context&) {
   return plain_request_error();
+}
+
+http_response rest::plain_request_to_live(const rest::request_context&) {
+  return error_response(400, "a live query is a WebSocket (Upgrade: websocket) or Server-Sent "
+                             "Events (GET with Accept: text/event-stream)");
 }
 
 std::variant<stream_target, http_response, not_a_stream>
@@ -34,7 +89,8 @@ rest_api::resolve_stream(const http_request& req) const {
                  ? error_response(400, "malformed request target")
                  : std::variant<stream_target, http_response, not_a_stream>(not_a_stream{});
     auto r = rest::match_mount(config_, *t);
-    if (!r || r->rest.size() != 3 || r->rest[1] != "_streams") {
+    const bool live = r && r->rest.size() == 2 && r->rest[1] == "_live";
+    if (!r || (!live && (r->rest.size() != 3 || r->rest[1] != "_streams"))) {
       if (!req.websocket_upgrade) return not_a_stream{};
       return error_response(404, "not a change stream: " + t->path);
     }
@@ -63,9 +119,23 @@ rest_api::resolve_stream(const http_request& req) const {
     target.read_filter = who.read_filter();
     target.db = r->db;
     target.coll = coll;
-    target.stream = r->rest[2];
     target.avars = rest::parse_avars(*t, config_.max_avars_bytes, metrics_);
     target.sse = !req.websocket_upgrade;
+    if (target.sse) {
+      http_response cors;
+      add_cors_headers(req, config_.cors_allowed_origins, cors);
+      target.response_headers = std::move(cors.headers);
+    }
+    if (live) {
+      // Parameters first: a bad one is 400 whether the collection exists or not, as for GET.
+      target.live = live_spec_of(*t, who, target, config_, metrics_);
+      if (!store_.collection(r->db, coll))
+        return error_response(404, "collection '" + coll + "' does not exist");
+      target.stream = "_live";
+      target.key = r->db + '\0' + coll + "\0\0_live\0" + target.live->key();
+      return target; // a resume token asks for a fresh init: not checked
+    }
+    target.stream = r->rest[2];
     // A reconnecting EventSource sends the last id it received: newer than the URL's.
     if (target.sse && !req.last_event_id.empty())
       target.resume_after = req.last_event_id;
@@ -81,11 +151,6 @@ rest_api::resolve_stream(const http_request& req) const {
       sv.read_filter = target.read_filter;
       target.stages = pipeline::compile(target.definition, target.avars, sv);
       target.key = r->db + '\0' + coll + '\0' + target.stream + '\0' + target.stages.key();
-      if (target.sse) {
-        http_response cors;
-        add_cors_headers(req, config_.cors_allowed_origins, cors);
-        target.response_headers = std::move(cors.headers);
-      }
       return target;
     }
     return error_response(404, "stream '" + target.stream + "' does not exist on collection '" +

@@ -52,39 +52,47 @@ value live_op::to_value() const {
 
 std::vector<live_op> diff_windows(const std::vector<const object*>& from,
                                   const std::vector<const object*>& to) {
-  std::unordered_map<std::string, std::size_t> in_to;
+  auto keyed = [](const std::vector<const object*>& docs) {
+    std::vector<keyed_doc> out;
+    out.reserve(docs.size());
+    for (const object* d : docs)
+      out.push_back({id_key(*d), d});
+    return out;
+  };
+  return diff_windows(keyed(from), keyed(to));
+}
+
+std::vector<live_op> diff_windows(const std::vector<keyed_doc>& from,
+                                  const std::vector<keyed_doc>& to) {
+  std::unordered_map<std::string_view, std::size_t> in_to;
   in_to.reserve(to.size());
   for (std::size_t j = 0; j < to.size(); ++j)
-    in_to.emplace(id_key(*to[j]), j);
+    in_to.emplace(to[j].key, j);
 
   std::vector<live_op> ops;
   // What the client holds as the ops apply: each element's id and document.
-  struct element {
-    std::string key;
-    const object* doc;
-  };
-  std::vector<element> work;
+  std::vector<keyed_doc> work;
   work.reserve(std::max(from.size(), to.size()));
   for (std::size_t i = from.size(); i-- > 0;)
-    if (!in_to.count(id_key(*from[i]))) ops.push_back({live_op::kind::remove, i, 0, nullptr});
-  for (const object* d : from)
-    if (std::string k = id_key(*d); in_to.count(k)) work.push_back({std::move(k), d});
+    if (!in_to.count(from[i].key)) ops.push_back({live_op::kind::remove, i, 0, nullptr});
+  for (const keyed_doc& e : from)
+    if (in_to.count(e.key)) work.push_back(e);
   // Position by position: the prefix [0, j) of the client's array is already `to`'s.
   for (std::size_t j = 0; j < to.size(); ++j) {
-    std::string k = id_key(*to[j]);
+    const std::string& k = to[j].key;
     std::size_t i = j;
     while (i < work.size() && work[i].key != k)
       ++i;
     const auto at = [&](std::size_t n) { return work.begin() + static_cast<std::ptrdiff_t>(n); };
     if (i == work.size()) {
-      ops.push_back({live_op::kind::add, j, 0, to[j]});
-      work.insert(at(j), {std::move(k), to[j]});
+      ops.push_back({live_op::kind::add, j, 0, to[j].doc});
+      work.insert(at(j), to[j]);
       continue;
     }
-    if (i == j && same_document(*work[j].doc, *to[j])) continue;
-    ops.push_back({live_op::kind::update, i, j, to[j]});
+    if (i == j && same_document(*work[j].doc, *to[j].doc)) continue;
+    ops.push_back({live_op::kind::update, i, j, to[j].doc});
     if (i != j) std::rotate(at(j), at(i), at(i) + 1);
-    work[j].doc = to[j];
+    work[j].doc = to[j].doc;
   }
   return ops;
 }
@@ -179,8 +187,9 @@ std::optional<live_change> live_change_of(const object& event) {
 }
 
 live_result::live_result(matcher filter, sort_spec order, projection keys, std::size_t size,
-                         std::size_t spare)
-    : window_(std::move(filter), std::move(order), size, spare), keys_(std::move(keys)) {}
+                         std::size_t spare, std::optional<projection> shape)
+    : window_(std::move(filter), std::move(order), size, spare), keys_(std::move(keys)),
+      shape_(std::move(shape)) {}
 
 std::vector<live_op> live_result::read(std::vector<object> docs, std::string position) {
   window_.reset(std::move(docs));
@@ -205,17 +214,23 @@ std::vector<live_op> live_result::apply(const std::vector<object>& events, std::
 }
 
 std::vector<live_op> live_result::publish() {
+  // What the clients see of each document (projected: it may not show the _id), and its _id.
   std::vector<object> next;
-  for (const object* d : window_.window())
-    next.push_back(keys_.empty() ? *d : keys_.apply(*d));
-  std::vector<const object*> from, to;
-  for (auto& d : result_)
-    from.push_back(&d);
-  for (auto& d : next)
-    to.push_back(&d);
+  std::vector<std::string> next_keys;
+  for (const object* d : window_.window()) {
+    object seen = keys_.empty() ? *d : keys_.apply(*d);
+    next.push_back(shape_ ? shape_->apply(seen) : std::move(seen));
+    next_keys.push_back(id_key(*d));
+  }
+  std::vector<keyed_doc> from, to;
+  for (std::size_t i = 0; i < result_.size(); ++i)
+    from.push_back({result_keys_[i], &result_[i]});
+  for (std::size_t i = 0; i < next.size(); ++i)
+    to.push_back({next_keys[i], &next[i]});
   std::vector<live_op> ops = diff_windows(from, to);
   // The ops point into `next`: it becomes the result, its documents stay where they are.
   result_ = std::move(next);
+  result_keys_ = std::move(next_keys);
   return ops;
 }
 
@@ -241,6 +256,81 @@ std::string live_result::diff_frame(const std::vector<live_op>& ops) const {
   append_json(out, value(position_));
   out += '}';
   return out;
+}
+
+live_evaluation::step live_evaluation::attached() {
+  if (attached_) return {};
+  attached_ = true;
+  return start_read({});
+}
+
+live_evaluation::step live_evaluation::events(batch events) {
+  step out;
+  if (!events || events->empty()) return out;
+  if (!ready()) {
+    held_events_ += events->size();
+    held_.push_back(std::move(events));
+    return out;
+  }
+  if (apply(events, out)) return start_read(std::move(out));
+  return out;
+}
+
+live_evaluation::step live_evaluation::read(std::vector<object> docs, std::string position) {
+  step out;
+  if (!reading_) return out;
+  reading_ = false;
+  auto ops = result_.read(std::move(docs), std::move(position));
+  // After the first read clients join with the init frame: nobody holds a result before it.
+  if (!ops.empty() && reads_ > 1)
+    out.diffs.push_back({result_.position(), result_.diff_frame(ops)});
+  drain(out);
+  if (result_.needs_read()) return start_read(std::move(out));
+  return out;
+}
+
+bool live_evaluation::apply(const batch& events, step& out) {
+  std::size_t consumed = 0;
+  auto ops = result_.apply(*events, &consumed);
+  if (!ops.empty()) out.diffs.push_back({result_.position(), result_.diff_frame(ops)});
+  if (!result_.needs_read()) return false;
+  if (consumed < events->size()) {
+    auto rest = std::make_shared<const std::vector<object>>(
+        events->begin() + static_cast<std::ptrdiff_t>(consumed), events->end());
+    held_events_ += rest->size();
+    held_.push_front(std::move(rest));
+  }
+  return true;
+}
+
+void live_evaluation::drain(step& out) {
+  while (!held_.empty()) {
+    batch events = std::move(held_.front());
+    held_.pop_front();
+    held_events_ -= events->size();
+    if (apply(events, out)) return;
+  }
+}
+
+live_evaluation::step live_evaluation::start_read(step out) {
+  reading_ = true;
+  ++reads_;
+  out.start_read = true;
+  return out;
+}
+
+std::string live_query_spec::key() const {
+  std::string k;
+  append_json(k, value(filter_doc));
+  k += '\0';
+  append_json(k, value(sort_doc));
+  k += '\0';
+  append_json(k, value(keys_doc));
+  k += '\0';
+  if (shape_doc) append_json(k, value(*shape_doc));
+  k += '\0';
+  k += std::to_string(size);
+  return k;
 }
 
 } // namespace rheo

@@ -20,7 +20,10 @@
 #include "storage/document/query.hpp"
 #include "storage/document/value.hpp"
 
+#include <algorithm>
 #include <cstddef>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -48,6 +51,16 @@ struct live_op {
 /// element; nothing is sent for an element that neither changed nor moved.
 std::vector<live_op> diff_windows(const std::vector<const object*>& from,
                                   const std::vector<const object*>& to);
+
+/// A window's element for diff_windows: the document's `_id` (as encode_key gives it) and
+/// what the client sees of it (a projection may hide the `_id`).
+struct keyed_doc {
+  std::string key;
+  const object* doc = nullptr;
+};
+/// diff_windows() of elements whose identity is given apart from what the client sees.
+std::vector<live_op> diff_windows(const std::vector<keyed_doc>& from,
+                                  const std::vector<keyed_doc>& to);
 
 /// Applies `ops` to `docs` (as a client does). Throws std::out_of_range on an index outside
 /// the array. For tests and for clients written in C++.
@@ -109,8 +122,9 @@ std::optional<live_change> live_change_of(const object& event);
 /// after it, as a resuming stream does). Positions are event tokens (token_before order).
 class live_result {
 public:
-  live_result(matcher filter, sort_spec order, projection keys, std::size_t size,
-              std::size_t spare);
+  /// `keys` and then `shape` (when set) project the documents the clients see.
+  live_result(matcher filter, sort_spec order, projection keys, std::size_t size, std::size_t spare,
+              std::optional<projection> shape = std::nullopt);
 
   /// A read of the store at `position`: the ops that turn the clients' result into the new
   /// one (all adds for the first read).
@@ -141,9 +155,92 @@ private:
 
   live_window window_;
   projection keys_;
+  std::optional<projection> shape_;
   std::vector<object> result_;
+  std::vector<std::string> result_keys_; // the _id of each (encode_key)
   std::string position_;
   bool read_once_ = false;
+};
+
+/// A live query's evaluation as its owner (the live_query actor) drives it: the live_result,
+/// the feed's batches held while a read of the store runs, and when to read. Each call says
+/// what to do next: the diff frames to send, in order, and whether to start a read (whose
+/// answer goes to read()). Batches that arrive while a read runs (or before the first one)
+/// are held; after the read, those it already reflects are skipped and the rest apply on
+/// top, so that no commit is missed or counted twice.
+class live_evaluation {
+public:
+  using batch = std::shared_ptr<const std::vector<object>>;
+  struct frame {
+    std::string token; // the position it brings the clients to
+    std::string json;  // {"diff":[...],"token":...}
+  };
+  struct step {
+    std::vector<frame> diffs;
+    bool start_read = false;
+  };
+
+  explicit live_evaluation(live_result result) : result_(std::move(result)) {}
+
+  /// The feed has told where it starts, so every commit after a read that starts now will
+  /// reach events(): the first read is due.
+  step attached();
+  /// The feed's next batch of change events, in commit order.
+  step events(batch events);
+  /// The answer to the read last started: the query's first read_limit() documents and the
+  /// position they reflect.
+  step read(std::vector<object> docs, std::string position);
+
+  /// Whether the result is current (no read runs or is due): a client that joins now gets
+  /// init_frame() and then every diff.
+  bool ready() const { return attached_ && !reading_ && held_.empty() && !result_.needs_read(); }
+  /// Events held for a read.
+  std::size_t held_events() const { return held_events_; }
+  /// Reads after the first one (refills).
+  std::size_t refills() const { return reads_ > 0 ? reads_ - 1 : 0; }
+  std::size_t read_limit() const { return result_.read_limit(); }
+  std::string init_frame() const { return result_.init_frame(); }
+  const std::string& position() const { return result_.position(); }
+  const live_result& result() const { return result_; }
+
+private:
+  /// Applies `events` and appends the frame to `out`; when a read becomes due, holds the
+  /// rest of them first in line. Returns whether a read is due.
+  bool apply(const batch& events, step& out);
+  /// Applies what is held, until a read is due.
+  void drain(step& out);
+  step start_read(step out);
+
+  live_result result_;
+  std::deque<batch> held_;
+  std::size_t held_events_ = 0;
+  std::size_t reads_ = 0;
+  bool attached_ = false;
+  bool reading_ = false;
+};
+
+/// A live query as a client asked for it (GET /<coll>/_live, section 10 of the contract),
+/// compiled. Clients whose specs have equal keys() share one evaluation.
+struct live_query_spec {
+  object filter_doc; // the `filter` parameters and the readFilter, ANDed
+  matcher filter;
+  object sort_doc; // ends with _id: no two documents tie
+  sort_spec order;
+  object keys_doc;
+  projection keys;
+  std::optional<object> shape_doc; // the ACL rule's projectResponse
+  std::optional<projection> shape;
+  std::size_t size = 100; // the window (pagesize)
+
+  /// The spec in one string: equal for equal filters, sorts, projections and windows.
+  std::string key() const;
+  /// Documents read past the window, so that most documents leaving it are replaced
+  /// without a read.
+  std::size_t spare() const { return std::max<std::size_t>(4, size / 4); }
+  /// A new evaluation of this query.
+  live_evaluation evaluation() const {
+    return live_evaluation(live_result(filter, order, keys, size, spare(), shape));
+  }
 };
 
 } // namespace rheo

@@ -21,6 +21,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/broker.hpp"
+#include "actors/live_query.hpp"
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "actors/subscription.hpp"
@@ -31,6 +32,7 @@
 #include "net/ws_frame.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/json.hpp"
+#include "storage/document/live_window.hpp"
 #include "storage/document/pipeline.hpp"
 #include "storage/store.hpp"
 
@@ -294,6 +296,15 @@ struct fake_replays final : replay_service {
     opens.push_back({std::move(token), std::move(sink), std::move(opened)});
   }
   void cancel(std::shared_ptr<change_feed> feed) override { cancelled.push_back(std::move(feed)); }
+
+  struct read_request {
+    find_query query;
+    std::function<void(store_read)> done;
+  };
+  std::vector<read_request> reads;
+  void read(std::string, std::string, find_query q, std::function<void(store_read)> done) override {
+    reads.push_back({std::move(q), std::move(done)});
+  }
 };
 
 std::int64_t frames_size(std::initializer_list<change_event> events) {
@@ -407,8 +418,8 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
   }
 
   broker_actor spawn_broker() {
-    return keep(
-        sys.spawn(broker, static_cast<store*>(&db), &stats, static_cast<replay_service*>(nullptr)));
+    return keep(sys.spawn(broker, static_cast<store*>(&db), &stats,
+                          static_cast<replay_service*>(nullptr), std::size_t{10}));
   }
 
   broker_state& state_of(const broker_actor& b) {
@@ -1008,6 +1019,102 @@ CAF_TEST(a_session_that_leaves_mid_replay_gets_nothing_more_and_its_replay_is_ca
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
   CAF_CHECK_EQUAL(replays.cancelled.size(), 1u);
   disallow((close_atom, std::uint16_t, std::string), from(sub).to(s));
+}
+
+// -- live queries -------------------------------------------------------------------------
+
+namespace {
+
+/// A live query of db.c: documents sorted by `n`, a window of `size`.
+subscription_spec live_spec(std::size_t size) {
+  auto q = std::make_shared<live_query_spec>();
+  q->sort_doc = object{{"n", value(1)}, {"_id", value(1)}};
+  q->order = sort_spec::parse(q->sort_doc);
+  q->size = size;
+  subscription_spec spec;
+  spec.db = "db";
+  spec.coll = "c";
+  spec.key = q->key();
+  spec.live = std::move(q);
+  return spec;
+}
+
+/// `json` as one WebSocket text frame: its size on a connection's queue.
+std::int64_t text_frame_size(const std::string& json) {
+  std::string frame;
+  ws::append_frame(frame, ws::opcode::text, json);
+  return static_cast<std::int64_t>(frame.size());
+}
+
+} // namespace
+
+CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_meanwhile_on_top) {
+  fake_replays replays;
+  auto b = keep(sys.spawn(broker, static_cast<store*>(&db), &stats,
+                          static_cast<replay_service*>(&replays), std::size_t{1}));
+  run();
+  auto s = session();
+  auto c = connection(shard0);
+  self->request(b, caf::infinite, subscribe_atom::value, s, client_handle{c, std::nullopt},
+                live_spec(2));
+  expect((subscribe_atom, session_actor, client_handle, subscription_spec),
+         from(self).to(b).with(_, s, _, _));
+  auto& st = state_of(b);
+  CAF_REQUIRE_EQUAL(st.subscriptions.size(), 1u);
+  auto lq = st.subscriptions.begin()->second.handle;
+  auto w = st.watchers.begin()->second.handle;
+  CAF_CHECK_EQUAL(stats.live_queries.load(), 1);
+  CAF_CHECK_EQUAL(live_subscriptions(), 0);
+  expect((subscription_actor), from(b).to(self).with(lq));
+  expect((attach_atom, feed_listener_actor), from(b).to(w).with(_, feed_listener_actor{lq}));
+  expect((join_atom, session_actor, client_handle), from(b).to(lq).with(_, s, _));
+  // No read before the feed has said where it starts: a commit between the read and the
+  // feed's start would be in neither.
+  CAF_CHECK_EQUAL(replays.reads.size(), 0u);
+  expect((position_atom, std::string), from(_).to(lq));
+  CAF_REQUIRE_EQUAL(replays.reads.size(), 1u);
+  CAF_CHECK_EQUAL(replays.reads[0].query.limit, 2 + 4); // the window and the spare ones
+  CAF_CHECK(value(replays.reads[0].query.sort_doc) ==
+            value(object{{"n", value(1)}, {"_id", value(1)}}));
+
+  // Commits 3 and 4 arrive while the read runs: held; the client waits for its init.
+  self->send(lq, batch_of({make_event(3, "insert", 3), make_event(4, "insert", 4)}));
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+  // The read saw commit 3, not 4: 4 applies on top (the window of 2 keeps 1 and 3), and the
+  // init says so.
+  replays.reads[0].done(store_read{
+      {obj(R"({"_id":1,"n":1})"), obj(R"({"_id":3,"n":3})")}, token_from_seq(3), std::nullopt});
+  run();
+  drain(shard0);
+  const std::string init =
+      R"({"init":[{"_id":1,"n":1},{"_id":3,"n":3}],"token":")" + token_from_seq(4) + "\"}";
+  CAF_CHECK_EQUAL(c->queued_bytes(), text_frame_size(init));
+
+  // A commit that moves the window: one diff frame (a second session on the same query gets
+  // the init at 5 and then shares the frames).
+  self->send(lq, batch_of({make_event(5, "insert", 0)}));
+  run();
+  drain(shard0);
+  const std::string diff =
+      R"({"diff":[{"op":"remove","at":1},{"op":"add","at":0,"doc":{"_id":0,"n":0}}],"token":")" +
+      token_from_seq(5) + "\"}";
+  CAF_CHECK_EQUAL(c->queued_bytes(), text_frame_size(init) + text_frame_size(diff));
+  CAF_CHECK_EQUAL(stats.live_frames.load(), 2u);
+
+  // A second, different live query of the collection is past the limit (1): an error naming
+  // the option, and nothing spawned.
+  auto s2 = session();
+  self->request(b, caf::infinite, subscribe_atom::value, s2,
+                client_handle{connection(shard0), std::nullopt}, live_spec(3));
+  expect((subscribe_atom, session_actor, client_handle, subscription_spec),
+         from(self).to(b).with(_, s2, _, _));
+  expect((caf::error), from(b).to(self));
+  CAF_CHECK_EQUAL(stats.live_queries.load(), 1);
+  CAF_CHECK_EQUAL(
+      stats.limit_refusals[static_cast<std::size_t>(limit::live_queries_per_collection)].load(),
+      1u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
