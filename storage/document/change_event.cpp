@@ -1,6 +1,7 @@
 #include "storage/document/change_event.hpp"
 
 #include <array>
+#include <cstdio>
 #include <ostream>
 
 namespace rheo {
@@ -89,6 +90,43 @@ const std::string* event_token(const object& event) {
   if (!id || !id->is_object()) return nullptr;
   const value* data = find_field(id->as_object(), "_data");
   return data && data->is_string() ? &data->as_string() : nullptr;
+}
+
+std::string snapshot_token(std::uint32_t t, std::uint32_t i) {
+  char out[18];
+  std::snprintf(out, sizeof out, "T%08X%08X", t, i);
+  return out;
+}
+
+namespace {
+
+/// The 16 hex digits at `digits` as the (t, i) of a timestamp, or nullopt.
+std::optional<timestamp_value> timestamp_of_hex(std::string_view digits) {
+  if (digits.size() != 16) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    const int d = hex_digit(c);
+    if (d < 0) return std::nullopt;
+    n = n << 4 | static_cast<std::uint64_t>(d);
+  }
+  return timestamp_value{static_cast<std::uint32_t>(n >> 32), static_cast<std::uint32_t>(n)};
+}
+
+} // namespace
+
+std::optional<timestamp_value> snapshot_time(std::string_view token) {
+  if (token.size() != 17 || token[0] != 'T') return std::nullopt;
+  return timestamp_of_hex(token.substr(1));
+}
+
+bool reflects(std::string_view position, std::string_view event) {
+  if (position.empty() || event.empty()) return false;
+  if (is_event_token(position)) return !token_before(position, event);
+  const auto snapshot = snapshot_time(position);
+  if (!snapshot || event.size() < 18 || event.substr(0, 2) != "82") return false;
+  const auto at = timestamp_of_hex(event.substr(2, 16));
+  if (!at) return false;
+  return at->t < snapshot->t || (at->t == snapshot->t && at->i <= snapshot->i);
 }
 
 std::string token_from_seq(std::uint64_t seq) {

@@ -81,6 +81,20 @@ inline bool token_before(std::string_view a, std::string_view b) {
   return a < b;
 }
 
+/// MongoDB snapshot tokens (the Resume-Token of a read, see storage/mongo/mongo_store.hpp):
+/// the token of a read whose operationTime is Timestamp(t, i) is "T" and 16 hex digits;
+/// snapshot_time() is the time a token holds, or nullopt when it is not a snapshot token.
+std::string snapshot_token(std::uint32_t t, std::uint32_t i);
+std::optional<timestamp_value> snapshot_time(std::string_view token);
+
+/// Whether a read of the store at `position` (the position find_query::position gave)
+/// already reflects the change event whose token is `event`: an event token reflects the
+/// events up to it (token_before); a MongoDB snapshot token those whose cluster time is at
+/// or before its operation time (MongoDB's event tokens begin with their cluster time,
+/// KeyString-encoded: "82", then t and i as 8 hex digits each). False when neither tells
+/// (an empty position, or an event token of another form).
+bool reflects(std::string_view position, std::string_view event);
+
 /// Embedded-store resume tokens: seq <-> 16 lowercase hex digits.
 std::string token_from_seq(std::uint64_t seq);
 std::optional<std::uint64_t> seq_from_token(std::string_view token);

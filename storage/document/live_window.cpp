@@ -204,7 +204,7 @@ std::vector<live_op> live_result::apply(const std::vector<object>& events, std::
   for (; i < events.size() && !needs_read(); ++i) {
     const std::string* token = event_token(events[i]);
     // What the last read already reflects.
-    if (token && !position_.empty() && !token_before(position_, *token)) continue;
+    if (token && reflects(position_, *token)) continue;
     if (auto c = live_change_of(events[i])) changed = window_.apply(c->id, c->doc) || changed;
     if (token) position_ = *token;
   }

@@ -119,7 +119,8 @@ std::optional<live_change> live_change_of(const object& event);
 /// Reads: a read gives the query's first read_limit() documents and the position they
 /// reflect; events at or before that position are skipped afterwards, those after it apply
 /// on top (the owner holds the events that arrive while a read runs and passes them on
-/// after it, as a resuming stream does). Positions are event tokens (token_before order).
+/// after it, as a resuming stream does). A read's position is an event token or a MongoDB
+/// snapshot token; reflects() (change_event.hpp) tells which events it already shows.
 class live_result {
 public:
   /// `keys` and then `shape` (when set) project the documents the clients see.

@@ -345,23 +345,6 @@ bool is_event_data(std::string_view token) {
   return is_event_token(token) && token.size() % 2 == 0; // hex of whole bytes
 }
 
-std::string snapshot_token(std::uint32_t t, std::uint32_t i) {
-  char out[18];
-  std::snprintf(out, sizeof out, "T%08X%08X", t, i);
-  return out;
-}
-
-std::optional<timestamp_value> snapshot_time(std::string_view token) {
-  if (token.size() != 17 || token[0] != 'T') return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : token.substr(1)) {
-    const int d = hex_digit(c);
-    if (d < 0) return std::nullopt;
-    n = n << 4 | static_cast<std::uint64_t>(d);
-  }
-  return timestamp_value{static_cast<std::uint32_t>(n >> 32), static_cast<std::uint32_t>(n)};
-}
-
 std::unique_ptr<change_feed> open_feed(std::shared_ptr<mongo_core> core, const std::string& db,
                                        const std::string& coll,
                                        const std::optional<std::string>& resume_after) {

@@ -21,12 +21,7 @@ namespace rheo::mongo {
 /// (is_event_token, store.hpp) of whole bytes (an even number of hex digits).
 bool is_event_data(std::string_view token);
 
-/// The snapshot token of a read whose operationTime is Timestamp(t, i): "T" and 16 hex
-/// digits (see mongo_store.hpp).
-std::string snapshot_token(std::uint32_t t, std::uint32_t i);
-
-/// The operation time a snapshot token holds, or nullopt when `token` is not one.
-std::optional<timestamp_value> snapshot_time(std::string_view token);
+// snapshot_token() and snapshot_time(): storage/document/change_event.hpp.
 
 /// A feed_sink that is also told when the stream goes down (a failure rheo re-opens after,
 /// with backoff; errors the driver resumes are not told) and comes back up: events missed

@@ -392,26 +392,40 @@ void random_write(std::uint16_t port, std::mt19937& rng, std::vector<bool>& live
   }
 }
 
+/// The value of metric `name` (its first line, whatever its labels) in GET /_metrics of `port`;
+/// -1 when absent.
+double metric(std::uint16_t port, const std::string& name) {
+  const std::string text = http(port, "GET", "/_metrics").body;
+  std::size_t at = 0;
+  while ((at = text.find(name, at)) != std::string::npos) {
+    const bool line_start = at == 0 || text[at - 1] == '\n';
+    const char next = at + name.size() < text.size() ? text[at + name.size()] : '\0';
+    if (line_start && (next == ' ' || next == '{' || next == '}' || next == ',')) {
+      const std::size_t space = text.find(' ', text.find_first_of(" }", at + name.size()));
+      return std::stod(text.substr(space + 1));
+    }
+    at += name.size();
+  }
+  return -1;
+}
+
 /// The seed: RHEO_LIVE_SEED when set (to replay a failure), else `fallback`.
 std::uint32_t seed_or(std::uint32_t fallback) {
   const char* s = std::getenv("RHEO_LIVE_SEED");
   return s ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10)) : fallback;
 }
 
-} // namespace
-
-BOOST_AUTO_TEST_CASE(every_frame_leaves_each_client_equal_to_the_query_on_the_model) {
-  const std::uint32_t seed = seed_or(20261207);
+/// The model-based check: live queries of many shapes on `port` follow a seeded random
+/// writer (writing to `write_port`); every frame of every client is checked against the model.
+void check_against_the_model(std::uint16_t port, std::uint16_t write_port, std::uint32_t seed) {
   BOOST_TEST_MESSAGE("seed " << seed << " (RHEO_LIVE_SEED replays it)");
   std::mt19937 rng(seed);
-  rheo_process p({"--acl", board_acl});
-  const std::uint16_t port = p.port();
-  auto put = http(port, "PUT", "/board", R"({"streams":[{"uri":"all","stages":[]}]})");
+  auto put = http(write_port, "PUT", "/board", R"({"streams":[{"uri":"all","stages":[]}]})");
   BOOST_REQUIRE_MESSAGE(put.status == 201 || put.status == 200, put.body);
   model_feed model(port, "board"); // from the first commit on
   std::vector<bool> live(60, false);
   for (int i = 0; i < 25; ++i)
-    random_write(port, rng, live);
+    random_write(write_port, rng, live);
 
   const object read_filter = parse_object(R"({"hidden":{"$ne":true}})");
   const std::vector<query_shape> shapes = {
@@ -441,7 +455,7 @@ BOOST_AUTO_TEST_CASE(every_frame_leaves_each_client_equal_to_the_query_on_the_mo
 
   const int writes = 400;
   for (int i = 0; i < writes; ++i) {
-    random_write(port, rng, live);
+    random_write(write_port, rng, live);
     if (i == writes / 2) // late joiners: one new query, and one that joins a running one
       for (std::size_t j : {std::size_t{2}, std::size_t{5}}) {
         query_shape q = shapes[j];
@@ -455,7 +469,7 @@ BOOST_AUTO_TEST_CASE(every_frame_leaves_each_client_equal_to_the_query_on_the_mo
 
   // Everything arrives: the model has every commit the final GET reflects, and each client
   // holds what GET with its parameters answers now.
-  auto everything = http(port, "GET", "/board?pagesize=1000");
+  auto everything = http(write_port, "GET", "/board?pagesize=1000");
   const std::string final_token = everything.header("resume-token");
   BOOST_REQUIRE(!final_token.empty());
   BOOST_REQUIRE(eventually([&] {
@@ -498,9 +512,32 @@ BOOST_AUTO_TEST_CASE(every_frame_leaves_each_client_equal_to_the_query_on_the_mo
 
   // Shared evaluations: 9 distinct queries among the first 10 clients (the 9th asks what the
   // first does), and one more late (the other late client joins a running one).
-  auto metrics = http(port, "GET", "/_metrics").body;
-  BOOST_TEST(metrics.find("rheo_live_queries 10\n") != std::string::npos, metrics);
-  BOOST_TEST(metrics.find("rheo_live_refills_total 0\n") == std::string::npos);
+  BOOST_TEST(metric(port, "rheo_live_queries") == 10);
+  BOOST_TEST(metric(port, "rheo_live_refills_total") > 0);
+  BOOST_TEST(metric(port, "rheo_live_frames_total") > 0);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_frame_leaves_each_client_equal_to_the_query_on_the_model) {
+  rheo_process p({"--acl", board_acl});
+  check_against_the_model(p.port(), p.port(), seed_or(20261207));
+}
+
+// An edge evaluates its live queries itself, from the feed it follows of the core: the
+// same check with the clients on the edge and the writes on the core.
+BOOST_AUTO_TEST_CASE(on_a_cluster_edge_every_frame_is_equal_to_the_query_on_the_model) {
+  const std::string secret = "live-test-secret";
+  const std::uint16_t cluster_port = free_port();
+  const std::string core_address = "127.0.0.1:" + std::to_string(cluster_port);
+  rheo_process core({"--acl", board_acl, "--cluster-listen", core_address, "--cluster-secret",
+                     secret, "--node-name", "core"});
+  rheo_process edge({"--acl", board_acl, "--cluster-join", core_address, "--cluster-secret", secret,
+                     "--node-name", "edge"});
+  BOOST_REQUIRE(eventually([&] { return http(edge.port(), "GET", "/_ping").status == 200; }));
+  check_against_the_model(edge.port(), core.port(), seed_or(20261208));
+  // Evaluated on the edge, not on the core.
+  BOOST_TEST(metric(core.port(), "rheo_live_queries") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_parameters_are_answered_before_the_upgrade) {
@@ -539,9 +576,7 @@ BOOST_AUTO_TEST_CASE(bad_parameters_are_answered_before_the_upgrade) {
   BOOST_TEST(plain.status == 400);
   BOOST_TEST(plain.body.find("WebSocket") != std::string::npos);
   // The refusals of the window's limit are counted.
-  auto metrics = http(p.port(), "GET", "/_metrics").body;
-  BOOST_TEST(metrics.find(R"(rheo_limit_refusals_total{limit="live_window"} 2)") !=
-             std::string::npos);
+  BOOST_TEST(metric(p.port(), R"(rheo_limit_refusals_total{limit="live_window")") == 2);
 }
 
 BOOST_AUTO_TEST_CASE(variables_bind_the_filter_and_frames_carry_their_token_over_sse) {
@@ -631,9 +666,8 @@ BOOST_AUTO_TEST_CASE(a_collection_has_at_most_so_many_distinct_live_queries) {
   a.reset();
   a2.pump(); // (keeps reading; it stays)
   BOOST_TEST(live_client(p.port(), "/tasks/_live?sort=c", false).status() == 503);
-  auto metrics = http(p.port(), "GET", "/_metrics").body;
-  BOOST_TEST(metrics.find(R"(rheo_limit_refusals_total{limit="live_queries_per_collection"} 2)") !=
-             std::string::npos);
+  BOOST_TEST(metric(p.port(), R"(rheo_limit_refusals_total{limit="live_queries_per_collection")") ==
+             2);
 }
 
 BOOST_AUTO_TEST_CASE(clients_are_closed_as_section_4_says) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -539,6 +540,29 @@ BOOST_AUTO_TEST_CASE(an_evaluation_racing_its_reads_and_its_feed_keeps_every_cli
   BOOST_TEST_MESSAGE(reads << " reads, " << held_during_reads << " batches held during one, "
                            << frames << " frames");
   BOOST_TEST(held_during_reads > 100u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reads_position_reflects_the_events_up_to_it_on_either_backend) {
+  // The embedded store: event tokens, in order.
+  BOOST_TEST(reflects(token_from_seq(7), token_from_seq(7)));
+  BOOST_TEST(reflects(token_from_seq(7), token_from_seq(6)));
+  BOOST_TEST(!reflects(token_from_seq(7), token_from_seq(8)));
+  // MongoDB: a snapshot token (a read's operation time) against events' cluster times.
+  const std::string at = snapshot_token(1700000000, 7);
+  auto mongo_event = [](std::uint32_t t, std::uint32_t i) {
+    char b[40];
+    std::snprintf(b, sizeof b, "82%08X%08X2B0229296E04", t, i);
+    return std::string(b);
+  };
+  BOOST_TEST(reflects(at, mongo_event(1700000000, 7)));
+  BOOST_TEST(reflects(at, mongo_event(1700000000, 6)));
+  BOOST_TEST(reflects(at, mongo_event(1699999999, 0xFFFFFFFF)));
+  BOOST_TEST(!reflects(at, mongo_event(1700000000, 8)));
+  BOOST_TEST(!reflects(at, mongo_event(1700000001, 0)));
+  // Nothing known: nothing skipped.
+  BOOST_TEST(!reflects("", token_from_seq(1)));
+  BOOST_TEST(!reflects(at, "0123"));
+  BOOST_TEST(!reflects(at, "83" + mongo_event(1, 1).substr(2)));
 }
 
 BOOST_AUTO_TEST_CASE(an_event_about_no_single_document_changes_nothing) {

@@ -1182,6 +1182,112 @@ def test_resume_from_a_snapshot_token_starts_after_the_read():
     with_rheo(run)
 
 
+# ---- live queries ----
+
+
+def mongo_token(t, i):
+    """An event's _data whose cluster time is Timestamp(t, i): MongoDB's begin with it."""
+    return "82%08X%08X2B022C0100296E5A1004" % (t, i)
+
+
+def at(i, op, key, doc=None):
+    """A change event of _id `key` at cluster time Timestamp(1700000000, i)."""
+    ev = change(0, op, doc, key)
+    ev["_id"] = SON([("_data", mongo_token(1700000000, i))])
+    return ev
+
+
+def apply_frame(docs, frame):
+    """The client's array after `frame` (section 10 of the contract)."""
+    if "init" in frame:
+        return list(frame["init"])
+    docs = list(docs)
+    for op in frame["diff"]:
+        if op["op"] == "add":
+            docs.insert(op["at"], op["doc"])
+        elif op["op"] == "remove":
+            del docs[op["at"]]
+        else:
+            del docs[op["at"]]
+            docs.insert(op["to"], op["doc"])
+    return docs
+
+
+def test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect():
+    def run(mock, rheo):
+        path = '/messages/_live?sort={"n":1}&pagesize=1'
+        connect = in_background(WsClient, rheo.port, path)
+        expect_props_read(mock, [props_doc(ObjectId())])
+        r = mock.receive("aggregate")
+        assert r.doc["pipeline"][0]["$changeStream"]["fullDocument"] == "updateLookup", r.doc
+        cursor_reply(r, [], MSG_NS, 42, cursor_extra=pbrt(mongo_token(1700000000, 1)))
+        mock.idle_cursors = {42}
+        ws = connect()
+
+        # Once the feed is open, the first read: in a session, the window and 4 spare ones,
+        # in the query's order (_id breaks ties).
+        r = mock.receive("find")
+        assert r.doc["find"] == "messages" and "lsid" in r.doc, r.doc
+        assert r.doc["sort"] == SON([("n", 1), ("_id", 1)]), r.doc
+        assert r.doc["limit"] == 5, r.doc
+        cursor_reply(r, [SON([("_id", k), ("n", k)]) for k in range(1, 6)], MSG_NS,
+                     operationTime=Timestamp(1700000000, 7))
+        docs = []
+        frame = ws.event()
+        docs = apply_frame(docs, frame)
+        assert frame["token"] == "T6553F10000000007" and docs == [{"_id": 1, "n": 1}], frame
+
+        # Events the read already reflects (cluster times 5 and 6 <= 7) change nothing: no
+        # frame. Deletes of the whole window and its spare ones need a second read.
+        mock.idle_cursors = set()
+        serve_getmore(mock, 42, [
+            at(5, "replace", 1, SON([("_id", 1), ("n", 100)])),
+            at(6, "replace", 1, SON([("_id", 1), ("n", 1)])),
+        ] + [at(8 + k, "delete", k) for k in range(1, 6)])
+        # The feed may hand the batch on in parts: a frame for each part that moved the
+        # window, each equal to the query at its token (document 6, the next in order, was
+        # never deleted), until the window has lost every document the read gave.
+        def expected(token):
+            time_i = int(token[10:18], 16)  # the cluster time's increment
+            left = [k for k in range(1, 6) if 8 + k > time_i]
+            return [{"_id": left[0], "n": left[0]}] if left else [{"_id": 6, "n": 6}]
+
+        r = None
+        while r is None:
+            request = mock.server.receives(timeout=TIMEOUT)
+            if request.command_name == "find":
+                r = request
+            elif request.command_name == "getMore":
+                mock.idle_getmore(request) if request.doc["getMore"] in mock.idle_cursors else \
+                    cursor_reply(request, [], MSG_NS, 42, first=False)
+            else:
+                mock.ack(request)
+        assert "lsid" in r.doc and r.doc["limit"] == 5, r.doc
+        mock.idle_cursors = {42}
+        cursor_reply(r, [SON([("_id", 6), ("n", 6)])], MSG_NS,
+                     operationTime=Timestamp(1700000000, 13))
+        while True:
+            frame = ws.event()
+            docs = apply_frame(docs, frame)
+            if frame["token"].startswith("T"):
+                break
+            assert docs == expected(frame["token"]), (frame, docs)
+        # The refill's read reflects every delete: the window is the next document.
+        assert frame["token"] == "T6553F1000000000D" and docs == [{"_id": 6, "n": 6}], frame
+
+        # Live again: an insert before it in the order.
+        mock.idle_cursors = set()
+        serve_getmore(mock, 42, [at(14, "insert", 0, SON([("_id", 0), ("n", 0)]))])
+        mock.idle_cursors = {42}
+        frame = ws.event()
+        docs = apply_frame(docs, frame)
+        assert frame["token"] == mongo_token(1700000000, 14), frame
+        assert docs == [{"_id": 0, "n": 0}], frame
+        ws.close()
+
+    with_rheo(run)
+
+
 def fail_and_reopen(mock, cursor_id, **error):
     """Fails the replay's next getMore on `cursor_id` with `error`; returns the aggregate
     that re-opens it and its $changeStream stage."""
@@ -1422,4 +1528,5 @@ if __name__ == "__main__":
         test_history_lost_on_the_replay_closes_with_4410,
         test_sse_resumes_from_last_event_id_and_reports_history_lost,
         test_cluster_edge_talks_to_mongodb_and_only_the_core_watches,
+        test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect,
     ])
