@@ -98,6 +98,9 @@ struct find_query {
   object keys_doc;
   /// When set, receives how the query was answered.
   query_plan* explain = nullptr;
+  /// With `explain`: only if knowing it costs nothing (the embedded store plans the query
+  /// itself; MongoDB would need one more command, and is then not asked). For logging.
+  bool explain_if_free = false;
   /// When set, receives the change-feed position the result reflects, as a resume token
   /// (the Resume-Token header): a feed watched from it delivers exactly the changes the
   /// result does not show.

@@ -60,7 +60,10 @@ http_response find_documents(const request_context& c) {
   q.limit = pagesize;
   const bool explain = explain_param(t);
   query_plan plan;
-  if (explain || log::enabled(log::level::debug)) q.explain = &plan;
+  if (explain || log::enabled(log::level::debug)) {
+    q.explain = &plan;
+    q.explain_if_free = !explain; // only logged
+  }
   std::string position;
   q.position = &position;
   auto shape = c.who.response_projection();

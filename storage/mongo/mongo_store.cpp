@@ -72,6 +72,118 @@ private:
   mongoc_client_session_t* session_ = nullptr;
 };
 
+// ---- snapshot reads and explain ----
+
+/// Whether the primary takes snapshot reads outside transactions (MongoDB 5.0 and later:
+/// wire version 13).
+bool takes_snapshot_reads(pooled_client& c) {
+  bson_error_t error;
+  mongoc_server_description_t* sd = mongoc_client_select_server(c.get(), false, nullptr, &error);
+  if (!sd) return false;
+  std::int32_t wire = 0;
+  bson_iter_t it;
+  if (bson_iter_init_find(&it, mongoc_server_description_hello_response(sd), "maxWireVersion") &&
+      BSON_ITER_HOLDS_INT32(&it))
+    wire = bson_iter_int32(&it);
+  mongoc_server_description_destroy(sd);
+  return wire >= 13;
+}
+
+/// The find command of `filter` with `opts` (sort, projection, skip, limit).
+object find_command(const std::string& coll, const object& filter, const object& opts) {
+  object cmd{{"find", value(coll)}, {"filter", value(filter)}};
+  for (auto& [k, v] : opts)
+    cmd.emplace_back(k, v);
+  return cmd;
+}
+
+/// Runs `cmd` (a read command) on `target`; throws on failure. The reply is `reply`'s.
+void read_command(mongoc_collection_t* target, const object& cmd, bson_t* reply,
+                  const std::string& what) {
+  bson_error_t error;
+  if (!mongoc_collection_read_command_with_opts(target, to_bson(cmd).get(), nullptr, nullptr, reply,
+                                                &error))
+    throw_mongo(error, what);
+}
+
+/// A find at one snapshot (read concern "snapshot"); `position` receives the snapshot's
+/// token (the reply's atClusterTime): every write up to it is in the answer, none after.
+std::vector<object> snapshot_find(pooled_client& c, mongoc_collection_t* target,
+                                  const std::string& coll, const object& filter, const object& opts,
+                                  std::string& position) {
+  object cmd = find_command(coll, filter, opts);
+  cmd.emplace_back("readConcern", value(object{{"level", value("snapshot")}}));
+  bson_t* reply = bson_new();
+  try {
+    read_command(target, cmd, reply, "find in " + coll);
+  } catch (...) {
+    bson_destroy(reply);
+    throw;
+  }
+  const object answer = from_bson(reply);
+  if (const value* cur = find_field(answer, "cursor"); cur && cur->is_object())
+    if (const value* at = find_field(cur->as_object(), "atClusterTime");
+        at && at->is<timestamp_value>())
+      position = snapshot_token(at->get<timestamp_value>().t, at->get<timestamp_value>().i);
+  // The cursor takes the reply (and destroys it): its later batches come from the snapshot.
+  cursor_ptr cursor(mongoc_cursor_new_from_command_reply_with_opts(c.get(), reply, nullptr));
+  return drain(cursor.get(), "find in " + coll);
+}
+
+/// Walks a MongoDB plan stage and those under it into `plan`.
+void read_plan_stage(const object& stage, query_plan& plan) {
+  const value* name = find_field(stage, "stage");
+  const std::string kind = name && name->is_string() ? name->as_string() : std::string();
+  if (kind == "IXSCAN") {
+    const value* index = find_field(stage, "indexName");
+    plan.index = index && index->is_string() ? index->as_string() : "?";
+    std::string bounds;
+    if (const value* b = find_field(stage, "indexBounds")) bounds = to_json(*b);
+    const value* dir = find_field(stage, "direction");
+    plan.bounds = plan.index + ": " + (bounds.empty() ? "all" : bounds) +
+                  (dir && dir->is_string() && dir->as_string() == "backward" ? ", backward" : "");
+  } else if (kind == "COLLSCAN" && plan.index.empty()) {
+    plan.index = "COLLSCAN";
+    plan.bounds = "collection scan";
+  } else if (kind == "SORT") {
+    plan.in_memory_sort = true;
+  }
+  if (const value* in = find_field(stage, "inputStage"); in && in->is_object())
+    read_plan_stage(in->as_object(), plan);
+  if (const value* ins = find_field(stage, "inputStages"); ins && ins->is_array())
+    for (auto& in : ins->as_array())
+      if (in.is_object()) read_plan_stage(in.as_object(), plan);
+}
+
+/// How MongoDB runs the find: its `explain` command (verbosity executionStats) read into a
+/// query_plan: the index scanned ("COLLSCAN" for none), what was examined (index keys or
+/// documents, whichever is more), the bounds, and whether a SORT stage sorts in memory.
+void explain_find(mongoc_collection_t* target, const std::string& coll, const object& filter,
+                  const object& opts, query_plan& plan) {
+  object cmd{{"explain", value(find_command(coll, filter, opts))},
+             {"verbosity", value("executionStats")}};
+  reply_doc reply;
+  read_command(target, cmd, &reply.b, "explaining a find in " + coll);
+  const object answer = reply.get();
+  plan = query_plan{};
+  if (const value* qp = find_field(answer, "queryPlanner"); qp && qp->is_object()) {
+    const value* winning = find_field(qp->as_object(), "winningPlan");
+    if (winning && winning->is_object()) {
+      // Slot-based plans (MongoDB 6+) put the classic tree under queryPlan.
+      const value* tree = find_field(winning->as_object(), "queryPlan");
+      read_plan_stage(tree && tree->is_object() ? tree->as_object() : winning->as_object(), plan);
+    }
+  }
+  if (plan.index.empty()) plan.index = "?";
+  if (const value* st = find_field(answer, "executionStats"); st && st->is_object()) {
+    auto number = [&](const char* field) -> std::uint64_t {
+      const value* v = find_field(st->as_object(), field);
+      return v && v->is_number() ? static_cast<std::uint64_t>(v->as_double()) : 0;
+    };
+    plan.examined = std::max(number("totalKeysExamined"), number("totalDocsExamined"));
+  }
+}
+
 // ---- the store ----
 
 /// Thread-safety: all methods may be called concurrently from any thread (each call pops
@@ -171,10 +283,15 @@ public:
   std::vector<object> find(const std::string& db, const std::string& coll,
                            const find_query& q) override {
     pooled_client c = client();
-    read_session session(c, q.position != nullptr && q.limit != 0);
-    std::vector<object> out;
     // A caller that gave only the compiled matcher: filter, skip and limit in rheo.
     const bool local_filter = q.filter_doc.empty() && !q.filter.matches_all();
+    // A position: at one snapshot where the server can (5.0+), else the operation time of
+    // a causally consistent session's read (which can miss a write committing during it).
+    const bool snapshot =
+        q.position != nullptr && q.limit != 0 && !local_filter && takes_snapshot_reads(c);
+    read_session session(c, q.position != nullptr && q.limit != 0 && !snapshot);
+    std::vector<object> out;
+    std::string snapshot_position;
     if (q.limit != 0) {
       object sort = q.sort_doc;
       if (sort.empty())
@@ -188,10 +305,16 @@ public:
         if (q.limit > 0) opts.emplace_back("limit", value(q.limit));
       }
       auto target = collection_of(c, db, coll);
-      cursor_ptr cursor(mongoc_collection_find_with_opts(
-          target.get(), to_bson(local_filter ? object{} : q.filter_doc).get(),
-          session.options(opts).get(), nullptr));
-      out = drain(cursor.get(), "find in " + coll);
+      const object& filter = local_filter ? object{} : q.filter_doc;
+      if (snapshot) {
+        out = snapshot_find(c, target.get(), coll, filter, opts, snapshot_position);
+      } else {
+        cursor_ptr cursor(mongoc_collection_find_with_opts(target.get(), to_bson(filter).get(),
+                                                           session.options(opts).get(), nullptr));
+        out = drain(cursor.get(), "find in " + coll);
+      }
+      if (q.explain && !q.explain_if_free)
+        explain_find(target.get(), coll, filter, opts, *q.explain);
       if (local_filter) {
         std::vector<object> kept;
         std::int64_t skipped = 0;
@@ -212,7 +335,7 @@ public:
             doc = q.keys.apply(doc);
     }
     if (out.empty() && !exists(c, db, coll)) throw_no_collection(coll);
-    if (q.position) *q.position = session.position();
+    if (q.position) *q.position = snapshot ? snapshot_position : session.position();
     return out;
   }
 

@@ -178,7 +178,8 @@ template <> struct codec<find_query> {
     if (q.keys_doc.empty() && !q.keys.empty())
       throw std::logic_error("remote_store: a find_query's keys need their keys_doc");
     return value(array{value(q.filter_doc), value(q.sort_doc), value(q.keys_doc), value(q.skip),
-                       value(q.limit), value(q.explain != nullptr), value(q.position != nullptr)});
+                       value(q.limit), value(q.explain != nullptr && !q.explain_if_free),
+                       value(q.position != nullptr)});
   }
 };
 

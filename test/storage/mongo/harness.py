@@ -31,7 +31,7 @@ def free_port():
     return port
 
 
-def hello_doc(port, sessions=True):
+def hello_doc(port, sessions=True, wire_version=9):
     doc = {
         "ismaster": True,
         "isWritablePrimary": True,
@@ -41,7 +41,7 @@ def hello_doc(port, sessions=True):
         "primary": "127.0.0.1:%d" % port,
         "me": "127.0.0.1:%d" % port,
         "minWireVersion": 0,
-        "maxWireVersion": 9,
+        "maxWireVersion": wire_version,
         "maxBsonObjectSize": 16777216,
         "maxMessageSizeBytes": 48000000,
         "maxWriteBatchSize": 100000,
@@ -62,15 +62,16 @@ NOISE = ("killCursors", "endSessions")
 
 class Primary:
     """A scripted replica-set primary on `port` (a free one when None); `sessions=False`
-    makes it a deployment without sessions (no logicalSessionTimeoutMinutes)."""
+    makes it a deployment without sessions (no logicalSessionTimeoutMinutes);
+    `wire_version` is its maxWireVersion (9: MongoDB 4.4; 13: 5.0, snapshot reads)."""
 
-    def __init__(self, port=None, standalone=False, sessions=True):
+    def __init__(self, port=None, standalone=False, sessions=True, wire_version=9):
         self.port = port or free_port()
-        doc = hello_doc(self.port, sessions)
+        doc = hello_doc(self.port, sessions, wire_version)
         if standalone:
             for k in ("setName", "hosts", "primary", "me"):
                 doc.pop(k)
-        self.server = MockupDB(port=self.port, auto_ismaster=doc, max_wire_version=9,
+        self.server = MockupDB(port=self.port, auto_ismaster=doc, max_wire_version=wire_version,
                                request_timeout=TIMEOUT)
         self.server.autoresponds("hello", doc)
         self.noise = []

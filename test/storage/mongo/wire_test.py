@@ -493,15 +493,81 @@ def test_index_api_maps_to_index_commands():
     with_rheo(run)
 
 
-def test_explain_is_not_implemented_on_mongodb():
+def test_explain_maps_to_mongodbs_explain_command():
     def run(mock, rheo):
-        call = in_background(rheo.request, "GET", "/messages?sort={timestamp:-1}&explain=true")
-        r = mock.receive("find")
-        cursor_reply(r, [SON([("_id", 1)])], MSG_NS)
+        # An index scan: the find runs, then explain with the same find, executionStats.
+        call = in_background(rheo.request, "GET",
+                             "/messages?sort={timestamp:-1}&pagesize=15&explain=true")
+        cursor_reply(mock.receive("find"), [SON([("_id", 1)])], MSG_NS)
+        r = mock.receive("explain")
+        assert r.doc["verbosity"] == "executionStats", r.doc
+        inner = r.doc["explain"]
+        assert inner["find"] == "messages" and inner["limit"] == 15, r.doc
+        assert inner["sort"] == SON([("timestamp", -1), ("_id", -1)]), r.doc
+        r.replies(SON([
+            ("queryPlanner", SON([("winningPlan", SON([
+                ("stage", "LIMIT"),
+                ("inputStage", SON([("stage", "FETCH"), ("inputStage", SON([
+                    ("stage", "IXSCAN"), ("indexName", "timestamp_-1"),
+                    ("indexBounds", SON([("timestamp", ["[MaxKey, MinKey]"])])),
+                    ("direction", "forward")]))]))]))])),
+            ("executionStats", SON([("nReturned", 1), ("totalKeysExamined", 1),
+                                    ("totalDocsExamined", 1)])),
+            ("ok", 1)]))
         status, _, body = call()
-        assert status == 501 and "explain" in body, (status, body)
+        assert status == 200, (status, body)
+        assert json.loads(body) == {"index": "timestamp_-1", "examined": 1,
+                                    "bounds": 'timestamp_-1: {"timestamp":["[MaxKey, MinKey]"]}',
+                                    "inMemorySort": False, "returned": 1}, body
+
+        # A collection scan sorted in memory, as a slot-based plan (MongoDB 6+) shows it.
+        call = in_background(rheo.request, "GET", "/messages?sort={n:1}&explain=true")
+        cursor_reply(mock.receive("find"), [SON([("_id", 1)]), SON([("_id", 2)])], MSG_NS)
+        r = mock.receive("explain")
+        r.replies(SON([
+            ("queryPlanner", SON([("winningPlan", SON([("queryPlan", SON([
+                ("stage", "SORT"), ("inputStage", SON([("stage", "COLLSCAN")]))])),
+                ("slotBasedPlan", SON())]))])),
+            ("executionStats", SON([("nReturned", 2), ("totalKeysExamined", 0),
+                                    ("totalDocsExamined", 40)])),
+            ("ok", 1)]))
+        status, _, body = call()
+        assert status == 200 and json.loads(body) == {
+            "index": "COLLSCAN", "examined": 40, "bounds": "collection scan",
+            "inMemorySort": True, "returned": 2}, (status, body)
+
+        # A failing explain is the request's error.
+        call = in_background(rheo.request, "GET", "/messages?explain=true")
+        cursor_reply(mock.receive("find"), [], MSG_NS)
+        mock.receive("explain").replies(ok=0, code=2, errmsg="bad plan")
+        status, _, body = call()
+        assert status >= 400 and "bad plan" in body, (status, body)
 
     with_rheo(run)
+
+
+def test_get_on_mongodb_5_reads_one_snapshot_and_answers_its_time():
+    def run(mock, rheo):
+        call = in_background(rheo.request, "GET", "/messages?pagesize=3")
+        r = mock.receive("find")
+        # One snapshot (MongoDB 5.0+), not a causally consistent read.
+        assert r.doc["readConcern"] == {"level": "snapshot"}, r.doc
+        assert "afterClusterTime" not in r.doc["readConcern"], r.doc
+        assert r.doc["limit"] == 3, r.doc
+        cursor = SON([("id", 77), ("ns", MSG_NS), ("firstBatch", [SON([("_id", 1)])]),
+                      ("atClusterTime", Timestamp(1700000000, 9))])
+        r.replies(SON([("cursor", cursor), ("ok", 1),
+                       ("operationTime", Timestamp(1700000000, 12))]))
+        # The rest of the answer comes from the same cursor (the same snapshot).
+        r = mock.receive("getMore")
+        assert r.doc["getMore"] == 77, r.doc
+        cursor_reply(r, [SON([("_id", 2)])], MSG_NS, 0, first=False)
+        status, headers, body = call()
+        assert status == 200 and json.loads(body) == [{"_id": 1}, {"_id": 2}], (status, body)
+        # The token is the snapshot's time, not the (later) operation time.
+        assert headers.get("Resume-Token") == "T6553F10000000009", headers
+
+    with_rheo(run, wire_version=13)
 
 
 # ---- snapshot tokens (Resume-Token) ----
@@ -1504,7 +1570,8 @@ if __name__ == "__main__":
         test_document_writes_send_insert_update_and_delete,
         test_collection_metadata_lives_in_properties,
         test_index_api_maps_to_index_commands,
-        test_explain_is_not_implemented_on_mongodb,
+        test_explain_maps_to_mongodbs_explain_command,
+        test_get_on_mongodb_5_reads_one_snapshot_and_answers_its_time,
         test_get_answers_a_resume_token_from_the_reads_operation_time,
         test_get_without_sessions_answers_no_resume_token,
         test_bulk_post_inserts_every_document_in_one_transaction,
