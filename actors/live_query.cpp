@@ -55,8 +55,10 @@ void admit_waiting(self_ptr self) {
   std::optional<std::string> frame;
   for (auto& [addr, m] : st.sessions) {
     if (!m.waiting) continue;
-    if (!frame) frame = st.eval->init_frame();
-    st.stats->live_frames.fetch_add(1, std::memory_order_relaxed);
+    if (!frame) {
+      frame = st.eval->init_frame(); // built once for every client that joins now
+      st.stats->live_frames.fetch_add(1, std::memory_order_relaxed);
+    }
     send_alone(m.waiting, encode(m.transport, "init", st.eval->position(), *frame), 1);
     st.listeners.join(std::move(m.waiting));
     m.waiting = nullptr;

@@ -6,6 +6,10 @@
 // clients (writers posting time-stamped documents at a paced rate, or GET load). The main
 // thread runs the phases (connect, idle hold, rate steps, drain, close), samples the server
 // from /proc/<pid>, and writes JSON, a markdown row and an SVG plot.
+//
+// Live queries (--live, S11): subscribers follow GET /<coll>/_live?... instead of a stream,
+// keep their copy of the result by applying its init and diff frames, and at the end each
+// copy is compared with what GET /<coll> answers with the same parameters.
 #include "bench/histogram.hpp"
 
 #include <arpa/inet.h>
@@ -31,10 +35,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace bench {
@@ -128,6 +134,15 @@ struct options {
   double churn = 0;
   double churn_seconds = 0;
   std::string progress; // a line per wave (and one when the load starts) is appended here
+  // Live queries (S11): subscriber i follows /<coll>/_live with query number i % live_queries
+  // ("<k>" in the filter stands for that number); writers post chat messages instead.
+  bool live = false;
+  std::string live_filter, live_sort, live_keys;
+  unsigned live_pagesize = 0; // 0: the server's default window
+  unsigned live_queries = 1;
+  unsigned live_joiners = 0;  // clients that join during the first load step
+  unsigned chat_users = 1000; // messages are "from" u0 .. u<chat_users - 1>
+  double delete_fraction = 0; // this share of the writes deletes a message inside a window
 };
 
 [[noreturn]] void usage(int code) {
@@ -174,7 +189,22 @@ struct options {
       "  --churn-seconds S          and also every S seconds of load; SIGUSR2 ends the load\n"
       "                             step early\n"
       "  --progress FILE            append a line of counts when the load starts and after\n"
-      "                             each wave (every subscriber reconnected)\n",
+      "                             each wave (every subscriber reconnected)\n"
+      "  --live                     subscribers follow the live query GET /<coll>/_live?... and\n"
+      "                             apply its frames; writers POST chat messages {from, message,\n"
+      "                             timestamp, t}; at the end every client's array is compared\n"
+      "                             with GET /<coll> with the same parameters\n"
+      "  --live-filter F --live-sort S --live-keys K --live-pagesize N\n"
+      "                             the query's parameters (not encoded; \"<k>\" in F stands for\n"
+      "                             the query's number); each implies --live\n"
+      "  --live-queries Q           distinct queries: subscriber i follows number i % Q\n"
+      "  --live-joiners J           J more clients join during the first load step, evenly\n"
+      "                             spread (their time from connect to init frame is reported)\n"
+      "  --chat-users U             messages are from u0 .. u<U-1>, uniformly (default 1000)\n"
+      "  --delete-fraction F        this share of the writes DELETEs a message this writer\n"
+      "                             inserted that is among its sender's --live-pagesize newest\n"
+      "                             (inside the window of a per-sender query sorted newest\n"
+      "                             first); needs --http-conns 1\n",
       code ? stderr : stdout);
   std::exit(code);
 }
@@ -297,6 +327,24 @@ options parse_options(int argc, char** argv) {
       o.churn_seconds = num();
     else if (a == "--progress")
       o.progress = value();
+    else if (a == "--live")
+      o.live = true;
+    else if (a == "--live-filter" || a == "--live-sort" || a == "--live-keys") {
+      o.live = true;
+      (a == "--live-filter" ? o.live_filter
+       : a == "--live-sort" ? o.live_sort
+                            : o.live_keys) = value();
+    } else if (a == "--live-pagesize") {
+      o.live = true;
+      o.live_pagesize = uns();
+    } else if (a == "--live-queries")
+      o.live_queries = std::max(1u, uns());
+    else if (a == "--live-joiners")
+      o.live_joiners = uns();
+    else if (a == "--chat-users")
+      o.chat_users = std::max(1u, uns());
+    else if (a == "--delete-fraction")
+      o.delete_fraction = std::clamp(num(), 0.0, 1.0);
     else {
       std::fprintf(stderr, "rheo-bench: unknown option %s\n", a.c_str());
       usage(2);
@@ -308,8 +356,159 @@ options parse_options(int argc, char** argv) {
                stderr);
     usage(2);
   }
+  if (o.live && (o.per_user || o.churn > 0 || o.slow_subscribers > 0 || o.http_method != "POST")) {
+    std::fputs("rheo-bench: --live takes no --per-user, --churn, --slow-subscribers or GET\n",
+               stderr);
+    usage(2);
+  }
+  if (o.delete_fraction > 0 && (!o.live || o.http_conns != 1)) {
+    std::fputs("rheo-bench: --delete-fraction needs --live and one writer (--http-conns 1)\n",
+               stderr);
+    usage(2);
+  }
   if (o.http_method == "GET" && o.http_path.empty()) o.http_path = "/" + o.coll + "?pagesize=10";
   return o;
+}
+
+// ---------------------------------------------------------------------------------------
+// Live queries: their parameters, and just enough JSON to walk a frame (nothing is decoded:
+// documents are kept as the server wrote them, which is also how GET writes them)
+
+/// The URL parameters of live query number `q` (encoded), as /<coll>/_live and the GET that
+/// checks the result both take them.
+std::string live_params(const options& o, unsigned q) {
+  std::string filter = o.live_filter, number = std::to_string(q);
+  for (auto at = filter.find("<k>"); at != std::string::npos; at = filter.find("<k>", at)) {
+    filter.replace(at, 3, number);
+    at += number.size();
+  }
+  std::string params;
+  auto add = [&params](const char* name, const std::string& v) {
+    if (v.empty()) return;
+    if (!params.empty()) params += '&';
+    params += name;
+    params += '=';
+    params += url_encode(v);
+  };
+  add("filter", filter);
+  add("sort", o.live_sort);
+  add("pagesize", o.live_pagesize > 0 ? std::to_string(o.live_pagesize) : std::string());
+  add("keys", o.live_keys);
+  return params;
+}
+
+constexpr std::size_t npos = std::string_view::npos;
+
+std::size_t json_skip_ws(std::string_view s, std::size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
+    ++i;
+  return i;
+}
+
+/// The end of the JSON value that starts at `i`, or npos where it is cut short or malformed.
+std::size_t json_value_end(std::string_view s, std::size_t i) {
+  if (i >= s.size()) return npos;
+  if (s[i] == '"') {
+    for (++i; i < s.size(); ++i) {
+      if (s[i] == '\\')
+        ++i;
+      else if (s[i] == '"')
+        return i + 1;
+    }
+    return npos;
+  }
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      char c = s[i];
+      if (c == '"') {
+        std::size_t e = json_value_end(s, i);
+        if (e == npos) return npos;
+        i = e - 1;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        return i + 1;
+      }
+    }
+    return npos;
+  }
+  std::size_t b = i;
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+         s[i] != '\r' && s[i] != '\t')
+    ++i;
+  return i > b ? i : npos;
+}
+
+/// Calls f(element) for each element of the JSON array `s`; false if `s` is not one.
+template <class F> bool json_elements(std::string_view s, F&& f) {
+  std::size_t i = json_skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '[') return false;
+  i = json_skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == ']') return true;
+  for (;;) {
+    std::size_t e = json_value_end(s, i);
+    if (e == npos) return false;
+    f(s.substr(i, e - i));
+    i = json_skip_ws(s, e);
+    if (i >= s.size() || s[i] != ',') return i < s.size() && s[i] == ']';
+    i = json_skip_ws(s, i + 1);
+  }
+}
+
+/// Calls f(key, value) for each member of the JSON object `s`, the key as written without its
+/// quotes; false if `s` is not one.
+template <class F> bool json_members(std::string_view s, F&& f) {
+  std::size_t i = json_skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '{') return false;
+  i = json_skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == '}') return true;
+  for (;;) {
+    if (i >= s.size() || s[i] != '"') return false;
+    std::size_t ke = json_value_end(s, i);
+    if (ke == npos) return false;
+    std::string_view key = s.substr(i + 1, ke - i - 2);
+    i = json_skip_ws(s, ke);
+    if (i >= s.size() || s[i] != ':') return false;
+    i = json_skip_ws(s, i + 1);
+    std::size_t ve = json_value_end(s, i);
+    if (ve == npos) return false;
+    f(key, s.substr(i, ve - i));
+    i = json_skip_ws(s, ve);
+    if (i >= s.size() || s[i] != ',') return i < s.size() && s[i] == '}';
+    i = json_skip_ws(s, i + 1);
+  }
+}
+
+/// A non-negative JSON integer, or -1.
+std::int64_t json_index(std::string_view v) {
+  if (v.empty() || v.size() > 18) return -1;
+  std::int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+/// The writer's send time "t" in a chat message, 0 if it has none (messages loaded before).
+/// The other members of these documents cannot contain the text "t": (their strings are
+/// the writer's or load_docs.py's, without quotes).
+std::int64_t message_t(std::string_view doc) {
+  auto at = doc.find("\"t\":");
+  if (at == npos) return 0;
+  std::int64_t v = 0;
+  for (std::size_t i = at + 4; i < doc.size() && doc[i] >= '0' && doc[i] <= '9'; ++i)
+    v = v * 10 + (doc[i] - '0');
+  return v;
+}
+
+/// The hex of a document's ObjectId `_id` (its first member, as the server writes it).
+std::string_view message_oid(std::string_view doc) {
+  constexpr std::string_view key = "\"$oid\":\"";
+  auto at = doc.find(key);
+  return at == npos || at + key.size() + 24 > doc.size() ? std::string_view()
+                                                         : doc.substr(at + key.size(), 24);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,6 +546,10 @@ struct alignas(64) worker_counters {
   counter live, churn_closed, churn_reopened, churn_failed;
   counter seq_gaps, seq_duplicates, silent, behind;
   std::atomic<unsigned> wave_started{0};
+  // Live queries: init frames received, ops applied, frames or ops that could not be applied
+  // (malformed, an index out of range, a diff before the init); the writer's deletes, and
+  // the deletes it could not make (no message of its own inside a window yet: it inserted).
+  counter live_inits, live_ops, live_errors, deletes_sent, deletes_skipped;
 };
 
 struct control {
@@ -356,6 +559,12 @@ struct control {
   std::atomic<std::int64_t> step_start{0};
   std::atomic<unsigned> churn_wave{0};
   std::atomic<std::int64_t> last_acked_seq{-1}; // churn: "n" of the last acknowledged insert
+  std::atomic<std::int64_t> load_start{0};      // when the first load step started
+  // Live queries with deletes: the send time of each DELETE by the id of the message, so the
+  // clients that see it leave their window get its latency. Written by the writer's worker,
+  // read by all (a few hundred times a second: a mutex is enough).
+  std::mutex deletes_mutex;
+  std::unordered_map<std::string, std::int64_t> deleted_at;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -385,6 +594,19 @@ struct connection {
   std::int64_t last_seq = -1;
   std::uint64_t delivered_since_open = 0;
   std::int64_t acked_at_open = -1;
+  // Live queries: the query followed, when a late joiner connects (ns after the load
+  // started; -1: with the others at the start), when the connect started, whether the init
+  // frame came; the client's copy of the result (documents as sent); the newest "t" in it,
+  // so that a message entering the window is timed only when the write is new (not a
+  // refill of an older message after a delete).
+  std::uint32_t query = 0;
+  std::int64_t join_at = -1, connect_at = 0;
+  bool has_init = false;
+  std::vector<std::string> docs;
+  std::int64_t newest_t = 0;
+  // Writers of chat messages: the sender of each insert in flight, -1 for a delete.
+  std::array<std::int32_t, 64> user_at{};
+  bool dropped = false; // closed by the server or lost while open (counted as an error)
 };
 
 class worker {
@@ -394,15 +616,24 @@ public:
   worker_counters counters;
   histogram_recorder latency;      // delivery latency, ns
   histogram_recorder http_latency; // request -> response, ns
+  // Live queries: connect -> init frame of the clients connected at the start and of those
+  // that joined during the load; DELETE sent -> its remove op applied.
+  histogram_recorder init_latency, joiner_init_latency, delete_latency;
 
-  void add(role kind, std::uint32_t id) {
+  /// A connection; `join_at` >= 0: a live client that connects that many ns into the load.
+  void add(role kind, std::uint32_t id, std::int64_t join_at = -1) {
     auto c = std::make_unique<connection>();
     c->kind = kind;
     c->id = id;
+    c->query = o_.live ? id % o_.live_queries : 0;
+    c->join_at = join_at;
     conns_.push_back(std::move(c));
   }
 
   void run();
+
+  /// Every connection; read only after run() has returned.
+  const std::vector<std::unique_ptr<connection>>& connections() const { return conns_; }
 
 private:
   /// The port `c` connects to: writers --port, subscribers spread over --sub-ports.
@@ -410,7 +641,7 @@ private:
     return c.kind == role::http || o_.sub_ports.empty() ? o_.port
                                                         : o_.sub_ports[c.id % o_.sub_ports.size()];
   }
-  void start_connects();
+  void start_connects(int ph);
   void start_connect(connection& c);
   void on_connected(connection& c);
   void on_event(connection& c, std::uint32_t events);
@@ -429,6 +660,10 @@ private:
   void start_closing();
   void start_churn(unsigned wave);
   void on_sequence(connection& c, std::int64_t n);
+  void on_live_frame(connection& c, std::string_view body);
+  bool apply_op(connection& c, std::string_view op);
+  std::int64_t append_chat_write(connection& c, std::int64_t t);
+  void on_chat_ack(std::int32_t user, std::string_view location);
   std::uint64_t next_random() {
     rng_ ^= rng_ << 13;
     rng_ ^= rng_ >> 7;
@@ -451,6 +686,14 @@ private:
   unsigned wave_seen_ = 0;
   std::vector<connection*> rejoin_queue_; // closed by a wave, to reconnect
   std::int64_t next_seq_ = 0;             // churn: the writer's next "n"
+  // Chat writer: writes made, the last "t" (each write's is unique and increasing), each
+  // sender's messages of this writer that are among its newest (oldest first, at most a
+  // window), the senders of the latest inserts acknowledged (a ring).
+  std::uint64_t chat_writes_ = 0;
+  std::int64_t last_t_ = 0;
+  std::vector<std::vector<std::string>> recent_;
+  std::vector<std::uint32_t> recent_senders_;
+  std::size_t recent_next_ = 0;
 };
 
 void worker::run() {
@@ -464,7 +707,7 @@ void worker::run() {
   for (;;) {
     int ph = ctl_.phase.load(std::memory_order_acquire);
     if (ph == ph_exit) break;
-    if (ph == ph_connect || ph == ph_load) start_connects();
+    if (ph == ph_connect || ph == ph_load) start_connects(ph);
     if (ph == ph_load) pace_http();
     if (ph == ph_load) {
       unsigned wave = ctl_.churn_wave.load(std::memory_order_acquire);
@@ -502,9 +745,15 @@ void worker::run() {
   ::close(ep_);
 }
 
-void worker::start_connects() {
+void worker::start_connects(int ph) {
   unsigned limit = std::max(1u, o_.connect_concurrency / o_.threads);
   while (next_connect_ < conns_.size() && handshakes_in_flight_ < limit) {
+    // Late joiners come last, in the order of their times.
+    auto& next = *conns_[next_connect_];
+    if (next.join_at >= 0 &&
+        (ph != ph_load ||
+         now_ns() < ctl_.load_start.load(std::memory_order_relaxed) + next.join_at))
+      break;
     auto& c = *conns_[next_connect_++];
     if (c.kind != role::http) ++handshakes_in_flight_;
     start_connect(c);
@@ -529,6 +778,7 @@ void worker::start_connect(connection& c) {
     return;
   }
   c.fd = fd;
+  c.connect_at = now_ns();
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (c.kind == role::slow_subscriber)
@@ -563,7 +813,8 @@ void worker::on_connected(connection& c) {
     return;
   }
   c.state = conn_state::handshaking;
-  std::string target = "/" + o_.coll + "/_streams/" + o_.stream;
+  std::string target = o_.live ? "/" + o_.coll + "/_live?" + live_params(o_, c.query)
+                               : "/" + o_.coll + "/_streams/" + o_.stream;
   if (o_.per_user)
     target += "?avars=" + url_encode(format("{\"lo\":%u,\"hi\":%u}", c.id, c.id + o_.user_window));
   send(c, format("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -678,6 +929,8 @@ std::size_t worker::process_frames(connection& c, const char* data, std::size_t 
     case 0x2:
       if (c.kind == role::slow_subscriber) {
         counters.slow_deliveries.add();
+      } else if (o_.live) {
+        on_live_frame(c, std::string_view(payload, len));
       } else {
         counters.deliveries.add();
         ++c.delivered_since_open;
@@ -739,8 +992,96 @@ void worker::on_sequence(connection& c, std::int64_t n) {
   c.last_seq = std::max(c.last_seq, n);
 }
 
+// A live query's frame: {"init":[doc, ...],"token":"t"} replaces the client's copy, and
+// {"diff":[op, ...],"token":"t"} changes it op by op, in order.
+void worker::on_live_frame(connection& c, std::string_view body) {
+  bool well_formed = json_members(body, [&](std::string_view key, std::string_view value) {
+    if (key == "init") {
+      c.docs.clear();
+      c.newest_t = 0;
+      if (!json_elements(value, [&](std::string_view doc) {
+            c.docs.emplace_back(doc);
+            c.newest_t = std::max(c.newest_t, message_t(doc));
+          }))
+        counters.live_errors.add();
+      counters.live_inits.add();
+      if (!c.has_init) {
+        c.has_init = true;
+        auto& h = c.join_at >= 0 ? joiner_init_latency : init_latency;
+        h.record(now_ > c.connect_at ? static_cast<std::uint64_t>(now_ - c.connect_at) : 0);
+      }
+    } else if (key == "diff") {
+      counters.deliveries.add();
+      ++c.delivered_since_open;
+      std::uint64_t ops = 0;
+      bool applied = c.has_init;
+      // After an op that does not apply, the copy is wrong: the rest is only counted.
+      bool listed = json_elements(value, [&](std::string_view op) {
+        applied = applied && apply_op(c, op);
+        ++ops;
+      });
+      counters.live_ops.add(ops);
+      if (!listed || !applied) counters.live_errors.add();
+    }
+  });
+  if (!well_formed) counters.live_errors.add();
+}
+
+// One op of a diff: add (insert doc at `at`), remove (erase at `at`), update (erase at `at`,
+// insert doc at `to`). A message that enters the window newer than any the client has held
+// is a new write: its latency is now - its "t". A remove of a message the writer deleted
+// gets the latency of that DELETE.
+bool worker::apply_op(connection& c, std::string_view op) {
+  std::string_view kind, doc;
+  std::int64_t at = -1, to = -1;
+  if (!json_members(op, [&](std::string_view key, std::string_view value) {
+        if (key == "op")
+          kind = value;
+        else if (key == "at")
+          at = json_index(value);
+        else if (key == "to")
+          to = json_index(value);
+        else if (key == "doc")
+          doc = value;
+      }))
+    return false;
+  auto size = static_cast<std::int64_t>(c.docs.size());
+  bool remove = kind == "\"remove\"";
+  if (remove || kind == "\"update\"") {
+    if (at < 0 || at >= size) return false;
+    if (remove && o_.delete_fraction > 0) {
+      std::int64_t sent = -1;
+      {
+        std::lock_guard<std::mutex> lock(ctl_.deletes_mutex);
+        auto it = ctl_.deleted_at.find(std::string(message_oid(c.docs[at])));
+        if (it != ctl_.deleted_at.end()) sent = it->second;
+      }
+      if (sent >= 0) {
+        auto v = now_ > sent ? static_cast<std::uint64_t>(now_ - sent) : 0;
+        latency.record(v);
+        delete_latency.record(v);
+      }
+    }
+    c.docs.erase(c.docs.begin() + at);
+    if (remove) return true;
+    at = to;
+    --size;
+  } else if (kind != "\"add\"") {
+    return false;
+  }
+  if (at < 0 || at > size || doc.empty()) return false;
+  c.docs.emplace(c.docs.begin() + at, doc);
+  std::int64_t t = message_t(doc);
+  if (t > c.newest_t) {
+    latency.record(now_ > t ? static_cast<std::uint64_t>(now_ - t) : 0);
+    c.newest_t = t;
+  }
+  return true;
+}
+
 void worker::on_close_frame(connection& c, int code) {
   if (c.state != conn_state::closing) {
+    c.dropped = true;
     // The server closed first: record why.
     auto& codes =
         c.kind == role::slow_subscriber ? counters.slow_close_codes : counters.close_codes;
@@ -762,11 +1103,14 @@ std::size_t worker::process_responses(connection& c, const char* data, std::size
     if (end == std::string_view::npos) break;
     std::string_view head = s.substr(off, end - off);
     std::size_t body_len = 0;
+    std::string_view location;
     for (std::size_t pos = 0; pos < head.size();) {
       auto eol = head.find("\r\n", pos);
       std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
       if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0)
         body_len = std::strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
+      else if (line.size() > 9 && strncasecmp(line.data(), "location:", 9) == 0)
+        location = line.substr(9);
       if (eol == std::string_view::npos) break;
       pos = eol + 2;
     }
@@ -776,6 +1120,8 @@ std::size_t worker::process_responses(connection& c, const char* data, std::size
       counters.http_ok.add();
       if (o_.churn > 0 && c.outstanding > 0)
         ctl_.last_acked_seq.store(c.seq_at[c.head], std::memory_order_relaxed);
+      if (o_.delete_fraction > 0 && c.outstanding > 0 && c.user_at[c.head] >= 0)
+        on_chat_ack(c.user_at[c.head], location);
     } else {
       counters.http_errors.add();
       if (counters.http_errors.get() <= 3)
@@ -862,6 +1208,7 @@ void worker::lost(connection& c) {
   } else if (before_open) {
     counters.subs_failed.add();
   } else if (c.state == conn_state::open) {
+    c.dropped = true;
     auto& codes =
         c.kind == role::slow_subscriber ? counters.slow_close_codes : counters.close_codes;
     codes[close_slot(1006)].add();
@@ -871,7 +1218,9 @@ void worker::lost(connection& c) {
 }
 
 void worker::append_request(connection& c, std::int64_t t) {
-  if (o_.http_method == "GET") {
+  if (o_.live) {
+    t = append_chat_write(c, t);
+  } else if (o_.http_method == "GET") {
     c.out += format("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", o_.http_path.c_str(), o_.host.c_str(),
                     o_.authorization.c_str());
   } else {
@@ -895,6 +1244,69 @@ void worker::append_request(connection& c, std::int64_t t) {
   if (o_.churn > 0) c.seq_at[(c.head + c.outstanding) % c.seq_at.size()] = next_seq_++;
   ++c.outstanding;
   counters.http_sent.add();
+}
+
+// A chat writer's next write (live queries): a POST of a message from a random sender or,
+// for --delete-fraction of the writes, a DELETE of one of this writer's messages among its
+// sender's newest (inside that sender's window). Returns the write's "t": unique and
+// increasing, so a client can tell a new message from an older one refilling its window.
+std::int64_t worker::append_chat_write(connection& c, std::int64_t t) {
+  t = std::max(t, last_t_ + 1);
+  last_t_ = t;
+  std::size_t slot = (c.head + c.outstanding) % c.user_at.size();
+  ++chat_writes_;
+  double f = o_.delete_fraction;
+  if (f > 0 && std::floor(static_cast<double>(chat_writes_) * f) >
+                   std::floor(static_cast<double>(chat_writes_ - 1) * f)) {
+    std::string id;
+    for (int tries = 0; tries < 8 && id.empty() && !recent_senders_.empty(); ++tries) {
+      auto& ids = recent_[recent_senders_[next_random() % recent_senders_.size()]];
+      if (ids.empty()) continue;
+      auto k = static_cast<std::ptrdiff_t>(next_random() % ids.size());
+      id = std::move(ids[static_cast<std::size_t>(k)]);
+      ids.erase(ids.begin() + k);
+    }
+    if (!id.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(ctl_.deletes_mutex);
+        ctl_.deleted_at[id] = t;
+      }
+      c.out += format("DELETE /%s/%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", o_.coll.c_str(), id.c_str(),
+                      o_.host.c_str(), o_.authorization.c_str());
+      c.user_at[slot] = -1;
+      counters.deletes_sent.add();
+      return t;
+    }
+    counters.deletes_skipped.add(); // nothing of this writer's in a window yet: insert
+  }
+  auto user = static_cast<std::uint32_t>(next_random() % o_.chat_users);
+  std::string body =
+      format("{\"from\":\"u%u\",\"message\":\"%s\",\"timestamp\":{\"$date\":%lld},\"t\":%lld}",
+             user, pad_.c_str(), static_cast<long long>(t / 1'000'000), static_cast<long long>(t));
+  c.out += format("POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                  "%sContent-Length: %zu\r\n\r\n",
+                  o_.coll.c_str(), o_.host.c_str(), o_.authorization.c_str(), body.size());
+  c.out += body;
+  c.user_at[slot] = static_cast<std::int32_t>(user);
+  return t;
+}
+
+// A chat message acknowledged (201, Location: /<coll>/<id>), with deletes: it is now its
+// sender's newest, inside the window of a per-sender query sorted newest first; of that
+// sender's messages, those beyond a window's length are forgotten.
+void worker::on_chat_ack(std::int32_t user, std::string_view location) {
+  auto slash = location.rfind('/');
+  if (slash == npos || slash + 1 >= location.size()) return;
+  if (recent_.empty()) recent_.resize(o_.chat_users);
+  auto& ids = recent_[static_cast<std::size_t>(user)];
+  ids.emplace_back(location.substr(slash + 1));
+  std::size_t window = o_.live_pagesize > 0 ? o_.live_pagesize : 100; // the server's default
+  if (ids.size() > window) ids.erase(ids.begin());
+  constexpr std::size_t ring = 256;
+  if (recent_senders_.size() < ring)
+    recent_senders_.push_back(static_cast<std::uint32_t>(user));
+  else
+    recent_senders_[recent_next_++ % ring] = static_cast<std::uint32_t>(user);
 }
 
 void worker::pace_http() {
@@ -1122,11 +1534,14 @@ struct totals {
   std::array<std::uint64_t, close_code_slots> close_codes{}, slow_close_codes{};
   std::uint64_t live = 0, churn_closed = 0, churn_reopened = 0, churn_failed = 0;
   std::uint64_t seq_gaps = 0, seq_duplicates = 0, silent = 0, behind = 0;
+  std::uint64_t live_inits = 0, live_ops = 0, live_errors = 0, deletes_sent = 0,
+                deletes_skipped = 0;
   /// Every error: failed connects (first or after a wave: churn_failed is a part of
-  /// subs_failed), HTTP errors, protocol errors, closes by the server, and the churn checks.
+  /// subs_failed), HTTP errors, protocol errors, closes by the server, the churn checks,
+  /// and live frames that could not be applied.
   std::uint64_t errors() const {
     return subs_failed + http_failed + http_errors + protocol_errors + unexpected_closes +
-           seq_gaps + seq_duplicates + silent + behind;
+           seq_gaps + seq_duplicates + silent + behind + live_errors;
   }
 };
 
@@ -1157,6 +1572,11 @@ totals collect(const std::vector<std::unique_ptr<worker>>& ws) {
     t.seq_duplicates += c.seq_duplicates.get();
     t.silent += c.silent.get();
     t.behind += c.behind.get();
+    t.live_inits += c.live_inits.get();
+    t.live_ops += c.live_ops.get();
+    t.live_errors += c.live_errors.get();
+    t.deletes_sent += c.deletes_sent.get();
+    t.deletes_skipped += c.deletes_skipped.get();
     for (int i = 0; i < close_code_slots; ++i) {
       t.close_codes[i] += c.close_codes[i].get();
       t.slow_close_codes[i] += c.slow_close_codes[i].get();
@@ -1331,7 +1751,9 @@ int run(const options& o) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  std::uint64_t conns_needed = std::uint64_t{o.subscribers} + o.slow_subscribers + o.http_conns;
+  unsigned joiners = o.live ? o.live_joiners : 0;
+  std::uint64_t conns_needed =
+      std::uint64_t{o.subscribers} + o.slow_subscribers + joiners + o.http_conns;
   if (conns_needed + 32 > rl.rlim_cur)
     std::fprintf(stderr, "rheo-bench: warning: %llu connections but the fd limit is %llu\n",
                  static_cast<unsigned long long>(conns_needed),
@@ -1362,6 +1784,12 @@ int run(const options& o) {
   for (unsigned i = 0; i < o.subscribers + o.slow_subscribers; ++i)
     workers[i % o.threads]->add(i < o.subscribers ? role::subscriber : role::slow_subscriber,
                                 o.first_id + i);
+  // Late joiners (live queries): evenly over the first 80 % of the first load step.
+  for (unsigned j = 0; j < joiners; ++j) {
+    unsigned i = o.subscribers + o.slow_subscribers + j;
+    auto at = static_cast<std::int64_t>((j + 0.5) / joiners * 0.8 * o.step_seconds * 1e9);
+    workers[i % o.threads]->add(role::subscriber, o.first_id + i, at);
+  }
 
   proc_sample srv0 = sample_proc(o.server_pid), self0 = sample_proc(getpid());
   std::int64_t t_connect = now_ns();
@@ -1374,8 +1802,10 @@ int run(const options& o) {
   totals t;
   for (;;) {
     t = collect(workers);
-    bool done =
-        t.subs_open + t.subs_failed >= subs_total && t.http_open + t.http_failed >= o.http_conns;
+    // Live clients are ready once their init frame has come.
+    bool done = t.subs_open + t.subs_failed >= subs_total &&
+                t.http_open + t.http_failed >= o.http_conns &&
+                (!o.live || t.live_inits + t.subs_failed + t.unexpected_closes >= subs_total);
     if (done || now_ns() - t_connect > static_cast<std::int64_t>(o.connect_timeout * 1e9)) break;
     sleep_ms(5);
   }
@@ -1384,6 +1814,9 @@ int run(const options& o) {
                static_cast<unsigned long long>(t.subs_open),
                static_cast<unsigned long long>(subs_total),
                static_cast<unsigned long long>(t.http_open), o.http_conns, connect_seconds);
+  if (o.live)
+    std::fprintf(stderr, "rheo-bench: %llu live init frames\n",
+                 static_cast<unsigned long long>(t.live_inits));
   sleep_ms(200); // let the server finish registering subscriptions
   proc_sample srv_connected = sample_proc(o.server_pid);
   std::uint64_t rss_max = srv_connected.rss_kib;
@@ -1469,6 +1902,7 @@ int run(const options& o) {
     auto nodes_before = sample_nodes();
     totals before = collect(workers);
     load_start = now_ns();
+    ctl.load_start.store(load_start, std::memory_order_relaxed);
     last_wave_at = load_start;
     if (o.churn > 0) progress_line(0, true);
     for (unsigned i = 0; i < o.steps && !stop_requested.load(); ++i) {
@@ -1535,6 +1969,7 @@ int run(const options& o) {
 
   // Drain: stop writing, wait for responses and deliveries in flight.
   ctl.phase.store(ph_drain, std::memory_order_release);
+  bool drain_quiet = false; // ended by a second without progress, not by the time limit
   {
     std::int64_t t0 = now_ns();
     std::uint64_t last = ~0ull;
@@ -1545,16 +1980,39 @@ int run(const options& o) {
       std::uint64_t progress = t.deliveries + t.http_ok + t.http_errors;
       bool writers_idle = t.http_ok + t.http_errors >= t.http_sent;
       // With churn, subscribers come and go: wait until nothing moves for a second.
-      bool all_in = o.churn > 0 ? false : o.per_user || t.deliveries >= t.http_ok * t.subs_open;
+      // Live queries: how many frames a write makes is not known; the same wait.
+      bool all_in =
+          o.churn > 0 || o.live ? false : o.per_user || t.deliveries >= t.http_ok * t.subs_open;
       if (progress != last) {
         last = progress;
         stable_since = now_ns();
       } else if (writers_idle && (all_in || now_ns() - stable_since > 1'000'000'000)) {
+        drain_quiet = true;
         break;
       }
     }
   }
   std::uint64_t live_at_end = collect(workers).live; // subscribers open after the load
+  // Live queries: each query's result now, as GET /<coll> with the same parameters answers
+  // it (the clients' copies are compared with it once the workers have stopped).
+  std::vector<std::vector<std::string>> results;
+  std::uint64_t get_errors = 0;
+  if (o.live) {
+    results.resize(o.live_queries);
+    std::vector<bool> followed(o.live_queries); // (--live takes no slow subscribers)
+    for (unsigned i = 0; i < o.subscribers + joiners; ++i)
+      followed[(o.first_id + i) % o.live_queries] = true;
+    for (unsigned q = 0; q < results.size(); ++q) {
+      if (!followed[q]) continue;
+      auto r = http_request(o, "GET", "/" + o.coll + "?" + live_params(o, q), "");
+      if (r.status != 200 ||
+          !json_elements(r.body, [&](std::string_view doc) { results[q].emplace_back(doc); })) {
+        if (++get_errors <= 3)
+          std::fprintf(stderr, "rheo-bench: GET of query %u: %d %.200s\n", q, r.status,
+                       r.body.c_str());
+      }
+    }
+  }
   std::string metrics_after = http_request(o, "GET", "/_metrics", "").body;
   std::string core_metrics_after, cluster_loaded; // edges report their counts every second
   if (o.cluster_port > 0) {
@@ -1595,11 +2053,49 @@ int run(const options& o) {
   std::uint64_t opened = t.subs_open - t.churn_reopened;
   std::uint64_t slow_open = std::min<std::uint64_t>(o.slow_subscribers, opened);
   std::uint64_t healthy = opened - slow_open;
-  std::uint64_t errors = t.errors();
+  // Live queries: every client's copy against its query's result. A client the server closed
+  // is not compared (its close is an error already); one that never had an init is an error.
+  std::uint64_t verified = 0, mismatches = 0, with_init = 0, joiners_opened = 0;
+  histogram_snapshot init_lat, joiner_init_lat, delete_lat;
+  if (o.live) {
+    histogram_snapshot one;
+    for (auto& w : workers) {
+      w->init_latency.snapshot(one, false);
+      init_lat.merge(one);
+      w->joiner_init_latency.snapshot(one, false);
+      joiner_init_lat.merge(one);
+      w->delete_latency.snapshot(one, false);
+      delete_lat.merge(one);
+      for (auto& c : w->connections()) {
+        if (c->kind != role::subscriber || !c->has_init) continue;
+        ++with_init;
+        if (c->join_at >= 0) ++joiners_opened;
+        if (c->dropped) continue;
+        ++verified;
+        const auto& want = results[c->query];
+        if (c->docs == want) continue;
+        if (++mismatches > 3) continue;
+        std::size_t k = 0;
+        while (k < c->docs.size() && k < want.size() && c->docs[k] == want[k])
+          ++k;
+        std::fprintf(stderr,
+                     "rheo-bench: client %u (query %u) holds %zu documents, GET answers %zu; "
+                     "first difference at %zu: %.160s | %.160s\n",
+                     c->id, c->query, c->docs.size(), want.size(), k,
+                     k < c->docs.size() ? c->docs[k].c_str() : "(none)",
+                     k < want.size() ? want[k].c_str() : "(none)");
+      }
+    }
+  }
+  std::uint64_t no_init = o.live && t.subs_open > with_init ? t.subs_open - with_init : 0;
+  // The clients connected at the start (not the late joiners): connect rate, RSS growth.
+  std::uint64_t opened_first = opened - std::min(opened, joiners_opened);
+  std::uint64_t errors = t.errors() + mismatches + no_init + get_errors;
   bool comparable =
-      !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0 && o.churn == 0;
+      !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0 && o.churn == 0 && !o.live;
   std::uint64_t expected = comparable ? healthy * t.http_ok : 0;
-  bool consistent = comparable && errors == 0 && t.deliveries == expected;
+  bool consistent = o.live ? errors == 0 && verified == t.subs_open
+                           : comparable && errors == 0 && t.deliveries == expected;
 
   // Best held step: the highest throughput whose p99 stays under the limit.
   bool http_mode = o.subscribers == 0;
@@ -1613,9 +2109,9 @@ int run(const options& o) {
       best = static_cast<int>(i);
   }
 
-  double rss_per_conn = opened > 0 && srv_connected.rss_kib >= srv0.rss_kib
+  double rss_per_conn = opened_first > 0 && srv_connected.rss_kib >= srv0.rss_kib
                             ? 1024.0 * static_cast<double>(srv_connected.rss_kib - srv0.rss_kib) /
-                                  static_cast<double>(opened)
+                                  static_cast<double>(opened_first)
                             : 0;
   std::string j = "{";
   j += format("\"label\":\"%s\",\"subscribers\":%u,\"slow_subscribers\":%u,\"http_conns\":%u,"
@@ -1623,9 +2119,9 @@ int run(const options& o) {
               o.label.c_str(), o.subscribers, o.slow_subscribers, o.http_conns,
               o.http_method.c_str(), o.threads, o.per_user ? "true" : "false", o.doc_bytes);
   j += format("\"connect\":{\"opened\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_second\":%.1f},",
-              static_cast<unsigned long long>(opened),
+              static_cast<unsigned long long>(opened_first),
               static_cast<unsigned long long>(t.subs_failed), connect_seconds,
-              connect_seconds > 0 ? static_cast<double>(opened) / connect_seconds : 0);
+              connect_seconds > 0 ? static_cast<double>(opened_first) / connect_seconds : 0);
   j += format("\"close_all_seconds\":%.3f,", close_seconds);
   j += format(
       "\"server\":{\"pid\":%d,\"rss_start_kib\":%llu,\"rss_connected_kib\":%llu,"
@@ -1699,6 +2195,29 @@ int run(const options& o) {
                 static_cast<unsigned long long>(t.churn_failed),
                 static_cast<unsigned long long>(live_at_end),
                 static_cast<long long>(ctl.last_acked_seq.load()));
+  if (o.live) {
+    std::uint64_t diffs = t.deliveries;
+    j += format(
+        "\"live\":{\"params\":\"%s\",\"queries\":%u,\"clients\":%llu,\"joiners\":%u,"
+        "\"joiners_opened\":%llu,\"init_frames\":%llu,\"diff_frames\":%llu,\"ops\":%llu,"
+        "\"ops_per_frame\":%.2f,\"apply_errors\":%llu,\"deletes_sent\":%llu,"
+        "\"deletes_skipped\":%llu,\"verified\":%llu,\"mismatches\":%llu,"
+        "\"no_init\":%llu,\"get_errors\":%llu,\"drain_quiet\":%s,",
+        live_params(o, 0).c_str(), o.live_queries, static_cast<unsigned long long>(t.subs_open),
+        joiners, static_cast<unsigned long long>(joiners_opened),
+        static_cast<unsigned long long>(t.live_inits), static_cast<unsigned long long>(diffs),
+        static_cast<unsigned long long>(t.live_ops),
+        diffs > 0 ? static_cast<double>(t.live_ops) / static_cast<double>(diffs) : 0.0,
+        static_cast<unsigned long long>(t.live_errors),
+        static_cast<unsigned long long>(t.deletes_sent),
+        static_cast<unsigned long long>(t.deletes_skipped),
+        static_cast<unsigned long long>(verified), static_cast<unsigned long long>(mismatches),
+        static_cast<unsigned long long>(no_init), static_cast<unsigned long long>(get_errors),
+        drain_quiet ? "true" : "false");
+    j += "\"init_latency_ms\":" + latency_json(init_lat) +
+         ",\"joiner_init_latency_ms\":" + latency_json(joiner_init_lat) +
+         ",\"delete_latency_ms\":" + latency_json(delete_lat) + "},";
+  }
   j += "\"close_codes\":" + codes_json(t.close_codes) +
        ",\"slow_close_codes\":" + codes_json(t.slow_close_codes) + ",";
   auto m = [&](const std::string& text, const char* name) {
@@ -1729,7 +2248,10 @@ int run(const options& o) {
        ",\"events_received\":" + m(metrics_after, "rheo_events_received_total") +
        ",\"frames_sent\":" + m(metrics_after, "rheo_frames_sent_total") +
        ",\"slow_consumer_closes\":" + m(metrics_after, "rheo_slow_consumer_closes_total") +
-       ",\"stage_errors\":" + m(metrics_after, "rheo_stage_errors_total") + "}";
+       ",\"stage_errors\":" + m(metrics_after, "rheo_stage_errors_total") +
+       ",\"live_queries_connected\":" + m(metrics_connected, "rheo_live_queries") +
+       ",\"live_refills\":" + m(metrics_after, "rheo_live_refills_total") +
+       ",\"live_frames\":" + m(metrics_after, "rheo_live_frames_total") + "}";
   j += "}\n";
 
   // Markdown row: label | subscribers | best throughput | latency of that step | CPU | RSS.
@@ -1746,7 +2268,7 @@ int run(const options& o) {
         ms(h.quantile(0.999)), ms(h.max), s ? s->server_cpu : 0.0,
         s ? s->us_per_delivery_text("%.2f", "-").c_str() : "-",
         static_cast<double>(rss_max) / 1024.0,
-        connect_seconds > 0 ? static_cast<double>(opened) / connect_seconds : 0.0,
+        connect_seconds > 0 ? static_cast<double>(opened_first) / connect_seconds : 0.0,
         static_cast<unsigned long long>(errors));
   }
   std::fputs(j.c_str(), stdout);

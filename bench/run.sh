@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S10 S5B]
+#   bench/run.sh S1 [S2 ... S11 S5B]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server (S10:
 # also on a copy of an aged store, built once and kept, see S10 below).
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
@@ -12,7 +12,9 @@
 # S10_MESSAGES (1000000), S10_COLLECTIONS (1000), S10_COLL_DOCS (5), S10_CHANGES (100000),
 # S10_BENCH_DOCS (1000), S10_STORE (where the aged store is kept, default
 # ~/.cache/rheo-bench/s10-aged-<the sizes>), S10_REBUILD (set: build it again), S10_GET_S (10),
-# S10_S2_S (20), S10_START_WAIT_S (120); see S10 below.
+# S10_S2_S (20), S10_START_WAIT_S (120); see S10 below. S11 (live queries): S11_A_SUBS (10000),
+# S11_B_QUERIES (1000), S11_B_CLIENTS (clients per query, 10), S11_S2_SUBS (1000), S11_RATE
+# (writes/s, 200), S11_SECONDS (20), S11_JOINERS (100); see S11 below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -481,6 +483,42 @@ S10() { # aged store: S5's GET and S2 on a copy of a store that has run for a wh
   python3 "$here/summarize.py" --s10-run "$OUT" "$1"
 }
 
+S11() { # live queries (issue 25), each part on a fresh server of the same binary, 20 s of load:
+  # S2 as the reference (1,000 clients on a change stream, 200 inserts/s); (a) 10,000 clients
+  # on one live query, the chat's history (sort={timestamp:-1}&pagesize=15 on messages), 200
+  # inserts/s; (b) 1,000 distinct live queries (filter={"from":"u<k>"}&pagesize=15), 10 clients
+  # each, 200 writes/s from random senders, 20 % of them a DELETE of a message inside its
+  # sender's window. Messages are loaded first (a: 1,000; b: 30 per sender, with the index
+  # from_1 of the chat's per-sender queries). In (a) and (b) S11_JOINERS more clients join
+  # during the load (their connect -> init frame is the init latency of a new client), and
+  # at the end every client's array is compared with GET /messages with its query's
+  # parameters. summarize.py gives (a)'s CPU per frame against S2's per delivery.
+  local a_subs=${S11_A_SUBS:-10000} queries=${S11_B_QUERIES:-1000} per=${S11_B_CLIENTS:-10}
+  local load=(--http-conns 1 --rate "${S11_RATE:-200}" --step-seconds "${S11_SECONDS:-20}"
+    --live-joiners "${S11_JOINERS:-100}" --drain-seconds 30)
+  setup_log="$OUT/S11-$1.setup"
+  : >"$setup_log"
+  start_server --durability normal
+  bench S11-S2 "$1" --setup --subscribers "${S11_S2_SUBS:-1000}" --http-conns 1 \
+    --rate "${S11_RATE:-200}" --step-seconds "${S11_SECONDS:-20}"
+  stop_server
+  start_server --durability normal
+  load_docs messages 1000 chat --user-field from
+  settle
+  bench S11-a "$1" --coll messages --live-sort '{timestamp:-1}' --live-pagesize 15 \
+    --subscribers "$a_subs" "${load[@]}"
+  stop_server
+  start_server --durability normal
+  curl -sf -X PUT "http://127.0.0.1:$port/messages/_indexes/from_1" \
+    -H 'Content-Type: application/json' -d '{"keys":{"from":1}}' >/dev/null
+  load_docs messages $((queries * 30)) chat --user-field from --users "$queries"
+  settle
+  bench S11-b "$1" --coll messages --live-filter '{"from":"u<k>"}' --live-pagesize 15 \
+    --live-queries "$queries" --chat-users "$queries" --delete-fraction 0.2 \
+    --subscribers $((queries * per)) "${load[@]}"
+  stop_server
+}
+
 # S8 helpers. wait_wave PROGRESS K: waits (at most 120 s) for rheo-bench's progress line of
 # wave K and prints it.
 wait_wave() {
@@ -557,8 +595,8 @@ S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS cl
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S10 S2one S5B]" >&2
+  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10 | S11) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S11 S2one S5B]" >&2
     exit 2
     ;;
   esac

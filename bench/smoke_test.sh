@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of the benchmark harness: starts rheo on a fresh data dir, runs rheo-bench with a
 # few subscribers for two seconds, and checks that the results are well formed and the counts
-# agree (every subscriber received every acknowledged insert). No timing thresholds.
+# agree (every subscriber received every acknowledged insert); then a short live-query run
+# whose clients' arrays must equal the queries' results. No timing thresholds.
 # Usage: smoke_test.sh <rheo binary> <rheo-bench binary>
 set -euo pipefail
 rheo=$1
@@ -53,4 +54,27 @@ assert len(md) == 3 and md[2].startswith("| smoke |"), md
 svg = open(prefix + ".svg").read()
 assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
 print("smoke: ok, %d subscribers x %d inserts = %d deliveries" % (20, t["inserts_acked"], t["deliveries"]))
+PY
+
+# Live queries (S11's mode): 20 clients on 4 per-sender queries and 4 that join during the
+# load, a writer whose every fifth write deletes a message inside a window; every client's
+# array must equal GET /messages with its query's parameters at the end.
+"$bench" --port "$port" --coll messages --live-filter '{"from":"u<k>"}' --live-pagesize 5 \
+  --live-queries 4 --chat-users 4 --delete-fraction 0.2 --subscribers 20 --live-joiners 4 \
+  --threads 2 --http-conns 1 --rate 50 --step-seconds 2 --server-pid "$server_pid" \
+  --label smoke-live --out "$work/live" >/dev/null
+
+python3 - "$work/live" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + ".json"))
+live = r["live"]
+assert r["errors"]["total"] == 0, (r["errors"], live)
+assert live["clients"] == 24 and live["joiners_opened"] == 4 and live["init_frames"] == 24, live
+assert live["verified"] == 24 and live["mismatches"] == 0 and live["apply_errors"] == 0, live
+assert live["deletes_sent"] > 0 and live["diff_frames"] > 0, live
+assert live["joiner_init_latency_ms"]["count"] == 4, live
+assert r["totals"]["consistent"] is True, r["totals"]
+assert r["server_metrics"]["live_queries_connected"] == 4, r["server_metrics"]
+print("smoke: live ok, %d clients verified, %d diff frames, %d deletes" %
+      (live["verified"], live["diff_frames"], live["deletes_sent"]))
 PY

@@ -61,6 +61,21 @@ def figures(r):
         status = r["cluster"]["status_loaded"]
         if status:
             f["upstream feeds"] = status["upstream_feeds"]
+    # S11: live queries. A delivery is a diff frame; the init latencies (connect -> init frame)
+    # of the clients connected at the start and of those that joined during the load; every
+    # client's array checked against GET with the query's parameters at the end.
+    live = r.get("live")
+    if live:
+        f["ops/frame"] = live["ops_per_frame"]
+        for key, name in (("init_latency_ms", "init"), ("joiner_init_latency_ms", "joiner init")):
+            if live[key]["count"]:
+                f[name + " p50 ms"] = live[key]["p50"]
+                f[name + " p99 ms"] = live[key]["p99"]
+        if live["delete_latency_ms"]["count"]:
+            f["delete p50 ms"] = live["delete_latency_ms"]["p50"]
+            f["delete p99 ms"] = live["delete_latency_ms"]["p99"]
+        f["clients verified"] = live["verified"]
+        f["mismatches"] = live["mismatches"]
     f["server RSS max MiB"] = r["server"]["rss_max_kib"] / 1024
     if r["subscribers"]:
         f["connects/s"] = r["connect"]["per_second"]
@@ -172,6 +187,23 @@ def get_ping(by_label):
     return lines
 
 
+def live_vs_s2(by_label):
+    """S11 (a): the server's CPU per frame of the live query against S2's per delivery, run by
+    run (both in the same run of run.sh, same server binary)."""
+    if "S11-a" not in by_label or "S11-S2" not in by_label:
+        return []
+    ratios = []
+    for a, s2 in zip(by_label["S11-a"], by_label["S11-S2"]):
+        fa, fs = figures(a), figures(s2)
+        if fa.get("server CPU us/delivery") and fs.get("server CPU us/delivery"):
+            ratios.append((fa["server CPU us/delivery"], fs["server CPU us/delivery"]))
+    if not ratios:
+        return []
+    return ["S11 (a) server CPU per frame / S2's per delivery: median %.2f (runs: %s; target "
+            "<= 1.2)\n" % (statistics.median(a / s for a, s in ratios),
+                           ", ".join("%.2f / %.2f us = %.2f" % (a, s, a / s) for a, s in ratios))]
+
+
 def main():
     if sys.argv[1] == "--s10-run":
         out, run = sys.argv[2], sys.argv[3]
@@ -200,6 +232,7 @@ def main():
             lines.append("")
             lines.append("(the aged store's setup: `S10-<run>.setup`, at the end)\n")
     lines.extend(get_ping(by_label))
+    lines.extend(live_vs_s2(by_label))
     for label, runs in sorted(by_label.items()):
         per_run = [figures(r) for r in runs]
         keys = [k for k in per_run[0] if all(k in f for f in per_run)]

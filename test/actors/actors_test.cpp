@@ -1077,11 +1077,17 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
   CAF_CHECK(value(replays.reads[0].query.sort_doc) ==
             value(object{{"n", value(1)}, {"_id", value(1)}}));
 
-  // Commits 3 and 4 arrive while the read runs: held; the client waits for its init.
+  // Commits 3 and 4 arrive while the read runs: held; the client waits for its init, and so
+  // does a second one that joins meanwhile (on another I/O thread).
+  auto s_b = session();
+  auto c_b = connection(shard1);
+  self->send(lq, join_atom::value, s_b, client_handle{c_b, std::nullopt});
   self->send(lq, batch_of({make_event(3, "insert", 3), make_event(4, "insert", 4)}));
   run();
   drain(shard0);
+  drain(shard1);
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+  CAF_CHECK_EQUAL(c_b->queued_bytes(), 0);
   // The read saw commit 3, not 4: 4 applies on top (the window of 2 keeps 1 and 3), and the
   // init says so.
   replays.reads[0].done(store_read{
@@ -1090,7 +1096,10 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
   drain(shard0);
   const std::string init =
       R"({"init":[{"_id":1,"n":1},{"_id":3,"n":3}],"token":")" + token_from_seq(4) + "\"}";
+  drain(shard1);
   CAF_CHECK_EQUAL(c->queued_bytes(), text_frame_size(init));
+  CAF_CHECK_EQUAL(c_b->queued_bytes(), text_frame_size(init));
+  CAF_CHECK_EQUAL(stats.live_frames.load(), 1u); // built once for both
 
   // A commit that moves the window: one diff frame (a second session on the same query gets
   // the init at 5 and then shares the frames).
@@ -1100,7 +1109,9 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
   const std::string diff =
       R"({"diff":[{"op":"remove","at":1},{"op":"add","at":0,"doc":{"_id":0,"n":0}}],"token":")" +
       token_from_seq(5) + "\"}";
+  drain(shard1);
   CAF_CHECK_EQUAL(c->queued_bytes(), text_frame_size(init) + text_frame_size(diff));
+  CAF_CHECK_EQUAL(c_b->queued_bytes(), text_frame_size(init) + text_frame_size(diff));
   CAF_CHECK_EQUAL(stats.live_frames.load(), 2u);
 
   // A second, different live query of the collection is past the limit (1): an error naming
