@@ -1354,6 +1354,135 @@ def test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect():
     with_rheo(run)
 
 
+def test_live_query_follows_a_random_history_with_reads_racing_the_stream():
+    """The model-based check on the MongoDB wire: a seeded random history of inserts,
+    replaces and deletes, committed in batches that the change stream delivers some time
+    later; every read rheo asks for (the first and each refill) answers the collection at the
+    latest commit, so it may already reflect events the stream has not delivered yet. Every
+    frame must leave the client's array equal to the query on the model at the frame's
+    token (an event's cluster time, or a read's snapshot time)."""
+    import random
+    seed = int(os.environ.get("RHEO_LIVE_SEED", "2026"))
+    rng = random.Random(seed)
+    size = 3
+
+    history = []  # (increment, key, doc or None), in commit order; cluster time (T0, i)
+    state = {}
+
+    def query_at(i):
+        docs = {}
+        for at_i, key, doc in history:
+            if at_i > i:
+                break
+            if doc is None:
+                docs.pop(key, None)
+            else:
+                docs[key] = doc
+        ordered = sorted(docs.values(), key=lambda d: (d["n"], d["_id"]))
+        return [dict(d) for d in ordered[:size]]
+
+    def time_of(token):
+        return int(token[9:17], 16) if token.startswith("T") else int(token[10:18], 16)
+
+    def commit(events, i):
+        key = rng.randrange(12)
+        if key in state and rng.random() < 0.3:
+            state.pop(key)
+            history.append((i, key, None))
+            events.append(at(i, "delete", key))
+        else:
+            doc = SON([("_id", key), ("n", rng.randrange(8))])
+            op = "replace" if key in state else "insert"
+            state[key] = {"_id": key, "n": doc["n"]}
+            history.append((i, key, state[key]))
+            events.append(at(i, op, key, doc))
+
+    def run(mock, rheo):
+        clock = [1]
+        undelivered = []  # batches committed, not yet delivered by the stream
+        reads = [0]
+
+        def answer_find(r):
+            assert "lsid" in r.doc and r.doc["sort"] == SON([("n", 1), ("_id", 1)]), r.doc
+            reads[0] += 1
+            docs = [SON([("_id", d["_id"]), ("n", d["n"])]) for d in query_at(clock[0])]
+            limit = r.doc["limit"]
+            full = sorted(state.values(), key=lambda d: (d["n"], d["_id"]))[:limit]
+            cursor_reply(r, [SON([("_id", d["_id"]), ("n", d["n"])]) for d in full], MSG_NS,
+                         operationTime=Timestamp(1700000000, clock[0]))
+            assert [dict(d) for d in docs] == full[:size]
+
+        def serve_one(timeout=TIMEOUT):
+            request = mock.server.receives(timeout=timeout)
+            if request.command_name in ("killCursors", "endSessions"):
+                mock.ack(request)
+            elif request.command_name == "getMore":
+                batch = undelivered.pop(0) if undelivered else []
+                if not batch:
+                    time.sleep(0.01)
+                cursor_reply(request, batch, MSG_NS, 42, first=False)
+            elif request.command_name == "find":
+                answer_find(request)
+            else:
+                raise AssertionError("unexpected %r" % request.doc)
+
+        connect = in_background(WsClient, rheo.port, '/messages/_live?sort={"n":1}&pagesize=%d'
+                                % size)
+        expect_props_read(mock, [props_doc(ObjectId())])
+        cursor_reply(mock.receive("aggregate"), [], MSG_NS, 42,
+                     cursor_extra=pbrt(mongo_token(1700000000, 1)))
+        ws = connect()
+        frames = []
+        stop = threading.Event()
+
+        def read_frames():
+            while not stop.is_set():
+                try:
+                    op, payload = ws.frame(timeout=0.2)
+                except AssertionError:
+                    continue
+                except OSError:
+                    return
+                if op == 1:
+                    frames.append(json.loads(payload.decode()))
+
+        reader = threading.Thread(target=read_frames, daemon=True)
+        reader.start()
+        for _ in range(120):
+            batch = []
+            for _ in range(rng.randrange(1, 4)):
+                clock[0] += 1
+                commit(batch, clock[0])
+            undelivered.append(batch)
+            for _ in range(rng.randrange(0, 3)):
+                serve_one()
+        # Everything is delivered, then the client holds the query on the last commit.
+        final = query_at(clock[0])
+        deadline = time.time() + TIMEOUT
+        docs = []
+        while True:
+            serve_one(timeout=1)
+            docs = []
+            for f in list(frames):
+                docs = apply_frame(docs, f)
+            if not undelivered and docs == final:
+                break
+            assert time.time() < deadline, ("never converged", docs, final)
+        stop.set()
+        reader.join()
+        ws.close()
+        # Every frame: the query on the model at its token.
+        docs = []
+        for f in frames:
+            docs = apply_frame(docs, f)
+            assert docs == query_at(time_of(f["token"])), (seed, f, docs)
+        assert reads[0] >= 2, reads  # refills happened
+        print("     seed %d: %d commits, %d frames, %d reads" % (seed, clock[0] - 1, len(frames),
+                                                                 reads[0]))
+
+    with_rheo(run)
+
+
 def fail_and_reopen(mock, cursor_id, **error):
     """Fails the replay's next getMore on `cursor_id` with `error`; returns the aggregate
     that re-opens it and its $changeStream stage."""
@@ -1596,4 +1725,5 @@ if __name__ == "__main__":
         test_sse_resumes_from_last_event_id_and_reports_history_lost,
         test_cluster_edge_talks_to_mongodb_and_only_the_core_watches,
         test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect,
+        test_live_query_follows_a_random_history_with_reads_racing_the_stream,
     ])
