@@ -8,6 +8,7 @@
 // compares the client's array, element for element, after every frame.
 #include <boost/test/unit_test.hpp>
 
+#include "net/http.hpp"
 #include "storage/document/change_event.hpp"
 #include "storage/document/index_key.hpp"
 #include "storage/document/json.hpp"
@@ -40,21 +41,6 @@ object parse_object(const std::string& text) {
   return std::move(v.as_object());
 }
 
-std::string url_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 /// A live query's parameters, as the URL sends them and as the model evaluates them.
 struct query_shape {
   std::string filter; // JSON, or empty
@@ -64,9 +50,9 @@ struct query_shape {
 
   std::string target(const std::string& coll) const {
     std::string t = "/" + coll + "/_live?pagesize=" + std::to_string(size);
-    if (!filter.empty()) t += "&filter=" + url_encode(filter);
-    if (!sort.empty()) t += "&sort=" + url_encode(sort);
-    if (!keys.empty()) t += "&keys=" + url_encode(keys);
+    if (!filter.empty()) t += "&filter=" + percent_encode(filter);
+    if (!sort.empty()) t += "&sort=" + percent_encode(sort);
+    if (!keys.empty()) t += "&keys=" + percent_encode(keys);
     return t;
   }
 };
@@ -370,17 +356,18 @@ void random_write(std::uint16_t port, std::mt19937& rng, std::vector<bool>& live
   case 8: { // bulk update: many documents move in one commit
     const int a = pick(10);
     r = http(port, "PATCH",
-             "/board/*?filter=" + url_encode("{\"a\":{\"$gte\":" + std::to_string(a) + "}}"),
+             "/board/*?filter=" + percent_encode("{\"a\":{\"$gte\":" + std::to_string(a) + "}}"),
              "{\"$set\":{\"a\":" + std::to_string(pick(10)) + "}}");
     BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
     return;
   }
   default: { // bulk delete
     const int a = pick(10);
-    r = http(port, "DELETE", "/board/*?filter=" + url_encode("{\"a\":" + std::to_string(a) + "}"));
+    r = http(port, "DELETE",
+             "/board/*?filter=" + percent_encode("{\"a\":" + std::to_string(a) + "}"));
     BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
     // Which ones went is for the model to know; refresh what exists.
-    auto all = http(port, "GET", "/board?pagesize=1000&keys=" + url_encode("{\"_id\":1}"));
+    auto all = http(port, "GET", "/board?pagesize=1000&keys=" + percent_encode("{\"_id\":1}"));
     std::fill(live.begin(), live.end(), false);
     const value ids = parse_json(all.body, "ids");
     for (auto& d : ids.as_array()) {
@@ -553,12 +540,12 @@ BOOST_AUTO_TEST_CASE(bad_parameters_are_answered_before_the_upgrade) {
       {"pagesize=51", 400, "live_query_max_window"},
       {"pagesize=ten", 400, "pagesize"},
       {"page=2", 400, "page 1"},
-      {"filter=" + url_encode(R"({"a":{"$bogus":1}})"), 400, "$bogus"},
-      {"filter=" + url_encode("{not json"), 400, "filter"},
-      {"sort=" + url_encode(R"({"a":"up"})"), 400, "a"},
-      {"keys=" + url_encode(R"({"a":1,"b":0})"), 400, "projection"},
-      {"filter=" + url_encode(R"({"a":{"$var":"x"}})"), 400, "x"},
-      {"avars=" + url_encode("[1]"), 400, "avars"},
+      {"filter=" + percent_encode(R"({"a":{"$bogus":1}})"), 400, "$bogus"},
+      {"filter=" + percent_encode("{not json"), 400, "filter"},
+      {"sort=" + percent_encode(R"({"a":"up"})"), 400, "a"},
+      {"keys=" + percent_encode(R"({"a":1,"b":0})"), 400, "projection"},
+      {"filter=" + percent_encode(R"({"a":{"$var":"x"}})"), 400, "x"},
+      {"avars=" + percent_encode("[1]"), 400, "avars"},
   };
   for (auto& c : cases)
     for (bool sse : {false, true}) {
@@ -589,8 +576,8 @@ BOOST_AUTO_TEST_CASE(variables_bind_the_filter_and_frames_carry_their_token_over
                             .status,
                         201);
   const std::string target =
-      "/tasks/_live?sort=rank&pagesize=2&filter=" + url_encode(R"({"owner":{"$var":"who"}})") +
-      "&avars=" + url_encode(R"({"who":"ann"})");
+      "/tasks/_live?sort=rank&pagesize=2&filter=" + percent_encode(R"({"owner":{"$var":"who"}})") +
+      "&avars=" + percent_encode(R"({"who":"ann"})");
   live_client sse(p.port(), target, true);
   BOOST_REQUIRE_EQUAL(sse.status(), 200);
   const std::vector<std::string> first = {R"({"_id":1,"owner":"ann","rank":1})",

@@ -77,6 +77,34 @@ struct model {
   }
 };
 
+/// One random write to `m` (an insert of a new _id, a replace or a delete of one it holds)
+/// as commit `seq`: the change event the feed gives for it.
+object random_write(model& m, std::mt19937& rng, std::uint64_t seq, std::int64_t& next_id) {
+  auto pick = [&](std::uint32_t n) { return static_cast<std::int32_t>(rng() % n); };
+  object ev;
+  ev.emplace_back("_id", value(object{{"_data", value(token_from_seq(seq))}}));
+  std::int64_t id;
+  const int what = m.docs.empty() ? 0 : pick(10);
+  if (what < 4) {
+    id = next_id++;
+  } else {
+    auto it = m.docs.begin();
+    std::advance(it, pick(static_cast<std::uint32_t>(m.docs.size())));
+    id = it->first;
+  }
+  if (what < 8) {
+    object d{{"_id", value(id)}, {"a", value(pick(6))}, {"b", value(pick(4))}};
+    ev.emplace_back("operationType", value(what < 4 ? "insert" : "replace"));
+    ev.emplace_back("fullDocument", value(d));
+    m.docs[id] = std::move(d);
+  } else {
+    ev.emplace_back("operationType", value("delete"));
+    m.docs.erase(id);
+  }
+  ev.emplace_back("documentKey", value(object{{"_id", value(id)}}));
+  return ev;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(diff_sends_nothing_for_an_unchanged_window_and_each_kind_of_op_otherwise) {
@@ -283,30 +311,7 @@ BOOST_AUTO_TEST_CASE(a_live_result_fed_events_and_late_reads_stays_equal_to_the_
     std::int64_t next_id = 0;
     std::vector<object> log; // every event, in commit order
     // One write to the model and its event.
-    auto write = [&] {
-      object ev;
-      ev.emplace_back("_id", value(object{{"_data", value(token_from_seq(++seq))}}));
-      std::int64_t id;
-      const int what = m.docs.empty() ? 0 : pick(10);
-      if (what < 4) {
-        id = next_id++;
-      } else {
-        auto it = m.docs.begin();
-        std::advance(it, pick(static_cast<std::uint32_t>(m.docs.size())));
-        id = it->first;
-      }
-      if (what < 8) {
-        object d{{"_id", value(id)}, {"a", value(pick(6))}, {"b", value(pick(4))}};
-        ev.emplace_back("operationType", value(what < 4 ? "insert" : "replace"));
-        ev.emplace_back("fullDocument", value(d));
-        m.docs[id] = std::move(d);
-      } else {
-        ev.emplace_back("operationType", value("delete"));
-        m.docs.erase(id);
-      }
-      ev.emplace_back("documentKey", value(object{{"_id", value(id)}}));
-      log.push_back(std::move(ev));
-    };
+    auto write = [&] { log.push_back(random_write(m, rng, ++seq, next_id)); };
     auto expected = [&] {
       std::vector<object> out;
       for (auto& d : m.query(filter, order, size))
@@ -424,29 +429,7 @@ BOOST_AUTO_TEST_CASE(an_evaluation_racing_its_reads_and_its_feed_keeps_every_cli
     std::int64_t next_id = 0;
     auto commit = [&] {
       model m = states.back();
-      const std::uint64_t seq = states.size();
-      object ev;
-      ev.emplace_back("_id", value(object{{"_data", value(token_from_seq(seq))}}));
-      std::int64_t id;
-      const int what = m.docs.empty() ? 0 : pick(10);
-      if (what < 4) {
-        id = next_id++;
-      } else {
-        auto it = m.docs.begin();
-        std::advance(it, pick(static_cast<std::uint32_t>(m.docs.size())));
-        id = it->first;
-      }
-      if (what < 8) {
-        object d{{"_id", value(id)}, {"a", value(pick(6))}, {"b", value(pick(4))}};
-        ev.emplace_back("operationType", value(what < 4 ? "insert" : "replace"));
-        ev.emplace_back("fullDocument", value(d));
-        m.docs[id] = std::move(d);
-      } else {
-        ev.emplace_back("operationType", value("delete"));
-        m.docs.erase(id);
-      }
-      ev.emplace_back("documentKey", value(object{{"_id", value(id)}}));
-      log.push_back(std::move(ev));
+      log.push_back(random_write(m, rng, states.size(), next_id));
       states.push_back(std::move(m));
     };
     auto expected_at = [&](const std::string& token) {
