@@ -316,6 +316,7 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   if (config.create_messages && !edge) create_messages(storage, config); // else the core's
   rest_api api(config, storage, *sec, stats);
   realtime streams(actors, storage, config, stats);
+  api.set_presence(&streams.presence());
   server srv(config, api, &streams, stats);
   std::unique_ptr<cluster_core> core;
   if (!config.cluster_listen.empty())

@@ -55,6 +55,16 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;
 
 // -- message types ------------------------------------------------------------
 
+/// A session's place in its stream's presence (section 11 of the contract): its connection id
+/// (unique in the cluster), the authenticated user, the client's `presence` object (set: it
+/// is a member) and whether it receives presence events. Never leaves the node.
+struct presence_join {
+  std::string id;
+  std::optional<std::string> user;
+  std::optional<object> info;
+  bool events = false;
+};
+
 /// What a session asks the broker for: the stream, compiled at the handshake, and the key
 /// under which sessions share one subscription (database, collection, stream, resolved
 /// variables). Never leaves the node.
@@ -68,6 +78,8 @@ struct subscription_spec {
   /// Set for a live query (GET /<coll>/_live): the broker starts a live_query actor for it
   /// instead of a subscription; `stream`, `definition` and `stages` are then unused.
   std::shared_ptr<const live_query_spec> live;
+  /// Set on a stream with presence when the client joins it or listens to its events.
+  std::optional<presence_join> presence;
 };
 
 /// A session's connection (WebSocket or SSE), for the subscription to hand to its I/O
@@ -279,3 +291,4 @@ template <class Handle> Handle counted(Handle h, std::atomic<std::int64_t>& gaug
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::subscription_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::client_handle)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::replay_feed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::presence_join)

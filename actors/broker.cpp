@@ -1,11 +1,13 @@
 #include "actors/broker.hpp"
 
 #include "actors/live_query.hpp"
+#include "actors/presence.hpp"
 #include "actors/replay.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "config/log.hpp"
 #include "net/metrics.hpp"
+#include "net/presence_directory.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
@@ -98,6 +100,37 @@ watcher_actor watcher_for(self_ptr self, const std::string& db, const std::strin
   return w;
 }
 
+/// Joins `session` to the presence of its stream (spawning the stream's presence actor).
+void join_presence(self_ptr self, const session_actor& session, const std::string& key,
+                   presence_join join, std::shared_ptr<push_connection> conn) {
+  auto& st = self->state;
+  if (!st.options.presence) return;
+  auto& entry = st.presences[key];
+  if (!entry.handle)
+    entry.handle = caf::actor_cast<caf::actor>(
+        self->spawn(presence, key, st.options.presence, st.stats, st.options.presence_interval));
+  ++entry.sessions;
+  st.session_to_presence[session.address()] = key;
+  const bool events = join.events;
+  self->send(caf::actor_cast<presence_actor>(entry.handle), join_atom::value, session,
+             std::move(join), client_handle{events ? std::move(conn) : nullptr, {}});
+}
+
+/// `session` has gone: it leaves its stream's presence (stopped when nobody is left).
+void leave_presence(self_ptr self, const caf::actor_addr& session) {
+  auto& st = self->state;
+  auto it = st.session_to_presence.find(session);
+  if (it == st.session_to_presence.end()) return;
+  auto entry = st.presences.find(it->second);
+  st.session_to_presence.erase(it);
+  if (entry == st.presences.end()) return;
+  auto handle = caf::actor_cast<presence_actor>(entry->second.handle);
+  self->send(handle, closed_atom::value, caf::actor_cast<session_actor>(session));
+  if (--entry->second.sessions > 0) return;
+  self->send_exit(handle, caf::exit_reason::user_shutdown);
+  st.presences.erase(entry);
+}
+
 /// A new subscription, or live query, for `spec`; null with `err` set when the collection
 /// has as many live queries as it may.
 subscription_actor spawn_for(self_ptr self, subscription_spec& spec, caf::error& err) {
@@ -111,7 +144,7 @@ subscription_actor spawn_for(self_ptr self, subscription_spec& spec, caf::error&
     return {};
   }
   std::size_t& running = st.live_queries[spec.db + '\0' + spec.coll];
-  if (running >= st.max_live_queries) {
+  if (running >= st.options.max_live_queries) {
     err = caf::make_error(
         caf::sec::invalid_argument,
         "collection '" + spec.coll + "' has " + std::to_string(running) +
@@ -127,12 +160,13 @@ subscription_actor spawn_for(self_ptr self, subscription_spec& spec, caf::error&
 } // namespace
 
 broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats,
-                                   replay_service* replays, std::size_t max_live_queries) {
-  self->state.max_live_queries = max_live_queries;
+                                   replay_service* replays, broker_options options) {
+  self->state.options = options;
   self->state.storage = storage;
   self->state.stats = stats;
   self->state.replays = replays;
   self->set_down_handler([self](caf::down_msg& dm) {
+    leave_presence(self, dm.source);
     remove_session(self, dm.source);
     remove_listener(self, dm.source);
   });
@@ -140,6 +174,9 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
       [self](subscribe_atom, session_actor& session, client_handle& conn,
              subscription_spec& spec) -> caf::result<subscription_actor> {
         auto& st = self->state;
+        // Taken before the spec goes to a new subscription.
+        std::optional<presence_join> presence = std::move(spec.presence);
+        const std::string presence_key = presence_directory::key(spec.db, spec.coll, spec.stream);
         subscription_actor sub;
         if (auto it = st.subscriptions_by_key.find(spec.key); it != st.subscriptions_by_key.end()) {
           sub = it->second;
@@ -162,6 +199,7 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
         st.subscriptions[sub.address()].sessions++;
         st.session_to_subscription[session.address()] = sub.address();
         self->monitor(session);
+        if (presence) join_presence(self, session, presence_key, std::move(*presence), conn.conn);
         // The join is in the subscription's mailbox before the session learns it joined.
         self->send(sub, join_atom::value, session, std::move(conn));
         return sub;

@@ -15,13 +15,27 @@
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <chrono>
 #include <string>
 #include <unordered_map>
 
 namespace rheo {
 
 struct metrics;
+class presence_directory;
 class replay_service;
+
+/// What a broker is set up with besides its store, metrics and replay pool.
+struct broker_options {
+  /// Distinct live queries a collection may have at once; a client asking for one more
+  /// gets an error (caf::sec::invalid_argument) naming max_live_queries_per_collection.
+  std::size_t max_live_queries = 1000;
+  /// Where presence lists are published (null: presence is not served); must outlive the
+  /// broker's actors.
+  presence_directory* presence = nullptr;
+  /// How long presence changes wait to go out together (presence_interval_ms).
+  std::chrono::milliseconds presence_interval{250};
+};
 
 struct broker_state {
   static inline const char* name = "broker";
@@ -42,7 +56,7 @@ struct broker_state {
   store* storage = nullptr;
   metrics* stats = nullptr;
   replay_service* replays = nullptr;
-  std::size_t max_live_queries = 0;                               // per collection
+  broker_options options;
   std::unordered_map<std::string, watcher_actor> watchers_by_key; // live watchers
   std::unordered_map<caf::actor_addr, watcher_entry> watchers;
   std::unordered_map<std::string, subscription_actor> subscriptions_by_key; // joinable
@@ -50,6 +64,13 @@ struct broker_state {
   std::unordered_map<caf::actor_addr, caf::actor_addr> session_to_subscription;
   /// Live queries by collection (the watcher's key): how many run.
   std::unordered_map<std::string, std::size_t> live_queries;
+  /// The presence actors of streams (by presence_directory::key), with their sessions.
+  struct presence_entry {
+    caf::actor handle; // a presence_actor
+    std::size_t sessions = 0;
+  };
+  std::unordered_map<std::string, presence_entry> presences;
+  std::unordered_map<caf::actor_addr, std::string> session_to_presence;
   /// Listeners attached with watch_atom (edge relays): their watcher.
   std::unordered_map<caf::actor_addr, watcher_actor> listeners;
 };
@@ -59,10 +80,9 @@ struct broker_state {
 /// @param replays where subscriptions open resuming sessions' replay feeds (null: resume
 ///        tokens are ignored) and live queries read the store (null: no live queries); must
 ///        outlive them.
-/// @param max_live_queries distinct live queries a collection may have at once; a client
-///        asking for one more gets an error (caf::sec::invalid_argument) naming the option.
+/// @param options limits, and where presence is published.
 broker_actor::behavior_type broker(broker_actor::stateful_pointer<broker_state> self,
                                    store* storage, metrics* stats, replay_service* replays,
-                                   std::size_t max_live_queries);
+                                   broker_options options);
 
 } // namespace rheo

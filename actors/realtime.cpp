@@ -19,7 +19,8 @@ realtime::realtime(caf::actor_system& system, store& storage, const server_confi
       replays_(std::make_unique<replay_pool>(storage, 2)) {
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
       system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get()),
-                   config.max_live_queries_per_collection));
+                   broker_options{config.max_live_queries_per_collection, &presence_,
+                                  std::chrono::milliseconds(config.presence_interval_ms)}));
 }
 
 realtime::~realtime() {
@@ -58,6 +59,16 @@ void realtime::accept(io_shard& shard, connection_stream stream,
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
   spec.live = std::move(target.live);
+  if (target.presence_info || target.presence_events) {
+    // The connection's id, unique in the cluster: the node's name and a number.
+    presence_join join;
+    join.id = (config_.node_name.empty() ? std::string("rheo") : config_.node_name) + "-" +
+              std::to_string(next_connection_.fetch_add(1, std::memory_order_relaxed));
+    join.user = std::move(target.presence_user);
+    join.info = std::move(target.presence_info);
+    join.events = target.presence_events;
+    spec.presence = std::move(join);
+  }
   auto hdl = counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_),
                                    std::move(spec), std::move(target.resume_after)),
                      stats_.sessions_open);

@@ -9,11 +9,14 @@
 
 #include "actors/actors.hpp"
 #include "config/config.hpp"
+#include "net/presence_directory.hpp"
 #include "net/websocket_hub.hpp"
 
 #include <caf/fwd.hpp>
 #include <caf/intrusive_ptr.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 namespace rheo {
@@ -41,11 +44,15 @@ public:
   /// The broker and the replay pool, for a cluster's core to serve its edges from.
   broker_actor broker() const;
   replay_service& replays();
+  /// Who is present on which stream of this node (GET .../_presence reads it).
+  const presence_directory& presence() const { return presence_; }
 
 private:
   caf::actor_system& system_;
   const server_config& config_;
   metrics& stats_;
+  presence_directory presence_; // published to by the presence actors
+  std::atomic<std::uint64_t> next_connection_{1};
   std::unique_ptr<replay_pool> replays_; // joined by the destructor, after the actors
   caf::strong_actor_ptr broker_;         // the BROKER (actors/broker.hpp); null once stopped
 };

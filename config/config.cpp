@@ -348,6 +348,10 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.live_query_max_window = parse_unsigned<std::size_t>(v, 1, 100000);
        }},
+      {"presence_interval_ms", "how long presence changes wait to go out together, in one frame",
+       [](server_config& c, const std::string& v) {
+         c.presence_interval_ms = parse_unsigned<unsigned>(v, 10, 60000);
+       }},
       {"max_live_queries_per_collection",
        "most distinct live queries a collection may have at once (503 beyond)",
        [](server_config& c, const std::string& v) {

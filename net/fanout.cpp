@@ -21,16 +21,15 @@ void fanout_group::release(std::shared_ptr<fanout_group> group) {
   auto& ctx = group->shard_.context();
   boost::asio::post(ctx, [group = std::move(group)] {
     for (auto& c : group->members_)
-      c->group_ = nullptr;
+      if (c) c->leave_group(group.get());
     group->members_.clear();
   });
 }
 
 void fanout_group::post_add(std::shared_ptr<push_connection> conn) {
   boost::asio::post(shard_.context(), [self = shared_from_this(), conn = std::move(conn)] {
-    if (conn->finished() || conn->group_) return;
-    conn->group_ = self.get();
-    conn->group_slot_ = self->members_.size();
+    if (conn->finished() || conn->slot_in(self.get())) return;
+    conn->groups_.push_back({self.get(), self->members_.size()});
     self->members_.push_back(conn);
   });
 }
@@ -51,14 +50,16 @@ void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std:
     holes_ = false;
     std::erase(members_, nullptr);
     for (std::size_t i = 0; i < members_.size(); ++i)
-      members_[i]->group_slot_ = i;
+      *members_[i]->slot_in(this) = i;
     removed_.clear();
   }
 }
 
 void fanout_group::remove(push_connection& conn) {
-  std::size_t slot = conn.group_slot_;
-  conn.group_ = nullptr;
+  const std::size_t* place = conn.slot_in(this);
+  if (!place) return;
+  const std::size_t slot = *place;
+  conn.leave_group(this);
   if (slot >= members_.size() || members_[slot].get() != &conn) return;
   if (delivering_) {
     // Keep it alive until deliver() is done with it.
@@ -69,7 +70,7 @@ void fanout_group::remove(push_connection& conn) {
   // The caller (a handler of the connection) holds a reference: releasing ours is safe.
   if (slot + 1 != members_.size()) {
     members_[slot] = std::move(members_.back());
-    members_[slot]->group_slot_ = slot;
+    *members_[slot]->slot_in(this) = slot;
   }
   members_.pop_back();
 }

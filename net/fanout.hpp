@@ -2,7 +2,8 @@
 // connections of one subscription that live on one I/O thread; the subscription posts each
 // batch of pre-built frames to each group once (one post per I/O thread per batch, not one
 // message per session), and the group appends the same shared buffer to each of its
-// connections, which the thread then flushes once at the end of its turn.
+// connections, which the thread then flushes once at the end of its turn. A connection may
+// be in several groups (its subscription's, its stream's presence listeners').
 //
 // Thread-safety: post_add() and post_deliver() may be called from any thread (they post to
 // the group's shard, in call order); the members are touched only on the shard's thread.

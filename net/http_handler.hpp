@@ -37,9 +37,14 @@ struct stream_target {
   std::optional<object> read_filter; // the ACL readFilter, resolved
   pipeline stages;                   // the definition compiled for this client
   std::shared_ptr<const live_query_spec> live; // a live query (/<coll>/_live) instead
-  std::optional<std::string> resume_after;     // resumeAfter / Last-Event-ID, a well-formed token
-  bool sse = false;                            // Server-Sent Events rather than a WebSocket
-  http_headers response_headers;               // for the SSE response's head (CORS)
+  // Presence (a stream with "presence": true): the client's `presence` object (set: it
+  // joins), its user's id, and whether it asked for presence events.
+  std::optional<object> presence_info;
+  std::optional<std::string> presence_user;
+  bool presence_events = false;
+  std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
+  bool sse = false;                        // Server-Sent Events rather than a WebSocket
+  http_headers response_headers;           // for the SSE response's head (CORS)
   // Set by the server: what the session holds until it closes (its places in the limits),
   // and (access log on) what it calls once it has closed, with the bytes sent to the client.
   std::vector<std::shared_ptr<void>> held;

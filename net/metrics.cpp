@@ -88,6 +88,8 @@ std::string metrics::render() const {
   line(out, "rheo_live_queries", "gauge",
        "Distinct live queries being evaluated (clients with the same query share one).",
        live_queries.load(r));
+  line(out, "rheo_presence_members", "gauge", "Connections joined to the presence of a stream.",
+       presence_members.load(r));
   line(out, "rheo_live_refills_total", "counter",
        "Reads of the store that refilled a live query's window after documents left it.",
        live_refills.load(r));

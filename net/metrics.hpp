@@ -43,6 +43,8 @@ struct metrics {
   // that refilled a window after a document left it, and the frames they built (each once,
   // for all their clients).
   std::atomic<std::int64_t> live_queries{0};
+  // Connections joined to a stream's presence (section 11).
+  std::atomic<std::int64_t> presence_members{0};
   std::atomic<std::uint64_t> live_refills{0};
   std::atomic<std::uint64_t> live_frames{0};
   std::atomic<std::int64_t> upstream_feeds{0};

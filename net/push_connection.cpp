@@ -280,7 +280,8 @@ void push_connection::finish() {
   head_offset_ = 0;
   queued_ -= dropped;
   shard_.metrics().bytes_queued.fetch_sub(dropped, std::memory_order_relaxed);
-  if (group_) group_->remove(*this);
+  for (auto m : std::vector<membership>(groups_))
+    m.group->remove(*this);
   held_.clear();
   if (on_closed) {
     auto cb = std::move(on_closed);

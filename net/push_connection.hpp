@@ -156,8 +156,22 @@ private:
   std::size_t head_offset_ = 0; // bytes of queue_[head_] already written
   std::int64_t queued_ = 0;     // data bytes in the queue
   std::uint64_t bytes_sent_ = 0;
-  fanout_group* group_ = nullptr;
-  std::size_t group_slot_ = 0;
+  // The fan-out groups it is a member of (its subscription's, and its stream's presence
+  // listeners'), each with its place in the group's members.
+  struct membership {
+    fanout_group* group;
+    std::size_t slot;
+  };
+  std::vector<membership> groups_;
+  /// Its place in `group`, or null when not a member.
+  std::size_t* slot_in(const fanout_group* group) {
+    for (auto& m : groups_)
+      if (m.group == group) return &m.slot;
+    return nullptr;
+  }
+  void leave_group(const fanout_group* group) {
+    std::erase_if(groups_, [&](const membership& m) { return m.group == group; });
+  }
   bool flush_scheduled_ = false;
   bool write_blocked_ = false; // waiting for the socket to become writable
   // TLS: the bytes of the write in flight, and how many queue items (from head_) they hold.

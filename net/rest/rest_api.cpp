@@ -57,6 +57,11 @@ std::variant<resource, http_response> resolve_data(const parsed_target& t, const
     r.kind = m.rest.size() == 2 ? resource_kind::indexes : resource_kind::index;
     if (m.rest.size() == 3) r.name = m.rest[2];
   } else if (second == "_streams") {
+    if (m.rest.size() == 4 && m.rest[3] == "_presence") {
+      r.kind = resource_kind::presence;
+      r.name = m.rest[2];
+      return r;
+    }
     if (m.rest.size() != 3) return error_response(404, "no such stream");
     r.kind = resource_kind::stream;
   } else if (second == "_live" && m.rest.size() == 2) {
@@ -150,6 +155,10 @@ void rest_api::set_cluster(const cluster_view* cluster) {
   cluster_ = cluster;
 }
 
+void rest_api::set_presence(const presence_directory* presence) {
+  presence_ = presence;
+}
+
 bool rest_api::is_blocking(const http_request& req) const {
   // On an edge whose store calls go to the core, any request may wait on the network.
   const cluster_view* cluster = cluster_.load();
@@ -181,8 +190,17 @@ http_response rest_api::handle(const http_request& req) const {
         res = std::move(*error);
       } else {
         const auto& where = std::get<rest::resource>(located);
-        rest::request_context c{req,       *t,       where,           who,  config_, store_,
-                                security_, metrics_, cluster_.load(), extra};
+        rest::request_context c{req,
+                                *t,
+                                where,
+                                who,
+                                config_,
+                                store_,
+                                security_,
+                                metrics_,
+                                cluster_.load(),
+                                presence_.load(),
+                                extra};
         res = rest::find_handler(where.kind, req.method)(c);
       }
     }

@@ -18,6 +18,8 @@
 
 namespace rheo {
 
+class presence_directory;
+
 class store;
 class security;
 struct metrics;
@@ -46,9 +48,13 @@ public:
   /// The cluster this node is in (null: none), for /_cluster and /_metrics; set before
   /// the server starts.
   void set_cluster(const cluster_view* cluster);
+  /// Who is present on this node's streams, for GET .../_presence (null: none); set before
+  /// the server starts.
+  void set_presence(const presence_directory* presence);
 
 private:
   std::atomic<const cluster_view*> cluster_{nullptr};
+  std::atomic<const presence_directory*> presence_{nullptr};
   const server_config& config_;
   store& store_;
   security& security_;

@@ -31,6 +31,7 @@ constexpr route routes[] = {
     {resource_kind::meta, http_method::get, get_metadata},
     {resource_kind::stream, any_method, plain_request_to_stream},
     {resource_kind::live, any_method, plain_request_to_live},
+    {resource_kind::presence, http_method::get, get_presence},
     {resource_kind::indexes, http_method::get, list_indexes},
     {resource_kind::index, http_method::put, put_index},
     {resource_kind::index, http_method::delete_, delete_index},

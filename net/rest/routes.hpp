@@ -32,6 +32,7 @@ namespace rheo {
 class store;
 class security;
 class cluster_view;
+class presence_directory;
 struct metrics;
 } // namespace rheo
 
@@ -50,6 +51,7 @@ enum class resource_kind {
   meta,         // /<coll>/_meta
   stream,       // /<coll>/_streams/<uri>
   live,         // /<coll>/_live
+  presence,     // /<coll>/_streams/<uri>/_presence
   indexes,      // /<coll>/_indexes
   index,        // /<coll>/_indexes/<name>
   document,     // /<coll>/<id>
@@ -87,9 +89,10 @@ struct request_context {
   const server_config& config;
   store& storage;
   security& sec;
-  metrics& stats;              // what GET /_metrics renders; limit refusals count here
-  const cluster_view* cluster; // null: not in a cluster
-  http_headers& extra_headers; // added to the response (tokens issued at login)
+  metrics& stats;                     // what GET /_metrics renders; limit refusals count here
+  const cluster_view* cluster;        // null: not in a cluster
+  const presence_directory* presence; // null: no realtime layer
+  http_headers& extra_headers;        // added to the response (tokens issued at login)
 };
 
 using handler = http_response (*)(const request_context&);
@@ -149,5 +152,6 @@ http_response delete_index(const request_context& c);
 // streams.cpp
 http_response plain_request_to_stream(const request_context& c);
 http_response plain_request_to_live(const request_context& c);
+http_response get_presence(const request_context& c);
 
 } // namespace rheo::rest

@@ -3,6 +3,7 @@
 // the query, compiled for this client), and the answer to plain HTTP requests there.
 #include "config/log.hpp"
 #include "net/metrics.hpp"
+#include "net/presence_directory.hpp"
 #include "net/rest/params.hpp"
 #include "net/rest/rest_api.hpp"
 #include "net/rest/routes.hpp"
@@ -73,6 +74,21 @@ std::shared_ptr<const live_query_spec> live_spec_of(const parsed_target& t, cons
 
 http_response rest::plain_request_to_stream(const rest::request_context&) {
   return plain_request_error();
+}
+
+http_response rest::get_presence(const rest::request_context& c) {
+  auto info = c.storage.collection(c.res.db, c.res.coll);
+  if (!info) return error_response(404, "collection '" + c.res.coll + "' does not exist");
+  const object* definition = find_stream(info->metadata, c.res.name);
+  if (!definition)
+    return error_response(404, "stream '" + c.res.name + "' does not exist on collection '" +
+                                   c.res.coll + "'");
+  if (!stream_flag(*definition, "presence"))
+    return error_response(400, "stream '" + c.res.name + "' has no presence (\"presence\": true)");
+  std::shared_ptr<const std::string> list;
+  if (c.presence)
+    list = c.presence->list(presence_directory::key(c.res.db, c.res.coll, c.res.name));
+  return json_response(200, list ? *list : "[]");
 }
 
 http_response rest::plain_request_to_live(const rest::request_context&) {
@@ -146,6 +162,28 @@ rest_api::resolve_stream(const http_request& req) const {
     if (!info) return error_response(404, "collection '" + coll + "' does not exist");
     if (const object* definition = find_stream(info->metadata, target.stream)) {
       target.definition = *definition;
+      // Presence (section 11): the client's object, at most 1 KiB, and its events.
+      const bool presence = stream_flag(*definition, "presence");
+      auto no_presence = [&] {
+        return error_response(400, "stream '" + target.stream +
+                                       "' has no presence (\"presence\": true in its definition)");
+      };
+      if (auto p = t->last("presence")) {
+        if (!presence) return no_presence();
+        if (p->size() > 1024)
+          return error_response(400, "presence is " + std::to_string(p->size()) +
+                                         " bytes, more than 1024");
+        value v = parse_json(*p, "presence");
+        if (!v.is_object()) return error_response(400, "presence must be a JSON object");
+        target.presence_info = std::move(v.as_object());
+        if (who.user) target.presence_user = who.user->id;
+      }
+      if (auto e = t->last("presenceEvents")) {
+        if (*e != "true" && *e != "false")
+          return error_response(400, "presenceEvents must be true or false");
+        if (*e == "true" && !presence) return no_presence();
+        target.presence_events = *e == "true";
+      }
       server_vars sv;
       sv.user = target.user;
       sv.read_filter = target.read_filter;

@@ -21,13 +21,25 @@ argument_operators stream_argument_check(std::string_view name) {
   return name == "$match" ? argument_operators::query : argument_operators::expression;
 }
 
+/// "presence" and "broadcast" (section 11 of the contract), when given, are booleans.
+void check_stream_fields(const object& definition) {
+  for (const char* flag : {"presence", "broadcast"})
+    if (const value* v = find_field(definition, flag); v && !v->is_bool())
+      throw_bad_request(std::string(flag) + " must be true or false");
+}
+
 const definition_rules stream_rules{"streams", "stream", compile_stream_stage,
-                                    stream_argument_check};
+                                    stream_argument_check, check_stream_fields};
 
 } // namespace
 
 const object* find_stream(const object& metadata, std::string_view uri) {
   return find_definition(metadata, "streams", uri);
+}
+
+bool stream_flag(const object& definition, std::string_view flag) {
+  const value* v = find_field(definition, flag);
+  return v && v->is_bool() && v->as_bool();
 }
 
 void validate_streams(const object& metadata) {

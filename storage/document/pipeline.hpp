@@ -31,6 +31,8 @@ void validate_streams(const object& metadata);
 
 /// The definition of stream `uri` in collection metadata (`streams`), or nullptr.
 const object* find_stream(const object& metadata, std::string_view uri);
+/// Whether stream `definition` sets `flag` ("presence", "broadcast") to true.
+bool stream_flag(const object& definition, std::string_view flag);
 
 /// A stream definition resolved against one client's variables: $var/$ifvar substituted,
 /// @user and @now resolved, stages compiled once. "@now" is fixed when the subscription is

@@ -22,12 +22,14 @@
 #include "actors/actors.hpp"
 #include "actors/broker.hpp"
 #include "actors/live_query.hpp"
+#include "actors/presence.hpp"
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "actors/subscription.hpp"
 #include "actors/watcher.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
+#include "net/presence_directory.hpp"
 #include "net/ws_connection.hpp"
 #include "net/ws_frame.hpp"
 #include "storage/document/change_event.hpp"
@@ -419,7 +421,7 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
 
   broker_actor spawn_broker() {
     return keep(sys.spawn(broker, static_cast<store*>(&db), &stats,
-                          static_cast<replay_service*>(nullptr), std::size_t{10}));
+                          static_cast<replay_service*>(nullptr), broker_options{10, nullptr, {}}));
   }
 
   broker_state& state_of(const broker_actor& b) {
@@ -1051,7 +1053,7 @@ std::int64_t text_frame_size(const std::string& json) {
 CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_meanwhile_on_top) {
   fake_replays replays;
   auto b = keep(sys.spawn(broker, static_cast<store*>(&db), &stats,
-                          static_cast<replay_service*>(&replays), std::size_t{1}));
+                          static_cast<replay_service*>(&replays), broker_options{1, nullptr, {}}));
   run();
   auto s = session();
   auto c = connection(shard0);
@@ -1126,6 +1128,72 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
   CAF_CHECK_EQUAL(
       stats.limit_refusals[static_cast<std::size_t>(limit::live_queries_per_collection)].load(),
       1u);
+}
+
+// -- presence -----------------------------------------------------------------------------
+
+CAF_TEST(presence_tells_its_listeners_of_joins_and_leaves_once_per_interval) {
+  presence_directory directory;
+  const std::string key = presence_directory::key("db", "c", "s");
+  auto p = keep(sys.spawn(presence, key, &directory, &stats, std::chrono::milliseconds(250)));
+  auto join = [&](const session_actor& s, std::string id, std::optional<std::string> nick,
+                  std::shared_ptr<ws_connection> conn) {
+    presence_join j;
+    j.id = std::move(id);
+    if (nick) j.info = object{{"nick", value(*nick)}};
+    j.events = conn != nullptr;
+    self->send(p, join_atom::value, s, std::move(j), client_handle{std::move(conn), {}});
+  };
+  // (sched.run() handles messages only; sched.trigger_timeouts() ends an interval.)
+  // A listener (not a member) gets the members known so far: none.
+  auto l = session();
+  auto lc = connection(shard0);
+  join(l, "n-1", std::nullopt, lc);
+  sched.run();
+  drain(shard0);
+  const std::string empty = R"({"presence":{"joined":[],"left":[]}})";
+  CAF_CHECK_EQUAL(lc->queued_bytes(), text_frame_size(empty));
+  // Three members join, one leaves before the interval has passed: one frame, with two.
+  auto a = session(), b = session(), c = session();
+  join(a, "n-2", "ann", nullptr);
+  join(b, "n-3", "bob", nullptr);
+  join(c, "n-4", "cid", nullptr);
+  self->send(p, closed_atom::value, b);
+  sched.run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(lc->queued_bytes(), text_frame_size(empty));
+  CAF_CHECK(directory.list(key) == nullptr); // published at the frame
+  CAF_CHECK_EQUAL(stats.presence_members.load(), 2);
+  sched.trigger_timeouts();
+  sched.run();
+  drain(shard0);
+  auto list = directory.list(key);
+  CAF_REQUIRE(list != nullptr);
+  const value members = parse_json(*list, "list");
+  CAF_REQUIRE_EQUAL(members.as_array().size(), 2u);
+  CAF_CHECK_EQUAL(find_field(members.as_array()[0].as_object(), "id")->as_string(), "n-2");
+  CAF_CHECK_EQUAL(find_field(members.as_array()[1].as_object(), "id")->as_string(), "n-4");
+  std::string frame = R"({"presence":{"joined":)";
+  append_json(frame, value(members.as_array()));
+  frame += R"(,"left":[]}})";
+  CAF_CHECK_EQUAL(lc->queued_bytes(), text_frame_size(empty) + text_frame_size(frame));
+  // Nothing changed: no frame at the next interval. Then ann leaves: "left".
+  sched.trigger_timeouts();
+  self->send(p, closed_atom::value, a);
+  sched.run();
+  sched.trigger_timeouts();
+  sched.run();
+  drain(shard0);
+  const std::string left = R"({"presence":{"joined":[],"left":["n-2"]}})";
+  CAF_CHECK_EQUAL(lc->queued_bytes(),
+                  text_frame_size(empty) + text_frame_size(frame) + text_frame_size(left));
+  CAF_CHECK_EQUAL(stats.presence_members.load(), 1);
+  CAF_CHECK_EQUAL(parse_json(*directory.list(key), "list").as_array().size(), 1u);
+  // Stopped (its last session gone): its list is withdrawn, its members uncounted.
+  self->send_exit(p, caf::exit_reason::user_shutdown);
+  sched.run();
+  CAF_CHECK(directory.list(key) == nullptr);
+  CAF_CHECK_EQUAL(stats.presence_members.load(), 0);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_CASE(post_to_connection_keeps_its_order_with_the_group_posts) {
   BOOST_TEST(client.received == "open\n123");
 }
 
-BOOST_AUTO_TEST_CASE(a_connection_joins_no_group_once_finished_and_at_most_one_group) {
+BOOST_AUTO_TEST_CASE(a_connection_joins_no_group_once_finished_and_each_group_once) {
   shard_fixture f;
   auto finished = f.unconnected();
   finished->close(1000, "bye"); // never accepted: finishes at once
@@ -75,12 +75,13 @@ BOOST_AUTO_TEST_CASE(a_connection_joins_no_group_once_finished_and_at_most_one_g
   auto second = std::make_shared<fanout_group>(f.shard);
   first->post_add(member);
   first->post_add(finished);
-  second->post_add(member); // already in `first`: ignored
+  first->post_add(member); // already in `first`: ignored
+  second->post_add(member); // another group: it is in both
   second->post_deliver(shared_bytes("xx"), 1);
   first->post_deliver(shared_bytes("y"), 1);
   f.run();
-  BOOST_TEST(member->queued_bytes() == 1);
-  BOOST_TEST(f.stats.bytes_queued.load() == 1);
+  BOOST_TEST(member->queued_bytes() == 3);
+  BOOST_TEST(f.stats.bytes_queued.load() == 3);
   // The group does not keep the finished connection alive.
   std::weak_ptr<probe_connection> gone = finished;
   finished.reset();
@@ -172,6 +173,39 @@ BOOST_AUTO_TEST_CASE(release_lets_the_members_go_after_the_batches_posted_before
   next->post_deliver(shared_bytes("after"), 1);
   f.run();
   BOOST_TEST(a->queued_bytes() == 11);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_in_two_groups_gets_both_and_leaves_both_when_it_finishes) {
+  shard_fixture f;
+  auto a = f.unconnected(), b = f.unconnected();
+  // A subscription's group and a presence's group, each with its own members.
+  auto events = std::make_shared<fanout_group>(f.shard);
+  auto presence = std::make_shared<fanout_group>(f.shard);
+  events->post_add(a);
+  events->post_add(b);
+  presence->post_add(b);
+  presence->post_add(a);
+  presence->post_add(a); // once only
+  events->post_deliver(shared_bytes("e"), 1);
+  presence->post_deliver(shared_bytes("pp"), 1);
+  f.run();
+  BOOST_TEST(a->queued_bytes() == 3);
+  BOOST_TEST(b->queued_bytes() == 3);
+  // b finishes: it leaves both groups; a keeps its places (renumbered in each).
+  std::weak_ptr<probe_connection> b_ref = b;
+  b->close(1000, "");
+  b.reset();
+  f.run();
+  BOOST_TEST(b_ref.expired());
+  events->post_deliver(shared_bytes("e"), 1);
+  presence->post_deliver(shared_bytes("pp"), 1);
+  f.run();
+  BOOST_TEST(a->queued_bytes() == 6);
+  // Released by one owner, it stays in the other's.
+  fanout_group::release(std::move(events));
+  presence->post_deliver(shared_bytes("pp"), 1);
+  f.run();
+  BOOST_TEST(a->queued_bytes() == 8);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

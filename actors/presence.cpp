@@ -1,0 +1,146 @@
+#include "actors/presence.hpp"
+
+#include "net/io_pool.hpp"
+#include "net/metrics.hpp"
+#include "net/presence_directory.hpp"
+#include "net/push_connection.hpp"
+#include "net/ws_frame.hpp"
+#include "storage/document/json.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <atomic>
+
+namespace rheo {
+
+namespace {
+
+using self_ptr = presence_actor::stateful_pointer<presence_state>;
+using state = presence_state;
+
+std::atomic<std::uint64_t> next_owner{1};
+
+/// {"presence":{"joined":[...],"left":[...]}} as `transport` carries it.
+std::string encode(push_transport transport, const std::string& json) {
+  std::string out;
+  if (transport == push_transport::websocket) {
+    ws::append_frame(out, ws::opcode::text, json);
+    return out;
+  }
+  out = "event: presence\ndata: ";
+  out += json;
+  out += "\n\n";
+  return out;
+}
+
+std::string frame_json(const std::vector<object>& joined, const std::vector<std::string>& left) {
+  array j(joined.begin(), joined.end());
+  array l;
+  for (auto& id : left)
+    l.emplace_back(id);
+  std::string out;
+  append_json(out, value(object{{"presence", value(object{{"joined", value(std::move(j))},
+                                                          {"left", value(std::move(l))}})}}));
+  return out;
+}
+
+/// The coalescing timer: one flush per interval while changes wait.
+void schedule(self_ptr self) {
+  auto& st = self->state;
+  if (st.flush_due) return;
+  st.flush_due = true;
+  self->delayed_send(self, st.interval, flush_atom::value);
+}
+
+/// Tells the listeners what changed since the last frame, and publishes the list.
+void flush(self_ptr self) {
+  auto& st = self->state;
+  st.flush_due = false;
+  if (st.joined.empty() && st.left.empty()) return;
+  for (auto& id : st.left)
+    st.published.erase(std::remove_if(st.published.begin(), st.published.end(),
+                                      [&](const auto& p) { return p.first == id; }),
+                       st.published.end());
+  for (auto& j : st.joined)
+    st.published.emplace_back(find_field(j, "id")->as_string(), j);
+  const std::string json = frame_json(st.joined, st.left);
+  for (auto t : {push_transport::websocket, push_transport::sse})
+    if (st.audience_.reaches(t))
+      st.audience_.post(t, std::make_shared<const std::string>(encode(t, json)), 1);
+  st.joined.clear();
+  st.left.clear();
+  array list;
+  for (auto& [id, entry] : st.published)
+    list.emplace_back(entry);
+  auto text = std::make_shared<std::string>();
+  append_json(*text, value(std::move(list)));
+  st.directory->publish(st.key, st.owner, std::move(text));
+}
+
+} // namespace
+
+presence_state::~presence_state() {
+  if (directory) directory->withdraw(key, owner);
+  if (stats) stats->presence_members.fetch_sub(static_cast<std::int64_t>(members.size()));
+}
+
+presence_actor::behavior_type presence(self_ptr self, std::string key,
+                                       presence_directory* directory, metrics* stats,
+                                       std::chrono::milliseconds interval) {
+  auto& st = self->state;
+  st.key = std::move(key);
+  st.owner = next_owner.fetch_add(1);
+  st.directory = directory;
+  st.stats = stats;
+  st.interval = interval;
+  return {
+      [self](join_atom, const session_actor& s, presence_join& join, client_handle& h) {
+        auto& st = self->state;
+        if (join.info) {
+          object entry{{"id", value(join.id)},
+                       {"user", join.user ? value(*join.user) : value()},
+                       {"info", value(std::move(*join.info))},
+                       {"since", value(date_time::now())}};
+          st.joined.push_back(entry);
+          st.members[s.address()] = {join.id, std::move(entry)};
+          st.stats->presence_members.fetch_add(1, std::memory_order_relaxed);
+          schedule(self);
+        }
+        if (join.events && h.conn) {
+          // First the members the others have been told of; then every frame after.
+          std::vector<object> known;
+          for (auto& [id, entry] : st.published)
+            known.push_back(entry);
+          const auto t = h.conn->transport();
+          send_alone(h.conn, encode(t, frame_json(known, {})), 1);
+          st.listeners[s.address()] = {t, h.conn->shard().index()};
+          st.audience_.join(std::move(h.conn));
+        }
+      },
+      [self](closed_atom, const session_actor& s) {
+        auto& st = self->state;
+        if (auto l = st.listeners.find(s.address()); l != st.listeners.end()) {
+          st.audience_.leave(l->second.transport, l->second.shard);
+          st.listeners.erase(l);
+        }
+        auto m = st.members.find(s.address());
+        if (m == st.members.end()) return;
+        const std::string id = m->second.id;
+        st.members.erase(m);
+        st.stats->presence_members.fetch_sub(1, std::memory_order_relaxed);
+        // Joined and gone within one interval: nobody needs to hear of it.
+        auto pending = std::find_if(st.joined.begin(), st.joined.end(), [&](const object& j) {
+          return find_field(j, "id")->as_string() == id;
+        });
+        if (pending != st.joined.end())
+          st.joined.erase(pending);
+        else
+          st.left.push_back(id);
+        schedule(self);
+      },
+      [self](flush_atom) { flush(self); },
+  };
+}
+
+} // namespace rheo

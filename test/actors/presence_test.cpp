@@ -1,0 +1,178 @@
+// Presence (section 11 of the contract) against a real rheo process: members listed by
+// GET .../_presence, presence events coalesced per interval, leaving on close and on a
+// missed ping, errors before the upgrade.
+#include <boost/test/unit_test.hpp>
+
+#include "net/http.hpp"
+#include "storage/document/json.hpp"
+#include "test/test_support.hpp"
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace rheo;
+using namespace rheo::test;
+
+BOOST_AUTO_TEST_SUITE(presence_test)
+
+namespace {
+
+const std::string room_streams =
+    R"({"streams":[{"uri":"all","stages":[],"presence":true},{"uri":"plain","stages":[]}]})";
+
+std::string joining(const std::string& info, bool events = false) {
+  return "/room/_streams/all?presence=" + percent_encode(info) +
+         (events ? "&presenceEvents=true" : "");
+}
+
+/// What presence frames told a listener: the members it knows, and how many frames.
+struct presence_view {
+  std::set<std::string> ids;
+  int frames = 0;
+
+  /// Applies the presence frames among `frames` (others are change events).
+  void take(const std::vector<ws_client::frame>& frames_in) {
+    for (auto& f : frames_in) {
+      if (f.opcode != 1) continue;
+      value v = parse_json(f.payload, "frame");
+      const value* p = find_field(v.as_object(), "presence");
+      if (!p) continue;
+      ++frames;
+      for (auto& j : find_field(p->as_object(), "joined")->as_array())
+        ids.insert(find_field(j.as_object(), "id")->as_string());
+      for (auto& l : find_field(p->as_object(), "left")->as_array())
+        ids.erase(l.as_string());
+    }
+  }
+};
+
+/// The members GET .../_presence lists: id -> info's nick.
+std::map<std::string, std::string> listed(std::uint16_t port) {
+  auto r = http(port, "GET", "/room/_streams/all/_presence");
+  BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+  std::map<std::string, std::string> out;
+  const value list = parse_json(r.body, "list");
+  for (auto& m : list.as_array()) {
+    const object& o = m.as_object();
+    BOOST_REQUIRE(find_field(o, "since"));
+    BOOST_REQUIRE(find_field(o, "user") && find_field(o, "user")->is_null());
+    out[find_field(o, "id")->as_string()] =
+        find_field(find_field(o, "info")->as_object(), "nick")->as_string();
+  }
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(members_are_listed_and_listeners_hear_of_joins_and_leaves_coalesced) {
+  rheo_process p({"--presence-interval-ms", "1000"});
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/room", room_streams).status, 201);
+  ws_client listener(p.port(), joining(R"({"nick":"lis"})", true));
+  BOOST_REQUIRE_EQUAL(listener.upgrade_status(), 101);
+  presence_view seen;
+  // The first frame: the members known so far (none yet).
+  auto first = listener.next();
+  seen.take({first});
+  BOOST_REQUIRE_EQUAL(seen.frames, 1);
+  BOOST_TEST(seen.ids.empty());
+
+  // 20 joins within the interval: a few frames, not 20.
+  std::vector<std::unique_ptr<ws_client>> members;
+  for (int i = 0; i < 20; ++i) {
+    members.push_back(std::make_unique<ws_client>(
+        p.port(), joining(R"({"nick":"u)" + std::to_string(i) + "\"}")));
+    BOOST_REQUIRE_EQUAL(members.back()->upgrade_status(), 101);
+  }
+  BOOST_TEST(eventually([&] {
+    std::vector<ws_client::frame> got;
+    listener.poll_frames(got);
+    seen.take(got);
+    return seen.ids.size() == 21;
+  }));
+  BOOST_TEST(seen.frames <= 4, seen.frames << " frames for 21 joins");
+  auto list = listed(p.port());
+  BOOST_TEST(list.size() == 21u);
+  BOOST_TEST(std::set<std::string>(seen.ids) == [&] {
+    std::set<std::string> ids;
+    for (auto& [id, nick] : list)
+      ids.insert(id);
+    return ids;
+  }());
+
+  // 5 leave: their ids come as "left", and the list loses them.
+  for (int i = 0; i < 5; ++i)
+    members[static_cast<std::size_t>(i)]->close();
+  BOOST_TEST(eventually([&] {
+    std::vector<ws_client::frame> got;
+    listener.poll_frames(got);
+    seen.take(got);
+    return seen.ids.size() == 16;
+  }));
+  BOOST_TEST(eventually([&] { return listed(p.port()).size() == 16; }));
+  for (auto& [id, nick] : listed(p.port()))
+    BOOST_TEST((nick == "lis" || std::stoi(nick.substr(1)) >= 5), nick);
+  BOOST_TEST(eventually([&] {
+    return http(p.port(), "GET", "/_metrics").body.find("rheo_presence_members 16\n") !=
+           std::string::npos;
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(a_member_that_stops_answering_pings_leaves_within_the_pong_timeout) {
+  rheo_process p({"--presence-interval-ms", "50", "--ws-ping-interval-ms", "100",
+                  "--ws-pong-timeout-ms", "300"});
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/room", room_streams).status, 201);
+  ws_client silent(p.port(), joining(R"({"nick":"silent"})")); // never reads: no pongs
+  BOOST_REQUIRE_EQUAL(silent.upgrade_status(), 101);
+  BOOST_TEST(eventually([&] { return listed(p.port()).size() == 1; }));
+  BOOST_TEST(eventually([&] { return listed(p.port()).empty(); }));
+}
+
+BOOST_AUTO_TEST_CASE(presence_errors_are_answered_before_the_upgrade) {
+  rheo_process p;
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/room", room_streams).status, 201);
+  struct refused {
+    std::string target;
+    std::string says;
+  };
+  const std::vector<refused> cases = {
+      {"/room/_streams/plain?presence=" + percent_encode(R"({"nick":"a"})"), "has no presence"},
+      {"/room/_streams/plain?presenceEvents=true", "has no presence"},
+      {"/room/_streams/all?presence=5", "JSON object"},
+      {"/room/_streams/all?presence=" +
+           percent_encode("{\"nick\":\"" + std::string(1100, 'x') + "\"}"),
+       "1024"},
+      {"/room/_streams/all?presenceEvents=maybe", "true or false"},
+  };
+  for (auto& c : cases) {
+    ws_client ws(p.port(), c.target);
+    BOOST_TEST(ws.upgrade_status() == 400, c.target);
+    BOOST_TEST(ws.error_body().find(c.says) != std::string::npos, ws.error_body());
+  }
+  auto plain = http(p.port(), "GET", "/room/_streams/plain/_presence");
+  BOOST_TEST(plain.status == 400);
+  BOOST_TEST(http(p.port(), "GET", "/room/_streams/nope/_presence").status == 404);
+  BOOST_TEST(http(p.port(), "GET", "/room/_streams/all/_presence").body == "[]");
+  // A definition's flags are booleans.
+  auto bad =
+      http(p.port(), "PUT", "/other", R"({"streams":[{"uri":"s","stages":[],"presence":1}]})");
+  BOOST_TEST(bad.status == 400);
+  BOOST_TEST(bad.body.find("presence must be true or false") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(sse_listeners_get_presence_events) {
+  rheo_process p({"--presence-interval-ms", "50"});
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/room", room_streams).status, 201);
+  sse_client sse(p.port(), joining(R"({"nick":"s"})", true));
+  BOOST_REQUIRE_EQUAL(sse.status(), 200);
+  auto e = sse.next();
+  BOOST_TEST(e.type == "presence");
+  BOOST_TEST(e.data == R"({"presence":{"joined":[],"left":[]}})");
+  e = sse.next();
+  BOOST_TEST(e.type == "presence");
+  BOOST_TEST(e.data.find(R"("info":{"nick":"s"})") != std::string::npos, e.data);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
