@@ -36,16 +36,19 @@ else
   echo "setup: all packages present"
 fi
 
-# Browser tests (test/web): playwright-core from npm drives Debian's chromium. Installs
+# npm packages: the browser tests' (test/web: playwright-core drives Debian's chromium) and
+# the JavaScript client's devDependencies (web/rheo-client: ws and typescript). Installs
 # only when node_modules is missing or older than the lock file.
-web_tests="$(cd "$(dirname "$0")/.." && pwd)/test/web"
-if [ -f "$web_tests/package-lock.json" ]; then
-  if [ ! -f "$web_tests/node_modules/.package-lock.json" ] \
-     || [ "$web_tests/package-lock.json" -nt "$web_tests/node_modules/.package-lock.json" ] \
-     || [ "$web_tests/package.json" -nt "$web_tests/node_modules/.package-lock.json" ]; then
-    echo "setup: installing npm packages of test/web"
-    (cd "$web_tests" && npm ci --no-audit --no-fund)
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+for npm_dir in test/web web/rheo-client; do
+  dir="$repo_root/$npm_dir"
+  [ -f "$dir/package-lock.json" ] || continue
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ] \
+     || [ "$dir/package.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "setup: installing npm packages of $npm_dir"
+    (cd "$dir" && npm ci --no-audit --no-fund)
   else
-    echo "setup: npm packages of test/web present"
+    echo "setup: npm packages of $npm_dir present"
   fi
-fi
+done

@@ -26,6 +26,11 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRHEO_WERROR=ON 
 cmake --build build -j "$jobs"
 phase "tests"
 ctest --test-dir build --output-on-failure -j "$test_jobs"
+# The JavaScript client packs (its tests ran in ctest): the tarball goes to a temporary folder.
+pack_dir=$(mktemp -d)
+(cd web/rheo-client && npm pack --silent --pack-destination "$pack_dir" >/dev/null)
+echo "npm pack: web/rheo-client -> $(ls "$pack_dir")"
+rm -rf "$pack_dir"
 
 phase "build (ASan+UBSan)"
 # -O0 with line tables only (-g1: the sanitizers' reports name every function and line):
