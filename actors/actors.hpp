@@ -52,17 +52,22 @@ using position_atom = caf::atom_constant<caf::atom("position")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using replay_end_atom = caf::atom_constant<caf::atom("replayend")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
+using hub_atom = caf::atom_constant<caf::atom("hub")>;
 
 // -- message types ------------------------------------------------------------
 
-/// A session's place in its stream's presence (section 11 of the contract): its connection id
-/// (unique in the cluster), the authenticated user, the client's `presence` object (set: it
-/// is a member) and whether it receives presence events. Never leaves the node.
+/// A session's place in its stream's presence and broadcasts (section 11 of the contract):
+/// its connection id (unique in the cluster), the authenticated user, the client's `presence`
+/// object (set: it is a member), whether it receives presence events and broadcasts. Never
+/// leaves the node.
 struct presence_join {
   std::string id;
   std::optional<std::string> user;
   std::optional<object> info;
   bool events = false;
+  /// On a stream with "broadcast": true, every session receives the others' broadcasts.
+  bool broadcasts = false;
 };
 
 /// What a session asks the broker for: the stream, compiled at the handshake, and the key
@@ -78,7 +83,8 @@ struct subscription_spec {
   /// Set for a live query (GET /<coll>/_live): the broker starts a live_query actor for it
   /// instead of a subscription; `stream`, `definition` and `stages` are then unused.
   std::shared_ptr<const live_query_spec> live;
-  /// Set on a stream with presence when the client joins it or listens to its events.
+  /// Set on a stream with presence or broadcast when the client joins it, listens to its
+  /// events or receives broadcasts.
   std::optional<presence_join> presence;
 };
 
@@ -214,6 +220,11 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 using session_actor = caf::typed_actor<
     // Close the connection with a WebSocket close code and reason.
     caf::reacts_to<close_atom, std::uint16_t, std::string>,
+    // From the broker: the stream's presence actor (actors/presence.hpp), for broadcasts.
+    caf::reacts_to<hub_atom, caf::actor>,
+    // From the connection's I/O thread: a broadcast the client sent (the JSON of its value),
+    // already checked against the limits.
+    caf::reacts_to<broadcast_atom, std::string>,
     // Internal: the connection has closed.
     caf::reacts_to<closed_atom>>;
 

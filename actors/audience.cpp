@@ -36,9 +36,9 @@ bool audience::reaches(push_transport transport) const {
 }
 
 void audience::post(push_transport transport, const std::shared_ptr<const std::string>& bytes,
-                    std::uint32_t frames) {
+                    std::uint32_t frames, const push_connection* except) {
   for (auto& g : groups_[static_cast<std::size_t>(transport)])
-    if (g.sessions) g.group->post_deliver(bytes, frames);
+    if (g.sessions) g.group->post_deliver(bytes, frames, except);
 }
 
 void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,

@@ -34,9 +34,10 @@ public:
   void leave(push_transport transport, unsigned shard);
   /// Whether any connection of `transport` is in the audience.
   bool reaches(push_transport transport) const;
-  /// Queues `frames` messages in `bytes` (encoded for `transport`) on each of its connections.
+  /// Queues `frames` messages in `bytes` (encoded for `transport`) on each of its connections
+  /// but `except` (when given).
   void post(push_transport transport, const std::shared_ptr<const std::string>& bytes,
-            std::uint32_t frames);
+            std::uint32_t frames, const push_connection* except = nullptr);
 
 private:
   struct shard_group {

@@ -111,9 +111,10 @@ void join_presence(self_ptr self, const session_actor& session, const std::strin
         self->spawn(presence, key, st.options.presence, st.stats, st.options.presence_interval));
   ++entry.sessions;
   st.session_to_presence[session.address()] = key;
-  const bool events = join.events;
+  const bool needs_conn = join.events || join.broadcasts;
+  if (join.broadcasts) self->send(session, hub_atom::value, entry.handle);
   self->send(caf::actor_cast<presence_actor>(entry.handle), join_atom::value, session,
-             std::move(join), client_handle{events ? std::move(conn) : nullptr, {}});
+             std::move(join), client_handle{needs_conn ? std::move(conn) : nullptr, {}});
 }
 
 /// `session` has gone: it leaves its stream's presence (stopped when nobody is left).

@@ -34,6 +34,19 @@ std::string encode(push_transport transport, const std::string& json) {
   return out;
 }
 
+/// A broadcast frame as `transport` carries it (SSE: event: broadcast).
+std::string encode_broadcast(push_transport transport, const std::string& json) {
+  std::string out;
+  if (transport == push_transport::websocket) {
+    ws::append_frame(out, ws::opcode::text, json);
+    return out;
+  }
+  out = "event: broadcast\ndata: ";
+  out += json;
+  out += "\n\n";
+  return out;
+}
+
 std::string frame_json(const std::vector<object>& joined, const std::vector<std::string>& left) {
   array j(joined.begin(), joined.end());
   array l;
@@ -97,6 +110,15 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
   return {
       [self](join_atom, const session_actor& s, presence_join& join, client_handle& h) {
         auto& st = self->state;
+        if (join.broadcasts && h.conn) {
+          // Receives the others' broadcasts; sends its own as `from` (SSE sessions cannot).
+          object from{{"id", value(join.id)},
+                      {"user", join.user ? value(*join.user) : value()},
+                      {"info", join.info ? value(*join.info) : value()}};
+          st.senders[s.address()] = {std::move(from), h.conn.get(), h.conn->transport(),
+                                     h.conn->shard().index()};
+          st.receivers.join(h.conn);
+        }
         if (join.info) {
           object entry{{"id", value(join.id)},
                        {"user", join.user ? value(*join.user) : value()},
@@ -124,6 +146,10 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
           st.audience_.leave(l->second.transport, l->second.shard);
           st.listeners.erase(l);
         }
+        if (auto r = st.senders.find(s.address()); r != st.senders.end()) {
+          st.receivers.leave(r->second.transport, r->second.shard);
+          st.senders.erase(r);
+        }
         auto m = st.members.find(s.address());
         if (m == st.members.end()) return;
         const std::string id = m->second.id;
@@ -138,6 +164,22 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
         else
           st.left.push_back(id);
         schedule(self);
+      },
+      [self](broadcast_atom, const session_actor& s, std::string& json) {
+        auto& st = self->state;
+        auto it = st.senders.find(s.address());
+        if (it == st.senders.end()) return;
+        // {"broadcast":<json>,"from":{...}}: the client's JSON as it was checked, unparsed.
+        std::string frame = "{\"broadcast\":";
+        frame += json;
+        frame += ",\"from\":";
+        append_json(frame, value(it->second.from));
+        frame += '}';
+        st.stats->broadcasts.fetch_add(1, std::memory_order_relaxed);
+        for (auto t : {push_transport::websocket, push_transport::sse})
+          if (st.receivers.reaches(t))
+            st.receivers.post(t, std::make_shared<const std::string>(encode_broadcast(t, frame)), 1,
+                              it->second.conn);
       },
       [self](flush_atom) { flush(self); },
   };

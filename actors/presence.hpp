@@ -1,11 +1,12 @@
-// The PRESENCE actor: one per stream with "presence": true that has joined or listening
-// sessions (section 11 of the contract). It holds the stream's members (a connection id, the
-// authenticated user, the client's `presence` object and when it joined), and tells the
-// sessions that asked for presence events who joined and who left, coalesced: changes wait
-// up to `presence_interval_ms` and go out as one frame, built once and posted once per I/O
-// thread (actors/audience.hpp), so N joins cost about one frame per interval per listener,
-// not N. A listener that joins first gets the members known so far as one "joined" frame.
-// The list GET /<coll>/_streams/<uri>/_presence answers is published to the node's
+// The PRESENCE actor: one per stream with "presence": true or "broadcast": true that has
+// sessions (section 11 of the contract). On a broadcast stream it relays each session's
+// broadcasts to every other session of the stream, built once and posted once per I/O thread. It
+// holds the stream's members (a connection id, the authenticated user, the client's `presence`
+// object and when it joined), and tells the sessions that asked for presence events who joined and
+// who left, coalesced: changes wait up to `presence_interval_ms` and go out as one frame, built
+// once and posted once per I/O thread (actors/audience.hpp), so N joins cost about one frame per
+// interval per listener, not N. A listener that joins first gets the members known so far as one
+// "joined" frame. The list GET /<coll>/_streams/<uri>/_presence answers is published to the node's
 // presence_directory at each of those frames.
 //
 // The broker joins sessions to it and tells it when they have gone (it monitors them), so a
@@ -44,6 +45,8 @@ using presence_actor = caf::typed_actor<
     caf::reacts_to<join_atom, session_actor, presence_join, client_handle>,
     // The session has gone (from the broker).
     caf::reacts_to<closed_atom, session_actor>,
+    // A broadcast of the session's client (from its session): the JSON of its value.
+    caf::reacts_to<broadcast_atom, session_actor, std::string>,
     // Internal: the coalescing interval has passed.
     caf::reacts_to<flush_atom>>;
 
@@ -59,6 +62,13 @@ struct presence_state {
     push_transport transport{};
     unsigned shard = 0;
   };
+  /// A session of the stream, as its broadcasts name it, and its connection (compared only).
+  struct sender {
+    object from; // {"id","user","info"}
+    const push_connection* conn = nullptr;
+    push_transport transport{};
+    unsigned shard = 0;
+  };
 
   std::string key; // presence_directory::key of the stream
   std::uint64_t owner = 0;
@@ -67,7 +77,9 @@ struct presence_state {
   std::chrono::milliseconds interval{250};
   std::unordered_map<caf::actor_addr, member> members;
   std::unordered_map<caf::actor_addr, listener> listeners;
-  audience audience_;
+  audience audience_;                                  // presence events
+  std::unordered_map<caf::actor_addr, sender> senders; // broadcast streams: every session
+  audience receivers;                                  // broadcasts
   /// What the listeners have been told: the members as of the last frame, by id.
   std::vector<std::pair<std::string, object>> published;
   std::vector<object> joined;    // since the last frame

@@ -7,6 +7,7 @@
 #include "net/metrics.hpp"
 #include "net/sse_connection.hpp"
 #include "net/ws_connection.hpp"
+#include "storage/document/json.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
@@ -21,6 +22,39 @@ realtime::realtime(caf::actor_system& system, store& storage, const server_confi
       system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get()),
                    broker_options{config.max_live_queries_per_collection, &presence_,
                                   std::chrono::milliseconds(config.presence_interval_ms)}));
+}
+
+std::function<void(std::string_view)> realtime::broadcast_filter(session_actor session,
+                                                                 bool allowed) {
+  // {"broadcast":<JSON>} of at most 4 KiB, from a client that may POST to the collection, at
+  // most broadcast_per_second (a bucket of as many, refilled continuously); anything else
+  // is dropped and counted, and the connection stays open. Other JSON is ignored.
+  const double rate = config_.broadcast_per_second;
+  return [session = std::move(session), allowed, rate, stats = &stats_, tokens = rate,
+          at = std::chrono::steady_clock::now()](std::string_view text) mutable {
+    auto drop = [&](broadcast_drop why) {
+      stats->broadcasts_dropped[static_cast<std::size_t>(why)].fetch_add(1,
+                                                                         std::memory_order_relaxed);
+    };
+    if (text.size() > 4096) return drop(broadcast_drop::size);
+    value v;
+    try {
+      v = parse_json(text, "broadcast");
+    } catch (const std::exception&) {
+      return drop(broadcast_drop::not_json);
+    }
+    const value* b = v.is_object() ? find_field(v.as_object(), "broadcast") : nullptr;
+    if (!b) return;
+    if (!allowed) return drop(broadcast_drop::forbidden);
+    const auto now = std::chrono::steady_clock::now();
+    tokens = std::min(rate, tokens + std::chrono::duration<double>(now - at).count() * rate);
+    at = now;
+    if (tokens < 1) return drop(broadcast_drop::rate);
+    tokens -= 1;
+    std::string json;
+    append_json(json, *b);
+    caf::anon_send(session, broadcast_atom::value, std::move(json));
+  };
 }
 
 realtime::~realtime() {
@@ -59,7 +93,9 @@ void realtime::accept(io_shard& shard, connection_stream stream,
   spec.definition = std::move(target.definition);
   spec.stages = std::move(target.stages);
   spec.live = std::move(target.live);
-  if (target.presence_info || target.presence_events) {
+  const bool broadcast = target.broadcast;
+  const bool may_broadcast = target.may_broadcast;
+  if (target.presence_info || target.presence_events || target.broadcast) {
     // The connection's id, unique in the cluster: the node's name and a number.
     presence_join join;
     join.id = (config_.node_name.empty() ? std::string("rheo") : config_.node_name) + "-" +
@@ -67,6 +103,7 @@ void realtime::accept(io_shard& shard, connection_stream stream,
     join.user = std::move(target.presence_user);
     join.info = std::move(target.presence_info);
     join.events = target.presence_events;
+    join.broadcasts = target.broadcast;
     spec.presence = std::move(join);
   }
   auto hdl = counted(system_.spawn(session, conn, caf::actor_cast<broker_actor>(broker_),
@@ -76,6 +113,7 @@ void realtime::accept(io_shard& shard, connection_stream stream,
   // that it is in place before any close() posted to that thread can finish it. The
   // session then quits, and the broker (which monitors it) removes it from its subscription.
   conn->on_closed = [hdl] { caf::anon_send(hdl, closed_atom::value); };
+  if (broadcast && !target.sse) conn->on_text = broadcast_filter(hdl, may_broadcast);
 }
 
 broker_actor realtime::broker() const {

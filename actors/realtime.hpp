@@ -17,7 +17,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string_view>
 
 namespace rheo {
 
@@ -48,6 +50,9 @@ public:
   const presence_directory& presence() const { return presence_; }
 
 private:
+  /// What a broadcast stream's WebSocket does with the client's text messages.
+  std::function<void(std::string_view)> broadcast_filter(session_actor session, bool allowed);
+
   caf::actor_system& system_;
   const server_config& config_;
   metrics& stats_;

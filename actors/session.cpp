@@ -1,5 +1,6 @@
 #include "actors/session.hpp"
 
+#include "actors/presence.hpp"
 #include "net/http.hpp"
 #include "net/push_connection.hpp"
 
@@ -41,6 +42,12 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
           st.conn->close(code, std::move(reason));
         else if (!st.pending_close)
           st.pending_close.emplace(code, std::move(reason));
+      },
+      [self](hub_atom, caf::actor& hub) { self->state.hub = std::move(hub); },
+      [self](broadcast_atom, std::string& json) {
+        if (self->state.hub)
+          self->send(caf::actor_cast<presence_actor>(self->state.hub), broadcast_atom::value,
+                     session_actor{self}, std::move(json));
       },
       [self](closed_atom) { self->quit(); },
   };

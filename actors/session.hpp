@@ -29,6 +29,7 @@ struct session_state {
   std::shared_ptr<push_connection> conn;
   bool accepted = false;
   std::optional<std::pair<std::uint16_t, std::string>> pending_close;
+  caf::actor hub; // the stream's presence actor, on a stream with broadcast
 };
 
 /// @param conn the connection, not yet handshaken.

@@ -352,6 +352,10 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.presence_interval_ms = parse_unsigned<unsigned>(v, 10, 60000);
        }},
+      {"broadcast_per_second", "broadcasts a connection may send per second (dropped beyond)",
+       [](server_config& c, const std::string& v) {
+         c.broadcast_per_second = parse_unsigned<unsigned>(v, 1, 100000);
+       }},
       {"max_live_queries_per_collection",
        "most distinct live queries a collection may have at once (503 beyond)",
        [](server_config& c, const std::string& v) {

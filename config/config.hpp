@@ -62,6 +62,7 @@ struct server_config {
   std::size_t live_query_max_window = 1000;           // largest pagesize of a live query
   std::size_t max_live_queries_per_collection = 1000; // distinct ones at once
   unsigned presence_interval_ms = 250; // presence changes wait this long to go out together
+  unsigned broadcast_per_second = 20;  // broadcasts per connection (a bucket of as many)
   // Security (see net/security/security.hpp). JSON texts; empty: none (acl: the default rules).
   std::string users_json;
   std::string acl_json;

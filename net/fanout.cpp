@@ -34,16 +34,18 @@ void fanout_group::post_add(std::shared_ptr<push_connection> conn) {
   });
 }
 
-void fanout_group::post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames) {
-  boost::asio::post(shard_.context(), [self = shared_from_this(), bytes = std::move(bytes),
-                                       frames] { self->deliver(bytes, frames); });
+void fanout_group::post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames,
+                                const push_connection* except) {
+  boost::asio::post(shard_.context(), [self = shared_from_this(), bytes = std::move(bytes), frames,
+                                       except] { self->deliver(bytes, frames, except); });
 }
 
-void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames) {
+void fanout_group::deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames,
+                           const push_connection* except) {
   delivering_ = true;
   std::int64_t queued = 0;
   for (std::size_t i = 0; i < members_.size(); ++i)
-    if (members_[i]) queued += members_[i]->enqueue(bytes, frames);
+    if (members_[i] && members_[i].get() != except) queued += members_[i]->enqueue(bytes, frames);
   delivering_ = false;
   shard_.metrics().bytes_queued.fetch_add(queued, std::memory_order_relaxed);
   if (holes_) {

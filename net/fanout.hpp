@@ -33,8 +33,10 @@ public:
   /// Adds `conn` (of this group's shard): it receives every batch posted after this call.
   /// A connection that has already finished is not added.
   void post_add(std::shared_ptr<push_connection> conn);
-  /// Queues `frames` data frames in `bytes` on every member.
-  void post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames);
+  /// Queues `frames` data frames in `bytes` on every member (but `except`, when given: a
+  /// broadcast's sender; compared, never dereferenced).
+  void post_deliver(std::shared_ptr<const std::string> bytes, std::uint32_t frames,
+                    const push_connection* except = nullptr);
 
   /// The owner is done with the group: on the shard's thread, after every batch posted
   /// before, its members leave it (they receive nothing more from it).
@@ -44,7 +46,8 @@ public:
   void remove(push_connection& conn);
 
 private:
-  void deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames);
+  void deliver(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames,
+               const push_connection* except);
 
   io_shard& shard_;
   std::vector<std::shared_ptr<push_connection>> members_;

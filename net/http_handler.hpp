@@ -42,6 +42,10 @@ struct stream_target {
   std::optional<object> presence_info;
   std::optional<std::string> presence_user;
   bool presence_events = false;
+  // A stream with "broadcast": true: the session receives broadcasts; it may send them when
+  // the client may POST to the collection.
+  bool broadcast = false;
+  bool may_broadcast = false;
   std::optional<std::string> resume_after; // resumeAfter / Last-Event-ID, a well-formed token
   bool sse = false;                        // Server-Sent Events rather than a WebSocket
   http_headers response_headers;           // for the SSE response's head (CORS)

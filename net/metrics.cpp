@@ -28,6 +28,20 @@ const char* limit_name(limit l) {
   return "unknown";
 }
 
+const char* broadcast_drop_name(broadcast_drop d) {
+  switch (d) {
+  case broadcast_drop::size:
+    return "size";
+  case broadcast_drop::rate:
+    return "rate";
+  case broadcast_drop::not_json:
+    return "not_json";
+  case broadcast_drop::forbidden:
+    break;
+  }
+  return "forbidden";
+}
+
 void metrics::record_request(int status, std::uint64_t ns) {
   int cls = status / 100;
   if (cls < 1 || cls > 5) cls = 0;
@@ -90,6 +104,14 @@ std::string metrics::render() const {
        live_queries.load(r));
   line(out, "rheo_presence_members", "gauge", "Connections joined to the presence of a stream.",
        presence_members.load(r));
+  line(out, "rheo_broadcasts_total", "counter",
+       "Client broadcasts relayed to the other sessions of their stream.", broadcasts.load(r));
+  out += "# HELP rheo_broadcasts_dropped_total Client broadcasts dropped, by reason.\n"
+         "# TYPE rheo_broadcasts_dropped_total counter\n";
+  for (std::size_t i = 0; i < broadcasts_dropped.size(); ++i)
+    out += std::string("rheo_broadcasts_dropped_total{reason=\"") +
+           broadcast_drop_name(static_cast<broadcast_drop>(i)) + "\"} " +
+           std::to_string(broadcasts_dropped[i].load(r)) + "\n";
   line(out, "rheo_live_refills_total", "counter",
        "Reads of the store that refilled a live query's window after documents left it.",
        live_refills.load(r));

@@ -31,6 +31,15 @@ inline constexpr std::size_t limit_count = 9;
 /// The `limit` label of `l`.
 const char* limit_name(limit l);
 
+/// Why a client's broadcast was dropped (rheo_broadcasts_dropped_total{reason="..."}).
+enum class broadcast_drop : std::uint8_t {
+  size,      ///< over 4 KiB
+  rate,      ///< over broadcast_per_second
+  not_json,  ///< not a JSON text
+  forbidden, ///< the client may not POST to the collection
+};
+const char* broadcast_drop_name(broadcast_drop d);
+
 /// `v` as a Prometheus label value, between its quotes: `\`, `"` and line feeds escaped as
 /// the exposition format says (a node or peer name may hold any of them).
 std::string label_value(std::string_view v);
@@ -45,6 +54,9 @@ struct metrics {
   std::atomic<std::int64_t> live_queries{0};
   // Connections joined to a stream's presence (section 11).
   std::atomic<std::int64_t> presence_members{0};
+  // Broadcasts relayed, and those dropped by reason (broadcast_drop).
+  std::atomic<std::uint64_t> broadcasts{0};
+  std::array<std::atomic<std::uint64_t>, 4> broadcasts_dropped{};
   std::atomic<std::uint64_t> live_refills{0};
   std::atomic<std::uint64_t> live_frames{0};
   std::atomic<std::int64_t> upstream_feeds{0};

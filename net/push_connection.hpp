@@ -62,6 +62,9 @@ public:
   /// Called once, on the shard's thread, when the connection has closed (for any reason).
   /// Set on the shard's thread, before accept(), reject() or close() can run there.
   std::function<void()> on_closed;
+  /// WebSocket only: called on the shard's thread with each complete text message the client
+  /// sends (fragments joined), or not at all when unset (the messages are ignored).
+  std::function<void(std::string_view text)> on_text;
   /// Called once, on the shard's thread, after on_closed's moment, with the bytes written to
   /// the client (the access log's line); may be empty.
   std::function<void(std::uint64_t bytes_sent)> on_finished;

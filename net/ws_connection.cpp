@@ -130,8 +130,24 @@ void ws_connection::handle_bytes(std::string_view data) {
         start_close(code, "", true);
       }
       break;
+    case ws::opcode::text:
+    case ws::opcode::continuation:
+      // Checked by the parser (UTF-8, size); passed on whole when someone listens.
+      if (!on_text || closing_) break;
+      if (f.op == ws::opcode::text) {
+        text_.clear();
+        in_text_ = true;
+      }
+      if (!in_text_) break; // the continuation of a binary message
+      text_ += f.payload;
+      if (f.fin) {
+        in_text_ = false;
+        on_text(text_);
+        text_.clear();
+      }
+      break;
     default:
-      break; // text, binary, continuation: checked by the parser (UTF-8, size), then ignored
+      break; // binary: ignored
     }
   }
 }

@@ -47,6 +47,8 @@ private:
 
   std::unique_ptr<handshake> handshake_; // until the handshake completes
   ws::frame_parser parser_;
+  std::string text_; // a fragmented text message under way (when on_text is set)
+  bool in_text_ = false;
   std::chrono::steady_clock::time_point ping_sent_;
   bool awaiting_pong_ = false;
 };

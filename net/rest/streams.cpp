@@ -178,6 +178,15 @@ rest_api::resolve_stream(const http_request& req) const {
         target.presence_info = std::move(v.as_object());
         if (who.user) target.presence_user = who.user->id;
       }
+      if (stream_flag(*definition, "broadcast")) {
+        target.broadcast = true;
+        // Broadcasting is writing to the collection: the ACL sees a POST of it.
+        rest::access poster;
+        http_headers unused;
+        target.may_broadcast =
+            !rest::check_access(security_, req, to_string(http_method::post),
+                                r->prefix + percent_encode(coll), poster, unused);
+      }
       if (auto e = t->last("presenceEvents")) {
         if (*e != "true" && *e != "false")
           return error_response(400, "presenceEvents must be true or false");

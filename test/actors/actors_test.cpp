@@ -201,6 +201,8 @@ struct stub_tag {};
 session_actor::behavior_type stub_session(session_actor::pointer self, stub_tag) {
   return {
       [](close_atom, std::uint16_t, std::string&) {},
+      [](hub_atom, caf::actor&) {},
+      [](broadcast_atom, std::string&) {},
       [self](closed_atom) { self->quit(); },
   };
 }

@@ -175,4 +175,112 @@ BOOST_AUTO_TEST_CASE(sse_listeners_get_presence_events) {
   BOOST_TEST(e.data.find(R"("info":{"nick":"s"})") != std::string::npos, e.data);
 }
 
+namespace {
+
+const std::string chat_streams =
+    R"({"streams":[{"uri":"all","stages":[],"presence":true,"broadcast":true},)"
+    R"({"uri":"quiet","stages":[]}]})";
+
+/// The value of a counter line `name` ("name{labels}") of /_metrics, or -1.
+long counter(std::uint16_t port, const std::string& name) {
+  const std::string text = http(port, "GET", "/_metrics").body;
+  auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stol(text.substr(at + name.size() + 2));
+}
+
+/// The next text frame's payload (pings answered), or "" when none came.
+std::string next_text(ws_client& ws, int ms = 10000) {
+  auto f = ws.next(std::chrono::milliseconds(ms));
+  return f.opcode == 1 ? f.payload : std::string();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_broadcast_reaches_every_other_session_of_the_stream_with_its_sender) {
+  rheo_process p;
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/chat", chat_streams).status, 201);
+  ws_client ann(p.port(), "/chat/_streams/all?presence=" + percent_encode(R"({"nick":"ann"})"));
+  ws_client bob(p.port(), "/chat/_streams/all");
+  sse_client cid(p.port(), "/chat/_streams/all");
+  BOOST_REQUIRE_EQUAL(ann.upgrade_status(), 101);
+  BOOST_REQUIRE_EQUAL(bob.upgrade_status(), 101);
+  BOOST_REQUIRE_EQUAL(cid.status(), 200);
+  ann.send_frame(1, R"({"broadcast":{"typing":true}})");
+  const std::string got = next_text(bob);
+  BOOST_TEST(got.find(R"({"broadcast":{"typing":true},"from":{"id":")") == 0u, got);
+  BOOST_TEST(got.find(R"("user":null,"info":{"nick":"ann"}})") != std::string::npos, got);
+  auto e = cid.next();
+  BOOST_TEST(e.type == "broadcast");
+  BOOST_TEST(e.data == got);
+  // Not to its sender: ann's next frame is bob's broadcast, relayed after hers.
+  bob.send_frame(1, R"({"broadcast":"hi"})");
+  const std::string to_ann = next_text(ann);
+  BOOST_TEST(to_ann.find(R"({"broadcast":"hi","from":{)") == 0u, to_ann);
+  BOOST_TEST(to_ann.find(R"("info":null)") != std::string::npos, to_ann); // bob did not join
+  BOOST_TEST(counter(p.port(), "rheo_broadcasts_total") == 2);
+  // Nothing stored: the collection is empty.
+  BOOST_TEST(http(p.port(), "GET", "/chat").body == "[]");
+}
+
+BOOST_AUTO_TEST_CASE(broadcasts_past_the_limits_are_dropped_and_counted_and_the_connection_stays) {
+  rheo_process p({"--broadcast-per-second", "5"});
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/chat", chat_streams).status, 201);
+  ws_client sender(p.port(), "/chat/_streams/all");
+  ws_client receiver(p.port(), "/chat/_streams/all");
+  BOOST_REQUIRE_EQUAL(sender.upgrade_status(), 101);
+  BOOST_REQUIRE_EQUAL(receiver.upgrade_status(), 101);
+  sender.send_frame(1, R"({"broadcast":")" + std::string(5000, 'x') + "\"}"); // over 4 KiB
+  sender.send_frame(1, "not json");
+  sender.send_frame(1, R"({"ping":1})"); // JSON, not a broadcast: ignored
+  for (int i = 0; i < 30; ++i)
+    sender.send_frame(1, R"({"broadcast":)" + std::to_string(i) + "}");
+  // At most the bucket (5) goes through at once; the rest is dropped.
+  BOOST_TEST(eventually([&] {
+    return counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="rate"})") +
+               counter(p.port(), "rheo_broadcasts_total") ==
+           30;
+  }));
+  const long relayed = counter(p.port(), "rheo_broadcasts_total");
+  BOOST_TEST(relayed >= 5);
+  BOOST_TEST(relayed <= 7);
+  BOOST_TEST(counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="size"})") == 1);
+  BOOST_TEST(counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="not_json"})") == 1);
+  int received = 0;
+  for (std::string f = next_text(receiver, 1000); !f.empty(); f = next_text(receiver, 300))
+    ++received;
+  BOOST_TEST(received == relayed);
+  // The connection is still open: once the bucket has refilled, a broadcast goes through.
+  BOOST_TEST(eventually([&] {
+    sender.send_frame(1, R"({"broadcast":"later"})");
+    std::string f = next_text(receiver, 200);
+    return f.find(R"("later")") != std::string::npos;
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(only_clients_that_may_post_to_the_collection_broadcast) {
+  // Anyone may read the chat; nobody may write it.
+  rheo_process p(
+      {"--acl",
+       R"acl([{"roles":["$unauthenticated"],"predicate":"method(GET)"},)acl"
+       R"acl({"roles":["$unauthenticated"],"predicate":"path('/chat') and method(PUT)"}])acl"});
+  BOOST_REQUIRE_EQUAL(http(p.port(), "PUT", "/chat", chat_streams).status, 201);
+  ws_client a(p.port(), "/chat/_streams/all");
+  ws_client b(p.port(), "/chat/_streams/all");
+  BOOST_REQUIRE_EQUAL(a.upgrade_status(), 101);
+  BOOST_REQUIRE_EQUAL(b.upgrade_status(), 101);
+  a.send_frame(1, R"({"broadcast":"x"})");
+  BOOST_TEST(eventually([&] {
+    return counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="forbidden"})") == 1;
+  }));
+  BOOST_TEST(next_text(b, 300).empty());
+  // A stream without broadcast ignores client frames, as streams always did.
+  ws_client q(p.port(), "/chat/_streams/quiet");
+  BOOST_REQUIRE_EQUAL(q.upgrade_status(), 101);
+  q.send_frame(1, R"({"broadcast":"x"})");
+  q.send_frame(1, "not json");
+  BOOST_TEST(http(p.port(), "GET", "/_ping").status == 200);
+  BOOST_TEST(counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="not_json"})") == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
