@@ -13,7 +13,11 @@
 include(GNUInstallDirs)
 
 install(TARGETS rheo RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/rheo/web)
+# The pages and what they load: of the JavaScript client, its sources (not its tests, its
+# development packages or its npm files).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/rheo/web
+        REGEX "/rheo-client/(node_modules|test)$" EXCLUDE
+        REGEX "/rheo-client/(package.*\\.json|.*\\.tgz)$" EXCLUDE)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/config/example.json
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/rheo)
 install(CODE "

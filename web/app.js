@@ -1,28 +1,28 @@
 // rheo chat: a realtime chat that talks to rheo only through its public API, the same
-// calls as RESTHeart's WebChat:
+// calls as RESTHeart's WebChat, made with rheo-client (./rheo-client, served next to it):
 //   WebSocket  <base>/messages/_streams/all          live inserts (one JSON frame each)
-//   GET        <base>/messages?page=N&pagesize=15&sort={timestamp:-1,_id:-1}   history
+//   GET        <base>/messages?sort={timestamp:-1,_id:-1}&page=N&pagesize=15   history
 //   POST       <base>/messages  {"message": ..., "from": ...}                 send
-// plus rheo's resume: the first page's Resume-Token header and each frame's _id._data
-// are positions in the change feed, and the stream opened with ?resumeAfter=<position>
-// delivers exactly the changes after it, so a reconnection refetches nothing. Against a
-// server without the header (RESTHeart) the chat refetches pages after every connection.
+// The first page and the stream come from one subscribeWithSnapshot: the stream opens
+// after the page's Resume-Token and the client resumes after the last event on every
+// reconnection (and reloads the first page when the server's history no longer reaches
+// back to it), so a reconnection refetches nothing. Against a server without the header
+// (RESTHeart) the chat cannot resume: every connection is a fresh subscription, after
+// which it pages back through the history until it meets what is on screen.
 // Everything that comes from the server is rendered with textContent, never as HTML.
 
+import { RheoClient, RheoError, backoffDelay } from "./rheo-client/src/index.js";
 import {
-  FeedPosition, HISTORY_LOST, MessageStore, PAGE_SIZE, backoffDelay, dayKey, dayLabel, historyPath,
-  streamPath, timeLabel, validNickname,
+  COLLECTION, MessageStore, PAGE_SIZE, STREAM, dayKey, dayLabel, historyQuery, timeLabel, validNickname,
 } from "./chat-core.js";
 
 const NICK_KEY = "rheo-chat-nickname";
-const KEEPALIVE_MS = 30000;
 const MAX_CATCHUP_PAGES = 20;
 
 // ---- where the API is: derived from this page's own URL, so any host, port or prefix works
 const apiMeta = document.querySelector('meta[name="rheo-api-base"]');
 const apiBase = new URL(apiMeta ? apiMeta.content : "../", location.href);
-const wsBase = new URL(apiBase.href);
-wsBase.protocol = apiBase.protocol === "https:" ? "wss:" : "ws:";
+const db = new RheoClient(apiBase.href);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -34,10 +34,9 @@ const ui = {
 };
 
 const store = new MessageStore();
-const position = new FeedPosition();
 const elements = new Map(); // message key -> its <li>, reused across renders
 let nickname = validNickname(sessionStorage.getItem(NICK_KEY) ?? "");
-let historyLoaded = false; // the first page has been fetched at least once
+let historyLoaded = false; // the first page has been shown at least once
 let noOlder = false; // the oldest message of the collection is on screen
 let loadingOlder = false;
 let generation = 0; // counts resets of the list, so that a page read before one is dropped
@@ -51,25 +50,15 @@ function setStatus(state) {
 }
 
 // ---- HTTP
-/** A page of documents, and the feed position it reflects (null without the header). */
-async function getJson(path) {
-  const res = await fetch(new URL(path, apiBase), { headers: { Accept: "application/json" } });
-  if (res.status === 404) return { docs: [], token: null }; // no messages collection yet
-  if (!res.ok) throw new Error(await errorMessage(res));
-  const body = await res.json();
-  if (!Array.isArray(body)) throw new Error("unexpected answer from the server");
-  return { docs: body, token: res.headers.get("Resume-Token") };
-}
-
-async function errorMessage(res) {
+/** History page `page` (1 = the newest), newest first; none while there is no collection. */
+async function fetchPage(page) {
   try {
-    const body = await res.json();
-    if (body && typeof body.message === "string") return body.message;
-  } catch { /* not JSON */ }
-  return `${res.status} ${res.statusText}`.trim();
+    return await db.find(COLLECTION, historyQuery(page));
+  } catch (err) {
+    if (err instanceof RheoError && err.status === 404) return []; // no messages collection yet
+    throw err;
+  }
 }
-
-const fetchPage = (page) => getJson(historyPath(page, PAGE_SIZE));
 
 // ---- rendering
 function nickHue(name) {
@@ -155,41 +144,56 @@ function render(anchor = "bottom") {
   else if (atBottom || anchor === "force") sc.scrollTop = sc.scrollHeight;
 }
 
-// ---- live stream: snapshot + changes, then resume after the last event on reconnection
-let socket = null;
-let snapshotting = false; // the first page is being read before the socket opens
-let attempt = 0;
+// ---- live stream: rheo-client's subscription (snapshot + changes, resume, backoff)
+let sub = null; // the current subscription
+let resumable = null; // the server sends Resume-Token (rheo): null until the first page says
 let everLive = false;
-let retryTimer = null;
-let keepAliveTimer = null;
+let restarts = 0; // subscriptions replaced or restarted in a row without getting live
+let restartTimer = null;
 
-async function connect() {
-  clearTimeout(retryTimer);
-  retryTimer = null;
+/**
+ * Subscribes to the messages. The first time (and after the subscription ended) with the
+ * first page as its snapshot; from `resumeAfter` when there is one (a restart that keeps
+ * the position); against a server without resume, plainly, followed by catchUp.
+ */
+function openStream(resumeAfter = null) {
+  clearTimeout(restartTimer);
+  restartTimer = null;
+  const options = { onSnapshot, onEvent, onOpen, onClose, onStateChange, query: historyQuery(1) };
+  let s;
+  if (resumable === false) s = db.subscribe(COLLECTION, STREAM, options);
+  else if (resumeAfter !== null) s = db.subscribe(COLLECTION, STREAM, { ...options, resumeAfter });
+  else s = db.subscribeWithSnapshot(COLLECTION, STREAM, options);
+  sub = s;
+  s.closed.then((info) => {
+    if (s === sub) ended(info);
+  });
+}
+
+/** Drops the current subscription (its events not yet shown are dropped with it). */
+function closeStream() {
+  const s = sub;
+  sub = null;
+  if (s) s.close();
+  return s;
+}
+
+/** A fresh subscription after a delay (the client's backoff), or at once. */
+function restartStream({ now = false, resumeAfter = null } = {}) {
+  closeStream();
   setStatus(everLive ? "reconnecting" : "connecting");
-  if (position.mode === "snapshot") {
-    snapshotting = true;
-    try {
-      await loadSnapshot();
-    } catch {
-      scheduleReconnect();
-      return;
-    } finally {
-      snapshotting = false;
-    }
-  }
-  openStream();
+  clearTimeout(restartTimer);
+  restartTimer = setTimeout(() => openStream(resumeAfter), now ? 0 : backoffDelay(restarts++));
 }
 
 /**
- * Shows the first page as it stood at its Resume-Token, the position the stream then
- * opens after: nothing committed in between is missed or doubled. After a lost history
- * the list restarts from this page. Without the header (RESTHeart) the page is dropped:
- * the stream opens first and the history is read after it (catchUp).
+ * Shows the first page as it stood at its Resume-Token, after which the stream opens:
+ * nothing committed in between is missed or doubled. Also after a lost history (the
+ * client reads the page again): the list restarts from it.
  */
-async function loadSnapshot() {
-  const { docs, token } = await fetchPage(1);
-  if (!position.snapshot(token)) return;
+function onSnapshot(docs, token, s) {
+  if (s !== sub) return;
+  resumable = typeof token === "string" && token !== "";
   if (store.size > 0) {
     store.clear();
     generation++;
@@ -200,75 +204,69 @@ async function loadSnapshot() {
   render("bottom");
 }
 
-function openStream() {
-  const catchUpAfterOpen = position.mode === "catch-up";
-  let ws;
-  try {
-    ws = new WebSocket(new URL(streamPath(position.token), wsBase));
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  socket = ws;
-  const live = () => {
-    if (socket !== ws) return;
-    attempt = 0;
-    everLive = true;
-    setStatus("live");
-  };
-  ws.onopen = () => {
-    if (socket !== ws) return;
-    if (!catchUpAfterOpen) {
-      live();
-      return;
-    }
-    catchUp(ws).then(live, () => {
-      // History could not be read: start over, so that nothing is missed.
-      if (socket === ws) ws.close();
-    });
-  };
-  ws.onmessage = (ev) => {
-    if (socket !== ws || typeof ev.data !== "string") return;
-    let event;
-    try {
-      event = JSON.parse(ev.data);
-    } catch {
-      return;
-    }
-    if (!event || typeof event !== "object") return;
-    const insert = event.fullDocument && (!event.operationType || event.operationType === "insert");
-    if (insert && store.merge([event.fullDocument]).added) render("bottom");
-    position.advance(event); // handled, shown or not: a resumption starts after it
-  };
-  ws.onclose = (ev) => {
-    if (socket !== ws) return;
-    socket = null;
-    // The server no longer holds the changes after our token: reload the first page.
-    if (ev.code === HISTORY_LOST) position.lost();
-    scheduleReconnect();
-  };
+function onEvent(event, s) {
+  if (s !== sub || !event || typeof event !== "object") return;
+  const insert = event.fullDocument && (!event.operationType || event.operationType === "insert");
+  if (insert && store.merge([event.fullDocument]).added) render("bottom");
 }
 
-function scheduleReconnect() {
-  setStatus(everLive ? "reconnecting" : "connecting");
-  if (retryTimer) return;
-  const delay = backoffDelay(attempt++);
-  retryTimer = setTimeout(connect, delay);
+function live() {
+  restarts = 0;
+  everLive = true;
+  setStatus("live");
+}
+
+function onOpen(info, s) {
+  if (s !== sub) return;
+  if (resumable !== false) {
+    live();
+    return;
+  }
+  catchUp(s).then(() => {
+    if (s === sub) live();
+  }, () => {
+    // History could not be read: start over, so that nothing is missed.
+    if (s === sub) restartStream();
+  });
+}
+
+function onClose(info, s) {
+  // Without resume the client's own reconnection would skip what was sent meanwhile
+  // (and send a token the server ignores): a fresh subscription catches up instead.
+  if (s === sub && info.willReconnect && resumable === false) restartStream();
+}
+
+function onStateChange(state, s) {
+  if (s === sub && state !== "open") setStatus(everLive ? "reconnecting" : "connecting");
+}
+
+/**
+ * The subscription ended for good: the collection was dropped or is missing (404), or the
+ * stream was redefined. Start over with a fresh snapshot once it is back.
+ */
+function ended(info) {
+  sub = null;
+  if (info.error instanceof RheoError && info.error.status === 404 && !historyLoaded) {
+    historyLoaded = true; // no messages collection yet: an empty conversation
+    render("bottom");
+  }
+  resumable = null;
+  restartStream();
 }
 
 /**
  * Brings the list up to date after the stream (re)opened on a server without resume.
- * Everything committed before the socket opened is in the history, everything after
- * arrives on the socket, and the store drops what both deliver. On a reconnection,
+ * Everything committed before the stream opened is in the history, everything after
+ * arrives on the stream, and the store drops what both deliver. On a reconnection,
  * pages back from the newest until a page shares a message with what was already shown,
  * so no message sent while away is skipped even when more than a page of them was sent.
  */
-async function catchUp(ws) {
+async function catchUp(s) {
   const hadMessages = store.size > 0;
   const fresh = [];
   for (let page = 1; ; page++) {
-    const { docs } = await fetchPage(page);
-    if (socket !== ws) return;
+    const docs = await fetchPage(page);
+    if (s !== sub) return;
     fresh.push(...docs);
     const short = docs.length < PAGE_SIZE;
     const { overlap } = store.merge(docs);
@@ -287,11 +285,6 @@ async function catchUp(ws) {
   render("bottom");
 }
 
-function sendKeepAlive() {
-  if (socket && socket.readyState === WebSocket.OPEN)
-    socket.send(JSON.stringify({ from: "", message: "", timestamp: { $date: 123 } }));
-}
-
 // ---- history paging
 async function loadOlder() {
   if (loadingOlder || noOlder) return;
@@ -303,7 +296,7 @@ async function loadOlder() {
   const list = generation;
   try {
     for (let tries = 0; tries < MAX_CATCHUP_PAGES; tries++, page++) {
-      const { docs } = await fetchPage(page);
+      const docs = await fetchPage(page);
       if (list !== generation) break; // the list restarted meanwhile: this page may leave a gap
       const { added } = store.merge(docs);
       if (docs.length < PAGE_SIZE) {
@@ -370,20 +363,14 @@ ui.composer.addEventListener("submit", async (e) => {
   if (!text.trim() || !nickname) return;
   ui.composer.classList.add("sending");
   try {
-    const res = await fetch(new URL("messages", apiBase), {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ message: text, from: nickname }),
-    });
-    if (!res.ok) {
-      showSendError(`Not sent: ${await errorMessage(res)}`);
-      return;
-    }
+    await db.insert(COLLECTION, { message: text, from: nickname });
     showSendError("");
     if (ui.text.value === text) ui.text.value = "";
     ui.scroller.scrollTop = ui.scroller.scrollHeight; // follow one's own message
-  } catch {
-    showSendError("Not sent: the server cannot be reached. Try again in a moment.");
+  } catch (err) {
+    showSendError(err instanceof RheoError && err.status !== 0
+      ? `Not sent: ${err.message}`
+      : "Not sent: the server cannot be reached. Try again in a moment.");
   } finally {
     ui.composer.classList.remove("sending");
   }
@@ -391,11 +378,14 @@ ui.composer.addEventListener("submit", async (e) => {
 
 ui.older.addEventListener("click", loadOlder);
 
-// Back online after a network change: try at once instead of waiting for the backoff.
+// Back online after a network change: try at once instead of waiting for the backoff,
+// from where the stream stood (without resume, a fresh subscription catches up).
 window.addEventListener("online", () => {
-  if (!socket && !snapshotting) {
-    attempt = 0;
-    connect();
+  if (restartTimer) {
+    restartStream({ now: true });
+  } else if (sub && sub.state === "reconnecting") {
+    const token = resumable === true ? sub.token : null;
+    restartStream({ now: true, resumeAfter: token });
   }
 });
 
@@ -403,6 +393,4 @@ window.addEventListener("online", () => {
 if (nickname) showComposer();
 else showJoin();
 setStatus("connecting");
-connect();
-keepAliveTimer = setInterval(sendKeepAlive, KEEPALIVE_MS);
-window.addEventListener("pagehide", () => clearInterval(keepAliveTimer));
+openStream();

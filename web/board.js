@@ -1,22 +1,24 @@
 // rheo board: a live leaderboard, the top players of the collection "scores" by score. It
-// keeps one live query open and talks to rheo only through its public API:
+// keeps one live query open (rheo-client's db.live, served next to it in ./rheo-client)
+// and talks to rheo only through its public API:
 //   GET/PUT    <base>/scores/_meta, <base>/scores      create the collection when missing
-//   WebSocket  <base>/scores/_live?sort={"score":-1,"name":1}&pagesize=10&keys=...
+//   WebSocket  <base>/scores/_live?sort={"score":-1,"name":1}&keys=...&pagesize=10
 //              an init frame with the top 10, then diffs that keep the copy equal to them
 //   POST       <base>/scores {"name": ..., "score": n}              add a player
 //   PATCH      <base>/scores/<id> {"$inc": {"score": 1 | -1}}       +1 / -1
 //   DELETE     <base>/scores/<id>                                   remove a player
-// The page never reads the list any other way: what it shows is the init with every diff
-// since applied (board-core.js). Writes only write; their effect arrives as diffs, in this
-// page and in every other one. Text from the server is rendered with textContent.
+// The page never reads the list any other way: what it shows is the live query's result,
+// the init with every diff since applied (by the client, which also reconnects for a
+// fresh init). Writes only write; their effect arrives as diffs, in this page and in
+// every other one. Text from the server is rendered with textContent.
 
-import { backoffDelay, idKey } from "./chat-core.js";
-import { COLLECTION, LiveResult, WINDOW, docPath, livePath, parsePlayer, scoreLabel } from "./board-core.js";
+import { RheoClient, RheoError, backoffDelay } from "./rheo-client/src/index.js";
+import { idKey } from "./chat-core.js";
+import { COLLECTION, LIVE_QUERY, WINDOW, parsePlayer, scoreLabel } from "./board-core.js";
 
 const apiMeta = document.querySelector('meta[name="rheo-api-base"]');
 const apiBase = new URL(apiMeta ? apiMeta.content : "../", location.href);
-const wsBase = new URL(apiBase.href);
-wsBase.protocol = apiBase.protocol === "https:" ? "wss:" : "ws:";
+const db = new RheoClient(apiBase.href);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -24,7 +26,8 @@ const ui = {
   add: $("add"), name: $("name"), score: $("score"), addError: $("add-error"),
 };
 
-const result = new LiveResult();
+let shownDocs = []; // the live query's result as last rendered
+let initialized = false; // a first result has arrived
 const elements = new Map(); // id key -> its <li>, reused across renders
 
 // ---- connection status: connecting (first time), live, reconnecting
@@ -41,34 +44,20 @@ function showError(el, text) {
 }
 
 // ---- HTTP
-async function errorMessage(res) {
-  try {
-    const body = await res.json();
-    if (body && typeof body.message === "string") return body.message;
-  } catch { /* not JSON */ }
-  return `${res.status} ${res.statusText}`.trim();
-}
-
-async function call(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(new URL(path, apiBase), init);
-  if (!res.ok) throw new Error(await errorMessage(res));
-  return res;
-}
-
 /** Creates the collection when it is missing: a live query on a missing one is 404. */
 async function ensureCollection() {
-  const meta = await fetch(new URL(`${COLLECTION}/_meta`, apiBase), { headers: { Accept: "application/json" } });
-  if (meta.ok) return;
-  if (meta.status !== 404) throw new Error(`/${COLLECTION}: ${await errorMessage(meta)}`);
-  const put = await fetch(new URL(COLLECTION, apiBase), { method: "PUT" });
-  // 201 created it; 200 or 409: another page created it meanwhile.
-  if (put.status !== 201 && put.status !== 200 && put.status !== 409)
-    throw new Error(`creating /${COLLECTION}: ${await errorMessage(put)}`);
+  try {
+    await db.getCollection(COLLECTION);
+    return;
+  } catch (err) {
+    if (!(err instanceof RheoError && err.status === 404)) throw new Error(`/${COLLECTION}: ${err.message}`);
+  }
+  try {
+    await db.createCollection(COLLECTION);
+  } catch (err) {
+    // 409: another page created it meanwhile.
+    if (!(err instanceof RheoError && err.status === 409)) throw new Error(`creating /${COLLECTION}: ${err.message}`);
+  }
 }
 
 // ---- rendering
@@ -108,72 +97,70 @@ function entryElement(doc) {
 }
 
 function render() {
-  const nodes = result.docs.map((doc, i) => {
+  const nodes = shownDocs.map((doc, i) => {
     const li = entryElement(doc);
     li.querySelector(".rank").textContent = String(i + 1);
     return li;
   });
   ui.board.replaceChildren(...nodes);
-  const shown = new Set(result.docs.map((d) => idKey(d._id)));
+  const shown = new Set(shownDocs.map((d) => idKey(d._id)));
   for (const key of elements.keys()) if (!shown.has(key)) elements.delete(key);
-  ui.board.dataset.count = String(result.docs.length);
-  ui.empty.hidden = !(result.initialized && result.docs.length === 0);
+  ui.board.dataset.count = String(shownDocs.length);
+  ui.empty.hidden = !(initialized && shownDocs.length === 0);
 }
 
-// ---- the live query: an init, then diffs; on any trouble, reconnect for a fresh init
-let socket = null;
-let attempt = 0;
+// ---- the live query: rheo-client keeps the result and reconnects for a fresh init
+let query = null; // the current live query
 let everLive = false;
-let retryTimer = null;
+let restarts = 0; // starts in a row that did not get a result
+let restartTimer = null;
 
-async function connect() {
-  retryTimer = null;
+async function start() {
+  restartTimer = null;
   setStatus(everLive ? "reconnecting" : "connecting");
   try {
     await ensureCollection();
   } catch (err) {
     showError(ui.error, `Cannot use the board: ${err.message}`);
-    scheduleReconnect();
+    restart();
     return;
   }
-  let ws;
-  try {
-    ws = new WebSocket(new URL(livePath(), wsBase));
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  socket = ws;
-  ws.onmessage = (ev) => {
-    if (socket !== ws || typeof ev.data !== "string") return;
-    let kind;
-    try {
-      kind = result.apply(JSON.parse(ev.data));
-    } catch (err) {
-      // The copy no longer matches the server's result: start over from a fresh init.
-      console.warn("board: dropping the live query:", err.message);
-      ws.close();
-      return;
-    }
-    if (kind === "init") {
-      attempt = 0;
-      everLive = true;
-      showError(ui.error, "");
-      setStatus("live");
-    }
-    render();
-  };
-  ws.onclose = () => {
-    if (socket !== ws) return;
-    socket = null;
-    scheduleReconnect();
-  };
+  const q = db.live(COLLECTION, {
+    ...LIVE_QUERY,
+    onChange(docs, change, self) {
+      if (self !== query) return;
+      shownDocs = docs;
+      initialized = true;
+      if (change.type === "init") {
+        restarts = 0;
+        everLive = true;
+        showError(ui.error, "");
+        setStatus("live");
+      }
+      render();
+    },
+    onStateChange(state, self) {
+      if (self === query && state !== "open") setStatus(everLive ? "reconnecting" : "connecting");
+    },
+    onError(err, self) {
+      // e.g. a diff that does not fit the result: the client starts over from a fresh init.
+      if (self === query) console.warn("board: live query:", err.message);
+    },
+  });
+  query = q;
+  // It ends for good when the collection is dropped (or refused): create it again.
+  q.closed.then(() => {
+    if (q === query) restart();
+  });
 }
 
-function scheduleReconnect() {
+function restart(now = false) {
+  const q = query;
+  query = null;
+  if (q) q.close();
   setStatus(everLive ? "reconnecting" : "connecting");
-  if (retryTimer) return;
-  retryTimer = setTimeout(connect, backoffDelay(attempt++));
+  clearTimeout(restartTimer);
+  restartTimer = setTimeout(start, now ? 0 : backoffDelay(restarts++));
 }
 
 // ---- writes: their effect comes back through the live query
@@ -181,13 +168,12 @@ ui.board.addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
   const li = button && button.closest("li.entry");
   if (!li) return;
-  const doc = result.docs.find((d) => idKey(d._id) === li.dataset.id);
+  const doc = shownDocs.find((d) => idKey(d._id) === li.dataset.id);
   if (!doc) return;
   const action = button.dataset.action;
   try {
-    const path = docPath(COLLECTION, doc._id);
-    if (action === "del") await call("DELETE", path);
-    else await call("PATCH", path, { $inc: { score: action === "inc" ? 1 : -1 } });
+    if (action === "del") await db.delete(COLLECTION, doc._id);
+    else await db.update(COLLECTION, doc._id, { $inc: { score: action === "inc" ? 1 : -1 } });
     showError(ui.error, "");
   } catch (err) {
     showError(ui.error, `Not saved: ${err.message}`);
@@ -203,7 +189,7 @@ ui.add.addEventListener("submit", async (e) => {
   }
   ui.add.classList.add("sending");
   try {
-    await call("POST", COLLECTION, player);
+    await db.insert(COLLECTION, player);
     showError(ui.addError, "");
     ui.name.value = "";
     ui.score.value = "0";
@@ -217,14 +203,10 @@ ui.add.addEventListener("submit", async (e) => {
 
 // Back online after a network change: try at once instead of waiting for the backoff.
 window.addEventListener("online", () => {
-  if (!socket && retryTimer) {
-    clearTimeout(retryTimer);
-    attempt = 0;
-    connect();
-  }
+  if (restartTimer || (query && query.state === "reconnecting")) restart(true);
 });
 
 // ---- start
 ui.caption.textContent = `Top ${WINDOW} players, live`;
 setStatus("connecting");
-connect();
+start();

@@ -1,8 +1,11 @@
 // Pure logic of the chat, with no DOM and no network: how a message is identified,
-// when it was sent, how messages are ordered, a store that merges what arrives from the
-// history pages and from the change stream without gaps or duplicates, and where the
-// chat stands in the server's change feed (the token it resumes from).
+// when it was sent, how messages are ordered, the history query, and a store that merges
+// what arrives from the history pages and from the change stream without gaps or
+// duplicates. Where the chat stands in the change feed (the token it resumes from) and
+// how it reconnects are rheo-client's (web/rheo-client).
 
+export const COLLECTION = "messages";
+export const STREAM = "all";
 export const PAGE_SIZE = 15;
 export const NICK_MIN = 3;
 export const NICK_MAX = 20;
@@ -74,65 +77,12 @@ export function compareMessages(a, b) {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
-/** The history query: newest first, _id breaking ties so that pages never overlap or skip. */
-export function historyPath(page, pageSize = PAGE_SIZE) {
-  return `messages?page=${page}&pagesize=${pageSize}&sort=${encodeURIComponent("{timestamp:-1,_id:-1}")}`;
-}
+/** The history order: newest first, _id breaking ties so that pages never overlap or skip. */
+export const HISTORY_SORT = "{timestamp:-1,_id:-1}";
 
-/** WebSocket close code of a resume token older than the server's history. */
-export const HISTORY_LOST = 4410;
-
-/** The resume token of a change event (its `_id._data`), or null. */
-export function eventToken(event) {
-  const data = event && event._id && event._id._data;
-  return typeof data === "string" && data !== "" ? data : null;
-}
-
-/** The change stream of the messages, resuming after `token` when there is one. */
-export function streamPath(token = null) {
-  const path = "messages/_streams/all";
-  return token === null ? path : `${path}?resumeAfter=${encodeURIComponent(token)}`;
-}
-
-/**
- * Where the chat stands in the change feed, which says how the next connection starts:
- * - "snapshot": nothing held yet (first load, or the history was lost): read the first
- *   page and its Resume-Token, then open the stream after that token;
- * - "resume": open the stream after the token of the last event handled (or of the
- *   snapshot, before any event); nothing is refetched;
- * - "catch-up": the server sends no Resume-Token (RESTHeart): open the stream, then
- *   page back through the history until it meets what is on screen.
- * Tokens are opaque: kept and handed back, never parsed.
- */
-export class FeedPosition {
-  constructor() {
-    this.token = null;
-    this.resumable = null; // unknown until the first snapshot answers
-  }
-
-  get mode() {
-    if (this.resumable === false) return "catch-up";
-    return this.token === null ? "snapshot" : "resume";
-  }
-
-  /** Takes the Resume-Token header of a snapshot (null when absent); true if resumable. */
-  snapshot(header) {
-    this.resumable = typeof header === "string" && header !== "";
-    this.token = this.resumable ? header : null;
-    return this.resumable;
-  }
-
-  /** Moves past an event of the stream. Against a server without resume, tokens stay unused. */
-  advance(event) {
-    if (!this.resumable) return;
-    const token = eventToken(event);
-    if (token !== null) this.token = token;
-  }
-
-  /** The server no longer holds the history after the token: the next connection reloads. */
-  lost() {
-    this.token = null;
-  }
+/** The query of history page `page` (1 = the newest messages), as rheo-client takes it. */
+export function historyQuery(page, pageSize = PAGE_SIZE) {
+  return { sort: HISTORY_SORT, page, pagesize: pageSize };
 }
 
 /**
@@ -207,10 +157,4 @@ export function dayLabel(millis, now = Date.now()) {
 /** "14:05" in the browser's locale. */
 export function timeLabel(millis) {
   return new Date(millis).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
-}
-
-/** Delay before reconnect attempt n (0-based): 0.5 s doubling up to 10 s, with jitter. */
-export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
-  return Math.round(base * (0.75 + 0.5 * random()));
 }

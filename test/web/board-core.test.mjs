@@ -1,32 +1,19 @@
-// Unit tests of the leaderboard's pure logic (web/board-core.js), no browser needed:
+// Unit tests of the leaderboard's pure logic (web/board-core.js), and of how the live
+// query's diffs are applied, which moved into rheo-client (its applyDiff, used by db.live),
+// no browser needed:
 //   node --test test/web/board-core.test.mjs
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import {
-  LiveResult, WINDOW, applyOps, docPath, livePath, parsePlayer, queryPath, queryString, scoreLabel,
-} from "../../web/board-core.js";
+import { KEYS, LIVE_QUERY, SORT, WINDOW, parsePlayer, queryPath, queryString, scoreLabel } from "../../web/board-core.js";
+import { applyDiff as applyOps } from "../../web/rheo-client/src/index.js";
+import { queryParams } from "../../web/rheo-client/src/util.js";
 
 const doc = (name, score) => ({ _id: `id-${name}`, name, score });
 const names = (docs) => docs.map((d) => d.name);
 const start = () => [doc("a", 9), doc("b", 7), doc("c", 5), doc("d", 3)];
 
-describe("board-core: applying a live query's frames", () => {
-  it("init replaces the copy and keeps the token", () => {
-    const r = new LiveResult();
-    assert.equal(r.initialized, false);
-    assert.equal(r.apply({ init: start(), token: "0000000000000007" }), "init");
-    assert.deepEqual(names(r.docs), ["a", "b", "c", "d"]);
-    assert.equal(r.token, "0000000000000007");
-    assert.equal(r.initialized, true);
-    // A second init (a resumed stream) replaces everything, it does not merge.
-    assert.equal(r.apply({ init: [doc("z", 1)], token: "0000000000000009" }), "init");
-    assert.deepEqual(names(r.docs), ["z"]);
-    assert.equal(r.token, "0000000000000009");
-    assert.equal(r.apply({ init: [], token: "000000000000000a" }), "init");
-    assert.deepEqual(r.docs, []);
-  });
-
+describe("rheo-client applyDiff: a live query's diffs as the board gets them", () => {
   it("add inserts at the index: first, middle, last", () => {
     assert.deepEqual(names(applyOps(start(), [{ op: "add", at: 0, doc: doc("x", 10) }])), ["x", "a", "b", "c", "d"]);
     assert.deepEqual(names(applyOps(start(), [{ op: "add", at: 2, doc: doc("x", 6) }])), ["a", "b", "x", "c", "d"]);
@@ -56,30 +43,21 @@ describe("board-core: applying a live query's frames", () => {
   });
 
   it("applies a frame's ops in order: an entry falls out of a full window, the next comes in", () => {
-    const r = new LiveResult();
-    r.apply({ init: start(), token: "1" });
     // b drops below the window's edge (window of 4): it leaves, e comes in at the bottom.
-    assert.equal(r.apply({ diff: [{ op: "remove", at: 1 }, { op: "add", at: 3, doc: doc("e", 2) }], token: "2" }), "diff");
-    assert.deepEqual(names(r.docs), ["a", "c", "d", "e"]);
-    assert.equal(r.token, "2");
+    let docs = applyOps(start(), [{ op: "remove", at: 1 }, { op: "add", at: 3, doc: doc("e", 2) }]);
+    assert.deepEqual(names(docs), ["a", "c", "d", "e"]);
     // The other order of the same two ops gives another result: order matters.
     assert.deepEqual(names(applyOps(start(), [{ op: "add", at: 3, doc: doc("e", 2) }, { op: "remove", at: 1 }])),
       ["a", "c", "e", "d"]);
     // Several commits in one frame: an update that moves, then a delete and its refill.
-    r.apply({
-      diff: [
-        { op: "update", at: 3, to: 0, doc: doc("e", 50) },
-        { op: "remove", at: 2 },
-        { op: "add", at: 3, doc: doc("f", 0) },
-      ],
-      token: "5",
-    });
-    assert.deepEqual(names(r.docs), ["e", "a", "d", "f"]);
-    assert.equal(r.token, "5");
-    // An empty diff changes nothing but the position.
-    r.apply({ diff: [], token: "6" });
-    assert.deepEqual(names(r.docs), ["e", "a", "d", "f"]);
-    assert.equal(r.token, "6");
+    docs = applyOps(docs, [
+      { op: "update", at: 3, to: 0, doc: doc("e", 50) },
+      { op: "remove", at: 2 },
+      { op: "add", at: 3, doc: doc("f", 0) },
+    ]);
+    assert.deepEqual(names(docs), ["e", "a", "d", "f"]);
+    // An empty diff changes nothing.
+    assert.deepEqual(names(applyOps(docs, [])), ["e", "a", "d", "f"]);
   });
 
   it("does not change the array it was given", () => {
@@ -103,31 +81,21 @@ describe("board-core: applying a live query's frames", () => {
     ];
     for (const op of bad) {
       assert.throws(() => applyOps(start(), [op]), RangeError, JSON.stringify(op));
-      const r = new LiveResult();
-      r.apply({ init: start(), token: "1" });
-      // The first op is fine; the frame as a whole is refused.
-      assert.throws(() => r.apply({ diff: [{ op: "remove", at: 0 }, op], token: "2" }), RangeError);
-      assert.deepEqual(r.docs, start(), `copy unchanged after ${JSON.stringify(op)}`);
-      assert.equal(r.token, "1");
+      // The first op is fine; the diff as a whole is refused, the array left as it was.
+      const docs = start();
+      assert.throws(() => applyOps(docs, [{ op: "remove", at: 0 }, op]), RangeError);
+      assert.deepEqual(docs, start(), `unchanged after ${JSON.stringify(op)}`);
     }
     assert.throws(() => applyOps([], [{ op: "remove", at: 0 }]), RangeError);
     assert.throws(() => applyOps([], [{ op: "update", at: 0, to: 0, doc: doc("x", 1) }]), RangeError);
   });
 
-  it("throws on malformed ops and frames", () => {
+  it("throws on malformed ops", () => {
     assert.throws(() => applyOps(start(), [{ op: "move", at: 0 }]), /unknown op/);
     assert.throws(() => applyOps(start(), [{ op: "add", at: 0 }]), /without a document/);
     assert.throws(() => applyOps(start(), [{ op: "update", at: 0, to: 0, doc: [1] }]), /without a document/);
     assert.throws(() => applyOps(start(), [null]), TypeError);
     assert.throws(() => applyOps(start(), { op: "remove", at: 0 }), TypeError);
-    const r = new LiveResult();
-    assert.throws(() => r.apply({ diff: [], token: "1" }), /before the init/);
-    assert.throws(() => r.apply({ token: "1" }), TypeError);
-    assert.throws(() => r.apply(null), TypeError);
-    r.apply({ init: [doc("a", 1)], token: "1" });
-    r.reset();
-    assert.equal(r.initialized, false);
-    assert.throws(() => r.apply({ diff: [], token: "2" }), /before the init/);
   });
 });
 
@@ -137,20 +105,12 @@ describe("board-core: URLs and input", () => {
     assert.deepEqual(JSON.parse(q.get("sort")), { score: -1, name: 1 });
     assert.equal(q.get("pagesize"), String(WINDOW));
     assert.deepEqual(JSON.parse(q.get("keys")), { name: 1, score: 1 });
-    assert.equal(livePath(), `scores/_live?${queryString()}`);
+    assert.deepEqual(LIVE_QUERY, { sort: SORT, pagesize: WINDOW, keys: KEYS });
+    // What the client sends for db.live(COLLECTION, LIVE_QUERY) carries the same parameters.
+    const live = Object.fromEntries(queryParams(LIVE_QUERY));
+    assert.deepEqual(live, Object.fromEntries(q));
     assert.equal(queryPath(), `scores?${queryString()}`);
     assert.equal(queryPath("scores", { pagesize: 3, keys: null }), `scores?sort=${encodeURIComponent('{"score":-1,"name":1}')}&pagesize=3`);
-  });
-
-  it("addresses documents by ObjectId, string or number", () => {
-    assert.equal(docPath("scores", { $oid: "6b169d989e9a90885b271885" }), "scores/6b169d989e9a90885b271885");
-    assert.equal(docPath("scores", "ann"), "scores/ann?id_type=STRING");
-    assert.equal(docPath("scores", "a/b c"), "scores/a%2Fb%20c?id_type=STRING");
-    // A string of 24 hex digits is still a string.
-    assert.equal(docPath("scores", "6b169d989e9a90885b271885"), "scores/6b169d989e9a90885b271885?id_type=STRING");
-    assert.equal(docPath("scores", 7), "scores/7?id_type=NUMBER");
-    assert.throws(() => docPath("scores", undefined));
-    assert.throws(() => docPath("scores", { a: 1 }));
   });
 
   it("takes a player from the form: a name of 1 to 20 characters and a whole score", () => {

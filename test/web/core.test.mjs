@@ -4,9 +4,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
-  FeedPosition, HISTORY_LOST, MessageStore, backoffDelay, compareMessages, dateMillis, dayKey, eventToken,
-  historyPath, idKey, messageTime, streamPath, toMessage, validNickname,
+  COLLECTION, MessageStore, PAGE_SIZE, STREAM, compareMessages, dateMillis, dayKey, historyQuery, idKey, messageTime,
+  toMessage, validNickname,
 } from "../../web/chat-core.js";
+// Resume tokens, the stream's position and the backoff moved into rheo-client, which the
+// chat uses (its own tests cover them); here only what the chat hands to it.
+import { RheoClient } from "../../web/rheo-client/src/index.js";
 
 const oid = (secs, tail = "0000000000000000") => ({ $oid: secs.toString(16).padStart(8, "0") + tail });
 
@@ -69,60 +72,20 @@ describe("chat-core", () => {
     assert.equal(s.newest().text, "m44");
   });
 
-  it("asks for history newest first with _id breaking ties", () => {
-    assert.equal(historyPath(3), "messages?page=3&pagesize=15&sort=%7Btimestamp%3A-1%2C_id%3A-1%7D");
-  });
-
-  it("opens the stream plain, or resuming after a token", () => {
-    assert.equal(streamPath(), "messages/_streams/all");
-    assert.equal(streamPath(null), "messages/_streams/all");
-    assert.equal(streamPath("00000000000000a7"), "messages/_streams/all?resumeAfter=00000000000000a7");
-    // Opaque: whatever the server hands out goes back intact.
-    assert.equal(streamPath("a+b/c=&d"), "messages/_streams/all?resumeAfter=a%2Bb%2Fc%3D%26d");
-  });
-
-  it("reads an event's resume token from _id._data", () => {
-    assert.equal(eventToken({ _id: { _data: "0000000000000002" }, operationType: "insert" }), "0000000000000002");
-    assert.equal(eventToken({ _id: { _data: "" } }), null);
-    assert.equal(eventToken({ _id: { $oid: "6b0f4bcc8da22b1f617b19dd" } }), null);
-    assert.equal(eventToken({ from: "", message: "" }), null);
-    assert.equal(eventToken(null), null);
-    assert.equal(HISTORY_LOST, 4410);
-  });
-
-  it("starts from a snapshot token, resumes after the last event, reloads when history is lost", () => {
-    const p = new FeedPosition();
-    assert.equal(p.mode, "snapshot");
-    assert.equal(p.snapshot("0000000000000010"), true);
-    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000010"]);
-    // Before any event the snapshot's token is where a reconnection resumes.
-    p.advance({ from: "", message: "" }); // no token: a keep-alive or a foreign frame
-    assert.equal(p.token, "0000000000000010");
-    p.advance({ _id: { _data: "0000000000000011" }, operationType: "insert" });
-    p.advance({ _id: { _data: "0000000000000012" }, operationType: "update" }); // not shown, still handled
-    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000012"]);
-    p.lost();
-    assert.deepEqual([p.mode, p.token], ["snapshot", null]);
-    assert.equal(p.snapshot("0000000000000020"), true);
-    assert.deepEqual([p.mode, p.token], ["resume", "0000000000000020"]);
-  });
-
-  it("falls back to catching up when the server sends no Resume-Token (RESTHeart)", () => {
-    const p = new FeedPosition();
-    assert.equal(p.snapshot(null), false);
-    assert.equal(p.mode, "catch-up");
-    // RESTHeart's frames carry MongoDB resume tokens too: without the header they stay unused.
-    p.advance({ _id: { _data: "8263A1..." }, operationType: "insert" });
-    assert.deepEqual([p.mode, p.token], ["catch-up", null]);
-    p.lost();
-    assert.equal(p.mode, "catch-up");
-  });
-
-  it("backs off from half a second up to ten, with jitter", () => {
-    assert.equal(backoffDelay(0, () => 0.5), 500);
-    assert.equal(backoffDelay(3, () => 0.5), 4000);
-    assert.equal(backoffDelay(50, () => 0.5), 10000);
-    assert.ok(backoffDelay(0, () => 0) >= 375 && backoffDelay(0, () => 1) <= 625);
+  it("asks for history newest first with _id breaking ties", async () => {
+    assert.deepEqual(historyQuery(3), { sort: "{timestamp:-1,_id:-1}", page: 3, pagesize: PAGE_SIZE });
+    assert.equal(PAGE_SIZE, 15);
+    // As the client sends it: the WebChat's query, the shell-syntax sort as written.
+    const urls = [];
+    const db = new RheoClient("http://rheo.test/api", {
+      fetch: async (url) => {
+        urls.push(url);
+        return new Response("[]", { status: 200, headers: { "Content-Type": "application/json" } });
+      },
+    });
+    await db.find(COLLECTION, historyQuery(3));
+    assert.deepEqual(urls, ["http://rheo.test/api/messages?sort=%7Btimestamp%3A-1%2C_id%3A-1%7D&page=3&pagesize=15"]);
+    assert.equal(STREAM, "all");
   });
 
   it("names local days", () => {
