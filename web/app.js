@@ -381,9 +381,11 @@ ui.older.addEventListener("click", loadOlder);
 // Back online after a network change: try at once instead of waiting for the backoff,
 // from where the stream stood (without resume, a fresh subscription catches up).
 window.addEventListener("online", () => {
+  restarts = 0; // the backoff starts over: a failure now waits half a second, not ten
   if (restartTimer) {
     restartStream({ now: true });
-  } else if (sub && sub.state === "reconnecting") {
+  } else if (sub && sub.state !== "open") {
+    // Also a subscription that has not connected yet: it may be waiting out a long backoff.
     const token = resumable === true ? sub.token : null;
     restartStream({ now: true, resumeAfter: token });
   }

@@ -315,7 +315,12 @@ describe("web chat", () => {
     // The server's answers minus the header, as RESTHeart gives them.
     const gina = await openChat("gina", "gina", {
       prepare: (context) => context.route(/\/messages\?/, async (route) => {
-        const response = await route.fetch();
+        let response;
+        try {
+          response = await route.fetch();
+        } catch {
+          return route.abort(); // the server is down (restarting): the page sees a failed request
+        }
         const headers = { ...response.headers() };
         delete headers["resume-token"];
         await route.fulfill({ response, headers });
