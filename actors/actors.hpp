@@ -3,8 +3,8 @@
 //
 // Thread-safety: actor handles are thread-safe values; message types are immutable
 // once sent (their shared payloads are const). Only event_batch, metadata_change and
-// feed_end may cross the network; subscription_spec, client_handle and replay_feed hold
-// node-local objects.
+// feed_end may cross the network; subscription_spec, client_handle, replay_feed,
+// presence_join and store_read hold node-local objects.
 #pragma once
 
 #include "storage/document/pipeline.hpp"
@@ -93,6 +93,14 @@ struct subscription_spec {
 struct client_handle {
   std::shared_ptr<push_connection> conn;
   std::optional<std::string> resume_after;
+};
+
+/// What a read of the store gave (replay_service::read, for a live query): the documents,
+/// and the change-feed position they reflect; or why it failed. Never leaves the node.
+struct store_read {
+  std::vector<object> docs;
+  std::string position;
+  std::optional<std::string> error;
 };
 
 /// A replay feed (a resuming session's own change feed from its token), handed to the
@@ -303,3 +311,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::subscription_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::client_handle)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::replay_feed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::presence_join)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::store_read)

@@ -3,6 +3,7 @@
 #include "net/fanout.hpp"
 #include "net/io_pool.hpp"
 #include "net/push_connection.hpp"
+#include "net/ws_frame.hpp"
 
 namespace rheo {
 
@@ -39,6 +40,34 @@ void audience::post(push_transport transport, const std::shared_ptr<const std::s
                     std::uint32_t frames, const push_connection* except) {
   for (auto& g : groups_[static_cast<std::size_t>(transport)])
     if (g.sessions) g.group->post_deliver(bytes, frames, except);
+}
+
+void audience::post_message(std::string_view event, const std::string* id, std::string_view json,
+                            const push_connection* except) {
+  for (auto t : {push_transport::websocket, push_transport::sse}) {
+    if (!reaches(t)) continue;
+    auto bytes = std::make_shared<std::string>();
+    append_push_message(*bytes, t, event, id, json);
+    post(t, std::move(bytes), 1, except);
+  }
+}
+
+void append_push_message(std::string& out, push_transport transport, std::string_view event,
+                         const std::string* id, std::string_view json) {
+  if (transport == push_transport::websocket) {
+    ws::append_frame(out, ws::opcode::text, json);
+    return;
+  }
+  if (id) {
+    out += "id: ";
+    out += *id;
+    out += '\n';
+  }
+  out += "event: ";
+  out += event;
+  out += "\ndata: ";
+  out += json;
+  out += "\n\n";
 }
 
 void send_alone(const std::shared_ptr<push_connection>& conn, std::string bytes,

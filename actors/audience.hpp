@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rheo {
@@ -38,6 +39,10 @@ public:
   /// but `except` (when given).
   void post(push_transport transport, const std::shared_ptr<const std::string>& bytes,
             std::uint32_t frames, const push_connection* except = nullptr);
+  /// Queues one message, `json`, on each of its connections but `except`: encoded once per
+  /// transport in use, as append_push_message() does.
+  void post_message(std::string_view event, const std::string* id, std::string_view json,
+                    const push_connection* except = nullptr);
 
 private:
   struct shard_group {
@@ -48,6 +53,11 @@ private:
   std::array<std::vector<shard_group>, 2> groups_;
   std::array<std::uint32_t, 2> sessions_{};
 };
+
+/// Appends message `json` as `transport` carries it: a WebSocket text frame, or an SSE event
+/// named `event` with `id` as its id (no id line when null: the client's last id stays).
+void append_push_message(std::string& out, push_transport transport, std::string_view event,
+                         const std::string* id, std::string_view json);
 
 /// Queues `frames` messages in `bytes` on `conn` alone (nothing when `frames` is 0), in order
 /// with every other post from the calling thread to its I/O thread.

@@ -1,11 +1,11 @@
 #include "actors/live_query.hpp"
 
 #include "actors/handover.hpp"
+#include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/push_connection.hpp"
-#include "net/ws_frame.hpp"
 #include "storage/store.hpp"
 
 #include <caf/all.hpp>
@@ -16,25 +16,6 @@ namespace {
 
 using self_ptr = live_query_actor::stateful_pointer<live_query_state>;
 using state = live_query_state;
-
-/// `frame` ("init" or "diff", JSON) as `transport` carries it.
-std::string encode(push_transport transport, std::string_view event, const std::string& token,
-                   const std::string& frame) {
-  std::string out;
-  if (transport == push_transport::websocket) {
-    ws::append_frame(out, ws::opcode::text, frame);
-    return out;
-  }
-  out.reserve(frame.size() + token.size() + 32);
-  out += "id: ";
-  out += token;
-  out += "\nevent: ";
-  out += event;
-  out += "\ndata: ";
-  out += frame;
-  out += "\n\n";
-  return out;
-}
 
 void close_all(self_ptr self, const close_reason& why) {
   auto& st = self->state;
@@ -59,7 +40,9 @@ void admit_waiting(self_ptr self) {
       frame = st.eval->init_frame(); // built once for every client that joins now
       st.stats->live_frames.fetch_add(1, std::memory_order_relaxed);
     }
-    send_alone(m.waiting, encode(m.transport, "init", st.eval->position(), *frame), 1);
+    std::string bytes;
+    append_push_message(bytes, m.transport, "init", &st.eval->position(), *frame);
+    send_alone(m.waiting, std::move(bytes), 1);
     st.listeners.join(std::move(m.waiting));
     m.waiting = nullptr;
   }
@@ -70,16 +53,11 @@ void admit_waiting(self_ptr self) {
 /// current, lets in the sessions that wait for it.
 void follow(self_ptr self, live_evaluation::step step) {
   auto& st = self->state;
-  const bool ws = st.listeners.reaches(push_transport::websocket);
-  const bool sse = st.listeners.reaches(push_transport::sse);
-  for (auto& f : step.diffs) {
-    if (!ws && !sse) break;
-    st.stats->live_frames.fetch_add(1, std::memory_order_relaxed);
-    for (auto t : {push_transport::websocket, push_transport::sse})
-      if (st.listeners.reaches(t))
-        st.listeners.post(
-            t, std::make_shared<const std::string>(encode(t, "diff", f.token, f.json)), 1);
-  }
+  if (st.listeners.reaches(push_transport::websocket) || st.listeners.reaches(push_transport::sse))
+    for (auto& f : step.diffs) {
+      st.stats->live_frames.fetch_add(1, std::memory_order_relaxed);
+      st.listeners.post_message("diff", &f.token, f.json);
+    }
   if (step.start_read) {
     if (st.eval->refills() > 0) st.stats->live_refills.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t id = ++st.read_id;

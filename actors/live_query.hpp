@@ -20,7 +20,6 @@
 
 #include "actors/actors.hpp"
 #include "actors/audience.hpp"
-#include "actors/replay.hpp"
 #include "storage/document/live_window.hpp"
 
 #include <caf/actor_addr.hpp>
@@ -34,6 +33,7 @@
 namespace rheo {
 
 struct metrics;
+class replay_service;
 
 using read_atom = caf::atom_constant<caf::atom("read")>;
 
@@ -73,5 +73,3 @@ live_query(live_query_actor::stateful_pointer<live_query_state> self, broker_act
            subscription_spec spec, metrics* stats, replay_service* replays);
 
 } // namespace rheo
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(rheo::store_read)

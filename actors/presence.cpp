@@ -4,7 +4,6 @@
 #include "net/metrics.hpp"
 #include "net/presence_directory.hpp"
 #include "net/push_connection.hpp"
-#include "net/ws_frame.hpp"
 #include "storage/document/json.hpp"
 
 #include <caf/all.hpp>
@@ -20,32 +19,6 @@ using self_ptr = presence_actor::stateful_pointer<presence_state>;
 using state = presence_state;
 
 std::atomic<std::uint64_t> next_owner{1};
-
-/// {"presence":{"joined":[...],"left":[...]}} as `transport` carries it.
-std::string encode(push_transport transport, const std::string& json) {
-  std::string out;
-  if (transport == push_transport::websocket) {
-    ws::append_frame(out, ws::opcode::text, json);
-    return out;
-  }
-  out = "event: presence\ndata: ";
-  out += json;
-  out += "\n\n";
-  return out;
-}
-
-/// A broadcast frame as `transport` carries it (SSE: event: broadcast).
-std::string encode_broadcast(push_transport transport, const std::string& json) {
-  std::string out;
-  if (transport == push_transport::websocket) {
-    ws::append_frame(out, ws::opcode::text, json);
-    return out;
-  }
-  out = "event: broadcast\ndata: ";
-  out += json;
-  out += "\n\n";
-  return out;
-}
 
 std::string frame_json(const std::vector<object>& joined, const std::vector<std::string>& left) {
   array j(joined.begin(), joined.end());
@@ -78,9 +51,7 @@ void flush(self_ptr self) {
   for (auto& j : st.joined)
     st.published.emplace_back(find_field(j, "id")->as_string(), j);
   const std::string json = frame_json(st.joined, st.left);
-  for (auto t : {push_transport::websocket, push_transport::sse})
-    if (st.audience_.reaches(t))
-      st.audience_.post(t, std::make_shared<const std::string>(encode(t, json)), 1);
+  st.audience_.post_message("presence", nullptr, json);
   st.joined.clear();
   st.left.clear();
   array list;
@@ -135,7 +106,9 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
           for (auto& [id, entry] : st.published)
             known.push_back(entry);
           const auto t = h.conn->transport();
-          send_alone(h.conn, encode(t, frame_json(known, {})), 1);
+          std::string bytes;
+          append_push_message(bytes, t, "presence", nullptr, frame_json(known, {}));
+          send_alone(h.conn, std::move(bytes), 1);
           st.listeners[s.address()] = {t, h.conn->shard().index()};
           st.audience_.join(std::move(h.conn));
         }
@@ -176,10 +149,7 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
         append_json(frame, value(it->second.from));
         frame += '}';
         st.stats->broadcasts.fetch_add(1, std::memory_order_relaxed);
-        for (auto t : {push_transport::websocket, push_transport::sse})
-          if (st.receivers.reaches(t))
-            st.receivers.post(t, std::make_shared<const std::string>(encode_broadcast(t, frame)), 1,
-                              it->second.conn);
+        st.receivers.post_message("broadcast", nullptr, frame, it->second.conn);
       },
       [self](flush_atom) { flush(self); },
   };

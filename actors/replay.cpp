@@ -1,5 +1,6 @@
 #include "actors/replay.hpp"
 
+#include "actors/actors.hpp"
 #include "storage/store.hpp"
 
 #include <boost/asio/post.hpp>

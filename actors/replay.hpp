@@ -13,15 +13,11 @@
 // joins its threads (after the actors that use the pool are done).
 #pragma once
 
-#include "storage/document/value.hpp"
-
 #include <boost/asio/thread_pool.hpp>
 
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
 namespace rheo {
 
@@ -29,14 +25,7 @@ class change_feed;
 class feed_sink;
 class store;
 struct find_query;
-
-/// What a read of the store gave (replay_service::read): the documents, and the change-feed
-/// position they reflect; or why it failed.
-struct store_read {
-  std::vector<object> docs;
-  std::string position;
-  std::optional<std::string> error;
-};
+struct store_read; // actors/actors.hpp
 
 class replay_service {
 public:

@@ -6,7 +6,6 @@
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/push_connection.hpp"
-#include "net/ws_frame.hpp"
 #include "storage/document/json.hpp"
 #include "storage/store.hpp"
 
@@ -19,23 +18,16 @@ namespace {
 using self_ptr = subscription_actor::stateful_pointer<subscription_state>;
 using state = subscription_state;
 
-constexpr std::size_t ws_index = static_cast<std::size_t>(push_transport::websocket);
-constexpr std::size_t sse_index = static_cast<std::size_t>(push_transport::sse);
-
-/// Appends `out` (the stages' output for `event`) in `transport`'s encoding.
+/// Appends `out` (the stages' output for `event`) in `transport`'s encoding (SSE: a
+/// `change` event whose id is the event's token).
 void append_message(std::string& buf, std::size_t transport, const object& event,
                     const object& out) {
+  static const std::string no_token;
   std::string json;
   append_json(json, out);
-  if (transport == ws_index) {
-    ws::append_frame(buf, ws::opcode::text, json);
-    return;
-  }
-  buf += "id: ";
-  if (const std::string* t = event_token(event)) buf += *t;
-  buf += "\nevent: change\ndata: ";
-  buf += json;
-  buf += "\n\n";
+  const std::string* token = event_token(event);
+  append_push_message(buf, static_cast<push_transport>(transport), "change",
+                      token ? token : &no_token, json);
 }
 
 /// The stages' output for `event`, or null (filtered out, or a stage failed: counted).
