@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 
 import { RheoClient, RheoError } from "../src/index.js";
-import { Rheo, hashPassword, waitFor } from "./helpers/server.mjs";
+import { Rheo, failure, hashPassword, waitFor } from "./helpers/server.mjs";
 
 const JWT_KEY = "test-signing-key";
 let server;
@@ -32,14 +32,6 @@ function recordingFetch() {
 }
 const basicOf = (header) => Buffer.from(header.replace(/^Basic /, ""), "base64").toString("utf8");
 
-async function failure(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
 
 before(async () => {
   server = new Rheo({

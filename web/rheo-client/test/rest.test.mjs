@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import { RheoClient, RheoError, oid } from "../src/index.js";
-import { Rheo } from "./helpers/server.mjs";
+import { Rheo, failure } from "./helpers/server.mjs";
 
 let server;
 let db;
@@ -17,15 +17,6 @@ after(async () => {
   await server?.dispose();
 });
 
-/** The RheoError a call rejects with. */
-async function failure(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
 
 describe("collections", () => {
   it("creates, reads, merges metadata and drops with If-Match", async () => {

@@ -2,6 +2,7 @@
 // temporary data folder, port 0 at first and the same port on a restart, conditions waited
 // for with deadlines, never fixed times), started with a config file of the test's.
 
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,16 @@ export { rheoBinary };
 
 /** Polls `fn` until it returns something truthy; throws naming `what` after `timeout` ms. */
 export const waitFor = waitUntil;
+
+/** The error a call rejects with (the test fails when it does not reject). */
+export async function failure(promise) {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
 
 /** An argon2id hash for a users entry (rheo hash-password). */
 export function hashPassword(pw) {
