@@ -18,24 +18,22 @@ namespace {
 
 using self_ptr = broker_actor::stateful_pointer<broker_state>;
 
+/// New subscriptions of the watcher's collection no longer find `w` (a newer watcher of the
+/// same collection keeps its place).
+void forget_watcher_key(broker_state& st, const broker_state::watcher_entry& w) {
+  if (auto k = st.watchers_by_key.find(w.key);
+      k != st.watchers_by_key.end() && k->second == w.handle)
+    st.watchers_by_key.erase(k);
+}
+
 /// One user (subscription or listener) of `w` less: stops it when it was the last.
 void release_watcher(self_ptr self, const watcher_actor& w) {
   auto& st = self->state;
   auto wit = st.watchers.find(w.address());
   if (wit == st.watchers.end() || --wit->second.users > 0) return;
-  for (auto k = st.watchers_by_key.begin(); k != st.watchers_by_key.end(); ++k)
-    if (k->second == w) {
-      st.watchers_by_key.erase(k);
-      break;
-    }
+  forget_watcher_key(st, wit->second);
   self->send_exit(wit->second.handle, caf::exit_reason::user_shutdown);
   st.watchers.erase(wit);
-}
-
-/// The key (db + '\0' + coll) under which `w` was created.
-std::string watcher_key_of(const broker_state& st, const watcher_actor& w) {
-  auto it = st.watchers.find(w.address());
-  return it == st.watchers.end() ? std::string() : it->second.key;
 }
 
 /// Removes a session; tears down its subscription when it was the last one, and the
@@ -55,8 +53,8 @@ void remove_session(self_ptr self, const caf::actor_addr& session) {
   if (auto k = st.subscriptions_by_key.find(entry.key);
       k != st.subscriptions_by_key.end() && k->second == entry.handle)
     st.subscriptions_by_key.erase(k);
-  if (entry.live)
-    if (auto l = st.live_queries.find(watcher_key_of(st, entry.watcher));
+  if (!entry.live_collection.empty())
+    if (auto l = st.live_queries.find(entry.live_collection);
         l != st.live_queries.end() && --l->second == 0)
       st.live_queries.erase(l);
   self->send(entry.watcher, detach_atom::value, feed_listener_actor{entry.handle});
@@ -177,7 +175,8 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
         auto& st = self->state;
         // Taken before the spec goes to a new subscription.
         std::optional<presence_join> presence = std::move(spec.presence);
-        const std::string presence_key = presence_directory::key(spec.db, spec.coll, spec.stream);
+        const std::string presence_key =
+            presence ? presence_directory::key(spec.db, spec.coll, spec.stream) : std::string();
         subscription_actor sub;
         if (auto it = st.subscriptions_by_key.find(spec.key); it != st.subscriptions_by_key.end()) {
           sub = it->second;
@@ -186,7 +185,7 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
           watcher_actor w = watcher_for(self, spec.db, spec.coll, err);
           if (!w) return err;
           std::string key = spec.key;
-          const bool live = spec.live != nullptr;
+          std::string live_collection = spec.live ? spec.db + '\0' + spec.coll : std::string();
           st.watchers[w.address()].users++;
           sub = spawn_for(self, spec, err);
           if (!sub) {
@@ -194,7 +193,7 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
             return err;
           }
           st.subscriptions_by_key[key] = sub;
-          st.subscriptions[sub.address()] = {sub, std::move(key), w, 0, live};
+          st.subscriptions[sub.address()] = {sub, std::move(key), w, 0, std::move(live_collection)};
           self->send(w, attach_atom::value, feed_listener_actor{sub});
         }
         st.subscriptions[sub.address()].sessions++;
@@ -229,11 +228,7 @@ broker_actor::behavior_type broker(self_ptr self, store* storage, metrics* stats
         auto& st = self->state;
         auto it = st.watchers.find(w.address());
         if (it == st.watchers.end()) return;
-        for (auto k = st.watchers_by_key.begin(); k != st.watchers_by_key.end(); ++k)
-          if (k->second == w) {
-            st.watchers_by_key.erase(k);
-            break;
-          }
+        forget_watcher_key(st, it->second);
         // Its subscriptions can no longer receive events: new sessions get new ones.
         for (auto sit = st.subscriptions_by_key.begin(); sit != st.subscriptions_by_key.end();) {
           auto e = st.subscriptions.find(sit->second.address());

@@ -50,7 +50,7 @@ struct broker_state {
     std::string key;
     watcher_actor watcher;
     std::size_t sessions = 0;
-    bool live = false; // a live query
+    std::string live_collection; // a live query's db + '\0' + coll (counted there), else ""
   };
 
   store* storage = nullptr;
