@@ -61,13 +61,20 @@ void create_messages(rheo::store& storage, const rheo::server_config& config) {
   using namespace rheo;
   const std::string db =
       config.mounts.front().db == "*" ? std::string("rheo") : config.mounts.front().db;
+  // The chat's stream: new messages, who is online (presence) and who is typing (broadcast).
+  // A store made by an older rheo has the same stream without the last two: it gets them,
+  // unless someone changed the stream since.
+  const std::string stages = R"("stages":[{"_$match":{"_$or":[{"operationType":"insert"}]}}])";
+  const object before = parse_json(R"({"streams":[{"uri":"all",)" + stages + "}]}").as_object();
+  const object current =
+      parse_json(R"({"streams":[{"uri":"all",)" + stages + R"(,"presence":true,"broadcast":true}]})")
+          .as_object();
   try {
-    if (!storage.collection(db, "messages"))
-      storage.put_collection(db, "messages",
-                             parse_json(R"({"streams":[{"uri":"all","stages":)"
-                                        R"([{"_$match":{"_$or":[{"operationType":"insert"}]}}]}]})")
-                                 .as_object(),
-                             std::nullopt);
+    auto info = storage.collection(db, "messages");
+    if (!info)
+      storage.put_collection(db, "messages", current, std::nullopt);
+    else if (info->metadata == before)
+      storage.put_collection(db, "messages", current, info->etag.hex());
     const object key{{"timestamp", value(-1)}};
     for (auto& index : storage.list_indexes(db, "messages"))
       if (index.key == key) return;
