@@ -126,6 +126,9 @@ export interface WebSocketLike {
   onmessage: ((ev: { data: any }) => void) | null;
   onerror: ((ev: any) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
+  /** 1 when open (broadcast() sends only then). */
+  readonly readyState: number;
+  send(data: string): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -249,9 +252,23 @@ export interface HistoryLostContext<T> {
 export interface SubscribeOptions<T = Document> extends ChannelOptions<Subscription<T>> {
   /** Variable bindings of the stream's stages ({"$var": ...}). */
   avars?: QueryValue;
-  /** More parameters of the handshake, e.g. {presence: {nick: "ann"}, presenceEvents: true}
-   *  (objects are sent as JSON). */
+  /** More parameters of the handshake (objects are sent as JSON). */
   params?: Record<string, string | number | boolean | { [key: string]: any }>;
+  /**
+   * Joins the stream's presence with this object (at most 1 KiB of JSON), e.g. {nick: "ann"},
+   * on every connection (API section 11: a stream with "presence": true; on one without,
+   * the server refuses the handshake with 400). setPresence() changes it.
+   */
+  presence?: Document | null;
+  /** Receives presence frames: `members` is kept, and onPresence called after each. */
+  presenceEvents?: boolean;
+  /**
+   * After each presence frame, with the new `members`. `change.reset` marks a connection's
+   * first frame, which replaces the list with the members the server knows.
+   */
+  onPresence?: (members: PresenceMember[], change: PresenceChange, subscription: Subscription<T>) => void;
+  /** A broadcast of another session of the stream, with who sent it. */
+  onBroadcast?: (value: any, from: BroadcastSender, subscription: Subscription<T>) => void;
   /** Start after this token (an event's _id._data or a Resume-Token). Default: the
    *  position at subscribe() (read with a one-document GET of the collection). */
   resumeAfter?: string | null;
@@ -270,6 +287,34 @@ export interface SubscribeOptions<T = Document> extends ChannelOptions<Subscript
   query?: Omit<Query, "signal">;
 }
 
+/** A member of a stream's presence (API section 11). */
+export interface PresenceMember {
+  /** The connection's id, unique in the cluster: a client that reconnects gets a new one. */
+  id: string;
+  /** The authenticated user, or null. */
+  user: string | null;
+  /** The presence object the client joined with. */
+  info: Document;
+  /** When it joined. */
+  since: { $date: number };
+}
+
+/** What one presence frame changed. */
+export interface PresenceChange {
+  joined: PresenceMember[];
+  /** The ids of the members that left. */
+  left: string[];
+  /** The connection's first frame: `joined` is everyone the server knows, the list restarted from it. */
+  reset: boolean;
+}
+
+/** Who sent a broadcast: its connection's id, user and presence object (null if it did not join). */
+export interface BroadcastSender {
+  id: string;
+  user: string | null;
+  info: Document | null;
+}
+
 /** A change stream subscription that reconnects and resumes by itself. */
 export declare class Subscription<T = Document> {
   readonly collection: string;
@@ -284,6 +329,17 @@ export declare class Subscription<T = Document> {
   readonly opened: Promise<void>;
   /** Resolves when the subscription ends for good. */
   readonly closed: Promise<EndInfo>;
+  /** The stream's members (presenceEvents): a new array after every presence frame, in the order they joined. */
+  readonly members: PresenceMember[];
+  /**
+   * Sends {"broadcast": value} to the other sessions of the stream (a broadcast stream; at
+   * most 4 KiB and 20 a second, beyond which the server drops them silently). Throws a
+   * RheoError over SSE or while not open, a TypeError for a value that is not JSON, a
+   * RangeError past 4 KiB.
+   */
+  broadcast(value: unknown): void;
+  /** Joins again with this presence object (null: leaves): the connection reopens at once. */
+  setPresence(info: Document | null): void;
   /** Closes it; events not yet handed to onEvent are dropped. */
   close(): void;
 }
@@ -376,6 +432,8 @@ export declare class RheoClient {
   ping(options?: CallOptions): Promise<true>;
 
   // push
+  /** GET /<coll>/_streams/<stream>/_presence: the stream's members (400 on a stream without presence). */
+  presence(coll: string, stream: string, options?: CallOptions): Promise<PresenceMember[]>;
   subscribe<T = Document>(coll: string, stream: string, options?: SubscribeOptions<T>): Subscription<T>;
   subscribeWithSnapshot<T = Document>(coll: string, stream: string, options?: SubscribeOptions<T>): Subscription<T>;
   live<T = Document>(coll: string, options?: LiveOptions<T>): LiveQuery<T>;

@@ -28,8 +28,8 @@ const STABLE_MS = 5000;
 
 /**
  * One WebSocket connection. `sendHeaders`: the constructor takes (url, {headers}) as the
- * `ws` package's does (a browser's WebSocket cannot send headers). Returns {close()};
- * calls onClose(info) exactly once.
+ * `ws` package's does (a browser's WebSocket cannot send headers). Returns {close(),
+ * send(text)}; calls onClose(info) exactly once.
  */
 export function openWebSocket({ WebSocket, url, headers, sendHeaders, onOpen, onMessage, onClose }) {
   let finished = false;
@@ -45,7 +45,7 @@ export function openWebSocket({ WebSocket, url, headers, sendHeaders, onOpen, on
     ws = sendHeaders && headers && Object.keys(headers).length > 0 ? new WebSocket(url, { headers }) : new WebSocket(url);
   } catch (error) {
     queueMicrotask(() => finish({ code: 1006, reason: "cannot connect", error: new RheoError(`cannot connect: ${error.message}`, { url, cause: error }) }));
-    return { close() { finished = true; } };
+    return { close() { finished = true; }, send() { throw new RheoError("not connected"); } };
   }
   // The `ws` package tells the HTTP answer of a refused handshake; browsers do not.
   if (typeof ws.on === "function") {
@@ -89,6 +89,11 @@ export function openWebSocket({ WebSocket, url, headers, sendHeaders, onOpen, on
         /* already closing */
       }
     },
+    /** Sends a text frame; throws when the socket is not open (1: OPEN, in browsers and ws). */
+    send(text) {
+      if (finished || ws.readyState !== 1) throw new RheoError("not connected: the WebSocket is not open");
+      ws.send(text);
+    },
   };
 }
 
@@ -108,7 +113,7 @@ export class Channel {
     this._stableTimer = null;
     this._stopped = false;
     this._everOpen = false;
-    this._intent = null; // why this client closed its own connection: {kind: "restart"} | {kind: "history-lost", position}
+    this._intent = null; // why this client closed its own connection: {kind: "restart", reason, now?} | {kind: "history-lost", position}
     this._recover = null; // pending recovery (snapshot) before the next connection
     this._abort = new AbortController(); // aborts reads made on the channel's behalf at close()
     this._opened = deferred();
@@ -301,7 +306,7 @@ export class Channel {
     if (info.clientClosed && intent) {
       if (intent.kind === "history-lost") return this._historyLost(intent.position);
       this._emit("onClose", { code: info.code, reason: intent.reason ?? info.reason, willReconnect: true }, this);
-      return this._schedule();
+      return intent.now ? this._schedule(0, true) : this._schedule();
     }
     if (info.status) {
       // An HTTP answer instead of a stream.

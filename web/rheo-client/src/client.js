@@ -395,6 +395,18 @@ export class RheoClient {
 
   // ---------------------------------------------------------------- push
 
+  /**
+   * GET /<coll>/_streams/<stream>/_presence: who is joined to the stream's presence,
+   * [{id, user, info, since}] (API section 11). RheoError 400 when the stream has no presence.
+   */
+  async presence(coll, stream, options = {}) {
+    if (typeof stream !== "string" || stream === "") throw new TypeError("a stream name is a non-empty string");
+    const path = `${collectionPath(coll)}/_streams/${encodeURIComponent(stream)}/_presence`;
+    const list = await readJson(await this._request("GET", path, { signal: options.signal }));
+    if (!Array.isArray(list)) throw new RheoError("expected a JSON array of members", { status: 200, method: "GET", url: this._url(path) });
+    return list;
+  }
+
   /** Subscribes to the change stream `stream` of `coll` (declared in its metadata). */
   subscribe(coll, stream, options = {}) {
     return new Subscription(this, coll, stream, options, false);

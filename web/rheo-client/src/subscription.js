@@ -6,10 +6,48 @@
 // SSE `history-lost`), onHistoryLost decides where to continue; by default the
 // subscription reads the snapshot again (GET /<coll>, onSnapshot) and continues after its
 // Resume-Token.
+//
+// On a stream with presence or broadcast (API section 11) it also joins the stream's
+// presence with the app's `presence` object on every connection, keeps `members` from the
+// presence frames (each connection's first frame replaces the list: no member survives a
+// reconnection the server has forgotten, none is listed twice), hands broadcasts to
+// onBroadcast and sends the app's own with broadcast(). Presence frames and broadcasts are
+// handed over as they arrive, not queued behind the change events' onEvent.
 
 import { Channel } from "./channel.js";
 import { RheoError } from "./errors.js";
 import { collectionPath, deferred, jsonParam } from "./util.js";
+
+/** The server's limits (API section 11): the presence object's JSON, a broadcast frame. */
+export const MAX_PRESENCE_BYTES = 1024;
+export const MAX_BROADCAST_BYTES = 4096;
+
+const utf8Length = (s) => new TextEncoder().encode(s).length;
+
+/** The JSON of a presence object, checked against the server's rules; null for none. */
+function presenceJson(info) {
+  if (info === undefined || info === null) return null;
+  if (typeof info !== "object" || Array.isArray(info)) throw new TypeError("presence is a JSON object, e.g. {nick: \"ann\"}");
+  const json = JSON.stringify(info);
+  const bytes = utf8Length(json);
+  if (bytes > MAX_PRESENCE_BYTES) throw new RangeError(`presence is ${bytes} bytes of JSON, more than ${MAX_PRESENCE_BYTES}`);
+  return json;
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** A WebSocket frame {"presence":{"joined":[...],"left":[...]}} (SSE names it `event: presence`). */
+function isPresenceFrame(obj) {
+  const keys = Object.keys(obj);
+  return keys.length === 1 && keys[0] === "presence" && isObject(obj.presence)
+    && Array.isArray(obj.presence.joined) && Array.isArray(obj.presence.left);
+}
+
+/** A WebSocket frame {"broadcast":<JSON>,"from":{...}} (SSE: `event: broadcast`). */
+function isBroadcastFrame(obj) {
+  const keys = Object.keys(obj);
+  return keys.length === 2 && "broadcast" in obj && isObject(obj.from);
+}
 
 /** The resume token of a change event (its `_id._data`), or null. */
 export function eventToken(event) {
@@ -32,6 +70,11 @@ export class Subscription extends Channel {
     this.token = options.resumeAfter ?? null;
     this._queue = [];
     this._draining = false;
+    this._presenceJson = presenceJson(options.presence);
+    /** The stream's members (presenceEvents): [{id, user, info, since}], a new array after every change. */
+    this.members = [];
+    this._members = new Map(); // id -> member, in the order they joined
+    this._presenceFresh = true; // the next presence frame is the connection's first
     if (withSnapshot) this._recover = { initial: true, position: null };
     // Without a starting token, the first connection starts after the position read by
     // _prepare, so that a drop before the first event loses nothing either.
@@ -52,6 +95,8 @@ export class Subscription extends Channel {
     const p = new URLSearchParams();
     if (this._o.avars !== undefined && this._o.avars !== null) p.set("avars", jsonParam(this._o.avars));
     for (const [k, v] of Object.entries(this._o.params ?? {})) if (v !== undefined && v !== null) p.set(k, jsonParam(v));
+    if (this._presenceJson !== null) p.set("presence", this._presenceJson);
+    if (this._o.presenceEvents) p.set("presenceEvents", "true");
     // SSE resumes with Last-Event-ID (the server prefers it to the URL's resumeAfter).
     if (transport === "websocket" && this._position) p.set("resumeAfter", this._position);
     return p;
@@ -101,10 +146,79 @@ export class Subscription extends Channel {
     return snap.token;
   }
 
-  _message(obj) {
+  /**
+   * Sends `value` to every other session of the stream, which receive it with onBroadcast
+   * (API section 11: a stream with "broadcast": true; a client that may POST to the
+   * collection; at most 4 KiB and, by default, 20 a second: the server drops the rest
+   * without a word). Needs an open WebSocket connection: throws a RheoError over SSE or
+   * while not connected, a TypeError for a value JSON cannot encode and a RangeError past
+   * 4 KiB.
+   */
+  broadcast(value) {
+    let transport = this.transport;
+    if (transport === null) {
+      try {
+        transport = this._pickTransport();
+      } catch {
+        transport = null;
+      }
+    }
+    if (transport === "sse")
+      throw new RheoError("cannot broadcast over SSE: a broadcast is a WebSocket frame (use transport \"websocket\")");
+    if (this.state !== "open" || !this._conn)
+      throw new RheoError(`cannot broadcast: the subscription is ${this.state}, not open`);
+    const text = value === undefined ? undefined : JSON.stringify({ broadcast: value });
+    if (text === undefined || !text.startsWith("{\"broadcast\":"))
+      throw new TypeError("a broadcast is a JSON value");
+    const bytes = utf8Length(text);
+    if (bytes > MAX_BROADCAST_BYTES) throw new RangeError(`a broadcast frame is ${bytes} bytes, more than ${MAX_BROADCAST_BYTES}`);
+    this._conn.send(text);
+  }
+
+  /**
+   * Changes the presence object (null: no longer a member) and joins again with it: the
+   * open connection is closed and reopened at once, resuming after the last event.
+   */
+  setPresence(info) {
+    const json = presenceJson(info);
+    if (json === this._presenceJson) return;
+    this._presenceJson = json;
+    if (this._conn && !this._stopped) this._closeOwn({ kind: "restart", reason: "presence changed", now: true });
+  }
+
+  _connOpened() {
+    this._presenceFresh = true;
+    super._connOpened();
+  }
+
+  _message(obj, type) {
+    if (type === "presence" || (type === null && isPresenceFrame(obj))) return this._presenceFrame(obj.presence);
+    if (type === "broadcast" || (type === null && isBroadcastFrame(obj))) {
+      this._emit("onBroadcast", obj.broadcast, obj.from, this);
+      return;
+    }
     const token = eventToken(obj);
     if (token !== null) this._position = token;
     this._enqueue(() => (typeof this._o.onEvent === "function" ? this._o.onEvent(obj, this) : undefined), token);
+  }
+
+  /**
+   * A presence frame: the connection's first replaces the members (those the server
+   * knows now), later ones remove who left and add who joined.
+   */
+  _presenceFrame(frame) {
+    const reset = this._presenceFresh;
+    this._presenceFresh = false;
+    const joined = isObject(frame) && Array.isArray(frame.joined) ? frame.joined.filter((m) => isObject(m) && typeof m.id === "string") : [];
+    const left = isObject(frame) && Array.isArray(frame.left) ? frame.left.filter((id) => typeof id === "string") : [];
+    if (reset) this._members.clear();
+    for (const id of left) this._members.delete(id);
+    for (const m of joined) {
+      this._members.delete(m.id); // a member listed again moves to where it joined
+      this._members.set(m.id, m);
+    }
+    this.members = [...this._members.values()];
+    this._emit("onPresence", this.members, { joined, left, reset }, this);
   }
 
   /** Runs the app's handlers one at a time, in arrival order, awaiting those that return promises. */

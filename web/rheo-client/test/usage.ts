@@ -4,7 +4,9 @@ import {
   HISTORY_LOST, LiveQuery, RheoClient, RheoError, Subscription, TERMINAL_CLOSE_CODES, applyDiff, backoffDelay,
   createClient, date, eventToken, oid,
 } from "rheo-client";
-import type { ChangeEvent, Id, LiveOp, WebSocketConstructor } from "rheo-client";
+import type {
+  BroadcastSender, ChangeEvent, Id, LiveOp, PresenceChange, PresenceMember, WebSocketConstructor,
+} from "rheo-client";
 
 declare const WebSocketImpl: WebSocketConstructor; // e.g. `import WebSocket from "ws"`
 
@@ -127,5 +129,31 @@ function streams(db: RheoClient): void {
   void [next, delay];
 }
 
+async function presenceAndBroadcast(db: RheoClient): Promise<void> {
+  const room = db.subscribe("messages", "all", {
+    presence: { nick: "ann" },
+    presenceEvents: true,
+    onPresence: (members: PresenceMember[], change: PresenceChange) => {
+      const nicks: string[] = members.map((m) => String(m.info.nick));
+      const since: number = members[0].since.$date;
+      const user: string | null = members[0].user;
+      console.log(nicks, since, user, change.reset, change.joined.length, change.left.join(","));
+    },
+    onBroadcast: (value, from: BroadcastSender, sub) => {
+      if (value && value.typing) console.log(from.id, from.user, from.info?.nick, sub.members.length);
+    },
+  });
+  await room.opened;
+  room.broadcast({ typing: "ann" });
+  room.setPresence({ nick: "annie" });
+  room.setPresence(null);
+  const first: PresenceMember | undefined = room.members[0];
+  const listed: PresenceMember[] = await db.presence("messages", "all", { signal: new AbortController().signal });
+  const id: string = listed[0].id;
+  void [first, id];
+  room.close();
+}
+
 void rest;
 void streams;
+void presenceAndBroadcast;
