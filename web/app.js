@@ -9,11 +9,16 @@
 // back to it), so a reconnection refetches nothing. Against a server without the header
 // (RESTHeart) the chat cannot resume: every connection is a fresh subscription, after
 // which it pages back through the history until it meets what is on screen.
+// Who is online and who is typing come from the stream's presence and broadcasts (rheo's
+// API section 11): the chat joins with its nickname and broadcasts {typing: nick} while
+// typing. A stream without presence (RESTHeart, an older rheo) answers GET .../_presence
+// with an error: the chat then subscribes as before, without the online list.
 // Everything that comes from the server is rendered with textContent, never as HTML.
 
 import { RheoClient, RheoError, backoffDelay } from "./rheo-client/src/index.js";
 import {
-  COLLECTION, MessageStore, PAGE_SIZE, STREAM, dayKey, dayLabel, historyQuery, timeLabel, validNickname,
+  COLLECTION, MessageStore, PAGE_SIZE, STREAM, TypingBoard, TypingThrottle, dayKey, dayLabel, historyQuery,
+  onlineNicks, timeLabel, typingNick, typingText, validNickname,
 } from "./chat-core.js";
 
 const NICK_KEY = "rheo-chat-nickname";
@@ -31,6 +36,7 @@ const ui = {
   older: $("older"), historyStart: $("history-start"),
   join: $("join"), nick: $("nick"), joinError: $("join-error"),
   composer: $("composer"), text: $("text"), sendError: $("send-error"),
+  online: $("online"), onlineCount: $("online-count"), onlineList: $("online-list"), typing: $("typing"),
 };
 
 const store = new MessageStore();
@@ -47,6 +53,7 @@ function setStatus(state) {
   ui.status.dataset.state = state;
   ui.status.textContent = STATUS_TEXT[state];
   ui.status.title = state === "live" ? "Connected: new messages appear as they are sent" : "Not connected";
+  ui.online.dataset.stale = String(state !== "live"); // the last list seen, until the stream is back
 }
 
 // ---- HTTP
@@ -144,22 +151,123 @@ function render(anchor = "bottom") {
   else if (atBottom || anchor === "force") sc.scrollTop = sc.scrollHeight;
 }
 
+// ---- who is online, who is typing
+const typingBoard = new TypingBoard(); // others typing, each until a timeout or their message
+const typingThrottle = new TypingThrottle(); // one's own "typing" broadcasts
+let typingTimer = null;
+
+function renderOnline(nicks) {
+  ui.onlineCount.textContent = `${nicks.length} online`;
+  ui.onlineList.replaceChildren(...nicks.map((nick) => {
+    const li = document.createElement("li");
+    li.textContent = nick;
+    li.dataset.nick = nick;
+    li.style.setProperty("--hue", String(nickHue(nick)));
+    li.classList.toggle("own", nick === nickname);
+    return li;
+  }));
+  ui.online.hidden = false;
+}
+
+/** Shows who is typing now, and clears each indicator when its time is up. */
+function renderTyping() {
+  clearTimeout(typingTimer);
+  typingTimer = null;
+  const nicks = typingBoard.active(Date.now());
+  ui.typing.textContent = typingText(nicks);
+  ui.typing.dataset.nicks = nicks.join(",");
+  const next = typingBoard.nextExpiry();
+  if (next !== null) typingTimer = setTimeout(renderTyping, Math.max(0, next - Date.now()) + 10);
+}
+
+/** Shows or hides the online list and the typing line: only a stream with presence has them. */
+function showPresence(on) {
+  ui.typing.hidden = !on;
+  if (!on) {
+    ui.online.hidden = true;
+    typingBoard.clear();
+    renderTyping();
+  }
+}
+
+function onPresence(members, change, s) {
+  if (s === sub) renderOnline(onlineNicks(members));
+}
+
+function onBroadcast(value, from, s) {
+  const nick = typingNick(value);
+  // One's own nickname typing in another tab is not news.
+  if (s !== sub || !nick || nick === nickname) return;
+  typingBoard.typed(nick, Date.now());
+  renderTyping();
+}
+
+/** A keystroke in the composer: tells the others, at most once per TYPING_SEND_INTERVAL_MS. */
+function typed() {
+  const s = sub;
+  if (!s || !hasPresence || !nickname || ui.text.value.trim() === "") return;
+  const now = Date.now();
+  if (!typingThrottle.due(now) || s.state !== "open" || s.transport !== "websocket") return;
+  try {
+    s.broadcast({ typing: nickname });
+    typingThrottle.sent(now);
+  } catch {
+    /* the connection just closed: a later keystroke tries again */
+  }
+}
+
 // ---- live stream: rheo-client's subscription (snapshot + changes, resume, backoff)
 let sub = null; // the current subscription
 let resumable = null; // the server sends Resume-Token (rheo): null until the first page says
+let hasPresence = false; // the current subscription joined the stream's presence
 let everLive = false;
 let restarts = 0; // subscriptions replaced or restarted in a row without getting live
 let restartTimer = null;
+let opening = 0; // counts stream (re)starts, so that the answer of an older presence check is dropped
+
+/**
+ * Whether the stream has presence: GET .../_presence answers a list. Asked before every
+ * fresh subscription, because joining a stream without presence is refused (400), which a
+ * browser's WebSocket cannot tell from a lost connection. Throws when the server cannot
+ * be reached.
+ */
+async function streamHasPresence() {
+  try {
+    await db.presence(COLLECTION, STREAM);
+    return true;
+  } catch (err) {
+    if (err instanceof RheoError && err.status === 0) throw err;
+    return false; // 400: a stream without presence; 404: no such stream yet, or not rheo
+  }
+}
+
+/** Subscribes once it is known whether the stream has presence (see subscribeStream). */
+function openStream(resumeAfter = null) {
+  clearTimeout(restartTimer);
+  restartTimer = null;
+  const attempt = ++opening;
+  streamHasPresence().then((presence) => {
+    if (attempt === opening && !sub) subscribeStream(resumeAfter, presence);
+  }, () => {
+    if (attempt === opening && !sub) restartStream({ resumeAfter }); // the server is down: try again later
+  });
+}
 
 /**
  * Subscribes to the messages. The first time (and after the subscription ended) with the
  * first page as its snapshot; from `resumeAfter` when there is one (a restart that keeps
- * the position); against a server without resume, plainly, followed by catchUp.
+ * the position); against a server without resume, plainly, followed by catchUp. On a
+ * stream with presence it joins with the nickname, and hears who is online and typing.
  */
-function openStream(resumeAfter = null) {
-  clearTimeout(restartTimer);
-  restartTimer = null;
+function subscribeStream(resumeAfter, presence) {
   const options = { onSnapshot, onEvent, onOpen, onClose, onStateChange, query: historyQuery(1) };
+  if (presence) {
+    Object.assign(options, {
+      presence: nickname ? { nick: nickname } : null, presenceEvents: true, onPresence, onBroadcast,
+    });
+  }
+  hasPresence = presence;
+  showPresence(presence);
   let s;
   if (resumable === false) s = db.subscribe(COLLECTION, STREAM, options);
   else if (resumeAfter !== null) s = db.subscribe(COLLECTION, STREAM, { ...options, resumeAfter });
@@ -174,6 +282,7 @@ function openStream(resumeAfter = null) {
 function closeStream() {
   const s = sub;
   sub = null;
+  opening++; // a presence check under way is for the stream being dropped
   if (s) s.close();
   return s;
 }
@@ -208,6 +317,9 @@ function onEvent(event, s) {
   if (s !== sub || !event || typeof event !== "object") return;
   const insert = event.fullDocument && (!event.operationType || event.operationType === "insert");
   if (insert && store.merge([event.fullDocument]).added) render("bottom");
+  // Their message is here: they are no longer typing it.
+  const from = insert ? validNickname(event.fullDocument.from) : null;
+  if (from && typingBoard.stopped(from)) renderTyping();
 }
 
 function live() {
@@ -350,6 +462,9 @@ ui.join.addEventListener("submit", (e) => {
   sessionStorage.setItem(NICK_KEY, nick);
   showComposer();
   render("force");
+  // Online under the new name: the subscription joins again (and resumes where it was).
+  if (sub && hasPresence) sub.setPresence({ nick });
+  typingThrottle.reset();
 });
 
 ui.changeNick.addEventListener("click", () => {
@@ -364,6 +479,7 @@ ui.composer.addEventListener("submit", async (e) => {
   ui.composer.classList.add("sending");
   try {
     await db.insert(COLLECTION, { message: text, from: nickname });
+    typingThrottle.reset(); // typing the next message is news again
     showSendError("");
     if (ui.text.value === text) ui.text.value = "";
     ui.scroller.scrollTop = ui.scroller.scrollHeight; // follow one's own message
@@ -377,6 +493,18 @@ ui.composer.addEventListener("submit", async (e) => {
 });
 
 ui.older.addEventListener("click", loadOlder);
+ui.text.addEventListener("input", typed);
+
+// A reader at the newest message stays there when the list's box shrinks or grows (the
+// online bar or the typing line appearing, a window resized): only scrolling moves away.
+let pinned = true;
+ui.scroller.addEventListener("scroll", () => {
+  const sc = ui.scroller;
+  pinned = sc.scrollHeight - sc.scrollTop - sc.clientHeight < 48;
+});
+new ResizeObserver(() => {
+  if (pinned) ui.scroller.scrollTop = ui.scroller.scrollHeight;
+}).observe(ui.scroller);
 
 // Back online after a network change: try at once instead of waiting for the backoff,
 // from where the stream stood (without resume, a fresh subscription catches up).

@@ -1,8 +1,9 @@
 // Pure logic of the chat, with no DOM and no network: how a message is identified,
 // when it was sent, how messages are ordered, the history query, and a store that merges
 // what arrives from the history pages and from the change stream without gaps or
-// duplicates. Where the chat stands in the change feed (the token it resumes from) and
-// how it reconnects are rheo-client's (web/rheo-client).
+// duplicates, and who is online and typing (presence and broadcast). Where the chat stands
+// in the change feed (the token it resumes from) and how it reconnects are rheo-client's
+// (web/rheo-client).
 
 export const COLLECTION = "messages";
 export const STREAM = "all";
@@ -157,4 +158,91 @@ export function dayLabel(millis, now = Date.now()) {
 /** "14:05" in the browser's locale. */
 export function timeLabel(millis) {
   return new Date(millis).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+// ---- who is online and who is typing (the stream's presence and broadcasts)
+
+/** At most one "typing" broadcast per this many ms while typing (the server allows 20 a second). */
+export const TYPING_SEND_INTERVAL_MS = 2000;
+/** A "typing" indicator clears this long after that nickname's last typing broadcast. */
+export const TYPING_TIMEOUT_MS = 3000;
+
+/** The nicknames of the stream's members, each once, sorted; members without one are readers. */
+export function onlineNicks(members) {
+  const nicks = new Set();
+  for (const m of members ?? []) {
+    const nick = validNickname(m && m.info && m.info.nick);
+    if (nick) nicks.add(nick);
+  }
+  return [...nicks].sort((a, b) => a.localeCompare(b));
+}
+
+/** The nickname a typing broadcast names ({typing: "<nick>"}), or null for any other value. */
+export function typingNick(value) {
+  return value && typeof value === "object" ? validNickname(value.typing) : null;
+}
+
+/** "ann is typing...", "ann and bob are typing...", "ann, bob and cy are typing...", "Several people are typing...". */
+export function typingText(nicks) {
+  if (nicks.length === 0) return "";
+  if (nicks.length === 1) return `${nicks[0]} is typing...`;
+  if (nicks.length <= 3) return `${nicks.slice(0, -1).join(", ")} and ${nicks.at(-1)} are typing...`;
+  return "Several people are typing...";
+}
+
+/** The sending side: whether a keystroke now should broadcast "typing" (at most one per interval). */
+export class TypingThrottle {
+  constructor(intervalMs = TYPING_SEND_INTERVAL_MS) {
+    this.intervalMs = intervalMs;
+    this.last = null;
+  }
+
+  /** True when a broadcast is due; the caller sends it (and calls sent()). */
+  due(now) {
+    return this.last === null || now - this.last >= this.intervalMs;
+  }
+
+  sent(now) {
+    this.last = now;
+  }
+
+  /** The message was sent: the next keystroke is news again. */
+  reset() {
+    this.last = null;
+  }
+}
+
+/** The receiving side: who is typing, each until TYPING_TIMEOUT_MS after their last broadcast or their message. */
+export class TypingBoard {
+  constructor(timeoutMs = TYPING_TIMEOUT_MS) {
+    this.timeoutMs = timeoutMs;
+    this.until = new Map(); // nick -> when the indicator clears
+  }
+
+  typed(nick, now) {
+    this.until.delete(nick); // the order is the order of their latest broadcast
+    this.until.set(nick, now + this.timeoutMs);
+  }
+
+  /** Their message arrived (or they left): no longer typing. Returns whether they were. */
+  stopped(nick) {
+    return this.until.delete(nick);
+  }
+
+  clear() {
+    this.until.clear();
+  }
+
+  /** The nicknames typing at `now`, in the order of their latest broadcast; drops the expired. */
+  active(now) {
+    for (const [nick, until] of this.until) if (until <= now) this.until.delete(nick);
+    return [...this.until.keys()];
+  }
+
+  /** When the next indicator clears, or null. */
+  nextExpiry() {
+    let next = null;
+    for (const until of this.until.values()) if (next === null || until < next) next = until;
+    return next;
+  }
 }

@@ -25,7 +25,8 @@ const traffic = {};
 
 /**
  * Records what a page asks of the server: its history requests (GET /messages?...) and
- * its WebSockets, with the resume token of every frame each one received.
+ * its WebSockets, with the resume token of every frame each one received and the frames
+ * it sent.
  */
 function watchTraffic(page) {
   const t = { history: [], sockets: [] };
@@ -33,8 +34,9 @@ function watchTraffic(page) {
     if (req.method() === "GET" && /\/messages\?/.test(req.url())) t.history.push(req);
   });
   page.on("websocket", (ws) => {
-    const socket = { url: new URL(ws.url()), tokens: [] };
+    const socket = { url: new URL(ws.url()), tokens: [], sent: [] };
     t.sockets.push(socket);
+    ws.on("framesent", ({ payload }) => socket.sent.push(payload));
     ws.on("framereceived", ({ payload }) => {
       try {
         const token = JSON.parse(payload)?._id?._data;
@@ -51,8 +53,12 @@ async function resumeTokenOf(req) {
   return res ? res.headers()["resume-token"] ?? null : null;
 }
 
-/** Opens the chat in a context of its own, which `prepare` may set up first (routes, scripts). */
-async function openChat(name, nickname, { server = rheo, prepare } = {}) {
+/**
+ * Opens the chat in a context of its own, which `prepare` may set up first (routes,
+ * scripts). On a stream with presence, returns once the chat is listed online under its
+ * nickname (it joined again with it: a connection of its own).
+ */
+async function openChat(name, nickname, { server = rheo, prepare, presence = true } = {}) {
   const context = await browser.newContext({ viewport: { width: 720, height: 900 } });
   if (prepare) await prepare(context);
   const page = await context.newPage();
@@ -69,6 +75,7 @@ async function openChat(name, nickname, { server = rheo, prepare } = {}) {
   await page.press("#nick", "Enter");
   await page.waitForSelector("#composer:not([hidden])");
   assert.equal(await page.evaluate(() => sessionStorage.getItem("rheo-chat-nickname")), nickname);
+  if (presence) await page.waitForSelector("#online-list li.own");
   contexts[name] = context;
   pages[name] = page;
   return page;
@@ -86,6 +93,30 @@ function shown(page) {
 }
 
 const texts = async (page) => (await shown(page)).map((m) => m.text);
+
+/** The nicknames in the online list. */
+const online = (page) => page.$$eval("#online-list li", (lis) => lis.map((li) => li.textContent));
+
+/** Waits until the online list shows exactly these nicknames (sorted). */
+async function waitForOnline(page, nicks) {
+  await page.waitForFunction(
+    (want) => JSON.stringify([...document.querySelectorAll("#online-list li")].map((li) => li.textContent)) === want,
+    JSON.stringify(nicks),
+    { timeout: WAIT },
+  );
+}
+
+const typingLine = (page) => page.textContent("#typing");
+
+/** Records in the page every text the typing line shows, with the page's clock. */
+async function logTyping(page) {
+  await page.evaluate(() => {
+    const el = document.querySelector("#typing");
+    window.__typing = [{ text: el.textContent, at: Date.now() }];
+    new MutationObserver(() => window.__typing.push({ text: el.textContent, at: Date.now() }))
+      .observe(el, { childList: true, characterData: true, subtree: true });
+  });
+}
 
 /** Waits until exactly `count` messages with this exact text are on screen. */
 async function waitForText(page, text, count = 1) {
@@ -192,6 +223,72 @@ describe("web chat", () => {
     await snap(bob, "live-bob");
   });
 
+  it("shows who is online: a window that opens appears in the others' list, one that closes leaves it", { timeout: TEST_TIMEOUT }, async () => {
+    const { alice, bob } = pages;
+    for (const page of [alice, bob]) await waitForOnline(page, ["alice", "bob"]);
+    assert.deepEqual(await alice.$$eval("#online-list li.own", (lis) => lis.map((li) => li.textContent)), ["alice"]);
+    assert.equal(await bob.textContent("#online-count"), "2 online");
+
+    const carl = await openChat("carl", "carl");
+    for (const page of [alice, bob, carl]) await waitForOnline(page, ["alice", "bob", "carl"]);
+    await snap(alice, "online-three");
+    await contexts.carl.close();
+    delete pages.carl;
+    delete contexts.carl;
+    for (const page of [alice, bob]) await waitForOnline(page, ["alice", "bob"]);
+    assert.equal(await alice.textContent("#online-count"), "2 online");
+  });
+
+  it("shows \"<nick> is typing...\" in the other window, throttled, cleared after 3 s or by the message", { timeout: TEST_TIMEOUT }, async () => {
+    const { alice, bob } = pages;
+    await logTyping(bob);
+    const aliceSocket = traffic.alice.sockets.at(-1);
+    const earlier = aliceSocket.sent.length; // alice has typed before (fill() is one keystroke)
+    const typingFrames = () => aliceSocket.sent.slice(earlier).filter((p) => /"typing"/.test(p));
+    assert.equal(await typingLine(bob), "");
+
+    // A burst of keystrokes: one broadcast, and only the other window shows it.
+    await alice.locator("#text").pressSequentially("hello b");
+    await waitUntil(async () => (await typingLine(bob)) === "alice is typing...", "bob to see alice typing", WAIT);
+    assert.equal(await typingLine(alice), "", "nobody is typing at alice's");
+    assert.ok(await bob.isVisible("#typing"));
+    await snap(bob, "typing");
+    // Cleared about 3 s after the broadcast (the page's own clock says when).
+    await waitUntil(async () => (await typingLine(bob)) === "", "the indicator to clear", WAIT);
+    const log = await bob.evaluate(() => window.__typing);
+    const shownAt = log.find((e) => e.text === "alice is typing...").at;
+    const clearedAt = log.findLast((e) => e.text === "").at;
+    assert.ok(clearedAt - shownAt >= 2900, `cleared ${clearedAt - shownAt} ms after it showed`);
+    assert.equal(typingFrames().length, 1, `one broadcast for the burst: ${typingFrames().join(" ")}`);
+    assert.deepEqual(JSON.parse(typingFrames()[0]), { broadcast: { typing: "alice" } });
+
+    // Typing again, later: a new broadcast; the message itself clears the indicator.
+    await alice.locator("#text").pressSequentially("ob, are you there?");
+    await waitUntil(async () => (await typingLine(bob)) === "alice is typing...", "bob to see alice typing again", WAIT);
+    assert.equal(typingFrames().length, 2);
+    const again = (await bob.evaluate(() => window.__typing)).findLast((e) => e.text === "alice is typing...").at;
+    await alice.press("#text", "Enter");
+    await waitForText(bob, "hello bob, are you there?");
+    assert.equal(await typingLine(bob), "", "cleared when alice's message arrived");
+    const cleared = (await bob.evaluate(() => window.__typing)).findLast((e) => e.text === "").at;
+    assert.ok(cleared - again < 2900, "by the message, not by the timeout");
+
+    // The WebChat's keep-alive frame on the same stream is not a broadcast; a broadcast after it still is.
+    await bob.evaluate(() => new Promise((resolve, reject) => {
+      const ws = new WebSocket(new URL("/messages/_streams/all", location.href.replace(/^http/, "ws")));
+      ws.onopen = () => {
+        ws.send(JSON.stringify({ from: "", message: "", timestamp: { $date: 123 } }));
+        ws.send(JSON.stringify({ broadcast: { typing: "webchat" } }));
+        resolve();
+      };
+      ws.onerror = () => reject(new Error("the WebSocket failed"));
+      window.__raw = ws;
+    }));
+    await waitUntil(async () => (await typingLine(alice)) === "webchat is typing...", "the raw broadcast at alice's", WAIT);
+    await bob.evaluate(() => window.__raw.close());
+    await waitUntil(async () => (await typingLine(alice)) === "", "the raw broadcast's indicator to clear", WAIT);
+  });
+
   it("renders hostile text as text", { timeout: TEST_TIMEOUT }, async () => {
     const alice = pages.alice;
     const bob = pages.bob;
@@ -255,6 +352,8 @@ describe("web chat", () => {
     }
     // Alice paged back further than bob; from bob's oldest message on, both agree.
     assert.deepEqual(lists[0].slice(-lists[1].length), lists[1], "both pages show the same order");
+    // Online again, each once: the connections from before the restart are gone.
+    for (const page of [alice, bob]) await waitForOnline(page, ["alice", "bob"]);
     await snap(bob, "restart-caught-up");
   });
 
@@ -278,13 +377,16 @@ describe("web chat", () => {
     assert.equal(t.history.length, 1);
     const snapshotToken = await resumeTokenOf(t.history[0]);
     assert.ok(snapshotToken, "GET /messages answers a Resume-Token");
-    assert.equal(t.sockets.length, 1);
-    assert.equal(t.sockets[0].url.searchParams.get("resumeAfter"), snapshotToken);
+    // The first socket reads as anonymous; picking the nickname joined again with it.
+    assert.equal(t.sockets.length, 2);
+    for (const socket of t.sockets) assert.equal(socket.url.searchParams.get("resumeAfter"), snapshotToken);
+    assert.equal(t.sockets[0].url.searchParams.get("presence"), null);
+    assert.equal(t.sockets[1].url.searchParams.get("presence"), JSON.stringify({ nick: "erin" }));
 
     await rheo.post({ message: "resume: before the restart", from: "carol" });
     await waitForText(erin, "resume: before the restart");
-    await waitUntil(() => t.sockets[0].tokens.length > 0, "the frame's token");
-    const lastToken = t.sockets[0].tokens.at(-1);
+    await waitUntil(() => t.sockets[1].tokens.length > 0, "the frame's token");
+    const lastToken = t.sockets[1].tokens.at(-1);
 
     // Away while more than a page of messages is sent: catching up by pages would need two.
     await contexts.erin.setOffline(true);
@@ -328,7 +430,7 @@ describe("web chat", () => {
     });
     const t = traffic.gina;
     await gina.waitForFunction(() => document.querySelectorAll("#messages li.msg").length === 15);
-    assert.equal(t.sockets[0].url.search, "", "no resumeAfter without a Resume-Token");
+    assert.equal(t.sockets[0].url.searchParams.get("resumeAfter"), null, "no resumeAfter without a Resume-Token");
 
     await contexts.gina.setOffline(true);
     await rheo.restart();
@@ -345,7 +447,7 @@ describe("web chat", () => {
 
     // Two pages back to meet what was on screen, and no token ever sent.
     assert.ok(t.history.length - historyBefore >= 2, "history refetched page by page");
-    for (const socket of t.sockets.slice(socketsBefore)) assert.equal(socket.url.search, "");
+    for (const socket of t.sockets.slice(socketsBefore)) assert.equal(socket.url.searchParams.get("resumeAfter"), null);
     const all = await texts(gina);
     assert.equal(new Set(all).size, all.length, "no duplicates");
     assert.deepEqual(all.slice(-(away.length + 1)), [...away, "catch-up: after the restart"]);
@@ -484,6 +586,47 @@ describe("web chat", () => {
       delete pages.frank;
     } finally {
       await small.dispose();
+    }
+  });
+
+  it("works as before on a stream without presence: no online list, no typing broadcasts", { timeout: TEST_TIMEOUT }, async () => {
+    // The stream as an older rheo (or an operator) declared it; RESTHeart has no presence either.
+    const everyone = ["$unauthenticated", "$authenticated"];
+    const acl = [
+      { roles: everyone, predicate: "path('/messages') and method(POST)", mergeRequest: { timestamp: "@now" } },
+      { roles: everyone, predicate: "path-prefix('/')" },
+    ];
+    const plain = new Rheo({ args: ["--create-messages", "false", "--acl", JSON.stringify(acl)] });
+    try {
+      await plain.start();
+      assert.equal(await plain.ensureMessagesStream(), true);
+      assert.equal((await plain.request("GET", "/messages/_streams/all/_presence")).status, 400);
+      const olga = await openChat("olga", "olga", { server: plain, presence: false });
+      const pete = await openChat("pete", "pete", { server: plain, presence: false });
+      for (const page of [olga, pete]) {
+        await page.waitForSelector('#status[data-state="live"]');
+        assert.equal(await page.isHidden("#online"), true);
+        assert.equal(await page.isHidden("#typing"), true);
+      }
+      await pete.locator("#text").pressSequentially("hi olga, no presence here");
+      await pete.press("#text", "Enter");
+      await waitForText(olga, "hi olga, no presence here");
+      await waitForText(pete, "hi olga, no presence here");
+      for (const name of ["olga", "pete"]) {
+        assert.equal(traffic[name].sockets.length, 1, `${name}: one WebSocket, never refused and retried`);
+        const socket = traffic[name].sockets[0];
+        assert.equal(socket.url.searchParams.get("presence"), null);
+        assert.equal(socket.url.searchParams.get("presenceEvents"), null);
+        assert.deepEqual(socket.sent, [], `${name} sent nothing on the socket`);
+      }
+      await snap(olga, "no-presence");
+      for (const name of ["olga", "pete"]) {
+        await contexts[name].close();
+        delete pages[name];
+        delete contexts[name];
+      }
+    } finally {
+      await plain.dispose();
     }
   });
 

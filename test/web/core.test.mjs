@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
-  COLLECTION, MessageStore, PAGE_SIZE, STREAM, compareMessages, dateMillis, dayKey, historyQuery, idKey, messageTime,
-  toMessage, validNickname,
+  COLLECTION, MessageStore, PAGE_SIZE, STREAM, TYPING_SEND_INTERVAL_MS, TYPING_TIMEOUT_MS, TypingBoard, TypingThrottle,
+  compareMessages, dateMillis, dayKey, historyQuery, idKey, messageTime, onlineNicks, toMessage, typingNick, typingText,
+  validNickname,
 } from "../../web/chat-core.js";
 // Resume tokens, the stream's position and the backoff moved into rheo-client, which the
 // chat uses (its own tests cover them); here only what the chat hands to it.
@@ -90,5 +91,55 @@ describe("chat-core", () => {
 
   it("names local days", () => {
     assert.match(dayKey(Date.now()), /^\d{4}-\d{2}-\d{2}$/);
+  });
+
+  it("lists who is online: each nickname once, sorted, readers without one left out", () => {
+    const member = (id, info) => ({ id, user: null, info, since: { $date: 1 } });
+    assert.deepEqual(onlineNicks([
+      member("r-1", { nick: "bob" }), member("r-2", { nick: "Ann" }), member("r-3", { nick: "bob" }),
+      member("r-4", {}), member("r-5", { nick: "x" }), member("r-6", { nick: 42 }), member("r-7", { nick: " cyd " }),
+    ]), ["Ann", "bob", "cyd"]);
+    assert.deepEqual(onlineNicks([]), []);
+    assert.deepEqual(onlineNicks(undefined), []);
+  });
+
+  it("reads typing broadcasts and says who is typing", () => {
+    assert.equal(typingNick({ typing: "ann" }), "ann");
+    for (const v of [null, "ann", { typing: "x" }, { typing: true }, [1], { other: "ann" }]) assert.equal(typingNick(v), null);
+    assert.equal(typingText([]), "");
+    assert.equal(typingText(["ann"]), "ann is typing...");
+    assert.equal(typingText(["ann", "bob"]), "ann and bob are typing...");
+    assert.equal(typingText(["ann", "bob", "cy"]), "ann, bob and cy are typing...");
+    assert.equal(typingText(["ann", "bob", "cy", "dee"]), "Several people are typing...");
+  });
+
+  it("throttles typing broadcasts to one per interval, again at once after a send", () => {
+    const t = new TypingThrottle();
+    assert.equal(TYPING_SEND_INTERVAL_MS, 2000);
+    assert.equal(t.due(1000), true);
+    t.sent(1000);
+    assert.equal(t.due(1001), false);
+    assert.equal(t.due(2999), false);
+    assert.equal(t.due(3000), true);
+    t.sent(3000);
+    t.reset();
+    assert.equal(t.due(3001), true);
+  });
+
+  it("clears a typing indicator after the timeout or when the message arrives", () => {
+    const b = new TypingBoard();
+    assert.equal(TYPING_TIMEOUT_MS, 3000);
+    b.typed("ann", 0);
+    b.typed("bob", 1000);
+    assert.deepEqual(b.active(500), ["ann", "bob"]);
+    assert.equal(b.nextExpiry(), 3000);
+    b.typed("ann", 2000); // typing again: later, and after bob
+    assert.deepEqual(b.active(3500), ["bob", "ann"]);
+    assert.deepEqual(b.active(4000), ["ann"]);
+    assert.equal(b.nextExpiry(), 5000);
+    assert.equal(b.stopped("ann"), true);
+    assert.equal(b.stopped("ann"), false);
+    assert.deepEqual(b.active(4001), []);
+    assert.equal(b.nextExpiry(), null);
   });
 });
