@@ -7,14 +7,18 @@
 //
 // Scenarios, over WebSocket and over SSE (fetch): snapshot + changes across a server
 // restart with no event lost or repeated; a live query equal to GET after every write,
-// also across a restart; REST errors as RheoError with the HTTP status. Every wait is on
+// also across a restart; history lost (4410, SSE history-lost) recovered from the
+// snapshot; Basic authentication with the server's Auth-Token (streams over SSE, a
+// revoked token); AbortSignal on calls and subscriptions; presence and broadcast with the
+// browser's own WebSocket; REST errors as RheoError with the HTTP status. Every wait is on
 // a condition with a deadline.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
 import { after, before, describe, it } from "node:test";
 
-import { Rheo, launchBrowser, waitUntil } from "./harness.mjs";
+import { Rheo, launchBrowser, rheoBinary, waitUntil } from "./harness.mjs";
 
 const WAIT = 30000; // generous: the same tests run against the sanitizer build
 const TEST_TIMEOUT = 180000;
@@ -25,7 +29,12 @@ const ACL = [
   { roles: ["$unauthenticated", "$authenticated"], predicate: "path('/messages') and method(POST)", mergeRequest: { timestamp: "@now" } },
   { roles: ["$unauthenticated", "$authenticated"], predicate: "path-prefix('/scores')" },
   { roles: ["$unauthenticated", "$authenticated"], predicate: "path-prefix('/live_websocket') or path-prefix('/live_sse')" },
+  { roles: ["$unauthenticated", "$authenticated"], predicate: "path-prefix('/lost_websocket') or path-prefix('/lost_sse') or path-prefix('/aborts') or path-prefix('/room')" },
+  { roles: ["user"], predicate: "path-prefix('/private')" },
 ];
+const hashPassword = (pw) => execFileSync(rheoBinary(), ["hash-password", pw], { encoding: "utf8" }).trim();
+/** The user:secret of a Basic Authorization header. */
+const basicOf = (header) => (header ? Buffer.from(header.replace(/^Basic /, ""), "base64").toString("utf8") : null);
 const LIVE = { sort: { score: -1, name: 1 }, pagesize: 5, keys: { name: 1, score: 1 } };
 
 let rheo;
@@ -33,18 +42,23 @@ let browser;
 const pageErrors = [];
 
 /** A page of rheo's origin with the client module loaded as `window.rc`. */
-async function openClientPage(name) {
+async function openClientPage(name, server = rheo) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (err) => pageErrors.push(`${name}: ${err.message}`));
-  const traffic = { sockets: [], streamRequests: [] };
-  page.on("websocket", (ws) => traffic.sockets.push(new URL(ws.url())));
-  page.on("request", (req) => {
-    if (req.url().includes("/_streams/") || req.url().includes("/_live"))
-      traffic.streamRequests.push({ url: new URL(req.url()), headers: req.headers() });
+  const traffic = { sockets: [], streamRequests: [], requests: [], closedSockets: [] };
+  page.on("websocket", (ws) => {
+    traffic.sockets.push(new URL(ws.url()));
+    ws.on("close", () => traffic.closedSockets.push(new URL(ws.url())));
   });
-  await page.goto(`${rheo.url}/_ping`); // any page of the origin
+  page.on("request", (req) => {
+    const url = new URL(req.url());
+    traffic.requests.push({ method: req.method(), url, headers: req.headers() });
+    if (req.url().includes("/_streams/") || req.url().includes("/_live"))
+      traffic.streamRequests.push({ url, headers: req.headers() });
+  });
+  await page.goto(`${server.url}/_ping`); // any page of the origin
   await page.evaluate(async (src) => {
     window.rc = await import(src);
   }, CLIENT_MODULE);
@@ -62,9 +76,9 @@ function prng(seed) {
 }
 
 /** Takes the page away from the network while the server restarts and `whileAway` writes. */
-async function restartWhileAway(context, page, handle, whileAway) {
+async function restartWhileAway(context, page, handle, whileAway, server = rheo) {
   await context.setOffline(true);
-  await rheo.restart();
+  await server.restart();
   await waitUntil(() => page.evaluate((h) => window[h].state === "reconnecting", handle), `${handle} to reconnect`, WAIT);
   await whileAway();
   await context.setOffline(false);
@@ -73,7 +87,8 @@ async function restartWhileAway(context, page, handle, whileAway) {
 
 describe("rheo-client in chromium", () => {
   before(async () => {
-    rheo = new Rheo({ args: ["--acl", JSON.stringify(ACL)] });
+    const users = [{ userid: "ann", password: hashPassword("ann-pw"), roles: ["user"] }];
+    rheo = new Rheo({ args: ["--acl", JSON.stringify(ACL), "--users", JSON.stringify(users)] });
     await rheo.start();
     await rheo.ensureMessagesStream();
     browser = await launchBrowser();
@@ -246,6 +261,253 @@ describe("rheo-client in chromium", () => {
       await context.close();
     });
   }
+
+  for (const transport of ["websocket", "sse"]) {
+    it(`history lost over ${transport}: the snapshot is read again and the stream continues after it`, { timeout: TEST_TIMEOUT }, async () => {
+      // A server that keeps 5 changes: a client away for more has lost its place.
+      const small = new Rheo({ args: ["--acl", JSON.stringify(ACL), "--changelog-retention", "5"] });
+      try {
+        await small.start();
+        const coll = `lost_${transport}`;
+        const { context, page, traffic } = await openClientPage(`lost-${transport}`, small);
+        await page.evaluate(async ([t, c]) => {
+          const log = { snapshots: [], events: [], closes: [], errors: [] };
+          window.log = log;
+          window.db = new window.rc.RheoClient(undefined, { transport: t, backoff: { initialMs: 50, maxMs: 400 } });
+          await window.db.createCollection(c, { streams: [{ uri: "all", stages: [] }] });
+          window.sub = window.db.subscribeWithSnapshot(c, "all", {
+            query: { sort: { n: 1 } },
+            onSnapshot: (docs, token) => { log.snapshots.push({ n: docs.map((d) => d.n), token }); },
+            onEvent: (ev) => { log.events.push(ev.fullDocument.n); },
+            onClose: (info) => { log.closes.push(info.code); },
+            onError: (err) => { log.errors.push(String(err && err.message)); },
+          });
+          await window.sub.opened;
+        }, [transport, coll]);
+        const log = () => page.evaluate(() => window.log);
+        const post = async (n) => assert.equal((await small.request("POST", `/${coll}`, { n })).status, 201);
+        await post(0);
+        await waitUntil(async () => (await log()).events.length === 1, "the first event", WAIT);
+        const lastToken = await page.evaluate(() => window.sub.token);
+
+        await restartWhileAway(context, page, "sub", async () => {
+          for (let n = 1; n < 12; n++) await post(n);
+        }, small);
+        await waitUntil(async () => (await log()).snapshots.length === 2, "the snapshot read again", WAIT);
+        await post(12);
+        await waitUntil(async () => (await log()).events.includes(12), "the insert after the snapshot", WAIT);
+
+        const l = await log();
+        assert.deepEqual(l.snapshots[0].n, []);
+        assert.deepEqual(l.snapshots[1].n, Array.from({ length: 12 }, (_, i) => i), "the snapshot stands for what was lost");
+        assert.deepEqual(l.events, [0, 12], "nothing twice, nothing after the snapshot missed");
+        assert.ok(l.closes.includes(4410), `closes: ${l.closes.join(",")}`);
+        assert.deepEqual(l.errors, []);
+        const fresh = l.snapshots[1].token;
+        assert.ok(fresh && fresh !== lastToken);
+        // On the wire: the old position tried first, then the snapshot's.
+        const positions = transport === "websocket"
+          ? traffic.sockets.filter((u) => u.pathname === `/${coll}/_streams/all`).map((u) => u.searchParams.get("resumeAfter"))
+          : traffic.streamRequests.filter((r) => r.url.pathname === `/${coll}/_streams/all`).map((r) => r.headers["last-event-id"]);
+        assert.ok(positions.includes(lastToken), `positions: ${positions.join(", ")}`);
+        assert.equal(positions.at(-1), fresh);
+        if (transport === "sse") assert.equal(traffic.sockets.length, 0, "no WebSocket");
+        await page.evaluate(() => window.sub.close());
+        await context.close();
+      } finally {
+        await small.dispose();
+      }
+    });
+  }
+
+  it("Basic auth: the password once, then the server's Auth-Token, streams over SSE, a revoked token replaced", { timeout: TEST_TIMEOUT }, async () => {
+    const { context, page, traffic } = await openClientPage("auth");
+    const authOf = (method, path) => traffic.requests
+      .filter((r) => r.method === method && r.url.pathname === path).map((r) => basicOf(r.headers.authorization ?? null));
+    const first = await page.evaluate(async () => {
+      const log = { tokens: [], events: [] };
+      window.log = log;
+      window.db = new window.rc.RheoClient(undefined, {
+        auth: { user: "ann", password: "ann-pw" },
+        onToken: (token) => { log.tokens.push(token); },
+      });
+      await window.db.createCollection("private", { streams: [{ uri: "all", stages: [] }] });
+      await window.db.insert("private", { _id: "p1" });
+      await window.db.get("private", "p1");
+      // A browser's WebSocket cannot send Authorization: "auto" picks SSE, which can.
+      window.sub = window.db.subscribeWithSnapshot("private", "all", {
+        query: { pagesize: 1 },
+        onEvent: (ev) => { log.events.push(ev.documentKey._id); },
+      });
+      await window.sub.opened;
+      await window.db.insert("private", { _id: "p2" });
+      return { token: window.db.authToken, until: window.db.authTokenValidUntil && window.db.authTokenValidUntil.getTime() };
+    });
+    assert.ok(first.token && first.token.length >= 16);
+    assert.ok(first.until > Date.now());
+    await waitUntil(async () => (await page.evaluate(() => window.log.events)).includes("p2"), "the insert over the stream", WAIT);
+    assert.equal(await page.evaluate(() => window.sub.transport), "sse");
+    assert.equal(traffic.sockets.length, 0, "no WebSocket");
+    assert.deepEqual(authOf("PUT", "/private"), ["ann:ann-pw"], "the password, once");
+    assert.deepEqual(authOf("POST", "/private"), [`ann:${first.token}`, `ann:${first.token}`]);
+    assert.deepEqual(authOf("GET", "/private/p1"), [`ann:${first.token}`]);
+    assert.deepEqual(authOf("GET", "/private/_streams/all"), [`ann:${first.token}`]);
+    assert.deepEqual(await page.evaluate(() => window.log.tokens), [first.token]);
+
+    // Another client of ann's, from the kept token, logs out: the token is revoked. The
+    // first client's next call is refused, logs in with the password once, and goes on.
+    const second = await page.evaluate(async (token) => {
+      const kept = new window.rc.RheoClient(undefined, { auth: { user: "ann", token } });
+      const docs = await kept.find("private");
+      await kept.logout();
+      const after = await window.db.find("private");
+      return { keptSaw: docs.length, after: after.length, token: window.db.authToken, tokens: window.log.tokens };
+    }, first.token);
+    assert.equal(second.keptSaw, 2);
+    assert.equal(second.after, 2);
+    assert.ok(second.token && second.token !== first.token);
+    assert.deepEqual(second.tokens, [first.token, null, second.token]);
+    assert.deepEqual(authOf("GET", "/private").slice(-2), [`ann:${first.token}`, "ann:ann-pw"]);
+
+    const refused = await page.evaluate(async () => {
+      const { RheoClient, RheoError } = window.rc;
+      const outcome = async (db) => {
+        try {
+          await db.find("private");
+          return { ok: true };
+        } catch (err) {
+          return { isRheoError: err instanceof RheoError, status: err.status, message: err.message };
+        }
+      };
+      // The anonymous stream is refused too: over SSE the client sees the 401 and stops.
+      const anonymousSub = new RheoClient(undefined, { transport: "sse" }).subscribe("private", "all");
+      const end = await anonymousSub.closed;
+      return {
+        wrong: await outcome(new RheoClient(undefined, { auth: { user: "ann", password: "nope" } })),
+        anonymous: await outcome(new RheoClient()),
+        stream: { status: end.error && end.error.status, state: anonymousSub.state },
+      };
+    });
+    assert.deepEqual(refused.wrong, { isRheoError: true, status: 401, message: "wrong user or password" });
+    assert.equal(refused.anonymous.status, 401);
+    assert.deepEqual(refused.stream, { status: 401, state: "closed" });
+    await page.evaluate(() => window.sub.close());
+    await context.close();
+  });
+
+  it("AbortSignal: an aborted call rejects and sends nothing; aborting closes a subscription and a live query", { timeout: TEST_TIMEOUT }, async () => {
+    const { context, page, traffic } = await openClientPage("abort");
+    const calls = await page.evaluate(async () => {
+      const db = new window.rc.RheoClient();
+      window.db = db;
+      await db.createCollection("aborts", { streams: [{ uri: "all", stages: [] }] });
+      const outcome = async (promise) => {
+        try {
+          await promise;
+          return "resolved";
+        } catch (err) {
+          return err.name === "AbortError" ? "AbortError" : err;
+        }
+      };
+      const pre = new AbortController();
+      pre.abort();
+      const before = await outcome(db.insert("aborts", { _id: "never" }, { signal: pre.signal }));
+      const mid = new AbortController();
+      const pending = db.find("aborts", { signal: mid.signal });
+      mid.abort();
+      const during = await outcome(pending);
+      const reason = new Error("the user left");
+      const custom = new AbortController();
+      custom.abort(reason);
+      let sameReason;
+      try {
+        await db.ping({ signal: custom.signal });
+      } catch (err) {
+        sameReason = err === reason;
+      }
+      let missing;
+      try {
+        await db.get("aborts", "never");
+      } catch (err) {
+        missing = err.status;
+      }
+      return { before, during, sameReason, missing, alive: await db.ping() };
+    });
+    assert.deepEqual(calls, { before: "AbortError", during: "AbortError", sameReason: true, missing: 404, alive: true });
+    assert.equal(traffic.requests.filter((r) => r.method === "POST").length, 0, "the aborted insert was never sent");
+
+    for (const transport of ["websocket", "sse"]) {
+      const ended = await page.evaluate(async (t) => {
+        const ac = new AbortController();
+        const sub = window.db.subscribe("aborts", "all", { transport: t, signal: ac.signal });
+        const live = window.db.live("aborts", { transport: t, signal: ac.signal });
+        await Promise.all([sub.opened, live.ready]);
+        const open = [sub.state, live.state];
+        ac.abort();
+        const [subEnd, liveEnd] = await Promise.all([sub.closed, live.closed]);
+        // Already aborted: closed before it ever connects.
+        const late = window.db.subscribe("aborts", "all", { transport: t, signal: ac.signal });
+        let lateOpened = "pending";
+        late.opened.then(() => { lateOpened = "opened"; }, () => { lateOpened = "rejected"; });
+        const lateEnd = await late.closed;
+        await Promise.resolve();
+        return { open, states: [sub.state, live.state, late.state], subEnd, liveEnd, lateEnd, lateOpened };
+      }, transport);
+      assert.deepEqual(ended.open, ["open", "open"], transport);
+      assert.deepEqual(ended.states, ["closed", "closed", "closed"], transport);
+      for (const end of [ended.subEnd, ended.liveEnd, ended.lateEnd]) assert.deepEqual(end, { code: 1000, reason: "closed by the client" });
+      assert.equal(ended.lateOpened, "rejected");
+      if (transport === "websocket") {
+        // The browser closed both sockets (the stream's and the live query's).
+        await waitUntil(() => traffic.closedSockets.length === traffic.sockets.length, "the sockets to close", WAIT);
+        assert.equal(traffic.sockets.length, 2, "the late one never connected");
+      }
+    }
+    await context.close();
+  });
+
+  it("presence and broadcast with the browser's WebSocket; SSE receives broadcasts but cannot send", { timeout: TEST_TIMEOUT }, async () => {
+    const a = await openClientPage("presence-a");
+    const b = await openClientPage("presence-b");
+    await a.page.evaluate(async () => {
+      window.db = new window.rc.RheoClient();
+      await window.db.createCollection("room", { streams: [{ uri: "all", stages: [], presence: true, broadcast: true }] });
+    });
+    for (const [{ page }, nick, transport] of [[a, "ann", "websocket"], [b, "bob", "sse"]]) {
+      await page.evaluate(async ([n, t]) => {
+        window.got = [];
+        window.db = new window.rc.RheoClient(undefined, { transport: t });
+        window.sub = window.db.subscribe("room", "all", {
+          presence: { nick: n }, presenceEvents: true,
+          onBroadcast: (value, from) => { window.got.push({ value, from: from.info && from.info.nick }); },
+        });
+        await window.sub.opened;
+      }, [nick, transport]);
+    }
+    const nicks = (page) => page.evaluate(() => window.sub.members.map((m) => m.info.nick).sort().join());
+    for (const { page } of [a, b]) await waitUntil(async () => (await nicks(page)) === "ann,bob", "both listed", WAIT);
+    assert.deepEqual((await a.page.evaluate(() => window.db.presence("room", "all"))).map((m) => m.info.nick).sort(), ["ann", "bob"]);
+
+    await a.page.evaluate(() => window.sub.broadcast({ typing: "ann" }));
+    await waitUntil(async () => (await b.page.evaluate(() => window.got.length)) === 1, "ann's broadcast over SSE", WAIT);
+    assert.deepEqual(await b.page.evaluate(() => window.got), [{ value: { typing: "ann" }, from: "ann" }]);
+    const sseError = await b.page.evaluate(() => {
+      try {
+        window.sub.broadcast({ typing: "bob" });
+        return null;
+      } catch (err) {
+        return { isRheoError: err instanceof window.rc.RheoError, message: err.message };
+      }
+    });
+    assert.equal(sseError.isRheoError, true);
+    assert.match(sseError.message, /SSE/);
+    assert.deepEqual(await a.page.evaluate(() => window.got), [], "not to its sender");
+
+    await b.context.close();
+    await waitUntil(async () => (await nicks(a.page)) === "ann", "bob gone from ann's list", WAIT);
+    await a.page.evaluate(() => window.sub.close());
+    await a.context.close();
+  });
 
   it("REST errors reject with a RheoError carrying the status and the server's message", { timeout: TEST_TIMEOUT }, async () => {
     const { context, page } = await openClientPage("errors");
