@@ -66,9 +66,9 @@ void create_messages(rheo::store& storage, const rheo::server_config& config) {
   // unless someone changed the stream since.
   const std::string stages = R"("stages":[{"_$match":{"_$or":[{"operationType":"insert"}]}}])";
   const object before = parse_json(R"({"streams":[{"uri":"all",)" + stages + "}]}").as_object();
-  const object current =
-      parse_json(R"({"streams":[{"uri":"all",)" + stages + R"(,"presence":true,"broadcast":true}]})")
-          .as_object();
+  const object current = parse_json(R"({"streams":[{"uri":"all",)" + stages +
+                                    R"(,"presence":true,"broadcast":true}]})")
+                             .as_object();
   try {
     auto info = storage.collection(db, "messages");
     if (!info)
@@ -212,7 +212,8 @@ std::unique_ptr<rheo::store> open_own_store(const rheo::server_config& config) {
 /// Starts serving: the server, then a core's or an edge's cluster link, named `node_name`
 /// (else host:port). Returns the port; throws when something cannot start.
 std::uint16_t start_serving(rheo::server& srv, rheo::rest_api& api, rheo::cluster_core* core,
-                            rheo::cluster_edge* edge_link, std::string node_name) {
+                            rheo::cluster_edge* edge_link, const rheo::realtime& streams,
+                            std::string node_name) {
   const std::uint16_t port = srv.start();
   if (node_name.empty()) {
     char host[256] = "localhost";
@@ -224,7 +225,7 @@ std::uint16_t start_serving(rheo::server& srv, rheo::rest_api& api, rheo::cluste
     api.set_cluster(core);
   }
   if (edge_link) {
-    edge_link->start(node_name, std::chrono::seconds(5));
+    edge_link->start(node_name, std::chrono::seconds(5), streams.presence_link());
     api.set_cluster(edge_link);
   }
   return port;
@@ -328,11 +329,11 @@ int run(const rheo::command_line& cl, const std::vector<std::string>& args,
   std::unique_ptr<cluster_core> core;
   if (!config.cluster_listen.empty())
     core = std::make_unique<cluster_core>(actors, config, storage, streams.broker(),
-                                          streams.replays(), stats);
+                                          streams.replays(), streams.presence_link(), stats);
 
   std::uint16_t port = 0;
   try {
-    port = start_serving(srv, api, core.get(), edge_link.get(), config.node_name);
+    port = start_serving(srv, api, core.get(), edge_link.get(), streams, config.node_name);
   } catch (const std::exception& e) {
     log::startup_error(e.what());
     shut_down(srv, core.get(), streams, edge_link.get(), actors, storage);

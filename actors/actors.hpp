@@ -54,6 +54,9 @@ using replay_end_atom = caf::atom_constant<caf::atom("replayend")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
 using hub_atom = caf::atom_constant<caf::atom("hub")>;
+using presence_atom = caf::atom_constant<caf::atom("presence")>;
+using peers_atom = caf::atom_constant<caf::atom("peers")>;
+using relay_atom = caf::atom_constant<caf::atom("relay")>;
 
 // -- message types ------------------------------------------------------------
 

@@ -106,7 +106,8 @@ void join_presence(self_ptr self, const session_actor& session, const std::strin
   auto& entry = st.presences[key];
   if (!entry.handle)
     entry.handle = caf::actor_cast<caf::actor>(
-        self->spawn(presence, key, st.options.presence, st.stats, st.options.presence_interval));
+        self->spawn(presence, key, caf::actor_cast<presence_link_actor>(st.options.presence),
+                    st.stats, st.options.presence_interval));
   ++entry.sessions;
   st.session_to_presence[session.address()] = key;
   const bool needs_conn = join.events || join.broadcasts;

@@ -12,6 +12,7 @@
 
 #include "actors/actors.hpp"
 
+#include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -22,7 +23,6 @@
 namespace rheo {
 
 struct metrics;
-class presence_directory;
 class replay_service;
 
 /// What a broker is set up with besides its store, metrics and replay pool.
@@ -30,9 +30,9 @@ struct broker_options {
   /// Distinct live queries a collection may have at once; a client asking for one more
   /// gets an error (caf::sec::invalid_argument) naming max_live_queries_per_collection.
   std::size_t max_live_queries = 1000;
-  /// Where presence lists are published (null: presence is not served); must outlive the
-  /// broker's actors.
-  presence_directory* presence = nullptr;
+  /// The node's presence link (actors/presence_link.hpp), a presence_link_actor: where the
+  /// presence actors share their members and broadcasts (null: presence is not served).
+  caf::actor presence;
   /// How long presence changes wait to go out together (presence_interval_ms).
   std::chrono::milliseconds presence_interval{250};
 };

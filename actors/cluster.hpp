@@ -23,6 +23,10 @@
 // Store calls. An edge without a database of its own forwards every store call to the core
 // as a typed request (storage/remote), run there by a pool of blocking workers.
 //
+// Presence. Each edge's presence uplink talks to the core's presence exchange through its core
+// peer (actors/presence_link.hpp): members and broadcasts cross the link once per edge, and an
+// edge whose core peer ends (the link dropped or timed out) takes its members with it.
+//
 // Thread-safety: cluster_core and cluster_edge are created, started and stopped by main's
 // thread; their status_json() and metrics_text() may be called from any thread; the
 // transport and opener that cluster_edge hands out may be called from any thread.
@@ -60,9 +64,10 @@ std::string cluster_fingerprint();
 class cluster_core final : public cluster_view {
 public:
   /// Every argument must outlive this object and the actors it spawns. `broker` is the
-  /// core's broker (realtime::broker()), `replays` its replay pool.
+  /// core's broker (realtime::broker()), `replays` its replay pool, `presence` its presence
+  /// exchange (realtime::presence_link(), actors/presence_link.hpp).
   cluster_core(caf::actor_system& system, const server_config& config, store& storage,
-               broker_actor broker, replay_service& replays, metrics& stats);
+               broker_actor broker, replay_service& replays, caf::actor presence, metrics& stats);
   ~cluster_core() override;
 
   /// Publishes the gatekeeper; returns the port. Throws std::runtime_error.
@@ -94,8 +99,10 @@ public:
   /// from the core.
   store& storage();
   /// Starts the link thread, and waits up to `first_link` for the first link to be up
-  /// (logging when it is not; the thread keeps trying).
-  void start(std::string node_name, std::chrono::milliseconds first_link);
+  /// (logging when it is not; the thread keeps trying). `presence` is the edge's presence
+  /// uplink (realtime::presence_link(), actors/presence_link.hpp), told when the link is up
+  /// and when it is down.
+  void start(std::string node_name, std::chrono::milliseconds first_link, caf::actor presence);
   /// Stops the link thread. Idempotent.
   void stop();
 
@@ -103,6 +110,7 @@ public:
   std::string metrics_text() const override;
   const std::string& node_name() const override;
   bool forwards_store_calls() const override { return forwards_; }
+  std::shared_ptr<const std::string> presence_list(const std::string& key) const override;
 
   struct impl;
 

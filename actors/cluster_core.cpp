@@ -6,6 +6,7 @@
 #include "actors/cluster_wire.hpp"
 
 #include "actors/handover.hpp"
+#include "actors/presence_link.hpp"
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "config/config.hpp"
@@ -41,6 +42,7 @@ struct cluster_core::impl {
   store& storage;
   broker_actor broker;
   replay_service& replays;
+  presence_exchange_actor presence;
   metrics& stats;
   std::string name;
   gatekeeper_actor gatekeeper;
@@ -51,8 +53,9 @@ struct cluster_core::impl {
   std::map<std::string, edge> edges;
 
   impl(caf::actor_system& sys, const server_config& cfg, store& st, broker_actor b,
-       replay_service& r, metrics& s)
-      : system(sys), config(cfg), storage(st), broker(std::move(b)), replays(r), stats(s) {}
+       replay_service& r, presence_exchange_actor p, metrics& s)
+      : system(sys), config(cfg), storage(st), broker(std::move(b)), replays(r),
+        presence(std::move(p)), stats(s) {}
 
   /// The nodes as /_cluster lists them (the core first) and the upstream feeds.
   object nodes_status(std::int64_t sessions, std::int64_t subscriptions) const {
@@ -287,6 +290,7 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
       e.up = false;
       e.sessions = e.subscriptions = 0;
     }
+    self->send(core->presence, closed_atom::value, self->state.edge); // its members are gone
     self->quit();
   });
   return {
@@ -321,6 +325,31 @@ core_peer_actor::behavior_type core_peer(peer_ptr self, impl_ptr core, std::stri
         return to_json(
             value(core->nodes_status(core->stats.sessions_open.load(std::memory_order_relaxed),
                                      core->stats.subscriptions.load(std::memory_order_relaxed))));
+      },
+      // Presence: to the exchange, naming the edge (and sent by this peer, which the exchange
+      // tells from the edge's earlier and later ones).
+      [self, core](join_atom, std::string& key, edge_presence_actor& uplink) {
+        if (from_edge(self))
+          self->send(core->presence, join_atom::value, self->state.edge, std::move(key),
+                     std::move(uplink));
+      },
+      [self, core](closed_atom, std::string& key) {
+        if (from_edge(self))
+          self->send(core->presence, closed_atom::value, self->state.edge, std::move(key));
+      },
+      [self, core](presence_atom, std::string& key, std::string& changes) {
+        if (from_edge(self))
+          self->send(core->presence, presence_atom::value, self->state.edge, std::move(key),
+                     std::move(changes));
+      },
+      [self, core](broadcast_atom, std::string& key, std::string& frame) {
+        if (from_edge(self))
+          self->send(core->presence, broadcast_atom::value, self->state.edge, std::move(key),
+                     std::move(frame));
+      },
+      [self, core](presence_atom, std::string& key) -> caf::result<std::string> {
+        if (!from_edge(self)) return not_joined();
+        return self->delegate(core->presence, presence_atom::value, std::move(key));
       },
   };
 }
@@ -402,8 +431,10 @@ gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self, impl_ptr core) {
 } // namespace
 
 cluster_core::cluster_core(caf::actor_system& system, const server_config& config, store& storage,
-                           broker_actor broker, replay_service& replays, metrics& stats)
-    : impl_(std::make_shared<impl>(system, config, storage, std::move(broker), replays, stats)) {}
+                           broker_actor broker, replay_service& replays, caf::actor presence,
+                           metrics& stats)
+    : impl_(std::make_shared<impl>(system, config, storage, std::move(broker), replays,
+                                   caf::actor_cast<presence_exchange_actor>(presence), stats)) {}
 
 cluster_core::~cluster_core() {
   stop();

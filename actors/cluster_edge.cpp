@@ -4,6 +4,7 @@
 #include "actors/cluster.hpp"
 #include "actors/cluster_support.hpp"
 #include "actors/cluster_wire.hpp"
+#include "actors/presence_link.hpp"
 
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -63,6 +64,7 @@ struct cluster_edge::impl {
   std::string fingerprint = cluster_fingerprint();
   std::chrono::milliseconds timeout;
   edge_node_actor node;
+  presence_uplink_actor presence;
   std::weak_ptr<impl> weak_self;
 
   mutable std::mutex mutex;
@@ -368,8 +370,10 @@ void edge_impl::run() {
       last_why.clear();
       for (auto& r : rs)
         caf::anon_send(r, attach_atom::value, *p);
+      if (presence) caf::anon_send(presence, attach_atom::value, *p);
       std::string lost;
       hold(*p, lost);
+      if (presence) caf::anon_send(presence, detach_atom::value);
       {
         std::lock_guard lock(mutex);
         peer.reset();
@@ -427,9 +431,11 @@ store& cluster_edge::storage() {
   return *storage_;
 }
 
-void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_link) {
+void cluster_edge::start(std::string node_name, std::chrono::milliseconds first_link,
+                         caf::actor presence) {
   auto& im = *impl_;
   im.name = std::move(node_name);
+  im.presence = caf::actor_cast<presence_uplink_actor>(presence);
   im.node = im.system.spawn(edge_node, im.name);
   im.thread = std::thread([&im] { im.run(); });
   std::unique_lock lock(im.mutex);
@@ -500,6 +506,16 @@ std::string cluster_edge::metrics_text() const {
 
 const std::string& cluster_edge::node_name() const {
   return impl_->name;
+}
+
+std::shared_ptr<const std::string> cluster_edge::presence_list(const std::string& key) const {
+  auto& im = *impl_;
+  auto p = im.current_peer();
+  if (!p) throw api_error(503, "the cluster core is unreachable; try again");
+  auto list = std::make_shared<std::string>();
+  if (auto err = im.ask(*p, im.timeout, *list, presence_atom::value, key))
+    throw api_error(503, "the cluster core did not answer: " + *err);
+  return list;
 }
 
 } // namespace rheo

@@ -43,6 +43,16 @@ using feed_receiver_actor =
                      // The feed ended (history lost, invalidated, the core's store closed).
                      caf::reacts_to<closed_atom, feed_end>>;
 
+/// An edge's PRESENCE UPLINK as the core sees it (actors/presence_link.hpp): what the other
+/// nodes' sessions of a presence or broadcast stream did, once per edge. `key` is the
+/// stream's presence_directory::key.
+using edge_presence_actor = caf::typed_actor<
+    // key, the other nodes' member changes: {"joined":[entry...],"left":[id...]}, with
+    // "sync": true when it is the whole list (the edge replaces what it knew).
+    caf::reacts_to<peers_atom, std::string, std::string>,
+    // key, a broadcast of another node's session: the frame its sessions receive.
+    caf::reacts_to<relay_atom, std::string, std::string>>;
+
 /// An edge as the core sees it: the core monitors it to know when the edge is gone.
 using edge_node_actor = caf::typed_actor<caf::reacts_to<closed_atom>>;
 
@@ -58,7 +68,16 @@ using core_peer_actor = caf::typed_actor<
     // The edge's sessions and subscriptions, every second.
     caf::reacts_to<report_atom, std::int64_t, std::int64_t>,
     // The cluster's nodes and upstream feeds as the core sees them (JSON).
-    caf::replies_to<nodes_atom>::with<std::string>>;
+    caf::replies_to<nodes_atom>::with<std::string>,
+    // Presence (actors/presence_link.hpp), by stream key: the edge has sessions on the
+    // stream (the others' changes and broadcasts go to the uplink), or no longer has any.
+    caf::reacts_to<join_atom, std::string, edge_presence_actor>,
+    caf::reacts_to<closed_atom, std::string>,
+    // The edge's member changes (as edge_presence_actor's), and its sessions' broadcasts.
+    caf::reacts_to<presence_atom, std::string, std::string>,
+    caf::reacts_to<broadcast_atom, std::string, std::string>,
+    // The stream's members on every node, as GET .../_presence answers them (JSON).
+    caf::replies_to<presence_atom, std::string>::with<std::string>>;
 
 /// The only actor a node learns before it proves the secret (published by the core).
 using gatekeeper_actor = caf::typed_actor<

@@ -151,6 +151,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<feed_listener_actor>("rheo.feed_listener_actor");
   cfg.add_message_type<feed_receiver_actor>("rheo.feed_receiver_actor");
   cfg.add_message_type<edge_node_actor>("rheo.edge_node_actor");
+  cfg.add_message_type<edge_presence_actor>("rheo.edge_presence_actor");
   cfg.add_message_type<core_peer_actor>("rheo.core_peer_actor");
   cfg.add_message_type<gatekeeper_actor>("rheo.gatekeeper_actor");
 }

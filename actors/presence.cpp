@@ -1,15 +1,15 @@
 #include "actors/presence.hpp"
 
+#include "config/log.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
-#include "net/presence_directory.hpp"
 #include "net/push_connection.hpp"
 #include "storage/document/json.hpp"
 
 #include <caf/all.hpp>
 
 #include <algorithm>
-#include <atomic>
+#include <set>
 
 namespace rheo {
 
@@ -17,8 +17,6 @@ namespace {
 
 using self_ptr = presence_actor::stateful_pointer<presence_state>;
 using state = presence_state;
-
-std::atomic<std::uint64_t> next_owner{1};
 
 std::string frame_json(const std::vector<object>& joined, const std::vector<std::string>& left) {
   array j(joined.begin(), joined.end());
@@ -31,6 +29,12 @@ std::string frame_json(const std::vector<object>& joined, const std::vector<std:
   return out;
 }
 
+const std::string& id_of(const object& entry) {
+  static const std::string none;
+  const value* id = find_field(entry, "id");
+  return id && id->is_string() ? id->as_string() : none;
+}
+
 /// The coalescing timer: one flush per interval while changes wait.
 void schedule(self_ptr self) {
   auto& st = self->state;
@@ -39,7 +43,40 @@ void schedule(self_ptr self) {
   self->delayed_send(self, st.interval, flush_atom::value);
 }
 
-/// Tells the listeners what changed since the last frame, and publishes the list.
+/// The listeners will hear that `entry` joined.
+void record_join(self_ptr self, const object& entry) {
+  auto& st = self->state;
+  // Gone and back within one interval (another node's member, after the link came back):
+  // the listeners still have it.
+  if (auto l = std::find(st.left.begin(), st.left.end(), id_of(entry)); l != st.left.end())
+    st.left.erase(l);
+  else
+    st.joined.push_back(entry);
+  schedule(self);
+}
+
+/// The listeners will hear that member `id` left.
+void record_leave(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  // Joined and gone within one interval: nobody needs to hear of it.
+  auto pending = std::find_if(st.joined.begin(), st.joined.end(),
+                              [&](const object& j) { return id_of(j) == id; });
+  if (pending != st.joined.end())
+    st.joined.erase(pending);
+  else
+    st.left.push_back(id);
+  schedule(self);
+}
+
+/// This node's change goes to the link with whatever else is in the mailbox now.
+void share(self_ptr self) {
+  auto& st = self->state;
+  if (st.share_due) return;
+  st.share_due = true;
+  self->send(self, share_atom::value);
+}
+
+/// Tells the listeners what changed since the last frame.
 void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_due = false;
@@ -49,35 +86,81 @@ void flush(self_ptr self) {
                                       [&](const auto& p) { return p.first == id; }),
                        st.published.end());
   for (auto& j : st.joined)
-    st.published.emplace_back(find_field(j, "id")->as_string(), j);
-  const std::string json = frame_json(st.joined, st.left);
-  st.audience_.post_message("presence", nullptr, json);
+    st.published.emplace_back(id_of(j), j);
+  st.audience_.post_message("presence", nullptr, frame_json(st.joined, st.left));
   st.joined.clear();
   st.left.clear();
-  array list;
-  for (auto& [id, entry] : st.published)
-    list.emplace_back(entry);
-  auto text = std::make_shared<std::string>();
-  append_json(*text, value(std::move(list)));
-  st.directory->publish(st.key, st.owner, std::move(text));
 }
 
 } // namespace
 
+std::string presence_changes::json() const {
+  array j(joined.begin(), joined.end());
+  array l;
+  for (auto& id : left)
+    l.emplace_back(id);
+  object out{{"joined", value(std::move(j))}, {"left", value(std::move(l))}};
+  if (sync) out.emplace_back("sync", value(true));
+  std::string text;
+  append_json(text, value(std::move(out)));
+  return text;
+}
+
+std::optional<presence_changes> presence_changes::parse(const std::string& json) {
+  presence_changes out;
+  try {
+    value v = parse_json(json, "presence");
+    const value* joined = v.is_object() ? find_field(v.as_object(), "joined") : nullptr;
+    const value* left = v.is_object() ? find_field(v.as_object(), "left") : nullptr;
+    const value* sync = v.is_object() ? find_field(v.as_object(), "sync") : nullptr;
+    if (!joined || !joined->is_array() || !left || !left->is_array())
+      throw std::runtime_error("no joined and left lists");
+    for (auto& j : joined->as_array())
+      if (j.is_object() && !id_of(j.as_object()).empty()) out.joined.push_back(j.as_object());
+    for (auto& id : left->as_array())
+      if (id.is_string()) out.left.push_back(id.as_string());
+    out.sync = sync && sync->is_bool() && sync->as_bool();
+  } catch (const std::exception& e) {
+    log::warn(std::string("presence: a malformed member change from the cluster: ") + e.what());
+    return std::nullopt;
+  }
+  return out;
+}
+
+presence_changes presence_changes::apply_to(std::map<std::string, object>& members) const {
+  presence_changes done;
+  if (sync) {
+    std::set<std::string> listed;
+    for (auto& j : joined)
+      listed.insert(id_of(j));
+    for (auto it = members.begin(); it != members.end();) {
+      if (listed.count(it->first)) {
+        ++it;
+        continue;
+      }
+      done.left.push_back(it->first);
+      it = members.erase(it);
+    }
+  }
+  for (auto& id : left)
+    if (members.erase(id)) done.left.push_back(id);
+  for (auto& j : joined)
+    if (members.emplace(id_of(j), j).second) done.joined.push_back(j);
+  return done;
+}
+
 presence_state::~presence_state() {
-  if (directory) directory->withdraw(key, owner);
   if (stats) stats->presence_members.fetch_sub(static_cast<std::int64_t>(members.size()));
 }
 
-presence_actor::behavior_type presence(self_ptr self, std::string key,
-                                       presence_directory* directory, metrics* stats,
-                                       std::chrono::milliseconds interval) {
+presence_actor::behavior_type presence(self_ptr self, std::string key, presence_link_actor link,
+                                       metrics* stats, std::chrono::milliseconds interval) {
   auto& st = self->state;
   st.key = std::move(key);
-  st.owner = next_owner.fetch_add(1);
-  st.directory = directory;
+  st.link = std::move(link);
   st.stats = stats;
   st.interval = interval;
+  self->send(st.link, join_atom::value, st.key, caf::actor_cast<presence_actor>(self));
   return {
       [self](join_atom, const session_actor& s, presence_join& join, client_handle& h) {
         auto& st = self->state;
@@ -95,10 +178,11 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
                        {"user", join.user ? value(*join.user) : value()},
                        {"info", value(std::move(*join.info))},
                        {"since", value(date_time::now())}};
-          st.joined.push_back(entry);
+          record_join(self, entry);
+          st.unshared.joined.push_back(entry);
+          share(self);
           st.members[s.address()] = {join.id, std::move(entry)};
           st.stats->presence_members.fetch_add(1, std::memory_order_relaxed);
-          schedule(self);
         }
         if (join.events && h.conn) {
           // First the members the others have been told of; then every frame after.
@@ -128,15 +212,17 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
         const std::string id = m->second.id;
         st.members.erase(m);
         st.stats->presence_members.fetch_sub(1, std::memory_order_relaxed);
-        // Joined and gone within one interval: nobody needs to hear of it.
-        auto pending = std::find_if(st.joined.begin(), st.joined.end(), [&](const object& j) {
-          return find_field(j, "id")->as_string() == id;
-        });
-        if (pending != st.joined.end())
-          st.joined.erase(pending);
-        else
-          st.left.push_back(id);
-        schedule(self);
+        record_leave(self, id);
+        // Not shared yet: the link need not hear of it either.
+        auto& unshared = st.unshared.joined;
+        auto pending = std::find_if(unshared.begin(), unshared.end(),
+                                    [&](const object& j) { return id_of(j) == id; });
+        if (pending != unshared.end()) {
+          unshared.erase(pending);
+        } else {
+          st.unshared.left.push_back(id);
+          share(self);
+        }
       },
       [self](broadcast_atom, const session_actor& s, std::string& json) {
         auto& st = self->state;
@@ -150,8 +236,28 @@ presence_actor::behavior_type presence(self_ptr self, std::string key,
         frame += '}';
         st.stats->broadcasts.fetch_add(1, std::memory_order_relaxed);
         st.receivers.post_message("broadcast", nullptr, frame, it->second.conn);
+        self->send(st.link, broadcast_atom::value, st.key, std::move(frame));
+      },
+      [self](peers_atom, const std::string& json) {
+        auto changes = presence_changes::parse(json);
+        if (!changes) return;
+        const presence_changes done = changes->apply_to(self->state.peers);
+        for (auto& id : done.left)
+          record_leave(self, id);
+        for (auto& entry : done.joined)
+          record_join(self, entry);
+      },
+      [self](relay_atom, const std::string& frame) {
+        self->state.receivers.post_message("broadcast", nullptr, frame);
       },
       [self](flush_atom) { flush(self); },
+      [self](share_atom) {
+        auto& st = self->state;
+        st.share_due = false;
+        if (st.unshared.empty()) return;
+        self->send(st.link, presence_atom::value, st.key, st.unshared.json());
+        st.unshared = {};
+      },
   };
 }
 

@@ -1,6 +1,8 @@
 #include "actors/realtime.hpp"
 
 #include "actors/broker.hpp"
+#include "actors/cluster_support.hpp"
+#include "actors/presence_link.hpp"
 #include "actors/replay.hpp"
 #include "actors/session.hpp"
 #include "net/connection_registry.hpp"
@@ -18,10 +20,19 @@ realtime::realtime(caf::actor_system& system, store& storage, const server_confi
                    metrics& stats)
     : system_(system), config_(config), stats_(stats),
       replays_(std::make_unique<replay_pool>(storage, 2)) {
+  // Connection ids are unique in the cluster, and across restarts of a node (whose old ids
+  // another node may still list for a moment): the node's name, a random tag, a number.
+  connection_prefix_ = (config.node_name.empty() ? std::string("rheo") : config.node_name) + "-" +
+                       make_nonce().substr(0, 6) + "-";
+  const auto interval = std::chrono::milliseconds(config.presence_interval_ms);
+  caf::actor link =
+      config.cluster_join.empty()
+          ? caf::actor_cast<caf::actor>(spawn_presence_exchange(system, &presence_, interval))
+          : caf::actor_cast<caf::actor>(spawn_presence_uplink(system));
+  presence_link_ = caf::actor_cast<caf::strong_actor_ptr>(link);
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
       system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get()),
-                   broker_options{config.max_live_queries_per_collection, &presence_,
-                                  std::chrono::milliseconds(config.presence_interval_ms)}));
+                   broker_options{config.max_live_queries_per_collection, link, interval}));
 }
 
 std::function<void(std::string_view)> realtime::broadcast_filter(session_actor session,
@@ -96,9 +107,8 @@ void realtime::accept(io_shard& shard, connection_stream stream,
   const bool broadcast = target.broadcast;
   const bool may_broadcast = target.may_broadcast;
   if (target.presence_info || target.presence_events || target.broadcast) {
-    // The connection's id, unique in the cluster: the node's name and a number.
     presence_join join;
-    join.id = (config_.node_name.empty() ? std::string("rheo") : config_.node_name) + "-" +
+    join.id = connection_prefix_ +
               std::to_string(next_connection_.fetch_add(1, std::memory_order_relaxed));
     join.user = std::move(target.presence_user);
     join.info = std::move(target.presence_info);
@@ -124,10 +134,19 @@ replay_service& realtime::replays() {
   return *replays_;
 }
 
+caf::actor realtime::presence_link() const {
+  return caf::actor_cast<caf::actor>(presence_link_);
+}
+
 void realtime::stop() {
   if (broker_) {
     caf::anon_send_exit(caf::actor_cast<caf::actor>(broker_), caf::exit_reason::user_shutdown);
     broker_ = nullptr;
+  }
+  if (presence_link_) {
+    caf::anon_send_exit(caf::actor_cast<caf::actor>(presence_link_),
+                        caf::exit_reason::user_shutdown);
+    presence_link_ = nullptr;
   }
 }
 

@@ -46,8 +46,12 @@ public:
   /// The broker and the replay pool, for a cluster's core to serve its edges from.
   broker_actor broker() const;
   replay_service& replays();
-  /// Who is present on which stream of this node (GET .../_presence reads it).
+  /// Who is present on which stream (GET .../_presence reads it): on a core, or a node
+  /// without a cluster, everyone in the cluster; on an edge, nobody (it asks the core).
   const presence_directory& presence() const { return presence_; }
+  /// The node's presence link (actors/presence_link.hpp): an edge's uplink, else the
+  /// exchange, for the node's cluster link to connect.
+  caf::actor presence_link() const;
 
 private:
   /// What a broadcast stream's WebSocket does with the client's text messages.
@@ -56,10 +60,12 @@ private:
   caf::actor_system& system_;
   const server_config& config_;
   metrics& stats_;
-  presence_directory presence_; // published to by the presence actors
+  presence_directory presence_;   // published to by the presence exchange
+  std::string connection_prefix_; // of connection ids: the node's name and a random tag
   std::atomic<std::uint64_t> next_connection_{1};
   std::unique_ptr<replay_pool> replays_; // joined by the destructor, after the actors
   caf::strong_actor_ptr broker_;         // the BROKER (actors/broker.hpp); null once stopped
+  caf::strong_actor_ptr presence_link_;  // the exchange or the uplink; null once stopped
 };
 
 } // namespace rheo

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace rheo {
@@ -20,6 +21,13 @@ public:
   virtual std::string metrics_text() const = 0;
   virtual const std::string& node_name() const = 0;
   virtual bool forwards_store_calls() const = 0;
+  /// Stream `key`'s members on every node (GET .../_presence), as JSON, when this node asks
+  /// the core for them (an edge); null when the node's own presence_directory has them. May
+  /// wait on the core; throws api_error (503) when it cannot answer.
+  virtual std::shared_ptr<const std::string> presence_list(const std::string& key) const {
+    (void)key;
+    return nullptr;
+  }
 };
 
 /// `text` (Prometheus exposition format) with the label name="value" on every sample

@@ -715,4 +715,45 @@ sse_client::event sse_client::next(std::chrono::milliseconds deadline) {
   }
 }
 
+const std::string& cluster_secret() {
+  static const std::string secret = "cluster-test-secret";
+  return secret;
+}
+
+std::string loopback(std::uint16_t port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
+std::unique_ptr<rheo_process> start_cluster_core(std::uint16_t cluster_port,
+                                                 const std::string& data_dir,
+                                                 const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--cluster-listen", loopback(cluster_port), "--cluster-secret",
+                                cluster_secret(),   "--node-name",          "core"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<rheo_process>(std::move(args), data_dir);
+}
+
+std::unique_ptr<rheo_process> start_cluster_edge(std::uint16_t cluster_port,
+                                                 const std::string& name, const std::string& secret,
+                                                 const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--cluster-join",
+                                loopback(cluster_port),
+                                "--cluster-secret",
+                                secret,
+                                "--node-name",
+                                name,
+                                "--cluster-reconnect-max-ms",
+                                "300"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<rheo_process>(std::move(args));
+}
+
+test_cluster::test_cluster(const std::vector<std::string>& edge_names,
+                           std::vector<std::string> extra_args)
+    : extra(std::move(extra_args)), cluster_port(free_port()) {
+  core = start_cluster_core(cluster_port, data.path(), extra);
+  for (auto& n : edge_names)
+    edges.push_back(start_cluster_edge(cluster_port, n, cluster_secret(), extra));
+}
+
 } // namespace rheo::test

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -212,6 +213,32 @@ private:
   std::string buf_;
   int comments_ = 0;
   std::string last_comment_;
+};
+
+/// A cluster of real processes on loopback (section 8 of the contract): a core on the
+/// embedded store, and edges that forward their store calls to it, all started with `extra`
+/// arguments too. A core restart keeps its data directory and cluster port.
+const std::string& cluster_secret();
+std::string loopback(std::uint16_t port); // "127.0.0.1:<port>"
+std::unique_ptr<rheo_process> start_cluster_core(std::uint16_t cluster_port,
+                                                 const std::string& data_dir,
+                                                 const std::vector<std::string>& extra = {});
+/// An edge with a short reconnect backoff (300 ms), which keeps fault tests quick.
+std::unique_ptr<rheo_process> start_cluster_edge(std::uint16_t cluster_port,
+                                                 const std::string& name,
+                                                 const std::string& secret = cluster_secret(),
+                                                 const std::vector<std::string>& extra = {});
+struct test_cluster {
+  explicit test_cluster(const std::vector<std::string>& edge_names,
+                        std::vector<std::string> extra_args = {});
+  void restart_core() { core = start_cluster_core(cluster_port, data.path(), extra); }
+  std::uint16_t edge_port(std::size_t i) const { return edges.at(i)->port(); }
+
+  std::vector<std::string> extra;
+  temp_dir data;
+  std::uint16_t cluster_port;
+  std::unique_ptr<rheo_process> core;
+  std::vector<std::unique_ptr<rheo_process>> edges;
 };
 
 } // namespace rheo::test

@@ -162,7 +162,8 @@ void rest_api::set_presence(const presence_directory* presence) {
 bool rest_api::is_blocking(const http_request& req) const {
   // On an edge whose store calls go to the core, any request may wait on the network.
   const cluster_view* cluster = cluster_.load();
-  if (cluster && (cluster->forwards_store_calls() || req.target.compare(0, 9, "/_cluster") == 0))
+  if (cluster && (cluster->forwards_store_calls() || req.target.compare(0, 9, "/_cluster") == 0 ||
+                  req.target.find("/_presence") != std::string::npos))
     return req.method != http_method::options;
   // Writes wait for a commit; an aggregation may read a whole collection; an argon2id
   // password check takes tens of milliseconds (bounded by hash_slots, which may wait).

@@ -85,9 +85,9 @@ http_response rest::get_presence(const rest::request_context& c) {
                                    c.res.coll + "'");
   if (!stream_flag(*definition, "presence"))
     return error_response(400, "stream '" + c.res.name + "' has no presence (\"presence\": true)");
-  std::shared_ptr<const std::string> list;
-  if (c.presence)
-    list = c.presence->list(presence_directory::key(c.res.db, c.res.coll, c.res.name));
+  const std::string key = presence_directory::key(c.res.db, c.res.coll, c.res.name);
+  std::shared_ptr<const std::string> list = c.cluster ? c.cluster->presence_list(key) : nullptr;
+  if (!list && c.presence) list = c.presence->list(key);
   return json_response(200, list ? *list : "[]");
 }
 

@@ -23,6 +23,7 @@
 #include "actors/broker.hpp"
 #include "actors/live_query.hpp"
 #include "actors/presence.hpp"
+#include "actors/presence_link.hpp"
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "actors/subscription.hpp"
@@ -1137,7 +1138,10 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
 CAF_TEST(presence_tells_its_listeners_of_joins_and_leaves_once_per_interval) {
   presence_directory directory;
   const std::string key = presence_directory::key("db", "c", "s");
-  auto p = keep(sys.spawn(presence, key, &directory, &stats, std::chrono::milliseconds(250)));
+  const auto interval = std::chrono::milliseconds(250);
+  auto x = keep(spawn_presence_exchange(sys, &directory, interval));
+  auto p =
+      keep(sys.spawn(presence, key, caf::actor_cast<presence_link_actor>(x), &stats, interval));
   auto join = [&](const session_actor& s, std::string id, std::optional<std::string> nick,
                   std::shared_ptr<ws_connection> conn) {
     presence_join j;
@@ -1194,8 +1198,137 @@ CAF_TEST(presence_tells_its_listeners_of_joins_and_leaves_once_per_interval) {
   // Stopped (its last session gone): its list is withdrawn, its members uncounted.
   self->send_exit(p, caf::exit_reason::user_shutdown);
   sched.run();
+  sched.trigger_timeouts();
+  sched.run();
   CAF_CHECK(directory.list(key) == nullptr);
   CAF_CHECK_EQUAL(stats.presence_members.load(), 0);
+}
+
+/// What a stub edge uplink was told by the exchange, in order.
+struct uplink_log {
+  std::vector<std::pair<std::string, std::string>> peers;  // key, changes
+  std::vector<std::pair<std::string, std::string>> relays; // key, frame
+};
+
+edge_presence_actor::behavior_type recording_uplink(edge_presence_actor::pointer,
+                                                    std::shared_ptr<uplink_log> log) {
+  return {
+      [log](peers_atom, const std::string& key, const std::string& json) {
+        log->peers.emplace_back(key, json);
+      },
+      [log](relay_atom, const std::string& key, const std::string& frame) {
+        log->relays.emplace_back(key, frame);
+      },
+  };
+}
+
+/// An edge's second core peer (it joined again): passes what it is given on to the exchange.
+caf::behavior forwarding_peer(caf::event_based_actor* self, caf::actor exchange) {
+  return {
+      [=](join_atom a, const std::string& edge, const std::string& key,
+          const edge_presence_actor& uplink) { self->send(exchange, a, edge, key, uplink); },
+      [=](presence_atom a, const std::string& edge, const std::string& key,
+          const std::string& json) { self->send(exchange, a, edge, key, json); },
+      [=](closed_atom a, const std::string& edge) { self->send(exchange, a, edge); },
+  };
+}
+
+/// The ids in `changes` (presence_changes JSON): joined ones, then "-" and left ones.
+std::string ids_of(const std::string& changes) {
+  auto c = presence_changes::parse(changes);
+  if (!c) return "malformed";
+  std::string out = c->sync ? "sync:" : "";
+  for (auto& j : c->joined)
+    out += find_field(j, "id")->as_string() + " ";
+  out += "-";
+  for (auto& id : c->left)
+    out += " " + id;
+  return out;
+}
+
+std::string member_changes(const std::string& joined_id, const std::string& left_id, bool sync) {
+  presence_changes c;
+  if (!joined_id.empty())
+    c.joined.push_back(object{{"id", value(joined_id)}, {"info", value(object{})}});
+  if (!left_id.empty()) c.left.push_back(left_id);
+  c.sync = sync;
+  return c.json();
+}
+
+CAF_TEST(the_exchange_shares_members_and_broadcasts_with_edges_and_drops_what_a_gone_edge_said) {
+  presence_directory directory;
+  const std::string key = presence_directory::key("db", "c", "s");
+  const auto interval = std::chrono::milliseconds(250);
+  auto x = keep(spawn_presence_exchange(sys, &directory, interval));
+  auto p =
+      keep(sys.spawn(presence, key, caf::actor_cast<presence_link_actor>(x), &stats, interval));
+  auto& members = deref<presence_actor::stateful_base<presence_state>>(p).state.peers;
+  auto log = std::make_shared<uplink_log>();
+  auto uplink = keep(sys.spawn(recording_uplink, log));
+  auto listed = [&] {
+    sched.trigger_timeouts();
+    sched.run();
+    auto list = directory.list(key);
+    if (!list) return std::string("none");
+    std::string ids;
+    const value parsed = parse_json(*list, "list");
+    for (auto& m : parsed.as_array())
+      ids += find_field(m.as_object(), "id")->as_string() + " ";
+    return ids;
+  };
+  // A member of the core's own.
+  presence_join ann;
+  ann.id = "core-1";
+  ann.info = object{{"nick", value("ann")}};
+  self->send(p, join_atom::value, session(), std::move(ann), client_handle{});
+  sched.run();
+  // Edge e1 (its core peer: `self`) follows the stream: it gets the whole list of the others.
+  self->send(x, join_atom::value, std::string("e1"), key, uplink);
+  sched.run();
+  CAF_REQUIRE_EQUAL(log->peers.size(), 1u);
+  CAF_CHECK_EQUAL(ids_of(log->peers[0].second), "sync:core-1 -");
+  // e1's member: the core's presence actor knows it; the list has both; e1 is not told its own.
+  self->send(x, presence_atom::value, std::string("e1"), key, member_changes("e1-1", "", false));
+  sched.run();
+  CAF_CHECK_EQUAL(members.size(), 1u);
+  CAF_CHECK(members.count("e1-1") == 1);
+  CAF_CHECK_EQUAL(log->peers.size(), 1u);
+  CAF_CHECK_EQUAL(listed(), "core-1 e1-1 ");
+  // The core's sessions' broadcasts go to the edge once; the edge's reach the core's actor.
+  self->send(x, broadcast_atom::value, key, std::string("{\"broadcast\":1}"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(log->relays.size(), 1u);
+  CAF_CHECK_EQUAL(log->relays[0].second, "{\"broadcast\":1}");
+  self->send(x, broadcast_atom::value, std::string("e1"), key, std::string("{\"broadcast\":2}"));
+  expect((broadcast_atom, std::string, std::string, std::string), from(self).to(x));
+  expect((relay_atom, std::string), from(x).to(p).with(_, "{\"broadcast\":2}"));
+  CAF_CHECK_EQUAL(log->relays.size(), 1u);
+  // e1 joins again (a partition healed) through a new core peer before the core noticed the
+  // old one's end: what the old peer said is dropped, the new one's whole list replaces it.
+  auto peer2 = keep(sys.spawn(forwarding_peer, caf::actor_cast<caf::actor>(x)));
+  self->send(peer2, join_atom::value, std::string("e1"), key, uplink);
+  self->send(peer2, presence_atom::value, std::string("e1"), key, member_changes("e1-2", "", true));
+  sched.run();
+  CAF_CHECK_EQUAL(members.size(), 1u);
+  CAF_CHECK(members.count("e1-2") == 1);
+  CAF_CHECK_EQUAL(ids_of(log->peers.back().second), "sync:core-1 -");
+  // The old peer's late words, and its end, change nothing; the new one's end drops e1-2.
+  self->send(x, presence_atom::value, std::string("e1"), key, member_changes("e1-3", "", false));
+  self->send(x, closed_atom::value, std::string("e1"));
+  sched.run();
+  CAF_CHECK_EQUAL(members.size(), 1u);
+  CAF_CHECK(members.count("e1-2") == 1);
+  CAF_CHECK_EQUAL(listed(), "core-1 e1-2 ");
+  self->send(peer2, closed_atom::value, std::string("e1"));
+  sched.run();
+  CAF_CHECK(members.empty());
+  CAF_CHECK_EQUAL(listed(), "core-1 ");
+  // Nothing goes to a gone edge.
+  const auto told = log->peers.size();
+  self->send(x, broadcast_atom::value, key, std::string("{\"broadcast\":3}"));
+  sched.run();
+  CAF_CHECK_EQUAL(log->relays.size(), 1u);
+  CAF_CHECK_EQUAL(log->peers.size(), told);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

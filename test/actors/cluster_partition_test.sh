@@ -5,6 +5,9 @@
 # the core. The link is cut for longer than the cluster timeout (the edge must see it down
 # and answer writes with 503), then restored. At the end the client must hold every
 # acknowledged write exactly once, in order, on the connection it opened first.
+# Presence (the stream declares it): the client is a member, "edgy", with a second one,
+# "ghost", that leaves during the partition. The core drops both within the cluster timeout;
+# after the partition every node lists edgy once, and ghost never again.
 # Usage: cluster_partition_test.sh <rheo binary>. Needs root (network namespaces); exits 77
 # (skipped) without.
 set -euo pipefail
@@ -102,12 +105,27 @@ edge_link() { # prints the edge's rheo_cluster_link_up value
 link_is() { [ "$(edge_link)" = "$1" ]; }
 wait_for 10 "the edge's link to be up" link_is 1
 
-# The client: one SSE connection to the edge for the whole test.
+# The client: one SSE connection to the edge for the whole test, a member of the stream's
+# presence; and another member, which leaves during the partition.
+join() { echo "$edge_url/messages/_streams/all?presence=%7B%22nick%22%3A%22$1%22%7D"; }
 ip netns exec "$edge_ns" curl -sN -D "$work/sse.headers" -H 'Accept: text/event-stream' \
-  "$edge_url/messages/_streams/all" >"$work/sse.out" 2>"$work/sse.err" &
+  "$(join edgy)" >"$work/sse.out" 2>"$work/sse.err" &
 sse_pid=$!
 pids+=("$sse_pid")
 wait_for 10 "the SSE client's response" grep -qs '^HTTP/1.1 200' "$work/sse.headers"
+ip netns exec "$edge_ns" curl -sN -H 'Accept: text/event-stream' "$(join ghost)" >/dev/null 2>&1 &
+ghost_pid=$!
+pids+=("$ghost_pid")
+
+# core_members, edge_members: the nicks GET .../_presence lists on that node, sorted, on one
+# line (an error answer lists nothing).
+nicks() { grep -o '"nick":"[a-z]*"' | sed 's/"nick":"\(.*\)"/\1/' | sort | tr '\n' ' '; }
+core_members() { in_core curl -s -m 2 "$core_url/messages/_streams/all/_presence" | nicks; }
+edge_members() { in_edge curl -s -m 2 "$edge_url/messages/_streams/all/_presence" | nicks; }
+core_lists() { [ "$(core_members)" = "$1" ]; }
+edge_lists() { [ "$(edge_members)" = "$1" ]; }
+wait_for 10 "both members listed on the core" core_lists "edgy ghost "
+wait_for 10 "both members listed on the edge" edge_lists "edgy ghost "
 
 # The writer: posts {"n":1}, {"n":2}, ... to the core one at a time, and appends each n the
 # core acknowledged (201) to acked, until the file stop exists.
@@ -138,6 +156,8 @@ in_edge ip link set "$edge_if" down
 in_core ip link set "$core_if" down
 acked_at_cut=$(acked_count)
 wait_for 5 "the edge to see its link down" link_is 0
+wait_for 5 "the core to drop the cut-off edge's members" core_lists ""
+kill "$ghost_pid" # leaves while nobody can tell the core
 code=$(in_edge curl -s -m 5 -o "$work/probe.body" -w '%{http_code}' -X POST \
   -H 'Content-Type: application/json' -d '{"probe":"edge"}' "$edge_url/messages" || true)
 [ "$code" = 503 ] || fail "a write to the edge during the partition got HTTP $code, not 503"
@@ -148,6 +168,8 @@ link_up
 wait_for 15 "the edge's link to be up again" link_is 1
 acked_at_restore=$(acked_count)
 wait_for 10 "20 writes after the partition" at_least acked_count $((acked_at_restore + 20))
+wait_for 10 "edgy listed again on the core, ghost not" core_lists "edgy "
+wait_for 10 "edgy listed again on the edge, ghost not" edge_lists "edgy "
 touch "$work/stop"
 wait "$writer_pid" || true
 last=$(tail -1 "$work/acked")
@@ -165,6 +187,8 @@ kill -0 "$sse_pid" 2>/dev/null || fail "the SSE client's connection closed"
 [ "$(grep -c '^HTTP/' "$work/sse.headers")" -eq 1 ] || fail "the SSE client reconnected"
 reconnects=$(in_edge curl -s -m 2 "$edge_url/_metrics" |
   sed -n 's/^rheo_cluster_reconnects_total{.*} \([0-9]*\)$/\1/p')
+core_lists "edgy " || fail "after the partition the core lists: $(core_members)"
 echo "PASS: $(acked_count) acknowledged writes ($acked_at_cut before the cut, $((acked_at_restore - \
 acked_at_cut)) during it), all received once and in order over one SSE connection; edge" \
-  "reconnects: $reconnects"
+  "reconnects: $reconnects; presence: the core dropped the edge's members during the cut and lists" \
+  "edgy once after it"

@@ -26,45 +26,17 @@ BOOST_AUTO_TEST_SUITE(cluster_test)
 
 namespace {
 
-const std::string secret = "cluster-test-secret";
+const std::string& secret = cluster_secret();
+using cluster = test_cluster;
 
 std::string host_port(std::uint16_t port) {
-  return "127.0.0.1:" + std::to_string(port);
+  return loopback(port);
 }
 
-/// The core, listening for nodes on `cluster_port`, its store in `data_dir` (so that a
-/// restart finds its data and its port again).
-std::unique_ptr<rheo_process> start_core(std::uint16_t cluster_port, const std::string& data_dir) {
-  return std::make_unique<rheo_process>(
-      std::vector<std::string>{"--cluster-listen", host_port(cluster_port), "--cluster-secret",
-                               secret, "--node-name", "core"},
-      data_dir);
-}
-
-/// An edge of the core at `cluster_port` (embedded store: it forwards store calls). A short
-/// reconnect backoff keeps the fault tests quick.
 std::unique_ptr<rheo_process> start_edge(std::uint16_t cluster_port, const std::string& name,
                                          const std::string& with_secret = secret) {
-  return std::make_unique<rheo_process>(std::vector<std::string>{
-      "--cluster-join", host_port(cluster_port), "--cluster-secret", with_secret, "--node-name",
-      name, "--cluster-reconnect-max-ms", "300"});
+  return start_cluster_edge(cluster_port, name, with_secret);
 }
-
-/// A core and edges, each core restart on the same data directory and cluster port.
-struct cluster {
-  explicit cluster(std::vector<std::string> edge_names) : cluster_port(free_port()) {
-    core = start_core(cluster_port, data.path());
-    for (auto& n : edge_names)
-      edges.push_back(start_edge(cluster_port, n));
-  }
-  void restart_core() { core = start_core(cluster_port, data.path()); }
-  std::uint16_t edge_port(std::size_t i) const { return edges.at(i)->port(); }
-
-  temp_dir data;
-  std::uint16_t cluster_port;
-  std::unique_ptr<rheo_process> core;
-  std::vector<std::unique_ptr<rheo_process>> edges;
-};
 
 std::string seq_doc(std::int64_t seq) {
   return "{\"seq\":" + std::to_string(seq) + "}";

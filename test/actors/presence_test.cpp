@@ -7,6 +7,7 @@
 #include "storage/document/json.hpp"
 #include "test/test_support.hpp"
 
+#include <csignal>
 #include <map>
 #include <memory>
 #include <set>
@@ -281,6 +282,145 @@ BOOST_AUTO_TEST_CASE(only_clients_that_may_post_to_the_collection_broadcast) {
   q.send_frame(1, "not json");
   BOOST_TEST(http(p.port(), "GET", "/_ping").status == 200);
   BOOST_TEST(counter(p.port(), R"(rheo_broadcasts_dropped_total{reason="not_json"})") == 0);
+}
+
+// -- in a cluster ---------------------------------------------------------------------
+
+namespace {
+
+/// The nicks GET /talk/_streams/all/_presence lists on the node at `port` ("" on an error),
+/// each once; a repeated id shows as "dup".
+std::multiset<std::string> nicks_at(std::uint16_t port) {
+  auto r = http(port, "GET", "/talk/_streams/all/_presence");
+  if (r.status != 200) return {"status " + std::to_string(r.status)};
+  std::multiset<std::string> out;
+  std::set<std::string> ids;
+  const value list = parse_json(r.body, "list");
+  for (auto& m : list.as_array()) {
+    const object& o = m.as_object();
+    if (!ids.insert(find_field(o, "id")->as_string()).second) out.insert("dup");
+    out.insert(find_field(find_field(o, "info")->as_object(), "nick")->as_string());
+  }
+  return out;
+}
+
+std::string chat_joining(const std::string& nick, bool events = false) {
+  return "/talk/_streams/all?presence=" + percent_encode(R"({"nick":")" + nick + "\"}") +
+         (events ? "&presenceEvents=true" : "");
+}
+
+/// A listener's view of the members, by nick, from its presence frames.
+struct nick_view {
+  std::map<std::string, std::string> by_id; // id -> nick
+
+  void take(ws_client& ws) {
+    std::vector<ws_client::frame> got;
+    ws.poll_frames(got);
+    for (auto& f : got) {
+      if (f.opcode != 1) continue;
+      value v = parse_json(f.payload, "frame");
+      const value* p = find_field(v.as_object(), "presence");
+      if (!p) continue;
+      for (auto& j : find_field(p->as_object(), "joined")->as_array())
+        by_id[find_field(j.as_object(), "id")->as_string()] =
+            find_field(find_field(j.as_object(), "info")->as_object(), "nick")->as_string();
+      for (auto& l : find_field(p->as_object(), "left")->as_array())
+        by_id.erase(l.as_string());
+    }
+  }
+  std::multiset<std::string> nicks() const {
+    std::multiset<std::string> out;
+    for (auto& [id, nick] : by_id)
+      out.insert(nick);
+    return out;
+  }
+};
+
+using nicks = std::multiset<std::string>;
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(members_and_broadcasts_cross_the_cluster_and_a_killed_edge_takes_its_members) {
+  test_cluster c({"edge-a", "edge-b"}, {"--presence-interval-ms", "50"});
+  BOOST_REQUIRE_EQUAL(http(c.core->port(), "PUT", "/talk", chat_streams).status, 201);
+  ws_client bea(c.edge_port(1), chat_joining("bea", true));
+  ws_client ann(c.edge_port(0), chat_joining("ann"));
+  ws_client cor(c.core->port(), chat_joining("cor"));
+  ws_client rx_b(c.edge_port(1), "/talk/_streams/all");
+  ws_client rx_core(c.core->port(), "/talk/_streams/all");
+  for (auto* w : {&bea, &ann, &cor, &rx_b, &rx_core})
+    BOOST_REQUIRE_EQUAL(w->upgrade_status(), 101);
+  // Every node lists every member once; the listener on edge-b hears of all three.
+  const nicks all{"ann", "bea", "cor"};
+  for (auto port : {c.core->port(), c.edge_port(0), c.edge_port(1)})
+    BOOST_TEST(eventually([&] { return nicks_at(port) == all; }), "on port " << port);
+  nick_view seen;
+  BOOST_TEST(eventually([&] {
+    seen.take(bea);
+    return seen.nicks() == all;
+  }));
+  // ann's broadcast (on edge-a) reaches edge-b's and the core's sessions, once each.
+  ann.send_frame(1, R"({"broadcast":"hello"})");
+  for (auto* rx : {&rx_b, &rx_core}) {
+    const std::string got = next_text(*rx);
+    BOOST_TEST(got.find(R"({"broadcast":"hello","from":{)") == 0u, got);
+    BOOST_TEST(got.find(R"("info":{"nick":"ann"})") != std::string::npos, got);
+    BOOST_TEST(next_text(*rx, 300).empty());
+  }
+  // And the core's reaches the edges'.
+  cor.send_frame(1, R"({"broadcast":"from the core"})");
+  BOOST_TEST(next_text(rx_b).find(R"("from the core")") != std::string::npos);
+  BOOST_TEST(next_text(ann).find(R"("from the core")") != std::string::npos);
+  // edge-a dies: ann leaves every list, and the listener hears of it.
+  c.edges[0]->stop(SIGKILL);
+  const nicks rest{"bea", "cor"};
+  for (auto port : {c.core->port(), c.edge_port(1)})
+    BOOST_TEST(eventually([&] { return nicks_at(port) == rest; }), "on port " << port);
+  BOOST_TEST(eventually([&] {
+    seen.take(bea);
+    return seen.nicks() == rest;
+  }));
+  // An edge of the same name comes back: its old members do not.
+  c.edges[0] = start_cluster_edge(c.cluster_port, "edge-a", cluster_secret(),
+                                  {"--presence-interval-ms", "50"});
+  ws_client dan(c.edge_port(0), chat_joining("dan"));
+  BOOST_REQUIRE_EQUAL(dan.upgrade_status(), 101);
+  const nicks later{"bea", "cor", "dan"};
+  for (auto port : {c.core->port(), c.edge_port(0), c.edge_port(1)})
+    BOOST_TEST(eventually([&] { return nicks_at(port) == later; }), "on port " << port);
+}
+
+BOOST_AUTO_TEST_CASE(after_the_core_comes_back_every_node_lists_who_is_there_without_ghosts) {
+  test_cluster c({"edge-a", "edge-b"}, {"--presence-interval-ms", "50"});
+  BOOST_REQUIRE_EQUAL(http(c.core->port(), "PUT", "/talk", chat_streams).status, 201);
+  ws_client ann(c.edge_port(0), chat_joining("ann", true));
+  auto bea = std::make_unique<ws_client>(c.edge_port(1), chat_joining("bea"));
+  ws_client bob(c.edge_port(1), chat_joining("bob"));
+  for (auto* w : {&ann, bea.get(), &bob})
+    BOOST_REQUIRE_EQUAL(w->upgrade_status(), 101);
+  nick_view seen;
+  BOOST_TEST(eventually([&] {
+    seen.take(ann);
+    return seen.nicks() == nicks{"ann", "bea", "bob"};
+  }));
+  // The core dies: each edge keeps its own members, and drops the others'.
+  c.core->stop(SIGKILL);
+  BOOST_TEST(eventually([&] {
+    seen.take(ann);
+    return seen.nicks() == nicks{"ann"};
+  }));
+  // bea leaves while the core is down; the core comes back: no ghost, no duplicate.
+  bea->close();
+  bea.reset();
+  c.restart_core();
+  const nicks now{"ann", "bob"};
+  for (auto port : {c.core->port(), c.edge_port(0), c.edge_port(1)})
+    BOOST_TEST(eventually([&] { return nicks_at(port) == now; }, std::chrono::seconds(20)),
+               "on port " << port);
+  BOOST_TEST(eventually([&] {
+    seen.take(ann);
+    return seen.nicks() == now;
+  }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
