@@ -1,5 +1,5 @@
 // Makes docs/chat.png, the README's picture of the chat: a short conversation seen by
-// one of its two participants. Usage: RHEO_BINARY=build/rheo node test/web/screenshot.mjs [out.png]
+// one of its participants, with who is online and another one typing. Usage: RHEO_BINARY=build/rheo node test/web/screenshot.mjs [out.png]
 import path from "node:path";
 
 import { Rheo, launchBrowser, repoRoot } from "./harness.mjs";
@@ -31,6 +31,15 @@ try {
   await page.press("#text", "Enter");
   await rheo.post({ from: "grace", message: "Back already, nothing missing on my side" });
   await page.waitForFunction(() => document.querySelectorAll("#messages li.msg").length === 7);
+  // Grace is online too, and typing.
+  const other = await (await browser.newContext()).newPage();
+  await other.goto(`${rheo.url}/chat/`);
+  await other.waitForSelector('#status[data-state="live"]');
+  await other.fill("#nick", "grace");
+  await other.press("#nick", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#online-list li").length === 2);
+  await other.locator("#text").pressSequentially("Tagging the release");
+  await page.waitForFunction(() => document.querySelector("#typing").textContent === "grace is typing...");
   await page.fill("#text", "Ship it!");
   await page.evaluate(() => document.activeElement.blur());
   await page.screenshot({ path: out });
