@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
@@ -34,6 +36,16 @@ host_port parse_host_port(const std::string& text, const std::string& what) {
 }
 
 namespace {
+
+/// Whether `host` is a loopback address ("localhost" included; other names are not known to be).
+bool is_loopback(std::string host) {
+  if (host == "localhost") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
 
 using setter = std::function<void(server_config&, const std::string&)>;
 
@@ -278,6 +290,12 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) { c.cluster_key = v; }},
       {"cluster_ca", "PEM CA file that signs every node's certificate",
        [](server_config& c, const std::string& v) { c.cluster_ca = v; }},
+      {"cluster_insecure",
+       "allow plain (not TLS) cluster links on addresses other than loopback: only on a network "
+       "nobody else can reach",
+       [](server_config& c, const std::string& v) {
+         c.cluster_insecure = one_of(v, {"true", "false"}) == "true";
+       }},
       {"cluster_heartbeat_ms", "heartbeat interval of cluster links",
        [](server_config& c, const std::string& v) {
          c.cluster_heartbeat_ms = parse_unsigned<unsigned>(v, 10, 600000);
@@ -379,6 +397,19 @@ void check_cluster(const server_config& c) {
     throw config_error("cluster TLS needs all of cluster_cert, cluster_key and cluster_ca");
   if (c.cluster_timeout_ms <= c.cluster_heartbeat_ms)
     throw config_error("cluster_timeout_ms must be longer than cluster_heartbeat_ms");
+  // A plain link's peer can make the node allocate what a message header asks for before it
+  // has proved the secret (CAF's BASP): only loopback, unless the operator says otherwise.
+  if (clustered && tls == 0 && !c.cluster_insecure) {
+    const bool listens = !c.cluster_listen.empty();
+    const std::string& where = listens ? c.cluster_listen : c.cluster_join;
+    if (!is_loopback(parse_host_port(where, listens ? "cluster_listen" : "cluster_join").host))
+      throw config_error(
+          std::string(listens ? "cluster_listen" : "cluster_join") + " " + where +
+          " is not a loopback address, and the cluster link is plain: anyone who reaches it can "
+          "make this node allocate memory before proving the secret. Use TLS (cluster_cert, "
+          "cluster_key, cluster_ca), or set cluster_insecure=true on a network only the "
+          "cluster's nodes can reach");
+  }
 }
 
 const option* find_option(const std::string& key) {

@@ -85,6 +85,7 @@ struct server_config {
   std::string node_name; // default: host name and HTTP port
   std::string cluster_secret;
   std::string cluster_cert, cluster_key, cluster_ca; // TLS between nodes: all three or none
+  bool cluster_insecure = false; // plain links on addresses other than loopback
   unsigned cluster_heartbeat_ms = 1000;              // link heartbeat
   unsigned cluster_timeout_ms = 5000;                // a link silent this long is down
   unsigned cluster_request_timeout_ms = 10000; // an edge's store call waits this long, then 503

@@ -83,7 +83,8 @@ link_up() { # brings both ends up, with their address (kept while down, re-added
 link_up
 
 acl='[{"roles":["$unauthenticated","$authenticated"],"predicate":"path-prefix('"'/'"')"}]'
-cluster=(--cluster-secret partition-secret --cluster-heartbeat-ms 200 --cluster-timeout-ms 1000
+cluster=(--cluster-secret partition-secret --cluster-insecure true --cluster-heartbeat-ms 200
+  --cluster-timeout-ms 1000
   --cluster-reconnect-max-ms 500)
 core_url=http://$core_ip:$http_port
 edge_url=http://$edge_ip:$http_port

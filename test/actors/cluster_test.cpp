@@ -545,6 +545,31 @@ struct test_pki {
 // and it has no setting that bounds it. Over TLS, a peer without a certificate of the
 // cluster's CA is refused in the TLS handshake, before BASP reads a byte: the core does not
 // allocate what a stranger announces, and the cluster keeps working.
+// A plain link's peer can make a node allocate what a BASP header asks for before it proves
+// the secret: plain links stay on loopback unless the operator says the network is closed.
+BOOST_AUTO_TEST_CASE(a_plain_link_binds_or_joins_only_loopback_unless_declared_insecure) {
+  temp_dir d;
+  const std::string any = "0.0.0.0:" + std::to_string(free_port());
+  for (auto& [flag, where] :
+       std::vector<std::pair<std::string, std::string>>{{"--cluster-listen", any},
+                                                        {"--cluster-join", "10.213.9.1:7400"},
+                                                        {"--cluster-join", "core.example:7400"}}) {
+    auto r = run_rheo(
+        {"--port", "0", "--data-dir", d.path() + "/data", flag, where, "--cluster-secret", secret});
+    BOOST_CHECK_EQUAL(r.exit_code, 2);
+    BOOST_CHECK_MESSAGE(r.output.find("not a loopback address") != std::string::npos &&
+                            r.output.find("cluster_insecure") != std::string::npos,
+                        r.output);
+  }
+  // Declared insecure, the core listens there; on loopback no declaration is needed.
+  rheo_process open(
+      {"--cluster-listen", any, "--cluster-secret", secret, "--cluster-insecure", "true"});
+  BOOST_CHECK(open.log().find("listening for nodes on 0.0.0.0") != std::string::npos);
+  rheo_process local(
+      {"--cluster-listen", "localhost:" + std::to_string(free_port()), "--cluster-secret", secret});
+  BOOST_CHECK(http(local.port(), "GET", "/_cluster").status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(tls_links_refuse_strangers_before_the_cluster_protocol) {
   test_pki pki;
   const std::uint16_t cport = free_port();
