@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/trusted_proxies.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -265,6 +266,25 @@ const std::vector<option>& options() {
        "origins whose cross-origin calls may carry credentials, ORIGIN[,ORIGIN] (* = all; "
        "default: none, others call without credentials)",
        [](server_config& c, const std::string& v) { c.cors_allowed_origins = parse_origins(v); }},
+      {"trusted_proxies",
+       "reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto name the client, "
+       "ADDRESS|CIDR[,...] (default: none; the headers are ignored)",
+       [](server_config& c, const std::string& v) {
+         std::vector<std::string> specs;
+         std::stringstream ss(v);
+         std::string item;
+         while (std::getline(ss, item, ',')) {
+           auto first = item.find_first_not_of(" \t");
+           if (first == std::string::npos) continue;
+           specs.push_back(item.substr(first, item.find_last_not_of(" \t") + 1 - first));
+         }
+         try {
+           trusted_proxies check(specs);
+         } catch (const std::invalid_argument& e) {
+           throw config_error(std::string("trusted_proxies: ") + e.what());
+         }
+         c.trusted_proxies = std::move(specs);
+       }},
       {"create_messages",
        "create the chat's messages collection and its {timestamp:-1} index at startup when missing",
        [](server_config& c, const std::string& v) {
@@ -472,16 +492,20 @@ void load_file(command_line& cl, const std::string& path) {
       cl.settings[key] = json_scalar(m.value, where);
       continue;
     }
-    if (key == "cors_allowed_origins" && m.value.IsArray()) {
+    if ((key == "cors_allowed_origins" || key == "trusted_proxies") && m.value.IsArray()) {
       std::string list;
       for (auto& item : m.value.GetArray()) {
+        const bool origins = key == "cors_allowed_origins";
         if (!item.IsString())
-          throw config_error(where +
-                             ": each origin must be a string, e.g. \"https://app.example\"");
+          throw config_error(where + (origins
+                                          ? ": each origin must be a string, e.g. "
+                                            "\"https://app.example\""
+                                          : ": each proxy must be a string, e.g. \"10.0.0.0/8\""));
         std::string origin(item.GetString(), item.GetStringLength());
         if (origin.find(',') != std::string::npos ||
             origin.find_first_not_of(" \t") == std::string::npos)
-          throw config_error(where + ": '" + origin + "' is not an origin");
+          throw config_error(where + ": '" + origin + "' is not " +
+                             (origins ? "an origin" : "an address or a CIDR range"));
         list += (list.empty() ? "" : ",") + origin;
       }
       apply(cl, *find_option(key), list, where);

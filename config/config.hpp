@@ -77,6 +77,9 @@ struct server_config {
   // Origins (scheme://host[:port], or "*" for all) whose cross-origin calls may carry
   // credentials; any other origin may call without them. Empty: none.
   std::vector<std::string> cors_allowed_origins;
+  /// Reverse proxies (addresses, CIDR ranges) whose Forwarded / X-Forwarded-For /
+  /// X-Forwarded-Proto headers name the client (config/trusted_proxies.hpp).
+  std::vector<std::string> trusted_proxies;
   bool create_messages = true; // create /messages (stream "all", index {timestamp:-1}) if missing
   // Cluster (section 8 of the API contract). At most one of listen (a core) and join (an
   // edge), each HOST:PORT; both need the secret.
@@ -85,7 +88,7 @@ struct server_config {
   std::string node_name; // default: host name and HTTP port
   std::string cluster_secret;
   std::string cluster_cert, cluster_key, cluster_ca; // TLS between nodes: all three or none
-  bool cluster_insecure = false; // plain links on addresses other than loopback
+  bool cluster_insecure = false;                     // plain links on addresses other than loopback
   unsigned cluster_heartbeat_ms = 1000;              // link heartbeat
   unsigned cluster_timeout_ms = 5000;                // a link silent this long is down
   unsigned cluster_request_timeout_ms = 10000; // an edge's store call waits this long, then 503

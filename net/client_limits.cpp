@@ -17,6 +17,7 @@ struct client_limits::counts {
   void release(const std::string& address) {
     std::lock_guard lock(mutex);
     --total;
+    if (address.empty()) return;
     auto it = by_address.find(address);
     if (it != by_address.end() && --it->second == 0) by_address.erase(it);
   }
@@ -55,6 +56,10 @@ client_limits::slot client_limits::admit_connection(const std::string& address,
                                         " open connections (max_connections)");
       refusal.close = true;
       return nullptr;
+    }
+    if (address.empty()) { // a trusted proxy's: it pools its clients' requests
+      ++connections_->total;
+      return std::make_shared<held<counts>>(connections_, address);
     }
     auto& mine = connections_->by_address[address];
     if (config_.max_connections_per_client && mine >= config_.max_connections_per_client) {

@@ -45,7 +45,8 @@ public:
   client_limits(const server_config& config, metrics& stats);
 
   /// A slot for a connection from `address`, or null with `refusal` set: 503 past
-  /// max_connections, 429 past max_connections_per_client.
+  /// max_connections, 429 past max_connections_per_client. An empty address (a trusted
+  /// proxy's connection, which carries many clients' requests) counts in the total only.
   slot admit_connection(const std::string& address, http_response& refusal);
   /// A slot for a WebSocket or SSE session from `address`, or null with `refusal` set
   /// (429 past max_sessions_per_client).

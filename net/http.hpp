@@ -36,8 +36,9 @@ struct http_request {
   std::string access_control_request_headers;
   std::string authorization;
   std::string cookie;
-  std::string remote_address;
-  std::string last_event_id; // SSE reconnection: the last event id the client received
+  std::string remote_address; // the client's: the peer's, or a trusted proxy's word for it
+  std::string scheme;         // "https" over TLS or as a trusted proxy says, else "http"
+  std::string last_event_id;  // SSE reconnection: the last event id the client received
   bool websocket_upgrade = false;
   bool event_stream = false; // a GET that accepts text/event-stream (SSE)
 };

@@ -34,14 +34,16 @@ http_session::http_session(net::ip::tcp::socket&& socket, io_shard& shard, serve
       shard_(shard), srv_(srv) {
   beast::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
-  if (!ec) address_ = ep.address().to_string();
+  if (!ec) peer_ = normalize_address(ep.address().to_string());
+  address_ = peer_;
+  trusted_peer_ = srv_.proxies.trusts(peer_);
 }
 
 void http_session::run() {
   // The refusal is an answer, not a dropped connection: it waits for the first request
   // (closing with the request unread would reset the connection and lose the answer).
   http_response refusal;
-  slot_ = srv_.limits.admit_connection(address_, refusal);
+  slot_ = srv_.limits.admit_connection(trusted_peer_ ? std::string() : peer_, refusal);
   if (!slot_) refusal_ = std::move(refusal);
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     if (self->stream_.tls())
@@ -156,7 +158,14 @@ http_request to_http_request(const http::request<http::string_body>& req,
 
 void http_session::process(http::request<http::string_body> req) {
   auto start = std::chrono::steady_clock::now();
+  if (trusted_peer_) {
+    auto client = srv_.proxies.client_of(peer_, req[http::field::forwarded], req["X-Forwarded-For"],
+                                         req["X-Forwarded-Proto"]);
+    address_ = std::move(client.address);
+    scheme_ = client.scheme;
+  }
   http_request r = to_http_request(req, address_);
+  r.scheme = !scheme_.empty() ? scheme_ : stream_.tls() ? "https" : "http";
   if (log::access_log_enabled()) {
     log_method_ = r.method_text;
     std::string_view target = req.target();

@@ -67,7 +67,10 @@ private:
   io_shard& shard_;
   server_state& srv_;
   std::shared_ptr<void> response_; // keeps the response alive during async_write
-  std::string address_;            // the client's IP address
+  std::string peer_;               // the peer's IP address
+  bool trusted_peer_ = false;      // a trusted proxy: its requests name their clients
+  std::string scheme_;             // the current request's scheme as a trusted proxy says
+  std::string address_;            // the current request's client address (else the peer's)
   // The request being answered, for the access log (only filled when it is on): its method
   // and its path without the query string (which may hold user data).
   std::string log_method_, log_path_;

@@ -18,7 +18,8 @@ using tcp = net::ip::tcp;
 
 server_state::server_state(const server_config& c, http_handler& h, websocket_hub* w, metrics& m)
     : config(c), handler(h), hub(w), pool(threads_or_one_per_core(c.io_threads), m),
-      acceptor(pool.shard(0).context()), workers(c.worker_threads), limits(c, m) {}
+      acceptor(pool.shard(0).context()), workers(c.worker_threads), limits(c, m),
+      proxies(c.trusted_proxies) {}
 
 void server_state::do_accept() {
   // Each connection is pinned to one I/O thread, round robin.

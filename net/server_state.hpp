@@ -9,6 +9,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "config/trusted_proxies.hpp"
 #include "net/client_limits.hpp"
 #include "net/connection_registry.hpp"
 #include "net/http_handler.hpp"
@@ -46,6 +47,7 @@ struct server_state {
   connection_registry connections;
   // What each client address may open and send.
   client_limits limits;
+  trusted_proxies proxies;          // from config.trusted_proxies
   std::shared_ptr<tls_context> tls; // set by start() when tls_cert is configured
   std::mutex mutex;
   std::condition_variable stopped_cv;

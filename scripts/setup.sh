@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package rheo's build, tests and benchmarks need (dpkg-dev, file:
-# cpack's dependency list of the .deb; systemd: systemd-analyze for the unit's test).
+# cpack's dependency list of the .deb; systemd: systemd-analyze for the unit's test; nginx: the
+# reverse proxy of the trusted-proxies test, which starts its own; the package's service is
+# not started by the install).
 # Idempotent: installs only what is missing; runs apt-get update when the lists are absent.
 set -euo pipefail
 
@@ -10,7 +12,7 @@ packages=(
   libcaf-dev libboost-dev libboost-test-dev libboost-program-options-dev
   libmongoc-dev libbson-dev rapidjson-dev libsqlite3-dev libsodium-dev libssl-dev libjemalloc-dev
   python3 python3-mockupdb python3-websocket python3-prometheus-client
-  openssl iproute2
+  openssl iproute2 nginx
   dpkg-dev file systemd
   chromium nodejs
 )
@@ -31,7 +33,18 @@ if ((${#missing[@]})); then
      || ! apt-cache show "${missing[0]}" >/dev/null 2>&1; then
     $sudo_cmd apt-get update -q
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Packages install without starting their services (nginx would take port 80): a
+  # policy-rc.d that refuses, for the install only, unless the machine has one.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+    $sudo_cmd chmod 755 "$policy"
+    own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+    { [ -z "$own_policy" ] || $sudo_cmd rm -f "$policy"; exit 1; }
+  [ -z "$own_policy" ] || $sudo_cmd rm -f "$policy"
 else
   echo "setup: all packages present"
 fi

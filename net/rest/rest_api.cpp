@@ -216,6 +216,11 @@ http_response rest_api::handle(const http_request& req) const {
   }
   for (auto& h : extra)
     res.headers.push_back(std::move(h));
+  // A login cookie sent over HTTPS (directly, or as a trusted proxy says) is never sent back
+  // over plain HTTP.
+  if (req.scheme == "https")
+    for (auto& [name, value] : res.headers)
+      if (name == "Set-Cookie") value += "; Secure";
   if (who.user && res.user.empty() && log::access_log_enabled()) res.user = who.user->id;
   add_cors_headers(req, config_.cors_allowed_origins, res);
   return res;

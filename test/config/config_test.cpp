@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "config/config.hpp"
+#include "config/trusted_proxies.hpp"
 #include "test/test_support.hpp"
 
 #include <fstream>
@@ -216,6 +217,46 @@ BOOST_AUTO_TEST_CASE(an_access_log_that_cannot_be_opened_and_a_mongo_password_in
   BOOST_TEST(mongo.exit_code == 2);
   BOOST_TEST(mongo.output.find("127.0.0.1:1") != std::string::npos, mongo.output);
   BOOST_TEST(mongo.output.find("hunter2pw") == std::string::npos, mongo.output);
+}
+
+BOOST_AUTO_TEST_CASE(trusted_proxies_name_the_client_only_when_the_peer_is_one_of_them) {
+  trusted_proxies p({"10.0.0.0/8", "192.168.1.7", "fd00::/8"});
+  BOOST_TEST(p.trusts("10.200.3.4"));
+  BOOST_TEST(p.trusts("::ffff:10.0.0.1")); // as a dual-stack socket reports it
+  BOOST_TEST(p.trusts("192.168.1.7"));
+  BOOST_TEST(!p.trusts("192.168.1.8"));
+  BOOST_TEST(p.trusts("fd12::1"));
+  BOOST_TEST(!p.trusts("fe80::1"));
+  BOOST_TEST(!p.trusts("not an address"));
+  // X-Forwarded-For: the right-most address that is not a trusted proxy; whatever the client
+  // wrote left of it is ignored.
+  auto c = p.client_of("10.0.0.2", "", "6.6.6.6, 203.0.113.9, 10.1.1.1", "https");
+  BOOST_TEST(c.address == "203.0.113.9");
+  BOOST_TEST(c.scheme == "https");
+  // Forwarded wins over X-Forwarded-For; quoted IPv6 with a port; per-hop proto.
+  c = p.client_of("10.0.0.2", R"(for=6.6.6.6, for="[2001:db8::5]:4711";proto=http)", "1.2.3.4",
+                  "https");
+  BOOST_TEST(c.address == "2001:db8::5");
+  BOOST_TEST(c.scheme == "http");
+  // Only proxies in the chain: the left-most of them.
+  BOOST_TEST(p.client_of("10.0.0.2", "", "10.9.9.9", "").address == "10.9.9.9");
+  // No header: the proxy itself.
+  BOOST_TEST(p.client_of("10.0.0.2", "", "", "").address == "10.0.0.2");
+  // From a peer that is not trusted, the headers are ignored.
+  c = p.client_of("203.0.113.1", "for=1.1.1.1;proto=https", "1.1.1.1", "https");
+  BOOST_TEST(c.address == "203.0.113.1");
+  BOOST_TEST(c.scheme.empty());
+  // A scheme other than http or https is not believed.
+  BOOST_TEST(p.client_of("10.0.0.2", "", "1.2.3.4", "gopher").scheme.empty());
+  // Malformed entries are refused with their text.
+  for (std::string bad : {"10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/", "1.2.3.4/x"})
+    BOOST_CHECK_EXCEPTION(trusted_proxies({bad}), std::invalid_argument,
+                          [&](const std::invalid_argument& e) {
+                            return std::string(e.what()).find(bad) != std::string::npos;
+                          });
+  auto r = test::run_rheo({"--trusted-proxies", "10.0.0.0/8,banana", "--port", "0"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.output.find("trusted_proxies: 'banana'") != std::string::npos, r.output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

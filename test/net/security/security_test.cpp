@@ -14,9 +14,12 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1324,6 +1327,206 @@ BOOST_AUTO_TEST_CASE(no_password_token_jwt_cookie_or_secret_appears_in_any_serve
   // The logs checked are the verbose ones: access lines and debug lines are there.
   BOOST_TEST(access_lines >= 8u);
   BOOST_TEST(debug_lines >= 1u);
+}
+
+// -- behind a reverse proxy ---------------------------------------------------------------
+
+namespace {
+
+/// One HTTP/1.1 exchange from source address `from` (a loopback address of the 127/8 range)
+/// to `port`: `head` is the request line and headers without the final blank line. Returns
+/// what came back until the server closed, or until `wait` passed (a stream's head).
+std::string exchange_from(const std::string& from, std::uint16_t port, const std::string& head,
+                          std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
+  const std::string req = head + "\r\n\r\n";
+  BOOST_REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(req.size()));
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+    // A stream's answer never ends: its head is enough.
+    if ((got.rfind("HTTP/1.1 101", 0) == 0 || got.find("text/event-stream") != std::string::npos) &&
+        got.find("\r\n\r\n") != std::string::npos)
+      break;
+  }
+  ::close(fd);
+  return got;
+}
+
+std::string status_of(const std::string& answer) {
+  return answer.substr(0, answer.find("\r\n"));
+}
+
+/// Debian's nginx in front of rheo at `upstream`, as a TLS-terminating proxy would be set up:
+/// it appends the caller's address to X-Forwarded-For, says X-Forwarded-Proto: https, passes
+/// WebSocket upgrades and streams SSE unbuffered. It connects to rheo from 127.0.0.1.
+struct nginx_proxy {
+  temp_dir dir;
+  std::uint16_t port = free_port();
+  pid_t pid = -1;
+
+  explicit nginx_proxy(std::uint16_t upstream) {
+    const std::string d = dir.path();
+    std::ofstream(d + "/nginx.conf")
+        << (::geteuid() == 0 ? "user root;\n" : "") << "daemon off;\nworker_processes 1;\n"
+        << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log;\nevents {}\nhttp {\n"
+        << "  access_log off;\n"
+        << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
+        << "  fastcgi_temp_path " << d << "/fcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
+        << "  scgi_temp_path " << d << "/scgi;\n"
+        << "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
+        << "  server {\n    listen 127.0.0.1:" << port << ";\n    location / {\n"
+        << "      proxy_pass http://127.0.0.1:" << upstream << ";\n"
+        << "      proxy_bind 127.0.0.1;\n      proxy_http_version 1.1;\n"
+        << "      proxy_set_header Host $host;\n"
+        << "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        << "      proxy_set_header X-Forwarded-Proto https;\n"
+        << "      proxy_set_header Upgrade $http_upgrade;\n"
+        << "      proxy_set_header Connection $connection_upgrade;\n"
+        << "      proxy_buffering off;\n      proxy_read_timeout 1h;\n    }\n  }\n}\n";
+    pid = ::fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::execl("/usr/sbin/nginx", "nginx", "-p", d.c_str(), "-c", (d + "/nginx.conf").c_str(), "-e",
+              (d + "/error.log").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    BOOST_REQUIRE_MESSAGE(eventually([&] {
+                            try {
+                              ::close(connect_to(port));
+                              return true;
+                            } catch (const std::runtime_error&) {
+                              return false; // not listening yet
+                            }
+                          }),
+                          "nginx did not listen (is Debian's nginx installed? scripts/setup.sh)");
+  }
+  ~nginx_proxy() {
+    ::kill(pid, SIGQUIT);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(
+    behind_a_trusted_proxy_each_client_has_its_own_address_and_forged_headers_count_nothing) {
+  secured s(no_jwt, R"(, "max_sessions_per_client": 1)", {"--trusted-proxies", "127.0.0.1"});
+  nginx_proxy proxy(s.proc->port());
+  const std::uint16_t via = proxy.port, direct = s.proc->port();
+  for (auto* coll : {"/notes", "/public"})
+    BOOST_REQUIRE_EQUAL(http(direct, "PUT", coll, R"({"streams":[{"uri":"all","stages":[]}]})",
+                             {{"Authorization", basic("root", "root-pw")}})
+                                .status /
+                            100,
+                        2);
+  auto get = [&](const std::string& from, std::uint16_t port, const std::string& auth,
+                 const std::string& more = "") {
+    return exchange_from(from, port,
+                         "GET /notes HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"
+                         "Authorization: " +
+                             auth + more);
+  };
+  // Through the proxy, a client that guesses wrong (3 failures allowed) is throttled alone:
+  // another client behind the same proxy logs in.
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(status_of(get("127.0.0.3", via, basic("ann", "wrong"))) ==
+               "HTTP/1.1 401 Unauthorized");
+  const std::string throttled = get("127.0.0.3", via, basic("ann", "ann-pw"));
+  BOOST_TEST(status_of(throttled) == "HTTP/1.1 429 Too Many Requests");
+  BOOST_TEST(throttled.find("Retry-After: ") != std::string::npos, throttled);
+  const std::string other = get("127.0.0.4", via, basic("ann", "ann-pw"));
+  BOOST_TEST(status_of(other) == "HTTP/1.1 200 OK", other);
+  // The proxy said https: the login cookie is Secure. Straight to rheo over plain HTTP it is
+  // not, whatever the client claims.
+  BOOST_TEST(other.find("; Secure") != std::string::npos, other);
+  const std::string plain =
+      get("127.0.0.5", direct, basic("bob", "bob-pw"), "\r\nX-Forwarded-Proto: https");
+  BOOST_TEST(status_of(plain) == "HTTP/1.1 200 OK", plain);
+  BOOST_TEST(plain.find("Set-Cookie: ") != std::string::npos, plain);
+  BOOST_TEST(plain.find("; Secure") == std::string::npos, plain);
+  // The access log names the clients, not the proxy.
+  BOOST_TEST(eventually([&] {
+    return s.proc->log().find(R"("remote":"127.0.0.3")") != std::string::npos &&
+           s.proc->log().find(R"("remote":"127.0.0.4")") != std::string::npos;
+  }));
+  // A client straight to rheo forging X-Forwarded-For is itself: its failures are its own,
+  // and blaming someone else for them does not work.
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(status_of(get("127.0.0.2", direct, basic("bob", "wrong"),
+                             "\r\nX-Forwarded-For: 127.0.0.6\r\nForwarded: for=127.0.0.6")) ==
+               "HTTP/1.1 401 Unauthorized");
+  BOOST_TEST(status_of(get("127.0.0.2", direct, basic("bob", "bob-pw"),
+                           "\r\nX-Forwarded-For: 127.0.0.7")) == "HTTP/1.1 429 Too Many Requests");
+  BOOST_TEST(status_of(get("127.0.0.6", via, basic("bob", "bob-pw"))) == "HTTP/1.1 200 OK");
+  // Through the proxy, a client forging its own X-Forwarded-For gets the address the proxy
+  // saw: nginx appends it, and rheo takes the right-most untrusted one.
+  BOOST_TEST(status_of(get("127.0.0.3", via, basic("ann", "ann-pw"),
+                           "\r\nX-Forwarded-For: 127.0.0.8")) == "HTTP/1.1 429 Too Many Requests");
+  // Sessions through the proxy count per client (max_sessions_per_client 1), over WebSocket
+  // and SSE alike.
+  const std::string upgrade = "GET /public/_streams/all HTTP/1.1\r\nHost: app.example\r\n"
+                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13";
+  int held[2] = {-1, -1};
+  auto open_ws = [&](const std::string& from, int* keep) {
+    // Kept open (the session holds its place) by not closing the socket: exchange_from
+    // closes its own, so open this one by hand.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(via);
+    ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
+    const std::string req = upgrade + "\r\n\r\n";
+    ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    std::string got;
+    char buf[1024];
+    pollfd p{fd, POLLIN, 0};
+    while (got.find("\r\n\r\n") == std::string::npos && ::poll(&p, 1, 10000) > 0) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    *keep = fd;
+    return status_of(got);
+  };
+  BOOST_TEST(open_ws("127.0.0.3", &held[0]) == "HTTP/1.1 101 Switching Protocols");
+  BOOST_TEST(status_of(exchange_from("127.0.0.3", via, upgrade)) ==
+             "HTTP/1.1 429 Too Many Requests");
+  BOOST_TEST(open_ws("127.0.0.4", &held[1]) == "HTTP/1.1 101 Switching Protocols");
+  const std::string sse = exchange_from(
+      "127.0.0.5", via,
+      "GET /public/_streams/all HTTP/1.1\r\nHost: app.example\r\nAccept: text/event-stream");
+  BOOST_TEST(status_of(sse) == "HTTP/1.1 200 OK", sse);
+  for (int fd : held)
+    if (fd >= 0) ::close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
