@@ -312,8 +312,13 @@ void http_session::log_access(int status, std::uint64_t bytes,
 void http_session::on_write(bool close_after, beast::error_code ec, std::size_t) {
   response_.reset();
   busy_ = false;
-  if (ec || close_after) return close();
-  do_read();
+  if (ec) return close();
+  if (!close_after) return do_read();
+  if (!stream_.tls()) return close();
+  // Over TLS the answer ends with close_notify, so that the client knows it is whole (no
+  // read is in flight here); a client that answers nothing is closed after a short wait.
+  stream_.tcp().expires_after(std::chrono::seconds(2));
+  stream_.tls()->async_shutdown([self = shared_from_this()](beast::error_code) { self->close(); });
 }
 
 } // namespace rheo

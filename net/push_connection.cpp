@@ -212,10 +212,15 @@ void push_connection::write_tls() {
 void push_connection::read_tls() {
   constexpr std::size_t size = 16 * 1024;
   if (!tls_in_) tls_in_ = std::make_unique<char[]>(size);
+  reading_tls_ = true;
   stream_.tls()->async_read_some(
       net::buffer(tls_in_.get(), size),
       [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-        if (self->finished_) return;
+        self->reading_tls_ = false;
+        if (self->finished_) {
+          if (self->goodbye_) self->say_goodbye();
+          return;
+        }
         if (ec) return self->finish(); // EOF after our close, reset, a TLS alert
         self->received(std::string_view(self->tls_in_.get(), n));
         if (!self->finished_) self->read_tls();
@@ -265,13 +270,39 @@ void push_connection::written(std::size_t n) {
   if (last_now) last_item_written();
 }
 
+void push_connection::say_goodbye() {
+  goodbye_ = false;
+  auto close_now = [self = shared_from_this()] {
+    beast::error_code ignored;
+    self->timer_.cancel();
+    self->socket_.close(ignored);
+  };
+  // The client's close_notify (or its EOF) ends it; one that answers nothing, the timer.
+  timer_.expires_after(std::chrono::seconds(2));
+  timer_.async_wait([close_now](beast::error_code e) {
+    if (!e) close_now();
+  });
+  stream_.tls()->async_shutdown([close_now](beast::error_code) { close_now(); });
+}
+
 void push_connection::finish() {
   if (finished_) return;
   finished_ = true;
   beast::error_code ignored;
   timer_.cancel();
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  if (tls() && last_sent_ && !write_blocked_) {
+    // A clean end over TLS: close_notify, so that the client knows nothing was cut off. It
+    // goes once no read is in flight (a TLS stream has one operation each way at a time):
+    // the pending read is cancelled, and its handler sends it.
+    goodbye_ = true;
+    if (reading_tls_)
+      socket_.cancel(ignored);
+    else
+      say_goodbye();
+  } else {
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
   std::int64_t dropped = 0;
   for (std::size_t i = head_; i < queue_.size(); ++i)
     if (queue_[i].frames) dropped += static_cast<std::int64_t>(queue_[i].bytes->size());

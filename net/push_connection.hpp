@@ -153,6 +153,8 @@ private:
   void do_write();
   void write_tls();
   void written(std::size_t n);
+  /// TLS: sends close_notify, then closes the socket (at the latest after a short wait).
+  void say_goodbye();
 
   std::vector<item> queue_; // [head_, end) not yet fully written
   std::size_t head_ = 0;
@@ -177,6 +179,8 @@ private:
   }
   bool flush_scheduled_ = false;
   bool write_blocked_ = false; // waiting for the socket to become writable
+  bool reading_tls_ = false;   // a TLS read is in flight
+  bool goodbye_ = false;       // finished cleanly over TLS: close_notify once the read is done
   // TLS: the bytes of the write in flight, and how many queue items (from head_) they hold.
   std::string tls_out_;
   std::size_t tls_items_ = 0;

@@ -66,6 +66,9 @@ void ws_connection::start_close(std::uint16_t code, std::string_view reason, boo
 }
 
 void ws_connection::last_item_written() {
+  // The client closed first: the closing handshake is complete, the server ends the TCP
+  // connection (RFC 6455 7.1.1).
+  if (peer_closed_) return finish();
   // Half-close: the client sees our close and answers; its close (or EOF) ends it. (Over
   // TLS a TCP half-close would cut the TLS stream: the client's close frame ends it.)
   beast::error_code ignored;
@@ -118,6 +121,7 @@ void ws_connection::handle_bytes(std::string_view data) {
       break;
     case ws::opcode::close:
       if (last_sent_) return finish(); // the client answered our close
+      peer_closed_ = true;
       if (!closing_) {
         // Echo the client's code (RFC 6455 5.5.1), then close.
         std::uint16_t code = ws::close_code::normal;

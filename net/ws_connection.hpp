@@ -51,6 +51,7 @@ private:
   bool in_text_ = false;
   std::chrono::steady_clock::time_point ping_sent_;
   bool awaiting_pong_ = false;
+  bool peer_closed_ = false; // the client sent its close frame
 };
 
 } // namespace rheo

@@ -245,6 +245,64 @@ class TlsTest(unittest.TestCase):
         s.close()
         conn.close()
 
+    def test_every_end_of_a_connection_is_a_close_notify(self):
+        # Strict: an EOF without close_notify raises (Python ignores it by default).
+        ctx = client_context(self.cert)
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+
+        def strict_socket():
+            raw = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+            return ctx.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+
+        def request(method, path, body=b""):
+            s = strict_socket()
+            s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (method, path, len(body), body))
+            answer = read_until_closed(s)  # raises ssl.SSLEOFError/SSLError without it
+            s.close()
+            return answer
+
+        def define(stages):
+            answer = request(b"PUT", b"/ends", json.dumps(
+                {"streams": [{"uri": "all", "stages": stages}]}).encode())
+            self.assertRegex(answer, rb"^HTTP/1.1 20[01]")
+
+        def websocket_handshake():
+            s = strict_socket()
+            s.sendall(b"GET /ends/_streams/all HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            return s
+
+        define([])  # an HTTP response with Connection: close, read to its end
+        # A WebSocket the client closes: the server's close frame, then close_notify.
+        ws = websocket_handshake()
+        ws.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))  # masked close 1000
+        self.assertTrue(read_until_closed(ws).startswith(b"\x88"))
+        ws.close()
+        # A WebSocket and an SSE stream the server closes (the stream is redefined).
+        ws = websocket_handshake()
+        sse = strict_socket()
+        sse.sendall(b"GET /ends/_streams/all HTTP/1.1\r\nHost: x\r\n"
+                    b"Accept: text/event-stream\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sse.recv(4096)
+        define([{"_$match": {"x": 1}}])
+        got = b""
+        while b"stream definition changed" not in got:
+            got += ws.recv(4096)
+        ws.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))  # the client's answer
+        read_until_closed(ws)
+        self.assertIn(b"stream definition changed", read_until_closed(sse))
+        ws.close()
+        sse.close()
+
     def test_bad_clients_are_closed_and_others_are_not_disturbed(self):
         ws = open_stream(self.server.port, self.ctx)
         before = metric(self.server, self.ctx, "rheo_tls_handshake_failures_total")
