@@ -102,8 +102,15 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_one_clear_error_naming_the_key) {
                            {{"RHEO_CLUSTER_SECRET", "s"}});
       },
       "cluster_key");
-  auto edge = parse_command_line({"--cluster-join", "core:7000", "--node-name", "edge-1"},
-                                 {{"RHEO_CLUSTER_SECRET", "s3cret"}});
+  // A plain link to another host must be declared insecure (TLS is the other way).
+  check(
+      [&] {
+        parse_command_line({"--cluster-join", "core:7000"}, {{"RHEO_CLUSTER_SECRET", "s"}});
+      },
+      "cluster_insecure");
+  auto edge = parse_command_line(
+      {"--cluster-join", "core:7000", "--node-name", "edge-1", "--cluster-insecure", "true"},
+      {{"RHEO_CLUSTER_SECRET", "s3cret"}});
   BOOST_TEST(edge.config.cluster_secret == "s3cret");
   BOOST_TEST(edge.config.node_name == "edge-1");
 }
