@@ -16,6 +16,7 @@
 #include "storage/document/json.hpp"
 #include "storage/mongo/mongo_store.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
+#include "tools/commands.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -401,6 +402,7 @@ const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_deca
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "hash-password") return hash_password_command(args);
+  if (auto status = rheo::tools::run_command(args)) return *status; // backup, restore, ...
   rheo::command_line cl;
   const auto env = rheo::rheo_environment();
   try {

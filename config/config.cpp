@@ -204,6 +204,10 @@ const std::vector<option>& options() {
        [](server_config& c, const std::string& v) {
          c.changelog_retention = parse_unsigned<std::uint64_t>(v, 1, std::uint64_t(1) << 40);
        }},
+      {"backup_dir",
+       "folder where POST /_backup writes backups of the embedded store (default: none, "
+       "the endpoint is off)",
+       [](server_config& c, const std::string& v) { c.backup_dir = v; }},
       {"aggregation_max_documents",
        "the most documents an aggregation's $sort or $group may hold (400 beyond)",
        [](server_config& c, const std::string& v) {
@@ -635,6 +639,12 @@ std::string usage_text() {
 commands:
   rheo hash-password [PASSWORD]     print an argon2id hash of PASSWORD (or of the first
                                     line of standard input) for the "users" key
+  rheo backup --data-dir DIR --out FILE
+                                    write a consistent backup of the embedded store in
+                                    DIR, a server running on it or not
+  rheo restore FILE --data-dir DIR  replace the store in DIR with a backup (refused
+                                    while a server runs on DIR)
+  rheo COMMAND --help               a command's own usage
 
 config file:
   A JSON object of the keys above, read only when named by --config FILE or
@@ -672,7 +682,8 @@ environment:
                                     while every I/O thread answers within a quarter of it
 
 exit status:
-  0                                 clean shutdown, --help, --version, hash-password
+  0                                 clean shutdown, --help, --version, a command done
+  1                                 a command failed (backup, restore)
   2                                 bad configuration or option, or a startup failure
                                     (address in use, store or security setup failed)
 )";

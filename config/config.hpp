@@ -40,6 +40,7 @@ struct server_config {
   std::size_t max_body_bytes = 16 * 1024 * 1024;
   std::string durability = "full"; // full | normal
   std::uint64_t changelog_retention = 100000;
+  std::string backup_dir; // POST /_backup writes backups here; empty: the endpoint is off
   // Embedded store: how often TTL indexes are checked for expired documents.
   std::uint64_t ttl_monitor_interval_ms = 60000;
   std::size_t ws_queue_limit_bytes = 1024 * 1024;

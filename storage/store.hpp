@@ -177,6 +177,15 @@ struct feed_end {
   friend bool operator==(const feed_end&, const feed_end&) = default;
 };
 
+/// A backup the store wrote (store::backup): the file, the change-log position the copy
+/// reflects (a resume token), its size and how long it took.
+struct backup_result {
+  std::string file;
+  std::string position;
+  std::uint64_t bytes = 0;
+  std::int64_t millis = 0;
+};
+
 /// Receives a feed's output, in commit order: events, metadata changes and, last, the end
 /// of the feed. Implemented by the consumer (the watcher actor).
 ///
@@ -339,6 +348,18 @@ public:
   /// ends the feed once started: its sink's lost() is called ("history lost: ...").
   virtual std::unique_ptr<change_feed> watch(const std::string& db, const std::string& coll,
                                              const std::optional<std::string>& resume_after) = 0;
+
+  // ---- backup ----
+  /// Writes a consistent copy of the whole store, as of one commit, to the file `path`
+  /// (replaced when it exists) while reads and writes go on; the embedded store's format
+  /// (storage/sqlite/backup.hpp), which `rheo restore` reads. 409 while another backup of
+  /// this store runs; 500 when the file cannot be written; 501 by default: a store that
+  /// cannot (MongoDB has mongodump; a cluster edge's store is the core's).
+  virtual backup_result backup(const std::string& path) {
+    (void)path;
+    throw api_error(501, "this store cannot write a backup (only the embedded store can; on "
+                         "a cluster, back up the core)");
+  }
 
   /// Closes the store cleanly (checkpoints, releases files). Idempotent.
   virtual void close() = 0;

@@ -92,6 +92,7 @@ std::variant<resource, http_response> locate(const server_config& config, securi
   if (t.path == "/_ping") return service_resource(resource_kind::ping);
   if (t.path == "/_metrics") return service_resource(resource_kind::metrics);
   if (t.path == "/_cluster") return service_resource(resource_kind::cluster);
+  if (t.path == "/_backup") return service_resource(resource_kind::backup);
   // The Auth-Token-Location of a login; its handler authenticates (no ACL rule applies).
   if (t.segments.size() == 2 && t.segments[0] == "tokens" && sec.issues_tokens()) {
     resource r = service_resource(resource_kind::token);

@@ -17,6 +17,7 @@ constexpr route routes[] = {
     {resource_kind::ping, http_method::get, get_ping},
     {resource_kind::metrics, http_method::get, get_metrics},
     {resource_kind::cluster, http_method::get, get_cluster},
+    {resource_kind::backup, http_method::post, post_backup},
     {resource_kind::token, http_method::get, get_token},
     {resource_kind::token, http_method::delete_, delete_token},
     {resource_kind::app, http_method::get, redirect_to_app},

@@ -2,7 +2,8 @@
 // resource (its kind and, for data, the database, collection and document); the route
 // table in routes.cpp names one handler per (resource kind, method). The handlers live
 // one file per concern:
-//   service.cpp      /_ping, /_metrics, the web app's files and the browser redirect to it
+//   service.cpp      /_ping, /_metrics, /_cluster, POST /_backup, the web app's files and the
+//                    browser redirect to it
 //   tokens.cpp       /tokens/<user>, the Auth-Token-Location: GET tells, DELETE logs out
 //   collections.cpp  a database's collection names; a collection's metadata:
 //                    PUT, PATCH, DELETE /<coll> and GET /<coll>/_meta
@@ -42,6 +43,7 @@ enum class resource_kind {
   ping,         // /_ping
   metrics,      // /_metrics
   cluster,      // /_cluster
+  backup,       // /_backup
   token,        // /tokens/<user> when users are configured (name: the user)
   app,          // a browser loading / or the app's prefix without its '/': redirected
   static_files, // the web app's files, under the static prefix
@@ -107,6 +109,7 @@ handler find_handler(resource_kind kind, http_method method);
 http_response get_ping(const request_context& c);
 http_response get_metrics(const request_context& c);
 http_response get_cluster(const request_context& c);
+http_response post_backup(const request_context& c);
 http_response redirect_to_app(const request_context& c);
 http_response get_static_file(const request_context& c);
 

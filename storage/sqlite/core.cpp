@@ -156,6 +156,17 @@ void write_txn::delete_document(const std::string& db, const std::string& coll,
 
 // ---- core ----
 
+int lock_data_dir(const std::string& dir) {
+  const std::string lock_path = (std::filesystem::path(dir) / "rheo.lock").string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("data dir " + dir + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw std::runtime_error("data dir " + dir + ": in use by another process");
+  }
+  return fd;
+}
+
 core::core(const sqlite_store_options& options) : options_(options) {
   if (options_.changelog_retention < 1) options_.changelog_retention = 1;
   namespace fs = std::filesystem;
@@ -168,14 +179,7 @@ core::core(const sqlite_store_options& options) : options_(options) {
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
     throw std::runtime_error("data dir " + dir.string() + ": " + std::strerror(errno));
   // One process per data dir: the in-memory seq counter and the feeds rely on it.
-  std::string lock_path = (dir / "rheo.lock").string();
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0)
-    throw std::runtime_error("data dir " + dir.string() + ": " + std::strerror(errno));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    ::close(lock_fd_);
-    throw std::runtime_error("data dir " + dir.string() + ": in use by another process");
-  }
+  lock_fd_ = lock_data_dir(dir.string());
   path_ = (dir / "rheo.db").string();
   try {
     writer_ = std::make_unique<connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);

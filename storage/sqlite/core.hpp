@@ -207,6 +207,11 @@ private:
       feeds_;
 };
 
+/// Takes the lock of data dir `dir` (flock of <dir>/rheo.lock, created when missing) that
+/// one process at a time holds; returns its descriptor (closing it releases the lock).
+/// Throws std::runtime_error "data dir <dir>: in use by another process" when it is held.
+int lock_data_dir(const std::string& dir);
+
 /// The ObjectId stored in an etag column (all zero when malformed).
 object_id etag_from_blob(std::string_view blob);
 /// The bytes of `id` for an etag column.

@@ -1,7 +1,8 @@
 // The store interface over the engine in core.hpp. Its methods live in the file of their
 // concern: collections.cpp (collections and their metadata), documents.cpp (documents:
-// queries and writes), indexing.cpp (the index API and TTL expiry), sqlite_store.cpp (feeds, close,
-// opening). Internal to storage/sqlite; users call open_sqlite_store() (sqlite_store.hpp).
+// queries and writes), indexing.cpp (the index API and TTL expiry), sqlite_store.cpp (feeds,
+// close, opening), backup.cpp (backup). Internal to storage/sqlite; users call
+// open_sqlite_store() (sqlite_store.hpp).
 //
 // Thread-safety: all methods may be called concurrently from any thread. The store owns the
 // TTL thread (ttl_loop, every ttl_interval), which only submits writes to the core's writer
@@ -73,6 +74,9 @@ public:
                                      const std::optional<std::string>& resume_after) override;
   void close() override;
 
+  // Backup (backup.cpp): a page copy in one read transaction of a pooled reader.
+  backup_result backup(const std::string& path) override;
+
   /// Deletes documents that TTL indexes expired, at most one batch, each with a delete
   /// event; returns how many. Runs every options.ttl_interval on the store's TTL thread.
   std::size_t expire_documents();
@@ -82,6 +86,8 @@ private:
   bool ttl_stopping();
 
   std::shared_ptr<core> core_;
+  std::string data_dir_;
+  std::mutex backup_mu_; // one backup at a time
   std::mutex ttl_mu_;
   std::condition_variable ttl_cv_;
   bool ttl_stop_ = false;

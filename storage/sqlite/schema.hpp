@@ -73,6 +73,17 @@ inline constexpr const char* sql_changes_bounds =
 inline constexpr const char* sql_changes_newest = "SELECT max(seq) FROM changes";
 inline constexpr const char* sql_changes_after =
     "SELECT seq, event FROM changes WHERE seq > ?1 AND db = ?2 AND coll = ?3 ORDER BY seq";
+// Backup and restore (backup.hpp). A backup file's own table says what it holds; a restore
+// moves the change log to a fresh range of seqs (one pass over the log, offline).
+inline constexpr const char* sql_backup_info_create =
+    "CREATE TABLE backup_info(key TEXT PRIMARY KEY, value TEXT NOT NULL)";
+inline constexpr const char* sql_backup_info_put =
+    "INSERT OR REPLACE INTO backup_info(key, value) VALUES(?1, ?2)";
+inline constexpr const char* sql_backup_info_all = "SELECT key, value FROM backup_info";
+inline constexpr const char* sql_backup_info_drop = "DROP TABLE IF EXISTS backup_info";
+inline constexpr const char* sql_table_names =
+    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name";
+inline constexpr const char* sql_changes_shift = "UPDATE changes SET seq = seq + ?1";
 
 // Indexes.
 inline constexpr const char* sql_indexes_of =

@@ -5,7 +5,7 @@
 namespace rheo::sqlite {
 
 embedded_store::embedded_store(const sqlite_store_options& options)
-    : core_(std::make_shared<core>(options)) {
+    : core_(std::make_shared<core>(options)), data_dir_(options.data_dir) {
   core_->start();
   ttl_thread_ = std::thread([this, interval = options.ttl_interval] { ttl_loop(interval); });
 }
