@@ -10,6 +10,12 @@
 // Live queries (--live, S11): subscribers follow GET /<coll>/_live?... instead of a stream,
 // keep their copy of the result by applying its init and diff frames, and at the end each
 // copy is compared with what GET /<coll> answers with the same parameters.
+//
+// Presence (--presence, S12): subscribers join a presence stream with ?presence={"c":<id>,
+// "g":<generation>}, some also with presenceEvents=true (listeners), which keep the member
+// list the frames tell them and time each join and leave from the moment the member's
+// handshake completed or its close was sent; at the end every listener's list and the
+// server's GET .../_presence are compared with the members the harness holds open.
 #include "bench/histogram.hpp"
 
 #include <arpa/inet.h>
@@ -25,11 +31,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -143,6 +151,14 @@ struct options {
   unsigned live_joiners = 0;  // clients that join during the first load step
   unsigned chat_users = 1000; // messages are "from" u0 .. u<chat_users - 1>
   double delete_fraction = 0; // this share of the writes deletes a message inside a window
+  // Presence (S12): subscribers join the stream as members (?presence={"c":id,"g":gen}); the
+  // first presence_listeners of them, evenly spread, also ask for presence events.
+  bool presence = false;
+  unsigned presence_listeners = 0;
+  // The first churn wave this far into the load (-1: churn_seconds); waves that close only
+  // members that are not listeners.
+  double churn_first_seconds = -1;
+  bool churn_skip_listeners = false;
 };
 
 [[noreturn]] void usage(int code) {
@@ -204,7 +220,19 @@ struct options {
       "  --delete-fraction F        this share of the writes DELETEs a message this writer\n"
       "                             inserted that is among its sender's --live-pagesize newest\n"
       "                             (inside the window of a per-sender query sorted newest\n"
-      "                             first); needs --http-conns 1\n",
+      "                             first); needs --http-conns 1\n"
+      "  --presence                 subscribers join the stream's presence with\n"
+      "                             presence={\"c\":<id>,\"g\":<generation>} (--setup declares\n"
+      "                             \"presence\": true); at most one rheo-bench process\n"
+      "  --presence-listeners L     L of them, evenly spread, add presenceEvents=true: they keep\n"
+      "                             the member list from the frames and time every join (from\n"
+      "                             the member's handshake) and leave (from its close) during\n"
+      "                             the load; implies --presence. With --churn, no writer is\n"
+      "                             needed (--http-conns 0)\n"
+      "  --churn-first-seconds S    the first churn wave S seconds into the load (default:\n"
+      "                             --churn-seconds)\n"
+      "  --churn-skip-listeners     waves close as many members as --churn says, but none of\n"
+      "                             the presence listeners (a diagnostic: no listener rejoins)\n",
       code ? stderr : stdout);
   std::exit(code);
 }
@@ -345,14 +373,32 @@ options parse_options(int argc, char** argv) {
       o.chat_users = std::max(1u, uns());
     else if (a == "--delete-fraction")
       o.delete_fraction = std::clamp(num(), 0.0, 1.0);
+    else if (a == "--presence")
+      o.presence = true;
+    else if (a == "--presence-listeners") {
+      o.presence = true;
+      o.presence_listeners = uns();
+    } else if (a == "--churn-first-seconds")
+      o.churn_first_seconds = num();
+    else if (a == "--churn-skip-listeners")
+      o.churn_skip_listeners = true;
     else {
       std::fprintf(stderr, "rheo-bench: unknown option %s\n", a.c_str());
       usage(2);
     }
   }
   if (o.http_method != "POST" && o.http_method != "GET") usage(2);
-  if (o.churn > 0 && (o.http_conns != 1 || o.http_method != "POST" || o.per_user)) {
-    std::fputs("rheo-bench: --churn needs one POST writer (--http-conns 1), no --per-user\n",
+  if (o.churn > 0 &&
+      (o.http_conns > 1 || (o.http_conns == 1 && o.http_method != "POST") || o.per_user)) {
+    std::fputs("rheo-bench: --churn needs one POST writer (--http-conns 1) or none, no "
+               "--per-user\n",
+               stderr);
+    usage(2);
+  }
+  if (o.presence && (o.live || o.per_user || o.slow_subscribers > 0 || o.first_id != 0 ||
+                     o.presence_listeners > o.subscribers || o.subscribers == 0)) {
+    std::fputs("rheo-bench: --presence needs --subscribers (at least --presence-listeners) and "
+               "takes no --live, --per-user, --slow-subscribers or --first-id\n",
                stderr);
     usage(2);
   }
@@ -550,6 +596,29 @@ struct alignas(64) worker_counters {
   // (malformed, an index out of range, a diff before the init); the writer's deletes, and
   // the deletes it could not make (no message of its own inside a window yet: it inserted).
   counter live_inits, live_ops, live_errors, deletes_sent, deletes_skipped;
+  // Presence: frames received by listeners (the first of each session lists the members so
+  // far), joined and left entries in the frames after it, the changes timed (and those that
+  // could not be: their time was not known), timed changes later than 500 ms, listeners that
+  // have seen every member once (the ramp-up); errors: a member joined twice or a left of a
+  // member not in the list, a frame that does not parse, a presence frame at a non-listener.
+  counter presence_frames, presence_initial_frames, presence_entries, presence_untimed;
+  counter presence_late, listeners_full;
+  counter presence_dup_joins, presence_unknown_leaves, presence_bad_frames, presence_stray_frames;
+  // The check at the end: listeners compared, those whose list differs, members missing
+  // from a list or still in it though gone, listeners without a first frame.
+  counter verify_checked, verify_wrong, verify_missing, verify_stale, verify_no_view;
+  std::atomic<unsigned> verify_done{0};
+};
+
+/// Presence: when member c's generation g (its g-th connection) completed its handshake and
+/// when it sent its close, for the listeners (any worker) to time the change they see. A ring
+/// of the last few generations per member; written only by the member's worker.
+struct presence_times {
+  struct slot {
+    std::atomic<std::uint32_t> gen{~0u};
+    std::atomic<std::int64_t> joined{0}, closed{0};
+  };
+  std::array<slot, 4> ring;
 };
 
 struct control {
@@ -565,6 +634,15 @@ struct control {
   // read by all (a few hundred times a second: a mutex is enough).
   std::mutex deletes_mutex;
   std::unordered_map<std::string, std::int64_t> deleted_at;
+  // Presence: each member's times, its generation while open (-1 otherwise: the truth the
+  // listeners' lists are checked against), since when changes are timed (0: not yet), when
+  // the last listener saw every member, and the main thread's request to check the lists.
+  std::unique_ptr<presence_times[]> times;
+  std::unique_ptr<std::atomic<std::int32_t>[]> current;
+  std::atomic<std::int64_t> measure_from{0};
+  std::atomic<std::int64_t> last_full_at{0};
+  std::atomic<unsigned> verify_requested{0};
+  std::atomic<std::int64_t> wave_started_at{0}; // the latest churn wave
 };
 
 // ---------------------------------------------------------------------------------------
@@ -607,6 +685,15 @@ struct connection {
   // Writers of chat messages: the sender of each insert in flight, -1 for a delete.
   std::array<std::int32_t, 64> user_at{};
   bool dropped = false; // closed by the server or lost while open (counted as an error)
+  // Presence: a listener (presenceEvents=true), the member's generation (its connections so
+  // far - 1), whether this session's first frame has come, and the list it tells: per member
+  // the bit (generation % 32) of each of its connections in the list; members in it.
+  bool listener = false;
+  std::uint32_t gen = 0;
+  std::int64_t opened_at = 0; // this session's handshake answer
+  bool has_view = false, ever_full = false;
+  std::vector<std::uint32_t> view;
+  std::uint32_t view_count = 0;
 };
 
 class worker {
@@ -619,12 +706,19 @@ public:
   // Live queries: connect -> init frame of the clients connected at the start and of those
   // that joined during the load; DELETE sent -> its remove op applied.
   histogram_recorder init_latency, joiner_init_latency, delete_latency;
+  // Presence: handshake -> the join in a listener's frame; close sent -> the leave in it; both
+  // for listeners connected when the change happened. Changes that happened before the
+  // listener's session opened (it left and came back in the same wave): apart.
+  histogram_recorder join_latency, leave_latency, rejoined_latency;
+  // Presence: from the kernel's receive time of a read to this thread's recvmsg.
+  histogram_recorder read_lag;
 
   /// A connection; `join_at` >= 0: a live client that connects that many ns into the load.
-  void add(role kind, std::uint32_t id, std::int64_t join_at = -1) {
+  void add(role kind, std::uint32_t id, std::int64_t join_at = -1, bool listener = false) {
     auto c = std::make_unique<connection>();
     c->kind = kind;
     c->id = id;
+    c->listener = listener;
     c->query = o_.live ? id % o_.live_queries : 0;
     c->join_at = join_at;
     conns_.push_back(std::move(c));
@@ -661,6 +755,13 @@ private:
   void start_churn(unsigned wave);
   void on_sequence(connection& c, std::int64_t n);
   void on_live_frame(connection& c, std::string_view body);
+  void on_presence_frame(connection& c, std::string_view body);
+  void presence_open(connection& c);
+  void presence_gone(connection& c, bool timed);
+  presence_times::slot& times_of(std::uint32_t member, std::uint32_t gen) {
+    return ctl_.times[member].ring[gen % 4];
+  }
+  void verify_presence();
   bool apply_op(connection& c, std::string_view op);
   std::int64_t append_chat_write(connection& c, std::int64_t t);
   void on_chat_ack(std::int32_t user, std::string_view location);
@@ -694,6 +795,24 @@ private:
   std::vector<std::vector<std::string>> recent_;
   std::vector<std::uint32_t> recent_senders_;
   std::size_t recent_next_ = 0;
+  // Presence: each member id the server assigned, as this worker's listeners learnt it from a
+  // joined entry: (member << 32) | generation. A left entry names only the id.
+  struct text_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>()(v); }
+  };
+  std::unordered_map<std::string, std::uint64_t, text_hash, std::equal_to<>> presence_ids_;
+  unsigned verify_seen_ = 0;
+
+public:
+  // Presence: the frames of the first listener (subscriber 0) during the load, for the
+  // timeline in the JSON: (arrival ns, joined, left); read after run() has returned.
+  struct frame_note {
+    std::int64_t at;
+    std::uint32_t joined, left;
+  };
+  std::vector<frame_note> timeline;
+  std::vector<std::pair<std::int64_t, std::int64_t>> wave_frames; // per wave: first, last arrival
 };
 
 void worker::run() {
@@ -734,6 +853,11 @@ void worker::run() {
     if (ph >= ph_close && !close_started_) {
       close_started_ = true;
       start_closing();
+    }
+    if (unsigned v = ctl_.verify_requested.load(std::memory_order_acquire); v != verify_seen_) {
+      verify_seen_ = v;
+      verify_presence();
+      counters.verify_done.store(v, std::memory_order_release);
     }
     int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 1);
     now_ = now_ns();
@@ -781,6 +905,8 @@ void worker::start_connect(connection& c) {
   c.connect_at = now_ns();
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (o_.presence && c.kind == role::subscriber)
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   if (c.kind == role::slow_subscriber)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o_.slow_rcvbuf, sizeof o_.slow_rcvbuf);
   sockaddr_in dst{};
@@ -817,6 +943,9 @@ void worker::on_connected(connection& c) {
                                : "/" + o_.coll + "/_streams/" + o_.stream;
   if (o_.per_user)
     target += "?avars=" + url_encode(format("{\"lo\":%u,\"hi\":%u}", c.id, c.id + o_.user_window));
+  if (o_.presence)
+    target += "?presence=" + url_encode(format("{\"c\":%u,\"g\":%u}", c.id, c.gen)) +
+              (c.listener ? "&presenceEvents=true" : "");
   send(c, format("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: cmhlby1iZW5jaC1rZXkhIQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                  target.c_str(), o_.host.c_str(), port_of(c)));
@@ -842,9 +971,39 @@ void worker::read_all(connection& c) {
     if (c.state == conn_state::closed) return;
     // A slow subscriber stops reading once its handshake is done.
     if (c.kind == role::slow_subscriber && c.state == conn_state::open && !c.draining) return;
-    ssize_t n = ::recv(c.fd, buf_.data(), buf_.size(), 0);
+    ssize_t n;
+    if (o_.presence && c.kind == role::subscriber) {
+      // Presence: the kernel's receive time of the read's last segment (SO_TIMESTAMPNS), so
+      // neither a handshake's completion nor a frame's arrival waits for this thread to get
+      // round to the socket (a wave's frame reaches hundreds of listeners at once). How long
+      // it took is recorded apart during the load (read_lag).
+      iovec iov{buf_.data(), buf_.size()};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      n = ::recvmsg(c.fd, &msg, 0);
+      if (n > 0) {
+        now_ = now_ns();
+        for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+          if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            timespec ts;
+            std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            std::int64_t at = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+            if (at > 0 && at <= now_) {
+              if (ctl_.measure_from.load(std::memory_order_relaxed) > 0)
+                read_lag.record(static_cast<std::uint64_t>(now_ - at));
+              now_ = at;
+            }
+          }
+      }
+    } else {
+      n = ::recv(c.fd, buf_.data(), buf_.size(), 0);
+      if (n > 0) now_ = now_ns(); // the receive time of every frame in this read
+    }
     if (n > 0) {
-      now_ = now_ns(); // the receive time of every frame in this read
       counters.bytes_in.add(static_cast<std::uint64_t>(n));
       feed(c, buf_.data(), static_cast<std::size_t>(n));
       continue;
@@ -892,6 +1051,7 @@ std::size_t worker::process(connection& c, const char* data, std::size_t n) {
       c.rejoining = false;
       counters.churn_reopened.add();
     }
+    if (o_.presence) presence_open(c);
     std::size_t used = end + 4;
     if (c.kind == role::slow_subscriber && !c.draining) return used;
     return used + process_frames(c, data + used, n - used);
@@ -931,6 +1091,8 @@ std::size_t worker::process_frames(connection& c, const char* data, std::size_t 
         counters.slow_deliveries.add();
       } else if (o_.live) {
         on_live_frame(c, std::string_view(payload, len));
+      } else if (o_.presence) {
+        on_presence_frame(c, std::string_view(payload, len));
       } else {
         counters.deliveries.add();
         ++c.delivered_since_open;
@@ -990,6 +1152,191 @@ void worker::on_sequence(connection& c, std::int64_t n) {
       counters.seq_gaps.add(static_cast<std::uint64_t>(n - c.last_seq - 1));
   }
   c.last_seq = std::max(c.last_seq, n);
+}
+
+// Presence: a member's connection is open (its handshake completed at now_); a listener starts
+// a new list, which its first frame fills.
+void worker::presence_open(connection& c) {
+  auto& t = times_of(c.id, c.gen);
+  t.joined.store(now_);
+  t.closed.store(0);
+  t.gen.store(c.gen);
+  ctl_.current[c.id].store(static_cast<std::int32_t>(c.gen));
+  c.opened_at = now_;
+  if (c.listener) {
+    c.view.assign(o_.subscribers, 0);
+    c.view_count = 0;
+    c.has_view = false;
+  }
+}
+
+// Presence: a member's connection goes; `timed`: a churn wave, whose close frame is sent next
+// (the leave is timed from now).
+void worker::presence_gone(connection& c, bool timed) {
+  if (timed) times_of(c.id, c.gen).closed.store(now_ns());
+  ctl_.current[c.id].store(-1);
+}
+
+/// A JSON string's text without its quotes (no escapes expected).
+std::string_view unquote(std::string_view v) {
+  return v.size() >= 2 && v.front() == '"' && v.back() == '"' ? v.substr(1, v.size() - 2)
+                                                              : std::string_view();
+}
+
+// A presence frame {"presence":{"joined":[{"id","user","info","since"},...],"left":[id,...]}}
+// at a listener. The session's first frame lists the members so far; the later ones tell the
+// changes, each timed from its member's handshake (a join) or close (a leave) when it
+// happened during the load. Leaves first: a member that left and came back within one frame
+// is two connections (two ids), and the list holds each connection's bit.
+void worker::on_presence_frame(connection& c, std::string_view body) {
+  if (ctl_.phase.load(std::memory_order_relaxed) >= ph_close) return; // the end: not checked
+  counters.presence_frames.add();
+  if (!c.listener) {
+    counters.presence_stray_frames.add();
+    return;
+  }
+  std::string_view joined, left;
+  bool found = false, inner = true;
+  bool outer = json_members(body, [&](std::string_view key, std::string_view value) {
+    if (key != "presence") return;
+    found = true;
+    inner = json_members(value, [&](std::string_view k, std::string_view v) {
+      if (k == "joined")
+        joined = v;
+      else if (k == "left")
+        left = v;
+    });
+  });
+  if (!outer || !found || !inner || joined.empty() || left.empty()) {
+    counters.presence_bad_frames.add();
+    return;
+  }
+  const bool initial = !c.has_view;
+  c.has_view = true;
+  if (initial) counters.presence_initial_frames.add();
+  const std::int64_t from = ctl_.measure_from.load(std::memory_order_relaxed);
+  std::uint64_t entries = 0;
+  auto timed = [&](histogram_recorder& h, std::int64_t at) {
+    if (from <= 0) return; // the ramp-up: not timed
+    if (at < from) {
+      counters.presence_untimed.add();
+      return;
+    }
+    auto v = now_ > at ? static_cast<std::uint64_t>(now_ - at) : 0;
+    if (at < c.opened_at) { // the listener was not connected when it happened
+      rejoined_latency.record(v);
+      return;
+    }
+    h.record(v);
+    latency.record(v);
+    if (v > 500'000'000) counters.presence_late.add();
+  };
+  bool ok = json_elements(left, [&](std::string_view idv) {
+    auto it = presence_ids_.find(unquote(idv));
+    if (it == presence_ids_.end()) {
+      counters.presence_unknown_leaves.add();
+      return;
+    }
+    auto m = static_cast<std::uint32_t>(it->second >> 32);
+    auto g = static_cast<std::uint32_t>(it->second);
+    std::uint32_t bit = 1u << (g % 32);
+    if (!(c.view[m] & bit)) {
+      counters.presence_unknown_leaves.add();
+      return;
+    }
+    c.view[m] &= ~bit;
+    --c.view_count;
+    if (initial) return;
+    ++entries;
+    auto& t = times_of(m, g);
+    timed(leave_latency, t.gen.load() == g ? t.closed.load() : 0);
+  });
+  std::uint64_t left_entries = entries;
+  ok = ok && json_elements(joined, [&](std::string_view e) {
+         std::string_view id;
+         std::int64_t m = -1, g = -1;
+         bool parsed = json_members(e, [&](std::string_view k, std::string_view v) {
+           if (k == "id")
+             id = unquote(v);
+           else if (k == "info")
+             json_members(v, [&](std::string_view ik, std::string_view iv) {
+               if (ik == "c")
+                 m = json_index(iv);
+               else if (ik == "g")
+                 g = json_index(iv);
+             });
+         });
+         if (!parsed || id.empty() || m < 0 || m >= static_cast<std::int64_t>(o_.subscribers) ||
+             g < 0) {
+           counters.presence_bad_frames.add();
+           return;
+         }
+         auto mu = static_cast<std::uint32_t>(m), gu = static_cast<std::uint32_t>(g);
+         if (presence_ids_.find(id) == presence_ids_.end())
+           presence_ids_.emplace(std::string(id), (std::uint64_t{mu} << 32) | gu);
+         std::uint32_t bit = 1u << (gu % 32);
+         if (c.view[mu] & bit) {
+           counters.presence_dup_joins.add();
+           return;
+         }
+         c.view[mu] |= bit;
+         ++c.view_count;
+         if (initial) return;
+         ++entries;
+         auto& t = times_of(mu, gu);
+         timed(join_latency, t.gen.load() == gu ? t.joined.load() : 0);
+       });
+  if (!ok) counters.presence_bad_frames.add();
+  if (c.id == 0 && from > 0 && !initial)
+    timeline.push_back({now_, static_cast<std::uint32_t>(entries - left_entries),
+                        static_cast<std::uint32_t>(left_entries)});
+  // The first and last arrival of a frame with changes in each wave, at listeners whose
+  // session is older than the wave: when the server sent the wave's frame, and its spread.
+  unsigned wave = ctl_.churn_wave.load(std::memory_order_relaxed);
+  if (from > 0 && !initial && entries > 0 && wave > 0 &&
+      c.opened_at < ctl_.wave_started_at.load(std::memory_order_relaxed)) {
+    if (wave_frames.size() < wave) wave_frames.resize(wave, {INT64_MAX, 0});
+    auto& [first, last] = wave_frames[wave - 1];
+    first = std::min(first, now_);
+    last = std::max(last, now_);
+  }
+  counters.presence_entries.add(entries);
+  counters.deliveries.add(entries);
+  c.delivered_since_open += entries;
+  if (!c.ever_full && c.view_count >= o_.subscribers) {
+    c.ever_full = true;
+    counters.listeners_full.add();
+    std::int64_t prev = ctl_.last_full_at.load();
+    while (prev < now_ && !ctl_.last_full_at.compare_exchange_weak(prev, now_)) {
+    }
+  }
+}
+
+// Presence, at the main thread's request (the load over, the frames quiet): every open
+// listener's list against the members open now.
+void worker::verify_presence() {
+  if (!o_.presence) return;
+  for (auto& cp : conns_) {
+    auto& c = *cp;
+    if (!c.listener || c.state != conn_state::open) continue;
+    if (!c.has_view) {
+      counters.verify_no_view.add();
+      continue;
+    }
+    counters.verify_checked.add();
+    std::uint64_t missing = 0, stale = 0;
+    for (std::uint32_t m = 0; m < o_.subscribers; ++m) {
+      std::int32_t cur = ctl_.current[m].load();
+      std::uint32_t want = cur >= 0 ? 1u << (static_cast<std::uint32_t>(cur) % 32) : 0;
+      missing += static_cast<unsigned>(std::popcount(want & ~c.view[m]));
+      stale += static_cast<unsigned>(std::popcount(c.view[m] & ~want));
+    }
+    if (missing + stale > 0) {
+      counters.verify_wrong.add();
+      counters.verify_missing.add(missing);
+      counters.verify_stale.add(stale);
+    }
+  }
 }
 
 // A live query's frame: {"init":[doc, ...],"token":"t"} replaces the client's copy, and
@@ -1178,6 +1525,7 @@ void worker::close_conn(connection& c) {
     }
   } else if (c.kind != role::http) {
     counters.live.sub(); // open or closing
+    if (o_.presence && !c.rejoin) presence_gone(c, false);
   }
   c.state = conn_state::closed;
   ::close(c.fd);
@@ -1190,6 +1538,7 @@ void worker::close_conn(connection& c) {
     c.rejoin = false;
     c.rejoining = true;
     c.draining = false;
+    ++c.gen;
     rejoin_queue_.push_back(&c);
     return;
   }
@@ -1354,10 +1703,14 @@ void worker::pace_http() {
 // received nothing while 100 inserts were acknowledged counts as silent.
 void worker::start_churn(unsigned wave) {
   std::vector<connection*> subs;
-  for (auto& c : conns_)
-    if (c->kind == role::subscriber) subs.push_back(c.get());
-  std::size_t share =
-      static_cast<std::size_t>(std::lround(o_.churn * static_cast<double>(subs.size())));
+  std::size_t all = 0;
+  for (auto& c : conns_) {
+    if (c->kind != role::subscriber) continue;
+    ++all;
+    if (!(o_.churn_skip_listeners && c->listener)) subs.push_back(c.get());
+  }
+  std::size_t share = std::min(
+      subs.size(), static_cast<std::size_t>(std::lround(o_.churn * static_cast<double>(all))));
   std::int64_t acked = ctl_.last_acked_seq.load(std::memory_order_relaxed);
   for (std::size_t k = 0; k < share && !subs.empty(); ++k) {
     auto& c = *subs[((wave - 1) * share + k) % subs.size()];
@@ -1366,6 +1719,7 @@ void worker::start_churn(unsigned wave) {
     c.rejoin = true;
     c.state = conn_state::closing;
     counters.churn_closed.add();
+    if (o_.presence) presence_gone(c, true);
     const char frame[8] = {static_cast<char>(0x88),      static_cast<char>(0x82),       0, 0, 0, 0,
                            static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
     send(c, std::string_view(frame, sizeof frame));
@@ -1536,12 +1890,23 @@ struct totals {
   std::uint64_t seq_gaps = 0, seq_duplicates = 0, silent = 0, behind = 0;
   std::uint64_t live_inits = 0, live_ops = 0, live_errors = 0, deletes_sent = 0,
                 deletes_skipped = 0;
+  std::uint64_t presence_frames = 0, presence_initial_frames = 0, presence_entries = 0,
+                presence_untimed = 0, presence_late = 0, listeners_full = 0;
+  std::uint64_t presence_dup_joins = 0, presence_unknown_leaves = 0, presence_bad_frames = 0,
+                presence_stray_frames = 0;
+  std::uint64_t verify_checked = 0, verify_wrong = 0, verify_missing = 0, verify_stale = 0,
+                verify_no_view = 0;
   /// Every error: failed connects (first or after a wave: churn_failed is a part of
   /// subs_failed), HTTP errors, protocol errors, closes by the server, the churn checks,
-  /// and live frames that could not be applied.
+  /// live frames that could not be applied, and presence frames that disagree with the
+  /// members (a join twice, a leave of a member not in the list, a frame that does not
+  /// parse, a presence frame at a client that did not ask for them, a listener whose list
+  /// differs at the end or that never got its first frame).
   std::uint64_t errors() const {
     return subs_failed + http_failed + http_errors + protocol_errors + unexpected_closes +
-           seq_gaps + seq_duplicates + silent + behind + live_errors;
+           seq_gaps + seq_duplicates + silent + behind + live_errors + presence_dup_joins +
+           presence_unknown_leaves + presence_bad_frames + presence_stray_frames + verify_wrong +
+           verify_no_view;
   }
 };
 
@@ -1577,6 +1942,21 @@ totals collect(const std::vector<std::unique_ptr<worker>>& ws) {
     t.live_errors += c.live_errors.get();
     t.deletes_sent += c.deletes_sent.get();
     t.deletes_skipped += c.deletes_skipped.get();
+    t.presence_frames += c.presence_frames.get();
+    t.presence_initial_frames += c.presence_initial_frames.get();
+    t.presence_entries += c.presence_entries.get();
+    t.presence_untimed += c.presence_untimed.get();
+    t.presence_late += c.presence_late.get();
+    t.listeners_full += c.listeners_full.get();
+    t.presence_dup_joins += c.presence_dup_joins.get();
+    t.presence_unknown_leaves += c.presence_unknown_leaves.get();
+    t.presence_bad_frames += c.presence_bad_frames.get();
+    t.presence_stray_frames += c.presence_stray_frames.get();
+    t.verify_checked += c.verify_checked.get();
+    t.verify_wrong += c.verify_wrong.get();
+    t.verify_missing += c.verify_missing.get();
+    t.verify_stale += c.verify_stale.get();
+    t.verify_no_view += c.verify_no_view.get();
     for (int i = 0; i < close_code_slots; ++i) {
       t.close_codes[i] += c.close_codes[i].get();
       t.slow_close_codes[i] += c.slow_close_codes[i].get();
@@ -1765,9 +2145,9 @@ int run(const options& o) {
             ? "{\"_$match\":{\"fullDocument::k\":{\"_$gte\":{\"_$var\":\"lo\"},\"_$lt\":{\"_$var\":"
               "\"hi\"}}}}"
             : "";
-    auto r =
-        http_request(o, "PUT", "/" + o.coll,
-                     "{\"streams\":[{\"uri\":\"" + o.stream + "\",\"stages\":[" + stage + "]}]}");
+    auto r = http_request(o, "PUT", "/" + o.coll,
+                          "{\"streams\":[{\"uri\":\"" + o.stream + "\",\"stages\":[" + stage + "]" +
+                              (o.presence ? ",\"presence\":true" : "") + "}]}");
     if (r.status != 200 && r.status != 201) {
       std::fprintf(stderr, "rheo-bench: PUT /%s failed: %d %s\n", o.coll.c_str(), r.status,
                    r.body.c_str());
@@ -1776,14 +2156,28 @@ int run(const options& o) {
   }
 
   control ctl;
+  if (o.presence) {
+    ctl.times = std::make_unique<presence_times[]>(o.subscribers);
+    ctl.current = std::make_unique<std::atomic<std::int32_t>[]>(o.subscribers);
+    for (unsigned i = 0; i < o.subscribers; ++i)
+      ctl.current[i].store(-1);
+  }
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < o.threads; ++i)
     workers.push_back(std::make_unique<worker>(o, ctl, i));
   for (unsigned i = 0; i < o.http_conns; ++i)
     workers[i % o.threads]->add(role::http, i);
-  for (unsigned i = 0; i < o.subscribers + o.slow_subscribers; ++i)
-    workers[i % o.threads]->add(i < o.subscribers ? role::subscriber : role::slow_subscriber,
-                                o.first_id + i);
+  // Presence listeners: every k-th subscriber, k = subscribers / listeners; listeners and the
+  // other subscribers each go round the workers, so every worker parses its share of frames.
+  unsigned listener_every = o.presence_listeners > 0 ? o.subscribers / o.presence_listeners : 0;
+  unsigned listeners_added = 0, others_added = 0;
+  for (unsigned i = 0; i < o.subscribers + o.slow_subscribers; ++i) {
+    bool listener =
+        listener_every > 0 && i % listener_every == 0 && listeners_added < o.presence_listeners;
+    unsigned w = listener ? listeners_added++ % o.threads : others_added++ % o.threads;
+    workers[w]->add(i < o.subscribers ? role::subscriber : role::slow_subscriber, o.first_id + i,
+                    -1, listener);
+  }
   // Late joiners (live queries): evenly over the first 80 % of the first load step.
   for (unsigned j = 0; j < joiners; ++j) {
     unsigned i = o.subscribers + o.slow_subscribers + j;
@@ -1800,16 +2194,32 @@ int run(const options& o) {
   // Connect.
   std::uint64_t subs_total = o.subscribers + o.slow_subscribers;
   totals t;
+  double handshakes_seconds = -1; // until every subscriber's handshake was answered
   for (;;) {
     t = collect(workers);
-    // Live clients are ready once their init frame has come.
-    bool done = t.subs_open + t.subs_failed >= subs_total &&
-                t.http_open + t.http_failed >= o.http_conns &&
-                (!o.live || t.live_inits + t.subs_failed + t.unexpected_closes >= subs_total);
+    bool handshakes =
+        t.subs_open + t.subs_failed >= subs_total && t.http_open + t.http_failed >= o.http_conns;
+    if (handshakes && handshakes_seconds < 0)
+      handshakes_seconds = static_cast<double>(now_ns() - t_connect) / 1e9;
+    // Live clients are ready once their init frame has come; presence listeners once they
+    // have seen every member (the ramp-up).
+    bool done = handshakes &&
+                (!o.live || t.live_inits + t.subs_failed + t.unexpected_closes >= subs_total) &&
+                t.listeners_full >= o.presence_listeners;
     if (done || now_ns() - t_connect > static_cast<std::int64_t>(o.connect_timeout * 1e9)) break;
     sleep_ms(5);
   }
   double connect_seconds = static_cast<double>(now_ns() - t_connect) / 1e9;
+  // Presence: from the first connect until the last listener had seen every member.
+  double ramp_seconds = o.presence_listeners > 0 && t.listeners_full >= o.presence_listeners
+                            ? static_cast<double>(ctl.last_full_at.load() - t_connect) / 1e9
+                            : -1;
+  if (o.presence)
+    std::fprintf(stderr,
+                 "rheo-bench: presence: handshakes done in %.2f s, %llu/%u listeners saw all %u "
+                 "members, the last after %.2f s\n",
+                 handshakes_seconds, static_cast<unsigned long long>(t.listeners_full),
+                 o.presence_listeners, o.subscribers, ramp_seconds);
   std::fprintf(stderr, "rheo-bench: %llu/%llu subscribers, %llu/%u writers connected in %.2f s\n",
                static_cast<unsigned long long>(t.subs_open),
                static_cast<unsigned long long>(subs_total),
@@ -1872,10 +2282,12 @@ int run(const options& o) {
       std::fclose(f);
     }
   };
+  std::vector<std::pair<std::int64_t, double>> wave_times; // start, ms until all reconnected
   auto run_wave = [&] {
     ++wave;
     std::int64_t w0 = now_ns();
     last_wave_at = w0;
+    ctl.wave_started_at.store(w0, std::memory_order_relaxed);
     ctl.churn_wave.store(wave, std::memory_order_release);
     bool complete = false;
     while (!complete && now_ns() - w0 < 60'000'000'000) {
@@ -1886,6 +2298,7 @@ int run(const options& o) {
       totals c = collect(workers);
       complete = started && c.churn_reopened + c.churn_failed >= c.churn_closed;
     }
+    wave_times.emplace_back(w0, static_cast<double>(now_ns() - w0) / 1e6);
     progress_line(static_cast<double>(now_ns() - w0) / 1e6, complete);
   };
   if (load) {
@@ -1903,7 +2316,11 @@ int run(const options& o) {
     totals before = collect(workers);
     load_start = now_ns();
     ctl.load_start.store(load_start, std::memory_order_relaxed);
+    ctl.measure_from.store(load_start, std::memory_order_relaxed);
     last_wave_at = load_start;
+    // The first wave at --churn-first-seconds, the next ones every --churn-seconds.
+    if (o.churn_first_seconds >= 0 && o.churn_seconds > 0)
+      last_wave_at -= static_cast<std::int64_t>((o.churn_seconds - o.churn_first_seconds) * 1e9);
     if (o.churn > 0) progress_line(0, true);
     for (unsigned i = 0; i < o.steps && !stop_requested.load(); ++i) {
       double rate = o.rate * std::pow(o.rate_mult, i) + o.rate_add * i;
@@ -1993,6 +2410,64 @@ int run(const options& o) {
     }
   }
   std::uint64_t live_at_end = collect(workers).live; // subscribers open after the load
+  // Presence: every listener's list (in its worker) and GET .../_presence against the members
+  // open now (the waves are over and the frames have been quiet for a second).
+  struct {
+    int status = 0;
+    std::uint64_t size = 0, expected = 0, missing = 0, stale = 0, duplicates = 0, bad = 0;
+    bool verified = false; // every worker checked its listeners
+  } plist;
+  if (o.presence) {
+    ctl.verify_requested.store(1, std::memory_order_release);
+    for (std::int64_t t0 = now_ns(); now_ns() - t0 < 30'000'000'000;) {
+      plist.verified = std::all_of(workers.begin(), workers.end(), [](auto& w) {
+        return w->counters.verify_done.load(std::memory_order_acquire) >= 1;
+      });
+      if (plist.verified) break;
+      sleep_ms(5);
+    }
+    auto r = http_request(o, "GET", "/" + o.coll + "/_streams/" + o.stream + "/_presence", "");
+    plist.status = r.status;
+    std::vector<std::uint32_t> seen(o.subscribers, 0);
+    bool listed = json_elements(r.body, [&](std::string_view e) {
+      ++plist.size;
+      std::int64_t m = -1, g = -1;
+      json_members(e, [&](std::string_view k, std::string_view v) {
+        if (k == "info")
+          json_members(v, [&](std::string_view ik, std::string_view iv) {
+            if (ik == "c")
+              m = json_index(iv);
+            else if (ik == "g")
+              g = json_index(iv);
+          });
+      });
+      if (m < 0 || m >= static_cast<std::int64_t>(o.subscribers) || g < 0) {
+        ++plist.bad;
+        return;
+      }
+      std::int32_t cur = ctl.current[m].load();
+      if (cur != g)
+        ++plist.stale;
+      else if (seen[m]++ > 0)
+        ++plist.duplicates;
+    });
+    if (!listed) ++plist.bad;
+    for (std::uint32_t m = 0; m < o.subscribers; ++m) {
+      if (ctl.current[m].load() < 0) continue;
+      ++plist.expected;
+      if (seen[m] == 0) ++plist.missing;
+    }
+    if (plist.status != 200 || plist.missing + plist.stale + plist.duplicates + plist.bad > 0)
+      std::fprintf(stderr,
+                   "rheo-bench: GET _presence: %d, %llu entries for %llu members: %llu missing, "
+                   "%llu stale, %llu twice, %llu malformed\n",
+                   plist.status, static_cast<unsigned long long>(plist.size),
+                   static_cast<unsigned long long>(plist.expected),
+                   static_cast<unsigned long long>(plist.missing),
+                   static_cast<unsigned long long>(plist.stale),
+                   static_cast<unsigned long long>(plist.duplicates),
+                   static_cast<unsigned long long>(plist.bad));
+  }
   // Live queries: each query's result now, as GET /<coll> with the same parameters answers
   // it (the clients' copies are compared with it once the workers have stopped).
   std::vector<std::vector<std::string>> results;
@@ -2090,12 +2565,17 @@ int run(const options& o) {
   std::uint64_t no_init = o.live && t.subs_open > with_init ? t.subs_open - with_init : 0;
   // The clients connected at the start (not the late joiners): connect rate, RSS growth.
   std::uint64_t opened_first = opened - std::min(opened, joiners_opened);
-  std::uint64_t errors = t.errors() + mismatches + no_init + get_errors;
+  std::uint64_t presence_list_errors = o.presence ? (plist.status == 200 ? 0 : 1) + plist.missing +
+                                                        plist.stale + plist.duplicates + plist.bad +
+                                                        (plist.verified ? 0 : 1)
+                                                  : 0;
+  std::uint64_t errors = t.errors() + mismatches + no_init + get_errors + presence_list_errors;
   bool comparable =
       !o.per_user && o.http_method == "POST" && o.slow_subscribers == 0 && o.churn == 0 && !o.live;
   std::uint64_t expected = comparable ? healthy * t.http_ok : 0;
-  bool consistent = o.live ? errors == 0 && verified == t.subs_open
-                           : comparable && errors == 0 && t.deliveries == expected;
+  bool consistent = o.live       ? errors == 0 && verified == t.subs_open
+                    : o.presence ? errors == 0 && t.verify_checked == o.presence_listeners
+                                 : comparable && errors == 0 && t.deliveries == expected;
 
   // Best held step: the highest throughput whose p99 stays under the limit.
   bool http_mode = o.subscribers == 0;
@@ -2218,6 +2698,105 @@ int run(const options& o) {
          ",\"joiner_init_latency_ms\":" + latency_json(joiner_init_lat) +
          ",\"delete_latency_ms\":" + latency_json(delete_lat) + "},";
   }
+  if (o.presence) {
+    histogram_snapshot join_lat, leave_lat, rejoined_lat, one;
+    for (auto& w : workers) {
+      w->join_latency.snapshot(one, false);
+      join_lat.merge(one);
+      w->leave_latency.snapshot(one, false);
+      leave_lat.merge(one);
+      w->rejoined_latency.snapshot(one, false);
+      rejoined_lat.merge(one);
+    }
+    histogram_snapshot all_lat = join_lat;
+    all_lat.merge(leave_lat);
+    // The measured window: the load steps (the waves), the server's CPU over it.
+    double cpu = 0, secs = 0;
+    for (auto& s : steps) {
+      cpu += std::max(s.server_cpu_seconds, 0.0);
+      secs += s.seconds;
+    }
+    std::uint64_t changes = t.churn_closed + t.churn_reopened;
+    auto per = [](double cpu_s, std::uint64_t n) {
+      return n > 0 ? format("%.1f", cpu_s * 1e6 / static_cast<double>(n)) : std::string("null");
+    };
+    j += format(
+        "\"presence\":{\"members\":%u,\"listeners\":%u,\"handshakes_seconds\":%.3f,"
+        "\"ramp_seconds\":%s,\"listeners_full\":%llu,\"frames\":%llu,\"initial_frames\":%llu,"
+        "\"entries_delivered\":%llu,\"joins\":%llu,\"leaves\":%llu,\"timed\":%llu,"
+        "\"untimed\":%llu,\"late_over_500ms\":%llu,\"window_seconds\":%.3f,"
+        "\"server_cpu_seconds\":%.3f,\"server_cpu_percent\":%.2f,"
+        "\"server_cpu_us_per_change\":%s,\"server_cpu_us_per_entry\":%s,"
+        "\"dup_joins\":%llu,\"unknown_leaves\":%llu,\"bad_frames\":%llu,\"stray_frames\":%llu,"
+        "\"lists\":{\"checked\":%llu,\"wrong\":%llu,\"missing\":%llu,\"stale\":%llu,"
+        "\"no_first_frame\":%llu,\"all_checked\":%s},"
+        "\"get\":{\"status\":%d,\"entries\":%llu,\"members\":%llu,\"missing\":%llu,\"stale\":%llu,"
+        "\"twice\":%llu,\"malformed\":%llu},",
+        o.subscribers, o.presence_listeners, handshakes_seconds,
+        ramp_seconds >= 0 ? format("%.3f", ramp_seconds).c_str() : "null",
+        static_cast<unsigned long long>(t.listeners_full),
+        static_cast<unsigned long long>(t.presence_frames),
+        static_cast<unsigned long long>(t.presence_initial_frames),
+        static_cast<unsigned long long>(t.presence_entries),
+        static_cast<unsigned long long>(t.churn_reopened),
+        static_cast<unsigned long long>(t.churn_closed),
+        static_cast<unsigned long long>(all_lat.total()),
+        static_cast<unsigned long long>(t.presence_untimed),
+        static_cast<unsigned long long>(t.presence_late), secs, cpu,
+        secs > 0 ? 100.0 * cpu / secs : 0.0, per(cpu, changes).c_str(),
+        per(cpu, t.presence_entries).c_str(), static_cast<unsigned long long>(t.presence_dup_joins),
+        static_cast<unsigned long long>(t.presence_unknown_leaves),
+        static_cast<unsigned long long>(t.presence_bad_frames),
+        static_cast<unsigned long long>(t.presence_stray_frames),
+        static_cast<unsigned long long>(t.verify_checked),
+        static_cast<unsigned long long>(t.verify_wrong),
+        static_cast<unsigned long long>(t.verify_missing),
+        static_cast<unsigned long long>(t.verify_stale),
+        static_cast<unsigned long long>(t.verify_no_view), plist.verified ? "true" : "false",
+        plist.status, static_cast<unsigned long long>(plist.size),
+        static_cast<unsigned long long>(plist.expected),
+        static_cast<unsigned long long>(plist.missing),
+        static_cast<unsigned long long>(plist.stale),
+        static_cast<unsigned long long>(plist.duplicates),
+        static_cast<unsigned long long>(plist.bad));
+    histogram_snapshot lag;
+    for (auto& w : workers) {
+      w->read_lag.snapshot(one, false);
+      lag.merge(one);
+    }
+    j += "\"latency_ms\":" + latency_json(all_lat) +
+         ",\"join_latency_ms\":" + latency_json(join_lat) +
+         ",\"leave_latency_ms\":" + latency_json(leave_lat) +
+         ",\"read_lag_ms\":" + latency_json(lag) +
+         ",\"rejoined_listener_latency_ms\":" + latency_json(rejoined_lat);
+    // Each wave's start (ms into the load), how long until every client it closed had
+    // reconnected, and the first and last arrival of a frame with changes at the listeners
+    // connected before it (ms after its start; -1: none); the frames listener 0 received
+    // during the load (ms into the load, joined, left entries).
+    j += ",\"waves\":[";
+    for (std::size_t i = 0; i < wave_times.size(); ++i) {
+      std::int64_t first = INT64_MAX, last = 0;
+      for (auto& w : workers)
+        if (i < w->wave_frames.size()) {
+          first = std::min(first, w->wave_frames[i].first);
+          last = std::max(last, w->wave_frames[i].second);
+        }
+      double w0 = static_cast<double>(wave_times[i].first);
+      j += format("%s[%.1f,%.1f,%.1f,%.1f]", i ? "," : "",
+                  (w0 - static_cast<double>(load_start)) / 1e6, wave_times[i].second,
+                  first == INT64_MAX ? -1.0 : (static_cast<double>(first) - w0) / 1e6,
+                  last == 0 ? -1.0 : (static_cast<double>(last) - w0) / 1e6);
+    }
+    j += "],\"listener0_frames\":[";
+    bool first_note = true;
+    for (auto& w : workers)
+      for (auto& n : w->timeline) {
+        j += format("%s[%.1f,%u,%u]", first_note ? "" : ",",
+                    static_cast<double>(n.at - load_start) / 1e6, n.joined, n.left);
+        first_note = false;
+      }
+    j += "]},";
+  }
   j += "\"close_codes\":" + codes_json(t.close_codes) +
        ",\"slow_close_codes\":" + codes_json(t.slow_close_codes) + ",";
   auto m = [&](const std::string& text, const char* name) {
@@ -2251,7 +2830,9 @@ int run(const options& o) {
        ",\"stage_errors\":" + m(metrics_after, "rheo_stage_errors_total") +
        ",\"live_queries_connected\":" + m(metrics_connected, "rheo_live_queries") +
        ",\"live_refills\":" + m(metrics_after, "rheo_live_refills_total") +
-       ",\"live_frames\":" + m(metrics_after, "rheo_live_frames_total") + "}";
+       ",\"live_frames\":" + m(metrics_after, "rheo_live_frames_total") +
+       ",\"presence_members_connected\":" + m(metrics_connected, "rheo_presence_members") +
+       ",\"presence_members_after\":" + m(metrics_after, "rheo_presence_members") + "}";
   j += "}\n";
 
   // Markdown row: label | subscribers | best throughput | latency of that step | CPU | RSS.

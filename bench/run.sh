@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the scenarios of ../shared/bench.md (scaled to this machine, see bench/README.md):
-#   bench/run.sh S1 [S2 ... S11 S5B]
+#   bench/run.sh S1 [S2 ... S12 S5B]
 # Each run starts rheo on a fresh temporary data dir, runs rheo-bench, stops the server (S10:
 # also on a copy of an aged store, built once and kept, see S10 below).
 # Environment: RUNS (runs per scenario, default 3), RHEO (server binary), BENCH (rheo-bench),
@@ -14,7 +14,10 @@
 # ~/.cache/rheo-bench/s10-aged-<the sizes>), S10_REBUILD (set: build it again), S10_GET_S (10),
 # S10_S2_S (20), S10_START_WAIT_S (120); see S10 below. S11 (live queries): S11_A_SUBS (10000),
 # S11_B_QUERIES (1000), S11_B_CLIENTS (clients per query, 10), S11_S2_SUBS (1000), S11_RATE
-# (writes/s, 200), S11_SECONDS (20), S11_JOINERS (100); see S11 below.
+# (writes/s, 200), S11_SECONDS (20), S11_JOINERS (100); see S11 below. S12 (presence churn):
+# S12_SUBS (5000), S12_LISTENERS (500), S12_CHURN (0.1), S12_EVERY_S (10), S12_SECONDS (60),
+# S12_BASE (set to 0: no reference run without presence), S12_ARGS (extra rheo-bench flags for
+# the presence run, e.g. --churn-skip-listeners); see S12 below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -519,6 +522,31 @@ S11() { # live queries (issue 25), each part on a fresh server of the same binar
   stop_server
 }
 
+S12() { # presence churn (issue 26): S12_SUBS clients (5,000) join the presence of the default
+  # messages stream "all" (presence and broadcast declared by the server), S12_LISTENERS of
+  # them (500) with presenceEvents=true; once every listener has seen every member (the
+  # ramp-up, reported apart), S12_SECONDS (60) of load in which a wave closes S12_CHURN (10 %)
+  # of the clients, listeners among them, and reconnects them every S12_EVERY_S (10 s), the
+  # first half a period in (so the window holds whole periods). Listeners time each join from
+  # the member's handshake and each leave from its close; at the end every listener's list and
+  # GET .../_presence are compared with the members open. No writer. Then, as the reference
+  # for the server CPU of the churn itself, the same clients and waves on a stream without
+  # presence (S12-base: a plain stream "all" of a collection "bench").
+  local subs=${S12_SUBS:-5000} every=${S12_EVERY_S:-10}
+  local churn=(--subscribers "$subs" --http-conns 0 --churn "${S12_CHURN:-0.1}" --churn-seconds "$every"
+    --churn-first-seconds "$(awk -v e="$every" 'BEGIN { print e / 2 }')" --step-seconds "${S12_SECONDS:-60}")
+  start_server --durability normal
+  # shellcheck disable=SC2086 # S12_ARGS: extra rheo-bench flags, split on spaces
+  bench S12 "$1" --coll messages --stream all --presence-listeners "${S12_LISTENERS:-500}" \
+    "${churn[@]}" ${S12_ARGS:-}
+  stop_server
+  if [ "${S12_BASE:-1}" != 0 ]; then
+    start_server --durability normal
+    bench S12-base "$1" --setup --coll bench --stream all "${churn[@]}"
+    stop_server
+  fi
+}
+
 # S8 helpers. wait_wave PROGRESS K: waits (at most 120 s) for rheo-bench's progress line of
 # wave K and prints it.
 wait_wave() {
@@ -595,8 +623,8 @@ S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS cl
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10 | S11) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S11 S2one S5B]" >&2
+  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10 | S11 | S12) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S12 S2one S5B]" >&2
     exit 2
     ;;
   esac

@@ -2,7 +2,9 @@
 # Smoke run of the benchmark harness: starts rheo on a fresh data dir, runs rheo-bench with a
 # few subscribers for two seconds, and checks that the results are well formed and the counts
 # agree (every subscriber received every acknowledged insert); then a short live-query run
-# whose clients' arrays must equal the queries' results. No timing thresholds.
+# whose clients' arrays must equal the queries' results; then a short presence churn (S12's
+# mode) whose listeners' lists and GET .../_presence must equal the members open at the end.
+# No timing thresholds.
 # Usage: smoke_test.sh <rheo binary> <rheo-bench binary>
 set -euo pipefail
 rheo=$1
@@ -77,4 +79,30 @@ assert r["totals"]["consistent"] is True, r["totals"]
 assert r["server_metrics"]["live_queries_connected"] == 4, r["server_metrics"]
 print("smoke: live ok, %d clients verified, %d diff frames, %d deletes" %
       (live["verified"], live["diff_frames"], live["deletes_sent"]))
+PY
+
+# Presence (S12's mode): 40 members of the messages stream's presence, 8 of them listeners,
+# a quarter of them leaving and rejoining every second for 3 s; every listener's list and GET
+# .../_presence must equal the members open at the end, every change seen without error.
+"$bench" --port "$port" --coll messages --stream all --presence-listeners 8 --subscribers 40 \
+  --http-conns 0 --churn 0.25 --churn-seconds 1 --churn-first-seconds 0.5 --step-seconds 3 \
+  --threads 2 --server-pid "$server_pid" --label smoke-presence --out "$work/presence" >/dev/null
+
+python3 - "$work/presence" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + ".json"))
+p = r["presence"]
+assert r["errors"]["total"] == 0 and r["totals"]["consistent"] is True, (r["errors"], p)
+assert p["listeners_full"] == 8 and p["ramp_seconds"] is not None, p
+assert p["joins"] == p["leaves"] and p["leaves"] >= 10, p
+assert p["timed"] > 0 and p["join_latency_ms"]["count"] > 0 and p["leave_latency_ms"]["count"] > 0, p
+assert p["dup_joins"] == 0 and p["unknown_leaves"] == 0 and p["bad_frames"] == 0, p
+assert p["stray_frames"] == 0, p
+assert p["lists"] == {"checked": 8, "wrong": 0, "missing": 0, "stale": 0, "no_first_frame": 0,
+                      "all_checked": True}, p["lists"]
+g = p["get"]
+assert g["status"] == 200 and g["entries"] == 40 and g["members"] == 40, g
+assert g["missing"] == 0 and g["stale"] == 0 and g["twice"] == 0 and g["malformed"] == 0, g
+print("smoke: presence ok, %d joins and %d leaves, %d seen by listeners, 8 lists and GET "
+      "_presence right" % (p["joins"], p["leaves"], p["timed"]))
 PY

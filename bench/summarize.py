@@ -76,6 +76,47 @@ def figures(r):
             f["delete p99 ms"] = live["delete_latency_ms"]["p99"]
         f["clients verified"] = live["verified"]
         f["mismatches"] = live["mismatches"]
+    # S12: presence churn. Time until a join (from the member's handshake) or a leave (from its
+    # close) shows in a listener's frame, over all listeners and changes of the load; the
+    # ramp-up (every listener has seen every member) apart; the server's CPU over the load.
+    p = r.get("presence")
+    if p:
+        f["handshakes s (all members)"] = p["handshakes_seconds"]
+        if p["ramp_seconds"] is not None:
+            f["ramp-up s (all listeners saw all members)"] = p["ramp_seconds"]
+        for key, name in (("latency_ms", "join/leave"), ("join_latency_ms", "join"),
+                          ("leave_latency_ms", "leave")):
+            if p[key]["count"]:
+                f[name + " p50 ms"] = p[key]["p50"]
+                f[name + " p99 ms"] = p[key]["p99"]
+        if p["latency_ms"]["count"]:
+            f["join/leave max ms"] = p["latency_ms"]["max"]
+            f["join/leave > 500 ms %"] = 100.0 * p["late_over_500ms"] / p["latency_ms"]["count"]
+        f["changes timed"] = p["timed"]
+        rl = p.get("rejoined_listener_latency_ms")
+        if rl and rl["count"]:
+            # Changes that happened while the listener itself was away (it left and came back
+            # in the same wave): in the frame after its first.
+            f["rejoined listeners p50 ms"] = rl["p50"]
+            f["rejoined listeners p99 ms"] = rl["p99"]
+        waves = [w for w in p.get("waves", []) if len(w) >= 4 and w[2] >= 0]
+        if waves:
+            # When the wave's frame reached the first listener and the last one (connected
+            # before the wave), ms after the wave started: the server's send, and its spread.
+            f["wave frame first ms (median)"] = statistics.median(w[2] for w in waves)
+            f["wave frame first ms (max)"] = max(w[2] for w in waves)
+            f["wave frame last ms (max)"] = max(w[3] for w in waves)
+        f["server CPU % (load)"] = p["server_cpu_percent"]
+        if p["server_cpu_us_per_change"] is not None:
+            f["server CPU us/change"] = p["server_cpu_us_per_change"]
+        f["lists wrong"] = p["lists"]["wrong"]
+        f["GET _presence missing + stale"] = p["get"]["missing"] + p["get"]["stale"]
+    elif r.get("churn") and r["churn"].get("closed") and r["steps"]:
+        # S12-base: the same churn without presence: CPU over the load per join or leave.
+        cpu = sum(x["server_cpu_seconds"] for x in r["steps"])
+        secs = sum(x["seconds"] for x in r["steps"])
+        f["server CPU % (load)"] = 100.0 * cpu / secs if secs else 0
+        f["server CPU us/change"] = cpu * 1e6 / (r["churn"]["closed"] + r["churn"]["reopened"])
     f["server RSS max MiB"] = r["server"]["rss_max_kib"] / 1024
     if r["subscribers"]:
         f["connects/s"] = r["connect"]["per_second"]
@@ -204,6 +245,28 @@ def live_vs_s2(by_label):
                            ", ".join("%.2f / %.2f us = %.2f" % (a, s, a / s) for a, s in ratios))]
 
 
+def presence_vs_base(by_label):
+    """S12: the server CPU of presence, the run with presence less the same churn without it
+    (S12-base, same run of run.sh), as % of one core and per join or leave."""
+    if "S12" not in by_label or "S12-base" not in by_label:
+        return []
+    pairs = []
+    for a, b in zip(by_label["S12"], by_label["S12-base"]):
+        fa, fb = figures(a), figures(b)
+        pairs.append((fa["server CPU % (load)"], fb["server CPU % (load)"],
+                      fa.get("server CPU us/change", 0), fb.get("server CPU us/change", 0)))
+    if not pairs:
+        return []
+    med = lambda xs: statistics.median(xs)
+    return ["S12 server CPU over the load, with presence / without (S12-base) / the difference: "
+            "median %.1f %% / %.1f %% / %.1f %% of one core (target for presence <= 10 %%); "
+            "per join or leave %.0f / %.0f / %.0f us (runs: %s)\n" % (
+                med([p[0] for p in pairs]), med([p[1] for p in pairs]),
+                med([p[0] - p[1] for p in pairs]), med([p[2] for p in pairs]),
+                med([p[3] for p in pairs]), med([p[2] - p[3] for p in pairs]),
+                "; ".join("%.1f - %.1f %%" % (p[0], p[1]) for p in pairs))]
+
+
 def main():
     if sys.argv[1] == "--s10-run":
         out, run = sys.argv[2], sys.argv[3]
@@ -233,6 +296,7 @@ def main():
             lines.append("(the aged store's setup: `S10-<run>.setup`, at the end)\n")
     lines.extend(get_ping(by_label))
     lines.extend(live_vs_s2(by_label))
+    lines.extend(presence_vs_base(by_label))
     for label, runs in sorted(by_label.items()):
         per_run = [figures(r) for r in runs]
         keys = [k for k in per_run[0] if all(k in f for f in per_run)]
