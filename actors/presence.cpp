@@ -35,12 +35,18 @@ const std::string& id_of(const object& entry) {
   return id && id->is_string() ? id->as_string() : none;
 }
 
-/// The coalescing timer: one flush per interval while changes wait.
+/// The coalescing timer: changes go out at most once per interval. After a quiet interval
+/// they go at once (with whatever else is in the mailbox now); else when it has passed.
 void schedule(self_ptr self) {
   auto& st = self->state;
   if (st.flush_due) return;
   st.flush_due = true;
-  self->delayed_send(self, st.interval, flush_atom::value);
+  const auto now = self->clock().now();
+  const auto next = st.last_frame + st.interval;
+  if (next <= now)
+    self->send(self, flush_atom::value);
+  else
+    self->delayed_send(self, next - now, flush_atom::value);
 }
 
 /// The listeners will hear that `entry` joined.
@@ -81,12 +87,12 @@ void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_due = false;
   if (st.joined.empty() && st.left.empty()) return;
+  st.last_frame = self->clock().now();
   for (auto& id : st.left)
-    st.published.erase(std::remove_if(st.published.begin(), st.published.end(),
-                                      [&](const auto& p) { return p.first == id; }),
-                       st.published.end());
+    st.published.erase(id);
   for (auto& j : st.joined)
-    st.published.emplace_back(id_of(j), j);
+    st.published.emplace(id_of(j), j);
+  st.published_frame.reset();
   st.audience_.post_message("presence", nullptr, frame_json(st.joined, st.left));
   st.joined.clear();
   st.left.clear();
@@ -186,12 +192,16 @@ presence_actor::behavior_type presence(self_ptr self, std::string key, presence_
         }
         if (join.events && h.conn) {
           // First the members the others have been told of; then every frame after.
-          std::vector<object> known;
-          for (auto& [id, entry] : st.published)
-            known.push_back(entry);
+          if (!st.published_frame) {
+            std::vector<object> known;
+            known.reserve(st.published.size());
+            for (auto& [id, entry] : st.published)
+              known.push_back(entry);
+            st.published_frame = frame_json(known, {});
+          }
           const auto t = h.conn->transport();
           std::string bytes;
-          append_push_message(bytes, t, "presence", nullptr, frame_json(known, {}));
+          append_push_message(bytes, t, "presence", nullptr, *st.published_frame);
           send_alone(h.conn, std::move(bytes), 1);
           st.listeners[s.address()] = {t, h.conn->shard().index()};
           st.audience_.join(std::move(h.conn));

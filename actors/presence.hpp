@@ -24,6 +24,7 @@
 #include "actors/audience.hpp"
 
 #include <caf/actor_addr.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include <chrono>
@@ -115,10 +116,13 @@ struct presence_state {
   audience audience_;                                  // presence events
   std::unordered_map<caf::actor_addr, sender> senders; // broadcast streams: every session
   audience receivers;                                  // broadcasts
-  /// What the listeners have been told: the members as of the last frame, by id.
-  std::vector<std::pair<std::string, object>> published;
-  std::vector<object> joined;    // since the last frame
-  std::vector<std::string> left; // since the last frame
+  /// What the listeners have been told: the members as of the last frame, by id; and, built
+  /// once for every listener that joins until the next frame, that list as a frame.
+  std::map<std::string, object> published;
+  std::optional<std::string> published_frame;
+  caf::actor_clock::time_point last_frame{}; // when the last frame went out
+  std::vector<object> joined;                // since the last frame
+  std::vector<std::string> left;             // since the last frame
   bool flush_due = false;
   presence_changes unshared; // this node's changes the link has not been told yet
   bool share_due = false;
