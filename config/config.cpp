@@ -644,6 +644,12 @@ commands:
                                     DIR, a server running on it or not
   rheo restore FILE --data-dir DIR  replace the store in DIR with a backup (refused
                                     while a server runs on DIR)
+  rheo export --data-dir DIR --out PATH [--db DB] [--coll NAME] [--relaxed]
+                                    write collections as MongoDB Extended JSON files
+                                    (mongoexport's format) and their metadata
+  rheo import PATH --data-dir DIR [--db DB] [--coll NAME]
+                                    read them back (or one mongoexport file), all or
+                                    nothing; no server may run on DIR
   rheo COMMAND --help               a command's own usage
 
 config file:
@@ -683,7 +689,7 @@ environment:
 
 exit status:
   0                                 clean shutdown, --help, --version, a command done
-  1                                 a command failed (backup, restore)
+  1                                 a command failed (backup, restore, export, import)
   2                                 bad configuration or option, or a startup failure
                                     (address in use, store or security setup failed)
 )";

@@ -23,19 +23,6 @@ constexpr const char* restore_usage =
     "  the restore get \"history lost\" (4410). Exit status: 0 done, 1 failed, 2 bad\n"
     "  arguments.\n";
 
-/// Runs `body`, mapping its errors to the exit status and one line on stderr.
-template <class F> int guarded(const char* command, const char* usage, F&& body) {
-  try {
-    return body();
-  } catch (const usage_error& e) {
-    std::cerr << "rheo " << command << ": " << e.what() << "\n" << usage;
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "rheo " << command << ": " << e.what() << "\n";
-    return 1;
-  }
-}
-
 } // namespace
 
 int backup_command(const std::vector<std::string>& args) {

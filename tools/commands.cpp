@@ -13,6 +13,8 @@ std::optional<int> run_command(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "backup") return backup_command(rest);
   if (args[0] == "restore") return restore_command(rest);
+  if (args[0] == "export") return export_command(rest);
+  if (args[0] == "import") return import_command(rest);
   return std::nullopt;
 }
 
@@ -55,6 +57,10 @@ arguments parse_arguments(const std::vector<std::string>& args, const std::set<s
   return out;
 }
 
+std::string plural(std::uint64_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many.empty() ? one + "s" : many);
+}
+
 std::string mebibytes(std::uint64_t bytes) {
   char buf[32];
   if (bytes < 1024 * 1024) {
@@ -79,11 +85,12 @@ progress_meter::~progress_meter() {
   finish();
 }
 
-std::string progress_meter::amount(std::uint64_t n) const {
-  return unit_ == "bytes" ? mebibytes(n) : std::to_string(n) + " " + unit_;
+std::string progress_meter::amount(std::uint64_t n, bool unit) const {
+  if (unit_ == "bytes") return mebibytes(n);
+  return std::to_string(n) + (unit ? " " + unit_ : "");
 }
 
-void progress_meter::update(std::uint64_t done, std::uint64_t total) {
+void progress_meter::update(std::uint64_t done, std::uint64_t total, bool estimated) {
   if (!tty_) return;
   const auto now = std::chrono::steady_clock::now();
   if (shown_ && now - last_ < std::chrono::milliseconds(200) && done != total) return;
@@ -91,10 +98,10 @@ void progress_meter::update(std::uint64_t done, std::uint64_t total) {
   shown_ = true;
   const double secs = std::chrono::duration<double>(now - start_).count();
   const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-  std::string line = label_ + ": " + amount(done);
-  if (total) {
-    line += " of " + amount(total) + " (" + std::to_string(done * 100 / total) + "%)";
-  }
+  std::string line = label_ + ": " + amount(done, total == 0);
+  if (total)
+    line += " of " + std::string(estimated ? "about " : "") + amount(total, true) + " (" +
+            std::to_string(done * 100 / total) + "%)";
   char buf[64];
   if (unit_ == "bytes")
     std::snprintf(buf, sizeof buf, ", %.1f MiB/s", rate / (1024.0 * 1024.0));

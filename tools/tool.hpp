@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iostream>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -48,14 +49,14 @@ public:
   progress_meter(const progress_meter&) = delete;
   progress_meter& operator=(const progress_meter&) = delete;
 
-  /// `total` 0: unknown (no percentage, no time left).
-  void update(std::uint64_t done, std::uint64_t total);
+  /// `total` 0: unknown (no percentage, no time left); `estimated`: a guess ("about").
+  void update(std::uint64_t done, std::uint64_t total, bool estimated = false);
   /// Clears the line (called by the destructor too).
   void finish();
   bool on_terminal() const { return tty_; }
 
 private:
-  std::string amount(std::uint64_t n) const;
+  std::string amount(std::uint64_t n, bool unit) const;
   std::string label_, unit_;
   bool tty_ = false;
   bool shown_ = false;
@@ -67,8 +68,27 @@ std::string mebibytes(std::uint64_t bytes);
 /// Milliseconds as seconds with one decimal ("1.5 s").
 std::string seconds_text(std::chrono::milliseconds ms);
 
+/// "1 document", "2 documents"; `many` when the plural is not `one` + "s".
+std::string plural(std::uint64_t n, const std::string& one, const std::string& many = "");
+
+/// Runs a command's `body`, mapping its errors to the exit status: usage_error is 2 (the
+/// message and `usage` on stderr), any other exception 1 (its message on stderr).
+template <class F> int guarded(const char* command, const char* usage, F&& body) {
+  try {
+    return body();
+  } catch (const usage_error& e) {
+    std::cerr << "rheo " << command << ": " << e.what() << "\n" << usage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "rheo " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
 // The commands (the rest of `args` after the name); each returns the exit status.
 int backup_command(const std::vector<std::string>& args);
 int restore_command(const std::vector<std::string>& args);
+int export_command(const std::vector<std::string>& args);
+int import_command(const std::vector<std::string>& args);
 
 } // namespace rheo::tools

@@ -84,6 +84,8 @@ inline constexpr const char* sql_backup_info_drop = "DROP TABLE IF EXISTS backup
 inline constexpr const char* sql_table_names =
     "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name";
 inline constexpr const char* sql_changes_shift = "UPDATE changes SET seq = seq + ?1";
+// Export (transfer.hpp): every collection of the store.
+inline constexpr const char* sql_colls_all = "SELECT db, coll FROM collections ORDER BY db, coll";
 
 // Indexes.
 inline constexpr const char* sql_indexes_of =

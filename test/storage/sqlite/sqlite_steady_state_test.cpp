@@ -302,6 +302,8 @@ const std::map<std::string, std::string>& allowed_scans() {
       {"SELECT key, value FROM backup_info", "a backup file's own table: a handful of rows"},
       {"SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
        "checking a backup file: the schema's few rows"},
+      {"SELECT db, coll FROM collections ORDER BY db, coll",
+       "an export lists every collection once (rheo export, offline tool)"},
       {"UPDATE changes SET seq = seq + ?1",
        "a restore moves the whole change log once, offline, before a server opens it"},
   };
