@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -23,6 +24,20 @@ presence_changes all_but(const std::map<std::string, std::map<std::string, objec
       for (auto& [id, entry] : members)
         out.joined.push_back(entry);
   return out;
+}
+
+/// A presence actor of this node has gone: the stream it was the local actor of, unless a
+/// newer one has taken its place (`State` has `locals`, and `streams` whose entries have
+/// `local`).
+template <class State>
+std::optional<std::string> local_gone(State& st, const caf::actor_addr& gone) {
+  auto it = st.locals.find(gone);
+  if (it == st.locals.end()) return std::nullopt;
+  std::string key = std::move(it->second);
+  st.locals.erase(it);
+  auto s = st.streams.find(key);
+  if (s == st.streams.end() || s->second.local.address() != gone) return std::nullopt;
+  return key;
 }
 
 // -- the exchange ---------------------------------------------------------------
@@ -151,15 +166,11 @@ presence_exchange_actor::behavior_type exchange(exchange_ptr self, presence_dire
   st0.interval = interval;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    auto it = st.locals.find(dm.source);
-    if (it == st.locals.end()) return;
-    const std::string key = it->second;
-    st.locals.erase(it);
-    auto& s = st.streams[key];
-    if (s.local.address() != dm.source) return; // replaced already
-    s.local = nullptr;
-    drop(self, key, st.node);
-    prune(self, key);
+    auto key = local_gone(st, dm.source);
+    if (!key) return;
+    st.streams[*key].local = nullptr;
+    drop(self, *key, st.node);
+    prune(self, *key);
   });
   return {
       [self](join_atom, const std::string& key, presence_actor& p) {
@@ -289,14 +300,10 @@ void announce(uplink_ptr self, const std::string& key, const uplink_state::strea
 presence_uplink_actor::behavior_type uplink(uplink_ptr self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    auto it = st.locals.find(dm.source);
-    if (it == st.locals.end()) return;
-    const std::string key = it->second;
-    st.locals.erase(it);
-    auto s = st.streams.find(key);
-    if (s == st.streams.end() || s->second.local.address() != dm.source) return;
-    st.streams.erase(s);
-    if (st.core) self->send(*st.core, closed_atom::value, key);
+    auto key = local_gone(st, dm.source);
+    if (!key) return;
+    st.streams.erase(*key);
+    if (st.core) self->send(*st.core, closed_atom::value, *key);
   });
   return {
       [self](join_atom, const std::string& key, presence_actor& p) {

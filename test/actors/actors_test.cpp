@@ -427,6 +427,17 @@ struct fixture : io_shards, test_coordinator_fixture<test_config> {
                           static_cast<replay_service*>(nullptr), broker_options{10, nullptr, {}}));
   }
 
+  /// An exchange publishing to `directory`, and a presence actor of stream `key` linked to
+  /// it, both with the default interval (250 ms).
+  std::pair<presence_exchange_actor, presence_actor>
+  presence_with_exchange(presence_directory& directory, const std::string& key) {
+    const auto interval = std::chrono::milliseconds(250);
+    auto x = keep(spawn_presence_exchange(sys, &directory, interval));
+    auto p =
+        keep(sys.spawn(presence, key, caf::actor_cast<presence_link_actor>(x), &stats, interval));
+    return {x, p};
+  }
+
   broker_state& state_of(const broker_actor& b) {
     return deref<broker_actor::stateful_base<broker_state>>(b).state;
   }
@@ -1138,10 +1149,7 @@ CAF_TEST(a_live_query_reads_once_its_feed_has_started_and_applies_what_came_mean
 CAF_TEST(presence_tells_its_listeners_of_joins_and_leaves_once_per_interval) {
   presence_directory directory;
   const std::string key = presence_directory::key("db", "c", "s");
-  const auto interval = std::chrono::milliseconds(250);
-  auto x = keep(spawn_presence_exchange(sys, &directory, interval));
-  auto p =
-      keep(sys.spawn(presence, key, caf::actor_cast<presence_link_actor>(x), &stats, interval));
+  auto [x, p] = presence_with_exchange(directory, key);
   auto join = [&](const session_actor& s, std::string id, std::optional<std::string> nick,
                   std::shared_ptr<ws_connection> conn) {
     presence_join j;
@@ -1262,10 +1270,7 @@ std::string member_changes(const std::string& joined_id, const std::string& left
 CAF_TEST(the_exchange_shares_members_and_broadcasts_with_edges_and_drops_what_a_gone_edge_said) {
   presence_directory directory;
   const std::string key = presence_directory::key("db", "c", "s");
-  const auto interval = std::chrono::milliseconds(250);
-  auto x = keep(spawn_presence_exchange(sys, &directory, interval));
-  auto p =
-      keep(sys.spawn(presence, key, caf::actor_cast<presence_link_actor>(x), &stats, interval));
+  auto [x, p] = presence_with_exchange(directory, key);
   auto& members = deref<presence_actor::stateful_base<presence_state>>(p).state.peers;
   auto log = std::make_shared<uplink_log>();
   auto uplink = keep(sys.spawn(recording_uplink, log));

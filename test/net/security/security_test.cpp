@@ -1336,8 +1336,9 @@ namespace {
 /// One HTTP/1.1 exchange from source address `from` (a loopback address of the 127/8 range)
 /// to `port`: `head` is the request line and headers without the final blank line. Returns
 /// what came back until the server closed, or until `wait` passed (a stream's head).
-std::string exchange_from(const std::string& from, std::uint16_t port, const std::string& head,
-                          std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+/// A connection to 127.0.0.1:`port` from source address `from` that has sent `head` and the
+/// blank line after it.
+int connect_from(const std::string& from, std::uint16_t port, const std::string& head) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(fd >= 0);
   sockaddr_in src{};
@@ -1352,6 +1353,12 @@ std::string exchange_from(const std::string& from, std::uint16_t port, const std
   const std::string req = head + "\r\n\r\n";
   BOOST_REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
                 static_cast<ssize_t>(req.size()));
+  return fd;
+}
+
+std::string exchange_from(const std::string& from, std::uint16_t port, const std::string& head,
+                          std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  const int fd = connect_from(from, port, head);
   std::string got;
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
@@ -1492,20 +1499,8 @@ BOOST_AUTO_TEST_CASE(
                               "Sec-WebSocket-Version: 13";
   int held[2] = {-1, -1};
   auto open_ws = [&](const std::string& from, int* keep) {
-    // Kept open (the session holds its place) by not closing the socket: exchange_from
-    // closes its own, so open this one by hand.
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ::inet_pton(AF_INET, from.c_str(), &src.sin_addr);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(via);
-    ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
-    const std::string req = upgrade + "\r\n\r\n";
-    ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    // Kept open (the session holds its place): exchange_from would close it.
+    const int fd = connect_from(from, via, upgrade);
     std::string got;
     char buf[1024];
     pollfd p{fd, POLLIN, 0};
