@@ -650,6 +650,9 @@ commands:
   rheo import PATH --data-dir DIR [--db DB] [--coll NAME]
                                     read them back (or one mongoexport file), all or
                                     nothing; no server may run on DIR
+  rheo migrate --data-dir DIR --to MONGODB_URI
+                                    copy the collections into a MongoDB replica set,
+                                    as rheo --mongo-uri serves them; repeatable
   rheo COMMAND --help               a command's own usage
 
 config file:
@@ -689,7 +692,8 @@ environment:
 
 exit status:
   0                                 clean shutdown, --help, --version, a command done
-  1                                 a command failed (backup, restore, export, import)
+  1                                 a command failed (backup, restore, export, import,
+                                    migrate: also counts that differ)
   2                                 bad configuration or option, or a startup failure
                                     (address in use, store or security setup failed)
 )";

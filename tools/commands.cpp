@@ -15,6 +15,7 @@ std::optional<int> run_command(const std::vector<std::string>& args) {
   if (args[0] == "restore") return restore_command(rest);
   if (args[0] == "export") return export_command(rest);
   if (args[0] == "import") return import_command(rest);
+  if (args[0] == "migrate") return migrate_command(rest);
   return std::nullopt;
 }
 

@@ -3,6 +3,7 @@
 //   rheo restore FILE --data-dir DIR          restore, refused while a server holds DIR
 //   rheo export --data-dir DIR --out PATH     collections as MongoDB Extended JSON files
 //   rheo import PATH --data-dir DIR           such files (or one mongoexport file) back in
+//   rheo migrate --data-dir DIR --to URI      the collections into MongoDB (RESTHeart's layout)
 // Each also takes --config FILE and RHEO_* variables, as the server does, for its data dir.
 // Progress goes to stderr (updated in place on a terminal); the outcome is one line on stdout.
 // Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.

@@ -90,5 +90,6 @@ int backup_command(const std::vector<std::string>& args);
 int restore_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int import_command(const std::vector<std::string>& args);
+int migrate_command(const std::vector<std::string>& args);
 
 } // namespace rheo::tools

@@ -152,7 +152,10 @@ std::string export_data_dir(const std::string& data_dir, const std::string& db,
     collection_dump dump;
     dump.db = d;
     dump.coll = name;
-    if (auto info = sqlite::read_collection(c, d, name)) dump.metadata = info->metadata;
+    if (auto info = sqlite::read_collection(c, d, name)) {
+      dump.metadata = info->metadata;
+      dump.etag = info->etag;
+    }
     for (auto& def : sqlite::load_indexes(c, d, name))
       dump.indexes.push_back(def.info());
     {

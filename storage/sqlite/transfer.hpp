@@ -34,6 +34,7 @@ struct collection_dump {
   std::string db;
   std::string coll;
   object metadata;                 // as stored (streams, aggrs, ...); {} when none
+  object_id etag;                  // export: the collection's etag (import makes a new one)
   bool metadata_given = true;      // import: false keeps an existing collection's metadata
   std::vector<index_info> indexes; // the secondary ones (not _id_)
   std::uint64_t documents = 0;     // export: how many it holds; import: how many were added
