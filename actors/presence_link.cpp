@@ -273,6 +273,7 @@ struct uplink_state {
     std::map<std::string, object> members; // this node's, by id
   };
 
+  std::string node;
   std::optional<core_peer_actor> core;
   std::map<std::string, stream> streams;
   std::unordered_map<caf::actor_addr, std::string> locals; // presence actor -> its stream
@@ -297,7 +298,11 @@ void announce(uplink_ptr self, const std::string& key, const uplink_state::strea
   self->send(core, presence_atom::value, key, all.json());
 }
 
-presence_uplink_actor::behavior_type uplink(uplink_ptr self) {
+/// `node`: the edge's name, for debugging, and because CAF 0.17 dereferences a null argument
+/// tuple when it spawns a function actor without arguments (UBSan: reference binding to null
+/// pointer).
+presence_uplink_actor::behavior_type uplink(uplink_ptr self, std::string node) {
+  self->state.node = std::move(node);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto key = local_gone(st, dm.source);
@@ -362,8 +367,8 @@ presence_exchange_actor spawn_presence_exchange(caf::actor_system& system,
   return system.spawn(exchange, directory, interval);
 }
 
-presence_uplink_actor spawn_presence_uplink(caf::actor_system& system) {
-  return system.spawn(uplink);
+presence_uplink_actor spawn_presence_uplink(caf::actor_system& system, std::string node) {
+  return system.spawn(uplink, std::move(node));
 }
 
 } // namespace rheo

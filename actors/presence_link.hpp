@@ -63,7 +63,7 @@ presence_exchange_actor spawn_presence_exchange(caf::actor_system& system,
                                                 presence_directory* directory,
                                                 std::chrono::milliseconds interval);
 
-/// Spawns an edge's uplink (not linked until it is told of a core peer).
-presence_uplink_actor spawn_presence_uplink(caf::actor_system& system);
+/// Spawns the uplink of edge `node` (not linked until it is told of a core peer).
+presence_uplink_actor spawn_presence_uplink(caf::actor_system& system, std::string node);
 
 } // namespace rheo

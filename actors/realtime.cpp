@@ -28,7 +28,7 @@ realtime::realtime(caf::actor_system& system, store& storage, const server_confi
   caf::actor link =
       config.cluster_join.empty()
           ? caf::actor_cast<caf::actor>(spawn_presence_exchange(system, &presence_, interval))
-          : caf::actor_cast<caf::actor>(spawn_presence_uplink(system));
+          : caf::actor_cast<caf::actor>(spawn_presence_uplink(system, config.node_name));
   presence_link_ = caf::actor_cast<caf::strong_actor_ptr>(link);
   broker_ = caf::actor_cast<caf::strong_actor_ptr>(
       system.spawn(rheo::broker, &storage, &stats, static_cast<replay_service*>(replays_.get()),
