@@ -16,10 +16,16 @@
 // list the frames tell them and time each join and leave from the moment the member's
 // handshake completed or its close was sent; at the end every listener's list and the
 // server's GET .../_presence are compared with the members the harness holds open.
+//
+// TLS (--tls, issue 29): every connection (subscribers over wss://, HTTP clients over https://,
+// the main thread's requests) runs OpenSSL on the same non-blocking socket and epoll loop. A
+// connection holds an SSL* only then; the plain path's I/O is as before, behind one test of
+// that pointer.
 #include "bench/histogram.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -27,6 +33,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <array>
@@ -45,6 +55,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -97,6 +108,10 @@ std::string url_encode(std::string_view s) {
 struct options {
   std::string host = "127.0.0.1";
   int port = 8080;
+  // TLS: wss:// and https:// instead of ws:// and http://; the server's certificate checked
+  // against tls_ca (its address, or tls_name also sent as SNI) or, without one, not at all.
+  bool tls = false;
+  std::string tls_ca, tls_name;
   std::string coll = "bench";
   std::string stream = "all";
   bool setup = false;         // PUT /<coll> with the stream definition first
@@ -165,6 +180,10 @@ struct options {
   std::fputs(
       "usage: rheo-bench [options]\n"
       "  --host H --port P          server (default 127.0.0.1:8080)\n"
+      "  --tls                      speak TLS: wss:// and https:// (certificate not verified)\n"
+      "  --tls-ca FILE              verify the server's certificate against this PEM CA file\n"
+      "                             (for --host's address, or --tls-name); implies --tls\n"
+      "  --tls-name NAME            server name sent as SNI and verified; implies --tls\n"
       "  --coll C --stream S        collection and stream uri (default bench, all)\n"
       "  --setup                    PUT /<coll> declaring the stream first\n"
       "  --per-user --user-window K subscriber i gets avars {lo:i,hi:i+K}; the stream matches\n"
@@ -272,6 +291,15 @@ options parse_options(int argc, char** argv) {
       o.host = value();
     else if (a == "--port")
       o.port = static_cast<int>(uns());
+    else if (a == "--tls")
+      o.tls = true;
+    else if (a == "--tls-ca") {
+      o.tls = true;
+      o.tls_ca = value();
+    } else if (a == "--tls-name") {
+      o.tls = true;
+      o.tls_name = value();
+    }
     else if (a == "--coll")
       o.coll = value();
     else if (a == "--stream")
@@ -558,6 +586,103 @@ std::string_view message_oid(std::string_view doc) {
 }
 
 // ---------------------------------------------------------------------------------------
+// TLS (--tls): one client context for every connection of the process
+
+SSL_CTX* tls_ctx = nullptr; // set by run() with --tls, before any connection
+
+/// The first few OpenSSL errors of the process go to stderr, each with what failed.
+void tls_report(const char* what) {
+  static std::atomic<int> reported{0};
+  unsigned long e = ERR_get_error();
+  if (reported.fetch_add(1) < 3) {
+    char text[256] = "";
+    if (e != 0) ERR_error_string_n(e, text, sizeof text);
+    std::fprintf(stderr, "rheo-bench: TLS %s failed: %s (errno %d)\n", what,
+                 e != 0 ? text : "no OpenSSL error", errno);
+  }
+  ERR_clear_error();
+}
+
+/// The client context: TLS 1.2 or 1.3, OpenSSL's default ciphers, no session cache (rheo does
+/// not resume sessions). Record buffers are given back while empty (SSL_MODE_RELEASE_BUFFERS);
+/// an open session still costs about 34 KB of rheo-bench's RSS with OpenSSL 3.0 (measured:
+/// the same with or without that mode, see bench/README.md, issue 29). Reads take what the
+/// socket has (read-ahead), as the plain path's recv into the worker's buffer does. Writes
+/// may be partial and retried from a moved buffer: the connection's `out` string.
+SSL_CTX* make_tls_ctx(const options& o) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) throw std::runtime_error("SSL_CTX_new failed");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  if (!o.tls_ca.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, o.tls_ca.c_str(), nullptr) != 1)
+      throw std::runtime_error("cannot load the CA file " + o.tls_ca);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  return ctx;
+}
+
+/// A client SSL on socket `fd` (connected or connecting), with SNI and the name or address to
+/// verify. nullptr if OpenSSL refuses.
+SSL* tls_new(const options& o, int fd) {
+  SSL* ssl = SSL_new(tls_ctx);
+  if (!ssl) return nullptr;
+  SSL_set_fd(ssl, fd);
+  SSL_set_connect_state(ssl);
+  if (!o.tls_name.empty()) {
+    SSL_set_tlsext_host_name(ssl, o.tls_name.c_str());
+    if (!o.tls_ca.empty()) SSL_set1_host(ssl, o.tls_name.c_str());
+  } else if (!o.tls_ca.empty()) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), o.host.c_str());
+  }
+  return ssl;
+}
+
+/// SSL_write as ::send answers: bytes written, or -1 with errno EAGAIN (try again with the
+/// same bytes, at the same or a moved address) or EPIPE (the connection is unusable).
+ssize_t tls_send(SSL* ssl, const char* data, std::size_t n) {
+  ERR_clear_error();
+  int w = SSL_write(ssl, data, static_cast<int>(std::min<std::size_t>(n, 1u << 30)));
+  if (w > 0) return w;
+  int e = SSL_get_error(ssl, w);
+  if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+    errno = EAGAIN;
+  } else {
+    if (e == SSL_ERROR_SSL) tls_report("write");
+    ERR_clear_error();
+    errno = EPIPE;
+  }
+  return -1;
+}
+
+/// SSL_read as ::recv answers: bytes read, 0 at the peer's close_notify or EOF, or -1 with
+/// errno EAGAIN (nothing more now) or EPIPE (a TLS error, or a reset).
+ssize_t tls_recv(SSL* ssl, char* buf, std::size_t n) {
+  ERR_clear_error();
+  int r = SSL_read(ssl, buf, static_cast<int>(std::min<std::size_t>(n, 1u << 30)));
+  if (r > 0) return r;
+  int e = SSL_get_error(ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) return 0;
+  if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET)) {
+    ERR_clear_error();
+    return 0; // EOF without close_notify, or a reset: gone, as a plain recv would say
+  }
+  if (e == SSL_ERROR_SSL) tls_report("read");
+  ERR_clear_error();
+  errno = EPIPE;
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------
 // Shared state between the main thread and the workers
 
 enum phase : int { ph_connect, ph_load, ph_drain, ph_slow_drain, ph_close, ph_exit };
@@ -653,6 +778,7 @@ enum class conn_state : std::uint8_t { idle, connecting, handshaking, open, clos
 
 struct connection {
   int fd = -1;
+  SSL* ssl = nullptr; // --tls: this connection's TLS session (from connect to close)
   role kind = role::subscriber;
   conn_state state = conn_state::idle;
   bool draining = false; // slow subscriber allowed to read
@@ -738,6 +864,7 @@ private:
   void start_connects(int ph);
   void start_connect(connection& c);
   void on_connected(connection& c);
+  bool tls_handshake(connection& c);
   void on_event(connection& c, std::uint32_t events);
   void read_all(connection& c);
   void feed(connection& c, const char* data, std::size_t n);
@@ -864,8 +991,11 @@ void worker::run() {
     for (int i = 0; i < n; ++i)
       on_event(*static_cast<connection*>(events[i].data.ptr), events[i].events);
   }
-  for (auto& c : conns_)
+  for (auto& c : conns_) {
+    if (c->ssl) SSL_free(c->ssl);
+    c->ssl = nullptr;
     if (c->fd >= 0) ::close(c->fd);
+  }
   ::close(ep_);
 }
 
@@ -923,6 +1053,11 @@ void worker::start_connect(connection& c) {
 #endif
     ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
   }
+  if (o_.tls && !(c.ssl = tls_new(o_, fd))) {
+    tls_report("SSL_new");
+    c.state = conn_state::connecting;
+    return lost(c);
+  }
   c.state = conn_state::connecting;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -951,6 +1086,19 @@ void worker::on_connected(connection& c) {
                  target.c_str(), o_.host.c_str(), port_of(c)));
 }
 
+/// One step of the TLS handshake of a connecting socket: true once it is complete; false while
+/// it waits for the socket, or after a failure (then the connection is lost).
+bool worker::tls_handshake(connection& c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c.ssl);
+  if (r == 1) return true;
+  int e = SSL_get_error(c.ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return false;
+  tls_report("handshake");
+  lost(c);
+  return false;
+}
+
 void worker::on_event(connection& c, std::uint32_t events) {
   if (c.state == conn_state::closed) return;
   if (c.state == conn_state::connecting) {
@@ -959,6 +1107,15 @@ void worker::on_event(connection& c, std::uint32_t events) {
     getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return lost(c);
     if (!(events & (EPOLLOUT | EPOLLIN))) return;
+    if (c.ssl) {
+      // TLS: the handshake first, as long as it takes (still "connecting"); then the
+      // upgrade request, and a read for whatever came with the server's last flight.
+      if (!tls_handshake(c)) return;
+      on_connected(c);
+      flush(c);
+      if (c.state != conn_state::closed) read_all(c);
+      return;
+    }
     on_connected(c);
   }
   if (events & EPOLLOUT) flush(c);
@@ -972,7 +1129,11 @@ void worker::read_all(connection& c) {
     // A slow subscriber stops reading once its handshake is done.
     if (c.kind == role::slow_subscriber && c.state == conn_state::open && !c.draining) return;
     ssize_t n;
-    if (o_.presence && c.kind == role::subscriber) {
+    if (c.ssl) {
+      // TLS: no kernel receive time (presence listeners over TLS time from this read).
+      n = tls_recv(c.ssl, buf_.data(), buf_.size());
+      if (n > 0) now_ = now_ns();
+    } else if (o_.presence && c.kind == role::subscriber) {
       // Presence: the kernel's receive time of the read's last segment (SO_TIMESTAMPNS), so
       // neither a handshake's completion nor a frame's arrival waits for this thread to get
       // round to the socket (a wave's frame reaches hundreds of listeners at once). How long
@@ -1491,7 +1652,8 @@ void worker::send(connection& c, std::string_view data) {
   if (c.out_off == c.out.size()) {
     c.out.clear();
     c.out_off = 0;
-    ssize_t w = ::send(c.fd, data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t w = c.ssl ? tls_send(c.ssl, data.data(), data.size())
+                      : ::send(c.fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return lost(c);
     std::size_t done = w > 0 ? static_cast<std::size_t>(w) : 0;
     if (done < data.size()) c.out.assign(data.substr(done));
@@ -1502,7 +1664,9 @@ void worker::send(connection& c, std::string_view data) {
 
 void worker::flush(connection& c) {
   while (c.out_off < c.out.size()) {
-    ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    ssize_t w = c.ssl ? tls_send(c.ssl, c.out.data() + c.out_off, c.out.size() - c.out_off)
+                      : ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                               MSG_NOSIGNAL);
     if (w > 0) {
       c.out_off += static_cast<std::size_t>(w);
       continue;
@@ -1528,6 +1692,16 @@ void worker::close_conn(connection& c) {
     if (o_.presence && !c.rejoin) presence_gone(c, false);
   }
   c.state = conn_state::closed;
+  if (c.ssl) {
+    // TLS: close_notify (one non-blocking try; not after a failure, see lost), then the socket.
+    if (SSL_is_init_finished(c.ssl) && !SSL_get_quiet_shutdown(c.ssl)) {
+      ERR_clear_error();
+      SSL_shutdown(c.ssl);
+      ERR_clear_error();
+    }
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   ::close(c.fd);
   c.fd = -1;
   c.in.clear();
@@ -1548,6 +1722,7 @@ void worker::close_conn(connection& c) {
 // The peer went away without a close frame (EOF, reset, failed connect).
 void worker::lost(connection& c) {
   if (c.state == conn_state::closed) return;
+  if (c.ssl) SSL_set_quiet_shutdown(c.ssl, 1); // gone: no close_notify
   bool before_open = c.state == conn_state::connecting || c.state == conn_state::handshaking;
   if (c.kind == role::http) {
     if (before_open)
@@ -1770,21 +1945,42 @@ http_result http_request(const options& o, const std::string& method, const std:
     ::close(fd);
     return r;
   }
+  // TLS: a blocking session on the same socket (the receive timeout bounds its reads too).
+  SSL* ssl = nullptr;
+  if (tls_ctx) {
+    ssl = tls_new(o, fd);
+    ERR_clear_error();
+    if (!ssl || SSL_connect(ssl) != 1) {
+      tls_report("handshake (main thread)");
+      if (ssl) SSL_free(ssl);
+      ::close(fd);
+      return r;
+    }
+  }
+  auto done = [&] {
+    if (ssl) SSL_free(ssl);
+    ::close(fd);
+  };
   std::string req = format("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method.c_str(),
                            path.c_str(), o.host.c_str());
   if (!body.empty())
     req += format("Content-Type: application/json\r\nContent-Length: %zu\r\n", body.size());
   req += "\r\n" + body;
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
-    ::close(fd);
-    return r;
+  for (std::size_t off = 0; off < req.size();) {
+    ssize_t w = ssl ? tls_send(ssl, req.data() + off, req.size() - off)
+                    : ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (w < 0) {
+      done();
+      return r;
+    }
+    off += static_cast<std::size_t>(w);
   }
   // Read to EOF or to the end of a Content-Length body, for at most 10 s overall.
   std::string resp;
   char buf[16384];
   std::int64_t deadline = now_ns() + 10'000'000'000;
   while (now_ns() < deadline) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ssize_t n = ssl ? tls_recv(ssl, buf, sizeof buf) : ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
     resp.append(buf, static_cast<std::size_t>(n));
     auto end = resp.find("\r\n\r\n");
@@ -1796,7 +1992,7 @@ http_result http_request(const options& o, const std::string& method, const std:
       break;
     if (resp.compare(0, 12, "HTTP/1.1 101") == 0) break; // not an HTTP server
   }
-  ::close(fd);
+  done();
   if (resp.size() > 12) r.status = std::atoi(resp.substr(9, 3).c_str());
   if (auto e = resp.find("\r\n\r\n"); e != std::string::npos) r.body = resp.substr(e + 4);
   return r;
@@ -2118,6 +2314,7 @@ void on_signal(int sig) {
 
 int run(const options& o) {
   signal(SIGPIPE, SIG_IGN);
+  if (o.tls) tls_ctx = make_tls_ctx(o);
   if (o.churn > 0) {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -2228,7 +2425,8 @@ int run(const options& o) {
     std::fprintf(stderr, "rheo-bench: %llu live init frames\n",
                  static_cast<unsigned long long>(t.live_inits));
   sleep_ms(200); // let the server finish registering subscriptions
-  proc_sample srv_connected = sample_proc(o.server_pid);
+  malloc_trim(0); // rheo-bench's own RSS below: what its connections hold, not the handshakes'
+  proc_sample srv_connected = sample_proc(o.server_pid), self_connected = sample_proc(getpid());
   std::uint64_t rss_max = srv_connected.rss_kib;
   if (o.hold_seconds > 0) {
     for (double held = 0; held < o.hold_seconds; held += 0.1) {
@@ -2595,9 +2793,10 @@ int run(const options& o) {
                             : 0;
   std::string j = "{";
   j += format("\"label\":\"%s\",\"subscribers\":%u,\"slow_subscribers\":%u,\"http_conns\":%u,"
-              "\"http_method\":\"%s\",\"threads\":%u,\"per_user\":%s,\"doc_bytes\":%u,",
+              "\"http_method\":\"%s\",\"threads\":%u,\"per_user\":%s,\"doc_bytes\":%u,\"tls\":%s,",
               o.label.c_str(), o.subscribers, o.slow_subscribers, o.http_conns,
-              o.http_method.c_str(), o.threads, o.per_user ? "true" : "false", o.doc_bytes);
+              o.http_method.c_str(), o.threads, o.per_user ? "true" : "false", o.doc_bytes,
+              o.tls ? "true" : "false");
   j += format("\"connect\":{\"opened\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_second\":%.1f},",
               static_cast<unsigned long long>(opened_first),
               static_cast<unsigned long long>(t.subs_failed), connect_seconds,
@@ -2613,6 +2812,16 @@ int run(const options& o) {
       static_cast<unsigned long long>(srv_loaded.rss_kib), static_cast<unsigned long long>(rss_max),
       static_cast<unsigned long long>(srv_end.rss_kib), rss_per_conn, cpu_percent(srv0, srv_end));
   j += format("\"bench_cpu_percent\":%.1f,", cpu_percent(self0, self_end));
+  // rheo-bench's own memory: RSS at the start and once connected, per connection (TLS: what
+  // each client's session costs the load generator).
+  j += format("\"bench\":{\"rss_start_kib\":%llu,\"rss_connected_kib\":%llu,"
+              "\"rss_per_connection_bytes\":%.0f},",
+              static_cast<unsigned long long>(self0.rss_kib),
+              static_cast<unsigned long long>(self_connected.rss_kib),
+              opened_first > 0 && self_connected.rss_kib >= self0.rss_kib
+                  ? 1024.0 * static_cast<double>(self_connected.rss_kib - self0.rss_kib) /
+                        static_cast<double>(opened_first)
+                  : 0.0);
   j += "\"steps\":[";
   for (std::size_t i = 0; i < steps.size(); ++i) {
     auto& s = steps[i];

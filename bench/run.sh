@@ -17,7 +17,9 @@
 # (writes/s, 200), S11_SECONDS (20), S11_JOINERS (100); see S11 below. S12 (presence churn):
 # S12_SUBS (5000), S12_LISTENERS (500), S12_CHURN (0.1), S12_EVERY_S (10), S12_SECONDS (60),
 # S12_BASE (set to 0: no reference run without presence), S12_ARGS (extra rheo-bench flags for
-# the presence run, e.g. --churn-skip-listeners); see S12 below.
+# the presence run, e.g. --churn-skip-listeners); see S12 below. S2tls, S5tls (issue 29): S2
+# and S5 in plain text and over TLS (wss://, https://) in each run, same binary and parameters,
+# the server on a throwaway self-signed certificate made with openssl in $OUT/tls; see below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RHEO=${RHEO:-$here/../build-bench/rheo}
@@ -35,16 +37,36 @@ if "$RHEO" --help | grep -- '--acl' >/dev/null; then
 fi
 server_pid=
 datadir=
+# TLS (S2tls, S5tls): while set, start_server gives the server server_tls (its certificate and
+# key) and bench gives rheo-bench bench_tls (--tls-ca: the certificate is verified).
+server_tls=()
+bench_tls=()
+tls_on() {
+  local dir=$OUT/tls
+  if [ ! -f "$dir/cert.pem" ]; then
+    mkdir -p "$dir"
+    # A throwaway self-signed certificate for 127.0.0.1 (ECDSA P-256, the common choice).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+      -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  fi
+  server_tls=(--tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem")
+  bench_tls=(--tls-ca "$dir/cert.pem")
+}
+tls_off() {
+  server_tls=()
+  bench_tls=()
+}
 start_server() {
   datadir=$(mktemp -d "${TMPDIR:-/tmp}/rheo-bench-data.XXXXXX")
   : >"$datadir/server.out" # the first poll below may come before the server's redirection
   # shellcheck disable=SC2086 # RHEO_ARGS: extra server flags, split on spaces
-  "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "$@" ${RHEO_ARGS:-} >"$datadir/server.out" \
-    2>"$datadir/server.err" &
+  "$RHEO" --port 0 --data-dir "$datadir/db" "${open_acl[@]}" "${server_tls[@]}" "$@" ${RHEO_ARGS:-} \
+    >"$datadir/server.out" 2>"$datadir/server.err" &
   server_pid=$!
   port=
   for _ in $(seq 1 100); do
-    port=$(sed -n 's|^rheo listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$datadir/server.out" | head -1)
+    port=$(sed -n 's|^rheo listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$datadir/server.out" | head -1)
     [ -n "$port" ] && return 0
     sleep 0.1
   done
@@ -111,7 +133,7 @@ bench() { # label run extra-args...
   echo "run.sh: $label run $run: rheo-bench $*" >&2
   echo "$(date -u +%FT%TZ) $(cut -d" " -f1-3 /proc/loadavg)" >"$OUT/$label-$run.load"
   "$BENCH" --port "$port" --server-pid "$server_pid" --threads "$THREADS" --label "$label" \
-    --out "$OUT/$label-$run" "$@" >/dev/null
+    --out "$OUT/$label-$run" "${bench_tls[@]}" "$@" >/dev/null
 }
 
 # One function per scenario; each runs once and leaves $OUT/<label>-<run>.{json,md,svg}.
@@ -134,6 +156,17 @@ s2_rates() {
 S2() { # latency: 1,000 clients, 200 inserts/s (20 s), then 20 inserts/s
   s2_rates S2 1000 "$1"
 }
+S2tls() { # issue 29: S2 (both rates) in plain text and over TLS (1,000 wss:// clients, the
+  # writer on https://), the same binary and parameters; odd runs plain first, even runs TLS
+  # first. Labels S2tls-plain[-20], S2tls-tls[-20]; summarize.py sets them side by side.
+  local order=(plain tls) mode
+  [ $(($1 % 2)) = 1 ] || order=(tls plain)
+  for mode in "${order[@]}"; do
+    if [ "$mode" = tls ]; then tls_on; else tls_off; fi
+    s2_rates "S2tls-$mode" 1000 "$1"
+  done
+  tls_off
+}
 S2one() { # S2's path with one client: the server's CPU per event (the request, the commit,
   # the event's way to the socket) without the fan-out, where the fixed costs of the event
   # path show (issue 24)
@@ -153,21 +186,34 @@ S4() { # per-user streams: 10,000 distinct avars, each event matches 1 % (100 cl
 }
 S5() { # REST, 64 connections: POST durable (--durability full, the default), POST with
   # --durability normal, then GET on the collection those filled, then GET /_ping
+  s5_runs S5 "$1"
+}
+s5_runs() { # S5's four runs: label prefix, run
   start_server
-  bench S5-POST "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
+  bench "$1-POST" "$2" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
     --rate 0 --step-seconds 10
   stop_server
   start_server --durability normal
-  bench S5-POST-normal "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
+  bench "$1-POST-normal" "$2" --subscribers 0 --http-conns 64 --pipeline 1 --http-method POST \
     --rate 0 --step-seconds 10
-  bench S5-GET "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
+  bench "$1-GET" "$2" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
     --http-path '/bench?filter=%7B%22t%22%3A%7B%22%24gt%22%3A0%7D%7D&pagesize=10' \
     --rate 0 --step-seconds 10
   # REST against the transport: GET /_ping, same connections, same server (summarize.py
   # reports GET / _ping).
-  bench S5-ping "$1" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
+  bench "$1-ping" "$2" --subscribers 0 --http-conns 64 --pipeline 1 --http-method GET \
     --http-path /_ping --rate 0 --step-seconds 10
   stop_server
+}
+S5tls() { # issue 29: S5 in plain text and over TLS (64 https:// connections), the same binary
+  # and parameters, alternating as S2tls. Labels S5tls-plain-*, S5tls-tls-*.
+  local order=(plain tls) mode
+  [ $(($1 % 2)) = 1 ] || order=(tls plain)
+  for mode in "${order[@]}"; do
+    if [ "$mode" = tls ]; then tls_on; else tls_off; fi
+    s5_runs "S5tls-$mode" "$1"
+  done
+  tls_off
 }
 S5B() { # S5's GET with HTTP Basic (issue 14): a server with a user; S5 documents loaded in
   # bulk, a wait until the server is idle, then S5's GET anonymously and with the user's
@@ -623,8 +669,8 @@ S8() { # soak: S2 at a rate this machine holds while other work runs (S8_SUBS cl
 }
 
 for s in "$@"; do
-  case $s in S1 | S2 | S2one | S3 | S4 | S5 | S5B | S6 | S7 | S8 | S9 | S10 | S11 | S12) ;; *)
-    echo "usage: bench/run.sh S1 [S2 ... S12 S2one S5B]" >&2
+  case $s in S1 | S2 | S2one | S2tls | S3 | S4 | S5 | S5B | S5tls | S6 | S7 | S8 | S9 | S10 | S11 | S12) ;; *)
+    echo "usage: bench/run.sh S1 [S2 ... S12 S2one S2tls S5B S5tls]" >&2
     exit 2
     ;;
   esac

@@ -3,16 +3,20 @@
 # few subscribers for two seconds, and checks that the results are well formed and the counts
 # agree (every subscriber received every acknowledged insert); then a short live-query run
 # whose clients' arrays must equal the queries' results; then a short presence churn (S12's
-# mode) whose listeners' lists and GET .../_presence must equal the members open at the end.
-# No timing thresholds.
+# mode) whose listeners' lists and GET .../_presence must equal the members open at the end;
+# then, on a second server with a throwaway certificate, the first run over TLS (wss://
+# subscribers and an https:// writer, the certificate verified) and a short GET load over
+# https:// (S2tls and S5tls's modes). No timing thresholds.
 # Usage: smoke_test.sh <rheo binary> <rheo-bench binary>
 set -euo pipefail
 rheo=$1
 bench=$2
 work=$(mktemp -d /tmp/rheo-bench-smoke.XXXXXX)
 server_pid=
+tls_pid=
 cleanup() {
   if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$tls_pid" ]; then kill -TERM "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -105,4 +109,44 @@ assert g["status"] == 200 and g["entries"] == 40 and g["members"] == 40, g
 assert g["missing"] == 0 and g["stale"] == 0 and g["twice"] == 0 and g["malformed"] == 0, g
 print("smoke: presence ok, %d joins and %d leaves, %d seen by listeners, 8 lists and GET "
       "_presence right" % (p["joins"], p["leaves"], p["timed"]))
+PY
+
+# TLS (S2tls and S5tls's modes): a second server on a throwaway self-signed certificate; 20
+# wss:// subscribers and an https:// writer (the certificate verified against itself), every
+# subscriber must receive every acknowledged insert; then 2 https:// connections of GET load.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+"$rheo" --port 0 --data-dir "$work/tls-data" "${open_acl[@]}" --tls-cert "$work/cert.pem" \
+  --tls-key "$work/key.pem" >"$work/tls.out" 2>"$work/tls.err" &
+tls_pid=$!
+tls_port=
+for _ in $(seq 1 100); do
+  tls_port=$(sed -n 's|^rheo listening on https://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$work/tls.out" | head -1)
+  [ -n "$tls_port" ] && break
+  sleep 0.1
+done
+[ -n "$tls_port" ] || { echo "smoke: TLS server did not start"; cat "$work/tls.out" "$work/tls.err"; exit 1; }
+
+"$bench" --port "$tls_port" --tls-ca "$work/cert.pem" --coll smoke --setup --subscribers 20 \
+  --threads 2 --http-conns 2 --rate 50 --steps 1 --step-seconds 1 --server-pid "$tls_pid" \
+  --label smoke-tls --out "$work/tls" >/dev/null
+"$bench" --port "$tls_port" --tls-ca "$work/cert.pem" --coll smoke --subscribers 0 \
+  --threads 2 --http-conns 2 --pipeline 4 --http-method GET --rate 0 --step-seconds 1 \
+  --server-pid "$tls_pid" --label smoke-tls-get --out "$work/tls-get" >/dev/null
+
+python3 - "$work/tls" "$work/tls-get" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + ".json"))
+t = r["totals"]
+assert r["tls"] is True and r["connect"]["opened"] == 20, r["connect"]
+assert r["errors"]["total"] == 0, r["errors"]
+assert t["inserts_acked"] > 0 and t["deliveries"] == 20 * t["inserts_acked"], t
+assert t["consistent"] is True and t["latency_ms"]["count"] == t["deliveries"], t
+assert r["server_metrics"]["upstream_feeds_connected"] == 1, r["server_metrics"]
+g = json.load(open(sys.argv[2] + ".json"))
+assert g["tls"] is True and g["errors"]["total"] == 0, g["errors"]
+assert g["totals"]["http_ok"] > 0 and g["steps"][0]["http_latency_ms"]["count"] > 0, g["totals"]
+print("smoke: TLS ok, %d subscribers x %d inserts = %d deliveries over wss://, %d GETs over "
+      "https://" % (20, t["inserts_acked"], t["deliveries"], g["totals"]["http_ok"]))
 PY

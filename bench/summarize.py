@@ -121,6 +121,8 @@ def figures(r):
     if r["subscribers"]:
         f["connects/s"] = r["connect"]["per_second"]
         f["RSS/conn B"] = r["server"]["rss_per_connection_bytes"]
+        if "bench" in r:  # the load generator's own memory per connection
+            f["bench RSS/conn B"] = r["bench"]["rss_per_connection_bytes"]
         f["close all s"] = r["close_all_seconds"]
     f["errors"] = r["errors"]["total"]
     return f
@@ -267,6 +269,37 @@ def presence_vs_base(by_label):
                 "; ".join("%.1f - %.1f %%" % (p[0], p[1]) for p in pairs))]
 
 
+TLS_FIGURES = ("throughput/s", "writes/s", "p50 ms", "p90 ms", "p99 ms", "p999 ms", "max ms",
+               "server CPU %", "server CPU us/delivery", "server CPU us/request", "bench CPU %",
+               "server RSS max MiB", "RSS/conn B", "bench RSS/conn B", "connects/s", "errors")
+
+
+def tls_vs_plain(by_label):
+    """Issue 29 (S2tls, S5tls): every label with "-tls" beside its "-plain" twin, run in the same
+    run of run.sh with the same server binary: each figure's median over the runs, plain and
+    TLS, TLS / plain, and each run's pair."""
+    lines = []
+    for label, tls_runs in sorted(by_label.items()):
+        if "-tls" not in label or label.replace("-tls", "-plain", 1) not in by_label:
+            continue
+        plain = label.replace("-tls", "-plain", 1)
+        pf = [figures(r) for r in by_label[plain]]
+        tf = [figures(r) for r in tls_runs]
+        lines.append(f"### {label} against {plain} ({len(tf)} / {len(pf)} runs; median)\n")
+        lines.append("| figure | plain | TLS | TLS / plain | runs (plain / TLS) |")
+        lines.append("|---|---|---|---|---|")
+        for k in TLS_FIGURES:
+            if not all(k in f for f in pf + tf):
+                continue
+            a = statistics.median(f[k] for f in pf)
+            b = statistics.median(f[k] for f in tf)
+            ratio = f"{b / a:.2f}" if a else "-"
+            runs = "; ".join(f"{x[k]:.4g} / {y[k]:.4g}" for x, y in zip(pf, tf))
+            lines.append(f"| {k} | {a:.4g} | {b:.4g} | {ratio} | {runs} |")
+        lines.append("")
+    return lines
+
+
 def main():
     if sys.argv[1] == "--s10-run":
         out, run = sys.argv[2], sys.argv[3]
@@ -297,6 +330,7 @@ def main():
     lines.extend(get_ping(by_label))
     lines.extend(live_vs_s2(by_label))
     lines.extend(presence_vs_base(by_label))
+    lines.extend(tls_vs_plain(by_label))
     for label, runs in sorted(by_label.items()):
         per_run = [figures(r) for r in runs]
         keys = [k for k in per_run[0] if all(k in f for f in per_run)]
