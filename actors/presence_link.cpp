@@ -67,6 +67,7 @@ struct exchange_state {
   std::unordered_map<caf::actor_addr, std::string> locals; // presence actor -> its stream
   std::set<std::string> changed;                           // lists to publish
   bool flush_due = false;
+  caf::actor_clock::time_point last_publish{};
 };
 
 using exchange_ptr = presence_exchange_actor::stateful_pointer<exchange_state>;
@@ -84,7 +85,13 @@ void pass_on(exchange_ptr self, const std::string& key, const std::string& from,
   st.changed.insert(key);
   if (st.flush_due) return;
   st.flush_due = true;
-  self->delayed_send(self, st.interval, flush_atom::value);
+  // As the presence actors' frames: at once after a quiet interval, else when it has passed.
+  const auto now = self->clock().now();
+  const auto next = st.last_publish + st.interval;
+  if (next <= now)
+    self->send(self, flush_atom::value);
+  else
+    self->delayed_send(self, next - now, flush_atom::value);
 }
 
 /// Node `node`'s changes to stream `key`.
@@ -249,6 +256,7 @@ presence_exchange_actor::behavior_type exchange(exchange_ptr self, presence_dire
       [self](flush_atom) {
         auto& st = self->state;
         st.flush_due = false;
+        st.last_publish = self->clock().now();
         for (auto& key : st.changed) {
           auto it = st.streams.find(key);
           if (it == st.streams.end() || it->second.members.empty())
