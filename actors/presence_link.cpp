@@ -78,10 +78,15 @@ void pass_on(exchange_ptr self, const std::string& key, const std::string& from,
   auto& st = self->state;
   if (done.empty()) return;
   auto& s = st.streams[key];
-  const std::string json = done.json();
-  if (s.local && from != st.node) self->send(s.local, peers_atom::value, json);
+  // Built for the first node that is told (a node without a cluster tells nobody).
+  std::string json;
+  auto text = [&]() -> const std::string& {
+    if (json.empty()) json = done.json();
+    return json;
+  };
+  if (s.local && from != st.node) self->send(s.local, peers_atom::value, text());
   for (auto& e : s.edges)
-    if (e != from) self->send(st.edges[e].uplink, peers_atom::value, key, json);
+    if (e != from) self->send(st.edges[e].uplink, peers_atom::value, key, text());
   st.changed.insert(key);
   if (st.flush_due) return;
   st.flush_due = true;
