@@ -18,15 +18,9 @@ namespace {
 using self_ptr = presence_actor::stateful_pointer<presence_state>;
 using state = presence_state;
 
-std::string frame_json(const std::vector<object>& joined, const std::vector<std::string>& left) {
-  array j(joined.begin(), joined.end());
-  array l;
-  for (auto& id : left)
-    l.emplace_back(id);
-  std::string out;
-  append_json(out, value(object{{"presence", value(object{{"joined", value(std::move(j))},
-                                                          {"left", value(std::move(l))}})}}));
-  return out;
+/// A presence frame: {"presence":{"joined":[...],"left":[...]}}.
+std::string frame_json(const presence_changes& changes) {
+  return "{\"presence\":" + changes.json() + "}";
 }
 
 const std::string& id_of(const object& entry) {
@@ -54,10 +48,11 @@ void record_join(self_ptr self, const object& entry) {
   auto& st = self->state;
   // Gone and back within one interval (another node's member, after the link came back):
   // the listeners still have it.
-  if (auto l = std::find(st.left.begin(), st.left.end(), id_of(entry)); l != st.left.end())
-    st.left.erase(l);
+  auto& left = st.pending.left;
+  if (auto l = std::find(left.begin(), left.end(), id_of(entry)); l != left.end())
+    left.erase(l);
   else
-    st.joined.push_back(entry);
+    st.pending.joined.push_back(entry);
   schedule(self);
 }
 
@@ -65,12 +60,13 @@ void record_join(self_ptr self, const object& entry) {
 void record_leave(self_ptr self, const std::string& id) {
   auto& st = self->state;
   // Joined and gone within one interval: nobody needs to hear of it.
-  auto pending = std::find_if(st.joined.begin(), st.joined.end(),
-                              [&](const object& j) { return id_of(j) == id; });
-  if (pending != st.joined.end())
-    st.joined.erase(pending);
+  auto& joined = st.pending.joined;
+  auto pending =
+      std::find_if(joined.begin(), joined.end(), [&](const object& j) { return id_of(j) == id; });
+  if (pending != joined.end())
+    joined.erase(pending);
   else
-    st.left.push_back(id);
+    st.pending.left.push_back(id);
   schedule(self);
 }
 
@@ -86,16 +82,15 @@ void share(self_ptr self) {
 void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_due = false;
-  if (st.joined.empty() && st.left.empty()) return;
+  if (st.pending.empty()) return;
   st.last_frame = self->clock().now();
-  for (auto& id : st.left)
+  for (auto& id : st.pending.left)
     st.published.erase(id);
-  for (auto& j : st.joined)
+  for (auto& j : st.pending.joined)
     st.published.emplace(id_of(j), j);
   st.published_frame.reset();
-  st.audience_.post_message("presence", nullptr, frame_json(st.joined, st.left));
-  st.joined.clear();
-  st.left.clear();
+  st.audience_.post_message("presence", nullptr, frame_json(st.pending));
+  st.pending = {};
 }
 
 } // namespace
@@ -193,11 +188,11 @@ presence_actor::behavior_type presence(self_ptr self, std::string key, presence_
         if (join.events && h.conn) {
           // First the members the others have been told of; then every frame after.
           if (!st.published_frame) {
-            std::vector<object> known;
-            known.reserve(st.published.size());
+            presence_changes known;
+            known.joined.reserve(st.published.size());
             for (auto& [id, entry] : st.published)
-              known.push_back(entry);
-            st.published_frame = frame_json(known, {});
+              known.joined.push_back(entry);
+            st.published_frame = frame_json(known);
           }
           const auto t = h.conn->transport();
           std::string bytes;

@@ -121,8 +121,7 @@ struct presence_state {
   std::map<std::string, object> published;
   std::optional<std::string> published_frame;
   caf::actor_clock::time_point last_frame{}; // when the last frame went out
-  std::vector<object> joined;                // since the last frame
-  std::vector<std::string> left;             // since the last frame
+  presence_changes pending;                  // since the last frame
   bool flush_due = false;
   presence_changes unshared; // this node's changes the link has not been told yet
   bool share_due = false;
