@@ -91,22 +91,29 @@ std::vector<mount> parse_mounts(const std::string& text) {
   return out;
 }
 
-std::vector<std::string> parse_origins(const std::string& text) {
-  // "https://app.example,http://localhost:3000" or "*"
+/// The items of "a, b,c": trimmed, empty ones left out.
+std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
     auto first = item.find_first_not_of(" \t");
     if (first == std::string::npos) continue;
-    item = item.substr(first, item.find_last_not_of(" \t") + 1 - first);
+    out.push_back(item.substr(first, item.find_last_not_of(" \t") + 1 - first));
+  }
+  return out;
+}
+
+std::vector<std::string> parse_origins(const std::string& text) {
+  // "https://app.example,http://localhost:3000" or "*"
+  std::vector<std::string> out = split_list(text);
+  for (auto& item : out) {
     auto sep = item.find("://");
     if (item != "*" && (sep == std::string::npos || sep == 0 || sep + 3 == item.size() ||
                         item.find('/', sep + 3) != std::string::npos))
       throw config_error("origin '" + item +
                          "' must be scheme://host[:port] without a path (e.g. "
                          "https://app.example), or *");
-    out.push_back(std::move(item));
   }
   return out;
 }
@@ -274,14 +281,7 @@ const std::vector<option>& options() {
        "reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto name the client, "
        "ADDRESS|CIDR[,...] (default: none; the headers are ignored)",
        [](server_config& c, const std::string& v) {
-         std::vector<std::string> specs;
-         std::stringstream ss(v);
-         std::string item;
-         while (std::getline(ss, item, ',')) {
-           auto first = item.find_first_not_of(" \t");
-           if (first == std::string::npos) continue;
-           specs.push_back(item.substr(first, item.find_last_not_of(" \t") + 1 - first));
-         }
+         std::vector<std::string> specs = split_list(v);
          try {
            trusted_proxies check(specs);
          } catch (const std::invalid_argument& e) {
