@@ -512,8 +512,10 @@ window.addEventListener("online", () => {
   restarts = 0; // the backoff starts over: a failure now waits half a second, not ten
   if (restartTimer) {
     restartStream({ now: true });
-  } else if (sub && sub.state !== "open") {
-    // Also a subscription that has not connected yet: it may be waiting out a long backoff.
+  } else if (sub) {
+    // Also a subscription that has not connected yet (it may be waiting out a long backoff),
+    // and one that looks open: while the network was away its server may have closed it
+    // unheard (a browser reports no pings), so it starts again from where it stood.
     const token = resumable === true ? sub.token : null;
     restartStream({ now: true, resumeAfter: token });
   }

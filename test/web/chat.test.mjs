@@ -317,8 +317,9 @@ describe("web chat", () => {
     // can only learn about it by catching up, not from the live stream.
     await contexts.bob.setOffline(true);
     await rheo.stop();
-    for (const page of [alice, bob])
-      await page.waitForSelector('#status[data-state="reconnecting"]');
+    // The offline page may not hear the close (Chromium's offline emulation): it starts
+    // again when the network is back (the chat's "online" handler).
+    await alice.waitForSelector('#status[data-state="reconnecting"]');
     await snap(bob, "restart-reconnecting");
 
     await rheo.restart();
@@ -326,7 +327,6 @@ describe("web chat", () => {
     const during = "sent while bob was away";
     await rheo.post({ message: during, from: "carol" });
     await waitForText(alice, during); // alice is back and gets it live
-    assert.equal(await bob.getAttribute("#status", "data-state"), "reconnecting");
     assert.ok(!(await texts(bob)).includes(during));
 
     await contexts.bob.setOffline(false);
@@ -390,8 +390,7 @@ describe("web chat", () => {
 
     // Away while more than a page of messages is sent: catching up by pages would need two.
     await contexts.erin.setOffline(true);
-    await rheo.restart();
-    await erin.waitForSelector('#status[data-state="reconnecting"]');
+    await rheo.restart(); // the offline page may not hear it: it starts again when back online
     const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `resume: while away ${String(i + 1).padStart(2, "0")}`);
     for (const text of away) await rheo.post({ message: text, from: "carol" });
     const socketsBefore = t.sockets.length;
@@ -433,8 +432,7 @@ describe("web chat", () => {
     assert.equal(t.sockets[0].url.searchParams.get("resumeAfter"), null, "no resumeAfter without a Resume-Token");
 
     await contexts.gina.setOffline(true);
-    await rheo.restart();
-    await gina.waitForSelector('#status[data-state="reconnecting"]');
+    await rheo.restart(); // the offline page may not hear it: it starts again when back online
     const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `catch-up: while away ${String(i + 1).padStart(2, "0")}`);
     for (const text of away) await rheo.post({ message: text, from: "carol" });
     const historyBefore = t.history.length;
@@ -543,8 +541,7 @@ describe("web chat", () => {
       const staleToken = t.sockets.at(-1).tokens.at(-1);
 
       await contexts.frank.setOffline(true);
-      await small.restart();
-      await frank.waitForSelector('#status[data-state="reconnecting"]');
+      await small.restart(); // the offline page may not hear it: it starts again when back online
       // Many more changes than the server keeps: the token falls out of its history.
       const away = Array.from({ length: PAGE_SIZE + 5 }, (_, i) => `lost: while away ${String(i + 1).padStart(2, "0")}`);
       for (const text of away) await small.post({ message: text, from: "carol" });
