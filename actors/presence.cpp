@@ -33,14 +33,7 @@ const std::string& id_of(const object& entry) {
 /// they go at once (with whatever else is in the mailbox now); else when it has passed.
 void schedule(self_ptr self) {
   auto& st = self->state;
-  if (st.flush_due) return;
-  st.flush_due = true;
-  const auto now = self->clock().now();
-  const auto next = st.last_frame + st.interval;
-  if (next <= now)
-    self->send(self, flush_atom::value);
-  else
-    self->delayed_send(self, next - now, flush_atom::value);
+  schedule_flush(self, st.flush_due, st.last_frame, st.interval);
 }
 
 /// The listeners will hear that `entry` joined.

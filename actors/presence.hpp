@@ -127,6 +127,21 @@ struct presence_state {
   bool share_due = false;
 };
 
+/// Sends `self` a flush_atom at most once per `interval`: at once (behind what is in its
+/// mailbox now) when the last flush was an interval ago or more, else when the interval has
+/// passed. Nothing when one is due already (`due`, which the flush clears).
+template <class Self>
+void schedule_flush(Self self, bool& due, caf::actor_clock::time_point last,
+                    std::chrono::milliseconds interval) {
+  if (due) return;
+  due = true;
+  const auto now = self->clock().now();
+  if (last + interval <= now)
+    self->send(self, flush_atom::value);
+  else
+    self->delayed_send(self, last + interval - now, flush_atom::value);
+}
+
 /// @param key the stream's presence_directory key.
 /// @param link the node's presence link, told of the actor at its start.
 /// @param stats counts this node's members (rheo_presence_members); must outlive the actor.

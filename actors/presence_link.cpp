@@ -88,15 +88,8 @@ void pass_on(exchange_ptr self, const std::string& key, const std::string& from,
   for (auto& e : s.edges)
     if (e != from) self->send(st.edges[e].uplink, peers_atom::value, key, text());
   st.changed.insert(key);
-  if (st.flush_due) return;
-  st.flush_due = true;
   // As the presence actors' frames: at once after a quiet interval, else when it has passed.
-  const auto now = self->clock().now();
-  const auto next = st.last_publish + st.interval;
-  if (next <= now)
-    self->send(self, flush_atom::value);
-  else
-    self->delayed_send(self, next - now, flush_atom::value);
+  schedule_flush(self, st.flush_due, st.last_publish, st.interval);
 }
 
 /// Node `node`'s changes to stream `key`.
