@@ -133,4 +133,14 @@ std::vector<object> drain(mongoc_cursor_t* cursor, std::string_view what) {
   return out;
 }
 
+std::vector<object> list_collections(mongoc_client_t* c, const std::string& db,
+                                     const std::optional<std::string>& name) {
+  mongoc_database_t* database = mongoc_client_get_database(c, db.c_str());
+  object opts{{"nameOnly", value(true)}};
+  if (name) opts.emplace_back("filter", value(object{{"name", value(*name)}}));
+  cursor_ptr cursor(mongoc_database_find_collections_with_opts(database, to_bson(opts).get()));
+  mongoc_database_destroy(database);
+  return drain(cursor.get(), "listing the collections of " + db);
+}
+
 } // namespace rheo::mongo

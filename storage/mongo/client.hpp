@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -190,5 +191,9 @@ using cursor_ptr = std::unique_ptr<mongoc_cursor_t, cursor_deleter>;
 
 /// Drains a cursor; throws on a cursor error.
 std::vector<object> drain(mongoc_cursor_t* cursor, std::string_view what);
+
+/// listCollections of `db` (nameOnly), of the one collection `name` when given.
+std::vector<object> list_collections(mongoc_client_t* c, const std::string& db,
+                                     const std::optional<std::string>& name);
 
 } // namespace rheo::mongo

@@ -5,6 +5,7 @@
 #include "storage/mongo/client.hpp"
 #include "storage/mongo/feed.hpp"
 #include "storage/mongo/metadata_cache.hpp"
+#include "storage/mongo/migration.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -552,16 +553,12 @@ public:
     std::vector<index_info> out;
     try {
       for (auto& spec : drain(cursor.get(), "listing the indexes of " + coll)) {
-        index_info info;
-        for (auto& [k, v] : spec) {
-          if (k == "name" && v.is_string())
-            info.name = v.as_string();
-          else if (k == "key" && v.is_object())
-            info.key = v.as_object();
-          else if (k == "unique" || k == "sparse" || k == "partialFilterExpression" ||
-                   k == "expireAfterSeconds")
-            info.options.emplace_back(k, v);
-        }
+        index_info info = index_of_spec(spec);
+        // The options rheo's index API speaks of (not MongoDB's others: collation, ...).
+        std::erase_if(info.options, [](auto& o) {
+          return o.first != "unique" && o.first != "sparse" &&
+                 o.first != "partialFilterExpression" && o.first != "expireAfterSeconds";
+        });
         out.push_back(std::move(info));
       }
     } catch (const api_error& e) {
@@ -703,12 +700,7 @@ private:
 
   static std::vector<object> list_collections(pooled_client& c, const std::string& db,
                                               const std::optional<std::string>& name) {
-    mongoc_database_t* database = mongoc_client_get_database(c.get(), db.c_str());
-    object opts{{"nameOnly", value(true)}};
-    if (name) opts.emplace_back("filter", value(object{{"name", value(*name)}}));
-    cursor_ptr cursor(mongoc_database_find_collections_with_opts(database, to_bson(opts).get()));
-    mongoc_database_destroy(database);
-    return drain(cursor.get(), "listing the collections of " + db);
+    return mongo::list_collections(c.get(), db, name);
   }
 
   bool exists(pooled_client& c, const std::string& db, const std::string& coll) {

@@ -72,10 +72,12 @@ def expect_properties(mock, coll, fields):
     return doc
 
 
-def expect_batch(mock, coll, size, fail=None):
-    """One batch of document upserts into `coll`; returns their _ids (in order)."""
+def expect_batch(mock, coll, size, fail=None, ordered=False):
+    """One batch of document upserts into `coll` (`ordered` or not); returns their _ids (in
+    order) and the updates."""
     r = mock.receive("update")
     assert r.doc["update"] == coll, r.doc
+    assert r.doc.get("ordered", True) is ordered, r.doc
     ups = r.doc["updates"]
     assert len(ups) == size, (len(ups), size)
     ids = []
