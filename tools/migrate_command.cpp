@@ -1,10 +1,13 @@
 // rheo migrate: the embedded store's collections into MongoDB, where rheo's MongoDB store
 // (--mongo-uri) serves them (storage/mongo/migration.hpp writes them).
+#include "storage/document/bson_codec.hpp"
+#include "storage/document/index_key.hpp"
 #include "storage/mongo/migration.hpp"
 #include "storage/sqlite/transfer.hpp"
 #include "tools/tool.hpp"
 
 #include <iostream>
+#include <unordered_set>
 
 namespace rheo::tools {
 
@@ -12,18 +15,22 @@ namespace {
 
 constexpr const char* migrate_usage =
     "usage: rheo migrate --data-dir DIR --to MONGODB_URI [--db DB] [--coll NAME] [--batch N]\n"
+    "                    [--delete]\n"
     "  Copies the collections of the embedded store in DIR (a server may be running on it:\n"
     "  they are read as of one commit) into the MongoDB replica set at MONGODB_URI, as\n"
     "  rheo --mongo-uri serves them: documents in batches of N (1000), indexes, metadata in\n"
     "  each database's _properties (RESTHeart's layout); then compares the counts. Every\n"
     "  write replaces by _id: run it again after an interruption, or to bring over what\n"
-    "  changed since. Exit status: 0 done and counts equal, 1 failed or counts differ, 2 bad\n"
-    "  arguments.\n";
+    "  changed since. --delete: after copying a collection, deletes from MongoDB the\n"
+    "  documents whose _id the store no longer holds (deleted since an earlier run), so that\n"
+    "  the counts agree. Exit status: 0 done and counts equal, 1 failed or counts differ, 2\n"
+    "  bad arguments.\n";
 
 /// Copies what an export reads into MongoDB, a line per collection.
 class migration final : public export_visitor {
 public:
-  explicit migration(mongo_copy& to) : to_(to) {}
+  /// `delete_others`: MongoDB's documents the store does not hold are deleted.
+  migration(mongo_copy& to, bool delete_others) : to_(to), delete_(delete_others) {}
 
   void begin(const collection_dump& c) override {
     to_.begin(c.db, c.coll, collection_info{c.metadata, c.etag}, c.indexes);
@@ -31,14 +38,24 @@ public:
     meter_ = std::make_unique<progress_meter>(c.db + "." + c.coll, "documents");
     started_ = std::chrono::steady_clock::now();
     sent_ = 0;
+    held_.clear();
   }
 
   void document(std::string_view bson) override {
+    // The store's _ids, read in the same snapshot as the documents.
+    if (delete_)
+      if (const value* id = find_field(decode_bson(bson), "_id")) held_.insert(encode_key(*id));
     to_.document(bson);
     if (++sent_ % 1000 == 0) meter_->update(to_.written(), total_);
   }
 
   void end(const collection_dump& c) override {
+    std::uint64_t deleted = 0;
+    if (delete_) {
+      to_.send();
+      deleted = to_.delete_others([&](const value& id) { return held_.count(encode_key(id)) > 0; });
+      held_.clear();
+    }
     const std::uint64_t in_mongo = to_.end();
     meter_.reset();
     ++collections_;
@@ -48,6 +65,7 @@ public:
               << c.coll << " in "
               << seconds_text(std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - started_));
+    if (delete_) std::cout << ", " << deleted << " deleted";
     if (in_mongo == c.documents) {
       std::cout << ", counts equal\n";
     } else {
@@ -64,6 +82,8 @@ public:
 
 private:
   mongo_copy& to_;
+  bool delete_;
+  std::unordered_set<std::string> held_;
   std::unique_ptr<progress_meter> meter_;
   std::chrono::steady_clock::time_point started_;
   std::uint64_t sent_ = 0, total_ = 0;
@@ -73,7 +93,7 @@ private:
 
 int migrate_command(const std::vector<std::string>& args) {
   return guarded("migrate", migrate_usage, [&] {
-    const arguments a = parse_arguments(args, {"--to", "--db", "--coll", "--batch"});
+    const arguments a = parse_arguments(args, {"--to", "--db", "--coll", "--batch"}, {"--delete"});
     if (a.help) {
       std::cout << migrate_usage;
       return 0;
@@ -97,7 +117,8 @@ int migrate_command(const std::vector<std::string>& args) {
       db = a.config.mounts.front().db == "*" ? std::string("rheo") : a.config.mounts.front().db;
     const auto started = std::chrono::steady_clock::now();
     mongo_copy to(a.flags.at("--to"), batch);
-    migration m(to);
+    const bool delete_others = a.switches.count("--delete") > 0;
+    migration m(to, delete_others);
     std::string position;
     try {
       position = export_data_dir(a.config.data_dir, db, coll, m);
@@ -114,8 +135,10 @@ int migrate_command(const std::vector<std::string>& args) {
               << "\n";
     if (!m.mismatches_.empty()) {
       std::cerr << "rheo migrate: the counts differ: " << m.mismatches_
-                << " (documents that exist only in MongoDB were written there, or deleted "
-                   "here since an earlier run, and are not removed)\n";
+                << (delete_others
+                        ? " (documents were written into MongoDB meanwhile)\n"
+                        : " (documents that exist only in MongoDB were written there, or deleted "
+                          "here since an earlier run: --delete removes them)\n");
       return 1;
     }
     return 0;

@@ -3,7 +3,8 @@ scripted replica-set primary (mockupdb, as test/storage/mongo/wire_test.py), ass
 commands rheo sends: the _properties documents (RESTHeart's layout, the collection's etag
 kept), createIndexes, the documents as upserts by _id in batches, the counts compared; an
 interrupted run finished by running it again, with nothing inserted twice; counts that
-differ; a standalone server refused.
+differ; --delete removing exactly the documents the store no longer holds; a standalone
+server refused.
 
 usage: migrate_test.py <path to rheo>   (RHEO_TEST_ONLY=<substring> runs a subset)
 """
@@ -175,6 +176,56 @@ def test_counts_that_differ_fail_naming_the_collection():
         code, out = done(60)
         assert code == 1, out
         assert "the counts differ: rheo.notes (2500 here, 2503 in MongoDB)" in out, out
+        assert "--delete removes them" in out, out
+    finally:
+        mock.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def expect_deletes(mock, coll, mongo_ids, extra, batches):
+    """--delete: rheo reads `coll`'s _ids (`mongo_ids`, in two batches) and deletes those
+    the store does not hold (`extra`) in `batches` deletes of `_id $in`."""
+    r = mock.receive("find")
+    assert r.doc["find"] == coll and r.doc.get("projection") == {"_id": 1}, r.doc
+    assert r.doc.get("filter", {}) == {}, r.doc
+    half = len(mongo_ids) // 2
+    cursor_reply(r, [{"_id": x} for x in mongo_ids[:half]], "rheo." + coll, 31)
+    r = mock.receive("getMore", cursor=31)
+    cursor_reply(r, [{"_id": x} for x in mongo_ids[half:]], "rheo." + coll, 0, first=False)
+    deleted = []
+    for _ in range(batches):
+        r = mock.receive("delete")
+        assert r.doc["delete"] == coll, r.doc
+        (d,) = r.doc["deletes"]
+        assert d["limit"] == 0, d
+        deleted += d["q"]["_id"]["$in"]
+        r.replies(ok=1, n=len(d["q"]["_id"]["$in"]))
+    assert sorted(deleted, key=str) == sorted(extra, key=str), deleted
+    return deleted
+
+
+def test_delete_removes_exactly_the_ids_the_store_no_longer_holds():
+    work, data = make_store()
+    mock = Primary()
+    try:
+        done = in_background(migrate, data, mock.uri, "--batch", "1000", "--delete")
+        expect_properties(mock, "empty", {"note": "no documents"})
+        expect_deletes(mock, "empty", ["stray"], ["stray"], 1)
+        expect_count(mock, "empty", 0)
+        expect_properties(mock, "notes", {"streams": [{"uri": "all", "stages": []}]})
+        mock.receive("createIndexes").replies(ok=1)
+        for size in (1000, 1000, DOCS - 2000):
+            expect_batch(mock, "notes", size)
+        # MongoDB holds every document of the store (1 and 1.0 are one _id) and 1,205 more.
+        extra = list(range(DOCS, DOCS + 1200)) + ["x", -1, 0.5, Int64(2**40), "2"]
+        mongo_ids = [float(1)] + list(range(2, DOCS)) + [0] + extra
+        expect_deletes(mock, "notes", mongo_ids, extra, 2)
+        expect_count(mock, "notes", DOCS)
+        code, out = done(60)
+        assert code == 0, out
+        assert "rheo.notes: 2500 documents, 1 index -> MongoDB rheo.notes" in out, out
+        assert "1205 deleted, counts equal" in out, out
+        assert "rheo.empty: 0 documents, 0 indexes -> MongoDB rheo.empty" in out, out
     finally:
         mock.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -202,5 +253,6 @@ if __name__ == "__main__":
         test_migrate_copies_metadata_indexes_and_documents_then_compares_counts,
         test_an_interrupted_migration_is_finished_by_running_it_again,
         test_counts_that_differ_fail_naming_the_collection,
+        test_delete_removes_exactly_the_ids_the_store_no_longer_holds,
         test_a_standalone_server_or_none_is_refused,
     ])
