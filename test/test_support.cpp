@@ -273,12 +273,11 @@ std::string rheo_process::log() const {
   return ss.str();
 }
 
-run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env) {
-  temp_dir dir;
-  std::string out_path = dir.path() + "/out";
-  pid_t pid = ::fork();
+pid_t spawn_rheo(const std::vector<std::string>& args, const std::string& log,
+                 const std::vector<std::string>& env) {
+  const pid_t pid = ::fork();
   if (pid == 0) {
-    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     std::vector<std::string> argv_s = {RHEO_BINARY};
@@ -296,6 +295,13 @@ run_result run_rheo(const std::vector<std::string>& args, const std::vector<std:
     ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
+  return pid;
+}
+
+run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  temp_dir dir;
+  std::string out_path = dir.path() + "/out";
+  const pid_t pid = spawn_rheo(args, out_path, env);
   run_result r;
   int status = 0;
   auto until = clock::now() + std::chrono::seconds(30);

@@ -70,6 +70,10 @@ struct run_result {
   std::string output;
 };
 run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+/// Starts build/rheo with `args` (and `env`) without waiting, its stdout and stderr into the
+/// file `log`; returns its pid, for the caller to signal and reap (waitpid).
+pid_t spawn_rheo(const std::vector<std::string>& args, const std::string& log,
+                 const std::vector<std::string>& env = {});
 
 struct http_result {
   int status = 0;

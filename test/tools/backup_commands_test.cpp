@@ -15,7 +15,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -145,25 +144,6 @@ std::string first_missing(const std::set<std::string>& expected,
   for (auto& id : expected)
     if (!actual.count(id)) return id;
   return "";
-}
-
-/// Starts `rheo args...` without waiting; returns its pid (output to `log`).
-pid_t spawn_rheo(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> argv_s = {RHEO_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
 }
 
 /// The body of GET `target`, which must answer 200.

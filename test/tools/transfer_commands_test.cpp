@@ -2,7 +2,8 @@
 // rheo stores comes back byte-equal through canonical Extended JSON, with its collection's
 // metadata and indexes; mongoexport's files (relaxed mode, legacy forms, no _id) import; bad
 // input is refused with its file and line and nothing imported; an import is refused while
-// a server runs; the output says one line per collection.
+// a server runs; kill -9 of an import leaves the store as it was; the output says one line
+// per collection.
 #include <boost/test/unit_test.hpp>
 
 #include "storage/document/bson_codec.hpp"
@@ -11,9 +12,11 @@
 #include "storage/sqlite/connection.hpp"
 #include "test/test_support.hpp"
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/wait.h>
 
 using namespace rheo;
 using namespace rheo::test;
@@ -303,6 +306,55 @@ BOOST_AUTO_TEST_CASE(import_appends_to_an_existing_collection_and_is_refused_whi
   rheo_process q({}, dir);
   BOOST_TEST(get_ok(q.port(), "/c/_size") == R"({"_size":2})");
   BOOST_TEST(http(q.port(), "GET", "/c/new").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(kill_9_during_an_import_leaves_the_store_as_it_was_and_a_second_import_works) {
+  temp_dir dir, files;
+  {
+    rheo_process p({}, dir.path());
+    BOOST_TEST_REQUIRE(http(p.port(), "POST", "/c", R"({"_id":"there"})").status == 201);
+  }
+  const auto before = stored(dir.path() + "/rheo.db");
+  // 200,000 lines: rheo.a (20,000) is reported done, inside the import's one transaction,
+  // while rheo.b (180,000) is still being written.
+  const std::string folder = files.path() + "/in";
+  fs::create_directories(folder + "/rheo");
+  for (auto [coll, count] : {std::pair<std::string, int>{"a", 20000}, {"b", 180000}}) {
+    std::ofstream out(folder + "/rheo/" + coll + ".json", std::ios::binary);
+    for (int i = 0; i < count; ++i)
+      out << R"({"_id":)" << i << R"(,"n":)" << i << R"(,"s":"some text to import"})" << '\n';
+  }
+  const std::string log = files.path() + "/import.log";
+  const pid_t pid = spawn_rheo({"import", folder, "--data-dir", dir.path()}, log);
+  const bool reported = eventually(
+      [&] { return read_file(log).find("rheo.a: 20000 documents") != std::string::npos; },
+      std::chrono::seconds(120));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_TEST_REQUIRE(reported, read_file(log));
+  // Killed, not finished (b was still being written).
+  BOOST_TEST_REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL), read_file(log));
+  BOOST_TEST(read_file(log).find("imported 2 collections") == std::string::npos, read_file(log));
+
+  // A server on the data dir serves what it held before: nothing of the import.
+  {
+    rheo_process p({}, dir.path());
+    BOOST_TEST(get_ok(p.port(), "/c/_size") == R"({"_size":1})");
+    BOOST_TEST(http(p.port(), "GET", "/a/_size").status == 404);
+    BOOST_TEST(http(p.port(), "GET", "/b/_size").status == 404);
+  }
+  BOOST_TEST((stored(dir.path() + "/rheo.db") == before));
+
+  // The same import again, whole.
+  auto r = run_rheo({"import", folder, "--data-dir", dir.path()});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("imported 2 collections, 200000 documents") != std::string::npos,
+             r.output);
+  rheo_process q({}, dir.path());
+  BOOST_TEST(get_ok(q.port(), "/a/_size") == R"({"_size":20000})");
+  BOOST_TEST(get_ok(q.port(), "/b/_size") == R"({"_size":180000})");
+  BOOST_TEST(get_ok(q.port(), "/c/_size") == R"({"_size":1})");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
