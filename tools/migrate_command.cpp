@@ -43,8 +43,10 @@ public:
 
   void document(std::string_view bson) override {
     // The store's _ids, read in the same snapshot as the documents.
-    if (delete_)
-      if (const value* id = find_field(decode_bson(bson), "_id")) held_.insert(encode_key(*id));
+    if (delete_) {
+      const object doc = decode_bson(bson);
+      if (const value* id = find_field(doc, "_id")) held_.insert(encode_key(*id));
+    }
     to_.document(bson);
     if (++sent_ % 1000 == 0) meter_->update(to_.written(), total_);
   }
