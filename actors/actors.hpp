@@ -256,6 +256,9 @@ using subscription_actor = caf::typed_actor<
     caf::reacts_to<replay_atom, std::uint64_t, std::string>,
     caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
     caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>,
+    // Internal, from the I/O thread of resuming session `id`: its connection has drained, its
+    // paced replay may go on.
+    caf::reacts_to<replay_atom, std::uint64_t>,
     // The collection's metadata changed (from the watcher's feed, in order with the events).
     caf::reacts_to<metadata_change>,
     // Close every session (feed lost).

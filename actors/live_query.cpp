@@ -138,6 +138,7 @@ live_query_actor::behavior_type live_query(self_ptr self, broker_actor broker,
         self->state.replays->cancel(std::move(f.feed));
       },
       [](replay_end_atom, std::uint64_t, feed_end&) {},
+      [](replay_atom, std::uint64_t) {},
       // Stream definitions do not concern a live query.
       [](metadata_change&) {},
       [self](close_atom, close_reason& why) { close_all(self, why); },

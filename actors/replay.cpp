@@ -36,6 +36,10 @@ void replay_pool::cancel(std::shared_ptr<change_feed> feed) {
   boost::asio::post(threads_, [feed = std::move(feed)] { feed->cancel(); });
 }
 
+void replay_pool::more(std::shared_ptr<change_feed> feed) {
+  boost::asio::post(threads_, [feed = std::move(feed)] { feed->more(); });
+}
+
 void replay_pool::read(std::string db, std::string coll, find_query q,
                        std::function<void(store_read)> done) {
   boost::asio::post(threads_, [this, db = std::move(db), coll = std::move(coll), q = std::move(q),

@@ -38,6 +38,8 @@ public:
                     std::function<void(std::shared_ptr<change_feed>)> opened) = 0;
   /// Cancels `feed`.
   virtual void cancel(std::shared_ptr<change_feed> feed) = 0;
+  /// Lets paced `feed` deliver its next part (change_feed::more; it may read it).
+  virtual void more(std::shared_ptr<change_feed> feed) = 0;
   /// Runs `q` on db.coll (its `position` set to where `done` receives it), then calls
   /// `done` with the result or the error.
   virtual void read(std::string db, std::string coll, find_query q,
@@ -58,6 +60,8 @@ public:
             std::function<void(std::shared_ptr<change_feed>)> opened) override;
   /// On a pool thread.
   void cancel(std::shared_ptr<change_feed> feed) override;
+  /// On a pool thread.
+  void more(std::shared_ptr<change_feed> feed) override;
   /// On a pool thread.
   void read(std::string db, std::string coll, find_query q,
             std::function<void(store_read)> done) override;

@@ -37,11 +37,16 @@ bool send_if_alive(const caf::weak_actor_ptr& weak, Ts&&... xs) {
 
 /// The sink of replay feed `id` (a resuming session's, or a relay's catch-up): tells the actor
 /// behind `owner` (of interface `Handle`, which takes replay_atom and replay_end_atom) what
-/// the feed does, through a weak reference. Thread-safety: as feed_sink says.
+/// the feed does, through a weak reference. `pace_bytes`: its catch_up_bytes() (0: unpaced;
+/// otherwise the owner calls change_feed::more() after each part). Thread-safety: as
+/// feed_sink says.
 template <class Handle> class replay_sink final : public feed_sink {
 public:
-  replay_sink(caf::weak_actor_ptr owner, std::uint64_t id, metrics* stats)
-      : owner_(std::move(owner)), id_(id), stats_(stats) {}
+  replay_sink(caf::weak_actor_ptr owner, std::uint64_t id, metrics* stats,
+              std::size_t pace_bytes = 0)
+      : owner_(std::move(owner)), id_(id), stats_(stats), pace_bytes_(pace_bytes) {}
+
+  std::size_t catch_up_bytes() const override { return pace_bytes_; }
 
   void events(std::vector<change_event> batch) override {
     stats_->events_replayed.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -63,6 +68,7 @@ private:
   caf::weak_actor_ptr owner_;
   std::uint64_t id_;
   metrics* stats_;
+  std::size_t pace_bytes_;
 };
 
 } // namespace rheo

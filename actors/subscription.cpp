@@ -3,6 +3,7 @@
 #include "actors/replay.hpp"
 #include "actors/sink_support.hpp"
 #include "config/log.hpp"
+#include "net/fanout.hpp"
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/push_connection.hpp"
@@ -63,6 +64,19 @@ void send_alone_if_full(const std::shared_ptr<push_connection>& conn, std::strin
   send_alone(conn, std::exchange(bytes, {}), std::exchange(count, 0));
 }
 
+/// A paced replay's part is at least this big (a connection with a tiny queue limit still
+/// replays a few events per part).
+constexpr std::int64_t min_replay_part_bytes = 4096;
+
+/// After a part of `id`'s replay has been queued on its connection: once that has drained,
+/// the feed goes on with the next part. One drain is asked for at a time.
+void ask_for_more(self_ptr self, std::uint64_t id, state::resume& r) {
+  if (std::exchange(r.drain_asked, true)) return;
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+  post_when_drained(
+      r.conn, [weak, id] { send_if_alive<subscription_actor>(weak, replay_atom::value, id); });
+}
+
 /// Ends the replay of `id`: the held live events after its last go out to the session
 /// alone, then it joins the fan-out, and its replay feed is cancelled.
 void hand_over(self_ptr self, metrics* stats, std::uint64_t id) {
@@ -103,7 +117,9 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   st.resuming.emplace(
       id, state::resume{m.handle, std::move(conn), handover(token, st.position), nullptr});
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
-  auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats);
+  const auto pace = static_cast<std::size_t>(
+      std::max<std::int64_t>(st.resuming.at(id).conn->queue_limit() / 16, min_replay_part_bytes));
+  auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats, pace);
   st.replays->open(
       st.db, st.coll, std::move(token), std::move(sink),
       [weak, id, pool = st.replays](std::shared_ptr<change_feed> feed) {
@@ -178,7 +194,10 @@ void replayed(self_ptr self, metrics* stats, std::uint64_t id, const std::vector
       send_alone_if_full(r.conn, bytes, count);
     }
   send_alone(r.conn, std::move(bytes), count);
-  if (step.ready) hand_over(self, stats, id);
+  if (step.ready)
+    hand_over(self, stats, id);
+  else
+    ask_for_more(self, id, r);
 }
 
 } // namespace
@@ -297,10 +316,22 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
       [self](replay_atom, std::uint64_t id, replay_feed& f) {
         auto& st = self->state;
         auto it = st.resuming.find(id);
-        if (it == st.resuming.end())
+        if (it == st.resuming.end()) {
           st.replays->cancel(std::move(f.feed)); // handed over (or gone) already
+          return;
+        }
+        it->second.feed = std::move(f.feed);
+        if (std::exchange(it->second.more_wanted, false)) st.replays->more(it->second.feed);
+      },
+      [self](replay_atom, std::uint64_t id) {
+        auto& st = self->state;
+        auto it = st.resuming.find(id);
+        if (it == st.resuming.end()) return;
+        it->second.drain_asked = false;
+        if (it->second.feed)
+          st.replays->more(it->second.feed);
         else
-          it->second.feed = std::move(f.feed);
+          it->second.more_wanted = true;
       },
       [self, stats](replay_end_atom, std::uint64_t id, feed_end& end) {
         replay_ended(self, stats, id, end);

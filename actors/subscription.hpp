@@ -7,7 +7,10 @@
 // Resuming sessions (a resume token at connect) do not join the fan-out at once. Each
 // gets a replay feed of its own from its token (opened on the replay pool), whose events
 // the subscription runs through its stages and sends to that session alone, while it holds
-// the live batches that arrive meanwhile. Once the replay has reached the live position
+// the live batches that arrive meanwhile. The replay is paced: the feed reads the missed
+// history a part at a time (about a quarter of the connection's queue limit) and reads the
+// next once the connection has drained, so a resuming session costs about its queue limit
+// however much it missed. Once the replay has reached the live position
 // (the subscription's position when the session joined, or the first held event), the
 // replay feed is cancelled, the held events after the replay's last go out, and the session
 // joins the fan-out: no event is skipped or repeated across the handover (actors/handover.hpp
@@ -57,6 +60,10 @@ struct subscription_state {
     /// The live batches held since the join, and where the replay is.
     handover progress;
     std::shared_ptr<change_feed> feed; // once opened
+    /// The replay is paced by the connection's drain (push_connection::when_drained): asked
+    /// after each part, and the credit that came before the feed was known.
+    bool drain_asked = false;
+    bool more_wanted = false;
   };
 
   pipeline stages;

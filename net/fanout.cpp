@@ -17,6 +17,13 @@ void post_to_connection(std::shared_ptr<push_connection> conn,
   });
 }
 
+void post_when_drained(std::shared_ptr<push_connection> conn, std::function<void()> fn) {
+  auto& ctx = conn->shard().context();
+  boost::asio::post(ctx, [conn = std::move(conn), fn = std::move(fn)]() mutable {
+    conn->when_drained(std::move(fn));
+  });
+}
+
 void fanout_group::release(std::shared_ptr<fanout_group> group) {
   auto& ctx = group->shard_.context();
   boost::asio::post(ctx, [group = std::move(group)] {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ class push_connection;
 /// with every other post (fanout_group's included) made from the calling thread to that shard.
 void post_to_connection(std::shared_ptr<push_connection> conn,
                         std::shared_ptr<const std::string> bytes, std::uint32_t frames);
+
+/// Calls `fn` on `conn`'s shard thread once its queue has drained (push_connection::
+/// when_drained), after everything posted to it before from the calling thread.
+void post_when_drained(std::shared_ptr<push_connection> conn, std::function<void()> fn);
 
 class fanout_group : public std::enable_shared_from_this<fanout_group> {
 public:

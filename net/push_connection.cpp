@@ -96,6 +96,12 @@ std::int64_t push_connection::enqueue(const std::shared_ptr<const std::string>& 
   return n;
 }
 
+void push_connection::when_drained(std::function<void()> fn) {
+  if (finished_) return;
+  if (queued_ <= opts_.queue_limit_bytes / 4) return fn();
+  on_drained_ = std::move(fn);
+}
+
 void push_connection::schedule_flush() {
   if (flush_scheduled_ || write_blocked_ || !open_ || finished_) return;
   flush_scheduled_ = true;
@@ -257,6 +263,7 @@ void push_connection::written(std::size_t n) {
   auto& m = shard_.metrics();
   m.bytes_queued.fetch_sub(data_bytes, std::memory_order_relaxed);
   m.frames_sent.fetch_add(frames, std::memory_order_relaxed);
+  if (on_drained_ && queued_ <= opts_.queue_limit_bytes / 4) std::exchange(on_drained_, {})();
   if (last_sent_) {
     // Nothing more is written after the last item.
     std::int64_t rest = 0;
@@ -314,6 +321,7 @@ void push_connection::finish() {
   for (auto m : std::vector<membership>(groups_))
     m.group->remove(*this);
   held_.clear();
+  on_drained_ = nullptr;
   if (on_closed) {
     auto cb = std::move(on_closed);
     on_closed = nullptr;

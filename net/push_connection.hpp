@@ -93,8 +93,13 @@ public:
   std::int64_t enqueue(const std::shared_ptr<const std::string>& bytes, std::uint32_t frames);
   /// Writes what is queued (called by the shard once per turn after enqueue()).
   void flush();
+  /// Calls `fn` once at most a quarter of the queue limit waits: now when that is so, else
+  /// after the write that brings the queue there. Replaces the `fn` of an earlier call that
+  /// has not run; dropped when the connection finishes. (A paced replay's next part.)
+  void when_drained(std::function<void()> fn);
   bool finished() const { return finished_; }
   std::int64_t queued_bytes() const { return queued_; }
+  std::int64_t queue_limit() const { return opts_.queue_limit_bytes; }
   /// Bytes written to the socket so far (handshake, frames, control bytes).
   std::uint64_t bytes_sent() const { return bytes_sent_; }
 
@@ -186,6 +191,7 @@ private:
   std::size_t tls_items_ = 0;
   std::unique_ptr<char[]> tls_in_; // TLS: the connection's own read buffer
   std::vector<std::shared_ptr<void>> held_;
+  std::function<void()> on_drained_; // when_drained()'s, until it runs
 };
 
 } // namespace rheo

@@ -13,6 +13,7 @@
 #include "storage/document/update.hpp"
 #include "storage/document/value.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -216,6 +217,11 @@ public:
   /// it follows. Called when the feed learns a position no event carries (after catching
   /// up a resume token; after an empty upstream batch). Optional for consumers.
   virtual void position(std::string token) { (void)token; }
+  /// Pacing of a resume token's catch-up: 0 (the default), the feed delivers the missed
+  /// events as fast as it reads them; otherwise it delivers about this many bytes of them
+  /// (at least one event), then waits for change_feed::more() before the next part. A
+  /// paced sink must call more() after each events() call, once it has room for more.
+  virtual std::size_t catch_up_bytes() const { return 0; }
   /// The feed ended: history lost, invalidated (after the "invalidate" event was
   /// delivered), or failed (the store closed, ...). The last call the sink gets.
   virtual void lost(feed_end end) = 0;
@@ -244,6 +250,11 @@ public:
   /// feed owns has been joined (this may take as long as a blocked upstream read, see the
   /// backend). Idempotent.
   virtual void cancel() = 0;
+  /// For a feed whose sink paces its catch-up (feed_sink::catch_up_bytes): the sink has room
+  /// for the next part. May block (it may read the next part on the calling thread); never
+  /// call it from inside a call to the sink. A call while a part is under way lets the next
+  /// one follow at once. Ignored by unpaced and finished feeds.
+  virtual void more() {}
 };
 
 class store {

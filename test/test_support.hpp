@@ -108,6 +108,12 @@ int connect_to(std::uint16_t port, int receive_buffer = 0);
 /// that must keep its port across restarts.
 std::uint16_t free_port();
 
+/// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, ...); -1 when absent.
+long proc_status_kib(pid_t pid, const std::string& field);
+/// Resets process `pid`'s peak RSS (VmHWM) to its current RSS (clear_refs), so that a later
+/// peak is not hidden under an earlier one.
+void reset_peak_rss(pid_t pid);
+
 /// Base64 of `in`; `url`: the URL-safe alphabet without padding (as in JWTs).
 std::string base64(std::string_view in, bool url = false);
 /// A JWT of `payload` signed with HS256 under `key`.

@@ -138,6 +138,7 @@ public:
     std::lock_guard lk(inbox_.mu);
     if (inbox_.cancelled || thread_.joinable()) return;
     sink_ = std::move(sink);
+    pace_bytes_ = sink_->catch_up_bytes();
     health_ = dynamic_cast<health_sink*>(sink_.get());
     thread_ = std::thread([this] { run(); });
   }
@@ -160,7 +161,28 @@ public:
       feed_thread.join();
   }
 
+  /// A paced sink has room for more (feed_sink::catch_up_bytes).
+  void more() override {
+    {
+      std::lock_guard lk(inbox_.mu);
+      credit_ = true;
+    }
+    inbox_.cv.notify_all();
+  }
+
 private:
+  /// Paced: once the events sent since the last credit reach the sink's bytes, waits for
+  /// more() (or cancel()). False when cancelled.
+  bool wait_for_credit() {
+    if (!pace_bytes_ || since_credit_ < pace_bytes_) return true;
+    std::unique_lock lk(inbox_.mu);
+    inbox_.cv.wait(lk, [&] { return inbox_.cancelled || credit_; });
+    if (inbox_.cancelled) return false;
+    credit_ = false;
+    since_credit_ = 0;
+    return true;
+  }
+
   bool cancelled() {
     std::lock_guard lk(inbox_.mu);
     return inbox_.cancelled;
@@ -215,8 +237,10 @@ private:
       }
       // The opening reply or the last batch may have moved the position past every event.
       if (!report_position()) return;
+      if (!wait_for_credit()) return;
       const bson_t* doc = nullptr;
       if (mongoc_change_stream_next(stream_, &doc)) {
+        if (pace_bytes_) since_credit_ += doc->len;
         std::optional<change_event> known = event_from_change(from_bson(doc), db_, coll_);
         remember_position();
         backoff_ = core_->options.backoff_min;
@@ -325,8 +349,11 @@ private:
   // open_now(), then constant.
   std::string start_position_;
   feed_inbox inbox_;
-  std::thread thread_; // under inbox_.mu; joined by cancel()
+  std::thread thread_;  // under inbox_.mu; joined by cancel()
+  bool credit_ = false; // under inbox_.mu: more() since the feed thread last waited
   // Used by the feed thread only once started (see the class comment).
+  std::size_t pace_bytes_ = 0;   // the sink's catch_up_bytes(), set by start()
+  std::size_t since_credit_ = 0; // bytes of the events sent since the last credit
   std::shared_ptr<feed_sink> sink_;
   health_sink* health_ = nullptr; // sink_, when it wants to know (set by start())
   std::optional<pooled_client> client_;

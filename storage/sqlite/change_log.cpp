@@ -132,17 +132,16 @@ std::string log_position(connection& c) {
   return token_from_seq(any ? static_cast<std::uint64_t>(q.column_int64(0)) : 0);
 }
 
-std::vector<change_event> read_changes_after(connection& c, const std::string& db,
-                                             const std::string& coll, std::uint64_t after,
-                                             std::optional<feed_end>& lost,
-                                             std::uint64_t& newest_seq) {
-  std::vector<change_event> missed;
+change_page read_changes_after(connection& c, const std::string& db, const std::string& coll,
+                               std::uint64_t after, std::optional<feed_end>& lost,
+                               page_limit limit) {
+  change_page page;
   // One read transaction: the bounds and the rows come from the same snapshot.
   c.exec("BEGIN");
   try {
     auto [oldest, newest] =
         change_log_bounds(c).value_or(std::pair<std::uint64_t, std::uint64_t>{1, 0});
-    newest_seq = newest;
+    page.newest = newest;
     if (after > newest)
       lost = feed_end{feed_end_cause::history_lost,
                       "history lost: resume token " + token_from_seq(after) + " is in the future"};
@@ -153,16 +152,24 @@ std::vector<change_event> read_changes_after(connection& c, const std::string& d
     else {
       query q(c, sql_changes_after);
       q.int64(1, static_cast<std::int64_t>(after)).text(2, db).text(3, coll);
-      while (q.step())
-        missed.push_back(decode_event(static_cast<std::uint64_t>(q.column_int64(0)), db, coll,
-                                      q.column_blob(1)));
+      std::size_t bytes = 0;
+      while (q.step()) {
+        if (page.events.size() >= limit.events || bytes >= limit.bytes) {
+          page.complete = false;
+          break;
+        }
+        const std::string_view blob = q.column_blob(1);
+        bytes += blob.size();
+        page.events.push_back(
+            decode_event(static_cast<std::uint64_t>(q.column_int64(0)), db, coll, blob));
+      }
     }
     c.run("COMMIT");
   } catch (...) {
     sqlite3_exec(c.handle(), "ROLLBACK", 0, 0, 0);
     throw;
   }
-  return missed;
+  return page;
 }
 
 } // namespace rheo::sqlite

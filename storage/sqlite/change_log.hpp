@@ -12,6 +12,7 @@
 #include "storage/document/change_event.hpp"
 #include "storage/store.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,11 +49,27 @@ std::optional<std::uint64_t> trim_change_log(connection& c, std::uint64_t retent
 /// when the log is empty): what a read in that snapshot reflects.
 std::string log_position(connection& c);
 
-/// The events of db.coll after seq `after`, in one read transaction on `c`; sets `lost`
-/// instead when `after` is in the future or older than the retained log. `newest` receives
-/// the newest seq of the whole log in that snapshot.
-std::vector<change_event> read_changes_after(connection& c, const std::string& db,
-                                             const std::string& coll, std::uint64_t after,
-                                             std::optional<feed_end>& lost, std::uint64_t& newest);
+/// A part of the log read by read_changes_after().
+struct change_page {
+  std::vector<change_event> events; // of db.coll, in seq order
+  /// The newest seq of the whole log in the read's snapshot.
+  std::uint64_t newest = 0;
+  /// Every entry of db.coll in that snapshot is in `events` (the read was not cut short by
+  /// its limits).
+  bool complete = true;
+};
+
+/// How much one read_changes_after() may return: it stops after the entry that reaches
+/// either bound (so it returns at least one entry when there is one).
+struct page_limit {
+  std::size_t events = SIZE_MAX;
+  std::size_t bytes = SIZE_MAX; // of stored entries
+};
+
+/// The events of db.coll after seq `after`, up to `limit`, in one read transaction on `c`;
+/// sets `lost` instead when `after` is in the future or older than the retained log.
+change_page read_changes_after(connection& c, const std::string& db, const std::string& coll,
+                               std::uint64_t after, std::optional<feed_end>& lost,
+                               page_limit limit = {});
 
 } // namespace rheo::sqlite

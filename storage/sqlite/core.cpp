@@ -428,10 +428,9 @@ void core::deliver(std::vector<change_event>& events,
   // commit).
   for (auto& st : late) {
     std::optional<feed_end> lost;
-    std::uint64_t newest = 0;
     std::vector<change_event> missed;
     try {
-      missed = read_changes_after(*writer_, st->db, st->coll, before_seq - 1, lost, newest);
+      missed = read_changes_after(*writer_, st->db, st->coll, before_seq - 1, lost).events;
     } catch (const std::exception& e) {
       lost = feed_end{feed_end_cause::failed, e.what()};
     }
@@ -446,10 +445,11 @@ void core::deliver(std::vector<change_event>& events,
   for (auto& [st, list] : targets) {
     std::lock_guard flk(st->mu);
     if (st->ended) continue;
-    if (st->buffering)
-      st->held.insert(st->held.end(), std::make_move_iterator(list.begin()),
-                      std::make_move_iterator(list.end()));
-    else
+    if (st->buffering) {
+      if (st->holding)
+        st->held.insert(st->held.end(), std::make_move_iterator(list.begin()),
+                        std::make_move_iterator(list.end()));
+    } else
       st->push(list);
   }
 }

@@ -7,6 +7,7 @@
 
 #include "storage/store.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,9 +28,14 @@ struct sqlite_feed_state {
   std::string coll;
   std::mutex mu;
   std::shared_ptr<feed_sink> sink;     // set by start(), released when the feed ends
-  bool buffering = true;               // not started, or catching up: live events are held
+  bool buffering = true;               // not started, or catching up: live events wait
+  bool holding = true;                 // while buffering: live events are kept in `held`
+                                       // (else dropped: the catch-up reads them from the log)
   bool ended = false;                  // cancelled or lost: nothing more is delivered
-  std::vector<change_event> held;      // live events committed while buffering
+  std::vector<change_event> held;      // live events committed while buffering and holding
+  std::size_t pace_bytes = 0;          // the sink's catch_up_bytes() (0: not paced)
+  bool waiting = false;                // a paced catch-up waits for more()
+  bool credit = false;                 // more() came while a part was under way
   std::uint64_t last_seq = 0;          // highest seq delivered (or the resume position)
   std::uint64_t start_seq = 0;         // the position fixed at registration (or the resume)
   std::optional<std::uint64_t> resume; // catch-up pending from this seq
@@ -37,8 +43,9 @@ struct sqlite_feed_state {
 
   /// Delivers `events` (in commit order) to the sink, dropping those at or before last_seq,
   /// turning "meta" log entries into metadata() calls and ending the feed after an
-  /// invalidate. Requires `mu` held, !buffering and a sink.
-  void push(std::vector<change_event>& events);
+  /// invalidate. Requires `mu` held and a sink (and !buffering, but for the catch-up's
+  /// own parts). Returns how many events reached sink->events().
+  std::size_t push(std::vector<change_event>& events);
   /// Ends the feed with `why` now, or once buffering is over. Requires `mu` held.
   void end(feed_end why);
 };
@@ -52,8 +59,13 @@ public:
   void start(std::shared_ptr<feed_sink> sink) override;
   std::string position() const override;
   void cancel() override;
+  void more() override;
 
 private:
+  /// Reads the log after last_seq and delivers it, a part at a time, until the feed is live
+  /// (or, paced, until a part went out and no credit is left). At most one runs at a time.
+  void catch_up();
+
   std::shared_ptr<sqlite_feed_state> state_;
   std::weak_ptr<core> core_;
 };

@@ -222,6 +222,7 @@ recording_subscription(std::shared_ptr<std::vector<event_batch>> got) {
       [](replay_atom, std::uint64_t, std::string&) {},
       [](replay_atom, std::uint64_t, replay_feed&) {},
       [](replay_end_atom, std::uint64_t, feed_end&) {},
+      [](replay_atom, std::uint64_t) {},
       [](metadata_change&) {},
       [](close_atom, close_reason&) {},
   };
@@ -301,6 +302,8 @@ struct fake_replays final : replay_service {
     opens.push_back({std::move(token), std::move(sink), std::move(opened)});
   }
   void cancel(std::shared_ptr<change_feed> feed) override { cancelled.push_back(std::move(feed)); }
+  std::vector<std::shared_ptr<change_feed>> credits; // more() calls, in order
+  void more(std::shared_ptr<change_feed> feed) override { credits.push_back(std::move(feed)); }
 
   struct read_request {
     find_query query;
@@ -1035,6 +1038,68 @@ CAF_TEST(a_session_that_leaves_mid_replay_gets_nothing_more_and_its_replay_is_ca
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
   CAF_CHECK_EQUAL(replays.cancelled.size(), 1u);
   disallow((close_atom, std::uint16_t, std::string), from(sub).to(s));
+}
+
+namespace {
+
+/// A change feed that does nothing (what the fake replay service hands a subscription).
+struct idle_feed final : change_feed {
+  void start(std::shared_ptr<feed_sink>) override {}
+  std::string position() const override { return {}; }
+  void cancel() override {}
+};
+
+} // namespace
+
+CAF_TEST(a_paced_replay_goes_on_only_once_the_connection_has_drained) {
+  fake_replays replays;
+  auto sub = resumable_subscription(replays);
+  self->send(sub, position_atom::value, token_from_seq(1000000));
+  auto c = connection(shard0);
+  auto s = session();
+  self->send(sub, join_atom::value, s, client_handle{c, token_from_seq(1)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  auto& open = replays.opens[0];
+  // Parts of a sixteenth of the connection's queue limit.
+  CAF_CHECK_EQUAL(open.sink->catch_up_bytes(), static_cast<std::size_t>(c->queue_limit() / 16));
+  // A small part, before the subscription knows its feed: the queue is below a quarter of
+  // its limit, so the next part is asked for as soon as the feed is known.
+  open.sink->events({make_event(2, "insert", 2)});
+  run();
+  drain(shard0);
+  run();
+  CAF_CHECK_EQUAL(replays.credits.size(), 0u);
+  auto feed = std::make_shared<idle_feed>();
+  open.opened(feed);
+  run();
+  CAF_REQUIRE_EQUAL(replays.credits.size(), 1u);
+  CAF_CHECK(replays.credits[0] == feed);
+  // Another small part: asked for at once.
+  open.sink->events({make_event(3, "insert", 3)});
+  run();
+  drain(shard0);
+  run();
+  CAF_CHECK_EQUAL(replays.credits.size(), 2u);
+  // A part that leaves the queue over a quarter of its limit (the client does not read): no
+  // more is asked for, and the connection is not closed as a slow consumer.
+  std::vector<change_event> part;
+  const auto one = frames_size({make_event(4, "insert", 4)});
+  for (std::uint64_t seq = 4; static_cast<std::int64_t>(part.size()) * one < c->queue_limit() / 2;
+       ++seq)
+    part.push_back(make_event(seq, "insert", static_cast<int>(seq)));
+  open.sink->events(std::move(part));
+  run();
+  drain(shard0);
+  run();
+  CAF_CHECK_GREATER(c->queued_bytes(), c->queue_limit() / 4);
+  CAF_CHECK(!c->finished());
+  CAF_CHECK_EQUAL(replays.credits.size(), 2u);
+  // The session leaves: its feed is cancelled.
+  self->send(sub, closed_atom::value, s);
+  run();
+  CAF_REQUIRE_EQUAL(replays.cancelled.size(), 1u);
+  CAF_CHECK(replays.cancelled[0] == feed);
 }
 
 // -- live queries -------------------------------------------------------------------------

@@ -148,14 +148,6 @@ std::int64_t metric(std::uint16_t port, const std::string& name, const std::stri
   return -1;
 }
 
-/// The resident set of process `pid`, in KiB (VmRSS of /proc/PID/status).
-std::int64_t rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  return -1;
-}
-
 bool strictly_increasing(const std::vector<std::int64_t>& v) {
   for (std::size_t i = 1; i < v.size(); ++i)
     if (v[i] <= v[i - 1]) return false;
@@ -592,7 +584,7 @@ BOOST_AUTO_TEST_CASE(tls_links_refuse_strangers_before_the_cluster_protocol) {
   post_seq(core.port(), 1);
   BOOST_CHECK(on_edge.wait_for(1)); // the TLS link carries events
 
-  const std::int64_t before = rss_kib(core.pid());
+  const std::int64_t before = proc_status_kib(core.pid(), "VmRSS");
   // The oversized header from a TLS client without a certificate, and as plain TCP.
   const std::string stranger = "printf '\\001\\000\\000\\000\\177\\377\\377\\377"
                                "%024d' 0 | timeout 5 openssl s_client -quiet -connect " +
@@ -604,10 +596,12 @@ BOOST_AUTO_TEST_CASE(tls_links_refuse_strangers_before_the_cluster_protocol) {
   plain[4] = '\x7f';
   plain[5] = plain[6] = plain[7] = '\xff';
   ::send(fd, plain.data(), plain.size(), MSG_NOSIGNAL);
-  const bool grew = eventually([&] { return rss_kib(core.pid()) > before + 256 * 1024; },
-                               std::chrono::seconds(1));
+  const bool grew =
+      eventually([&] { return proc_status_kib(core.pid(), "VmRSS") > before + 256 * 1024; },
+                 std::chrono::seconds(1));
   BOOST_CHECK_MESSAGE(!grew, "the core's RSS grew from " << before << " KiB to "
-                                                         << rss_kib(core.pid()) << " KiB");
+                                                         << proc_status_kib(core.pid(), "VmRSS")
+                                                         << " KiB");
   ::close(fd);
   post_seq(core.port(), 2);
   BOOST_CHECK(on_edge.wait_for(2));

@@ -19,24 +19,6 @@ BOOST_AUTO_TEST_SUITE(bulk_memory_test)
 
 namespace {
 
-/// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, ...).
-long status_kib(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
-}
-
-/// Resets the process's peak RSS (VmHWM) to its current RSS, so that a request's peak is
-/// not hidden under an earlier one (the password hash made at startup touches 64 MiB).
-void reset_peak(pid_t pid) {
-  std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
-  out << "5";
-  out.flush();
-  BOOST_TEST_REQUIRE(out.good(), "cannot reset VmHWM of " << pid);
-}
-
 std::string bulk_body(int docs, int cycle) {
   std::string body = "[";
   for (int i = 0; i < docs; ++i) {
@@ -56,29 +38,29 @@ BOOST_AUTO_TEST_CASE(rss_reaches_a_plateau_under_repeated_bulk_inserts_and_delet
   rheo_process server({"--durability", "normal"});
   constexpr int docs = 50000;
   constexpr int cycles = 8;
-  const long start_kib = status_kib(server.pid(), "VmRSS");
+  const long start_kib = proc_status_kib(server.pid(), "VmRSS");
   std::vector<long> rss, peak, post_growth, delete_growth;
   std::size_t body_bytes = 0;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     const std::string body = bulk_body(docs, cycle);
     body_bytes = body.size();
-    reset_peak(server.pid());
-    long before = status_kib(server.pid(), "VmRSS");
+    reset_peak_rss(server.pid());
+    long before = proc_status_kib(server.pid(), "VmRSS");
     auto posted =
         http(server.port(), "POST", "/bulk", body, {{"Content-Type", "application/json"}});
     BOOST_TEST_REQUIRE(posted.status == 200, posted.body.substr(0, 200));
-    const long post_peak = status_kib(server.pid(), "VmHWM");
+    const long post_peak = proc_status_kib(server.pid(), "VmHWM");
     post_growth.push_back(post_peak - before);
-    reset_peak(server.pid());
-    before = status_kib(server.pid(), "VmRSS");
+    reset_peak_rss(server.pid());
+    before = proc_status_kib(server.pid(), "VmRSS");
     auto deleted =
         http(server.port(), "DELETE", "/bulk/*?filter=%7B%22c%22:" + std::to_string(cycle) + "%7D");
     BOOST_TEST_REQUIRE(deleted.status == 200, deleted.body);
     BOOST_TEST_REQUIRE(deleted.body.find("\"deleted\":" + std::to_string(docs)) !=
                        std::string::npos);
-    const long delete_peak = status_kib(server.pid(), "VmHWM");
+    const long delete_peak = proc_status_kib(server.pid(), "VmHWM");
     delete_growth.push_back(delete_peak - before);
-    rss.push_back(status_kib(server.pid(), "VmRSS"));
+    rss.push_back(proc_status_kib(server.pid(), "VmRSS"));
     peak.push_back(std::max(post_peak, delete_peak));
     BOOST_TEST_MESSAGE("cycle " << cycle + 1 << ": RSS " << rss.back() / 1024 << " MiB, peak "
                                 << peak.back() / 1024 << " MiB, POST +" << post_growth.back()

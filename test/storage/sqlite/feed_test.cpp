@@ -70,6 +70,21 @@ private:
   std::vector<call> calls_;
 };
 
+/// A recording_sink that paces its catch-up: `bytes` per part (1: one event per part).
+class paced_sink final : public feed_sink {
+public:
+  explicit paced_sink(std::size_t bytes) : bytes_(bytes) {}
+  std::size_t catch_up_bytes() const override { return bytes_; }
+  void events(std::vector<change_event> batch) override { log.events(std::move(batch)); }
+  void metadata(object m) override { log.metadata(std::move(m)); }
+  void position(std::string token) override { log.position(std::move(token)); }
+  void lost(feed_end why) override { log.lost(std::move(why)); }
+  recording_sink log;
+
+private:
+  std::size_t bytes_;
+};
+
 change_event ev(std::uint64_t seq, const char* operation = "insert") {
   change_event e;
   e.seq = seq;
@@ -149,7 +164,7 @@ BOOST_AUTO_TEST_CASE(an_invalidate_is_delivered_then_ends_the_feed) {
   BOOST_TEST(calls[0].seqs == (seq_list{7, 8}), boost::test_tools::per_element());
   BOOST_TEST(calls[1].text == "collection c dropped (invalidated)");
   BOOST_TEST(st->ended);
-  BOOST_TEST(!st->sink);   // released: the writer has nobody to call any more
+  BOOST_TEST(!st->sink); // released: the writer has nobody to call any more
   st->end({feed_end_cause::failed, "store closed"}); // an end after the end changes nothing
   BOOST_TEST(sink->kinds() == "el");
 }
@@ -182,7 +197,8 @@ BOOST_AUTO_TEST_CASE(an_end_decided_before_the_start_is_its_only_call) {
   st->held = evs({1});
   {
     std::lock_guard lk(st->mu);
-    st->end({feed_end_cause::failed, "store closed"}); // the store closed between watch() and start()
+    st->end(
+        {feed_end_cause::failed, "store closed"}); // the store closed between watch() and start()
   }
   BOOST_TEST(!st->ended); // nobody to tell yet
   sqlite_feed feed(st, std::weak_ptr<core>{});
@@ -270,6 +286,59 @@ BOOST_AUTO_TEST_CASE(a_resume_reads_the_log_and_drops_the_held_events_it_read_to
   s.db->insert("rheo", "c", J("{_id: 8}"));
   BOOST_TEST(sink->seqs().back() == c_sink->seqs().back());
   BOOST_TEST(sink->seqs().size() == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(a_paced_resume_delivers_a_part_per_credit_and_loses_no_live_event) {
+  rheo::test::store_fixture s;
+  auto feed = s.db->watch("rheo", "c", std::nullopt);
+  auto live = std::make_shared<recording_sink>();
+  feed->start(live);
+  for (int i = 1; i <= 4; ++i)
+    s.db->insert("rheo", "c", object{{"_id", value(i)}});
+  const auto first = live->seqs();
+  BOOST_REQUIRE(first.size() == 4u);
+
+  // One event per part: the start delivers the first part only, then waits for more().
+  auto resumed = s.db->watch("rheo", "c", token_from_seq(first[0] - 1));
+  auto sink = std::make_shared<paced_sink>(1);
+  resumed->start(sink);
+  BOOST_TEST(sink->log.seqs() == seq_list{first[0]});
+  // Live writes while the catch-up waits: they are in the log, and come in order after it.
+  s.db->insert("rheo", "c", J("{_id: 5}"));
+  s.db->insert("rheo", "other", J("{_id: 1}"));
+  s.db->insert("rheo", "c", J("{_id: 6}"));
+  BOOST_TEST(sink->log.seqs() == seq_list{first[0]}); // nothing without a credit
+  const auto all = live->seqs();
+  BOOST_REQUIRE(all.size() == 6u);
+  for (std::size_t n = 2; n <= all.size(); ++n) {
+    resumed->more();
+    BOOST_TEST(sink->log.seqs() == seq_list(all.begin(), all.begin() + n),
+               boost::test_tools::per_element());
+  }
+  // Caught up: the last part reached the end of the log, so the feed told its position and
+  // is live (a further credit changes nothing; live events need none).
+  resumed->more();
+  auto calls = sink->log.calls();
+  BOOST_REQUIRE(!calls.empty());
+  BOOST_TEST(calls.back().kind == 'p');
+  s.db->insert("rheo", "c", J("{_id: 7}"));
+  s.db->insert("rheo", "c", J("{_id: 8}"));
+  BOOST_TEST(sink->log.seqs() == live->seqs(), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_credit_before_the_start_or_after_a_cancel_delivers_nothing) {
+  rheo::test::store_fixture s;
+  for (int i = 1; i <= 3; ++i)
+    s.db->insert("rheo", "c", object{{"_id", value(i)}});
+  auto resumed = s.db->watch("rheo", "c", token_from_seq(0));
+  auto sink = std::make_shared<paced_sink>(1);
+  resumed->more(); // not started
+  resumed->start(sink);
+  BOOST_TEST(sink->log.seqs().size() == 1u);
+  resumed->cancel();
+  resumed->more(); // cancelled
+  BOOST_TEST(sink->log.seqs().size() == 1u);
+  BOOST_TEST(sink->log.kinds() == "e");
 }
 
 BOOST_AUTO_TEST_CASE(a_resume_that_reaches_an_invalidate_ends_after_it) {
