@@ -120,7 +120,9 @@ std::string cluster_fingerprint() {
   for (auto& [name, factory] : cfg.value_factories_by_name)
     names.push_back(name);
   std::sort(names.begin(), names.end());
-  std::string out = std::string("rheo ") + version() + ";";
+  // The revision of what crosses the link beyond the registered types (2: paced catch-ups,
+  // more_atom).
+  std::string out = std::string("rheo ") + version() + " link 2;";
   for (auto& n : names)
     out += " " + n;
   return out;

@@ -98,10 +98,14 @@ using relay_actor =
                                 caf::reacts_to<replay_atom, std::uint64_t, event_batch>,
                                 caf::reacts_to<replay_atom, std::uint64_t, std::string>,
                                 caf::reacts_to<replay_atom, std::uint64_t, replay_feed>,
-                                caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>>;
+                                caf::reacts_to<replay_end_atom, std::uint64_t, feed_end>,
+                                // The edge's receiver has room for the next part.
+                                caf::reacts_to<more_atom>>;
 
 /// Live batches a relay may hold while it catches an edge up before it gives up.
 constexpr std::size_t relay_max_held_events = 100000;
+/// The parts of a relay's catch-up (stored bytes): the next is read once the edge asks.
+constexpr std::size_t relay_part_bytes = 16 * 1024;
 
 struct relay_state {
   static inline const char* name = "relay";
@@ -117,6 +121,7 @@ struct relay_state {
   /// meanwhile and where the replay is.
   std::optional<handover> catch_up;
   std::shared_ptr<change_feed> replay;
+  bool more_wanted = false; // the edge asked for a part before the replay feed was known
   std::shared_ptr<std::atomic<std::uint64_t>> bytes_sent;
   replay_service* replays = nullptr;
   metrics* stats = nullptr;
@@ -138,6 +143,16 @@ event_batch batch_of(const std::vector<const object*>& events) {
   for (const object* ev : events)
     out->push_back(*ev);
   return to_batch(std::shared_ptr<const std::vector<object>>(std::move(out)));
+}
+
+/// The edge has room for the next part of the catch-up.
+void read_more(relay_ptr self) {
+  auto& st = self->state;
+  if (st.live || !st.catch_up) return;
+  if (st.replay)
+    st.replays->more(st.replay);
+  else
+    st.more_wanted = true;
 }
 
 /// Goes live: the replay is cancelled, the held events after its last go out.
@@ -172,7 +187,7 @@ void attached(relay_ptr self, const std::string& position) {
   st.catch_up.emplace(st.from, position.empty() ? std::nullopt : std::optional(position));
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
   st.replays->open(st.db, st.coll, st.from,
-                   std::make_shared<replay_sink<relay_actor>>(weak, 1, st.stats),
+                   std::make_shared<replay_sink<relay_actor>>(weak, 1, st.stats, relay_part_bytes),
                    [weak, pool = st.replays](std::shared_ptr<change_feed> feed) {
                      if (!send_if_alive<relay_actor>(weak, replay_atom::value, std::uint64_t{1},
                                                      replay_feed{feed}))
@@ -236,8 +251,19 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
         auto& st = self->state;
         if (st.live || !st.catch_up || !batch.events) return;
         const handover::replay_step step = st.catch_up->replayed(*batch.events);
-        forward(self, batch_of(step.send));
-        if (step.ready) go_live(self);
+        if (step.ready) {
+          forward(self, batch_of(step.send));
+          return go_live(self);
+        }
+        if (step.send.empty()) return read_more(self); // nothing for the edge: go on
+        // A part: the edge asks for the next once it has room.
+        event_batch part = batch_of(step.send);
+        st.bytes_sent->fetch_add(part.encoded_bytes(), std::memory_order_relaxed);
+        self->send(st.receiver, replay_atom::value, std::move(part));
+      },
+      [self](more_atom) {
+        auto& sender = self->current_sender();
+        if (sender && sender->node() == self->state.receiver.node()) read_more(self);
       },
       [self](replay_atom, std::uint64_t, std::string& token) {
         auto& st = self->state;
@@ -245,10 +271,9 @@ relay_actor::behavior_type relay(relay_ptr self, broker_actor broker, replay_ser
       },
       [self](replay_atom, std::uint64_t, replay_feed& f) {
         auto& st = self->state;
-        if (st.live)
-          st.replays->cancel(std::move(f.feed));
-        else
-          st.replay = std::move(f.feed);
+        if (st.live) return st.replays->cancel(std::move(f.feed));
+        st.replay = std::move(f.feed);
+        if (std::exchange(st.more_wanted, false)) st.replays->more(st.replay);
       },
       [self](replay_end_atom, std::uint64_t, feed_end& end) {
         if (!self->state.live) end_relay(self, std::move(end));

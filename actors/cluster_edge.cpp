@@ -26,9 +26,11 @@ namespace rheo {
 
 namespace {
 
-/// A receiver's own interface: what the core sends, and (from the link thread) a new core
-/// peer to ask for the feed again, after the last token it delivered.
-using receiver_actor = feed_receiver_actor::extend<caf::reacts_to<attach_atom, core_peer_actor>>;
+/// A receiver's own interface: what the core sends, (from the link thread) a new core peer
+/// to ask for the feed again, after the last token it delivered, and (from its remote_feed)
+/// room for the next part of a paced catch-up.
+using receiver_actor = feed_receiver_actor::extend<caf::reacts_to<attach_atom, core_peer_actor>,
+                                                   caf::reacts_to<more_atom>>;
 
 /// What a remote feed and its receiver share. Thread-safety: a mutex; sink calls are made
 /// under it, so that once cancel() returns the sink is never called again.
@@ -37,6 +39,9 @@ struct remote_feed_state {
   std::shared_ptr<feed_sink> sink;
   bool cancelled = false;
   std::vector<std::function<void(feed_sink&)>> pending; // before start()
+  /// The sink paces its catch-up (feed_sink::catch_up_bytes): the relay's next part waits for
+  /// its more(), not only for the receiver. Set by start().
+  bool paced = false;
   /// Every change up to this token has been received: a new relay starts after it.
   std::string last;
 
@@ -114,6 +119,12 @@ struct receiver_state {
   static inline const char* name = "receiver";
   std::shared_ptr<remote_feed_state> feed;
   std::string db, coll;
+  /// The relay of the catch-up part received last, which waits for more_atom: owed once
+  /// the part has reached an unpaced sink, or when the paced sink asks (`spare`: it asked
+  /// before the part came).
+  caf::strong_actor_ptr relay;
+  bool owed = false;
+  bool spare = false;
 };
 
 using receiver_ptr = receiver_actor::stateful_pointer<receiver_state>;
@@ -124,30 +135,59 @@ receiver_actor::behavior_type receiver(receiver_ptr self, std::shared_ptr<remote
   self->state.feed = std::move(feed);
   self->state.db = std::move(db);
   self->state.coll = std::move(coll);
+  // Returns whether any event went to the sink.
+  auto pass_on = [self](event_batch& batch) {
+    auto& st = self->state;
+    if (!batch.events || batch.events->empty()) return false;
+    // The batch goes to the sink as it came (shared, not rebuilt), unless it starts with
+    // events already delivered: a relay that resumed after `last` sends nothing before
+    // it, and this is the guard.
+    std::shared_ptr<const std::vector<object>> events = std::move(batch.events);
+    {
+      std::lock_guard lock(st.feed->mutex);
+      const std::string& last = st.feed->last;
+      auto fresh = events->begin();
+      for (; fresh != events->end(); ++fresh) {
+        const std::string* t = event_token(*fresh);
+        if (!t || last.empty() || token_before(last, *t)) break;
+      }
+      if (fresh == events->end()) return false;
+      if (fresh != events->begin())
+        events = std::make_shared<const std::vector<object>>(fresh, events->end());
+      if (const std::string* t = event_token(events->back())) st.feed->last = *t;
+    }
+    st.feed->deliver(
+        [events = std::move(events)](feed_sink& s) mutable { s.shaped_events(std::move(events)); });
+    return true;
+  };
+  // Asks the relay of the last catch-up part for the next.
+  auto ask_relay = [self] {
+    auto& st = self->state;
+    st.owed = false;
+    // Not anonymous: the relay takes it only from its receiver's node.
+    if (st.relay) self->send(caf::actor_cast<relay_credit_actor>(st.relay), more_atom::value);
+  };
   return {
-      [self](event_batch& batch) {
+      [pass_on](event_batch& batch) { static_cast<void>(pass_on(batch)); },
+      [self, pass_on, ask_relay](replay_atom, event_batch& batch) {
         auto& st = self->state;
-        if (!batch.events || batch.events->empty()) return;
-        // The batch goes to the sink as it came (shared, not rebuilt), unless it starts with
-        // events already delivered: a relay that resumed after `last` sends nothing before
-        // it, and this is the guard.
-        std::shared_ptr<const std::vector<object>> events = std::move(batch.events);
-        {
+        st.relay = self->current_sender();
+        bool paced = pass_on(batch); // nothing new for the sink: it would not ask
+        if (paced) {
           std::lock_guard lock(st.feed->mutex);
-          const std::string& last = st.feed->last;
-          auto fresh = events->begin();
-          for (; fresh != events->end(); ++fresh) {
-            const std::string* t = event_token(*fresh);
-            if (!t || last.empty() || token_before(last, *t)) break;
-          }
-          if (fresh == events->end()) return;
-          if (fresh != events->begin())
-            events = std::make_shared<const std::vector<object>>(fresh, events->end());
-          if (const std::string* t = event_token(events->back())) st.feed->last = *t;
+          paced = st.feed->paced || !st.feed->sink; // not started: start() tells
         }
-        st.feed->deliver([events = std::move(events)](feed_sink& s) mutable {
-          s.shaped_events(std::move(events));
-        });
+        if (!paced || std::exchange(st.spare, false))
+          ask_relay();
+        else
+          st.owed = true;
+      },
+      [self, ask_relay](more_atom) {
+        auto& st = self->state;
+        if (st.owed)
+          ask_relay();
+        else
+          st.spare = true;
       },
       [self](position_atom, std::string& token) {
         auto& st = self->state;
@@ -207,13 +247,20 @@ public:
   ~remote_feed() override { cancel(); }
 
   void start(std::shared_ptr<feed_sink> sink) override {
-    std::lock_guard lock(state_->mutex);
-    if (state_->cancelled) return;
-    state_->sink = std::move(sink);
-    for (auto& f : state_->pending)
-      f(*state_->sink);
-    state_->pending.clear();
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->cancelled) return;
+      state_->sink = std::move(sink);
+      state_->paced = state_->sink->catch_up_bytes() != 0;
+      for (auto& f : state_->pending)
+        f(*state_->sink);
+      state_->pending.clear();
+      if (state_->paced) return; // the sink asks with more()
+    }
+    more(); // a part that came before the start has reached the sink
   }
+
+  void more() override { caf::anon_send(receiver_, more_atom::value); }
 
   std::string position() const override { return position_; }
 

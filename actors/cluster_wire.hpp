@@ -22,6 +22,7 @@ using prove_atom = caf::atom_constant<caf::atom("prove")>;
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+using more_atom = caf::atom_constant<caf::atom("more")>;
 
 /// One store call (storage/remote): the method and its BSON arguments.
 struct store_request {
@@ -40,8 +41,16 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 using feed_receiver_actor =
     caf::typed_actor<caf::reacts_to<event_batch>, caf::reacts_to<position_atom, std::string>,
                      caf::reacts_to<metadata_change>,
+                     // A part of the catch-up after the edge's token: the relay reads the next
+                     // once the receiver sends its sender `more_atom` (when the edge's consumer
+                     // has room: a resuming session's connection has drained).
+                     caf::reacts_to<replay_atom, event_batch>,
                      // The feed ended (history lost, invalidated, the core's store closed).
                      caf::reacts_to<closed_atom, feed_end>>;
+
+/// A core's relay as its edge's receiver sees it (the sender of a catch-up part): asked for
+/// the next part.
+using relay_credit_actor = caf::typed_actor<caf::reacts_to<more_atom>>;
 
 /// An edge's PRESENCE UPLINK as the core sees it (actors/presence_link.hpp): what the other
 /// nodes' sessions of a presence or broadcast stream did, once per edge. `key` is the
