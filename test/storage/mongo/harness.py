@@ -317,8 +317,14 @@ def in_background(fn, *args):
 class WsClient:
     """A minimal blocking WebSocket client (text frames and close frames only)."""
 
-    def __init__(self, port, path):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    def __init__(self, port, path, rcvbuf=None):
+        """`rcvbuf`: the socket's SO_RCVBUF, set before connecting (a small one emulates a
+        client that reads slowly: rheo's writes soon block)."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
         key = "dGhlIHNhbXBsZSBub25jZQ=="
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bson import ObjectId, Timestamp  # noqa: E402
 from bson.son import SON  # noqa: E402
-from harness import (TIMEOUT, Primary, Rheo, SseClient, WsClient, change,  # noqa: E402
+from harness import (NOISE, TIMEOUT, Primary, Rheo, SseClient, WsClient, change,  # noqa: E402
                      cursor_reply, free_port, in_background, props_change, run_tests, token)
 
 RHEO = sys.argv[1] if len(sys.argv) > 1 else "build/rheo"
@@ -99,13 +99,13 @@ def close_frame_serving_idle(mock, ws):
     return box["value"]
 
 
-def with_rheo(fn, **primary):
-    """Runs fn(mock, rheo) with a fresh primary (Primary(**primary)) and rheo; prints rheo's
-    log on failure."""
+def with_rheo(fn, extra=(), **primary):
+    """Runs fn(mock, rheo) with a fresh primary (Primary(**primary)) and rheo (with the
+    options `extra`); prints rheo's log on failure."""
     mock = Primary(**primary)
     rheo = None
     try:
-        rheo = Rheo(RHEO, mock.uri)
+        rheo = Rheo(RHEO, mock.uri, extra)
         fn(mock, rheo)
     except BaseException:
         if rheo:
@@ -1622,6 +1622,135 @@ def test_sse_resumes_from_last_event_id_and_reports_history_lost():
     with_rheo(run)
 
 
+def metric(rheo, name):
+    """The value of metric `name` in rheo's /_metrics."""
+    status, _, body = rheo.request("GET", "/_metrics")
+    assert status == 200, (status, body)
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric %s in /_metrics" % name)
+
+
+def test_a_resuming_client_that_does_not_read_pauses_its_replay_stream():
+    """Paced replays: the replay of a resuming WebSocket client whose connection is full
+    stops reading its change stream (no getMore while the client does not read, the live
+    stream going on meanwhile); the client is not closed with 1013 however long the history;
+    once it reads, the replay goes on and it gets every missed event in order, once."""
+    # The client misses more than its connection can hold: rheo's send buffer grows up to
+    # tcp_wmem's maximum (4 MiB by default), which takes the first events: 1.5 times that
+    # in ~1 KB events (5,800 by default), in batches of 100.
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    per_batch = 100
+    batches = max(30, -(-wmem_max * 3 // 2 // (per_batch * 1100)))
+    last = 1 + per_batch * batches  # the client missed 2..last
+    pad = "x" * 1000
+
+    def missed(n):
+        return change(n, "insert", SON([("_id", n), ("pad", pad)]), n)
+
+    def run(mock, rheo):
+        # The live stream's position is the last missed event: the replay hands over there.
+        live, _ = open_stream(mock, rheo, 42, post_batch_token=token(last))
+        mock.idle_cursors = {42}
+        # A queue limit of 64 KiB: the replay reads 4 KiB parts, the next one once the
+        # connection has drained to 16 KiB. The client's small receive buffer fills at once.
+        connect = in_background(WsClient, rheo.port,
+                                "/messages/_streams/all?resumeAfter=" + token(1), 4096)
+        ws = connect()
+        r = mock.receive("aggregate")
+        assert r.doc["pipeline"][0]["$changeStream"]["resumeAfter"] == {"_data": token(1)}, r.doc
+        script = [[missed(n) for n in range(2 + b * per_batch, 2 + (b + 1) * per_batch)]
+                  for b in range(batches)]
+        cursor_reply(r, script.pop(0), MSG_NS, 50)
+        getmores = {42: 0, 50: 0}
+
+        def serve(timeout):
+            """Answers the next request, if one comes within `timeout`: a getMore on the
+            replay (50) with its next batch (empty once all were given), one on the live
+            stream (42) empty; noise acknowledged."""
+            try:
+                request = mock.server.receives(timeout=timeout)
+            except AssertionError as e:
+                if "got nothing" in str(e):
+                    return
+                raise
+            if request is None:
+                raise AssertionError("mock stopped")
+            if request.command_name in NOISE:
+                mock.ack(request)
+                return
+            assert request.command_name == "getMore", request.doc
+            cursor = request.doc["getMore"]
+            assert cursor in getmores, request.doc
+            getmores[cursor] += 1
+            if cursor == 50 and script:
+                cursor_reply(request, script.pop(0), MSG_NS, 50, first=False)
+            else:  # idle (as a server waits maxAwaitTimeMS; pacing only)
+                time.sleep(0.05)
+                cursor_reply(request, [], MSG_NS, cursor, first=False)
+
+        # (1) The client does not read: its connection fills and the replay stops asking
+        # for batches though the server has more. Waits for a quiet second and a half (a
+        # paced feed waits for the connection to drain: it would stay quiet for ever; an
+        # unpaced one reads a batch in well under that), with a deadline.
+        quiet = 1.5
+        deadline = time.time() + TIMEOUT
+        since = time.time()
+        live_before = getmores[42]
+        while time.time() - since < quiet:
+            if time.time() > deadline:
+                raise AssertionError("the replay kept reading: %d getMores" % getmores[50])
+            seen = getmores[50]
+            serve(0.1)
+            if getmores[50] != seen:
+                since = time.time()
+                live_before = getmores[42]
+        paused_at = getmores[50]
+        assert script, "the replay read the whole history while its client did not read"
+        # The live stream is not paced: it went on asking for events all along.
+        assert getmores[42] - live_before >= 3, (getmores, live_before)
+        # (2) Not closed as a slow consumer (before paced replays: 1013 at once).
+        assert metric(rheo, "rheo_slow_consumer_closes_total") == 0
+        replayed = metric(rheo, "rheo_events_replayed_total")
+        assert replayed < last - 1, replayed
+
+        # (3) The client reads: the replay goes on to the end, and the client gets every
+        # missed event in order, each once, then live events.
+        box = {}
+
+        def read():
+            try:
+                box["ids"] = [ws.event()["_id"]["_data"] for _ in range(last - 1)]
+            except BaseException as e:
+                box["error"] = e
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = time.time() + TIMEOUT
+        while reader.is_alive():
+            if time.time() > deadline:
+                raise AssertionError("the client did not get the history: %d getMores, %d "
+                                     "batches left" % (getmores[50], len(script)))
+            serve(0.1)
+        if "error" in box:
+            raise box["error"]
+        assert box["ids"] == [token(n) for n in range(2, last + 1)], "not every event, once"
+        assert not script and getmores[50] > paused_at, (getmores, paused_at)
+        mock.idle_cursors = {42, 50}
+        serve_getmore(mock, 42, [insert(last + 1)])
+        assert ids(live, 1) == [token(last + 1)]
+        assert ids(ws, 1) == [token(last + 1)]
+        assert metric(rheo, "rheo_slow_consumer_closes_total") == 0
+        print("     paused after %d of %d replay getMores, %d events replayed; live stream: "
+              "%d getMores" % (paused_at, batches - 1, replayed, getmores[42]))
+        ws.close()
+        live.close()
+
+    with_rheo(run, extra=["--ws-queue-limit-bytes", "65536"])
+
+
 # ---- cluster ----
 
 
@@ -1723,6 +1852,7 @@ if __name__ == "__main__":
         test_resume_with_a_malformed_token_is_refused_before_the_upgrade,
         test_history_lost_on_the_replay_closes_with_4410,
         test_sse_resumes_from_last_event_id_and_reports_history_lost,
+        test_a_resuming_client_that_does_not_read_pauses_its_replay_stream,
         test_cluster_edge_talks_to_mongodb_and_only_the_core_watches,
         test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect,
         test_live_query_follows_a_random_history_with_reads_racing_the_stream,
