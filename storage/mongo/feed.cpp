@@ -240,11 +240,13 @@ private:
       if (!wait_for_credit()) return;
       const bson_t* doc = nullptr;
       if (mongoc_change_stream_next(stream_, &doc)) {
-        if (pace_bytes_) since_credit_ += doc->len;
         std::optional<change_event> known = event_from_change(from_bson(doc), db_, coll_);
         remember_position();
         backoff_ = core_->options.backoff_min;
         if (!known) continue;
+        // Only delivered events count: the sink calls more() after events(), so a part of
+        // skipped events alone would wait for a more() that never comes.
+        if (pace_bytes_) since_credit_ += doc->len;
         change_event& ev = *known;
         if (ev.operation == operation_type::invalidate)
           lost_ = feed_end{feed_end_cause::invalidated,

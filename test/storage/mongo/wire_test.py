@@ -1751,6 +1751,41 @@ def test_a_resuming_client_that_does_not_read_pauses_its_replay_stream():
     with_rheo(run, extra=["--ws-queue-limit-bytes", "65536"])
 
 
+def test_a_paced_replay_goes_on_past_events_it_skips():
+    """A paced replay counts only the events it delivers against its part: change events of
+    an operation rheo does not know (skipped) never make it wait for a drain that no
+    delivered event asks for."""
+    def unknown(n):  # as a server with showExpandedEvents sends them; ~1.5 KB each
+        ev = change(n, "createIndexes")
+        ev["operationDescription"] = SON([("indexes", [SON([("name", "x" * 1500)])])])
+        return ev
+
+    def run(mock, rheo):
+        live, _ = open_stream(mock, rheo, 42, post_batch_token=token(12))
+        mock.idle_cursors = {42}
+        ws, r, stage = connect_resuming(mock, rheo, token(1))
+        assert stage["resumeAfter"] == {"_data": token(1)}, stage
+        # A 4 KiB part: the first event fills one; the next part is 4 skipped events (6 KB)
+        # and then the rest.
+        big = change(2, "insert", SON([("_id", 2), ("pad", "x" * 5000)]), 2)
+        cursor_reply(r, [big] + [unknown(n) for n in range(3, 7)] +
+                     [insert(n) for n in range(7, 13)], MSG_NS, 50)
+        mock.idle_cursors = {42, 50}
+        read = threading.Thread(target=lambda: got.append(ids(ws, 7)), daemon=True)
+        got = []
+        read.start()
+        mock.serve_idle_until(lambda: not read.is_alive(), timeout=TIMEOUT + 5)
+        assert got, "the replay stopped after the skipped events"
+        assert got[0] == [token(2)] + [token(n) for n in range(7, 13)], got[0]
+        serve_getmore(mock, 42, [insert(13)])
+        assert ids(live, 1) == [token(13)]
+        assert ids(ws, 1) == [token(13)]
+        ws.close()
+        live.close()
+
+    with_rheo(run, extra=["--ws-queue-limit-bytes", "65536"])
+
+
 # ---- cluster ----
 
 
@@ -1853,6 +1888,7 @@ if __name__ == "__main__":
         test_history_lost_on_the_replay_closes_with_4410,
         test_sse_resumes_from_last_event_id_and_reports_history_lost,
         test_a_resuming_client_that_does_not_read_pauses_its_replay_stream,
+        test_a_paced_replay_goes_on_past_events_it_skips,
         test_cluster_edge_talks_to_mongodb_and_only_the_core_watches,
         test_live_query_reads_in_sessions_and_skips_the_events_its_reads_reflect,
         test_live_query_follows_a_random_history_with_reads_racing_the_stream,
