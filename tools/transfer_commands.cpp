@@ -3,9 +3,13 @@
 // (storage/sqlite/transfer.hpp reads and writes the store).
 //
 // With --mongo-uri the same files come from and go into MongoDB (storage/mongo/migration.hpp):
-// export reads each collection with its own cursor; import parses every file before its
-// first write, writes a new collection into a staging collection renamed into place, and
-// checks the _ids of a collection that holds documents before inserting into it.
+// export reads each collection with its own cursor; import reads and converts every file
+// before its first write (keeping only each file's _ids, their lines and its count), then
+// reads each file again to write it a batch at a time (so its memory is one batch and the
+// _ids, whatever the size of the files; a file whose size, modification time, lines or _ids
+// changed in between is an error), writes a new collection into a staging collection
+// renamed into place, and checks the _ids of a collection that holds documents before
+// inserting into it.
 //
 // Layout of an export folder: <out>/<db>/<coll>.json (the documents) and
 // <out>/<db>/<coll>.metadata.json ({"collectionName", "db", "type", "metadata": rheo's
@@ -55,12 +59,13 @@ constexpr const char* import_usage =
     "  Extended JSON (canonical or relaxed mode, one document per line). Into the embedded\n"
     "  store in DIR (created when missing; no server may run on it): all of it or, on any\n"
     "  error (reported with its file and line), nothing. Into MongoDB at URI: every file is\n"
-    "  read and checked before the first write (bad input writes nothing); a new (or empty)\n"
-    "  collection is written into a staging collection renamed into place, whole or not at\n"
-    "  all; one that holds documents is checked for the file's _ids first (any there: nothing\n"
-    "  written), then inserted into in order: a failure then says how many were written, and\n"
-    "  the same command with --upsert (every document replaces by _id) finishes it. Exit\n"
-    "  status: 0 done, 1 failed, 2 bad arguments.\n";
+    "  read and checked before the first write (bad input writes nothing), then read again\n"
+    "  to write it (the files must not change meanwhile); a new (or empty) collection is\n"
+    "  written into a staging collection renamed into place, whole or not at all; one that\n"
+    "  holds documents is checked for the file's _ids first (any there: nothing written),\n"
+    "  then inserted into in order: a failure then says how many were written, and the same\n"
+    "  command with --upsert (every document replaces by _id) finishes it. Exit status: 0\n"
+    "  done, 1 failed, 2 bad arguments.\n";
 
 constexpr const char* data_suffix = ".json";
 constexpr const char* metadata_suffix = ".metadata.json";
@@ -217,8 +222,9 @@ std::vector<collection_files> folder_collections(const std::string& dir, const s
 }
 
 /// The document of one Extended JSON line, `_id` first (an ObjectId when it has none), as
-/// rheo stores it. `changed` is set when rheo's types changed a value (Decimal128, ...).
-import_document document_of_line(const std::string& line, bool& changed) {
+/// rheo stores it. `changed` is set when rheo's types changed a value (Decimal128, ...),
+/// `generated` when the line had no _id.
+import_document document_of_line(const std::string& line, bool& changed, bool& generated) {
   const std::string bson = bson_from_ejson(line);
   import_document d;
   d.doc = decode_bson(bson);
@@ -226,14 +232,75 @@ import_document document_of_line(const std::string& line, bool& changed) {
   changed = d.bson != bson;
   const auto id =
       std::find_if(d.doc.begin(), d.doc.end(), [](auto& f) { return f.first == "_id"; });
+  generated = id == d.doc.end();
   if (id != d.doc.end() && id == d.doc.begin()) return d;
-  if (id == d.doc.end())
+  if (generated)
     d.doc.insert(d.doc.begin(), {"_id", value(object_id::generate())});
   else
     std::rotate(d.doc.begin(), id, id + 1);
   d.bson = encode_bson(d.doc);
   return d;
 }
+
+/// A file's size and modification time: what says it is the file read before.
+struct file_stamp {
+  std::uintmax_t size = 0;
+  fs::file_time_type modified;
+  friend bool operator==(const file_stamp&, const file_stamp&) = default;
+};
+
+file_stamp stamp_of(const std::string& path) {
+  std::error_code ec;
+  file_stamp s{fs::file_size(path, ec), fs::last_write_time(path, ec)};
+  return ec ? file_stamp{} : s;
+}
+
+/// The documents of one data file, a line at a time (blank lines skipped), converted by
+/// document_of_line(): one line in memory at a time. Errors name the file and line.
+class document_reader {
+public:
+  explicit document_reader(std::string path)
+      : path_(std::move(path)), stamp_(stamp_of(path_)), in_(path_, std::ios::binary) {
+    if (!in_) throw std::runtime_error(path_ + ": cannot read");
+  }
+
+  std::optional<import_document> next() {
+    while (std::getline(in_, line_)) {
+      ++line_no_;
+      read_bytes_ += line_.size() + 1;
+      if (line_.find_first_not_of(" \t\r") == std::string::npos) continue;
+      try {
+        bool changed = false;
+        import_document d = document_of_line(line_, changed, generated_);
+        changed_ += changed;
+        return d;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(where() + ": " + e.what());
+      }
+    }
+    if (in_.bad()) throw std::runtime_error(path_ + ": cannot read");
+    return std::nullopt;
+  }
+
+  std::string where() const { return path_ + ", line " + std::to_string(line_no_); }
+  const std::string& path() const { return path_; }
+  /// The file's size and modification time when it was opened.
+  const file_stamp& stamp() const { return stamp_; }
+  std::uint64_t line() const { return line_no_; }
+  /// Whether the last document's _id was generated (its line had none).
+  bool generated() const { return generated_; }
+  /// Documents so far whose values rheo keeps as another type.
+  std::uint64_t changed() const { return changed_; }
+  std::uint64_t read_bytes() const { return read_bytes_; }
+
+private:
+  std::string path_;
+  file_stamp stamp_;
+  std::ifstream in_;
+  std::string line_;
+  std::uint64_t line_no_ = 0, read_bytes_ = 0, changed_ = 0;
+  bool generated_ = false;
+};
 
 class file_source final : public import_source {
 public:
@@ -250,17 +317,11 @@ public:
     c.coll = current_.coll;
     c.metadata_given = !current_.metadata.empty();
     if (c.metadata_given) read_metadata(current_.metadata, c);
-    in_.close();
-    in_.clear();
-    line_no_ = 0;
-    read_bytes_ = 0;
+    reader_.reset();
     file_bytes_ = 0;
-    changed_ = 0;
     if (!current_.data.empty()) {
-      in_.open(current_.data, std::ios::binary);
-      if (!in_) throw std::runtime_error(current_.data + ": cannot read");
-      std::error_code ec;
-      file_bytes_ = fs::file_size(current_.data, ec);
+      reader_.emplace(current_.data);
+      file_bytes_ = reader_->stamp().size;
     }
     if (report_) meter_ = std::make_unique<progress_meter>(c.db + "." + c.coll, "documents");
     started_ = std::chrono::steady_clock::now();
@@ -269,47 +330,32 @@ public:
   }
 
   std::optional<import_document> next_document() override {
-    if (!in_.is_open()) return std::nullopt;
-    std::string line;
-    while (std::getline(in_, line)) {
-      ++line_no_;
-      read_bytes_ += line.size() + 1;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      try {
-        bool changed = false;
-        import_document d = document_of_line(line, changed);
-        changed_ += changed;
-        return d;
-      } catch (const std::exception& e) {
-        throw std::runtime_error(where() + ": " + e.what());
-      }
-    }
-    if (in_.bad()) throw std::runtime_error(current_.data + ": cannot read");
-    return std::nullopt;
+    if (!reader_) return std::nullopt;
+    return reader_->next();
   }
 
   std::string where() const override {
-    return (current_.data.empty() ? current_.metadata : current_.data) + ", line " +
-           std::to_string(line_no_);
+    return reader_ ? reader_->where() : current_.metadata + ", line 0";
   }
 
-  /// The current collection's file (its metadata file when it has no documents) and line.
+  /// The current collection's file (its metadata file when it has no documents).
   const std::string& file() const {
     return current_.data.empty() ? current_.metadata : current_.data;
   }
-  std::uint64_t line() const { return line_no_; }
+  /// The current collection's data file being read (none: a metadata file alone).
+  const document_reader* reader() const { return reader_ ? &*reader_ : nullptr; }
   /// Documents of the current collection whose values rheo keeps as another type.
-  std::uint64_t changed() const { return changed_; }
+  std::uint64_t changed() const { return reader_ ? reader_->changed() : 0; }
 
   void written(std::uint64_t done) override {
     done_ = done;
     if (!meter_) return;
     // Time left from the bytes read: the total of documents is not known beforehand.
-    const std::uint64_t total = read_bytes_
-                                    ? static_cast<std::uint64_t>(static_cast<double>(done) *
-                                                                 static_cast<double>(file_bytes_) /
-                                                                 static_cast<double>(read_bytes_))
-                                    : 0;
+    const std::uint64_t read = reader_ ? reader_->read_bytes() : 0;
+    const std::uint64_t total = read ? static_cast<std::uint64_t>(static_cast<double>(done) *
+                                                                  static_cast<double>(file_bytes_) /
+                                                                  static_cast<double>(read))
+                                     : 0;
     meter_->update(done, std::max(total, done), true);
   }
 
@@ -317,7 +363,7 @@ public:
   void finish_collection() {
     if (!meter_) return;
     meter_.reset();
-    report_imported(current_.db, current_.coll, done_, indexes_, file(), "", started_, changed_);
+    report_imported(current_.db, current_.coll, done_, indexes_, file(), "", started_, changed());
     done_ = 0;
   }
 
@@ -354,8 +400,8 @@ private:
   bool report_;
   std::size_t next_ = 0;
   collection_files current_;
-  std::ifstream in_;
-  std::uint64_t line_no_ = 0, read_bytes_ = 0, file_bytes_ = 0, done_ = 0, changed_ = 0;
+  std::optional<document_reader> reader_;
+  std::uint64_t file_bytes_ = 0, done_ = 0;
   std::size_t indexes_ = 0;
   std::unique_ptr<progress_meter> meter_;
   std::chrono::steady_clock::time_point started_;
@@ -402,34 +448,107 @@ void export_mongo(const arguments& a, const std::string& db, const std::string& 
   }
 }
 
-/// One collection of an import into MongoDB, read and converted whole before any write.
-struct parsed_collection {
-  collection_dump dump;
-  std::string file;
-  std::vector<std::string> bson;
-  std::vector<value> ids;
-  std::vector<std::uint64_t> lines;
-  std::uint64_t changed = 0;
+/// The _ids a file gives, each with its line, in file order: each kept as the BSON document
+/// {_id: id} (tens of bytes), not as a value. Generated _ids (a line without one) are left
+/// out: no other document holds them.
+class file_ids {
+public:
+  void add(const value& id, std::uint64_t line) {
+    bytes_ += encode_bson(object{{"_id", id}});
+    ends_.push_back(bytes_.size());
+    lines_.push_back(line);
+  }
+  std::size_t size() const { return lines_.size(); }
+  value id(std::size_t i) const { return decode_bson(bson(i)).front().second; }
+  std::uint64_t line(std::size_t i) const { return lines_[i]; }
+  /// Whether the i-th _id is `id`, on `line`.
+  bool same(std::size_t i, const value& id, std::uint64_t line) const {
+    return i < size() && lines_[i] == line && bson(i) == encode_bson(object{{"_id", id}});
+  }
+
+private:
+  std::string_view bson(std::size_t i) const {
+    const std::size_t from = i ? ends_[i - 1] : 0;
+    return std::string_view(bytes_).substr(from, ends_[i] - from);
+  }
+
+  std::string bytes_;
+  std::vector<std::size_t> ends_;
+  std::vector<std::uint64_t> lines_;
 };
 
-/// Every collection `source` yields, every document converted; throws naming the file and
-/// line of the first bad one (an _id twice in a file too).
-std::vector<parsed_collection> parse_all(file_source& source) {
-  std::vector<parsed_collection> out;
+/// The _ids of a file_ids by their index-key encoding (1, 1L and 1.0 are one _id), to find
+/// an _id twice in a file: an open-addressing table of positions, with each _id's hash
+/// (24 to 40 bytes an _id, half of a hash map's node and key).
+class id_index {
+public:
+  explicit id_index(const file_ids& ids) : ids_(ids) {}
+
+  /// The position of an earlier _id whose encoding is `key`, or none (the last _id added to
+  /// the file_ids, whose encoding `key` is, is then added).
+  std::optional<std::size_t> find_or_add(const std::string& key) {
+    const std::uint64_t hash = std::hash<std::string>{}(key);
+    if (2 * (hashes_.size() + 1) > slots_.size()) grow();
+    std::size_t s = hash & (slots_.size() - 1);
+    for (; slots_[s]; s = (s + 1) & (slots_.size() - 1)) {
+      const std::size_t at = slots_[s] - 1;
+      if (hashes_[at] == hash && encode_key(ids_.id(at)) == key) return at;
+    }
+    slots_[s] = hashes_.size() + 1;
+    hashes_.push_back(hash);
+    return std::nullopt;
+  }
+
+private:
+  void grow() {
+    slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), 0);
+    for (std::size_t at = 0; at < hashes_.size(); ++at) {
+      std::size_t s = hashes_[at] & (slots_.size() - 1);
+      while (slots_[s])
+        s = (s + 1) & (slots_.size() - 1);
+      slots_[s] = at + 1;
+    }
+  }
+
+  const file_ids& ids_;
+  std::vector<std::uint64_t> hashes_; // of each position's key
+  std::vector<std::size_t> slots_;    // a position + 1, or 0: empty
+};
+
+/// One collection of an import into MongoDB as the first pass read and checked it: what
+/// the writes and the _id check need, not its documents (the second pass reads them again).
+struct checked_collection {
+  collection_dump dump; // name, metadata and indexes
+  std::string file;     // its data file, or its metadata file when it has none
+  std::string data;     // its data file ("": none)
+  file_stamp stamp;     // the data file's when the first pass opened it
+  file_ids ids;
+  std::uint64_t documents = 0, changed = 0;
+};
+
+/// The first pass: every collection `source` yields, every document converted and none
+/// kept; throws naming the file and line of the first bad one (an _id twice in a file too).
+std::vector<checked_collection> check_all(file_source& source) {
+  std::vector<checked_collection> out;
   while (auto c = source.next_collection()) {
-    parsed_collection p;
+    checked_collection p;
     p.dump = std::move(*c);
     p.file = source.file();
-    std::unordered_map<std::string, std::uint64_t> seen;
+    if (const document_reader* reader = source.reader()) {
+      p.data = reader->path();
+      p.stamp = reader->stamp();
+    }
+    id_index seen(p.ids);
     while (auto d = source.next_document()) {
+      ++p.documents;
+      const document_reader& reader = *source.reader();
+      if (reader.generated()) continue;
       const value& id = d->doc.front().second;
       if (id.is_array()) throw std::runtime_error(source.where() + ": _id cannot be an array");
-      if (auto [at, fresh] = seen.emplace(encode_key(id), source.line()); !fresh)
+      p.ids.add(id, reader.line());
+      if (const auto at = seen.find_or_add(encode_key(id)))
         throw std::runtime_error(source.where() + ": _id " + to_json(id) + " is also on line " +
-                                 std::to_string(at->second));
-      p.ids.push_back(id);
-      p.lines.push_back(source.line());
-      p.bson.push_back(std::move(d->bson));
+                                 std::to_string(p.ids.line(*at)));
     }
     p.changed = source.changed();
     out.push_back(std::move(p));
@@ -439,27 +558,28 @@ std::vector<parsed_collection> parse_all(file_source& source) {
 
 /// What an import into MongoDB found of each collection before writing.
 struct import_plan {
-  parsed_collection input;
+  checked_collection input;
   mongo_copy::presence there;
 };
 
 /// Checks in MongoDB whether each collection holds documents and, if so (without --upsert),
 /// that it holds none of the file's _ids.
-std::vector<import_plan> plan_import(std::vector<parsed_collection> input, mongo_copy& to,
+std::vector<import_plan> plan_import(std::vector<checked_collection> input, mongo_copy& to,
                                      bool upsert) {
   std::vector<import_plan> plans;
   for (auto& p : input)
     plans.push_back({std::move(p), {}});
   for (auto& plan : plans) {
-    const parsed_collection& in = plan.input;
+    const checked_collection& in = plan.input;
     plan.there = to.probe(in.dump.db, in.dump.coll);
-    if (!plan.there.holds_documents || upsert || in.ids.empty()) continue;
-    const auto held = to.present(in.dump.db, in.dump.coll, in.ids);
+    if (!plan.there.holds_documents || upsert || in.ids.size() == 0) continue;
+    const auto held = to.present(in.dump.db, in.dump.coll, in.ids.size(),
+                                 [&](std::size_t i) { return in.ids.id(i); });
     if (held.empty()) continue;
     const std::size_t first = held.front();
     throw std::runtime_error(
-        in.file + ", line " + std::to_string(in.lines[first]) + ": _id " + to_json(in.ids[first]) +
-        " is already in " + in.dump.db + "." + in.dump.coll +
+        in.file + ", line " + std::to_string(in.ids.line(first)) + ": _id " +
+        to_json(in.ids.id(first)) + " is already in " + in.dump.db + "." + in.dump.coll +
         (held.size() > 1 ? " (and " + std::to_string(held.size() - 1) + " more of the file's)"
                          : std::string()) +
         " (--upsert replaces them)");
@@ -467,27 +587,65 @@ std::vector<import_plan> plan_import(std::vector<parsed_collection> input, mongo
   return plans;
 }
 
-/// Sends `in`'s documents into the collection `to` writes into, with progress.
-void send_documents(const parsed_collection& in, mongo_copy& to) {
+/// The error of a file that is no longer what the first pass read.
+std::runtime_error changed_file(const std::string& file, const std::string& how) {
+  return std::runtime_error(file + " changed while it was imported (" + how +
+                            "): it was read once to check it and is read again to write it");
+}
+
+/// Throws unless `in`'s data file has the size and modification time the first pass saw.
+void check_unchanged(const checked_collection& in) {
+  if (!in.data.empty() && stamp_of(in.data) != in.stamp)
+    throw changed_file(in.data, "its size or modification time differ");
+}
+
+/// The second pass: reads `in`'s file again and sends its documents into the collection `to`
+/// writes into, one batch in memory at a time, with progress; throws if the file is no
+/// longer what the first pass checked (its stamp, a line, an _id or the count differ).
+void send_documents(const checked_collection& in, mongo_copy& to) {
+  if (in.data.empty()) return;
+  check_unchanged(in);
+  document_reader reader(in.data);
   progress_meter meter(in.dump.db + "." + in.dump.coll, "documents");
   std::uint64_t n = 0;
-  for (auto& bson : in.bson) {
-    to.document(bson);
-    if (++n % 1000 == 0) meter.update(to.written(), in.bson.size());
+  std::size_t ids = 0;
+  while (true) {
+    std::optional<import_document> d;
+    try {
+      d = reader.next();
+    } catch (const std::exception& e) {
+      // "<file>, line <n>: why" -> "line <n> no longer converts: why"
+      std::string why = e.what();
+      if (why.starts_with(in.data + ", ")) why.erase(0, in.data.size() + 2);
+      if (const auto colon = why.find(": "); why.starts_with("line ") && colon != why.npos)
+        why.insert(colon, " no longer converts");
+      throw changed_file(in.data, why);
+    }
+    if (!d) break;
+    if (++n > in.documents)
+      throw changed_file(in.data, "line " + std::to_string(reader.line()) + " is new");
+    if (!reader.generated() && !in.ids.same(ids++, d->doc.front().second, reader.line()))
+      throw changed_file(in.data, "line " + std::to_string(reader.line()) + " differs");
+    to.document(d->bson);
+    if (n % 1000 == 0) meter.update(to.written(), in.documents);
   }
+  if (n != in.documents || ids != in.ids.size())
+    throw changed_file(in.data,
+                       plural(n, "document") + " instead of " + std::to_string(in.documents));
+  check_unchanged(in);
   to.send();
 }
 
 /// Writes one planned collection; throws saying what was written.
 void write_collection(const import_plan& plan, mongo_copy& to, bool upsert) {
-  const parsed_collection& in = plan.input;
+  const checked_collection& in = plan.input;
   const std::string& db = in.dump.db;
   const std::string& coll = in.dump.coll;
   const collection_info info{in.dump.metadata, object_id{}};
   const bool metadata = in.dump.metadata_given || !plan.there.exists;
   if (!plan.there.holds_documents) {
     // New or empty: whole or not at all, through a staging collection.
-    if (!in.bson.empty() || !in.dump.indexes.empty()) {
+    if (in.documents || !in.dump.indexes.empty()) {
       const std::string staging = staging_name(coll);
       try {
         to.start(db, staging, mongo_copy::writes::insert);
@@ -506,6 +664,12 @@ void write_collection(const import_plan& plan, mongo_copy& to, bool upsert) {
     if (metadata) to.write_properties(db, coll, info);
     return;
   }
+  try {
+    check_unchanged(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(e.what()) + "; nothing of " + db + "." + coll +
+                             " was written");
+  }
   if (in.dump.metadata_given) to.write_properties(db, coll, info);
   to.create_indexes(db, coll, in.dump.indexes);
   to.start(db, coll, upsert ? mongo_copy::writes::ordered_upsert : mongo_copy::writes::insert);
@@ -522,9 +686,9 @@ void write_collection(const import_plan& plan, mongo_copy& to, bool upsert) {
 std::pair<std::uint64_t, std::uint64_t>
 import_mongo(const arguments& a, std::vector<collection_files> files, bool upsert) {
   file_source source(std::move(files), false);
-  std::vector<parsed_collection> input;
+  std::vector<checked_collection> input;
   try {
-    input = parse_all(source);
+    input = check_all(source);
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(e.what()) + "; nothing was imported");
   }
@@ -545,11 +709,11 @@ import_mongo(const arguments& a, std::vector<collection_files> files, bool upser
       throw std::runtime_error(std::string(e.what()) +
                                (done.empty() ? std::string() : "; imported before it: " + done));
     }
-    const parsed_collection& in = plan.input;
-    report_imported(in.dump.db, in.dump.coll, in.bson.size(), in.dump.indexes.size(), in.file,
+    const checked_collection& in = plan.input;
+    report_imported(in.dump.db, in.dump.coll, in.documents, in.dump.indexes.size(), in.file,
                     " -> MongoDB " + in.dump.db + "." + in.dump.coll, started, in.changed);
     done += (done.empty() ? "" : ", ") + in.dump.db + "." + in.dump.coll;
-    documents += in.bson.size();
+    documents += in.documents;
   }
   return {plans.size(), documents};
 }

@@ -245,23 +245,25 @@ mongo_copy::presence mongo_copy::probe(const std::string& db, const std::string&
 }
 
 std::vector<std::size_t> mongo_copy::present(const std::string& db, const std::string& coll,
-                                             const std::vector<value>& ids) {
-  std::unordered_map<std::string, std::size_t> position;
-  for (std::size_t i = 0; i < ids.size(); ++i)
-    position.emplace(encode_key(ids[i]), i);
+                                             std::size_t count,
+                                             const std::function<value(std::size_t)>& id) {
   mongoc_collection_t* c = mongoc_client_get_collection(d_->client, db.c_str(), coll.c_str());
   const bson_ptr opts = to_bson(object{{"projection", value(object{{"_id", value(1)}})}});
   std::vector<std::size_t> out;
   try {
-    for (std::size_t from = 0; from < ids.size(); from += id_batch) {
-      array batch(ids.begin() + static_cast<std::ptrdiff_t>(from),
-                  ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), from + id_batch)));
+    for (std::size_t from = 0; from < count; from += id_batch) {
+      std::unordered_map<std::string, std::size_t> position;
+      array batch;
+      for (std::size_t i = from; i < std::min(count, from + id_batch); ++i) {
+        batch.push_back(id(i));
+        position.emplace(encode_key(batch.back()), i);
+      }
       const object filter{{"_id", value(object{{"$in", value(std::move(batch))}})}};
       cursor_ptr cursor(
           mongoc_collection_find_with_opts(c, to_bson(filter).get(), opts.get(), nullptr));
       for (auto& doc : drain(cursor.get(), "reading the _ids of " + db + "." + coll))
-        if (const value* id = find_field(doc, "_id"))
-          if (auto it = position.find(encode_key(*id)); it != position.end())
+        if (const value* found = find_field(doc, "_id"))
+          if (auto it = position.find(encode_key(*found)); it != position.end())
             out.push_back(it->second);
     }
   } catch (...) {

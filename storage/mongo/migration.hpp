@@ -85,10 +85,11 @@ public:
     bool holds_documents = false;
   };
   presence probe(const std::string& db, const std::string& coll);
-  /// Which of `ids` (the _ids to insert) db.coll holds, read in batches of `_id $in`
-  /// (projection _id); returns their positions in `ids`, ascending.
+  /// Which of the `count` _ids to insert (`id(i)` the i-th) db.coll holds, read in batches
+  /// of `_id $in` (projection _id; one batch of _ids in memory at a time); returns their
+  /// positions, ascending.
   std::vector<std::size_t> present(const std::string& db, const std::string& coll,
-                                   const std::vector<value>& ids);
+                                   std::size_t count, const std::function<value(std::size_t)>& id);
   /// renameCollection db.from -> db.to; `drop_target` replaces an (empty) db.to.
   void rename(const std::string& db, const std::string& from, const std::string& to,
               bool drop_target);

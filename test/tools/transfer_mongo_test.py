@@ -4,7 +4,9 @@ files it writes. Export: listCollections, _properties, listIndexes and one curso
 collection sorted by _id, the files byte-equal (as BSON) to what the server sent. Import: a
 new collection through a staging collection (inserts, createIndexes, renameCollection), a
 bad line or an _id the collection holds writing nothing, a failure mid-way naming how many
-documents were written and --upsert, --upsert replacing by _id.
+documents were written and --upsert, --upsert replacing by _id, a file changed between the
+import's two passes refused (its staging collection dropped), and the import's peak RSS for
+a 290 MB file under 100 MB (one batch of documents in memory, not the file).
 
 usage: transfer_mongo_test.py <path to rheo>   (RHEO_TEST_ONLY=<substring> runs a subset)
 """
@@ -321,6 +323,129 @@ def test_a_failure_mid_way_says_how_many_were_written_and_upsert_finishes_it():
         assert "imported 1 collection, 2500 documents into MongoDB" in out, out
 
 
+def test_a_file_changed_between_the_passes_is_refused_and_its_staging_dropped():
+    changed = "notes.json changed while it was imported"
+    with scripted(note_lines()) as (_, src, mock):
+        path = os.path.join(src, "rheo", "notes.json")
+        # Changed once read (an appended line): found before the first insert.
+        done = in_background(rheo, "import", src, "--mongo-uri", mock.uri)
+        r = mock.receive("listCollections")  # the first pass is over
+        with open(path, "a") as f:
+            f.write('{"_id":"late"}\n')
+        cursor_reply(r, [], "rheo.$cmd.listCollections")
+        r = mock.receive("drop")
+        staging = r.doc["drop"]
+        assert re.fullmatch(r"notes\.rheo_import_[0-9a-f]{16}", staging), staging
+        r.replies(ok=1)
+        assert_refused(mock, done(60), "%s (its size or modification time differ): it was read "
+                       "once to check it and is read again to write it; nothing of rheo.notes "
+                       "was written (the staging collection %s was dropped)" % (changed, staging))
+
+        # A line that no longer converts, met while writing: the staging collection dropped.
+        write_input(src, note_lines(), metadata=METADATA)
+        done = in_background(rheo, "import", src, "--mongo-uri", mock.uri)
+        expect_probe(mock, "notes", exists=False)
+        r = mock.receive("insert")
+        staging = r.doc["insert"]
+        with open(path, "r+b") as f:  # line 2000 keeps its size, loses its closing brace
+            f.seek(sum(len(line) + 1 for line in note_lines(1999)))
+            line = note_lines(2000)[-1]
+            f.write((line[:-1] + " ").encode())
+        r.replies(ok=1, n=1000)
+        r = mock.receive("drop")
+        assert r.doc["drop"] == staging, r.doc
+        r.replies(ok=1)
+        code, out = done(60)
+        assert code == 1 and "%s (line 2000 no longer converts: " % changed in out, out
+        assert "nothing of rheo.notes was written (the staging collection %s was dropped)" \
+            % staging in out, out
+        assert_no_more_commands(mock)
+
+        # A collection holding documents: refused before its first write.
+        write_input(src, note_lines(), metadata=METADATA)
+        done = in_background(rheo, "import", src, "--mongo-uri", mock.uri)
+        expect_probe(mock, "notes", exists=True, first="old")
+        for batch in range(3):
+            r = mock.receive("find")
+            if batch == 2:
+                write_input(src, note_lines(DOCS - 1), metadata=METADATA)
+            cursor_reply(r, [], "rheo.notes")
+        assert_refused(mock, done(60), "%s (its size or modification time differ): it was read "
+                       "once to check it and is read again to write it; nothing of rheo.notes "
+                       "was written" % changed)
+
+
+def peak_rss(pid):
+    """The peak resident set of process `pid` so far (VmHWM), in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM for process %d" % pid)
+
+
+BIG_DOCS = 300_000
+MEMORY_BOUND = 100 << 20
+
+
+def write_big_input(folder):
+    """BIG_DOCS lines of about 1 KB each (about 300 MB) as <folder>/rheo/big.json; returns
+    the file's size."""
+    os.makedirs(os.path.join(folder, "rheo"), exist_ok=True)
+    path = os.path.join(folder, "rheo", "big.json")
+    text = "".join(chr(ord("a") + i % 26) * 37 for i in range(26))  # 962 characters
+    with open(path, "w") as f:
+        for start in range(0, BIG_DOCS, 10_000):
+            f.write("".join('{"_id":%d,"n":{"$numberLong":"%d"},"text":"%s"}\n'
+                            % (i, i, text[i % 26:] + text[:i % 26])
+                            for i in range(start, start + 10_000)))
+    return os.path.getsize(path)
+
+
+def test_an_import_holds_one_batch_of_documents_not_the_file():
+    """300,000 documents of 1 KB (290 MB): rheo import's peak RSS stays under MEMORY_BOUND
+    (it reads the file twice, keeping only the _ids between the passes). Not in a
+    sanitizer build (RHEO_SANITIZED=1), whose memory says nothing of rheo's."""
+    if os.environ.get("RHEO_SANITIZED"):
+        return
+    with scripted() as (_, src, mock), tempfile.TemporaryFile() as log:
+        size = write_big_input(src)
+        assert size > 2.8 * MEMORY_BOUND, size
+        p = subprocess.Popen([RHEO, "import", src, "--mongo-uri", mock.uri], stdout=log,
+                             stderr=subprocess.STDOUT)
+        try:
+            r = mock.receive("listCollections", timeout=60)  # after the first pass
+            cursor_reply(r, [], "rheo.$cmd.listCollections")
+            inserted = 0
+            while inserted < BIG_DOCS:
+                r = mock.receive("insert", timeout=60)
+                docs = r.doc["documents"]
+                assert docs[0]["_id"] == inserted, (docs[0]["_id"], inserted)
+                r.replies(ok=1, n=len(docs))
+                inserted += len(docs)
+            assert inserted == BIG_DOCS, inserted
+            r = mock.receive("renameCollection")
+            assert r.doc["to"] == "rheo.big", r.doc
+            r.replies(ok=1)
+            r = mock.receive("update")  # its (empty) metadata, the last write
+            assert r.doc["updates"][0]["q"] == {"_id": "_properties.big"}, r.doc
+            # rheo waits for this answer, every document sent: its peak so far is the import's.
+            peak = peak_rss(p.pid)
+            r.replies(ok=1, n=1, nModified=0)
+            code = p.wait(60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.seek(0)
+        out = log.read().decode()
+        assert code == 0, out
+        assert "imported 1 collection, 300000 documents into MongoDB" in out, out
+        print("  rheo import --mongo-uri of a %d MB file: peak RSS %.1f MB"
+              % (size >> 20, peak / (1 << 20)))
+        assert peak < MEMORY_BOUND, "peak RSS %d bytes for a %d-byte file" % (peak, size)
+
+
 def test_upsert_is_refused_for_a_data_dir():
     with scripted(note_lines(3)) as (work, src, _):
         code, out = rheo("import", src, "--data-dir", os.path.join(work, "data"), "--upsert")
@@ -336,4 +461,6 @@ if __name__ == "__main__":
         test_an_existing_collection_holding_one_of_the_ids_gets_no_insert,
         test_a_failure_mid_way_says_how_many_were_written_and_upsert_finishes_it,
         test_upsert_is_refused_for_a_data_dir,
+        test_a_file_changed_between_the_passes_is_refused_and_its_staging_dropped,
+        test_an_import_holds_one_batch_of_documents_not_the_file,
     ])
