@@ -256,15 +256,21 @@ BOOST_AUTO_TEST_CASE(a_replay_longer_than_the_queue_limit_arrives_whole_at_the_c
 }
 
 BOOST_AUTO_TEST_CASE(two_hundred_clients_resuming_100000_events_back_cost_their_queues) {
+#ifdef RHEO_SANITIZED
+  constexpr int events = 20000; // the memory is not measured there: the replays' logic is
+#else
   constexpr int events = 100000;
+#endif
   constexpr int clients = 200;
   constexpr long queue_limit_kib = 256;
   // The server's allocator keeps what was freed for a second before it gives it back, so its
   // peak RSS would also hold the last second's churn (85-107 MB here, with the bytes of every
   // replayed part): the allocator's, not the clients'. This server gives it back at once.
   setenv("MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0", 1);
+  // Clients that do not read do not answer pings either: no pings while they wait.
   rheo_process p({"--durability", "normal", "--ws-queue-limit-bytes",
-                  std::to_string(queue_limit_kib * 1024), "--changelog-retention", "200000"});
+                  std::to_string(queue_limit_kib * 1024), "--changelog-retention", "200000",
+                  "--ws-ping-interval-ms", "3600000"});
   unsetenv("MALLOC_CONF");
   define_streams(p.port(), "deep", R"([{"uri":"all","stages":[]}])");
   const std::string token = http(p.port(), "GET", "/deep").header("resume-token");

@@ -192,20 +192,27 @@ class Primary:
             return not wanted
         return name != "getMore" and self.idle_cursor is not None
 
+    def next_request(self, timeout):
+        """The next request, or None when none comes within `timeout` seconds."""
+        try:
+            request = self.server.receives(timeout=timeout)
+        except AssertionError as e:
+            if "got nothing" in str(e):
+                return None
+            raise
+        if request is None:
+            raise AssertionError("mock stopped")
+        return request
+
     def serve_idle_until(self, done, timeout=TIMEOUT):
         """Answers idle getMores and noise until done() holds; any other request fails."""
         deadline = time.time() + timeout
         while not done():
             if time.time() > deadline:
                 raise AssertionError("timed out serving idle streams")
-            try:
-                request = self.server.receives(timeout=0.1)
-            except AssertionError as e:
-                if "got nothing" in str(e):
-                    continue
-                raise
+            request = self.next_request(0.1)
             if request is None:
-                raise AssertionError("mock stopped while serving idle streams")
+                continue
             if request.command_name in NOISE:
                 self.ack(request)
             elif request.command_name == "getMore" and self.is_idle(request, None, None):

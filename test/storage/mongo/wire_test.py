@@ -1670,14 +1670,9 @@ def test_a_resuming_client_that_does_not_read_pauses_its_replay_stream():
             """Answers the next request, if one comes within `timeout`: a getMore on the
             replay (50) with its next batch (empty once all were given), one on the live
             stream (42) empty; noise acknowledged."""
-            try:
-                request = mock.server.receives(timeout=timeout)
-            except AssertionError as e:
-                if "got nothing" in str(e):
-                    return
-                raise
+            request = mock.next_request(timeout)
             if request is None:
-                raise AssertionError("mock stopped")
+                return
             if request.command_name in NOISE:
                 mock.ack(request)
                 return
