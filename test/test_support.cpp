@@ -298,13 +298,14 @@ pid_t spawn_rheo(const std::vector<std::string>& args, const std::string& log,
   return pid;
 }
 
-run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                    std::chrono::seconds deadline) {
   temp_dir dir;
   std::string out_path = dir.path() + "/out";
   const pid_t pid = spawn_rheo(args, out_path, env);
   run_result r;
   int status = 0;
-  auto until = clock::now() + std::chrono::seconds(30);
+  auto until = clock::now() + deadline;
   while (::waitpid(pid, &status, WNOHANG) != pid) {
     if (clock::now() > until) {
       ::kill(pid, SIGKILL);

@@ -69,7 +69,9 @@ struct run_result {
   int exit_code = -1;
   std::string output;
 };
-run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+/// Runs rheo with `args` to its end (killed after `deadline`: output "(timed out)").
+run_result run_rheo(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                    std::chrono::seconds deadline = std::chrono::seconds(30));
 /// Starts build/rheo with `args` (and `env`) without waiting, its stdout and stderr into the
 /// file `log`; returns its pid, for the caller to signal and reap (waitpid).
 pid_t spawn_rheo(const std::vector<std::string>& args, const std::string& log,

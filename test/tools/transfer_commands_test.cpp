@@ -347,7 +347,8 @@ BOOST_AUTO_TEST_CASE(kill_9_during_an_import_leaves_the_store_as_it_was_and_a_se
   BOOST_TEST((stored(dir.path() + "/rheo.db") == before));
 
   // The same import again, whole.
-  auto r = run_rheo({"import", folder, "--data-dir", dir.path()});
+  // (200,000 documents: well over the default 30 s under the sanitizers on a loaded machine.)
+  auto r = run_rheo({"import", folder, "--data-dir", dir.path()}, {}, std::chrono::seconds(300));
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
   BOOST_TEST(r.output.find("imported 2 collections, 200000 documents") != std::string::npos,
              r.output);
