@@ -143,6 +143,20 @@ void close_resuming(self_ptr self, std::uint64_t id, const close_reason& why) {
   self->send(handle, close_atom::value, why.code(), why.text());
 }
 
+/// SSE session `id` lost its history: it gets a `history-lost` event whose id is where the
+/// stream is now, then continues live from there.
+void tell_history_lost(self_ptr self, metrics* stats, std::uint64_t id, const std::string& why) {
+  auto& st = self->state;
+  auto& r = st.resuming.at(id);
+  std::string event = "id: " + r.progress.boundary().value_or(st.position.value_or("")) +
+                      "\nevent: history-lost\ndata: ";
+  append_json(event, value(object{{"message", value(why)}}));
+  event += "\n\n";
+  send_alone(r.conn, std::move(event), 1);
+  r.progress.skip_to_live(); // everything held is after the boundary
+  hand_over(self, stats, id);
+}
+
 /// The replay of `id` ended before the handover: history lost (WebSocket 4410; SSE a
 /// history-lost event, then live), the collection dropped, or another failure.
 void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const feed_end& end) {
@@ -153,14 +167,13 @@ void replay_ended(self_ptr self, metrics* stats, std::uint64_t id, const feed_en
   auto mit = st.sessions.find(r.handle.address());
   const bool history_lost = end.cause == feed_end_cause::history_lost;
   if (mit != st.sessions.end() && history_lost && mit->second.transport == push_transport::sse) {
-    // The client learns where it is now, and continues live from there.
-    std::string event = "id: " + r.progress.boundary().value_or(st.position.value_or("")) +
-                        "\nevent: history-lost\ndata: ";
-    append_json(event, value(object{{"message", value(end.reason)}}));
-    event += "\n\n";
-    send_alone(r.conn, std::move(event), 1);
-    r.progress.skip_to_live(); // everything held is after the boundary
-    return hand_over(self, stats, id);
+    if (!r.progress.boundary() && !st.position) {
+      // Where the stream is now is not known yet: the event waits for the watcher to tell.
+      if (r.feed) st.replays->cancel(std::move(r.feed));
+      r.lost_reason = end.reason;
+      return;
+    }
+    return tell_history_lost(self, stats, id, end.reason);
   }
   switch (end.cause) {
   case feed_end_cause::history_lost:
@@ -276,16 +289,20 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
           }
         // Resuming sessions hold the batch until their replay reaches it. (After the fan-out:
         // a session handed over now must not get this batch from its group too.)
-        std::vector<std::uint64_t> caught_up, too_far;
+        std::vector<std::uint64_t> caught_up, too_far, lost;
         for (auto& [id, r] : st.resuming) {
           const bool ready = r.progress.hold(batch.events);
           if (r.progress.held_events() > max_held_events)
             too_far.push_back(id);
+          else if (r.lost_reason)
+            lost.push_back(id); // the stream's position is known now
           else if (ready)
             caught_up.push_back(id);
         }
         for (auto id : caught_up)
           hand_over(self, stats, id);
+        for (auto id : lost)
+          tell_history_lost(self, stats, id, *st.resuming.at(id).lost_reason);
         for (auto id : too_far)
           close_resuming(self, id, {close_cause::slow_consumer, "the replay fell too far behind"});
         if (batch.invalidates) {
@@ -297,12 +314,18 @@ subscription_actor::behavior_type subscription(self_ptr self, broker_actor broke
         auto& st = self->state;
         if (token.empty() || (st.position && token_before(token, *st.position))) return;
         st.position = token;
-        // Sessions that joined before the subscription knew where it was start here.
-        std::vector<std::uint64_t> caught_up;
+        // Sessions that joined before the subscription knew where it was start here (those
+        // whose history was lost meanwhile learn it now).
+        std::vector<std::uint64_t> caught_up, lost;
         for (auto& [id, r] : st.resuming)
-          if (r.progress.live_position(token)) caught_up.push_back(id);
+          if (r.lost_reason)
+            lost.push_back(id);
+          else if (r.progress.live_position(token))
+            caught_up.push_back(id);
         for (auto id : caught_up)
           hand_over(self, stats, id);
+        for (auto id : lost)
+          tell_history_lost(self, stats, id, *st.resuming.at(id).lost_reason);
       },
       [self, stats](replay_atom, std::uint64_t id, event_batch& batch) {
         if (batch.events) replayed(self, stats, id, *batch.events);

@@ -64,6 +64,9 @@ struct subscription_state {
     /// after each part, and the credit that came before the feed was known.
     bool drain_asked = false;
     bool more_wanted = false;
+    /// SSE: the history was lost before the stream's position was known (the watcher had not
+    /// told it yet): the `history-lost` event, which carries it, waits for it.
+    std::optional<std::string> lost_reason = std::nullopt;
   };
 
   pipeline stages;

@@ -31,6 +31,7 @@
 #include "net/io_pool.hpp"
 #include "net/metrics.hpp"
 #include "net/presence_directory.hpp"
+#include "net/sse_connection.hpp"
 #include "net/ws_connection.hpp"
 #include "net/ws_frame.hpp"
 #include "storage/document/change_event.hpp"
@@ -1013,6 +1014,38 @@ CAF_TEST(a_resume_token_older_than_the_history_closes_the_websocket_with_4410) {
          from(sub).to(s).with(_, std::uint16_t{4410}, std::string("history lost")));
   drain(shard0);
   CAF_CHECK_EQUAL(c->queued_bytes(), 0);
+}
+
+CAF_TEST(an_sse_history_lost_before_the_stream_knows_its_position_waits_for_it) {
+  fake_replays replays;
+  auto sub = resumable_subscription(replays);
+  boost::asio::ip::tcp::socket socket(shard0.context());
+  auto c = std::make_shared<sse_connection>(shard0, connection_stream(std::move(socket)), 11,
+                                            std::vector<std::pair<std::string, std::string>>{},
+                                            push_connection::options{});
+  // The session joins before the watcher has told the subscription where the stream is.
+  self->send(sub, join_atom::value, session(), client_handle{c, token_from_seq(1)});
+  run();
+  CAF_REQUIRE_EQUAL(replays.opens.size(), 1u);
+  const std::string why = "history lost: older than the retained change log";
+  replays.opens[0].sink->lost({feed_end_cause::history_lost, why});
+  run();
+  drain(shard0);
+  CAF_CHECK_EQUAL(c->queued_bytes(), 0); // an id-less history-lost would tell the client nothing
+  // The position comes: the event carries it.
+  self->send(sub, position_atom::value, token_from_seq(50));
+  run();
+  drain(shard0);
+  std::string event = "id: " + token_from_seq(50) + "\nevent: history-lost\ndata: ";
+  append_json(event, value(object{{"message", value(why)}}));
+  event += "\n\n";
+  CAF_CHECK_EQUAL(c->queued_bytes(), static_cast<std::int64_t>(event.size()));
+  // Then it is live.
+  auto e51 = make_event(51, "insert", 51);
+  self->send(sub, batch_of({e51}));
+  run();
+  drain(shard0);
+  CAF_CHECK_GREATER(c->queued_bytes(), static_cast<std::int64_t>(event.size()));
 }
 
 CAF_TEST(a_session_that_leaves_mid_replay_gets_nothing_more_and_its_replay_is_cancelled) {
