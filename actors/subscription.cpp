@@ -114,11 +114,11 @@ void start_resume(self_ptr self, metrics* stats, state::member& m,
   }
   const std::uint64_t id = st.next_replay_id++;
   m.replay_id = id;
+  const auto pace = static_cast<std::size_t>(
+      std::max<std::int64_t>(conn->queue_limit() / 16, min_replay_part_bytes));
   st.resuming.emplace(
       id, state::resume{m.handle, std::move(conn), handover(token, st.position), nullptr});
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
-  const auto pace = static_cast<std::size_t>(
-      std::max<std::int64_t>(st.resuming.at(id).conn->queue_limit() / 16, min_replay_part_bytes));
   auto sink = std::make_shared<replay_sink<subscription_actor>>(weak, id, stats, pace);
   st.replays->open(
       st.db, st.coll, std::move(token), std::move(sink),
